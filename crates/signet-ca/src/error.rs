@@ -1,0 +1,148 @@
+//! The one error type of the CA core.
+
+use std::time::Duration;
+
+/// Everything that can stop the CA core from doing what it was asked.
+///
+/// Variants caused by the requester's input carry enough detail to tell them what to fix;
+/// none of them ever carries key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaError {
+    /// The CSR is not PEM or DER of a PKCS#10 CertificationRequest, or has trailing data.
+    #[error("malformed CSR: {0}")]
+    MalformedCsr(String),
+
+    /// The CSR's self-signature does not verify with the public key it carries.
+    #[error("the CSR's signature does not verify with its public key")]
+    CsrSignatureInvalid,
+
+    /// The CSR was signed with an algorithm Signet does not accept (e.g. SHA-1, RSA-PSS).
+    #[error("unsupported CSR signature algorithm {0}")]
+    UnsupportedSignatureAlgorithm(String),
+
+    /// The CSR's public key is of a type or size Signet does not issue for.
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+
+    /// The CSR asks for a CA certificate (basicConstraints cA=TRUE or a path length).
+    #[error("the CSR requests a CA certificate (basicConstraints); Signet issues end-entity certificates only")]
+    CaRequested,
+
+    /// A serial number is not a positive hex integer of at most 20 octets.
+    #[error("invalid serial number: {0}")]
+    InvalidSerial(String),
+
+    /// A requested name is not syntactically valid for its type.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as requested (escaped when printed).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The CSR asks for more names than a certificate may carry.
+    #[error("too many names requested: {count} (maximum {max})")]
+    TooManyNames {
+        /// How many were requested.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// Policy does not allow one or more requested names.
+    #[error("names not allowed by policy: {}", .names.join(", "))]
+    NameDenied {
+        /// Every denied name, in `type:value` form.
+        names: Vec<String>,
+    },
+
+    /// The profile needs names the CSR does not carry.
+    #[error("profile {profile} requires {requirement}")]
+    MissingNames {
+        /// The profile asked for.
+        profile: String,
+        /// What kind of name it needs.
+        requirement: &'static str,
+    },
+
+    /// The profile name is not one Signet knows.
+    #[error("unknown profile {0:?} (expected server, client or peer)")]
+    UnknownProfile(String),
+
+    /// The requester may not use this profile.
+    #[error("profile {0} is not allowed for this requester")]
+    ProfileDenied(String),
+
+    /// The requested lifetime could not be parsed or is out of range.
+    #[error("invalid lifetime {0:?}")]
+    InvalidLifetime(String),
+
+    /// The requested lifetime is longer than allowed.
+    #[error("lifetime {} exceeds the maximum {}", humantime::format_duration(*.requested), humantime::format_duration(*.max))]
+    LifetimeTooLong {
+        /// What was asked for.
+        requested: Duration,
+        /// The largest lifetime allowed here.
+        max: Duration,
+    },
+
+    /// The issuing CA has expired or is not yet valid.
+    #[error("the issuing CA is not valid at this time (valid until {0})")]
+    IssuerExpired(String),
+
+    /// A private key could not be read, decrypted or used.
+    #[error("private key: {0}")]
+    Key(String),
+
+    /// A private key file is readable by group or others.
+    #[error("private key file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
+    KeyFilePermissions {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// A CA certificate is unusable (not a CA, does not match its key, unparseable).
+    #[error("CA certificate: {0}")]
+    CaCertificate(String),
+
+    /// An I/O error on a CA file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Encoding or signing failed inside the CA. Not caused by the requester.
+    #[error("internal signing error: {0}")]
+    Internal(String),
+}
+
+impl CaError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        CaError::Io { path: path.display().to_string(), source }
+    }
+
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        CaError::Internal(e.to_string())
+    }
+
+    /// True when the requester's input caused the error (a 4xx, not a 5xx).
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            CaError::IssuerExpired(_)
+                | CaError::Key(_)
+                | CaError::KeyFilePermissions { .. }
+                | CaError::CaCertificate(_)
+                | CaError::Io { .. }
+                | CaError::Internal(_)
+        )
+    }
+}

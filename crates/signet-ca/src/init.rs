@@ -1,0 +1,144 @@
+//! Creating a new CA hierarchy (root and issuing intermediate), or adopting an existing
+//! issuing CA.
+
+use std::time::Duration;
+
+use der::Decode;
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use time::OffsetDateTime;
+use x509_cert::Certificate;
+
+use crate::issue::{check_is_ca, parse_pem_certificates, to_pem, BACKDATE};
+use crate::keys::KeyType;
+use crate::serial::Serial;
+use crate::CaError;
+
+/// What `signet init` asks for.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The organisation's name for this CA, e.g. "Acme Internal CA".
+    pub name: String,
+    /// Key type of both CA keys.
+    pub key_type: KeyType,
+    /// Root lifetime (default 10 years).
+    pub root_validity: Duration,
+    /// Issuing CA lifetime (default 5 years); capped at the root's.
+    pub issuing_validity: Duration,
+}
+
+impl InitOptions {
+    /// Defaults for `name`: P-256, a 10-year root, a 5-year issuing CA.
+    pub fn new(name: impl Into<String>) -> Self {
+        InitOptions {
+            name: name.into(),
+            key_type: KeyType::P256,
+            root_validity: Duration::from_secs(3653 * 86_400),
+            issuing_validity: Duration::from_secs(1826 * 86_400),
+        }
+    }
+}
+
+/// A freshly generated hierarchy.
+pub struct CaBundle {
+    /// Self-signed root, PEM (pathLen 1).
+    pub root_cert_pem: String,
+    /// The root's key. Only needed to sign a new issuing CA: keep it offline.
+    pub root_key: KeyPair,
+    /// Issuing intermediate, PEM (pathLen 0), signed by the root.
+    pub issuing_cert_pem: String,
+    /// The issuing CA's key: what `signet serve` signs with.
+    pub issuing_key: KeyPair,
+}
+
+impl std::fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaBundle").finish_non_exhaustive()
+    }
+}
+
+/// Generate a root and an issuing intermediate.
+pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, CaError> {
+    let name = opts.name.trim();
+    if name.is_empty() || name.len() > 50 {
+        return Err(CaError::CaCertificate("the CA name is 1 to 50 characters".into()));
+    }
+    let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+    let root_key = opts.key_type.generate()?;
+    let issuing_key = opts.key_type.generate()?;
+
+    let mut root = ca_params(name, &format!("{name} Root CA"), 1, now, now + opts.root_validity)?;
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let root_cert = root.self_signed(&root_key).map_err(CaError::internal)?;
+
+    let issuing_not_after = (now + opts.issuing_validity).min(root.not_after);
+    let mut issuing = ca_params(name, &format!("{name} Issuing CA"), 0, now, issuing_not_after)?;
+    issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    issuing.use_authority_key_identifier_extension = true;
+    let root_issuer = Issuer::from_params(&root, &root_key);
+    let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer).map_err(CaError::internal)?;
+
+    Ok(CaBundle { root_cert_pem: root_cert.pem(), root_key, issuing_cert_pem: issuing_cert.pem(), issuing_key })
+}
+
+fn ca_params(org: &str, cn: &str, path_len: u8, now: OffsetDateTime, not_after: OffsetDateTime) -> Result<CertificateParams, CaError> {
+    let mut p = CertificateParams::default();
+    p.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name.push(DnType::OrganizationName, org);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.not_before = now - BACKDATE;
+    p.not_after = not_after;
+    Ok(p)
+}
+
+/// An existing issuing CA adopted with `signet init --import-cert --import-key`.
+pub struct ImportedCa {
+    /// The issuing certificate and any intermediates above it, PEM, root excluded.
+    pub chain_pem: String,
+    /// The self-signed root at the top of the given chain, PEM.
+    pub root_pem: String,
+    /// The issuing key.
+    pub key: KeyPair,
+}
+
+impl std::fmt::Debug for ImportedCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedCa").finish_non_exhaustive()
+    }
+}
+
+/// Check an existing issuing CA: `cert_pem` holds the issuing certificate first and the chain
+/// up to and including a self-signed root (or is itself a self-signed root); the key must
+/// match and the certificate must be a CA allowed to sign certificates.
+pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
+    let ders = parse_pem_certificates(cert_pem)?;
+    let certs: Vec<Certificate> = ders
+        .iter()
+        .map(|d| Certificate::from_der(d).map_err(|e| CaError::CaCertificate(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let Some(first) = certs.first() else {
+        return Err(CaError::CaCertificate("no CERTIFICATE in the file".into()));
+    };
+    check_is_ca(first)?;
+    if first.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() != key.public_key_raw() {
+        return Err(CaError::CaCertificate("the private key does not match the certificate".into()));
+    }
+    for pair in certs.windows(2) {
+        if pair[0].tbs_certificate.issuer != pair[1].tbs_certificate.subject {
+            return Err(CaError::CaCertificate("the certificates are not in chain order (issuing CA first, root last)".into()));
+        }
+    }
+    let (last_der, last) = match (ders.last(), certs.last()) {
+        (Some(d), Some(c)) => (d, c),
+        _ => return Err(CaError::CaCertificate("no CERTIFICATE in the file".into())),
+    };
+    if last.tbs_certificate.issuer != last.tbs_certificate.subject {
+        return Err(CaError::CaCertificate(
+            "the chain does not end in a self-signed root: append the intermediates and the root to --import-cert".into(),
+        ));
+    }
+    let chain_end = if ders.len() > 1 { ders.len() - 1 } else { 1 };
+    let chain_pem = ders[..chain_end].iter().map(|d| to_pem("CERTIFICATE", d)).collect::<String>();
+    Ok(ImportedCa { chain_pem, root_pem: to_pem("CERTIFICATE", last_der), key })
+}

@@ -1,0 +1,328 @@
+//! The issuing CA: turns an approved request into a signed end-entity certificate.
+
+use std::time::Duration;
+
+use const_oid::db::rfc5280;
+use der::asn1::Ia5String;
+use der::{Decode, Encode};
+use rcgen::{
+    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use ring::digest;
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, BasicConstraints, SubjectKeyIdentifier};
+
+use crate::csr::Csr;
+use crate::names::SubjectName;
+use crate::policy::Policy;
+use crate::profile::{Lifetime, Profile, ProfileLimits};
+use crate::serial::Serial;
+use crate::CaError;
+
+/// How far notBefore is backdated, for clients whose clocks run slow.
+pub const BACKDATE: Duration = Duration::from_secs(60);
+
+/// ub-common-name (RFC 5280 appendix A.1): a longer CN stays in the SAN only.
+const MAX_CN_LEN: usize = 64;
+
+/// The URLs written into every issued certificate so relying parties can find revocation
+/// status (AIA OCSP, CRL distribution point) and the issuer (AIA caIssuers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssuanceUrls {
+    /// OCSP responder URL.
+    pub ocsp: Option<String>,
+    /// Where the issuing CA certificate can be fetched.
+    pub ca_issuers: Option<String>,
+    /// Where the CRL can be fetched.
+    pub crl: Option<String>,
+}
+
+/// A signed certificate and what the store needs to record about it.
+#[derive(Clone, Debug)]
+pub struct IssuedCertificate {
+    /// The serial number.
+    pub serial: Serial,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Start of validity (backdated by [`BACKDATE`]).
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// The subject DN as an RFC 4514 string (empty when the subject is empty).
+    pub subject: String,
+    /// The names in the subjectAltName.
+    pub names: Vec<SubjectName>,
+    /// The profile it was issued under.
+    pub profile: Profile,
+}
+
+impl IssuedCertificate {
+    /// The certificate as PEM.
+    pub fn pem(&self) -> String {
+        to_pem("CERTIFICATE", &self.der)
+    }
+}
+
+/// An issuing CA whose key is loaded: the only thing in Signet that signs certificates.
+pub struct IssuingCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert_der: Vec<u8>,
+    /// Certificates between the issuing CA and the root (exclusive), DER, nearest first.
+    intermediates_der: Vec<Vec<u8>>,
+    root_der: Vec<u8>,
+    subject: String,
+    key_id: Vec<u8>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    urls: IssuanceUrls,
+}
+
+impl std::fmt::Debug for IssuingCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuingCa")
+            .field("subject", &self.subject)
+            .field("key_id", &hex::encode(&self.key_id))
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuingCa {
+    /// Load an issuing CA from its certificate, its key, the chain above it and the root.
+    ///
+    /// `chain_pem` holds the issuing certificate first, then any further intermediates; the
+    /// root may be included or not. The certificate must be a CA allowed to sign
+    /// certificates, and must hold the public half of `key`.
+    pub fn new(chain_pem: &str, root_pem: &str, key: KeyPair, urls: IssuanceUrls) -> Result<Self, CaError> {
+        let mut chain = parse_pem_certificates(chain_pem)?;
+        let root_der = parse_pem_certificates(root_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CaError::CaCertificate("no root certificate".into()))?;
+        if chain.is_empty() {
+            return Err(CaError::CaCertificate("no issuing CA certificate".into()));
+        }
+        let cert_der = chain.remove(0);
+        chain.retain(|c| *c != root_der);
+        let cert = Certificate::from_der(&cert_der).map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        check_is_ca(&cert)?;
+        let spk = cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+        if spk != key.public_key_raw() {
+            return Err(CaError::CaCertificate("the private key does not match the issuing CA certificate".into()));
+        }
+        let key_id = find_extension::<SubjectKeyIdentifier>(&cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?
+            .map(|ski| ski.0.as_bytes().to_vec())
+            .unwrap_or_else(|| digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk).as_ref().to_vec());
+        let validity = &cert.tbs_certificate.validity;
+        let not_before = to_offset(validity.not_before.to_unix_duration())?;
+        let not_after = to_offset(validity.not_after.to_unix_duration())?;
+        let subject = cert.tbs_certificate.subject.to_string();
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
+            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        Ok(IssuingCa { issuer, cert_der, intermediates_der: chain, root_der, subject, key_id, not_before, not_after, urls })
+    }
+
+    /// Approve the request against `policy` and sign a certificate for it.
+    ///
+    /// Only the CSR's public key and its policy-approved names reach the certificate; every
+    /// extension is set here from the profile.
+    pub fn issue(
+        &self,
+        csr: &Csr,
+        profile: Profile,
+        limits: &ProfileLimits,
+        ttl: Option<Lifetime>,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCertificate, CaError> {
+        let ttl = policy.approve(profile, limits, ttl, csr.names())?;
+        let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+        if now < self.not_before || now >= self.not_after {
+            return Err(CaError::IssuerExpired(self.not_after.to_string()));
+        }
+        let serial = Serial::random()?;
+        let mut params = CertificateParams::default();
+        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        params.not_before = now - BACKDATE;
+        params.not_after = (now + ttl.duration()).min(self.not_after);
+
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(cn) = csr.common_name().filter(|cn| cn.len() <= MAX_CN_LEN) {
+            params.distinguished_name.push(DnType::CommonName, cn);
+        }
+        params.subject_alt_names = csr.names().iter().map(san).collect::<Result<_, _>>()?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if csr.key_type().is_rsa() && profile.server_auth() {
+            // RSA key transport (TLS 1.2 RSA kx) still needs keyEncipherment.
+            params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        if profile.server_auth() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if profile.client_auth() {
+            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        params.use_authority_key_identifier_extension = true;
+        if let Some(crl) = &self.urls.crl {
+            params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![crl.clone()] }];
+        }
+        if let Some(aia) = self.aia_extension()? {
+            params.custom_extensions.push(aia);
+        }
+
+        // The CSR's own SubjectPublicKeyInfo, not rcgen's reading of the CSR, which takes the
+        // key algorithm from the signature algorithm (wrong for P-384 keys signed with SHA-256).
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(csr.spki_der()).map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
+        let cert = params.signed_by(&spki, &self.issuer).map_err(CaError::internal)?;
+        let subject = match csr.common_name().filter(|cn| cn.len() <= MAX_CN_LEN) {
+            Some(_) => Certificate::from_der(cert.der())
+                .map(|c| c.tbs_certificate.subject.to_string())
+                .map_err(CaError::internal)?,
+            None => String::new(),
+        };
+        Ok(IssuedCertificate {
+            serial,
+            der: cert.der().to_vec(),
+            not_before: params.not_before,
+            not_after: params.not_after,
+            subject,
+            names: csr.names().to_vec(),
+            profile,
+        })
+    }
+
+    /// AuthorityInfoAccessSyntax (RFC 5280 section 4.2.2.1):
+    /// `SEQUENCE SIZE (1..MAX) OF AccessDescription`, where
+    /// `AccessDescription ::= SEQUENCE { accessMethod OBJECT IDENTIFIER, accessLocation GeneralName }`.
+    /// rcgen cannot write it, so we encode it with x509-cert.
+    fn aia_extension(&self) -> Result<Option<CustomExtension>, CaError> {
+        let mut access = Vec::new();
+        for (method, url) in [(rfc5280::ID_AD_OCSP, &self.urls.ocsp), (rfc5280::ID_AD_CA_ISSUERS, &self.urls.ca_issuers)] {
+            if let Some(url) = url {
+                let uri = Ia5String::new(url).map_err(|e| CaError::Internal(format!("URL {url:?}: {e}")))?;
+                access.push(AccessDescription { access_method: method, access_location: GeneralName::UniformResourceIdentifier(uri) });
+            }
+        }
+        if access.is_empty() {
+            return Ok(None);
+        }
+        let der = AuthorityInfoAccessSyntax(access).to_der().map_err(CaError::internal)?;
+        Ok(Some(CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der)))
+    }
+
+    /// The issuing CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The root certificate, DER.
+    pub fn root_der(&self) -> &[u8] {
+        &self.root_der
+    }
+
+    /// The chain a TLS server presents after its leaf: the issuing CA, then any further
+    /// intermediates, without the root. PEM, one entry per certificate.
+    pub fn chain_pem(&self) -> Vec<String> {
+        std::iter::once(&self.cert_der)
+            .chain(self.intermediates_der.iter())
+            .map(|der| to_pem("CERTIFICATE", der))
+            .collect()
+    }
+
+    /// The issuing CA's subject DN.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The issuing CA's subject key identifier (what issued certificates carry as AKI).
+    pub fn key_id(&self) -> &[u8] {
+        &self.key_id
+    }
+
+    /// End of the issuing CA's validity; no certificate outlives it.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// The URLs written into certificates.
+    pub fn urls(&self) -> &IssuanceUrls {
+        &self.urls
+    }
+}
+
+/// `sha256:` followed by the lowercase hex SHA-256 of a DER certificate: how clients pin the root.
+pub fn sha256_fingerprint(der: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(digest::digest(&digest::SHA256, der)))
+}
+
+pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
+    // Encoding a byte slice as PEM cannot fail for a valid label; fall back to empty if it did.
+    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// Every CERTIFICATE block in `pem`, in order.
+pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, CaError> {
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start..];
+        let end_marker = "-----END CERTIFICATE-----";
+        let Some(end) = block.find(end_marker) else {
+            return Err(CaError::CaCertificate("unterminated PEM block".into()));
+        };
+        let one = &block[..end + end_marker.len()];
+        let (label, der) = pem_rfc7468::decode_vec(one.as_bytes()).map_err(|e| CaError::CaCertificate(format!("bad PEM: {e}")))?;
+        if label != "CERTIFICATE" {
+            return Err(CaError::CaCertificate(format!("expected CERTIFICATE, found {label}")));
+        }
+        out.push(der);
+        rest = &block[end + end_marker.len()..];
+    }
+    Ok(out)
+}
+
+pub(crate) fn check_is_ca(cert: &Certificate) -> Result<(), CaError> {
+    let bc = find_extension::<BasicConstraints>(cert, rfc5280::ID_CE_BASIC_CONSTRAINTS)?;
+    if !bc.is_some_and(|bc| bc.ca) {
+        return Err(CaError::CaCertificate("not a CA certificate (basicConstraints cA is not TRUE)".into()));
+    }
+    if let Some(ku) = find_extension::<x509_cert::ext::pkix::KeyUsage>(cert, rfc5280::ID_CE_KEY_USAGE)? {
+        if !ku.key_cert_sign() {
+            return Err(CaError::CaCertificate("keyUsage lacks keyCertSign".into()));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn find_extension<T: for<'a> Decode<'a>>(
+    cert: &Certificate,
+    oid: const_oid::ObjectIdentifier,
+) -> Result<Option<T>, CaError> {
+    let Some(exts) = &cert.tbs_certificate.extensions else {
+        return Ok(None);
+    };
+    match exts.iter().find(|e| e.extn_id == oid) {
+        Some(e) => T::from_der(e.extn_value.as_bytes()).map(Some).map_err(|e| CaError::CaCertificate(e.to_string())),
+        None => Ok(None),
+    }
+}
+
+fn to_offset(d: Duration) -> Result<OffsetDateTime, CaError> {
+    let secs = i64::try_from(d.as_secs()).map_err(CaError::internal)?;
+    OffsetDateTime::from_unix_timestamp(secs).map_err(CaError::internal)
+}
+
+fn san(name: &SubjectName) -> Result<SanType, CaError> {
+    let ia5 = |s: &str| s.to_string().try_into().map_err(|_| CaError::Internal(format!("{s:?} is not IA5")));
+    Ok(match name {
+        SubjectName::Dns(d) => SanType::DnsName(ia5(d.as_str())?),
+        SubjectName::Ip(ip) => SanType::IpAddress(*ip),
+        SubjectName::Uri(u) => SanType::URI(ia5(u)?),
+        SubjectName::Email(e) => SanType::Rfc822Name(ia5(e)?),
+    })
+}

@@ -1,0 +1,170 @@
+//! CA private keys: generation, PKCS#8 PEM (optionally passphrase-encrypted), and files that
+//! only their owner can read.
+//!
+//! Encrypted keys are PKCS#8 `ENCRYPTED PRIVATE KEY` (PBES2, RFC 8018): we write scrypt with
+//! AES-256-CBC and read that or OpenSSL's default PBKDF2-SHA256 with AES, so `openssl pkey`
+//! reads our keys and we read theirs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::str::FromStr;
+
+use pkcs8::der::Decode;
+use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, PrivateKeyInfo};
+use rcgen::KeyPair;
+use zeroize::Zeroizing;
+
+use crate::CaError;
+
+/// Key types Signet generates for its own CAs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// ECDSA P-256 with SHA-256 (the default: fast, universally supported).
+    #[default]
+    P256,
+    /// ECDSA P-384 with SHA-384.
+    P384,
+    /// Ed25519 (not accepted by every TLS stack as a CA key: check your clients).
+    Ed25519,
+}
+
+impl KeyType {
+    /// Generate a fresh key of this type with ring.
+    pub fn generate(self) -> Result<KeyPair, CaError> {
+        let alg = match self {
+            KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyType::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::Ed25519 => &rcgen::PKCS_ED25519,
+        };
+        KeyPair::generate_for(alg).map_err(|e| CaError::Key(e.to_string()))
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = CaError;
+    fn from_str(s: &str) -> Result<Self, CaError> {
+        match s.to_ascii_lowercase().as_str() {
+            "p256" | "p-256" | "ecdsa-p256" => Ok(KeyType::P256),
+            "p384" | "p-384" | "ecdsa-p384" => Ok(KeyType::P384),
+            "ed25519" => Ok(KeyType::Ed25519),
+            other => Err(CaError::Key(format!("unknown key type {other:?} (expected p256, p384 or ed25519)"))),
+        }
+    }
+}
+
+/// PKCS#8 PEM of `key`, encrypted when a passphrase is given.
+pub fn encode_private_key(key: &KeyPair, passphrase: Option<&str>) -> Result<Zeroizing<String>, CaError> {
+    let der = Zeroizing::new(key.serialize_der());
+    match passphrase {
+        None => {
+            let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let doc = pkcs8::SecretDocument::try_from(info).map_err(|e| CaError::Key(e.to_string()))?;
+            doc.to_pem("PRIVATE KEY", LineEnding::LF).map_err(|e| CaError::Key(e.to_string()))
+        }
+        Some(pass) => {
+            let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let doc = info.encrypt(pkcs8::rand_core::OsRng, pass.as_bytes()).map_err(|e| CaError::Key(e.to_string()))?;
+            doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).map_err(|e| CaError::Key(e.to_string()))
+        }
+    }
+}
+
+/// Read a PKCS#8 PEM key, decrypting it with `passphrase` when it is encrypted.
+pub fn decode_private_key(pem: &str, passphrase: Option<&str>) -> Result<KeyPair, CaError> {
+    let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
+        .map_err(|e| CaError::Key(format!("not a PEM private key: {e}")))?;
+    let der = Zeroizing::new(der);
+    let plain: Zeroizing<Vec<u8>> = match label {
+        "PRIVATE KEY" => der,
+        "ENCRYPTED PRIVATE KEY" => {
+            let pass = passphrase.ok_or_else(|| {
+                CaError::Key("the key is encrypted: set SIGNET_CA_PASSPHRASE".into())
+            })?;
+            let enc = EncryptedPrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let doc = enc
+                .decrypt(pass.as_bytes())
+                .map_err(|_| CaError::Key("could not decrypt the key: wrong passphrase or unsupported cipher".into()))?;
+            Zeroizing::new(doc.as_bytes().to_vec())
+        }
+        "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {
+            return Err(CaError::Key(format!(
+                "{label} (SEC1/PKCS#1) keys are not read; convert with `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`"
+            )));
+        }
+        other => return Err(CaError::Key(format!("unexpected PEM label {other:?}"))),
+    };
+    KeyPair::try_from(plain.as_slice()).map_err(|e| CaError::Key(format!("unsupported or malformed PKCS#8 key: {e}")))
+}
+
+/// Write a secret to a new file readable only by its owner (0600), and fsync it.
+/// Refuses to overwrite an existing file.
+pub fn write_private_key_file(path: &Path, pem: &str) -> Result<(), CaError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CaError::io(path, e))?;
+    // The mode passed to open is filtered by the umask; make sure it is exactly 0600.
+    f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| CaError::io(path, e))?;
+    f.write_all(pem.as_bytes()).map_err(|e| CaError::io(path, e))?;
+    f.sync_all().map_err(|e| CaError::io(path, e))?;
+    sync_parent(path)
+}
+
+/// Read a key file, refusing one that group or others can read.
+pub fn read_private_key_file(path: &Path, passphrase: Option<&str>) -> Result<KeyPair, CaError> {
+    let meta = fs::metadata(path).map_err(|e| CaError::io(path, e))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CaError::KeyFilePermissions { path: path.display().to_string(), mode });
+    }
+    let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| CaError::io(path, e))?);
+    decode_private_key(&pem, passphrase)
+}
+
+/// fsync the directory holding `path`, so a new file's directory entry is durable too.
+pub(crate) fn sync_parent(path: &Path) -> Result<(), CaError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CaError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_plain_and_encrypted() {
+        for kt in [KeyType::P256, KeyType::P384, KeyType::Ed25519] {
+            let key = kt.generate().expect("generate");
+            let plain = encode_private_key(&key, None).expect("encode");
+            assert!(plain.starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert_eq!(decode_private_key(&plain, None).expect("decode").public_key_raw(), key.public_key_raw());
+
+            let enc = encode_private_key(&key, Some("correct horse")).expect("encrypt");
+            assert!(enc.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+            assert!(matches!(decode_private_key(&enc, None), Err(CaError::Key(_))));
+            assert!(matches!(decode_private_key(&enc, Some("wrong")), Err(CaError::Key(_))));
+            let back = decode_private_key(&enc, Some("correct horse")).expect("decrypt");
+            assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+    }
+
+    #[test]
+    fn key_files_are_private_and_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.pem");
+        let key = KeyType::P256.generate().expect("generate");
+        write_private_key_file(&path, &encode_private_key(&key, None).expect("encode")).expect("write");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert!(write_private_key_file(&path, "x").is_err(), "never overwrites");
+        read_private_key_file(&path, None).expect("readable by owner");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(read_private_key_file(&path, None), Err(CaError::KeyFilePermissions { mode: 0o644, .. })));
+    }
+}

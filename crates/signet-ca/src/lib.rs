@@ -1,0 +1,36 @@
+//! Signet's CA core: keys, CSR intake, issuance policy, and certificate signing.
+//!
+//! This crate knows nothing of HTTP or SQL. Callers (the API, the CLI) hand it a CSR, a
+//! profile, a lifetime and the [`Policy`] that applies to the requester; it answers with a
+//! signed certificate or a typed [`CaError`] saying exactly why not.
+//!
+//! The flow of one issuance:
+//! 1. [`Csr::from_pem_or_der`] parses the request, verifies its self-signature with ring and
+//!    checks the key type (RSA 2048-8192, ECDSA P-256/P-384, Ed25519).
+//! 2. [`IssuingCa::issue`] asks the [`Policy`] to approve the profile, the lifetime and every
+//!    requested name, then builds the certificate from policy alone: nothing in the CSR other
+//!    than its public key and approved names reaches the certificate.
+#![forbid(unsafe_code)]
+
+mod csr;
+mod error;
+mod init;
+mod issue;
+mod keys;
+mod names;
+mod policy;
+mod profile;
+mod serial;
+
+pub use csr::{Csr, CsrKeyType};
+pub use error::CaError;
+pub use init::{CaBundle, InitOptions, ImportedCa, generate_ca, import_ca};
+pub use issue::{IssuanceUrls, IssuedCertificate, IssuingCa, sha256_fingerprint};
+pub use keys::{KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file};
+pub use names::{DnsName, SubjectName};
+pub use policy::{DnsPattern, Policy};
+pub use profile::{Lifetime, Profile, ProfileLimits};
+pub use serial::Serial;
+
+/// Re-exported so callers can name certificate times without depending on `time` directly.
+pub use time::OffsetDateTime;
