@@ -17,13 +17,14 @@ use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
 use x509_cert::request::CertReq;
 
-use crate::names::SubjectName;
 use crate::CaError;
+use crate::names::SubjectName;
 
 /// Largest CSR accepted, in bytes of DER. An 8192-bit RSA CSR with 100 names is well under.
 pub const MAX_CSR_DER_LEN: usize = 32 * 1024;
 
-const OID_EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const OID_EXTENSION_REQUEST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
 const OID_RSA_ENCRYPTION: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
@@ -65,7 +66,8 @@ impl Csr {
     pub fn from_pem_or_der(input: &[u8]) -> Result<Self, CaError> {
         let trimmed = input.trim_ascii();
         if trimmed.starts_with(b"-----BEGIN") {
-            let text = std::str::from_utf8(trimmed).map_err(|_| CaError::MalformedCsr("PEM is not ASCII".into()))?;
+            let text = std::str::from_utf8(trimmed)
+                .map_err(|_| CaError::MalformedCsr("PEM is not ASCII".into()))?;
             Self::from_pem(text)
         } else {
             Self::from_der(input)
@@ -80,7 +82,9 @@ impl Csr {
         let (label, der) = pem_rfc7468::decode_vec(trimmed.as_bytes())
             .map_err(|e| CaError::MalformedCsr(format!("bad PEM: {e}")))?;
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
-            return Err(CaError::MalformedCsr(format!("expected a CERTIFICATE REQUEST PEM block, found {label:?}")));
+            return Err(CaError::MalformedCsr(format!(
+                "expected a CERTIFICATE REQUEST PEM block, found {label:?}"
+            )));
         }
         Self::from_der(&der)
     }
@@ -88,30 +92,39 @@ impl Csr {
     /// Parse DER, verify the self-signature, check the key, and collect the requested names.
     pub fn from_der(der_bytes: &[u8]) -> Result<Self, CaError> {
         if der_bytes.len() > MAX_CSR_DER_LEN {
-            return Err(CaError::MalformedCsr(format!("CSR larger than {MAX_CSR_DER_LEN} bytes")));
+            return Err(CaError::MalformedCsr(format!(
+                "CSR larger than {MAX_CSR_DER_LEN} bytes"
+            )));
         }
         let tbs = raw_certification_request_info(der_bytes)?;
         let req = CertReq::from_der(der_bytes).map_err(|e| CaError::MalformedCsr(e.to_string()))?;
 
         let spki = &req.info.public_key;
-        let spk = spki
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| CaError::UnsupportedKey("public key BIT STRING has unused bits".into()))?;
+        let spk = spki.subject_public_key.as_bytes().ok_or_else(|| {
+            CaError::UnsupportedKey("public key BIT STRING has unused bits".into())
+        })?;
         let key_type = key_type(spki)?;
         let alg = verification_algorithm(key_type, &req.algorithm.oid)?;
         let sig = req
             .signature
             .as_bytes()
             .ok_or_else(|| CaError::MalformedCsr("signature BIT STRING has unused bits".into()))?;
-        UnparsedPublicKey::new(alg, spk).verify(tbs, sig).map_err(|_| CaError::CsrSignatureInvalid)?;
+        UnparsedPublicKey::new(alg, spk)
+            .verify(tbs, sig)
+            .map_err(|_| CaError::CsrSignatureInvalid)?;
 
         let common_name = common_name(&req)?;
         let mut names = BTreeSet::new();
-        for ext_attr in req.info.attributes.iter().filter(|a| a.oid == OID_EXTENSION_REQUEST) {
+        for ext_attr in req
+            .info
+            .attributes
+            .iter()
+            .filter(|a| a.oid == OID_EXTENSION_REQUEST)
+        {
             for value in ext_attr.values.iter() {
-                let exts: Vec<x509_cert::ext::Extension> =
-                    value.decode_as().map_err(|e| CaError::MalformedCsr(format!("extensionRequest: {e}")))?;
+                let exts: Vec<x509_cert::ext::Extension> = value
+                    .decode_as()
+                    .map_err(|e| CaError::MalformedCsr(format!("extensionRequest: {e}")))?;
                 for ext in exts {
                     if ext.extn_id == rfc5280::ID_CE_BASIC_CONSTRAINTS {
                         let bc = BasicConstraints::from_der(ext.extn_value.as_bytes())
@@ -135,7 +148,12 @@ impl Csr {
             // A CN is a name claim like any other: it must pass policy and is added to the SAN.
             names.insert(SubjectName::parse_host(cn)?);
         }
-        Ok(Csr { spki_der: spki.to_der().map_err(CaError::internal)?, key_type, common_name, names: names.into_iter().collect() })
+        Ok(Csr {
+            spki_der: spki.to_der().map_err(CaError::internal)?,
+            key_type,
+            common_name,
+            names: names.into_iter().collect(),
+        })
     }
 
     /// The SubjectPublicKeyInfo, DER.
@@ -164,14 +182,18 @@ impl Csr {
 fn raw_certification_request_info(der_bytes: &[u8]) -> Result<&[u8], CaError> {
     let malformed = |e: der::Error| CaError::MalformedCsr(e.to_string());
     let mut reader = SliceReader::new(der_bytes).map_err(malformed)?;
-    let tbs = reader.sequence(|r| {
-        let tbs = r.tlv_bytes()?;
-        // Skip signatureAlgorithm and signature; CertReq::from_der checks them properly.
-        r.tlv_bytes()?;
-        r.tlv_bytes()?;
-        Ok(tbs)
-    }).map_err(malformed)?;
-    reader.finish(tbs).map_err(|_| CaError::MalformedCsr("trailing data after the CSR".into()))
+    let tbs = reader
+        .sequence(|r| {
+            let tbs = r.tlv_bytes()?;
+            // Skip signatureAlgorithm and signature; CertReq::from_der checks them properly.
+            r.tlv_bytes()?;
+            r.tlv_bytes()?;
+            Ok(tbs)
+        })
+        .map_err(malformed)?;
+    reader
+        .finish(tbs)
+        .map_err(|_| CaError::MalformedCsr("trailing data after the CSR".into()))
 }
 
 fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<CsrKeyType, CaError> {
@@ -179,7 +201,9 @@ fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<CsrKeyType, CaErro
     if oid == OID_RSA_ENCRYPTION {
         let bits = rsa_modulus_bits(spki.subject_public_key.raw_bytes())?;
         if !(2048..=8192).contains(&bits) {
-            return Err(CaError::UnsupportedKey(format!("RSA {bits} bits (accepted: 2048 to 8192)")));
+            return Err(CaError::UnsupportedKey(format!(
+                "RSA {bits} bits (accepted: 2048 to 8192)"
+            )));
         }
         Ok(CsrKeyType::Rsa(bits))
     } else if oid == OID_EC_PUBLIC_KEY {
@@ -189,11 +213,18 @@ fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<CsrKeyType, CaErro
             .as_ref()
             .ok_or_else(|| CaError::UnsupportedKey("EC key without a named curve".into()))?
             .decode_as()
-            .map_err(|_| CaError::UnsupportedKey("EC key with explicit curve parameters (use a named curve)".into()))?;
+            .map_err(|_| {
+                CaError::UnsupportedKey(
+                    "EC key with explicit curve parameters (use a named curve)".into(),
+                )
+            })?;
         match curve {
             c if c == OID_P256 => Ok(CsrKeyType::EcdsaP256),
             c if c == OID_P384 => Ok(CsrKeyType::EcdsaP384),
-            other => Err(CaError::UnsupportedKey(format!("EC curve {} (accepted: P-256, P-384)", oid_name(&other)))),
+            other => Err(CaError::UnsupportedKey(format!(
+                "EC curve {} (accepted: P-256, P-384)",
+                oid_name(&other)
+            ))),
         }
     } else if oid == OID_ED25519 {
         Ok(CsrKeyType::Ed25519)
@@ -221,16 +252,36 @@ fn rsa_modulus_bits(rsa_public_key: &[u8]) -> Result<usize, CaError> {
     Ok(modulus.len() * 8 - first.leading_zeros() as usize)
 }
 
-fn verification_algorithm(key: CsrKeyType, sig_oid: &ObjectIdentifier) -> Result<&'static dyn VerificationAlgorithm, CaError> {
-    use rfc5912::{ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_256_WITH_RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION};
+fn verification_algorithm(
+    key: CsrKeyType,
+    sig_oid: &ObjectIdentifier,
+) -> Result<&'static dyn VerificationAlgorithm, CaError> {
+    use rfc5912::{
+        ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, SHA_256_WITH_RSA_ENCRYPTION,
+        SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    };
     let alg: &'static dyn VerificationAlgorithm = match key {
-        CsrKeyType::Rsa(_) if *sig_oid == SHA_256_WITH_RSA_ENCRYPTION => &signature::RSA_PKCS1_2048_8192_SHA256,
-        CsrKeyType::Rsa(_) if *sig_oid == SHA_384_WITH_RSA_ENCRYPTION => &signature::RSA_PKCS1_2048_8192_SHA384,
-        CsrKeyType::Rsa(_) if *sig_oid == SHA_512_WITH_RSA_ENCRYPTION => &signature::RSA_PKCS1_2048_8192_SHA512,
-        CsrKeyType::EcdsaP256 if *sig_oid == ECDSA_WITH_SHA_256 => &signature::ECDSA_P256_SHA256_ASN1,
-        CsrKeyType::EcdsaP256 if *sig_oid == ECDSA_WITH_SHA_384 => &signature::ECDSA_P256_SHA384_ASN1,
-        CsrKeyType::EcdsaP384 if *sig_oid == ECDSA_WITH_SHA_256 => &signature::ECDSA_P384_SHA256_ASN1,
-        CsrKeyType::EcdsaP384 if *sig_oid == ECDSA_WITH_SHA_384 => &signature::ECDSA_P384_SHA384_ASN1,
+        CsrKeyType::Rsa(_) if *sig_oid == SHA_256_WITH_RSA_ENCRYPTION => {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        }
+        CsrKeyType::Rsa(_) if *sig_oid == SHA_384_WITH_RSA_ENCRYPTION => {
+            &signature::RSA_PKCS1_2048_8192_SHA384
+        }
+        CsrKeyType::Rsa(_) if *sig_oid == SHA_512_WITH_RSA_ENCRYPTION => {
+            &signature::RSA_PKCS1_2048_8192_SHA512
+        }
+        CsrKeyType::EcdsaP256 if *sig_oid == ECDSA_WITH_SHA_256 => {
+            &signature::ECDSA_P256_SHA256_ASN1
+        }
+        CsrKeyType::EcdsaP256 if *sig_oid == ECDSA_WITH_SHA_384 => {
+            &signature::ECDSA_P256_SHA384_ASN1
+        }
+        CsrKeyType::EcdsaP384 if *sig_oid == ECDSA_WITH_SHA_256 => {
+            &signature::ECDSA_P384_SHA256_ASN1
+        }
+        CsrKeyType::EcdsaP384 if *sig_oid == ECDSA_WITH_SHA_384 => {
+            &signature::ECDSA_P384_SHA384_ASN1
+        }
         CsrKeyType::Ed25519 if *sig_oid == OID_ED25519 => &signature::ED25519,
         _ => {
             return Err(CaError::UnsupportedSignatureAlgorithm(format!(
@@ -255,7 +306,9 @@ fn common_name(req: &CertReq) -> Result<Option<String>, CaError> {
         for atv in rdn.0.iter().filter(|atv| atv.oid == rfc4519::CN) {
             let value = directory_string(&atv.value)?;
             if found.replace(value).is_some() {
-                return Err(CaError::MalformedCsr("more than one common name in the subject".into()));
+                return Err(CaError::MalformedCsr(
+                    "more than one common name in the subject".into(),
+                ));
             }
         }
     }
@@ -263,7 +316,11 @@ fn common_name(req: &CertReq) -> Result<Option<String>, CaError> {
 }
 
 fn directory_string(any: &der::asn1::Any) -> Result<String, CaError> {
-    let bad = || CaError::MalformedCsr("common name is not a UTF8String, PrintableString or IA5String".into());
+    let bad = || {
+        CaError::MalformedCsr(
+            "common name is not a UTF8String, PrintableString or IA5String".into(),
+        )
+    };
     let s = if let Ok(s) = any.decode_as::<Utf8StringRef<'_>>() {
         s.as_str().to_string()
     } else if let Ok(s) = any.decode_as::<PrintableStringRef<'_>>() {
@@ -290,11 +347,22 @@ fn general_name(gn: &GeneralName) -> Result<SubjectName, CaError> {
                 let b: [u8; 16] = octets.as_bytes().try_into().map_err(CaError::internal)?;
                 Ok(SubjectName::Ip(IpAddr::from(b)))
             }
-            n => Err(CaError::InvalidName { name: format!("ip:<{n} octets>"), reason: "an IP address is 4 or 16 octets".into() }),
+            n => Err(CaError::InvalidName {
+                name: format!("ip:<{n} octets>"),
+                reason: "an IP address is 4 or 16 octets".into(),
+            }),
         },
-        other => Err(CaError::InvalidName {
-            name: format!("{:?}", std::mem::discriminant(other)),
-            reason: "unsupported subjectAltName type (accepted: DNS, IP, URI, email)".into(),
-        }),
+        other => {
+            let kind = match other {
+                GeneralName::OtherName(_) => "otherName",
+                GeneralName::DirectoryName(_) => "directoryName",
+                GeneralName::EdiPartyName(_) => "ediPartyName",
+                _ => "registeredID",
+            };
+            Err(CaError::InvalidName {
+                name: kind.to_string(),
+                reason: "unsupported subjectAltName type (accepted: DNS, IP, URI, email)".into(),
+            })
+        }
     }
 }

@@ -26,7 +26,9 @@ pub enum CaError {
     UnsupportedKey(String),
 
     /// The CSR asks for a CA certificate (basicConstraints cA=TRUE or a path length).
-    #[error("the CSR requests a CA certificate (basicConstraints); Signet issues end-entity certificates only")]
+    #[error(
+        "the CSR requests a CA certificate (basicConstraints); Signet issues end-entity certificates only"
+    )]
     CaRequested,
 
     /// A serial number is not a positive hex integer of at most 20 octets.
@@ -97,7 +99,9 @@ pub enum CaError {
     Key(String),
 
     /// A private key file is readable by group or others.
-    #[error("private key file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
+    #[error(
+        "private key file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)"
+    )]
     KeyFilePermissions {
         /// The file.
         path: String,
@@ -126,7 +130,10 @@ pub enum CaError {
 
 impl CaError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        CaError::Io { path: path.display().to_string(), source }
+        CaError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {

@@ -4,14 +4,17 @@
 use std::time::Duration;
 
 use der::Decode;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SerialNumber,
+};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 
-use crate::issue::{check_is_ca, parse_pem_certificates, to_pem, BACKDATE};
+use crate::CaError;
+use crate::issue::{BACKDATE, check_is_ca, parse_pem_certificates, to_pem};
 use crate::keys::KeyType;
 use crate::serial::Serial;
-use crate::CaError;
 
 /// What `signet init` asks for.
 #[derive(Clone, Debug)]
@@ -60,27 +63,58 @@ impl std::fmt::Debug for CaBundle {
 pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, CaError> {
     let name = opts.name.trim();
     if name.is_empty() || name.len() > 50 {
-        return Err(CaError::CaCertificate("the CA name is 1 to 50 characters".into()));
+        return Err(CaError::CaCertificate(
+            "the CA name is 1 to 50 characters".into(),
+        ));
     }
     let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
     let root_key = opts.key_type.generate()?;
     let issuing_key = opts.key_type.generate()?;
 
-    let mut root = ca_params(name, &format!("{name} Root CA"), 1, now, now + opts.root_validity)?;
+    let mut root = ca_params(
+        name,
+        &format!("{name} Root CA"),
+        1,
+        now,
+        now + opts.root_validity,
+    )?;
     root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let root_cert = root.self_signed(&root_key).map_err(CaError::internal)?;
 
     let issuing_not_after = (now + opts.issuing_validity).min(root.not_after);
-    let mut issuing = ca_params(name, &format!("{name} Issuing CA"), 0, now, issuing_not_after)?;
-    issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let mut issuing = ca_params(
+        name,
+        &format!("{name} Issuing CA"),
+        0,
+        now,
+        issuing_not_after,
+    )?;
+    issuing.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     issuing.use_authority_key_identifier_extension = true;
     let root_issuer = Issuer::from_params(&root, &root_key);
-    let issuing_cert = issuing.signed_by(&issuing_key, &root_issuer).map_err(CaError::internal)?;
+    let issuing_cert = issuing
+        .signed_by(&issuing_key, &root_issuer)
+        .map_err(CaError::internal)?;
 
-    Ok(CaBundle { root_cert_pem: root_cert.pem(), root_key, issuing_cert_pem: issuing_cert.pem(), issuing_key })
+    Ok(CaBundle {
+        root_cert_pem: root_cert.pem(),
+        root_key,
+        issuing_cert_pem: issuing_cert.pem(),
+        issuing_key,
+    })
 }
 
-fn ca_params(org: &str, cn: &str, path_len: u8, now: OffsetDateTime, not_after: OffsetDateTime) -> Result<CertificateParams, CaError> {
+fn ca_params(
+    org: &str,
+    cn: &str,
+    path_len: u8,
+    now: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
     let mut p = CertificateParams::default();
     p.serial_number = Some(SerialNumber::from_slice(Serial::random()?.as_bytes()));
     p.distinguished_name = DistinguishedName::new();
@@ -121,12 +155,22 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         return Err(CaError::CaCertificate("no CERTIFICATE in the file".into()));
     };
     check_is_ca(first)?;
-    if first.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() != key.public_key_raw() {
-        return Err(CaError::CaCertificate("the private key does not match the certificate".into()));
+    if first
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        != key.public_key_raw()
+    {
+        return Err(CaError::CaCertificate(
+            "the private key does not match the certificate".into(),
+        ));
     }
     for pair in certs.windows(2) {
         if pair[0].tbs_certificate.issuer != pair[1].tbs_certificate.subject {
-            return Err(CaError::CaCertificate("the certificates are not in chain order (issuing CA first, root last)".into()));
+            return Err(CaError::CaCertificate(
+                "the certificates are not in chain order (issuing CA first, root last)".into(),
+            ));
         }
     }
     let (last_der, last) = match (ders.last(), certs.last()) {
@@ -139,6 +183,13 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         ));
     }
     let chain_end = if ders.len() > 1 { ders.len() - 1 } else { 1 };
-    let chain_pem = ders[..chain_end].iter().map(|d| to_pem("CERTIFICATE", d)).collect::<String>();
-    Ok(ImportedCa { chain_pem, root_pem: to_pem("CERTIFICATE", last_der), key })
+    let chain_pem = ders[..chain_end]
+        .iter()
+        .map(|d| to_pem("CERTIFICATE", d))
+        .collect::<String>();
+    Ok(ImportedCa {
+        chain_pem,
+        root_pem: to_pem("CERTIFICATE", last_der),
+        key,
+    })
 }

@@ -6,22 +6,24 @@ use const_oid::db::rfc5280;
 use der::asn1::Ia5String;
 use der::{Decode, Encode};
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::digest;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax, BasicConstraints, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, BasicConstraints, SubjectKeyIdentifier,
+};
 
+use crate::CaError;
 use crate::csr::Csr;
 use crate::names::SubjectName;
 use crate::policy::Policy;
 use crate::profile::{Lifetime, Profile, ProfileLimits};
 use crate::serial::Serial;
-use crate::CaError;
 
 /// How far notBefore is backdated, for clients whose clocks run slow.
 pub const BACKDATE: Duration = Duration::from_secs(60);
@@ -97,7 +99,12 @@ impl IssuingCa {
     /// `chain_pem` holds the issuing certificate first, then any further intermediates; the
     /// root may be included or not. The certificate must be a CA allowed to sign
     /// certificates, and must hold the public half of `key`.
-    pub fn new(chain_pem: &str, root_pem: &str, key: KeyPair, urls: IssuanceUrls) -> Result<Self, CaError> {
+    pub fn new(
+        chain_pem: &str,
+        root_pem: &str,
+        key: KeyPair,
+        urls: IssuanceUrls,
+    ) -> Result<Self, CaError> {
         let mut chain = parse_pem_certificates(chain_pem)?;
         let root_der = parse_pem_certificates(root_pem)?
             .into_iter()
@@ -108,22 +115,44 @@ impl IssuingCa {
         }
         let cert_der = chain.remove(0);
         chain.retain(|c| *c != root_der);
-        let cert = Certificate::from_der(&cert_der).map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let cert =
+            Certificate::from_der(&cert_der).map_err(|e| CaError::CaCertificate(e.to_string()))?;
         check_is_ca(&cert)?;
-        let spk = cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes();
+        let spk = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
         if spk != key.public_key_raw() {
-            return Err(CaError::CaCertificate("the private key does not match the issuing CA certificate".into()));
+            return Err(CaError::CaCertificate(
+                "the private key does not match the issuing CA certificate".into(),
+            ));
         }
-        let key_id = find_extension::<SubjectKeyIdentifier>(&cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?
-            .map(|ski| ski.0.as_bytes().to_vec())
-            .unwrap_or_else(|| digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk).as_ref().to_vec());
+        let key_id =
+            find_extension::<SubjectKeyIdentifier>(&cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?
+                .map(|ski| ski.0.as_bytes().to_vec())
+                .unwrap_or_else(|| {
+                    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk)
+                        .as_ref()
+                        .to_vec()
+                });
         let validity = &cert.tbs_certificate.validity;
         let not_before = to_offset(validity.not_before.to_unix_duration())?;
         let not_after = to_offset(validity.not_after.to_unix_duration())?;
         let subject = cert.tbs_certificate.subject.to_string();
         let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
             .map_err(|e| CaError::CaCertificate(e.to_string()))?;
-        Ok(IssuingCa { issuer, cert_der, intermediates_der: chain, root_der, subject, key_id, not_before, not_after, urls })
+        Ok(IssuingCa {
+            issuer,
+            cert_der,
+            intermediates_der: chain,
+            root_der,
+            subject,
+            key_id,
+            not_before,
+            not_after,
+            urls,
+        })
     }
 
     /// Approve the request against `policy` and sign a certificate for it.
@@ -162,14 +191,20 @@ impl IssuingCa {
             params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
         }
         if profile.server_auth() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
         }
         if profile.client_auth() {
-            params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
         }
         params.use_authority_key_identifier_extension = true;
         if let Some(crl) = &self.urls.crl {
-            params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![crl.clone()] }];
+            params.crl_distribution_points = vec![CrlDistributionPoint {
+                uris: vec![crl.clone()],
+            }];
         }
         if let Some(aia) = self.aia_extension()? {
             params.custom_extensions.push(aia);
@@ -177,8 +212,11 @@ impl IssuingCa {
 
         // The CSR's own SubjectPublicKeyInfo, not rcgen's reading of the CSR, which takes the
         // key algorithm from the signature algorithm (wrong for P-384 keys signed with SHA-256).
-        let spki = rcgen::SubjectPublicKeyInfo::from_der(csr.spki_der()).map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
-        let cert = params.signed_by(&spki, &self.issuer).map_err(CaError::internal)?;
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(csr.spki_der())
+            .map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
+        let cert = params
+            .signed_by(&spki, &self.issuer)
+            .map_err(CaError::internal)?;
         let subject = match csr.common_name().filter(|cn| cn.len() <= MAX_CN_LEN) {
             Some(_) => Certificate::from_der(cert.der())
                 .map(|c| c.tbs_certificate.subject.to_string())
@@ -202,17 +240,29 @@ impl IssuingCa {
     /// rcgen cannot write it, so we encode it with x509-cert.
     fn aia_extension(&self) -> Result<Option<CustomExtension>, CaError> {
         let mut access = Vec::new();
-        for (method, url) in [(rfc5280::ID_AD_OCSP, &self.urls.ocsp), (rfc5280::ID_AD_CA_ISSUERS, &self.urls.ca_issuers)] {
+        for (method, url) in [
+            (rfc5280::ID_AD_OCSP, &self.urls.ocsp),
+            (rfc5280::ID_AD_CA_ISSUERS, &self.urls.ca_issuers),
+        ] {
             if let Some(url) = url {
-                let uri = Ia5String::new(url).map_err(|e| CaError::Internal(format!("URL {url:?}: {e}")))?;
-                access.push(AccessDescription { access_method: method, access_location: GeneralName::UniformResourceIdentifier(uri) });
+                let uri = Ia5String::new(url)
+                    .map_err(|e| CaError::Internal(format!("URL {url:?}: {e}")))?;
+                access.push(AccessDescription {
+                    access_method: method,
+                    access_location: GeneralName::UniformResourceIdentifier(uri),
+                });
             }
         }
         if access.is_empty() {
             return Ok(None);
         }
-        let der = AuthorityInfoAccessSyntax(access).to_der().map_err(CaError::internal)?;
-        Ok(Some(CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der)))
+        let der = AuthorityInfoAccessSyntax(access)
+            .to_der()
+            .map_err(CaError::internal)?;
+        Ok(Some(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+            der,
+        )))
     }
 
     /// The issuing CA certificate, DER.
@@ -257,7 +307,10 @@ impl IssuingCa {
 
 /// `sha256:` followed by the lowercase hex SHA-256 of a DER certificate: how clients pin the root.
 pub fn sha256_fingerprint(der: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(digest::digest(&digest::SHA256, der)))
+    format!(
+        "sha256:{}",
+        hex::encode(digest::digest(&digest::SHA256, der))
+    )
 }
 
 pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
@@ -276,9 +329,12 @@ pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, CaError>
             return Err(CaError::CaCertificate("unterminated PEM block".into()));
         };
         let one = &block[..end + end_marker.len()];
-        let (label, der) = pem_rfc7468::decode_vec(one.as_bytes()).map_err(|e| CaError::CaCertificate(format!("bad PEM: {e}")))?;
+        let (label, der) = pem_rfc7468::decode_vec(one.as_bytes())
+            .map_err(|e| CaError::CaCertificate(format!("bad PEM: {e}")))?;
         if label != "CERTIFICATE" {
-            return Err(CaError::CaCertificate(format!("expected CERTIFICATE, found {label}")));
+            return Err(CaError::CaCertificate(format!(
+                "expected CERTIFICATE, found {label}"
+            )));
         }
         out.push(der);
         rest = &block[end + end_marker.len()..];
@@ -289,12 +345,13 @@ pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, CaError>
 pub(crate) fn check_is_ca(cert: &Certificate) -> Result<(), CaError> {
     let bc = find_extension::<BasicConstraints>(cert, rfc5280::ID_CE_BASIC_CONSTRAINTS)?;
     if !bc.is_some_and(|bc| bc.ca) {
-        return Err(CaError::CaCertificate("not a CA certificate (basicConstraints cA is not TRUE)".into()));
+        return Err(CaError::CaCertificate(
+            "not a CA certificate (basicConstraints cA is not TRUE)".into(),
+        ));
     }
-    if let Some(ku) = find_extension::<x509_cert::ext::pkix::KeyUsage>(cert, rfc5280::ID_CE_KEY_USAGE)? {
-        if !ku.key_cert_sign() {
-            return Err(CaError::CaCertificate("keyUsage lacks keyCertSign".into()));
-        }
+    let ku = find_extension::<x509_cert::ext::pkix::KeyUsage>(cert, rfc5280::ID_CE_KEY_USAGE)?;
+    if ku.is_some_and(|ku| !ku.key_cert_sign()) {
+        return Err(CaError::CaCertificate("keyUsage lacks keyCertSign".into()));
     }
     Ok(())
 }
@@ -307,7 +364,9 @@ pub(crate) fn find_extension<T: for<'a> Decode<'a>>(
         return Ok(None);
     };
     match exts.iter().find(|e| e.extn_id == oid) {
-        Some(e) => T::from_der(e.extn_value.as_bytes()).map(Some).map_err(|e| CaError::CaCertificate(e.to_string())),
+        Some(e) => T::from_der(e.extn_value.as_bytes())
+            .map(Some)
+            .map_err(|e| CaError::CaCertificate(e.to_string())),
         None => Ok(None),
     }
 }
@@ -318,7 +377,11 @@ fn to_offset(d: Duration) -> Result<OffsetDateTime, CaError> {
 }
 
 fn san(name: &SubjectName) -> Result<SanType, CaError> {
-    let ia5 = |s: &str| s.to_string().try_into().map_err(|_| CaError::Internal(format!("{s:?} is not IA5")));
+    let ia5 = |s: &str| {
+        s.to_string()
+            .try_into()
+            .map_err(|_| CaError::Internal(format!("{s:?} is not IA5")))
+    };
     Ok(match name {
         SubjectName::Dns(d) => SanType::DnsName(ia5(d.as_str())?),
         SubjectName::Ip(ip) => SanType::IpAddress(*ip),

@@ -50,24 +50,34 @@ impl FromStr for KeyType {
             "p256" | "p-256" | "ecdsa-p256" => Ok(KeyType::P256),
             "p384" | "p-384" | "ecdsa-p384" => Ok(KeyType::P384),
             "ed25519" => Ok(KeyType::Ed25519),
-            other => Err(CaError::Key(format!("unknown key type {other:?} (expected p256, p384 or ed25519)"))),
+            other => Err(CaError::Key(format!(
+                "unknown key type {other:?} (expected p256, p384 or ed25519)"
+            ))),
         }
     }
 }
 
 /// PKCS#8 PEM of `key`, encrypted when a passphrase is given.
-pub fn encode_private_key(key: &KeyPair, passphrase: Option<&str>) -> Result<Zeroizing<String>, CaError> {
+pub fn encode_private_key(
+    key: &KeyPair,
+    passphrase: Option<&str>,
+) -> Result<Zeroizing<String>, CaError> {
     let der = Zeroizing::new(key.serialize_der());
     match passphrase {
         None => {
             let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
-            let doc = pkcs8::SecretDocument::try_from(info).map_err(|e| CaError::Key(e.to_string()))?;
-            doc.to_pem("PRIVATE KEY", LineEnding::LF).map_err(|e| CaError::Key(e.to_string()))
+            let doc =
+                pkcs8::SecretDocument::try_from(info).map_err(|e| CaError::Key(e.to_string()))?;
+            doc.to_pem("PRIVATE KEY", LineEnding::LF)
+                .map_err(|e| CaError::Key(e.to_string()))
         }
         Some(pass) => {
             let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
-            let doc = info.encrypt(pkcs8::rand_core::OsRng, pass.as_bytes()).map_err(|e| CaError::Key(e.to_string()))?;
-            doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF).map_err(|e| CaError::Key(e.to_string()))
+            let doc = info
+                .encrypt(pkcs8::rand_core::OsRng, pass.as_bytes())
+                .map_err(|e| CaError::Key(e.to_string()))?;
+            doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+                .map_err(|e| CaError::Key(e.to_string()))
         }
     }
 }
@@ -83,10 +93,13 @@ pub fn decode_private_key(pem: &str, passphrase: Option<&str>) -> Result<KeyPair
             let pass = passphrase.ok_or_else(|| {
                 CaError::Key("the key is encrypted: set SIGNET_CA_PASSPHRASE".into())
             })?;
-            let enc = EncryptedPrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
-            let doc = enc
-                .decrypt(pass.as_bytes())
-                .map_err(|_| CaError::Key("could not decrypt the key: wrong passphrase or unsupported cipher".into()))?;
+            let enc =
+                EncryptedPrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let doc = enc.decrypt(pass.as_bytes()).map_err(|_| {
+                CaError::Key(
+                    "could not decrypt the key: wrong passphrase or unsupported cipher".into(),
+                )
+            })?;
             Zeroizing::new(doc.as_bytes().to_vec())
         }
         "EC PRIVATE KEY" | "RSA PRIVATE KEY" => {
@@ -96,7 +109,8 @@ pub fn decode_private_key(pem: &str, passphrase: Option<&str>) -> Result<KeyPair
         }
         other => return Err(CaError::Key(format!("unexpected PEM label {other:?}"))),
     };
-    KeyPair::try_from(plain.as_slice()).map_err(|e| CaError::Key(format!("unsupported or malformed PKCS#8 key: {e}")))
+    KeyPair::try_from(plain.as_slice())
+        .map_err(|e| CaError::Key(format!("unsupported or malformed PKCS#8 key: {e}")))
 }
 
 /// Write a secret to a new file readable only by its owner (0600), and fsync it.
@@ -109,8 +123,10 @@ pub fn write_private_key_file(path: &Path, pem: &str) -> Result<(), CaError> {
         .open(path)
         .map_err(|e| CaError::io(path, e))?;
     // The mode passed to open is filtered by the umask; make sure it is exactly 0600.
-    f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| CaError::io(path, e))?;
-    f.write_all(pem.as_bytes()).map_err(|e| CaError::io(path, e))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| CaError::io(path, e))?;
+    f.write_all(pem.as_bytes())
+        .map_err(|e| CaError::io(path, e))?;
     f.sync_all().map_err(|e| CaError::io(path, e))?;
     sync_parent(path)
 }
@@ -120,7 +136,10 @@ pub fn read_private_key_file(path: &Path, passphrase: Option<&str>) -> Result<Ke
     let meta = fs::metadata(path).map_err(|e| CaError::io(path, e))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(CaError::KeyFilePermissions { path: path.display().to_string(), mode });
+        return Err(CaError::KeyFilePermissions {
+            path: path.display().to_string(),
+            mode,
+        });
     }
     let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| CaError::io(path, e))?);
     decode_private_key(&pem, passphrase)
@@ -129,7 +148,9 @@ pub fn read_private_key_file(path: &Path, passphrase: Option<&str>) -> Result<Ke
 /// fsync the directory holding `path`, so a new file's directory entry is durable too.
 pub(crate) fn sync_parent(path: &Path) -> Result<(), CaError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| CaError::io(dir, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CaError::io(dir, e))?;
     }
     Ok(())
 }
@@ -144,12 +165,23 @@ mod tests {
             let key = kt.generate().expect("generate");
             let plain = encode_private_key(&key, None).expect("encode");
             assert!(plain.starts_with("-----BEGIN PRIVATE KEY-----"));
-            assert_eq!(decode_private_key(&plain, None).expect("decode").public_key_raw(), key.public_key_raw());
+            assert_eq!(
+                decode_private_key(&plain, None)
+                    .expect("decode")
+                    .public_key_raw(),
+                key.public_key_raw()
+            );
 
             let enc = encode_private_key(&key, Some("correct horse")).expect("encrypt");
             assert!(enc.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-            assert!(matches!(decode_private_key(&enc, None), Err(CaError::Key(_))));
-            assert!(matches!(decode_private_key(&enc, Some("wrong")), Err(CaError::Key(_))));
+            assert!(matches!(
+                decode_private_key(&enc, None),
+                Err(CaError::Key(_))
+            ));
+            assert!(matches!(
+                decode_private_key(&enc, Some("wrong")),
+                Err(CaError::Key(_))
+            ));
             let back = decode_private_key(&enc, Some("correct horse")).expect("decrypt");
             assert_eq!(back.public_key_raw(), key.public_key_raw());
         }
@@ -160,11 +192,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("k.pem");
         let key = KeyType::P256.generate().expect("generate");
-        write_private_key_file(&path, &encode_private_key(&key, None).expect("encode")).expect("write");
-        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
-        assert!(write_private_key_file(&path, "x").is_err(), "never overwrites");
+        write_private_key_file(&path, &encode_private_key(&key, None).expect("encode"))
+            .expect("write");
+        assert_eq!(
+            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            write_private_key_file(&path, "x").is_err(),
+            "never overwrites"
+        );
         read_private_key_file(&path, None).expect("readable by owner");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(read_private_key_file(&path, None), Err(CaError::KeyFilePermissions { mode: 0o644, .. })));
+        assert!(matches!(
+            read_private_key_file(&path, None),
+            Err(CaError::KeyFilePermissions { mode: 0o644, .. })
+        ));
     }
 }

@@ -24,9 +24,11 @@ mod serial;
 
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
-pub use init::{CaBundle, InitOptions, ImportedCa, generate_ca, import_ca};
+pub use init::{CaBundle, ImportedCa, InitOptions, generate_ca, import_ca};
 pub use issue::{IssuanceUrls, IssuedCertificate, IssuingCa, sha256_fingerprint};
-pub use keys::{KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file};
+pub use keys::{
+    KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file,
+};
 pub use names::{DnsName, SubjectName};
 pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits};

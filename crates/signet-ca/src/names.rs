@@ -23,9 +23,14 @@ impl DnsName {
             reason: reason.to_string(),
         };
         if !input.is_ascii() {
-            return Err(invalid("DNS names must be ASCII (use the punycode A-label form)"));
+            return Err(invalid(
+                "DNS names must be ASCII (use the punycode A-label form)",
+            ));
         }
-        let name = input.strip_suffix('.').unwrap_or(input).to_ascii_lowercase();
+        let name = input
+            .strip_suffix('.')
+            .unwrap_or(input)
+            .to_ascii_lowercase();
         if name.is_empty() || name.len() > 253 {
             return Err(invalid("a DNS name is 1 to 253 characters"));
         }
@@ -36,7 +41,10 @@ impl DnsName {
             if label.is_empty() || label.len() > 63 {
                 return Err(invalid("each DNS label is 1 to 63 characters"));
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
                 return Err(invalid(
                     "DNS labels hold only letters, digits and hyphens (a wildcard only as the whole leftmost label)",
                 ));
@@ -114,10 +122,12 @@ impl SubjectName {
     }
 
     fn parse_ip(s: &str) -> Result<Self, CaError> {
-        s.parse::<IpAddr>().map(SubjectName::Ip).map_err(|_| CaError::InvalidName {
-            name: format!("ip:{s}"),
-            reason: "not an IPv4 or IPv6 address".into(),
-        })
+        s.parse::<IpAddr>()
+            .map(SubjectName::Ip)
+            .map_err(|_| CaError::InvalidName {
+                name: format!("ip:{s}"),
+                reason: "not an IPv4 or IPv6 address".into(),
+            })
     }
 
     /// A URI: an RFC 3986 scheme, then printable ASCII without spaces.
@@ -135,8 +145,13 @@ impl SubjectName {
         let Some((scheme, rest)) = s.split_once(':') else {
             return Err(invalid("a URI starts with a scheme"));
         };
-        let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        let scheme_ok = scheme
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
         if !scheme_ok || rest.is_empty() {
             return Err(invalid("a URI starts with a scheme"));
         }
@@ -147,7 +162,9 @@ impl SubjectName {
             };
             let domain = after.split('/').next().unwrap_or_default();
             if domain.is_empty() || after.contains(['?', '#']) || DnsName::parse(domain).is_err() {
-                return Err(invalid("a SPIFFE ID is spiffe://trust-domain/path with no query or fragment"));
+                return Err(invalid(
+                    "a SPIFFE ID is spiffe://trust-domain/path with no query or fragment",
+                ));
             }
         }
         Ok(SubjectName::Uri(s.to_string()))
@@ -162,8 +179,13 @@ impl SubjectName {
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(invalid("an email address is local@domain"));
         };
-        if local.is_empty() || local.len() > 64 || !local.bytes().all(|b| b.is_ascii_graphic() && b != b'@') {
-            return Err(invalid("the local part is 1 to 64 printable ASCII characters"));
+        if local.is_empty()
+            || local.len() > 64
+            || !local.bytes().all(|b| b.is_ascii_graphic() && b != b'@')
+        {
+            return Err(invalid(
+                "the local part is 1 to 64 printable ASCII characters",
+            ));
         }
         let domain = DnsName::parse(domain)?;
         if domain.is_wildcard() {
@@ -204,16 +226,41 @@ mod tests {
 
     #[test]
     fn dns_names_are_normalised_and_checked() {
-        assert_eq!(DnsName::parse("API.Example.COM.").expect("ok").as_str(), "api.example.com");
-        assert!(DnsName::parse("*.svc.cluster.local").expect("ok").is_wildcard());
-        for bad in ["", "a..b", "-a.b", "a-.b", "a.*.b", "*", "a b", "a\0b", "bücher.de", "a_b.c", &"a".repeat(64)] {
+        assert_eq!(
+            DnsName::parse("API.Example.COM.").expect("ok").as_str(),
+            "api.example.com"
+        );
+        assert!(
+            DnsName::parse("*.svc.cluster.local")
+                .expect("ok")
+                .is_wildcard()
+        );
+        for bad in [
+            "",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a.*.b",
+            "*",
+            "a b",
+            "a\0b",
+            "bücher.de",
+            "a_b.c",
+            &"a".repeat(64),
+        ] {
             assert!(DnsName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 
     #[test]
     fn tagged_names_round_trip() {
-        for s in ["dns:a.b", "ip:10.0.0.1", "ip:::1", "uri:spiffe://cluster.local/ns/a/sa/b", "email:ops@example.com"] {
+        for s in [
+            "dns:a.b",
+            "ip:10.0.0.1",
+            "ip:::1",
+            "uri:spiffe://cluster.local/ns/a/sa/b",
+            "email:ops@example.com",
+        ] {
             assert_eq!(SubjectName::parse_tagged(s).expect(s).to_tagged(), s);
         }
         assert!(SubjectName::parse_tagged("uri:spiffe://x/y?q").is_err());

@@ -9,9 +9,9 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::CaError;
 use crate::names::{DnsName, SubjectName};
 use crate::profile::{Lifetime, Profile, ProfileLimits};
-use crate::CaError;
 
 /// Most names one certificate may carry.
 pub const MAX_NAMES: usize = 100;
@@ -86,7 +86,9 @@ impl Serialize for DnsPattern {
 
 impl<'de> Deserialize<'de> for DnsPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -156,13 +158,23 @@ impl Policy {
         };
         let ttl = requested_ttl.unwrap_or(limits.default_ttl.min(max));
         if ttl > max {
-            return Err(CaError::LifetimeTooLong { requested: ttl.duration(), max: max.duration() });
+            return Err(CaError::LifetimeTooLong {
+                requested: ttl.duration(),
+                max: max.duration(),
+            });
         }
         if names.len() > MAX_NAMES {
-            return Err(CaError::TooManyNames { count: names.len(), max: MAX_NAMES });
+            return Err(CaError::TooManyNames {
+                count: names.len(),
+                max: MAX_NAMES,
+            });
         }
         check_profile_names(profile, names)?;
-        let denied: Vec<String> = names.iter().filter(|n| !self.allows(n)).map(|n| n.to_tagged()).collect();
+        let denied: Vec<String> = names
+            .iter()
+            .filter(|n| !self.allows(n))
+            .map(|n| n.to_tagged())
+            .collect();
         if !denied.is_empty() {
             return Err(CaError::NameDenied { names: denied });
         }
@@ -173,19 +185,25 @@ impl Policy {
     pub fn allows(&self, name: &SubjectName) -> bool {
         match name {
             SubjectName::Dns(d) => {
-                (self.allow_wildcard_names || !d.is_wildcard()) && self.dns.iter().any(|p| p.matches(d))
+                (self.allow_wildcard_names || !d.is_wildcard())
+                    && self.dns.iter().any(|p| p.matches(d))
             }
             SubjectName::Ip(ip) => self.ip.iter().any(|net| net.contains(ip)),
             SubjectName::Uri(uri) => self.uri_prefixes.iter().any(|prefix| {
                 prefix.is_empty()
                     || (prefix.ends_with('/') && uri.starts_with(prefix.as_str()))
                     || uri == prefix
-                    || uri.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                    || uri
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
             }),
             SubjectName::Email(addr) => {
                 let domain = addr.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
                 self.email.iter().any(|p| {
-                    p == "*" || p.eq_ignore_ascii_case(addr) || p.strip_prefix('@').is_some_and(|d| d.eq_ignore_ascii_case(domain))
+                    p == "*"
+                        || p.eq_ignore_ascii_case(addr)
+                        || p.strip_prefix('@')
+                            .is_some_and(|d| d.eq_ignore_ascii_case(domain))
                 })
             }
         }
@@ -204,10 +222,12 @@ fn check_profile_names(profile: Profile, names: &[SubjectName]) -> Result<(), Ca
             profile: profile.to_string(),
             requirement: "at least one DNS, URI or email subject alternative name",
         }),
-        Profile::Client if names.iter().all(|n| matches!(n, SubjectName::Ip(_))) => Err(CaError::MissingNames {
-            profile: profile.to_string(),
-            requirement: "at least one DNS, URI or email subject alternative name",
-        }),
+        Profile::Client if names.iter().all(|n| matches!(n, SubjectName::Ip(_))) => {
+            Err(CaError::MissingNames {
+                profile: profile.to_string(),
+                requirement: "at least one DNS, URI or email subject alternative name",
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -222,9 +242,15 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            dns: vec!["*.svc.cluster.local".parse().expect("p"), "api.example.com".parse().expect("p")],
+            dns: vec![
+                "*.svc.cluster.local".parse().expect("p"),
+                "api.example.com".parse().expect("p"),
+            ],
             ip: vec!["10.0.0.0/8".parse().expect("net")],
-            uri_prefixes: vec!["spiffe://cluster.local/ns/prod/".into(), "spiffe://other".into()],
+            uri_prefixes: vec![
+                "spiffe://cluster.local/ns/prod/".into(),
+                "spiffe://other".into(),
+            ],
             email: vec!["@example.com".into()],
             allow_wildcard_names: false,
             profiles: vec![Profile::Server, Profile::Peer],
@@ -235,16 +261,40 @@ mod tests {
     #[test]
     fn names_are_checked_one_by_one_and_denials_are_named() {
         let p = policy();
-        for ok in ["dns:a.svc.cluster.local", "dns:a.b.svc.cluster.local", "dns:api.example.com", "ip:10.1.2.3",
-            "uri:spiffe://cluster.local/ns/prod/sa/x", "uri:spiffe://other", "uri:spiffe://other/x", "email:me@example.com"] {
+        for ok in [
+            "dns:a.svc.cluster.local",
+            "dns:a.b.svc.cluster.local",
+            "dns:api.example.com",
+            "ip:10.1.2.3",
+            "uri:spiffe://cluster.local/ns/prod/sa/x",
+            "uri:spiffe://other",
+            "uri:spiffe://other/x",
+            "email:me@example.com",
+        ] {
             assert!(p.allows(&name(ok)), "{ok} should be allowed");
         }
-        for denied in ["dns:svc.cluster.local", "dns:x.example.com", "dns:*.svc.cluster.local", "ip:11.0.0.1",
-            "uri:spiffe://cluster.local/ns/dev/sa/x", "uri:spiffe://other.evil/x", "email:me@evil.com"] {
+        for denied in [
+            "dns:svc.cluster.local",
+            "dns:x.example.com",
+            "dns:*.svc.cluster.local",
+            "ip:11.0.0.1",
+            "uri:spiffe://cluster.local/ns/dev/sa/x",
+            "uri:spiffe://other.evil/x",
+            "email:me@evil.com",
+        ] {
             assert!(!p.allows(&name(denied)), "{denied} should be denied");
         }
         let err = p
-            .approve(Profile::Server, &ProfileLimits::default(), None, &[name("dns:a.svc.cluster.local"), name("dns:evil.com"), name("ip:8.8.8.8")])
+            .approve(
+                Profile::Server,
+                &ProfileLimits::default(),
+                None,
+                &[
+                    name("dns:a.svc.cluster.local"),
+                    name("dns:evil.com"),
+                    name("ip:8.8.8.8"),
+                ],
+            )
             .expect_err("denied");
         match err {
             CaError::NameDenied { names } => assert_eq!(names, vec!["dns:evil.com", "ip:8.8.8.8"]),
@@ -257,7 +307,10 @@ mod tests {
         let mut p = policy();
         p.allow_wildcard_names = true;
         assert!(p.allows(&name("dns:*.foo.svc.cluster.local")));
-        assert!(!p.allows(&name("dns:*.example.com")), "the pattern allows api.example.com only");
+        assert!(
+            !p.allows(&name("dns:*.example.com")),
+            "the pattern allows api.example.com only"
+        );
     }
 
     #[test]
@@ -265,17 +318,39 @@ mod tests {
         let p = policy();
         let names = [name("dns:a.svc.cluster.local")];
         let limits = ProfileLimits::default();
-        assert_eq!(p.approve(Profile::Server, &limits, None, &names).expect("ok"), Lifetime::from_hours(24));
-        assert!(matches!(p.approve(Profile::Client, &limits, None, &names), Err(CaError::ProfileDenied(_))));
+        assert_eq!(
+            p.approve(Profile::Server, &limits, None, &names)
+                .expect("ok"),
+            Lifetime::from_hours(24)
+        );
         assert!(matches!(
-            p.approve(Profile::Server, &limits, Some(Lifetime::from_hours(49)), &names),
+            p.approve(Profile::Client, &limits, None, &names),
+            Err(CaError::ProfileDenied(_))
+        ));
+        assert!(matches!(
+            p.approve(
+                Profile::Server,
+                &limits,
+                Some(Lifetime::from_hours(49)),
+                &names
+            ),
             Err(CaError::LifetimeTooLong { .. })
         ));
         assert!(matches!(
-            p.approve(Profile::Server, &limits, None, &[name("uri:spiffe://other")]),
+            p.approve(
+                Profile::Server,
+                &limits,
+                None,
+                &[name("uri:spiffe://other")]
+            ),
             Err(CaError::MissingNames { .. })
         ));
-        let many: Vec<_> = (0..=MAX_NAMES).map(|i| name(&format!("dns:n{i}.svc.cluster.local"))).collect();
-        assert!(matches!(p.approve(Profile::Server, &limits, None, &many), Err(CaError::TooManyNames { .. })));
+        let many: Vec<_> = (0..=MAX_NAMES)
+            .map(|i| name(&format!("dns:n{i}.svc.cluster.local")))
+            .collect();
+        assert!(matches!(
+            p.approve(Profile::Server, &limits, None, &many),
+            Err(CaError::TooManyNames { .. })
+        ));
     }
 }

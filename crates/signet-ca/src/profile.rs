@@ -73,7 +73,9 @@ impl Lifetime {
     /// From a duration; must be at least [`Lifetime::MIN`] and at most 100 years.
     pub fn new(d: Duration) -> Result<Self, CaError> {
         if d < Self::MIN.0 || d > Duration::from_secs(100 * 366 * 86_400) {
-            return Err(CaError::InvalidLifetime(humantime::format_duration(d).to_string()));
+            return Err(CaError::InvalidLifetime(
+                humantime::format_duration(d).to_string(),
+            ));
         }
         Ok(Lifetime(d))
     }
@@ -130,7 +132,10 @@ pub struct ProfileLimits {
 impl Default for ProfileLimits {
     /// 24 hours by default, 7 days at most.
     fn default() -> Self {
-        ProfileLimits { default_ttl: Lifetime::from_hours(24), max_ttl: Lifetime::from_hours(7 * 24) }
+        ProfileLimits {
+            default_ttl: Lifetime::from_hours(24),
+            max_ttl: Lifetime::from_hours(7 * 24),
+        }
     }
 }
 
@@ -140,9 +145,18 @@ mod tests {
 
     #[test]
     fn lifetimes_parse() {
-        assert_eq!("24h".parse::<Lifetime>().expect("ok").duration(), Duration::from_secs(86_400));
-        assert_eq!("7d".parse::<Lifetime>().expect("ok").duration(), Duration::from_secs(7 * 86_400));
-        assert_eq!("1h 30m".parse::<Lifetime>().expect("ok").duration(), Duration::from_secs(5400));
+        assert_eq!(
+            "24h".parse::<Lifetime>().expect("ok").duration(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            "7d".parse::<Lifetime>().expect("ok").duration(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(
+            "1h 30m".parse::<Lifetime>().expect("ok").duration(),
+            Duration::from_secs(5400)
+        );
         for bad in ["", "0s", "10s", "forever", "-1h", "1000000d"] {
             assert!(bad.parse::<Lifetime>().is_err(), "{bad:?}");
         }
@@ -151,7 +165,10 @@ mod tests {
     #[test]
     fn profiles_parse() {
         assert_eq!("peer".parse::<Profile>().expect("ok"), Profile::Peer);
-        assert!(matches!("ca".parse::<Profile>(), Err(CaError::UnknownProfile(_))));
+        assert!(matches!(
+            "ca".parse::<Profile>(),
+            Err(CaError::UnknownProfile(_))
+        ));
         assert!(Profile::Peer.server_auth() && Profile::Peer.client_auth());
         assert!(!Profile::Client.server_auth());
     }

@@ -31,12 +31,16 @@ impl Serial {
         let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
         let trimmed = &bytes[first..];
         if trimmed.is_empty() {
-            return Err(CaError::InvalidSerial("a serial number must be positive".into()));
+            return Err(CaError::InvalidSerial(
+                "a serial number must be positive".into(),
+            ));
         }
         // RFC 5280: at most 20 octets of DER INTEGER content, including a 0x00 pad octet.
         let der_len = trimmed.len() + usize::from(trimmed[0] & 0x80 != 0);
         if der_len > 20 {
-            return Err(CaError::InvalidSerial("a serial number is at most 20 octets".into()));
+            return Err(CaError::InvalidSerial(
+                "a serial number is at most 20 octets".into(),
+            ));
         }
         Ok(Serial(trimmed.to_vec()))
     }
@@ -44,8 +48,13 @@ impl Serial {
     /// Parse the lowercase or uppercase hex form (optionally with `:` separators).
     pub fn from_hex(s: &str) -> Result<Self, CaError> {
         let cleaned: String = s.chars().filter(|c| *c != ':').collect();
-        let padded = if cleaned.len() % 2 == 1 { format!("0{cleaned}") } else { cleaned };
-        let bytes = hex::decode(&padded).map_err(|_| CaError::InvalidSerial("a serial number is written in hex".into()))?;
+        let padded = if cleaned.len() % 2 == 1 {
+            format!("0{cleaned}")
+        } else {
+            cleaned
+        };
+        let bytes = hex::decode(&padded)
+            .map_err(|_| CaError::InvalidSerial("a serial number is written in hex".into()))?;
         Self::from_be_bytes(&bytes)
     }
 
@@ -92,6 +101,9 @@ mod tests {
         assert!(Serial::from_hex("00").is_err());
         assert!(Serial::from_hex("zz").is_err());
         assert!(Serial::from_hex(&"7f".repeat(20)).is_ok());
-        assert!(Serial::from_hex(&"ff".repeat(20)).is_err(), "needs a 21st pad octet");
+        assert!(
+            Serial::from_hex(&"ff".repeat(20)).is_err(),
+            "needs a 21st pad octet"
+        );
     }
 }
