@@ -1,9 +1,10 @@
 //! CA private keys: generation, PKCS#8 PEM (optionally passphrase-encrypted), and files that
 //! only their owner can read.
 //!
-//! Encrypted keys are PKCS#8 `ENCRYPTED PRIVATE KEY` (PBES2, RFC 8018): we write scrypt with
-//! AES-256-CBC and read that or OpenSSL's default PBKDF2-SHA256 with AES, so `openssl pkey`
-//! reads our keys and we read theirs.
+//! Encrypted keys are PKCS#8 `ENCRYPTED PRIVATE KEY` (PBES2, RFC 8018) with PBKDF2-HMAC-SHA256
+//! and AES-256-CBC: OpenSSL's own default, so `openssl pkey` reads our keys and we read theirs.
+//! (scrypt would be stronger per guess, but OpenSSL refuses scrypt parameters worth having
+//! with "memory limit exceeded".) We also read scrypt-protected keys.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -14,9 +15,13 @@ use std::str::FromStr;
 use pkcs8::der::Decode;
 use pkcs8::{EncryptedPrivateKeyInfo, LineEnding, PrivateKeyInfo};
 use rcgen::KeyPair;
+use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::CaError;
+
+/// PBKDF2-HMAC-SHA256 iterations for encrypted keys (OWASP's 2023 recommendation).
+const PBKDF2_ITERATIONS: u32 = 600_000;
 
 /// Key types Signet generates for its own CAs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -73,8 +78,22 @@ pub fn encode_private_key(
         }
         Some(pass) => {
             let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let mut salt_iv = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut salt_iv)
+                .map_err(|_| CaError::Key("the system random number generator failed".into()))?;
+            let (salt, iv) = salt_iv.split_at(16);
+            let iv: &[u8; 16] = iv
+                .try_into()
+                .map_err(|_| CaError::Internal("iv length".into()))?;
+            let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+                PBKDF2_ITERATIONS,
+                salt,
+                iv,
+            )
+            .map_err(|e| CaError::Key(e.to_string()))?;
             let doc = info
-                .encrypt(pkcs8::rand_core::OsRng, pass.as_bytes())
+                .encrypt_with_params(params, pass.as_bytes())
                 .map_err(|e| CaError::Key(e.to_string()))?;
             doc.to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
                 .map_err(|e| CaError::Key(e.to_string()))

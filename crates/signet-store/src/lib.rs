@@ -1,0 +1,846 @@
+//! Signet persistence: the only crate in the workspace that speaks SQL.
+//!
+//! One code path serves both backends: every query goes through
+//! [`sqlx::AnyPool`] with runtime (not compile-time checked) queries, so
+//! building never needs a database. The SQL is written to be valid on both
+//! SQLite and PostgreSQL:
+//!
+//! * placeholders are `$1, $2, …` (SQLite's driver maps `$N` by number);
+//! * timestamps are `BIGINT` unix seconds (sub-second precision is dropped);
+//! * DER is `BLOB` (SQLite) / `BYTEA` (PostgreSQL), bound as `Vec<u8>`.
+//!
+//! Every value is bound, never formatted into SQL, and serials are validated
+//! before any query (see [`validate_serial`]).
+//!
+//! The schema lives in `migrations/sqlite` and `migrations/postgres` at the
+//! workspace root and is embedded at compile time; [`Store::migrate`] applies it.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, Row};
+use time::OffsetDateTime;
+
+/// Migrations for SQLite, embedded at compile time.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
+/// Migrations for PostgreSQL, embedded at compile time.
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Longest accepted serial, in hex digits: RFC 5280 allows 20 octets.
+pub const MAX_SERIAL_HEX_LEN: usize = 40;
+
+/// How long to wait for a pooled connection before reporting
+/// [`StoreError::Unavailable`].
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database URL is not one the store supports (only `sqlite:` and
+    /// `postgres://`/`postgresql://`). The URL itself is not repeated, since
+    /// it may hold a password.
+    #[error("unsupported database URL: {0}")]
+    InvalidUrl(String),
+
+    /// The database could not be reached: connecting failed, the pool timed
+    /// out or was closed, or the connection broke (I/O, TLS, protocol).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+
+    /// Creating the SQLite database file failed.
+    #[error("cannot create database file: {0}")]
+    Io(#[source] std::io::Error),
+
+    /// A row with the same key already exists (for example a duplicate
+    /// certificate serial). Nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// A serial number string is not canonical lowercase hex (see
+    /// [`validate_serial`]). No query was run.
+    #[error("invalid serial number: {0}")]
+    InvalidSerial(String),
+
+    /// A revocation reason is not an RFC 5280 CRLReason code (0–10 except 7).
+    /// No query was run.
+    #[error("invalid revocation reason code: {0}")]
+    InvalidRevocationReason(u8),
+
+    /// Applying the embedded schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] MigrateError),
+
+    /// A stored row could not be decoded into its Rust type (bad JSON, a
+    /// timestamp out of range, an unexpected column type…).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+
+    /// Any other error reported by the database or the driver.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err),
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(err.to_string()),
+            sqlx::Error::Migrate(m) => StoreError::Migration(*m),
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Which database the store is talking to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// SQLite (a local file).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// A short lowercase name: `"sqlite"` or `"postgres"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The backend a database URL names, from its scheme.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres") | Some("postgresql") => Ok(Backend::Postgres),
+            _ => Err(StoreError::InvalidUrl(
+                "expected a sqlite: or postgres:// URL".to_owned(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A certificate to record, as issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCertificate {
+    /// Canonical serial (see [`validate_serial`]); [`canonical_serial`] makes one from bytes.
+    pub serial: String,
+    /// Issuer distinguished name, as a string.
+    pub issuer: String,
+    /// Key identifier of the issuing key, hex.
+    pub issuer_key_id: String,
+    /// Subject distinguished name, as a string.
+    pub subject: String,
+    /// Subject alternative names, each prefixed with its kind:
+    /// `dns:a.example`, `ip:10.0.0.1`, `uri:spiffe://…`, `email:…`.
+    pub sans: Vec<String>,
+    /// Name of the issuance profile used.
+    pub profile: String,
+    /// Start of validity (stored to the second).
+    pub not_before: OffsetDateTime,
+    /// End of validity (stored to the second).
+    pub not_after: OffsetDateTime,
+    /// Authenticated identity that asked for the certificate.
+    pub requester: String,
+    /// The certificate, DER encoded.
+    pub der: Vec<u8>,
+}
+
+/// A stored certificate with its bookkeeping columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRecord {
+    /// Canonical serial (lowercase hex, minimal).
+    pub serial: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// Key identifier of the issuing key, hex.
+    pub issuer_key_id: String,
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Subject alternative names (`dns:…`, `ip:…`, `uri:…`, `email:…`).
+    pub sans: Vec<String>,
+    /// Issuance profile name.
+    pub profile: String,
+    /// Start of validity, whole seconds.
+    pub not_before: OffsetDateTime,
+    /// End of validity, whole seconds.
+    pub not_after: OffsetDateTime,
+    /// Who asked for it.
+    pub requester: String,
+    /// The certificate, DER encoded.
+    pub der: Vec<u8>,
+    /// When the store recorded it, whole seconds.
+    pub created_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 CRLReason code, set together with `revoked_at`.
+    pub revocation_reason: Option<u8>,
+}
+
+/// An audit event to append. The time is set by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Who did it.
+    pub actor: String,
+    /// What was done, e.g. `"issue"`, `"revoke"`.
+    pub action: String,
+    /// The certificate concerned, if any. Stored as given (not validated):
+    /// an audit row may record an attempt with a malformed serial.
+    pub serial: Option<String>,
+    /// How it ended, e.g. `"ok"`, `"denied"`, `"error"`.
+    pub outcome: String,
+    /// Free text.
+    pub detail: String,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Increasing id; larger is newer.
+    pub id: i64,
+    /// When the store recorded it, whole seconds.
+    pub at: OffsetDateTime,
+    /// Who did it.
+    pub actor: String,
+    /// What was done.
+    pub action: String,
+    /// The certificate concerned, if any.
+    pub serial: Option<String>,
+    /// How it ended.
+    pub outcome: String,
+    /// Free text.
+    pub detail: String,
+}
+
+/// What [`Store::revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The certificate was not revoked and now is; the audit row was written.
+    Revoked,
+    /// The certificate was already revoked; the earlier revocation is kept
+    /// and nothing was written.
+    AlreadyRevoked,
+    /// No certificate has that serial; nothing was written.
+    NotFound,
+}
+
+/// Checks that `serial` is in canonical form: lowercase hex digits, an even
+/// number of them (whole bytes), 2 to [`MAX_SERIAL_HEX_LEN`] long, and no
+/// leading `00` byte (so every serial number has exactly one spelling).
+pub fn validate_serial(serial: &str) -> Result<(), StoreError> {
+    let bytes = serial.as_bytes();
+    if bytes.is_empty() {
+        return Err(StoreError::InvalidSerial("empty".to_owned()));
+    }
+    if bytes.len() > MAX_SERIAL_HEX_LEN {
+        return Err(StoreError::InvalidSerial(format!(
+            "{} hex digits, at most {MAX_SERIAL_HEX_LEN} allowed",
+            bytes.len()
+        )));
+    }
+    if !bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(StoreError::InvalidSerial(
+            "only lowercase hex digits 0-9a-f are allowed".to_owned(),
+        ));
+    }
+    if bytes.len() & 1 == 1 {
+        return Err(StoreError::InvalidSerial(
+            "odd number of hex digits; write whole bytes".to_owned(),
+        ));
+    }
+    if bytes.starts_with(b"00") {
+        return Err(StoreError::InvalidSerial(
+            "leading 00 byte; serials are stored without it".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes the canonical serial string from big-endian unsigned bytes (for
+/// example x509-cert's `SerialNumber::as_bytes()`, which may start with a
+/// `0x00` sign byte): leading zero bytes are dropped, the rest is lowercase hex.
+/// Fails if nothing is left (serial zero) or it is longer than 20 bytes.
+pub fn canonical_serial(bytes: &[u8]) -> Result<String, StoreError> {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let significant = &bytes[start..];
+    let mut out = String::with_capacity(significant.len() * 2);
+    for b in significant {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    if out.is_empty() {
+        return Err(StoreError::InvalidSerial(
+            "serial is zero; serials must be positive".to_owned(),
+        ));
+    }
+    validate_serial(&out)?;
+    Ok(out)
+}
+
+/// RFC 5280 CRLReason: 0–10, with 7 unused.
+fn validate_reason(reason: u8) -> Result<(), StoreError> {
+    if reason > 10 || reason == 7 {
+        return Err(StoreError::InvalidRevocationReason(reason));
+    }
+    Ok(())
+}
+
+fn from_unix(column: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// A handle on the database. Cheap to clone (it shares one pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `url`, opening at least one connection so that a bad URL
+    /// or unreachable server is reported here.
+    ///
+    /// * `sqlite://path/to/file.db` (or `sqlite:path`): the file is created
+    ///   (mode 0600) if missing. Every connection runs with
+    ///   `journal_mode=WAL`, `synchronous=FULL` (a commit is on disk before it
+    ///   is reported), `busy_timeout=5000` and `foreign_keys=ON`.
+    /// * `postgres://user:pass@host/db`, including unix sockets:
+    ///   `postgres://user@/db?host=/run/postgresql`.
+    ///
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let pool = match backend {
+            Backend::Sqlite => {
+                create_sqlite_file(url)?;
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // journal_mode returns a row; execute ignores it.
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = FULL",
+                                "PRAGMA busy_timeout = 5000",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+            }
+            Backend::Postgres => {
+                options
+                    .max_connections(16)
+                    .connect(&normalize_postgres_url(url))
+                    .await
+            }
+        };
+        let pool = pool.map_err(|e| match e {
+            sqlx::Error::Configuration(_) => StoreError::InvalidUrl(e.to_string()),
+            other => StoreError::Unavailable(other),
+        })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations for this backend. Idempotent: already
+    /// applied migrations are skipped (and checked against their checksums).
+    /// On PostgreSQL concurrent callers serialise on an advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATOR,
+            Backend::Postgres => &POSTGRES_MIGRATOR,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Checks that the database answers (for readiness probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(())
+    }
+
+    /// Closes every connection; later calls fail with
+    /// [`StoreError::Unavailable`]. Waits for checked-out connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Records an issued certificate and its audit row in one transaction,
+    /// committed (and, on SQLite, synced) before `Ok` is returned.
+    ///
+    /// A serial that is already stored gives [`StoreError::Conflict`] and
+    /// writes nothing, not even the audit row.
+    pub async fn insert_certificate(
+        &self,
+        cert: &NewCertificate,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        validate_serial(&cert.serial)?;
+        let sans = serde_json::to_string(&cert.sans)
+            .map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO certificates \
+             (serial, issuer, issuer_key_id, subject, sans, profile, \
+              not_before, not_after, requester, der, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&cert.serial)
+        .bind(&cert.issuer)
+        .bind(&cert.issuer_key_id)
+        .bind(&cert.subject)
+        .bind(sans)
+        .bind(&cert.profile)
+        .bind(cert.not_before.unix_timestamp())
+        .bind(cert.not_after.unix_timestamp())
+        .bind(&cert.requester)
+        .bind(&cert.der)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("serial {} already exists", cert.serial))
+            }
+            other => other,
+        })?;
+        insert_audit(&mut tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Appends one audit row, time-stamped now.
+    pub async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut conn, audit, now).await
+    }
+
+    /// The certificate with this serial, if there is one.
+    pub async fn get_certificate(
+        &self,
+        serial: &str,
+    ) -> Result<Option<CertificateRecord>, StoreError> {
+        validate_serial(serial)?;
+        let row = sqlx::query(
+            "SELECT serial, issuer, issuer_key_id, subject, sans, profile, \
+             not_before, not_after, requester, der, created_at, \
+             revoked_at, revocation_reason \
+             FROM certificates WHERE serial = $1",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// Marks a certificate revoked at `at` (stored to the second) for RFC 5280
+    /// CRLReason `reason`, and writes `audit`, in one transaction.
+    ///
+    /// An earlier revocation is never overwritten. The audit row is written
+    /// only when the outcome is [`RevokeOutcome::Revoked`]; for the other
+    /// outcomes nothing is written and the caller may [`append_audit`] its
+    /// own record of the attempt.
+    ///
+    /// [`append_audit`]: Store::append_audit
+    pub async fn revoke(
+        &self,
+        serial: &str,
+        at: OffsetDateTime,
+        reason: u8,
+        audit: &AuditEntry,
+    ) -> Result<RevokeOutcome, StoreError> {
+        validate_serial(serial)?;
+        validate_reason(reason)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+
+        let mut tx = self.pool.begin().await?;
+        // Write first: the row lock (PostgreSQL) or the write lock (SQLite)
+        // makes the "not yet revoked" check and the update one step.
+        let updated = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE serial = $3 AND revoked_at IS NULL",
+        )
+        .bind(at.unix_timestamp())
+        .bind(i32::from(reason))
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        if updated == 1 {
+            insert_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            return Ok(RevokeOutcome::Revoked);
+        }
+
+        let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        tx.rollback().await?;
+        Ok(if exists {
+            RevokeOutcome::AlreadyRevoked
+        } else {
+            RevokeOutcome::NotFound
+        })
+    }
+
+    /// The newest `limit` audit rows, newest first.
+    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, serial, outcome, detail \
+             FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// How many certificates are stored.
+    pub async fn count_certificates(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM certificates")
+            .fetch_one(&self.pool)
+            .await?;
+        let n: i64 = row.try_get("n")?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
+    }
+}
+
+/// Rewrites the libpq form with a user but an empty host,
+/// `postgres://user[:pass]@/db?host=/dir`, which the URL parser sqlx uses
+/// rejects ("empty host"), into the equivalent `postgres:///db?host=/dir&user=user[&password=pass]`.
+/// Other URLs are returned unchanged.
+fn normalize_postgres_url(url: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    // The authority ends at the first '/', '?' or '#'.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some(userinfo) = authority.strip_suffix('@') else {
+        return Cow::Borrowed(url);
+    };
+    if userinfo.is_empty() || userinfo.contains('@') {
+        return Cow::Borrowed(url);
+    }
+    // userinfo is already percent-encoded; only characters that mean
+    // something different inside a query need escaping.
+    let escape = |s: &str| {
+        s.replace('+', "%2B")
+            .replace('&', "%26")
+            .replace('=', "%3D")
+    };
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (userinfo, None),
+    };
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (tail, None),
+    };
+    let mut out = format!("{scheme}://{before_fragment}");
+    out.push(if before_fragment.contains('?') {
+        '&'
+    } else {
+        '?'
+    });
+    if !user.is_empty() {
+        out.push_str("user=");
+        out.push_str(&escape(user));
+    }
+    if let Some(p) = password {
+        if !user.is_empty() {
+            out.push('&');
+        }
+        out.push_str("password=");
+        out.push_str(&escape(p));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Cow::Owned(out)
+}
+
+/// Creates the SQLite file named by `url` with mode 0600 if it does not
+/// exist yet, so that neither the database nor its WAL/SHM files (which
+/// SQLite creates with the database file's mode) are world-readable.
+fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let (_, query) = url.split_once('?').unwrap_or((url, ""));
+    let in_memory = url.contains(":memory:") || query.split('&').any(|p| p == "mode=memory");
+    let no_create = query.split('&').any(|p| p == "mode=ro" || p == "mode=rw");
+    if in_memory || no_create {
+        return Ok(());
+    }
+    // Parse the path exactly as sqlx will (percent-decoding included).
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let path = options.get_filename();
+    if path.as_os_str().is_empty() {
+        return Err(StoreError::InvalidUrl(
+            "sqlite URL has no file name".to_owned(),
+        ));
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io(e)),
+    }
+}
+
+async fn insert_audit(
+    conn: &mut sqlx::AnyConnection,
+    audit: &AuditEntry,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, serial, outcome, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(at)
+    .bind(&audit.actor)
+    .bind(&audit.action)
+    .bind(audit.serial.as_deref())
+    .bind(&audit.outcome)
+    .bind(&audit.detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {
+    let sans: String = row.try_get("sans")?;
+    let sans: Vec<String> =
+        serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    let reason: Option<i64> = row.try_get("revocation_reason")?;
+    let revocation_reason = reason
+        .map(|r| {
+            u8::try_from(r)
+                .map_err(|_| StoreError::Corrupt(format!("revocation_reason {r} out of range")))
+        })
+        .transpose()?;
+    Ok(CertificateRecord {
+        serial: row.try_get("serial")?,
+        issuer: row.try_get("issuer")?,
+        issuer_key_id: row.try_get("issuer_key_id")?,
+        subject: row.try_get("subject")?,
+        sans,
+        profile: row.try_get("profile")?,
+        not_before: from_unix("not_before", row.try_get("not_before")?)?,
+        not_after: from_unix("not_after", row.try_get("not_after")?)?,
+        requester: row.try_get("requester")?,
+        der: row.try_get("der")?,
+        created_at: from_unix("created_at", row.try_get("created_at")?)?,
+        revoked_at: revoked_at.map(|s| from_unix("revoked_at", s)).transpose()?,
+        revocation_reason,
+    })
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        at: from_unix("at", row.try_get("at")?)?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        serial: row.try_get("serial")?,
+        outcome: row.try_get("outcome")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_validation() {
+        for ok in [
+            "01",
+            "7f",
+            "0a1b",
+            "ffffffffffffffffffffffffffffffffffffffff",
+        ] {
+            assert!(validate_serial(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "0",
+            "abc",
+            "00ff",
+            "00",
+            "AB",
+            "0x01",
+            "01'; DROP TABLE certificates; --",
+            "g1",
+            "ffffffffffffffffffffffffffffffffffffffff01",
+            "é1",
+        ] {
+            assert!(
+                matches!(validate_serial(bad), Err(StoreError::InvalidSerial(_))),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_serial_strips_sign_byte() {
+        assert_eq!(
+            canonical_serial(&[0x00, 0x80, 0x01]).ok().as_deref(),
+            Some("8001")
+        );
+        assert_eq!(canonical_serial(&[0x0a]).ok().as_deref(), Some("0a"));
+        assert!(canonical_serial(&[]).is_err());
+        assert!(canonical_serial(&[0, 0]).is_err());
+        assert!(canonical_serial(&[1; 21]).is_err());
+        assert_eq!(
+            canonical_serial(&[0; 5].iter().chain(&[1; 20]).copied().collect::<Vec<_>>())
+                .ok()
+                .map(|s| s.len()),
+            Some(40)
+        );
+    }
+
+    #[test]
+    fn reason_validation() {
+        for r in [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] {
+            assert!(validate_reason(r).is_ok());
+        }
+        for r in [7, 11, 255] {
+            assert!(matches!(
+                validate_reason(r),
+                Err(StoreError::InvalidRevocationReason(x)) if x == r
+            ));
+        }
+    }
+
+    #[test]
+    fn postgres_url_normalisation() {
+        let n = |u: &str| normalize_postgres_url(u).into_owned();
+        assert_eq!(
+            n("postgres://signet@/postgres?host=/tmp/x"),
+            "postgres:///postgres?host=/tmp/x&user=signet"
+        );
+        assert_eq!(
+            n("postgresql://u:p%40ss+w@/db"),
+            "postgresql:///db?user=u&password=p%40ss%2Bw"
+        );
+        assert_eq!(n("postgres://u@/"), "postgres:///?user=u");
+        for same in [
+            "postgres://u:p@host/db",
+            "postgres:///db?host=/tmp",
+            "postgres://host:5432/db",
+            "postgres://u@host/db?x=@/",
+            "garbage",
+        ] {
+            assert_eq!(n(same), same);
+        }
+    }
+
+    /// The PRAGMAs are per connection: check them on pooled connections.
+    #[tokio::test]
+    async fn sqlite_connections_are_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/p.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("connect");
+        // Hold several connections at once so more than one is checked.
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(store.pool.acquire().await.expect("acquire"));
+        }
+        for conn in &mut conns {
+            for (pragma, want) in [
+                ("PRAGMA synchronous", "2"), // FULL
+                ("PRAGMA busy_timeout", "5000"),
+                ("PRAGMA foreign_keys", "1"),
+                ("PRAGMA journal_mode", "wal"),
+            ] {
+                let row = sqlx::query(pragma)
+                    .fetch_one(&mut **conn)
+                    .await
+                    .expect("pragma");
+                let got = row
+                    .try_get::<i64, _>(0)
+                    .map(|v| v.to_string())
+                    .or_else(|_| row.try_get::<String, _>(0))
+                    .expect("decode pragma");
+                assert_eq!(got, want, "{pragma}");
+            }
+        }
+    }
+
+    #[test]
+    fn backend_from_url() {
+        assert_eq!(
+            Backend::from_url("sqlite:///tmp/x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@/d?host=/tmp").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://h/d").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(Backend::from_url("mysql://h/d").is_err());
+        assert!(Backend::from_url("").is_err());
+    }
+}

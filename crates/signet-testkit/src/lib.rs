@@ -1,0 +1,424 @@
+//! Test helpers for Signet: throwaway databases for both backends.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! for db in signet_testkit::TestDb::all().await {
+//!     // db.url() is a fresh, empty database; db.name() is "sqlite" or "postgres".
+//!     assert!(!db.url().is_empty(), "[{}] url", db.name());
+//! }
+//! # }
+//! ```
+//!
+//! PostgreSQL: if `DATABASE_URL` is set, a uniquely named database is created
+//! on that server (and dropped afterwards, best effort). Otherwise a private
+//! cluster is started with `initdb`/`pg_ctl` in a temporary directory,
+//! listening only on a unix socket inside it. If neither works the helper
+//! panics: tests never skip silently.
+//!
+//! This crate is for tests only: it panics freely.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+const INSTALL_HINT: &str = "install PostgreSQL (`apt-get install postgresql`; Debian puts \
+     initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, which is searched) \
+     or set DATABASE_URL to a PostgreSQL server URL whose user may CREATE DATABASE";
+
+/// A throwaway database. Dropping it removes it.
+pub struct TestDb {
+    url: String,
+    name: &'static str,
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite { _dir: tempfile::TempDir },
+    Cluster(#[allow(dead_code)] Cluster), // held for its Drop
+    External { admin_url: String, database: String },
+}
+
+impl fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestDb")
+            .field("backend", &self.name)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl TestDb {
+    /// A fresh SQLite database file `signet.db` in a new temporary directory.
+    /// The file itself is not created; the URL is `sqlite:///…/signet.db`.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::Builder::new()
+            .prefix("signet-sqlite-")
+            .tempdir()
+            .expect("create temporary directory for SQLite");
+        let path = dir.path().join("signet.db");
+        let path = path.to_str().expect("temporary path is UTF-8");
+        TestDb {
+            url: format!("sqlite://{path}"),
+            name: "sqlite",
+            inner: Inner::Sqlite { _dir: dir },
+        }
+    }
+
+    /// A fresh, empty PostgreSQL database: on the server in `DATABASE_URL`
+    /// if that is a `postgres://` or `postgresql://` URL, else in a private cluster started for this `TestDb`.
+    ///
+    /// Panics (with installation advice) if PostgreSQL is not available.
+    pub async fn postgres() -> TestDb {
+        match std::env::var("DATABASE_URL") {
+            Ok(admin_url) if admin_url.starts_with("postgres") => {
+                external_postgres(admin_url).await
+            }
+            _ => {
+                let cluster = Cluster::start();
+                let url = cluster.url();
+                TestDb {
+                    url,
+                    name: "postgres",
+                    inner: Inner::Cluster(cluster),
+                }
+            }
+        }
+    }
+
+    /// One fresh database per backend: SQLite first, then PostgreSQL.
+    pub async fn all() -> Vec<TestDb> {
+        vec![TestDb::sqlite().await, TestDb::postgres().await]
+    }
+
+    /// Connection URL of the database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Backend name for assertion messages: `"sqlite"` or `"postgres"`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// For SQLite, the database file path (which may not exist yet).
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match &self.inner {
+            Inner::Sqlite { _dir } => Some(_dir.path().join("signet.db")),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TestDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Inner::External {
+            admin_url,
+            database,
+        } = &self.inner
+        {
+            drop_external_database(admin_url, database);
+        }
+        // Cluster stops itself in its own Drop; TempDir removes itself.
+    }
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn external_postgres(admin_url: String) -> TestDb {
+    sqlx::any::install_default_drivers();
+    let database = format!("signet_test_{}", unique_suffix());
+    let mut conn = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to DATABASE_URL (PostgreSQL): {e}; {INSTALL_HINT}")
+        });
+    // The name is generated here from digits and underscores: safe to format.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {database} on DATABASE_URL failed: {e}"));
+    let _ = conn.close().await;
+
+    let mut url = url::Url::parse(&admin_url).unwrap_or_else(|e| {
+        panic!(
+            "DATABASE_URL is not a URL sqlx accepts ({e}); for a unix socket write \
+             postgres:///db?host=/socket/dir&user=name"
+        )
+    });
+    url.set_path(&format!("/{database}"));
+    TestDb {
+        url: url.to_string(),
+        name: "postgres",
+        inner: Inner::External {
+            admin_url,
+            database,
+        },
+    }
+}
+
+/// Drops a database made by [`external_postgres`], best effort, from a
+/// separate thread and runtime (Drop may run inside or outside a runtime).
+fn drop_external_database(admin_url: &str, database: &str) {
+    let admin_url = admin_url.to_owned();
+    let sql = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+    let handle = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        });
+    });
+    let _ = handle.join();
+}
+
+/// A private PostgreSQL cluster in a temporary directory, reachable only
+/// through a unix socket in that directory.
+struct Cluster {
+    dir: Option<tempfile::TempDir>,
+    pg_ctl: PathBuf,
+    /// When running as root, initdb/pg_ctl run as this user via runuser.
+    run_as: Option<&'static str>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = find_pg_bin_dir().unwrap_or_else(|| {
+            panic!("PostgreSQL binaries initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin; {INSTALL_HINT}")
+        });
+        let initdb = bin.join("initdb");
+        let pg_ctl = bin.join("pg_ctl");
+        let run_as = if is_root() { Some("nobody") } else { None };
+
+        // Unix socket paths are limited to ~107 bytes: keep the directory short.
+        let base = if run_as.is_some() || std::env::temp_dir().as_os_str().len() > 60 {
+            // nobody must be able to reach the directory: /tmp is world-traversable.
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("signet-pg-")
+            .tempdir_in(&base)
+            .expect("create temporary directory for PostgreSQL");
+        if let Some(user) = run_as {
+            check_traversable(dir.path());
+            run_checked(
+                Command::new("chown").arg(user).arg(dir.path()),
+                "chown the PostgreSQL directory",
+            );
+        }
+
+        let mut cluster = Cluster {
+            dir: Some(dir),
+            pg_ctl,
+            run_as,
+        };
+        let data = cluster.dir().join("data");
+        let log = cluster.dir().join("postgres.log");
+        let sock = cluster.dir().to_path_buf();
+
+        let mut cmd = cluster.command(&initdb);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-U", "signet", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .arg("--locale=C");
+        let out = run(&mut cmd);
+        if !out.status.success() {
+            panic!(
+                "initdb failed ({}): {}{}\n{INSTALL_HINT}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        let server_opts = format!(
+            "-c listen_addresses='' -k {} -c fsync=on -c max_connections=50",
+            sock.display()
+        );
+        let mut cmd = cluster.command(&cluster.pg_ctl);
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(&server_opts)
+            .args(["-w", "-t", "60", "start"]);
+        let out = run(&mut cmd);
+        if !out.status.success() {
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            // Keep the directory for the panic message, then clean up.
+            let msg = format!(
+                "pg_ctl start failed ({}): {}{}\nserver log:\n{server_log}\n{INSTALL_HINT}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            cluster.stop();
+            panic!("{msg}");
+        }
+        cluster
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("cluster directory present").path()
+    }
+
+    fn url(&self) -> String {
+        // sqlx (through the url crate) rejects the libpq form
+        // `postgres://signet@/postgres?host=…` ("empty host"), so the user
+        // goes in the query. signet-store accepts both forms.
+        format!(
+            "postgres:///postgres?host={}&user=signet",
+            self.dir().to_str().expect("temporary path is UTF-8")
+        )
+    }
+
+    /// A command for a PostgreSQL binary, run as `run_as` if set. Output is
+    /// captured; stdin is closed so nothing waits on the test's terminal.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn stop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        let data = dir.path().join("data");
+        if data.join("postmaster.pid").exists() {
+            let mut cmd = self.command(&self.pg_ctl);
+            cmd.arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = cmd.status();
+        }
+        let _ = dir.close();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a command with output captured (never inherited: pg_ctl's server
+/// child would otherwise hold our pipes open).
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}; {INSTALL_HINT}"))
+}
+
+fn run_checked(cmd: &mut Command, what: &str) {
+    let out = run(cmd);
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Directory holding both `initdb` and `pg_ctl`: PATH first, then the
+/// newest /usr/lib/postgresql/<version>/bin.
+fn find_pg_bin_dir() -> Option<PathBuf> {
+    let has_both = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+    let on_path = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|d| has_both(d)));
+    if on_path.is_some() {
+        return on_path;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((v, e.path().join("bin")))
+        })
+        .filter(|(_, d)| has_both(d))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d)
+}
+
+/// Effective uid 0? Read from /proc (no libc), falling back to `id -u`.
+fn is_root() -> bool {
+    // "Uid:\treal\teffective\tsaved\tfs"
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            line.split_whitespace().nth(2).map(str::to_owned)
+        });
+    if let Some(euid) = euid {
+        return euid == "0";
+    }
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Panics with a clear message if some ancestor of `dir` is not
+/// world-searchable (the unprivileged user could not reach the cluster).
+fn check_traversable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for ancestor in dir.ancestors().skip(1) {
+        let searchable = std::fs::metadata(ancestor)
+            .map(|meta| meta.permissions().mode() & 0o001 != 0)
+            .unwrap_or(true);
+        assert!(
+            searchable,
+            "{} is not world-searchable, so user nobody cannot reach the PostgreSQL \
+             directory {}; {INSTALL_HINT}",
+            ancestor.display(),
+            dir.display()
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! `signet init`: create a data directory holding a new CA hierarchy, or adopt an existing
+//! issuing CA, plus a commented `signet.toml` and an initialised database.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use signet_ca::{
+    InitOptions, KeyType, OffsetDateTime, encode_private_key, generate_ca, import_ca,
+    sha256_fingerprint, write_private_key_file,
+};
+
+use crate::config::{self, Config};
+use crate::files::write_atomic;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Data directory to create (mode 0700). Existing CA files are never overwritten.
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// The CA's name, used in the CA certificates' subjects.
+    #[arg(long, default_value = "Signet Internal CA")]
+    name: String,
+    /// Key type for the new root and issuing CA keys.
+    #[arg(long, default_value = "p256", value_parser = parse_key_type)]
+    key_type: KeyType,
+    /// Adopt an existing issuing CA: its certificate, followed by the chain up to the root.
+    #[arg(long, requires = "import_key")]
+    import_cert: Option<PathBuf>,
+    /// The existing issuing CA's PKCS#8 key (encrypted keys use SIGNET_CA_PASSPHRASE).
+    #[arg(long, requires = "import_cert")]
+    import_key: Option<PathBuf>,
+}
+
+fn parse_key_type(s: &str) -> Result<KeyType, String> {
+    s.parse().map_err(|e: signet_ca::CaError| e.to_string())
+}
+
+/// The files `init` writes, relative to the data directory.
+pub const ROOT_CERT: &str = "root_ca.crt";
+pub const ROOT_KEY: &str = "root_ca.key";
+pub const ISSUING_CERT: &str = "issuing_ca.crt";
+pub const ISSUING_KEY: &str = "issuing_ca.key";
+pub const CONFIG: &str = "signet.toml";
+
+pub async fn run(args: InitArgs) -> anyhow::Result<()> {
+    let dir = &args.dir;
+    let passphrase = super::passphrase();
+    let pass = passphrase.as_ref().map(|p| p.as_str());
+    create_private_dir(dir)?;
+    for existing in [CONFIG, ROOT_KEY, ISSUING_KEY, ISSUING_CERT] {
+        if dir.join(existing).exists() {
+            bail!(
+                "{} already exists: refusing to overwrite a CA",
+                dir.join(existing).display()
+            );
+        }
+    }
+
+    match (&args.import_cert, &args.import_key) {
+        (Some(cert), Some(key)) => {
+            let cert_pem =
+                fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let key_pem = zeroize::Zeroizing::new(
+                fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?,
+            );
+            let key = signet_ca::decode_private_key(&key_pem, pass)?;
+            let imported = import_ca(&cert_pem, key)?;
+            write_private_key_file(
+                &dir.join(ISSUING_KEY),
+                &encode_private_key(&imported.key, pass)?,
+            )?;
+            write_atomic(
+                &dir.join(ISSUING_CERT),
+                imported.chain_pem.as_bytes(),
+                0o644,
+            )?;
+            write_atomic(&dir.join(ROOT_CERT), imported.root_pem.as_bytes(), 0o644)?;
+        }
+        _ => {
+            let mut opts = InitOptions::new(args.name.clone());
+            opts.key_type = args.key_type;
+            let bundle = generate_ca(&opts, OffsetDateTime::now_utc())?;
+            write_private_key_file(
+                &dir.join(ROOT_KEY),
+                &encode_private_key(&bundle.root_key, pass)?,
+            )?;
+            write_private_key_file(
+                &dir.join(ISSUING_KEY),
+                &encode_private_key(&bundle.issuing_key, pass)?,
+            )?;
+            write_atomic(&dir.join(ROOT_CERT), bundle.root_cert_pem.as_bytes(), 0o644)?;
+            write_atomic(
+                &dir.join(ISSUING_CERT),
+                bundle.issuing_cert_pem.as_bytes(),
+                0o644,
+            )?;
+        }
+    }
+    // The config goes last: its presence means the directory is complete.
+    write_atomic(
+        &dir.join(CONFIG),
+        config::render_default(&args.name).as_bytes(),
+        0o644,
+    )?;
+
+    let cfg = Config::load_dir(dir)?;
+    // Prove the issuing CA loads exactly as `issue` and `serve` will load it.
+    let ca = super::issue::load_issuing_ca(&cfg)?;
+    let store = super::open_store(&cfg.database_url()).await?;
+    store.close().await;
+
+    println!("Initialised Signet CA in {}", dir.display());
+    println!("  root certificate:    {}", dir.join(ROOT_CERT).display());
+    println!(
+        "  root fingerprint:    {}",
+        sha256_fingerprint(ca.root_der())
+    );
+    println!(
+        "  issuing certificate: {}",
+        dir.join(ISSUING_CERT).display()
+    );
+    println!("  configuration:       {}", dir.join(CONFIG).display());
+    if dir.join(ROOT_KEY).exists() {
+        println!(
+            "The root key {} is not needed to issue certificates: move it offline.",
+            dir.join(ROOT_KEY).display()
+        );
+    }
+    if pass.is_some() {
+        println!("CA keys are encrypted; set SIGNET_CA_PASSPHRASE to use them.");
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("restricting {} to mode 0700", dir.display()))?;
+        }
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}

@@ -1,0 +1,149 @@
+//! `signet issue --local`: sign a CSR with the data directory's CA and record it, without a
+//! server. For offline and break-glass use.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use signet_ca::{
+    CaError, Csr, IssuingCa, Lifetime, OffsetDateTime, Profile, read_private_key_file,
+};
+use signet_store::{AuditEntry, NewCertificate};
+
+use super::Refused;
+use crate::config::Config;
+use crate::files::write_atomic;
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Sign locally with the CA files in --dir (the API client arrives with `signet serve`).
+    #[arg(long, required = true)]
+    local: bool,
+    /// Data directory created by `signet init`.
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// The CSR, PEM or DER.
+    #[arg(long)]
+    csr: PathBuf,
+    /// server, client or peer.
+    #[arg(long, default_value = "server")]
+    profile: String,
+    /// Lifetime, e.g. 24h, 90m, 7d (default: the profile's default_ttl).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Write the PEM chain (leaf, then issuing CA) here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Load the issuing CA named by the configuration, decrypting its key if needed.
+pub fn load_issuing_ca(cfg: &Config) -> anyhow::Result<IssuingCa> {
+    let passphrase = super::passphrase();
+    let key = read_private_key_file(&cfg.ca.issuing_key, passphrase.as_ref().map(|p| p.as_str()))?;
+    let chain = std::fs::read_to_string(&cfg.ca.issuing_cert)
+        .with_context(|| format!("reading {}", cfg.ca.issuing_cert.display()))?;
+    let root = std::fs::read_to_string(&cfg.ca.root_cert)
+        .with_context(|| format!("reading {}", cfg.ca.root_cert.display()))?;
+    Ok(IssuingCa::new(&chain, &root, key, cfg.issuance_urls())?)
+}
+
+/// Who is asking, for the audit trail: the local OS user.
+fn local_requester() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    match (user, uid) {
+        (Some(u), Some(id)) => format!("local:{u}(uid {id})"),
+        (Some(u), None) => format!("local:{u}"),
+        (None, Some(id)) => format!("local:uid {id}"),
+        (None, None) => "local:unknown".into(),
+    }
+}
+
+pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
+    if !args.local {
+        bail!("only --local issuance is available in this version");
+    }
+    let cfg = Config::load_dir(&args.dir)?;
+    let ca = load_issuing_ca(&cfg)?;
+    let store = super::open_store(&cfg.database_url()).await?;
+    let requester = local_requester();
+    let audit = |outcome: &str, serial: Option<String>, detail: String| AuditEntry {
+        actor: requester.clone(),
+        action: "issue".into(),
+        serial,
+        outcome: outcome.into(),
+        detail,
+    };
+
+    let csr_bytes =
+        std::fs::read(&args.csr).with_context(|| format!("reading {}", args.csr.display()))?;
+    let signed = (|| -> Result<_, CaError> {
+        let profile: Profile = args.profile.parse()?;
+        let ttl = args
+            .ttl
+            .as_deref()
+            .map(str::parse::<Lifetime>)
+            .transpose()?;
+        let csr = Csr::from_pem_or_der(&csr_bytes)?;
+        ca.issue(
+            &csr,
+            profile,
+            cfg.profiles.limits(profile),
+            ttl,
+            &cfg.policy,
+            OffsetDateTime::now_utc(),
+        )
+    })();
+    let cert = match signed {
+        Ok(cert) => cert,
+        Err(e) if e.is_client_error() => {
+            // The refusal is audited; nothing else is written.
+            store
+                .append_audit(&audit("refused", None, e.to_string()))
+                .await
+                .context("writing the audit record")?;
+            store.close().await;
+            return Err(Refused(e.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let record = NewCertificate {
+        serial: cert.serial.to_hex(),
+        issuer: ca.subject().to_string(),
+        issuer_key_id: hex::encode(ca.key_id()),
+        subject: cert.subject.clone(),
+        sans: cert.names.iter().map(|n| n.to_tagged()).collect(),
+        profile: cert.profile.to_string(),
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+        requester: requester.clone(),
+        der: cert.der.clone(),
+    };
+    let detail = format!("profile={} names={}", cert.profile, record.sans.join(","));
+    // Durably recorded (with its audit row, in one transaction) before anyone sees it.
+    store
+        .insert_certificate(&record, &audit("ok", Some(record.serial.clone()), detail))
+        .await
+        .context("recording the certificate")?;
+    store.close().await;
+
+    let mut pem = cert.pem();
+    for c in ca.chain_pem() {
+        pem.push_str(&c);
+    }
+    match &args.out {
+        Some(out) => {
+            write_atomic(out, pem.as_bytes(), 0o644)?;
+            eprintln!(
+                "issued serial {} (valid until {}) -> {}",
+                record.serial,
+                cert.not_after,
+                out.display()
+            );
+        }
+        None => print!("{pem}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! `signet.toml`: parsed completely, with unknown keys refused, before anything else runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use signet_ca::{IssuanceUrls, Policy, Profile, ProfileLimits};
+
+/// Environment variable that overrides `[database] url`.
+pub const DATABASE_URL_ENV: &str = "SIGNET_DATABASE_URL";
+/// Environment variable holding the CA key passphrase.
+pub const PASSPHRASE_ENV: &str = "SIGNET_CA_PASSPHRASE";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub ca: CaSection,
+    #[serde(default)]
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub urls: UrlsSection,
+    #[serde(default)]
+    pub profiles: ProfilesSection,
+    #[serde(default = "default_policy")]
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    pub name: String,
+    #[serde(default = "default_root_cert")]
+    pub root_cert: PathBuf,
+    #[serde(default = "default_issuing_cert")]
+    pub issuing_cert: PathBuf,
+    #[serde(default = "default_issuing_key")]
+    pub issuing_key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: String,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: "sqlite://signet.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlsSection {
+    pub ocsp: Option<String>,
+    pub ca_issuers: Option<String>,
+    pub crl: Option<String>,
+}
+
+impl Default for UrlsSection {
+    fn default() -> Self {
+        UrlsSection {
+            ocsp: Some("http://127.0.0.1:8080/ocsp".into()),
+            ca_issuers: Some("http://127.0.0.1:8080/ca/issuing.crt".into()),
+            crl: Some("http://127.0.0.1:8080/crl/issuing.crl".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesSection {
+    #[serde(default)]
+    pub server: ProfileLimits,
+    #[serde(default)]
+    pub client: ProfileLimits,
+    #[serde(default)]
+    pub peer: ProfileLimits,
+}
+
+impl ProfilesSection {
+    pub fn limits(&self, profile: Profile) -> &ProfileLimits {
+        match profile {
+            Profile::Server => &self.server,
+            Profile::Client => &self.client,
+            Profile::Peer => &self.peer,
+        }
+    }
+}
+
+fn default_root_cert() -> PathBuf {
+    "root_ca.crt".into()
+}
+fn default_issuing_cert() -> PathBuf {
+    "issuing_ca.crt".into()
+}
+fn default_issuing_key() -> PathBuf {
+    "issuing_ca.key".into()
+}
+
+/// The policy `signet init` writes: the usual internal names, private address ranges and
+/// the cluster's SPIFFE trust domain. No wildcards.
+pub fn default_policy() -> Policy {
+    let parse = |s: &str| s.parse().ok();
+    Policy {
+        dns: [
+            "localhost",
+            "*.local",
+            "*.internal",
+            "*.svc",
+            "*.svc.cluster.local",
+        ]
+        .into_iter()
+        .filter_map(parse)
+        .collect(),
+        ip: [
+            "127.0.0.0/8",
+            "::1/128",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "fc00::/7",
+        ]
+        .into_iter()
+        .filter_map(|s| s.parse().ok())
+        .collect(),
+        uri_prefixes: vec!["spiffe://cluster.local/".into()],
+        email: vec![],
+        allow_wildcard_names: false,
+        profiles: Profile::ALL.to_vec(),
+        max_ttl: None,
+    }
+}
+
+impl Config {
+    /// Read and fully validate `path`. Relative paths inside resolve against its directory.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: Config = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid Signet configuration", path.display()))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base =
+            std::path::absolute(base).with_context(|| format!("resolving {}", base.display()))?;
+        cfg.resolve_paths(&base);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Load `DIR/signet.toml`.
+    pub fn load_dir(dir: &Path) -> anyhow::Result<Config> {
+        let path = dir.join("signet.toml");
+        if !path.exists() {
+            bail!(
+                "{} does not exist: run `signet init --dir {}` first",
+                path.display(),
+                dir.display()
+            );
+        }
+        Config::load(&path)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.ca.root_cert,
+            &mut self.ca.issuing_cert,
+            &mut self.ca.issuing_key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(rel) = self.database.url.strip_prefix("sqlite://") {
+            let (file, query) = rel
+                .split_once('?')
+                .map_or((rel, None), |(f, q)| (f, Some(q)));
+            if !file.starts_with('/') && !file.is_empty() && file != ":memory:" {
+                let abs = base.join(file);
+                self.database.url = match query {
+                    Some(q) => format!("sqlite://{}?{q}", abs.display()),
+                    None => format!("sqlite://{}", abs.display()),
+                };
+            }
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.ca.name.trim().is_empty() {
+            bail!("[ca] name must not be empty");
+        }
+        for (section, limits) in [
+            ("server", &self.profiles.server),
+            ("client", &self.profiles.client),
+            ("peer", &self.profiles.peer),
+        ] {
+            if limits.default_ttl > limits.max_ttl {
+                bail!(
+                    "[profiles.{section}] default_ttl {} is longer than max_ttl {}",
+                    limits.default_ttl,
+                    limits.max_ttl
+                );
+            }
+        }
+        for (key, url) in [
+            ("ocsp", &self.urls.ocsp),
+            ("ca_issuers", &self.urls.ca_issuers),
+            ("crl", &self.urls.crl),
+        ] {
+            if let Some(u) = url
+                && (!(u.starts_with("http://") || u.starts_with("https://"))
+                    || !u.is_ascii()
+                    || u.contains(char::is_whitespace))
+            {
+                bail!("[urls] {key} = {u:?} is not an http(s) URL");
+            }
+        }
+        let db = self.database_url();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            bail!(
+                "database URL must start with sqlite:// or postgres:// (check [database] url or {DATABASE_URL_ENV})"
+            );
+        }
+        Ok(())
+    }
+
+    /// The database to use: `SIGNET_DATABASE_URL` when set, else `[database] url`.
+    pub fn database_url(&self) -> String {
+        std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| self.database.url.clone())
+    }
+
+    pub fn issuance_urls(&self) -> IssuanceUrls {
+        IssuanceUrls {
+            ocsp: self.urls.ocsp.clone(),
+            ca_issuers: self.urls.ca_issuers.clone(),
+            crl: self.urls.crl.clone(),
+        }
+    }
+}
+
+/// The commented `signet.toml` that `signet init` writes: every default spelled out.
+pub fn render_default(name: &str) -> String {
+    // The name is the only variable part; serialise it as a TOML string so quotes are escaped.
+    let name = toml::Value::String(name.to_string()).to_string();
+    DEFAULT_TEMPLATE.replace("@NAME@", &name)
+}
+
+const DEFAULT_TEMPLATE: &str = r#"# Signet configuration. Every setting below is at its default; unknown keys are errors.
+# Relative paths are relative to this file's directory.
+
+[ca]
+# Shown in the CA certificates' subjects.
+name = @NAME@
+# The self-signed root. Its key (root_ca.key) is never read by Signet after `init`:
+# move it offline.
+root_cert = "root_ca.crt"
+# The issuing CA certificate (then any intermediates above it, root excluded) and its key.
+# The key is PKCS#8 PEM, mode 0600; if encrypted, the passphrase comes from
+# the SIGNET_CA_PASSPHRASE environment variable.
+issuing_cert = "issuing_ca.crt"
+issuing_key = "issuing_ca.key"
+
+[database]
+# SQLite file (embedded default) or PostgreSQL, e.g. "postgres://signet@db.internal/signet".
+# The SIGNET_DATABASE_URL environment variable overrides this.
+url = "sqlite://signet.db"
+
+[urls]
+# Written into every issued certificate: Authority Information Access (OCSP responder and
+# CA issuer certificate) and CRL Distribution Point. Relying parties fetch these over HTTP.
+ocsp = "http://127.0.0.1:8080/ocsp"
+ca_issuers = "http://127.0.0.1:8080/ca/issuing.crt"
+crl = "http://127.0.0.1:8080/crl/issuing.crl"
+
+# Lifetimes per profile. server: EKU serverAuth; client: EKU clientAuth; peer: both.
+# Durations are written like "90m", "24h", "7d".
+[profiles.server]
+default_ttl = "24h"
+max_ttl = "7days"
+
+[profiles.client]
+default_ttl = "24h"
+max_ttl = "7days"
+
+[profiles.peer]
+default_ttl = "24h"
+max_ttl = "7days"
+
+# Which names may be issued (here: by `signet issue --local`; API provisioners carry their own).
+[policy]
+# "*.example.com" allows any name under example.com (at any depth), "api.example.com"
+# exactly that name, "*" any name.
+dns = ["localhost", "*.local", "*.internal", "*.svc", "*.svc.cluster.local"]
+# CIDR ranges for IP address names.
+ip = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+# URI prefixes, e.g. SPIFFE IDs. A prefix without a trailing "/" matches itself or itself + "/...".
+uri_prefixes = ["spiffe://cluster.local/"]
+# Email addresses: "@example.com" for any mailbox there, or exact addresses.
+email = []
+# Whether wildcard names like "*.internal" may be issued at all.
+allow_wildcard_names = false
+profiles = ["server", "client", "peer"]
+# An overall lifetime cap on top of each profile's max_ttl, e.g. max_ttl = "48h".
+# max_ttl = "7days"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_default_parses_to_the_built_in_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        std::fs::write(&path, render_default("Acme \"Internal\" CA")).expect("write");
+        let cfg = Config::load(&path).expect("parses");
+        assert_eq!(cfg.ca.name, "Acme \"Internal\" CA");
+        assert_eq!(cfg.profiles, ProfilesSection::default());
+        assert_eq!(cfg.urls, UrlsSection::default());
+        assert_eq!(cfg.policy, default_policy());
+        assert_eq!(cfg.ca.issuing_key, dir.path().join("issuing_ca.key"));
+        assert_eq!(
+            cfg.database.url,
+            format!("sqlite://{}", dir.path().join("signet.db").display())
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        for bad in [
+            "[ca]\nname = \"x\"\nunknown = 1\n",
+            "[ca]\nname = \"x\"\n[policy]\ndns = [\"bad name\"]\n",
+            "[ca]\nname = \"x\"\n[profiles.server]\ndefault_ttl = \"8d\"\nmax_ttl = \"7d\"\n",
+            "[ca]\nname = \"x\"\n[urls]\nocsp = \"ftp://x\"\n",
+            "[ca]\nname = \"x\"\n[database]\nurl = \"mysql://x\"\n",
+        ] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(Config::load(&path).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

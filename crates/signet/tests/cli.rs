@@ -1,0 +1,615 @@
+//! End-to-end tests of the `signet` binary as an operator uses it: `init`, `issue --local`,
+//! `migrate`, against SQLite and a real PostgreSQL, with CSRs from `openssl req` and
+//! certificates checked by `openssl verify`.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use signet_store::Store;
+use signet_testkit::TestDb;
+
+fn signet(envs: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.args(args)
+        .env_remove("SIGNET_CA_PASSPHRASE")
+        .env_remove("SIGNET_DATABASE_URL");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI must be installed (apt-get install openssl)")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn csr(dir: &Path, tag: &str, key: &[&str], subj: &str, san: Option<&str>) -> PathBuf {
+    let out = dir.join(format!("{tag}.csr"));
+    let keyfile = dir.join(format!("{tag}.key"));
+    let mut args = vec!["req", "-new", "-nodes"];
+    args.extend_from_slice(key);
+    args.extend_from_slice(&["-keyout", p(&keyfile), "-out", p(&out), "-subj", subj]);
+    let ext = san.map(|s| format!("subjectAltName={s}"));
+    if let Some(ext) = &ext {
+        args.extend_from_slice(&["-addext", ext]);
+    }
+    let o = openssl(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    out
+}
+
+const EC: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+const RSA: &[&str] = &["-newkey", "rsa:2048"];
+
+/// `signet init` into a fresh directory, with the database at `db_url` (None: SQLite default).
+fn init(
+    db_url: Option<&str>,
+    extra_env: &[(&str, &str)],
+) -> (tempfile::TempDir, PathBuf, Vec<(String, String)>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut env: Vec<(String, String)> = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(url) = db_url {
+        env.push(("SIGNET_DATABASE_URL".into(), url.into()));
+    }
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = signet(
+        &env_ref,
+        &["init", "--dir", p(&dir), "--name", "Acme Internal CA"],
+    );
+    assert!(out.status.success(), "init: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("root fingerprint:    sha256:"),
+        "{}",
+        text(&out)
+    );
+    (tmp, dir, env)
+}
+
+fn issue(dir: &Path, env: &[(String, String)], csr: &Path, extra: &[&str]) -> Output {
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = vec!["issue", "--local", "--dir", p(dir), "--csr", p(csr)];
+    args.extend_from_slice(extra);
+    signet(&env_ref, &args)
+}
+
+fn verify(dir: &Path, leaf: &Path, purpose: &str) -> Output {
+    openssl(&[
+        "verify",
+        "-CAfile",
+        p(&dir.join("root_ca.crt")),
+        "-untrusted",
+        p(&dir.join("issuing_ca.crt")),
+        "-purpose",
+        purpose,
+        p(leaf),
+    ])
+}
+
+async fn store_for(dir: &Path, db: Option<&TestDb>) -> Store {
+    let url = match db {
+        Some(db) => db.url().to_string(),
+        None => format!("sqlite://{}", dir.join("signet.db").display()),
+    };
+    Store::connect(&url).await.unwrap()
+}
+
+fn serial_of(pem_file: &Path) -> String {
+    let o = openssl(&["x509", "-in", p(pem_file), "-noout", "-serial"]);
+    let s = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    // openssl prints whole octets; the store keeps the minimal form, which for our serials
+    // (top bit clear, second bit set) is the same.
+    s
+}
+
+/// The whole operator path on one backend.
+async fn init_issue_verify_and_record(db: Option<&TestDb>) {
+    let (tmp, dir, env) = init(db.map(|d| d.url()), &[]);
+    let backend = db.map_or("sqlite", |d| d.name());
+
+    // Files and modes.
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for key in ["root_ca.key", "issuing_ca.key"] {
+        let meta = std::fs::metadata(dir.join(key)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key}");
+        assert!(
+            std::fs::read_to_string(dir.join(key))
+                .unwrap()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+    }
+    let toml = std::fs::read_to_string(dir.join("signet.toml")).unwrap();
+    assert!(
+        toml.contains("# ") && toml.contains("max_ttl = \"7days\""),
+        "commented config with defaults"
+    );
+
+    // The CA hierarchy itself passes openssl: root pathlen 1, issuing pathlen 0.
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&dir.join("root_ca.crt")),
+        p(&dir.join("issuing_ca.crt")),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = openssl(&[
+        "x509",
+        "-in",
+        p(&dir.join("issuing_ca.crt")),
+        "-noout",
+        "-text",
+    ]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        t.contains("CA:TRUE, pathlen:0") && t.contains("Acme Internal CA Issuing CA"),
+        "{t}"
+    );
+    let o = openssl(&[
+        "x509",
+        "-in",
+        p(&dir.join("root_ca.crt")),
+        "-noout",
+        "-text",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CA:TRUE, pathlen:1"));
+
+    for (tag, key, profile, purpose) in [
+        ("rsa", RSA, "server", "sslserver"),
+        ("ec", EC, "peer", "sslclient"),
+    ] {
+        let req = csr(
+            tmp.path(),
+            tag,
+            key,
+            "/CN=api.internal",
+            Some("DNS:api.internal,IP:127.0.0.1"),
+        );
+        let leaf = tmp.path().join(format!("{tag}.crt"));
+        let out = issue(
+            &dir,
+            &env,
+            &req,
+            &["--profile", profile, "--ttl", "2h", "--out", p(&leaf)],
+        );
+        assert!(out.status.success(), "{backend} {tag}: {}", text(&out));
+        let v = verify(&dir, &leaf, purpose);
+        assert!(v.status.success(), "{backend} {tag}: {}", text(&v));
+
+        let store = store_for(&dir, db).await;
+        let serial = serial_of(&leaf);
+        let rec = store
+            .get_certificate(&serial)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{backend}: {serial} not stored"));
+        assert_eq!(rec.profile, profile);
+        assert_eq!(rec.sans, vec!["dns:api.internal", "ip:127.0.0.1"]);
+        assert!(rec.requester.starts_with("local:"), "{}", rec.requester);
+        assert_eq!(
+            (rec.not_after - rec.not_before).whole_seconds(),
+            2 * 3600 + 60
+        );
+        assert!(rec.revoked_at.is_none());
+        let pem = std::fs::read_to_string(&leaf).unwrap();
+        let first = pem
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .to_string()
+            + "-----END CERTIFICATE-----\n";
+        let (_, der) = pem_rfc7468::decode_vec(first.as_bytes()).unwrap();
+        assert_eq!(rec.der, der, "the stored DER is the certificate handed out");
+        store.close().await;
+    }
+
+    // Without --out, the chain goes to stdout: leaf then issuing CA.
+    let req = csr(tmp.path(), "stdout", EC, "/CN=stdout.internal", None);
+    let out = issue(&dir, &env, &req, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("BEGIN CERTIFICATE")
+            .count(),
+        2
+    );
+
+    let store = store_for(&dir, db).await;
+    assert_eq!(store.count_certificates().await.unwrap(), 3, "{backend}");
+    let audit = store.list_audit(10).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| a.action == "issue" && a.outcome == "ok")
+            .count(),
+        3,
+        "{backend}: {audit:?}"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_init_issue_verify_and_record() {
+    init_issue_verify_and_record(None).await;
+}
+
+#[tokio::test]
+async fn postgres_init_issue_verify_and_record() {
+    let db = TestDb::postgres().await;
+    init_issue_verify_and_record(Some(&db)).await;
+}
+
+/// Bad requests are refused with a reason and exit code 2; no certificate is stored; each
+/// refusal is audited.
+async fn refusals_store_nothing(db: Option<&TestDb>) {
+    let (tmp, dir, env) = init(db.map(|d| d.url()), &[]);
+    let t = tmp.path();
+    let good = csr(t, "good", EC, "/CN=a.internal", None);
+    let good_pem = std::fs::read_to_string(&good).unwrap();
+
+    let tampered = t.join("tampered.csr");
+    let o = openssl(&[
+        "req",
+        "-in",
+        p(&good),
+        "-outform",
+        "DER",
+        "-out",
+        p(&t.join("good.der")),
+    ]);
+    assert!(o.status.success());
+    let mut der = std::fs::read(t.join("good.der")).unwrap();
+    let pos = der.windows(10).position(|w| w == b"a.internal").unwrap();
+    der[pos] = b'e';
+    std::fs::write(&tampered, &der).unwrap();
+
+    let trailing = t.join("trailing.csr");
+    std::fs::write(&trailing, format!("{good_pem}trailing garbage\n")).unwrap();
+
+    let cases: Vec<(&str, PathBuf, Vec<&str>, &str)> = vec![
+        ("bad signature", tampered, vec![], "signature"),
+        (
+            "rsa 1024",
+            csr(
+                t,
+                "rsa1024",
+                &["-newkey", "rsa:1024"],
+                "/CN=a.internal",
+                None,
+            ),
+            vec![],
+            "RSA 1024",
+        ),
+        (
+            "denied name",
+            csr(
+                t,
+                "denied",
+                EC,
+                "/CN=a.internal",
+                Some("DNS:www.example.com"),
+            ),
+            vec![],
+            "dns:www.example.com",
+        ),
+        ("trailing garbage", trailing, vec![], "malformed CSR"),
+        (
+            "CA request",
+            csr_with_ext(t, "ca", "basicConstraints=critical,CA:TRUE"),
+            vec![],
+            "CA certificate",
+        ),
+        (
+            "ttl too long",
+            good.clone(),
+            vec!["--ttl", "8d"],
+            "exceeds the maximum",
+        ),
+        (
+            "unknown profile",
+            good.clone(),
+            vec!["--profile", "ca"],
+            "unknown profile",
+        ),
+        (
+            "client needs names",
+            csr(t, "ipclient", EC, "/", Some("IP:10.0.0.1")),
+            vec!["--profile", "client"],
+            "requires",
+        ),
+    ];
+    for (what, file, extra, reason) in &cases {
+        let out = issue(&dir, &env, file, extra);
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("refused") && err.contains(reason),
+            "{what}: expected {reason:?} in {err}"
+        );
+        assert!(out.stdout.is_empty(), "{what}: nothing printed");
+    }
+    let store = store_for(&dir, db).await;
+    assert_eq!(
+        store.count_certificates().await.unwrap(),
+        0,
+        "nothing stored"
+    );
+    let audit = store.list_audit(50).await.unwrap();
+    assert_eq!(
+        audit.iter().filter(|a| a.outcome == "refused").count(),
+        cases.len(),
+        "{audit:?}"
+    );
+    store.close().await;
+}
+
+fn csr_with_ext(dir: &Path, tag: &str, ext: &str) -> PathBuf {
+    let out = dir.join(format!("{tag}.csr"));
+    let o = openssl(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        p(&dir.join(format!("{tag}.key"))),
+        "-out",
+        p(&out),
+        "-subj",
+        "/CN=a.internal",
+        "-addext",
+        ext,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    out
+}
+
+#[tokio::test]
+async fn sqlite_refusals_store_nothing() {
+    refusals_store_nothing(None).await;
+}
+
+#[tokio::test]
+async fn postgres_refusals_store_nothing() {
+    let db = TestDb::postgres().await;
+    refusals_store_nothing(Some(&db)).await;
+}
+
+#[tokio::test]
+async fn encrypted_ca_keys_need_the_passphrase_and_openssl_reads_them() {
+    let pass = [("SIGNET_CA_PASSPHRASE", "s3cret passphrase")];
+    let (tmp, dir, env) = init(None, &pass);
+    let key = dir.join("issuing_ca.key");
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    );
+    let o = openssl(&[
+        "pkey",
+        "-in",
+        p(&key),
+        "-passin",
+        "pass:s3cret passphrase",
+        "-noout",
+    ]);
+    assert!(
+        o.status.success(),
+        "openssl reads our encrypted PKCS#8: {}",
+        text(&o)
+    );
+
+    let req = csr(tmp.path(), "x", EC, "/CN=x.internal", None);
+    let out = issue(&dir, &[], &req, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNET_CA_PASSPHRASE"));
+    let wrong = vec![("SIGNET_CA_PASSPHRASE".to_string(), "wrong".to_string())];
+    let out = issue(&dir, &wrong, &req, &[]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        text(&out)
+    );
+    let out = issue(&dir, &env, &req, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("s3cret"),
+        "the passphrase never appears in output"
+    );
+}
+
+#[tokio::test]
+async fn a_group_readable_key_is_refused_and_init_never_overwrites() {
+    let (tmp, dir, env) = init(None, &[]);
+    std::fs::set_permissions(
+        dir.join("issuing_ca.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let req = csr(tmp.path(), "x", EC, "/CN=x.internal", None);
+    let out = issue(&dir, &env, &req, &[]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{}",
+        text(&out)
+    );
+
+    let before = std::fs::read(dir.join("issuing_ca.key")).unwrap();
+    let out = signet(&[], &["init", "--dir", p(&dir), "--name", "Other"]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(dir.join("issuing_ca.key")).unwrap(), before);
+}
+
+#[tokio::test]
+async fn an_existing_issuing_ca_is_adopted_with_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let f = |n: &str| t.join(n);
+    std::fs::write(f("int.ext"), "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").unwrap();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-keyout",
+            p(&f("root.key")),
+            "-out",
+            p(&f("root.pem")),
+            "-subj",
+            "/O=Legacy/CN=Legacy Root",
+            "-days",
+            "3650",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        vec![
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            p(&f("int.key")),
+            "-out",
+            p(&f("int.csr")),
+            "-subj",
+            "/O=Legacy/CN=Legacy Issuing",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            p(&f("int.csr")),
+            "-CA",
+            p(&f("root.pem")),
+            "-CAkey",
+            p(&f("root.key")),
+            "-CAcreateserial",
+            "-days",
+            "365",
+            "-extfile",
+            p(&f("int.ext")),
+            "-out",
+            p(&f("int.pem")),
+        ],
+        // Teams often keep the CA key encrypted; openssl's default is PBES2 with PBKDF2 and AES-256-CBC.
+        vec![
+            "pkcs8",
+            "-topk8",
+            "-in",
+            p(&f("int.key")),
+            "-out",
+            p(&f("int.enc.key")),
+            "-passout",
+            "pass:legacy",
+        ],
+    ] {
+        let o = openssl(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(f("int.pem")).unwrap(),
+        std::fs::read_to_string(f("root.pem")).unwrap()
+    );
+    std::fs::write(f("chain.pem"), chain).unwrap();
+
+    let dir = t.join("data");
+    let env = [("SIGNET_CA_PASSPHRASE", "legacy")];
+    let out = signet(
+        &env,
+        &[
+            "init",
+            "--dir",
+            p(&dir),
+            "--name",
+            "Legacy",
+            "--import-cert",
+            p(&f("chain.pem")),
+            "--import-key",
+            p(&f("int.enc.key")),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !dir.join("root_ca.key").exists(),
+        "no root key when adopting an issuing CA"
+    );
+
+    let req = csr(t, "leaf", RSA, "/CN=legacy.internal", None);
+    let leaf = t.join("leaf.pem");
+    let env = vec![("SIGNET_CA_PASSPHRASE".to_string(), "legacy".to_string())];
+    let out = issue(&dir, &env, &req, &["--out", p(&leaf)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&f("root.pem")),
+        "-untrusted",
+        p(&f("int.pem")),
+        "-purpose",
+        "sslserver",
+        p(&leaf),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn migrate_applies_on_both_backends_and_is_idempotent() {
+    for db in TestDb::all().await {
+        for _ in 0..2 {
+            let out = signet(&[], &["migrate", "--database-url", db.url()]);
+            assert!(out.status.success(), "{}: {}", db.name(), text(&out));
+        }
+        let store = Store::connect(db.url()).await.unwrap();
+        assert_eq!(
+            store.count_certificates().await.unwrap(),
+            0,
+            "{}",
+            db.name()
+        );
+        store.close().await;
+    }
+}
