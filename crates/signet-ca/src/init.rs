@@ -134,6 +134,8 @@ pub struct ImportedCa {
     pub root_pem: String,
     /// The issuing key.
     pub key: KeyPair,
+    /// The issuing CA's subject, RFC 4514 string.
+    pub subject: String,
 }
 
 impl std::fmt::Debug for ImportedCa {
@@ -191,5 +193,6 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         chain_pem,
         root_pem: to_pem("CERTIFICATE", last_der),
         key,
+        subject: first.tbs_certificate.subject.to_string(),
     })
 }

@@ -21,8 +21,9 @@ pub struct InitArgs {
     #[arg(long, default_value = "signet-data")]
     dir: PathBuf,
     /// The CA's name, used in the CA certificates' subjects.
-    #[arg(long, default_value = "Signet Internal CA")]
-    name: String,
+    /// [default: "Signet Internal CA"; with --import-cert, the imported CA's subject]
+    #[arg(long)]
+    name: Option<String>,
     /// Key type for the new root and issuing CA keys.
     #[arg(long, default_value = "p256", value_parser = parse_key_type)]
     key_type: KeyType,
@@ -59,7 +60,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         }
     }
 
-    match (&args.import_cert, &args.import_key) {
+    let name = match (&args.import_cert, &args.import_key) {
         (Some(cert), Some(key)) => {
             let cert_pem =
                 fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
@@ -78,9 +79,14 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
                 0o644,
             )?;
             write_atomic(&dir.join(ROOT_CERT), imported.root_pem.as_bytes(), 0o644)?;
+            args.name.clone().unwrap_or(imported.subject)
         }
         _ => {
-            let mut opts = InitOptions::new(args.name.clone());
+            let name = args
+                .name
+                .clone()
+                .unwrap_or_else(|| "Signet Internal CA".to_string());
+            let mut opts = InitOptions::new(name.clone());
             opts.key_type = args.key_type;
             let bundle = generate_ca(&opts, OffsetDateTime::now_utc())?;
             write_private_key_file(
@@ -97,12 +103,13 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
                 bundle.issuing_cert_pem.as_bytes(),
                 0o644,
             )?;
+            name
         }
-    }
+    };
     // The config goes last: its presence means the directory is complete.
     write_atomic(
         &dir.join(CONFIG),
-        config::render_default(&args.name).as_bytes(),
+        config::render_default(&name).as_bytes(),
         0o644,
     )?;
 

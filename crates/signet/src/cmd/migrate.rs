@@ -9,8 +9,9 @@ use crate::config::Config;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Data directory whose signet.toml names the database.
-    #[arg(long, conflicts_with = "database_url")]
+    /// Data directory whose signet.toml names the database (SIGNET_DATABASE_URL or
+    /// --database-url take precedence).
+    #[arg(long)]
     dir: Option<PathBuf>,
     /// Database URL (sqlite://FILE or postgres://...).
     #[arg(long, env = crate::config::DATABASE_URL_ENV)]
