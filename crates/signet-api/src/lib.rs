@@ -1,1 +1,187 @@
+//! Signet's REST API: the HTTP face of the CA.
+//!
+//! [`app`] builds the axum router from an [`AppState`]; the binary serves it over rustls
+//! (and inserts a [`ClientCertificate`] extension for mTLS callers). Handlers authenticate
+//! the caller, let the CA core decide, make the store record the outcome, and only then
+//! answer. Every error leaves through [`ApiError`] as RFC 7807 problem+json.
 #![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use signet_ca::{IssuingCa, Profile, ProfileLimits};
+use signet_store::Store;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+mod auth;
+mod certificates;
+mod error;
+mod metrics;
+mod system;
+
+pub use auth::{AdminCredential, Identity, Provisioner, ProvisionerConfig, ProvisionerKind};
+pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a request may take before the server answers 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the API that come from configuration.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// This CA's URL: the audience tokens must name.
+    pub ca_url: String,
+    /// Lifetime limits per profile.
+    pub profiles: BTreeMap<Profile, ProfileLimits>,
+}
+
+/// A certificate the client presented over mTLS and the TLS layer verified against our
+/// root. Inserted as a request extension by the server.
+#[derive(Clone, Debug)]
+pub struct ClientCertificate {
+    /// The leaf certificate, DER.
+    pub der: Arc<[u8]>,
+}
+
+/// Everything handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    ca: Arc<IssuingCa>,
+    store: Store,
+    provisioners: Vec<Provisioner>,
+    admin: AdminCredential,
+    config: ApiConfig,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// Assemble the state. Nothing here touches the network or the database.
+    pub fn new(
+        ca: Arc<IssuingCa>,
+        store: Store,
+        provisioners: Vec<Provisioner>,
+        admin: AdminCredential,
+        mut config: ApiConfig,
+    ) -> Self {
+        config.ca_url = config.ca_url.trim_end_matches('/').to_string();
+        let metrics = metrics::Metrics::new();
+        AppState {
+            inner: Arc::new(Inner {
+                ca,
+                store,
+                provisioners,
+                admin,
+                config,
+                metrics,
+            }),
+        }
+    }
+
+    fn limits(&self, profile: Profile) -> ProfileLimits {
+        self.inner
+            .config
+            .profiles
+            .get(&profile)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// The OpenAPI document of the API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Signet", description = "Signet: a private certificate authority for mutual TLS. Errors are RFC 7807 application/problem+json with a stable `type`."),
+    components(schemas(Problem)),
+    modifiers(&SecurityAddon),
+    tags((name = "certificates", description = "Issue, renew, revoke and look up certificates"), (name = "ca", description = "CA certificates and profiles"), (name = "system", description = "Health and metrics"))
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(certificates::routes())
+        .merge(system::routes())
+}
+
+/// The OpenAPI 3.1 document, as served at `/openapi.json` and committed as `openapi/signet.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = routes().split_for_parts();
+    api
+}
+
+/// The whole API as an axum router.
+pub fn app(state: AppState) -> Router {
+    let (router, api) = routes().split_for_parts();
+    let api_json = api.clone();
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { axum::Json(api_json) }),
+        )
+        .merge(SwaggerUi::new("/docs"))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(state)
+}
+
+/// Latency by route and status.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .inner
+        .metrics
+        .latency
+        .get_or_create(&metrics::RouteLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}

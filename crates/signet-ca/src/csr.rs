@@ -156,6 +156,27 @@ impl Csr {
         })
     }
 
+    /// A request for an already-vetted key and names, e.g. to renew a certificate: the key
+    /// type is still checked, but there is no self-signature to verify.
+    pub fn from_parts(
+        spki_der: &[u8],
+        common_name: Option<String>,
+        names: Vec<SubjectName>,
+    ) -> Result<Self, CaError> {
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(spki_der)
+            .map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
+        let key_type = key_type(&spki)?;
+        let mut names: Vec<SubjectName> = names;
+        names.sort();
+        names.dedup();
+        Ok(Csr {
+            spki_der: spki_der.to_vec(),
+            key_type,
+            common_name,
+            names,
+        })
+    }
+
     /// The SubjectPublicKeyInfo, DER.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
@@ -333,7 +354,7 @@ fn directory_string(any: &der::asn1::Any) -> Result<String, CaError> {
     Ok(s)
 }
 
-fn general_name(gn: &GeneralName) -> Result<SubjectName, CaError> {
+pub(crate) fn general_name(gn: &GeneralName) -> Result<SubjectName, CaError> {
     match gn {
         GeneralName::DnsName(s) => Ok(SubjectName::Dns(crate::names::DnsName::parse(s.as_str())?)),
         GeneralName::UniformResourceIdentifier(s) => SubjectName::parse_uri(s.as_str()),

@@ -15,6 +15,7 @@
 mod csr;
 mod error;
 mod init;
+mod inspect;
 mod issue;
 mod keys;
 mod names;
@@ -25,6 +26,7 @@ mod serial;
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
 pub use init::{CaBundle, ImportedCa, InitOptions, generate_ca, import_ca};
+pub use inspect::CertificateInfo;
 pub use issue::{IssuanceUrls, IssuedCertificate, IssuingCa, sha256_fingerprint};
 pub use keys::{
     KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file,

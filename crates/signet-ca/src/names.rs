@@ -113,6 +113,17 @@ impl SubjectName {
         }
     }
 
+    /// A name as people write it: `type:value` when tagged, else a URI if it has `://`, an
+    /// email address if it has `@`, else a DNS name or IP address. Used for token `sans`.
+    pub fn parse_loose(s: &str) -> Result<Self, CaError> {
+        match s.split_once(':') {
+            Some(("dns" | "ip" | "uri" | "email", _)) => Self::parse_tagged(s),
+            _ if s.contains("://") => Self::parse_uri(s),
+            _ if s.contains('@') => Self::parse_email(s),
+            _ => Self::parse_host(s),
+        }
+    }
+
     /// A DNS name or an IP address, as found in a CSR's common name.
     pub fn parse_host(s: &str) -> Result<Self, CaError> {
         match s.parse::<IpAddr>() {

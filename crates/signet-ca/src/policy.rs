@@ -121,6 +121,21 @@ pub struct Policy {
     pub max_ttl: Option<Lifetime>,
 }
 
+impl Default for Policy {
+    /// Allows every profile and no names at all: a policy must name what it allows.
+    fn default() -> Self {
+        Policy {
+            dns: vec![],
+            ip: vec![],
+            uri_prefixes: vec![],
+            email: vec![],
+            allow_wildcard_names: false,
+            profiles: all_profiles(),
+            max_ttl: None,
+        }
+    }
+}
+
 fn all_profiles() -> Vec<Profile> {
     Profile::ALL.to_vec()
 }

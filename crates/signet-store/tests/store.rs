@@ -2,7 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use signet_store::{AuditEntry, Backend, NewCertificate, RevokeOutcome, Store, StoreError};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use signet_store::{
+    AuditEntry, Backend, CertStatus, CertificateFilter, CertificateRecord, MAX_PAGE_SIZE,
+    NewCertificate, RevokeOutcome, Store, StoreError,
+};
 use signet_testkit::TestDb;
 use sqlx::Connection;
 use time::OffsetDateTime;
@@ -611,4 +617,975 @@ async fn bad_urls_are_errors_not_panics() {
     // Nothing listens on this socket directory.
     let r = Store::connect(&format!("postgres://u@/db?host={}", dir.display())).await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// One-time tokens
+// ---------------------------------------------------------------------------
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn in_an_hour() -> OffsetDateTime {
+    now() + time::Duration::hours(1)
+}
+
+async fn used_token_count(conn: &mut sqlx::AnyConnection) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM used_tokens")
+        .fetch_one(conn)
+        .await
+        .expect("count used tokens")
+        .try_get("n")
+        .expect("decode count")
+}
+
+#[tokio::test]
+async fn consume_token_first_use_then_replay() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let exp = in_an_hour();
+        assert!(
+            store.consume_token("acme", "jti-1", exp).await.unwrap(),
+            "[{db}] first use"
+        );
+        assert!(
+            !store.consume_token("acme", "jti-1", exp).await.unwrap(),
+            "[{db}] replay"
+        );
+        // A different expiry does not make it a different token.
+        assert!(
+            !store
+                .consume_token("acme", "jti-1", exp + time::Duration::hours(1))
+                .await
+                .unwrap(),
+            "[{db}] replay with another exp"
+        );
+        // Keys are per provisioner, and exact.
+        assert!(
+            store.consume_token("other", "jti-1", exp).await.unwrap(),
+            "[{db}]"
+        );
+        assert!(
+            store.consume_token("acme", "jti-2", exp).await.unwrap(),
+            "[{db}]"
+        );
+        assert!(
+            store.consume_token("acme", "JTI-1", exp).await.unwrap(),
+            "[{db}] case"
+        );
+        assert!(
+            store.consume_token("acme", "jti-1 ", exp).await.unwrap(),
+            "[{db}] space"
+        );
+        // Wildcards and quotes are plain characters.
+        for jti in ["%", "_", "jti-%", "'; DROP TABLE used_tokens; --", "é\"\\"] {
+            assert!(
+                store.consume_token("acme", jti, exp).await.unwrap(),
+                "[{db}] {jti:?}"
+            );
+            assert!(
+                !store.consume_token("acme", jti, exp).await.unwrap(),
+                "[{db}] {jti:?}"
+            );
+        }
+
+        // Committed and shared: another store (another process) sees it.
+        let other = Store::connect(db.url()).await.expect("second store");
+        assert!(
+            !other.consume_token("acme", "jti-1", exp).await.unwrap(),
+            "[{db}]"
+        );
+        assert!(
+            !other.consume_token("other", "jti-1", exp).await.unwrap(),
+            "[{db}]"
+        );
+        let mut conn = raw(&db).await;
+        assert_eq!(used_token_count(&mut conn).await, 10, "[{db}]");
+
+        // used_at and expires_at are recorded in seconds.
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT expires_at, used_at FROM used_tokens WHERE provisioner = $1 AND jti = $2",
+        )
+        .bind("acme")
+        .bind("jti-1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            row.try_get::<i64, _>("expires_at").unwrap(),
+            exp.unix_timestamp(),
+            "[{db}]"
+        );
+        let used_at: i64 = row.try_get("used_at").unwrap();
+        assert!(
+            (now().unix_timestamp() - used_at).abs() < 60,
+            "[{db}] used_at {used_at}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn consume_token_concurrently_has_one_winner() {
+    for db in TestDb::all().await {
+        let a = open(&db).await;
+        // Two independent pools, as two processes would have.
+        let b = Store::connect(db.url()).await.expect("second store");
+        let exp = in_an_hour();
+        for round in 0..3 {
+            let jti = format!("race-{round}");
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                    let jti = jti.clone();
+                    tokio::spawn(async move { s.consume_token("acme", &jti, exp).await })
+                })
+                .collect();
+            let mut wins = 0;
+            for t in tasks {
+                if t.await
+                    .expect("join")
+                    .unwrap_or_else(|e| panic!("[{db}] consume: {e}"))
+                {
+                    wins += 1;
+                }
+            }
+            assert_eq!(wins, 1, "[{db}] round {round}: exactly one first use");
+        }
+        let mut conn = raw(&db).await;
+        assert_eq!(used_token_count(&mut conn).await, 3, "[{db}]");
+    }
+}
+
+#[tokio::test]
+async fn consume_token_rejects_invalid_input_before_sql() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        // Lengths are bytes: 128 two-byte characters are 256 bytes.
+        let jti_max = "é".repeat(128);
+        let prov_max = "p".repeat(128);
+        assert!(
+            store
+                .consume_token(&prov_max, &jti_max, in_an_hour())
+                .await
+                .unwrap(),
+            "[{db}] at the limits"
+        );
+        // Recently expired (within leeway) is still recorded.
+        let recent = now() - time::Duration::seconds(60);
+        assert!(
+            store.consume_token("acme", "recent", recent).await.unwrap(),
+            "[{db}]"
+        );
+
+        store.close().await;
+        let long_jti = format!("{jti_max}x");
+        let long_prov = "p".repeat(129);
+        let cases: [(&str, &str, OffsetDateTime); 7] = [
+            ("acme", "", in_an_hour()),
+            ("acme", &long_jti, in_an_hour()),
+            ("", "jti", in_an_hour()),
+            (&long_prov, "jti", in_an_hour()),
+            ("acme", "a\0b", in_an_hour()),
+            ("ac\0me", "jti", in_an_hour()),
+            ("acme", "old", now() - time::Duration::minutes(6)),
+        ];
+        for (prov, jti, exp) in cases {
+            let e = store
+                .consume_token(prov, jti, exp)
+                .await
+                .expect_err("must fail");
+            assert!(
+                matches!(e, StoreError::InvalidInput(_)),
+                "[{db}] ({prov:?}, {jti:?}): {e:?}"
+            );
+        }
+        let mut conn = raw(&db).await;
+        assert_eq!(
+            used_token_count(&mut conn).await,
+            2,
+            "[{db}] nothing else written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn consume_token_purges_long_expired_rows() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let t = now().unix_timestamp();
+        let mut conn = raw(&db).await;
+        for (jti, expires_at) in [
+            ("ancient", t - 86_400),
+            ("old", t - 11 * 60),
+            ("grace", t - 9 * 60),
+            ("live", t + 3600),
+        ] {
+            sqlx::query(
+                "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind("acme")
+            .bind(jti)
+            .bind(expires_at)
+            .bind(expires_at - 300)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] raw insert: {e}"));
+        }
+        // A fresh store purges on its first consumption.
+        let fresh = Store::connect(db.url()).await.expect("fresh store");
+        assert!(
+            fresh
+                .consume_token("acme", "new", in_an_hour())
+                .await
+                .unwrap(),
+            "[{db}]"
+        );
+        use sqlx::Row;
+        let left: Vec<String> = sqlx::query("SELECT jti FROM used_tokens ORDER BY jti")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("jti").unwrap())
+            .collect();
+        assert_eq!(left, ["grace", "live", "new"], "[{db}]");
+        // Still replay-protected after the purge.
+        assert!(
+            !fresh
+                .consume_token("acme", "live", in_an_hour())
+                .await
+                .unwrap(),
+            "[{db}]"
+        );
+
+        // The explicit purge reports how many rows it removed.
+        sqlx::query(
+            "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
+             VALUES ('acme', 'stale', $1, $1)",
+        )
+        .bind(t - 3600)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(store.purge_used_tokens().await.unwrap(), 1, "[{db}]");
+        assert_eq!(store.purge_used_tokens().await.unwrap(), 0, "[{db}]");
+        assert_eq!(used_token_count(&mut conn).await, 3, "[{db}]");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Certificate listing
+// ---------------------------------------------------------------------------
+
+fn cert_with(
+    serial: &str,
+    profile: &str,
+    sans: &[&str],
+    not_after: OffsetDateTime,
+) -> NewCertificate {
+    let mut c = cert(serial);
+    c.profile = profile.to_owned();
+    c.sans = sans.iter().map(|s| (*s).to_owned()).collect();
+    c.not_before = now() - time::Duration::days(100);
+    c.not_after = not_after;
+    c
+}
+
+/// Sets created_at directly, so that the listing order is known.
+async fn set_created_at(conn: &mut sqlx::AnyConnection, serial: &str, at: i64) {
+    let n = sqlx::query("UPDATE certificates SET created_at = $1 WHERE serial = $2")
+        .bind(at)
+        .bind(serial)
+        .execute(conn)
+        .await
+        .expect("set created_at")
+        .rows_affected();
+    assert_eq!(n, 1, "set created_at of {serial}");
+}
+
+async fn list(store: &Store, filter: CertificateFilter) -> Vec<String> {
+    let page = store
+        .list_certificates(&filter)
+        .await
+        .unwrap_or_else(|e| panic!("list {filter:?}: {e}"));
+    assert_eq!(page.next_cursor, None, "{filter:?}: expected a single page");
+    page.items.into_iter().map(|r| r.serial).collect()
+}
+
+/// Six certificates, created_at 1000 + i so the order is fixed:
+/// 01 good/server, 02 good/client expiring in 2 days, 03 expired/server,
+/// 04 revoked/server, 05 good/server with awkward SANs, 06 revoked and expired.
+async fn listing_fixture(db: &TestDb, store: &Store) {
+    let days = time::Duration::days;
+    let certs = [
+        cert_with(
+            "01",
+            "server",
+            &["dns:a.example", "ip:10.0.0.1"],
+            now() + days(30),
+        ),
+        cert_with("02", "client", &["dns:b.example"], now() + days(2)),
+        cert_with("03", "server", &["dns:a.example"], now() - days(1)),
+        cert_with("04", "server", &["dns:c.example"], now() + days(30)),
+        cert_with(
+            "05",
+            "server",
+            &[
+                "a,",
+                ",b",
+                "uri:x\"y\\z",
+                "dns:ünïcödé.example",
+                "dns:dup",
+                "dns:dup",
+            ],
+            now() + days(10),
+        ),
+        cert_with("06", "client", &["dns:b.example"], now() - days(3)),
+    ];
+    let mut conn = raw(db).await;
+    for (i, c) in certs.iter().enumerate() {
+        store
+            .insert_certificate(c, &audit("issue", Some(&c.serial), ""))
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] insert {}: {e}", c.serial));
+        set_created_at(&mut conn, &c.serial, 1000 + i as i64).await;
+    }
+    for serial in ["04", "06"] {
+        let r = store
+            .revoke(serial, now(), 1, &audit("revoke", Some(serial), ""))
+            .await
+            .unwrap();
+        assert_eq!(r, RevokeOutcome::Revoked, "[{db}]");
+    }
+}
+
+#[tokio::test]
+async fn list_certificates_filters() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        listing_fixture(&db, &store).await;
+        let f = CertificateFilter::default;
+
+        assert_eq!(
+            list(&store, f()).await,
+            ["06", "05", "04", "03", "02", "01"],
+            "[{db}]"
+        );
+        let status = |s| CertificateFilter {
+            status: Some(s),
+            ..f()
+        };
+        assert_eq!(
+            list(&store, status(CertStatus::Good)).await,
+            ["05", "02", "01"],
+            "[{db}]"
+        );
+        assert_eq!(
+            list(&store, status(CertStatus::Expired)).await,
+            ["03"],
+            "[{db}]"
+        );
+        assert_eq!(
+            list(&store, status(CertStatus::Revoked)).await,
+            ["06", "04"],
+            "[{db}]"
+        );
+
+        let profile = |p: &str| CertificateFilter {
+            profile: Some(p.to_owned()),
+            ..f()
+        };
+        assert_eq!(
+            list(&store, profile("client")).await,
+            ["06", "02"],
+            "[{db}]"
+        );
+        assert_eq!(
+            list(&store, profile("server")).await,
+            ["05", "04", "03", "01"],
+            "[{db}]"
+        );
+        assert!(
+            list(&store, profile("Server")).await.is_empty(),
+            "[{db}] case-sensitive"
+        );
+
+        let name = |n: &str| CertificateFilter {
+            name: Some(n.to_owned()),
+            ..f()
+        };
+        assert_eq!(
+            list(&store, name("dns:a.example")).await,
+            ["03", "01"],
+            "[{db}]"
+        );
+        assert_eq!(list(&store, name("ip:10.0.0.1")).await, ["01"], "[{db}]");
+        assert_eq!(
+            list(&store, name("dns:b.example")).await,
+            ["06", "02"],
+            "[{db}]"
+        );
+        assert_eq!(list(&store, name("a,")).await, ["05"], "[{db}]");
+        assert_eq!(list(&store, name(",b")).await, ["05"], "[{db}]");
+        assert_eq!(list(&store, name("uri:x\"y\\z")).await, ["05"], "[{db}]");
+        assert_eq!(
+            list(&store, name("dns:ünïcödé.example")).await,
+            ["05"],
+            "[{db}]"
+        );
+        assert_eq!(
+            list(&store, name("dns:dup")).await,
+            ["05"],
+            "[{db}] duplicate SAN listed once"
+        );
+        // Exact whole-element matches only: no substrings, no JSON text
+        // spanning two elements, no case folding.
+        for miss in [
+            "dns:a.exampl",
+            "a.example",
+            "DNS:A.EXAMPLE",
+            "dns:a.example ",
+            ",",
+            "\",\"",
+            "a,\",\",b",
+            "dns",
+            "ip:10.0.0",
+        ] {
+            assert!(
+                list(&store, name(miss)).await.is_empty(),
+                "[{db}] name {miss:?}"
+            );
+        }
+
+        let within = |d: u64| CertificateFilter {
+            expiring_within: Some(Duration::from_secs(d * 86_400)),
+            ..f()
+        };
+        assert_eq!(list(&store, within(3)).await, ["02"], "[{db}]");
+        assert_eq!(list(&store, within(11)).await, ["05", "02"], "[{db}]");
+        assert_eq!(
+            list(&store, within(365)).await,
+            ["05", "02", "01"],
+            "[{db}] never revoked/expired"
+        );
+        assert!(list(&store, within(1)).await.is_empty(), "[{db}]");
+        assert_eq!(
+            list(
+                &store,
+                CertificateFilter {
+                    expiring_within: Some(Duration::MAX),
+                    ..f()
+                }
+            )
+            .await,
+            ["05", "02", "01"],
+            "[{db}] huge duration saturates"
+        );
+
+        // Filters combine with AND.
+        assert_eq!(
+            list(
+                &store,
+                CertificateFilter {
+                    status: Some(CertStatus::Good),
+                    name: Some("dns:a.example".to_owned()),
+                    ..f()
+                }
+            )
+            .await,
+            ["01"],
+            "[{db}]"
+        );
+        assert!(
+            list(
+                &store,
+                CertificateFilter {
+                    profile: Some("server".to_owned()),
+                    expiring_within: Some(Duration::from_secs(3 * 86_400)),
+                    ..f()
+                }
+            )
+            .await
+            .is_empty(),
+            "[{db}]"
+        );
+        assert!(
+            list(
+                &store,
+                CertificateFilter {
+                    status: Some(CertStatus::Revoked),
+                    expiring_within: Some(Duration::from_secs(365 * 86_400)),
+                    ..f()
+                }
+            )
+            .await
+            .is_empty(),
+            "[{db}]"
+        );
+
+        // Items are full records whose status agrees with the filter.
+        for s in [CertStatus::Good, CertStatus::Expired, CertStatus::Revoked] {
+            let page = store.list_certificates(&status(s)).await.unwrap();
+            let t = now();
+            for r in &page.items {
+                assert_eq!(r.status(t), s, "[{db}] {}", r.serial);
+                let stored = store.get_certificate(&r.serial).await.unwrap().unwrap();
+                assert_eq!(r, &stored, "[{db}]");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_certificates_paginates_without_gaps_or_duplicates() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let mut conn = raw(&db).await;
+        // 25 certificates, several sharing a created_at (ties break on serial).
+        let mut expected: Vec<(i64, String)> = Vec::new();
+        for i in 0..25u32 {
+            let serial = format!("{:02x}{:02x}", 0x10 + (i * 7) % 25, i);
+            let profile = if i % 3 == 0 { "client" } else { "server" };
+            store
+                .insert_certificate(
+                    &cert_with(
+                        &serial,
+                        profile,
+                        &["dns:p.example"],
+                        now() + time::Duration::days(30),
+                    ),
+                    &audit("issue", Some(&serial), ""),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("[{db}] insert: {e}"));
+            let at = 2000 + i64::from(i % 6);
+            set_created_at(&mut conn, &serial, at).await;
+            expected.push((at, serial));
+        }
+        expected.sort_by(|a, b| b.cmp(a));
+        let expected: Vec<String> = expected.into_iter().map(|(_, s)| s).collect();
+
+        for (limit, pages) in [
+            (10, vec![10, 10, 5]),
+            (5, vec![5, 5, 5, 5, 5]),
+            (25, vec![25]),
+            (24, vec![24, 1]),
+        ] {
+            let mut seen = Vec::new();
+            let mut sizes = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .list_certificates(&CertificateFilter {
+                        limit,
+                        cursor: cursor.take(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("[{db}] page: {e}"));
+                sizes.push(page.items.len());
+                seen.extend(page.items.into_iter().map(|r| r.serial));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+                assert!(sizes.len() < 30, "[{db}] runaway pagination");
+            }
+            assert_eq!(sizes, pages, "[{db}] limit {limit}");
+            assert_eq!(
+                seen, expected,
+                "[{db}] limit {limit}: order, gaps or duplicates"
+            );
+            let unique: HashSet<&String> = seen.iter().collect();
+            assert_eq!(unique.len(), 25, "[{db}]");
+        }
+
+        // Pagination composes with filters.
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = store
+                .list_certificates(&CertificateFilter {
+                    profile: Some("server".to_owned()),
+                    limit: 4,
+                    cursor: cursor.take(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.items.len() <= 4, "[{db}]");
+            seen.extend(page.items.into_iter().map(|r| r.serial));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let servers: Vec<String> = expected
+            .iter()
+            .filter(|s| {
+                let i = u32::from_str_radix(&s[2..], 16).unwrap();
+                i % 3 != 0
+            })
+            .cloned()
+            .collect();
+        assert_eq!(seen, servers, "[{db}]");
+
+        // Limits are clamped to 1..=MAX_PAGE_SIZE.
+        let one = store
+            .list_certificates(&CertificateFilter {
+                limit: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(one.items.len(), 1, "[{db}]");
+        assert!(one.next_cursor.is_some(), "[{db}]");
+        let all = store
+            .list_certificates(&CertificateFilter {
+                limit: u32::MAX,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.items.len(), 25, "[{db}]");
+        const { assert!(MAX_PAGE_SIZE >= 25) };
+
+        // A well-formed cursor past the end gives an empty last page.
+        let empty = store
+            .list_certificates(&CertificateFilter {
+                cursor: Some("0:01".to_owned()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            empty.items.is_empty() && empty.next_cursor.is_none(),
+            "[{db}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_certificates_rejects_bad_cursors_and_filters_before_sql() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        store.close().await;
+        let long = "x".repeat(1025);
+        let mut bad: Vec<CertificateFilter> = [
+            "",
+            "abc",
+            "1700000000",
+            ":01",
+            "1700000000:",
+            "01700000000:01",
+            "-1:01",
+            "+1:01",
+            " 1:01",
+            "1:01 ",
+            "1:00ff",
+            "1:AB",
+            "1:1",
+            "1:01:02",
+            "99999999999999999999:01",
+            "1:01' OR '1'='1",
+            "1700000000%3A01",
+            "１:01",
+        ]
+        .iter()
+        .map(|c| CertificateFilter {
+            cursor: Some((*c).to_owned()),
+            ..Default::default()
+        })
+        .collect();
+        for v in ["", "a\0b", long.as_str()] {
+            bad.push(CertificateFilter {
+                profile: Some(v.to_owned()),
+                ..Default::default()
+            });
+            bad.push(CertificateFilter {
+                name: Some(v.to_owned()),
+                ..Default::default()
+            });
+        }
+        for filter in bad {
+            let e = store
+                .list_certificates(&filter)
+                .await
+                .expect_err("must fail");
+            assert!(
+                matches!(e, StoreError::InvalidInput(_)),
+                "[{db}] {filter:?}: {e:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_certificates_sql_metacharacters_match_literally() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        listing_fixture(&db, &store).await;
+        let tricky_profile = "100%_off'; --";
+        let tricky = cert_with(
+            "77",
+            tricky_profile,
+            &["dns:%", "dns:_x", "dns:a\\b"],
+            now() + time::Duration::days(5),
+        );
+        store
+            .insert_certificate(&tricky, &audit("issue", Some("77"), ""))
+            .await
+            .unwrap();
+
+        let hostile = [
+            "%",
+            "_",
+            "%%",
+            "\\",
+            "*",
+            "server%",
+            "serv_r",
+            "dns:a.exampl_",
+            "dns:%.example",
+            "' OR '1'='1",
+            "'; DROP TABLE certificates; --",
+            "\"; DROP TABLE certificates; --",
+            "$1",
+            "dns:a.example\"]",
+            "[\"dns:a.example\"]",
+            "100%",
+            "100\\%_off'; --",
+        ];
+        for v in hostile {
+            let by_profile = list(
+                &store,
+                CertificateFilter {
+                    profile: Some(v.to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await;
+            assert!(
+                by_profile.is_empty(),
+                "[{db}] profile {v:?}: {by_profile:?}"
+            );
+            let by_name = list(
+                &store,
+                CertificateFilter {
+                    name: Some(v.to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await;
+            assert!(by_name.is_empty(), "[{db}] name {v:?}: {by_name:?}");
+        }
+        // Exact values with metacharacters match exactly their certificate.
+        let exact = list(
+            &store,
+            CertificateFilter {
+                profile: Some(tricky_profile.to_owned()),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(exact, ["77"], "[{db}]");
+        for n in ["dns:%", "dns:_x", "dns:a\\b"] {
+            let got = list(
+                &store,
+                CertificateFilter {
+                    name: Some(n.to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await;
+            assert_eq!(got, ["77"], "[{db}] {n:?}");
+        }
+        // Nothing was broken.
+        assert_eq!(store.count_certificates().await.unwrap(), 7, "[{db}]");
+        assert_eq!(
+            list(&store, CertificateFilter::default()).await.len(),
+            7,
+            "[{db}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn name_index_follows_sans_changes() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        store
+            .insert_certificate(
+                &cert_with("0abc", "server", &["dns:old.example"], in_an_hour()),
+                &audit("issue", Some("0abc"), ""),
+            )
+            .await
+            .unwrap();
+        let name = |n: &str| CertificateFilter {
+            name: Some(n.to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            list(&store, name("dns:old.example")).await,
+            ["0abc"],
+            "[{db}]"
+        );
+        // The store never rewrites sans, but the index follows if anything does.
+        let mut conn = raw(&db).await;
+        sqlx::query("UPDATE certificates SET sans = $1 WHERE serial = $2")
+            .bind(r#"["dns:new.example","dns:new.example"]"#)
+            .bind("0abc")
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] update sans: {e}"));
+        assert!(
+            list(&store, name("dns:old.example")).await.is_empty(),
+            "[{db}]"
+        );
+        assert_eq!(
+            list(&store, name("dns:new.example")).await,
+            ["0abc"],
+            "[{db}]"
+        );
+        // Revocation (an UPDATE of other columns) leaves names alone.
+        store
+            .revoke("0abc", now(), 4, &audit("revoke", Some("0abc"), ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            list(&store, name("dns:new.example")).await,
+            ["0abc"],
+            "[{db}]"
+        );
+    }
+}
+
+/// Certificates recorded before migration 0002 are found by name after it.
+#[tokio::test]
+async fn migration_0002_backfills_names() {
+    for db in TestDb::all().await {
+        // Apply only 0001, from a copy of the real file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = format!(
+            "{}/../../migrations/{}/0001_initial.sql",
+            env!("CARGO_MANIFEST_DIR"),
+            db.name()
+        );
+        std::fs::copy(&src, dir.path().join("0001_initial.sql")).expect("copy 0001");
+        let first = sqlx::migrate::Migrator::new(dir.path())
+            .await
+            .expect("load 0001");
+        // The store creates the SQLite file; the raw connection needs it.
+        let store = Store::connect(db.url()).await.expect("connect");
+        let mut conn = raw(&db).await;
+        first
+            .run(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] apply 0001: {e}"));
+
+        store
+            .insert_certificate(
+                &cert_with(
+                    "01",
+                    "server",
+                    &["dns:x.example", "dns:x.example", "ip:10.0.0.9"],
+                    in_an_hour(),
+                ),
+                &audit("issue", Some("01"), ""),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] insert before 0002: {e}"));
+        store
+            .insert_certificate(
+                &cert_with("02", "server", &[], in_an_hour()),
+                &audit("issue", Some("02"), ""),
+            )
+            .await
+            .unwrap();
+
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| panic!("[{db}] apply 0002: {e}"));
+        let name = |n: &str| CertificateFilter {
+            name: Some(n.to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(list(&store, name("dns:x.example")).await, ["01"], "[{db}]");
+        assert_eq!(list(&store, name("ip:10.0.0.9")).await, ["01"], "[{db}]");
+        assert_eq!(
+            list(&store, CertificateFilter::default()).await,
+            ["02", "01"],
+            "[{db}]"
+        );
+        assert!(
+            store
+                .consume_token("acme", "after-0002", in_an_hour())
+                .await
+                .unwrap(),
+            "[{db}]"
+        );
+    }
+}
+
+#[test]
+fn status_helper_and_names() {
+    let at = ts(1_700_000_000);
+    let mut rec = CertificateRecord {
+        serial: "01".to_owned(),
+        issuer: String::new(),
+        issuer_key_id: String::new(),
+        subject: String::new(),
+        sans: Vec::new(),
+        profile: String::new(),
+        not_before: ts(1_600_000_000),
+        not_after: at,
+        requester: String::new(),
+        der: Vec::new(),
+        created_at: ts(1_600_000_000),
+        revoked_at: None,
+        revocation_reason: None,
+    };
+    assert_eq!(
+        rec.status(at),
+        CertStatus::Expired,
+        "not_after == now is expired"
+    );
+    assert_eq!(
+        rec.status(at - time::Duration::seconds(1)),
+        CertStatus::Good
+    );
+    assert_eq!(
+        rec.status(at + time::Duration::seconds(1)),
+        CertStatus::Expired
+    );
+    rec.revoked_at = Some(at + time::Duration::days(1));
+    rec.revocation_reason = Some(1);
+    assert_eq!(
+        rec.status(at - time::Duration::days(5)),
+        CertStatus::Revoked
+    );
+    assert_eq!(
+        rec.status(at + time::Duration::days(5)),
+        CertStatus::Revoked
+    );
+
+    for s in [CertStatus::Good, CertStatus::Revoked, CertStatus::Expired] {
+        assert_eq!(s.as_str().parse::<CertStatus>().unwrap(), s);
+        assert_eq!(s.to_string(), s.as_str());
+    }
+    for bad in ["", "Good", "GOOD", "valid", "good "] {
+        assert!(
+            matches!(bad.parse::<CertStatus>(), Err(StoreError::InvalidInput(_))),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        CertificateFilter::default().limit,
+        signet_store::DEFAULT_PAGE_SIZE
+    );
 }

@@ -1,0 +1,397 @@
+//! Who is asking: the admin credential, and provisioners that vouch for requesters with
+//! one-time JWTs (verified with jsonwebtoken, algorithm pinned per provisioner key).
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use ring::digest;
+use serde::{Deserialize, Serialize};
+use signet_ca::{Policy, SubjectName};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ConfigError};
+
+/// Longest a token may live, from now to its `exp`.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 300;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// Kinds of provisioner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisionerKind {
+    /// One-time JWTs signed with the provisioner's key.
+    Token,
+}
+
+fn default_rate() -> u32 {
+    1000
+}
+fn default_burst() -> u32 {
+    2000
+}
+
+/// A `[[provisioners]]` entry of `signet.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionerConfig {
+    /// Unique name; tokens carry it as `iss`.
+    pub name: String,
+    /// The kind of provisioner.
+    #[serde(rename = "type")]
+    pub kind: ProvisionerKind,
+    /// The token-verification public key (SubjectPublicKeyInfo PEM), relative to the config file.
+    pub public_key_file: Option<PathBuf>,
+    /// What requesters vouched for by this provisioner may be issued.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Sustained issuance requests per second.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_second: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    #[serde(default = "default_burst")]
+    pub rate_limit_burst: u32,
+}
+
+/// A provisioner ready to verify tokens.
+pub struct Provisioner {
+    pub(crate) name: String,
+    pub(crate) key: DecodingKey,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) policy: Policy,
+    pub(crate) limiter: Arc<DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioner")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provisioner {
+    /// Build from config, reading the key file relative to `base_dir`.
+    pub fn from_config(
+        cfg: &ProvisionerConfig,
+        base_dir: &Path,
+    ) -> Result<Provisioner, ConfigError> {
+        let err = |reason: String| ConfigError::Provisioner {
+            name: cfg.name.clone(),
+            reason,
+        };
+        if cfg.name.is_empty()
+            || cfg.name.len() > 64
+            || !cfg
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(err(
+                "names are 1-64 characters of letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+        let file = cfg
+            .public_key_file
+            .as_ref()
+            .ok_or_else(|| err("public_key_file is required for type = \"token\"".into()))?;
+        let path = if file.is_relative() {
+            base_dir.join(file)
+        } else {
+            file.clone()
+        };
+        let pem =
+            std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let (key, algorithm) =
+            decoding_key(&pem).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        Provisioner::new(
+            &cfg.name,
+            key,
+            algorithm,
+            cfg.policy.clone(),
+            cfg.rate_limit_per_second,
+            cfg.rate_limit_burst,
+        )
+        .map_err(err)
+    }
+
+    /// Build directly (tests, embedding).
+    pub fn new(
+        name: &str,
+        key: DecodingKey,
+        algorithm: Algorithm,
+        policy: Policy,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<Provisioner, String> {
+        let rate = NonZeroU32::new(per_second).ok_or("rate_limit_per_second must be at least 1")?;
+        let burst =
+            NonZeroU32::new(burst.max(per_second)).ok_or("rate_limit_burst must be at least 1")?;
+        let limiter = Arc::new(RateLimiter::direct(
+            Quota::per_second(rate).allow_burst(burst),
+        ));
+        Ok(Provisioner {
+            name: name.to_string(),
+            key,
+            algorithm,
+            policy,
+            limiter,
+        })
+    }
+
+    /// The provisioner's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The verification key and its one algorithm, from a SubjectPublicKeyInfo PEM: P-256 keys
+/// verify ES256 only, Ed25519 EdDSA only, RSA RS256 only. Pinning the algorithm to the key
+/// is what defeats `alg: none` and HS256-with-the-public-key confusion.
+fn decoding_key(pem: &str) -> Result<(DecodingKey, Algorithm), String> {
+    let (label, der) = pem_label(pem)?;
+    if label != "PUBLIC KEY" {
+        return Err(format!("expected a PUBLIC KEY PEM, found {label}"));
+    }
+    // Algorithm OIDs inside the SPKI, as DER bytes.
+    const EC_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    const RSA: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+    let (key, alg) = if has(EC_P256) {
+        (DecodingKey::from_ec_pem(pem.as_bytes()), Algorithm::ES256)
+    } else if has(ED25519) {
+        (DecodingKey::from_ed_pem(pem.as_bytes()), Algorithm::EdDSA)
+    } else if has(RSA) {
+        (DecodingKey::from_rsa_pem(pem.as_bytes()), Algorithm::RS256)
+    } else {
+        return Err("unsupported key type (use P-256, Ed25519 or RSA)".into());
+    };
+    Ok((key.map_err(|e| e.to_string())?, alg))
+}
+
+fn pem_label(pem: &str) -> Result<(String, Vec<u8>), String> {
+    let begin = pem.find("-----BEGIN ").ok_or("not PEM")?;
+    let rest = &pem[begin + 11..];
+    let label = rest.split("-----").next().ok_or("not PEM")?.to_string();
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|e| e.to_string())?;
+    Ok((label, der))
+}
+
+/// The admin credential: an opaque bearer token, kept only as its SHA-256.
+pub struct AdminCredential {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminCredential([redacted])")
+    }
+}
+
+impl AdminCredential {
+    /// From the token itself.
+    pub fn from_token(token: &str) -> Self {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(
+            ring::digest::digest(&digest::SHA256, token.trim().as_bytes()).as_ref(),
+        );
+        AdminCredential { digest }
+    }
+
+    /// From a file readable only by its owner.
+    pub fn from_token_file(path: &Path) -> Result<Self, ConfigError> {
+        let err = |reason: String| ConfigError::AdminToken {
+            path: path.display().to_string(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(err(format!(
+                "mode {mode:o}: it must not be readable by group or others (chmod 600)"
+            )));
+        }
+        let token = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
+        if token.trim().len() < 20 {
+            return Err(err("token too short".into()));
+        }
+        Ok(Self::from_token(&token))
+    }
+
+    fn matches(&self, token: &str) -> bool {
+        let presented = ring::digest::digest(&digest::SHA256, token.as_bytes());
+        // Comparing digests, not the secret: timing reveals nothing useful about the token.
+        presented
+            .as_ref()
+            .iter()
+            .zip(self.digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// The admin credential.
+    Admin,
+    /// A requester vouched for by a provisioner's token.
+    Token {
+        /// The provisioner.
+        provisioner: String,
+        /// The token's `sub`.
+        subject: String,
+        /// Names the token allows.
+        sans: BTreeSet<SubjectName>,
+    },
+}
+
+impl Identity {
+    /// How the caller appears in the audit log and the certificate record.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Identity::Admin => "admin".into(),
+            Identity::Token {
+                provisioner,
+                subject,
+                ..
+            } => format!("token:{provisioner}:{subject}"),
+        }
+    }
+}
+
+/// Claims of a provisioner token.
+#[derive(Debug, Deserialize)]
+struct TokenClaims {
+    sub: String,
+    exp: i64,
+    jti: String,
+    #[serde(default)]
+    sans: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IssuerOnly {
+    iss: String,
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized(
+            "expected `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    Ok(Some(token.trim()))
+}
+
+/// A token's single-use obligation: (provisioner, jti, exp).
+pub(crate) type TokenUse = (String, String, OffsetDateTime);
+
+/// Verify a bearer credential. Returns the identity and, for tokens, the `jti` and `exp`
+/// the caller must consume (single use) before acting.
+pub(crate) fn verify(
+    token: &str,
+    admin: &AdminCredential,
+    provisioners: &[Provisioner],
+    audience: &str,
+) -> Result<(Identity, Option<TokenUse>), ApiError> {
+    if !token.contains('.') {
+        return if admin.matches(token) {
+            Ok((Identity::Admin, None))
+        } else {
+            Err(ApiError::Unauthorized("invalid admin token".into()))
+        };
+    }
+    // Which provisioner? Read `iss` without trusting it, then verify with that provisioner's
+    // key and pinned algorithm, which re-checks `iss`.
+    let unverified: IssuerOnly = jsonwebtoken::dangerous::insecure_decode_claims(token)
+        .map_err(|e| ApiError::Unauthorized(format!("malformed token: {e}")))?;
+    let prov = provisioners
+        .iter()
+        .find(|p| p.name == unverified.iss)
+        .ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "unknown provisioner {:?}",
+                unverified.iss.chars().take(64).collect::<String>()
+            ))
+        })?;
+    let mut v = Validation::new(prov.algorithm);
+    v.set_audience(&[audience]);
+    v.set_issuer(&[prov.name.as_str()]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.leeway = LEEWAY_SECS;
+    v.validate_nbf = true;
+    let data = jsonwebtoken::decode::<TokenClaims>(token, &prov.key, &v).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let reason = match e.kind() {
+            K::InvalidAlgorithm | K::InvalidAlgorithmName => format!(
+                "token algorithm not accepted (this provisioner signs with {:?})",
+                prov.algorithm
+            ),
+            K::InvalidSignature => "token signature does not verify".to_string(),
+            K::ExpiredSignature => "token expired".to_string(),
+            K::ImmatureSignature => "token not yet valid (nbf)".to_string(),
+            K::InvalidAudience => format!("token audience is not this CA ({audience})"),
+            K::InvalidIssuer => "token issuer mismatch".to_string(),
+            K::MissingRequiredClaim(c) => format!("token lacks the {c} claim"),
+            _ => format!("invalid token: {e}"),
+        };
+        ApiError::Unauthorized(reason)
+    })?;
+    let claims = data.claims;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if claims.exp - now > MAX_TOKEN_LIFETIME_SECS + LEEWAY_SECS as i64 {
+        return Err(ApiError::Unauthorized(
+            "token lifetime exceeds 5 minutes".into(),
+        ));
+    }
+    if claims.jti.is_empty() || claims.jti.len() > 256 {
+        return Err(ApiError::Unauthorized(
+            "token needs a jti of 1 to 256 characters".into(),
+        ));
+    }
+    let sans = claims
+        .sans
+        .iter()
+        .map(|s| SubjectName::parse_loose(s))
+        .collect::<Result<BTreeSet<_>, _>>()
+        .map_err(|e| ApiError::Unauthorized(format!("token sans: {e}")))?;
+    let exp = OffsetDateTime::from_unix_timestamp(claims.exp)
+        .map_err(|_| ApiError::Unauthorized("token exp out of range".into()))?;
+    let identity = Identity::Token {
+        provisioner: prov.name.clone(),
+        subject: claims.sub,
+        sans,
+    };
+    Ok((identity, Some((prov.name.clone(), claims.jti, exp))))
+}

@@ -1,0 +1,763 @@
+//! Certificates: issue, renew, revoke, look up and list.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use signet_ca::{
+    CaError, CertificateInfo, Csr, IssuedCertificate, Lifetime, Policy, Profile, Serial,
+    SubjectName,
+};
+use signet_store::{
+    AuditEntry, CertStatus, CertificateFilter, CertificateRecord, NewCertificate, RevokeOutcome,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{self, Identity};
+use crate::{ApiError, AppState, ClientCertificate, MAX_BODY_BYTES};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue, list))
+        .routes(routes!(renew))
+        .routes(routes!(get_one))
+        .routes(routes!(revoke))
+}
+
+/// `POST /v1/certificates` body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueRequest {
+    /// PKCS#10 CSR, PEM.
+    csr: String,
+    /// `server` (default), `client` or `peer`.
+    #[serde(default)]
+    profile: Option<String>,
+    /// Lifetime, e.g. `24h`, `90m`, `7d` (default: the profile's default).
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+/// A newly issued certificate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct IssueResponse {
+    /// Serial number, lowercase hex.
+    serial_number: String,
+    /// The certificate, PEM.
+    certificate: String,
+    /// The issuing CA and any further intermediates (not the root), PEM each.
+    chain: Vec<String>,
+    /// Start of validity, RFC 3339.
+    not_before: String,
+    /// End of validity, RFC 3339.
+    not_after: String,
+}
+
+/// `POST /v1/certificates/renew` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenewRequest {
+    /// A CSR for a new key (rekey). Its names are ignored: renewal keeps the names.
+    #[serde(default)]
+    csr: Option<String>,
+    /// Lifetime (default: the profile's default).
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+/// `POST /v1/certificates/{serial}/revoke` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RevokeRequest {
+    /// RFC 5280 CRLReason: `unspecified`, `keyCompromise`, `affiliationChanged`, `superseded`,
+    /// `cessationOfOperation` or `privilegeWithdrawn`.
+    #[serde(default = "unspecified")]
+    reason: String,
+}
+
+fn unspecified() -> String {
+    "unspecified".into()
+}
+
+/// A stored certificate.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CertificateView {
+    serial_number: String,
+    /// `good`, `revoked` or `expired`.
+    status: String,
+    profile: String,
+    subject: String,
+    /// Names as `dns:…`, `ip:…`, `uri:…`, `email:…`.
+    sans: Vec<String>,
+    not_before: String,
+    not_after: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revocation_reason: Option<String>,
+    /// Who asked for it (admin listings only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requester: Option<String>,
+    /// The certificate, PEM.
+    certificate: String,
+}
+
+/// A page of certificates.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct CertificateList {
+    items: Vec<CertificateView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Listing filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// `good`, `revoked` or `expired`.
+    status: Option<String>,
+    /// `server`, `client` or `peer`.
+    profile: Option<String>,
+    /// A name the certificate carries, e.g. `api.internal` or `uri:spiffe://…`.
+    name: Option<String>,
+    /// Good certificates expiring within this duration, e.g. `24h`.
+    expiring_within: Option<String>,
+    /// Page size, 1-500 (default 100).
+    limit: Option<u32>,
+    /// Cursor from the previous page.
+    cursor: Option<String>,
+}
+
+const REASONS: [(&str, u8); 6] = [
+    ("unspecified", 0),
+    ("keyCompromise", 1),
+    ("affiliationChanged", 3),
+    ("superseded", 4),
+    ("cessationOfOperation", 5),
+    ("privilegeWithdrawn", 9),
+];
+
+fn reason_name(code: u8) -> String {
+    REASONS
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or_else(|| format!("reason{code}"), |(n, _)| n.to_string())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn view(rec: CertificateRecord, with_requester: bool) -> CertificateView {
+    let status = match rec.status(OffsetDateTime::now_utc()) {
+        CertStatus::Good => "good",
+        CertStatus::Revoked => "revoked",
+        CertStatus::Expired => "expired",
+    };
+    CertificateView {
+        serial_number: rec.serial,
+        status: status.into(),
+        profile: rec.profile,
+        subject: rec.subject,
+        sans: rec.sans,
+        not_before: rfc3339(rec.not_before),
+        not_after: rfc3339(rec.not_after),
+        revoked_at: rec.revoked_at.map(rfc3339),
+        revocation_reason: rec.revocation_reason.map(reason_name),
+        requester: with_requester.then_some(rec.requester),
+        certificate: pem(&rec.der),
+    }
+}
+
+/// Parse a JSON body after the caller is authenticated, mapping every failure to a problem.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    optional: bool,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(MAX_BODY_BYTES)
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })?;
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    reject_duplicate_keys(&body)?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// serde_json keeps the last of duplicate keys; a request that says two things is refused.
+fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if let serde_json::Value::Object(map) = &value {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let keys = <KeyCounter as serde::Deserialize>::deserialize(&mut de)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if keys.0 != map.len() {
+            return Err(ApiError::BadRequest("duplicate keys in JSON body".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Counts the keys of a JSON object as written (duplicates included).
+struct KeyCounter(usize);
+
+impl<'de> serde::Deserialize<'de> for KeyCounter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyCounter;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<KeyCounter, A::Error> {
+                let mut n = 0;
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {
+                    n += 1;
+                }
+                Ok(KeyCounter(n))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl AppState {
+    /// Authenticate the bearer credential; for tokens, enforce the rate limit and burn the jti.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        let token = auth::bearer(headers)?.ok_or_else(|| {
+            ApiError::Unauthorized("missing `Authorization: Bearer` credential".into())
+        })?;
+        let inner = &self.inner;
+        let (identity, consume) = auth::verify(
+            token,
+            &inner.admin,
+            &inner.provisioners,
+            &inner.config.ca_url,
+        )?;
+        if let Some((provisioner, jti, exp)) = consume {
+            if let Some(p) = inner.provisioners.iter().find(|p| p.name == provisioner)
+                && let Err(not_until) = p.limiter.check()
+            {
+                let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+                let wait = not_until.wait_time_from(now);
+                return Err(ApiError::RateLimited {
+                    who: format!("provisioner {provisioner}"),
+                    retry_after_secs: wait.as_secs().max(1),
+                });
+            }
+            if !inner.store.consume_token(&provisioner, &jti, exp).await? {
+                return Err(ApiError::TokenReplayed);
+            }
+        }
+        Ok(identity)
+    }
+
+    /// Record a refusal: metrics, audit (best effort when the database itself is the problem).
+    async fn refuse(
+        &self,
+        actor: &str,
+        action: &str,
+        serial: Option<String>,
+        err: ApiError,
+    ) -> ApiError {
+        self.inner.metrics.refused(err.slug());
+        if matches!(
+            err,
+            ApiError::Store(signet_store::StoreError::Unavailable(_))
+        ) {
+            return err;
+        }
+        let entry = AuditEntry {
+            actor: actor.into(),
+            action: action.into(),
+            serial,
+            outcome: "refused".into(),
+            detail: format!("{}: {err}", err.slug()),
+        };
+        tracing::info!(actor, action, problem = err.slug(), detail = %err, "request refused");
+        if let Err(e) = self.inner.store.append_audit(&entry).await {
+            tracing::error!(error = %e, "could not write the audit record of a refusal");
+        }
+        err
+    }
+
+    /// Durably record a certificate with its audit row, then describe it.
+    async fn record(
+        &self,
+        cert: &IssuedCertificate,
+        requester: &str,
+        action: &str,
+        provisioner: &str,
+    ) -> Result<IssueResponse, ApiError> {
+        let ca = &self.inner.ca;
+        let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
+        let record = NewCertificate {
+            serial: cert.serial.to_hex(),
+            issuer: ca.subject().to_string(),
+            issuer_key_id: hex::encode(ca.key_id()),
+            subject: cert.subject.clone(),
+            sans: sans.clone(),
+            profile: cert.profile.to_string(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            requester: requester.to_string(),
+            der: cert.der.clone(),
+        };
+        let audit = AuditEntry {
+            actor: requester.to_string(),
+            action: action.into(),
+            serial: Some(record.serial.clone()),
+            outcome: "ok".into(),
+            detail: format!("profile={} names={}", cert.profile, sans.join(",")),
+        };
+        self.inner.store.insert_certificate(&record, &audit).await?;
+        self.inner
+            .metrics
+            .issued
+            .get_or_create(&crate::metrics::IssuedLabels {
+                profile: cert.profile.to_string(),
+                provisioner: provisioner.to_string(),
+                operation: action.to_string(),
+            })
+            .inc();
+        tracing::info!(serial = %record.serial, requester, profile = %cert.profile, "certificate {action}d");
+        Ok(IssueResponse {
+            serial_number: record.serial,
+            certificate: cert.pem(),
+            chain: ca.chain_pem(),
+            not_before: rfc3339(cert.not_before),
+            not_after: rfc3339(cert.not_after),
+        })
+    }
+}
+
+/// Issue a certificate from a CSR.
+///
+/// Authenticated by a provisioner's one-time token (the CSR's names must be within the
+/// token's `sans` and the provisioner's policy) or the admin credential.
+#[utoipa::path(post, path = "/v1/certificates", tag = "certificates", request_body = IssueRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = IssueResponse), (status = "4XX", body = crate::Problem, content_type = "application/problem+json"), (status = 503, body = crate::Problem, content_type = "application/problem+json")))]
+async fn issue(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IssueResponse>), ApiError> {
+    let identity = match st.authenticate(&headers).await {
+        Ok(id) => id,
+        Err(e) => return Err(st.refuse("anonymous", "issue", None, e).await),
+    };
+    let actor = identity.audit_name();
+    match issue_inner(&st, &identity, &headers, body).await {
+        Ok(resp) => Ok((StatusCode::CREATED, Json(resp))),
+        Err(e) => Err(st.refuse(&actor, "issue", None, e).await),
+    }
+}
+
+async fn issue_inner(
+    st: &AppState,
+    identity: &Identity,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<IssueResponse, ApiError> {
+    let req: IssueRequest = json_body(headers, body, false)?;
+    let profile: Profile = req.profile.as_deref().unwrap_or("server").parse()?;
+    let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
+    let csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
+    let (policy, provisioner) = match identity {
+        Identity::Admin => (admin_policy(), "admin".to_string()),
+        Identity::Token {
+            provisioner, sans, ..
+        } => {
+            let outside: Vec<String> = csr
+                .names()
+                .iter()
+                .filter(|n| !sans.contains(n))
+                .map(SubjectName::to_tagged)
+                .collect();
+            if !outside.is_empty() {
+                return Err(CaError::NameDenied { names: outside }.into());
+            }
+            let p = st
+                .inner
+                .provisioners
+                .iter()
+                .find(|p| &p.name == provisioner)
+                .ok_or_else(|| ApiError::Internal("provisioner vanished".into()))?;
+            (p.policy.clone(), provisioner.clone())
+        }
+    };
+    let cert = st.inner.ca.issue(
+        &csr,
+        profile,
+        &st.limits(profile),
+        ttl,
+        &policy,
+        OffsetDateTime::now_utc(),
+    )?;
+    st.record(&cert, &identity.audit_name(), "issue", &provisioner)
+        .await
+}
+
+fn admin_policy() -> Policy {
+    Policy {
+        allow_wildcard_names: true,
+        ..Policy::allow_all()
+    }
+}
+
+/// The caller's current client certificate, checked against the store: issued by us, not
+/// revoked, not expired.
+async fn holder(
+    st: &AppState,
+    client: Option<Extension<ClientCertificate>>,
+) -> Result<(CertificateInfo, CertificateRecord), ApiError> {
+    let Some(Extension(client)) = client else {
+        return Err(ApiError::Unauthorized(
+            "this operation needs the current client certificate over mutual TLS".into(),
+        ));
+    };
+    let info = CertificateInfo::from_der(&client.der)
+        .map_err(|e| ApiError::Unauthorized(format!("client certificate: {e}")))?;
+    if info.authority_key_id.as_deref() != Some(st.inner.ca.key_id()) {
+        return Err(ApiError::Unauthorized(
+            "the client certificate was not issued by this CA".into(),
+        ));
+    }
+    let rec = st
+        .inner
+        .store
+        .get_certificate(&info.serial.to_hex())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the client certificate is not in this CA's records".into())
+        })?;
+    if *rec.der != *client.der {
+        return Err(ApiError::Unauthorized(
+            "the client certificate does not match this CA's records".into(),
+        ));
+    }
+    match rec.status(OffsetDateTime::now_utc()) {
+        CertStatus::Good => Ok((info, rec)),
+        CertStatus::Revoked => Err(ApiError::Forbidden(
+            "the client certificate is revoked".into(),
+        )),
+        CertStatus::Expired => Err(ApiError::Unauthorized(
+            "the client certificate has expired".into(),
+        )),
+    }
+}
+
+/// Renew the caller's certificate, authenticated by that certificate over mTLS.
+///
+/// The new certificate has the same names and profile. With a CSR in the body, it certifies
+/// the CSR's key instead of the current one (rekey).
+#[utoipa::path(post, path = "/v1/certificates/renew", tag = "certificates", request_body(content = RenewRequest, description = "optional"),
+    responses((status = 201, body = IssueResponse), (status = "4XX", body = crate::Problem, content_type = "application/problem+json")))]
+async fn renew(
+    State(st): State<AppState>,
+    client: Option<Extension<ClientCertificate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IssueResponse>), ApiError> {
+    let (info, rec) = match holder(&st, client).await {
+        Ok(h) => h,
+        Err(e) => return Err(st.refuse("mtls:unknown", "renew", None, e).await),
+    };
+    let actor = format!("mtls:{}", rec.serial);
+    match renew_inner(&st, &info, &rec, &actor, &headers, body).await {
+        Ok(resp) => Ok((StatusCode::CREATED, Json(resp))),
+        Err(e) => Err(st
+            .refuse(&actor, "renew", Some(rec.serial.clone()), e)
+            .await),
+    }
+}
+
+async fn renew_inner(
+    st: &AppState,
+    info: &CertificateInfo,
+    rec: &CertificateRecord,
+    actor: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<IssueResponse, ApiError> {
+    let req: RenewRequest = json_body(headers, body, true)?;
+    let profile: Profile = rec.profile.parse()?;
+    let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
+    let spki = match &req.csr {
+        Some(pem) => Csr::from_pem_or_der(pem.as_bytes())?.spki_der().to_vec(),
+        None => info.spki_der.clone(),
+    };
+    let names = rec
+        .sans
+        .iter()
+        .map(|s| SubjectName::parse_tagged(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = Csr::from_parts(&spki, info.common_name.clone(), names)?;
+    // The names were approved when first issued; renewal neither adds nor re-vets them.
+    let cert = st.inner.ca.issue(
+        &request,
+        profile,
+        &st.limits(profile),
+        ttl,
+        &admin_policy(),
+        OffsetDateTime::now_utc(),
+    )?;
+    st.record(&cert, actor, "renew", "mtls").await
+}
+
+fn canonical_serial(s: &str) -> Result<String, ApiError> {
+    if s.len() > 64 {
+        return Err(CaError::InvalidSerial("too long".into()).into());
+    }
+    Ok(Serial::from_hex(s)?.to_hex())
+}
+
+/// Look up one certificate: metadata, status and PEM.
+#[utoipa::path(get, path = "/v1/certificates/{serial}", tag = "certificates", params(("serial" = String, Path, description = "Serial number, hex")),
+    responses((status = 200, body = CertificateView), (status = 404, body = crate::Problem, content_type = "application/problem+json")))]
+async fn get_one(
+    State(st): State<AppState>,
+    Path(serial): Path<String>,
+) -> Result<Json<CertificateView>, ApiError> {
+    let serial = canonical_serial(&serial)?;
+    let rec = st
+        .inner
+        .store
+        .get_certificate(&serial)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no certificate with serial {serial}")))?;
+    Ok(Json(view(rec, false)))
+}
+
+/// List certificates (admin).
+#[utoipa::path(get, path = "/v1/certificates", tag = "certificates", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = CertificateList), (status = "4XX", body = crate::Problem, content_type = "application/problem+json")))]
+async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CertificateList>, ApiError> {
+    let identity = st.authenticate(&headers).await?;
+    if !matches!(identity, Identity::Admin) {
+        return Err(ApiError::Forbidden(
+            "listing certificates needs the admin credential".into(),
+        ));
+    }
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("good") => Some(CertStatus::Good),
+        Some("revoked") => Some(CertStatus::Revoked),
+        Some("expired") => Some(CertStatus::Expired),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "status {:?}: expected good, revoked or expired",
+                other.chars().take(32).collect::<String>()
+            )));
+        }
+    };
+    let profile = q
+        .profile
+        .as_deref()
+        .map(str::parse::<Profile>)
+        .transpose()?
+        .map(|p| p.to_string());
+    let name = q
+        .name
+        .as_deref()
+        .map(SubjectName::parse_loose)
+        .transpose()?
+        .map(|n| n.to_tagged());
+    let expiring_within = q
+        .expiring_within
+        .as_deref()
+        .map(humantime_duration)
+        .transpose()?;
+    let filter = CertificateFilter {
+        status,
+        profile,
+        name,
+        expiring_within,
+        limit: q.limit.unwrap_or(100).clamp(1, 500),
+        cursor: q.cursor,
+    };
+    let page = st.inner.store.list_certificates(&filter).await?;
+    Ok(Json(CertificateList {
+        items: page.items.into_iter().map(|r| view(r, true)).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+fn humantime_duration(s: &str) -> Result<std::time::Duration, ApiError> {
+    s.parse::<Lifetime>().map(|l| l.duration()).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "expiring_within {:?}: expected a duration like 24h",
+            s.chars().take(32).collect::<String>()
+        ))
+    })
+}
+
+/// Revoke a certificate: the admin, or the holder itself over mTLS.
+#[utoipa::path(post, path = "/v1/certificates/{serial}/revoke", tag = "certificates", params(("serial" = String, Path, description = "Serial number, hex")),
+    request_body = RevokeRequest, security(("bearer" = [])),
+    responses((status = 200, body = CertificateView), (status = "4XX", body = crate::Problem, content_type = "application/problem+json")))]
+async fn revoke(
+    State(st): State<AppState>,
+    Path(serial): Path<String>,
+    client: Option<Extension<ClientCertificate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<CertificateView>, ApiError> {
+    let actor = if auth::bearer(&headers).ok().flatten().is_some() {
+        match st.authenticate(&headers).await {
+            Ok(Identity::Admin) => "admin".to_string(),
+            Ok(_) => {
+                return Err(st
+                    .refuse(
+                        "token",
+                        "revoke",
+                        None,
+                        ApiError::Forbidden(
+                            "revocation needs the admin credential or the certificate itself"
+                                .into(),
+                        ),
+                    )
+                    .await);
+            }
+            Err(e) => return Err(st.refuse("anonymous", "revoke", None, e).await),
+        }
+    } else {
+        match holder(&st, client).await {
+            Ok((info, _)) => {
+                if canonical_serial(&serial).ok().as_deref() != Some(info.serial.to_hex().as_str())
+                {
+                    return Err(st
+                        .refuse(
+                            &format!("mtls:{}", info.serial),
+                            "revoke",
+                            None,
+                            ApiError::Forbidden("a certificate may revoke only itself".into()),
+                        )
+                        .await);
+                }
+                format!("mtls:{}", info.serial)
+            }
+            Err(e) => return Err(st.refuse("anonymous", "revoke", None, e).await),
+        }
+    };
+    match revoke_inner(&st, &serial, &actor, &headers, body).await {
+        Ok(v) => Ok(Json(v)),
+        Err(e) => Err(st
+            .refuse(&actor, "revoke", canonical_serial(&serial).ok(), e)
+            .await),
+    }
+}
+
+impl Default for RevokeRequest {
+    fn default() -> Self {
+        RevokeRequest {
+            reason: unspecified(),
+        }
+    }
+}
+
+async fn revoke_inner(
+    st: &AppState,
+    serial: &str,
+    actor: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<CertificateView, ApiError> {
+    let serial = canonical_serial(serial)?;
+    let req: RevokeRequest = json_body(headers, body, true)?;
+    let code = REASONS
+        .iter()
+        .find(|(n, _)| *n == req.reason)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "reason {:?}: expected one of {}",
+                req.reason.chars().take(32).collect::<String>(),
+                REASONS.map(|r| r.0).join(", ")
+            ))
+        })?;
+    let audit = AuditEntry {
+        actor: actor.into(),
+        action: "revoke".into(),
+        serial: Some(serial.clone()),
+        outcome: "ok".into(),
+        detail: format!("reason={}", req.reason),
+    };
+    match st
+        .inner
+        .store
+        .revoke(&serial, OffsetDateTime::now_utc(), code, &audit)
+        .await?
+    {
+        RevokeOutcome::Revoked => {}
+        RevokeOutcome::AlreadyRevoked => {
+            return Err(ApiError::Conflict(format!(
+                "certificate {serial} is already revoked"
+            )));
+        }
+        RevokeOutcome::NotFound => {
+            return Err(ApiError::NotFound(format!(
+                "no certificate with serial {serial}"
+            )));
+        }
+    }
+    st.inner.metrics.revoked.inc();
+    tracing::info!(%serial, actor, reason = %req.reason, "certificate revoked");
+    let rec = st
+        .inner
+        .store
+        .get_certificate(&serial)
+        .await?
+        .ok_or_else(|| ApiError::Internal("revoked certificate vanished".into()))?;
+    Ok(view(rec, false))
+}

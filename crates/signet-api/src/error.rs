@@ -1,0 +1,251 @@
+//! The one place errors become HTTP: RFC 7807 `application/problem+json` with a stable
+//! `type` URN per kind of problem. Internal errors are logged with detail and answered
+//! without it.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use signet_ca::CaError;
+use signet_store::StoreError;
+use utoipa::ToSchema;
+
+/// Prefix of every problem `type`.
+pub const PROBLEM_PREFIX: &str = "urn:signet:problem:";
+
+/// An RFC 7807 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `urn:signet:problem:name-denied`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short human summary of the kind of problem.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What exactly went wrong with this request.
+    pub detail: String,
+}
+
+/// Everything a request can end in other than success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The CA core refused or failed.
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No or bad credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A token was presented a second time.
+    #[error("this token has already been used (tokens are single-use)")]
+    TokenReplayed,
+    /// The requester is over its rate limit.
+    #[error("rate limit exceeded for {who}; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Whose limit.
+        who: String,
+        /// Seconds until a request would be accepted.
+        retry_after_secs: u64,
+    },
+    /// The request body or parameters are malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than allowed.
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body is not JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Nothing with that identifier.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The audit record could not be written, so the operation was not done.
+    #[error("the audit record could not be written; nothing was done")]
+    AuditFailed(#[source] StoreError),
+    /// Something inside Signet failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Status, stable problem slug and title.
+    pub fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::Ca(e) => match e {
+                CaError::MalformedCsr(_) => (S::BAD_REQUEST, "bad-csr", "Malformed CSR"),
+                CaError::CsrSignatureInvalid => (
+                    S::BAD_REQUEST,
+                    "bad-csr-signature",
+                    "CSR signature does not verify",
+                ),
+                CaError::UnsupportedSignatureAlgorithm(_) => (
+                    S::BAD_REQUEST,
+                    "unsupported-signature-algorithm",
+                    "Unsupported signature algorithm",
+                ),
+                CaError::UnsupportedKey(_) => {
+                    (S::BAD_REQUEST, "unsupported-key", "Unsupported key")
+                }
+                CaError::CaRequested => (
+                    S::BAD_REQUEST,
+                    "ca-requested",
+                    "CA certificates are not issued",
+                ),
+                CaError::InvalidName { .. } => (S::BAD_REQUEST, "invalid-name", "Invalid name"),
+                CaError::TooManyNames { .. } => {
+                    (S::BAD_REQUEST, "too-many-names", "Too many names")
+                }
+                CaError::NameDenied { .. } => {
+                    (S::FORBIDDEN, "name-denied", "Name not allowed by policy")
+                }
+                CaError::MissingNames { .. } => {
+                    (S::BAD_REQUEST, "missing-names", "Profile needs more names")
+                }
+                CaError::UnknownProfile(_) => {
+                    (S::BAD_REQUEST, "unknown-profile", "Unknown profile")
+                }
+                CaError::ProfileDenied(_) => {
+                    (S::FORBIDDEN, "profile-denied", "Profile not allowed")
+                }
+                CaError::InvalidLifetime(_) => (S::BAD_REQUEST, "invalid-ttl", "Invalid lifetime"),
+                CaError::LifetimeTooLong { .. } => {
+                    (S::BAD_REQUEST, "ttl-too-long", "Lifetime too long")
+                }
+                CaError::InvalidSerial(_) => {
+                    (S::BAD_REQUEST, "invalid-serial", "Invalid serial number")
+                }
+                CaError::IssuerExpired(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "ca-unavailable",
+                    "The issuing CA is not valid",
+                ),
+                _ => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            },
+            ApiError::Store(e) => match e {
+                StoreError::Unavailable(_) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "database-unavailable",
+                    "Database unavailable",
+                ),
+                StoreError::InvalidSerial(_) => {
+                    (S::BAD_REQUEST, "invalid-serial", "Invalid serial number")
+                }
+                StoreError::InvalidInput(_) => {
+                    (S::BAD_REQUEST, "invalid-request", "Invalid request")
+                }
+                StoreError::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+                _ => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            },
+            ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Authentication failed"),
+            ApiError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Not allowed"),
+            ApiError::TokenReplayed => (S::UNAUTHORIZED, "token-replayed", "Token already used"),
+            ApiError::RateLimited { .. } => {
+                (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            }
+            ApiError::BadRequest(_) => (S::BAD_REQUEST, "invalid-request", "Invalid request"),
+            ApiError::BodyTooLarge(_) => (
+                S::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+            ),
+            ApiError::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+            ApiError::AuditFailed(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "audit-unavailable",
+                "Audit log unavailable",
+            ),
+            ApiError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// The stable slug (the part after [`PROBLEM_PREFIX`]), for metrics and audit.
+    pub fn slug(&self) -> &'static str {
+        self.classify().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.classify();
+        let detail = if status.is_server_error() {
+            // Log the cause; tell the client only what kind of failure it was.
+            tracing::error!(error = %self, problem = slug, "request failed");
+            match &self {
+                ApiError::Store(StoreError::Unavailable(_)) => {
+                    "the database is unavailable; retry later".to_string()
+                }
+                ApiError::AuditFailed(_) | ApiError::Ca(CaError::IssuerExpired(_)) => {
+                    self.to_string()
+                }
+                _ => "an internal error occurred; see the server log".to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let body = Problem {
+            kind: format!("{PROBLEM_PREFIX}{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail,
+        };
+        let mut resp = (status, Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match &self {
+            ApiError::Unauthorized(_) | ApiError::TokenReplayed => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// Configuration errors found while building the API state (before serving).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A provisioner is misconfigured.
+    #[error("provisioner {name:?}: {reason}")]
+    Provisioner {
+        /// The provisioner.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The admin credential cannot be used.
+    #[error("admin token {path}: {reason}")]
+    AdminToken {
+        /// Its file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,911 @@
+//! The API driven through its real router (no sockets), on both backends: every request
+//! and refusal a client can make, and what each leaves in the store. mTLS is simulated by
+//! the `ClientCertificate` extension the TLS layer inserts; the binary's tests cover real
+//! HTTPS.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use serde_json::{Value, json};
+use signet_api::{AdminCredential, ApiConfig, AppState, ClientCertificate, Provisioner, app};
+use signet_ca::{
+    InitOptions, IssuanceUrls, IssuingCa, KeyType, OffsetDateTime, Policy, Profile, ProfileLimits,
+    generate_ca,
+};
+use signet_store::Store;
+use signet_testkit::TestDb;
+use tower::ServiceExt;
+
+const CA_URL: &str = "https://ca.test:8443";
+const ADMIN: &str = "sa_test-admin-token-0123456789abcdef";
+
+struct Env {
+    _db: TestDb,
+    store: Store,
+    router: axum::Router,
+    prov_key: rcgen::KeyPair,
+}
+
+async fn env_for(db: TestDb) -> Env {
+    env_with(db, 1000).await
+}
+
+async fn env_with(db: TestDb, rate: u32) -> Env {
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    let bundle = generate_ca(&InitOptions::new("Test CA"), OffsetDateTime::now_utc()).unwrap();
+    let ca = IssuingCa::new(
+        &bundle.issuing_cert_pem,
+        &bundle.root_cert_pem,
+        bundle.issuing_key,
+        IssuanceUrls::default(),
+    )
+    .unwrap();
+    let prov_key = KeyType::P256.generate().unwrap();
+    let policy = Policy {
+        dns: vec![
+            "*.svc.cluster.local".parse().unwrap(),
+            "*.internal".parse().unwrap(),
+        ],
+        ip: vec!["10.0.0.0/8".parse().unwrap()],
+        uri_prefixes: vec!["spiffe://cluster.local/".into()],
+        ..Policy::default()
+    };
+    let dk = DecodingKey::from_ec_pem(prov_key.public_key_pem().as_bytes()).unwrap();
+    let prov = Provisioner::new("default", dk, Algorithm::ES256, policy, rate, rate).unwrap();
+    let profiles: BTreeMap<Profile, ProfileLimits> = Profile::ALL
+        .iter()
+        .map(|p| (*p, ProfileLimits::default()))
+        .collect();
+    let state = AppState::new(
+        Arc::new(ca),
+        store.clone(),
+        vec![prov],
+        AdminCredential::from_token(ADMIN),
+        ApiConfig {
+            ca_url: format!("{CA_URL}/"),
+            profiles,
+        },
+    );
+    Env {
+        _db: db,
+        store,
+        router: app(state),
+        prov_key,
+    }
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn jti() -> String {
+    format!("{:032x}", rand_u128())
+}
+
+fn rand_u128() -> u128 {
+    let k = rcgen::KeyPair::generate().unwrap();
+    let b = k.public_key_raw();
+    u128::from_be_bytes(b[1..17].try_into().unwrap())
+}
+
+impl Env {
+    fn token_with(&self, claims: Value) -> String {
+        let key = EncodingKey::from_ec_pem(self.prov_key.serialize_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap()
+    }
+
+    fn token(&self, sans: &[&str]) -> String {
+        self.token_with(json!({"iss": "default", "aud": CA_URL, "sub": "svc", "sans": sans, "iat": now(), "nbf": now(), "exp": now() + 300, "jti": jti()}))
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+        client: Option<&[u8]>,
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let mut req = req.body(body).unwrap();
+        if let Some(der) = client {
+            req.extensions_mut().insert(ClientCertificate {
+                der: Arc::from(der),
+            });
+        }
+        self.send(req).await
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value, axum::http::HeaderMap) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value, headers)
+    }
+
+    async fn issue(
+        &self,
+        bearer: &str,
+        csr: &str,
+        profile: &str,
+    ) -> (StatusCode, Value, axum::http::HeaderMap) {
+        self.call(
+            "POST",
+            "/v1/certificates",
+            Some(bearer),
+            Some(json!({"csr": csr, "profile": profile})),
+            None,
+        )
+        .await
+    }
+
+    async fn count(&self) -> u64 {
+        self.store.count_certificates().await.unwrap()
+    }
+}
+
+/// A CSR for `names` with a fresh P-256 key; returns (CSR PEM, key).
+fn csr(names: &[&str]) -> (String, rcgen::KeyPair) {
+    let key = KeyType::P256.generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    (params.serialize_request(&key).unwrap().pem().unwrap(), key)
+}
+
+fn problem_type(v: &Value) -> &str {
+    v["type"].as_str().unwrap_or_default()
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn token_issuance_then_lookup_list_revoke_on_both_backends() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let (csr_pem, _) = csr(&["api.ns.svc.cluster.local", "10.1.2.3"]);
+        let token = e.token(&["api.ns.svc.cluster.local", "10.1.2.3"]);
+        let (status, body, headers) = e.issue(&token, &csr_pem, "server").await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        assert_eq!(headers["strict-transport-security"], "max-age=31536000");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let serial = body["serial_number"].as_str().unwrap().to_string();
+        assert!(
+            body["certificate"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+        assert_eq!(body["chain"].as_array().unwrap().len(), 1);
+        assert!(
+            OffsetDateTime::parse(
+                body["not_after"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
+
+        // Stored, with the token's identity, before the 201.
+        let rec = e.store.get_certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(rec.requester, "token:default:svc");
+        assert_eq!(rec.der, pem_der(body["certificate"].as_str().unwrap()));
+
+        // Anyone can look it up (upper case and colons accepted).
+        let upper = serial.to_uppercase();
+        let (status, got, _) = e
+            .call(
+                "GET",
+                &format!("/v1/certificates/{upper}"),
+                None,
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        assert_eq!(got["status"], "good");
+        assert_eq!(
+            got["sans"],
+            json!(["dns:api.ns.svc.cluster.local", "ip:10.1.2.3"])
+        );
+        assert!(got.get("requester").is_none(), "requester is for admins");
+
+        // Listing is for admins only.
+        let (status, list, _) = e
+            .call(
+                "GET",
+                "/v1/certificates?status=good&name=api.ns.svc.cluster.local",
+                Some(ADMIN),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        assert_eq!(list["items"][0]["requester"], "token:default:svc");
+        let (status, p, _) = e
+            .call(
+                "GET",
+                "/v1/certificates",
+                Some(&e.token(&["a.internal"])),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:forbidden")
+        );
+        let (status, p, _) = e
+            .call(
+                "GET",
+                "/v1/certificates?status=bogus",
+                Some(ADMIN),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (
+                StatusCode::BAD_REQUEST,
+                "urn:signet:problem:invalid-request"
+            )
+        );
+
+        // Revoke as admin; again is a conflict; unknown serial is 404.
+        let (status, r, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{serial}/revoke"),
+                Some(ADMIN),
+                Some(json!({"reason": "keyCompromise"})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!(
+            (r["status"].as_str(), r["revocation_reason"].as_str()),
+            (Some("revoked"), Some("keyCompromise"))
+        );
+        let (status, _, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{serial}/revoke"),
+                Some(ADMIN),
+                Some(json!({"reason": "keyCompromise"})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, p, _) = e
+            .call(
+                "POST",
+                "/v1/certificates/0123/revoke",
+                Some(ADMIN),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::NOT_FOUND, "urn:signet:problem:not-found")
+        );
+        let (status, _, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{serial}/revoke"),
+                Some(ADMIN),
+                Some(json!({"reason": "certificateHold"})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "holds are not offered");
+
+        let rec = e.store.get_certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(rec.revocation_reason, Some(1));
+        let audit = e.store.list_audit(50).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "revoke" && a.outcome == "ok" && a.actor == "admin"),
+            "{name}: {audit:?}"
+        );
+        assert!(
+            audit.iter().any(|a| a.action == "issue"
+                && a.outcome == "ok"
+                && a.actor == "token:default:svc")
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_abuse_is_refused_with_the_reason_and_nothing_is_stored() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let (csr_pem, _) = csr(&["a.internal"]);
+        let base = json!({"iss": "default", "aud": CA_URL, "sub": "svc", "sans": ["a.internal"], "iat": now(), "exp": now() + 300});
+        let with = |patch: Value| {
+            let mut c = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            if c.get("jti").is_none() {
+                c["jti"] = json!(jti());
+            }
+            c
+        };
+
+        // Replay: the same token twice.
+        let token = e.token(&["a.internal"]);
+        assert_eq!(
+            e.issue(&token, &csr_pem, "server").await.0,
+            StatusCode::CREATED
+        );
+        let (status, p, headers) = e.issue(&token, &csr_pem, "server").await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (
+                StatusCode::UNAUTHORIZED,
+                "urn:signet:problem:token-replayed"
+            ),
+            "{name}"
+        );
+        assert_eq!(headers["www-authenticate"], "Bearer");
+
+        let hs256 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &with(json!({})),
+            &EncodingKey::from_secret(e.prov_key.public_key_pem().as_bytes()),
+        )
+        .unwrap();
+        let none = {
+            use base64::Engine;
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!(
+                "{}.{}.",
+                b.encode(br#"{"alg":"none","typ":"JWT"}"#),
+                b.encode(serde_json::to_vec(&with(json!({}))).unwrap())
+            )
+        };
+        let other_key = KeyType::P256.generate().unwrap();
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::ES256),
+            &with(json!({})),
+            &EncodingKey::from_ec_pem(other_key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "wrong audience",
+                e.token_with(with(json!({"aud": "https://other-ca:8443"}))),
+                "audience",
+            ),
+            (
+                "expired",
+                e.token_with(with(json!({"exp": now() - 120}))),
+                "expired",
+            ),
+            (
+                "too long-lived",
+                e.token_with(with(json!({"exp": now() + 3600}))),
+                "5 minutes",
+            ),
+            (
+                "not yet valid",
+                e.token_with(with(json!({"nbf": now() + 600}))),
+                "not yet valid",
+            ),
+            (
+                "unknown provisioner",
+                e.token_with(with(json!({"iss": "nobody"}))),
+                "unknown provisioner",
+            ),
+            ("HS256 with the public key", hs256, "algorithm"),
+            ("alg none", none, "token"),
+            ("signed by another key", forged, "signature"),
+            ("garbage", "not.a.jwt".to_string(), "malformed"),
+            ("bad admin token", "sa_wrong".to_string(), "admin"),
+        ];
+        for (what, token, reason) in &cases {
+            let (status, p, _) = e.issue(token, &csr_pem, "server").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name} {what}: {p}");
+            assert_eq!(
+                problem_type(&p),
+                "urn:signet:problem:unauthorized",
+                "{name} {what}"
+            );
+            assert!(
+                p["detail"].as_str().unwrap().contains(reason),
+                "{name} {what}: {p}"
+            );
+        }
+        let (status, _, _) = e
+            .call(
+                "POST",
+                "/v1/certificates",
+                None,
+                Some(json!({"csr": csr_pem})),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            e.count().await,
+            1,
+            "{name}: only the first, legitimate request stored anything"
+        );
+        let refusals = e
+            .store
+            .list_audit(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.outcome == "refused")
+            .count();
+        assert_eq!(refusals, cases.len() + 2, "{name}: every refusal audited");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_specific_problems_and_store_nothing() {
+    let e = env_for(TestDb::sqlite().await).await;
+    let (good, _) = csr(&["a.internal"]);
+    let (outside_token, _) = csr(&["a.internal", "b.internal"]);
+    let (outside_policy, _) = csr(&["evil.example.com"]);
+    let cases: Vec<(&str, Value, &[&str], StatusCode, &str)> = vec![
+        (
+            "malformed CSR",
+            json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "bad-csr",
+        ),
+        (
+            "name not in token",
+            json!({"csr": outside_token}),
+            &["a.internal"],
+            StatusCode::FORBIDDEN,
+            "name-denied",
+        ),
+        (
+            "name outside policy",
+            json!({"csr": outside_policy}),
+            &["evil.example.com"],
+            StatusCode::FORBIDDEN,
+            "name-denied",
+        ),
+        (
+            "unknown profile",
+            json!({"csr": good, "profile": "ca"}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "unknown-profile",
+        ),
+        (
+            "ttl too long",
+            json!({"csr": good, "ttl": "30d"}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "ttl-too-long",
+        ),
+        (
+            "bad ttl",
+            json!({"csr": good, "ttl": "soon"}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "invalid-ttl",
+        ),
+        (
+            "unknown field",
+            json!({"csr": good, "is_ca": true}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+        ),
+        (
+            "missing csr",
+            json!({"profile": "server"}),
+            &["a.internal"],
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+        ),
+    ];
+    for (what, body, sans, status, slug) in cases {
+        let (got, p, headers) = e
+            .call(
+                "POST",
+                "/v1/certificates",
+                Some(&e.token(sans)),
+                Some(body),
+                None,
+            )
+            .await;
+        assert_eq!(got, status, "{what}: {p}");
+        assert_eq!(
+            problem_type(&p),
+            format!("urn:signet:problem:{slug}"),
+            "{what}: {p}"
+        );
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{what}"
+        );
+        assert!(!p["detail"].as_str().unwrap().is_empty());
+    }
+    // The denied name is reported by name.
+    let (_, p, _) = e
+        .call(
+            "POST",
+            "/v1/certificates",
+            Some(&e.token(&["a.internal"])),
+            Some(json!({"csr": outside_token})),
+            None,
+        )
+        .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("dns:b.internal"),
+        "{p}"
+    );
+
+    // Oversized, duplicate keys, not JSON, wrong content type.
+    let big = "x".repeat(70 * 1024);
+    let (status, p, _) = e
+        .call(
+            "POST",
+            "/v1/certificates",
+            Some(&e.token(&["a.internal"])),
+            Some(json!({"csr": big})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, problem_type(&p)),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:signet:problem:body-too-large"
+        )
+    );
+    let dup = format!(r#"{{"csr": {}, "csr": {}}}"#, json!(good), json!(good));
+    let req = Request::post("/v1/certificates")
+        .header(
+            "authorization",
+            format!("Bearer {}", e.token(&["a.internal"])),
+        )
+        .header("content-type", "application/json")
+        .body(Body::from(dup))
+        .unwrap();
+    let (status, p, _) = e.send(req).await;
+    assert_eq!(
+        (status, problem_type(&p)),
+        (
+            StatusCode::BAD_REQUEST,
+            "urn:signet:problem:invalid-request"
+        ),
+        "{p}"
+    );
+    let req = Request::post("/v1/certificates")
+        .header(
+            "authorization",
+            format!("Bearer {}", e.token(&["a.internal"])),
+        )
+        .header("content-type", "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(e.send(req).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let req = Request::post("/v1/certificates")
+        .header(
+            "authorization",
+            format!("Bearer {}", e.token(&["a.internal"])),
+        )
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_eq!(e.send(req).await.0, StatusCode::BAD_REQUEST);
+
+    // Serials with SQL and path metacharacters.
+    for bad in [
+        "zz",
+        "'%3B%20DROP%20TABLE%20certificates%3B--",
+        "..%2F..%2Fetc%2Fpasswd",
+        &"ab".repeat(40),
+    ] {
+        let (status, p, _) = e
+            .call("GET", &format!("/v1/certificates/{bad}"), None, None, None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
+    }
+    assert_eq!(e.count().await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let e = env_with(TestDb::sqlite().await, 2).await;
+    let (good, _) = csr(&["a.internal"]);
+    let mut statuses = vec![];
+    for _ in 0..5 {
+        let (status, _, headers) = e.issue(&e.token(&["a.internal"]), &good, "server").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(
+                headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    >= 1
+            );
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        3
+    );
+    // The admin is not subject to provisioner limits.
+    assert_eq!(e.issue(ADMIN, &good, "server").await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn renewal_and_self_revocation_over_mtls() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let (csr_pem, _) = csr(&["peer.internal"]);
+        let (status, issued, _) = e
+            .issue(&e.token(&["peer.internal"]), &csr_pem, "peer")
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{issued}");
+        let der = pem_der(issued["certificate"].as_str().unwrap());
+
+        // No client certificate: 401.
+        let (status, p, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, None)
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::UNAUTHORIZED, "urn:signet:problem:unauthorized")
+        );
+
+        // Renew with the same key, then rekey with a CSR whose names are ignored.
+        let (status, renewed, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, Some(&der))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
+        let new = e
+            .store
+            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (new.profile.as_str(), new.sans.clone()),
+            ("peer", vec!["dns:peer.internal".to_string()])
+        );
+        let old_info = signet_ca::CertificateInfo::from_der(&der).unwrap();
+        let new_info = signet_ca::CertificateInfo::from_der(&new.der).unwrap();
+        assert_eq!(old_info.spki_der, new_info.spki_der, "same key");
+        let (rekey_csr, _) = csr(&["other.internal"]);
+        let (status, rekeyed, _) = e
+            .call(
+                "POST",
+                "/v1/certificates/renew",
+                None,
+                Some(json!({"csr": rekey_csr})),
+                Some(&der),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rekeyed}");
+        let rekeyed_rec = e
+            .store
+            .get_certificate(rekeyed["serial_number"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            rekeyed_rec.sans,
+            vec!["dns:peer.internal"],
+            "renewal keeps the names"
+        );
+        assert_ne!(
+            signet_ca::CertificateInfo::from_der(&rekeyed_rec.der)
+                .unwrap()
+                .spki_der,
+            old_info.spki_der
+        );
+
+        // A certificate may revoke itself, not another.
+        let other = renewed["serial_number"].as_str().unwrap();
+        let (status, _, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{other}/revoke"),
+                None,
+                None,
+                Some(&der),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let serial = issued["serial_number"].as_str().unwrap();
+        let (status, r, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{serial}/revoke"),
+                None,
+                Some(json!({"reason": "superseded"})),
+                Some(&der),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+
+        // A revoked certificate cannot renew.
+        let (status, p, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, Some(&der))
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:forbidden"),
+            "{name}: {p}"
+        );
+        assert!(p["detail"].as_str().unwrap().contains("revoked"));
+
+        // A certificate from another CA is not a credential.
+        let stranger =
+            generate_ca(&InitOptions::new("Stranger"), OffsetDateTime::now_utc()).unwrap();
+        let s_ca = IssuingCa::new(
+            &stranger.issuing_cert_pem,
+            &stranger.root_cert_pem,
+            stranger.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .unwrap();
+        let (scsr, _) = csr(&["peer.internal"]);
+        let s_cert = s_ca
+            .issue(
+                &signet_ca::Csr::from_pem(&scsr).unwrap(),
+                Profile::Peer,
+                &ProfileLimits::default(),
+                None,
+                &Policy::allow_all(),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let (status, _, _) = e
+            .call(
+                "POST",
+                "/v1/certificates/renew",
+                None,
+                None,
+                Some(&s_cert.der),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn ca_profiles_health_metrics_and_docs() {
+    let e = env_for(TestDb::sqlite().await).await;
+    let (status, root, headers) = e.call("GET", "/v1/ca/root", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/x-pem-file");
+    assert_eq!(
+        root.as_str().unwrap().matches("BEGIN CERTIFICATE").count(),
+        1
+    );
+    let (_, chain, _) = e.call("GET", "/v1/ca/chain", None, None, None).await;
+    assert_eq!(
+        chain.as_str().unwrap().matches("BEGIN CERTIFICATE").count(),
+        2
+    );
+    let (_, profiles, _) = e.call("GET", "/v1/profiles", None, None, None).await;
+    assert_eq!(profiles[2]["name"], "peer");
+    assert_eq!(
+        profiles[2]["extended_key_usage"],
+        json!(["serverAuth", "clientAuth"])
+    );
+    assert_eq!(
+        e.call("GET", "/healthz", None, None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        e.call("GET", "/readyz", None, None, None).await.0,
+        StatusCode::OK
+    );
+
+    let (good, _) = csr(&["a.internal"]);
+    assert_eq!(
+        e.issue(&e.token(&["a.internal"]), &good, "server").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        e.issue(&e.token(&["a.internal"]), "junk", "server").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (_, metrics, _) = e.call("GET", "/metrics", None, None, None).await;
+    let m = metrics.as_str().unwrap();
+    assert!(m.contains(r#"signet_certificates_issued_total{profile="server",provisioner="default",operation="issue"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"signet_refusals_total{type="bad-csr"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains("signet_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
+
+    let (status, doc, _) = e.call("GET", "/openapi.json", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/v1/certificates"]["post"].is_object());
+    let (status, html, _) = e.call("GET", "/docs/", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.as_str().unwrap().contains("swagger"),
+        "the docs page is served from the binary"
+    );
+
+    // The database going away makes readiness fail.
+    e.store.close().await;
+    let (status, p, _) = e.call("GET", "/readyz", None, None, None).await;
+    assert_eq!(
+        (status, problem_type(&p)),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:signet:problem:database-unavailable"
+        )
+    );
+}
+
+/// `openapi/signet.json` is the committed copy of the generated document. Regenerate with
+/// `SIGNET_UPDATE_OPENAPI=1 cargo test -p signet-api --test api openapi`.
+#[test]
+fn openapi_document_matches_the_committed_copy() {
+    let generated = serde_json::to_string_pretty(&signet_api::openapi()).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/signet.json");
+    if std::env::var_os("SIGNET_UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/signet.json is out of date: run SIGNET_UPDATE_OPENAPI=1 cargo test -p signet-api --test api openapi"
+    );
+}
