@@ -409,7 +409,7 @@ async fn issue_inner(
     let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
     let csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
     let (policy, provisioner) = match identity {
-        Identity::Admin => (admin_policy(), "admin".to_string()),
+        Identity::Admin => (st.inner.config.admin_policy.clone(), "admin".to_string()),
         Identity::Token {
             provisioner, sans, ..
         } => {
@@ -443,7 +443,8 @@ async fn issue_inner(
         .await
 }
 
-fn admin_policy() -> Policy {
+/// Renewal re-issues names approved at first issuance: allow exactly what is asked.
+fn renewal_policy() -> Policy {
     Policy {
         allow_wildcard_names: true,
         ..Policy::allow_all()
@@ -544,7 +545,7 @@ async fn renew_inner(
         profile,
         &st.limits(profile),
         ttl,
-        &admin_policy(),
+        &renewal_policy(),
         OffsetDateTime::now_utc(),
     )?;
     st.record(&cert, actor, "renew", "mtls").await

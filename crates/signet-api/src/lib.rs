@@ -43,6 +43,9 @@ pub struct ApiConfig {
     pub ca_url: String,
     /// Lifetime limits per profile.
     pub profiles: BTreeMap<Profile, ProfileLimits>,
+    /// What the admin credential may be issued (typically the CA-wide `[policy]` with every
+    /// profile allowed).
+    pub admin_policy: signet_ca::Policy,
 }
 
 /// A certificate the client presented over mTLS and the TLS layer verified against our

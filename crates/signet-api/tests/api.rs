@@ -70,6 +70,10 @@ async fn env_with(db: TestDb, rate: u32) -> Env {
         ApiConfig {
             ca_url: format!("{CA_URL}/"),
             profiles,
+            admin_policy: Policy {
+                dns: vec!["*.internal".parse().unwrap()],
+                ..Policy::default()
+            },
         },
     );
     Env {
@@ -679,8 +683,15 @@ async fn rate_limits_answer_429_with_retry_after() {
             .count(),
         3
     );
-    // The admin is not subject to provisioner limits.
+    // The admin is not subject to provisioner limits, but is to the CA-wide name policy.
     assert_eq!(e.issue(ADMIN, &good, "server").await.0, StatusCode::CREATED);
+    let (outside, _) = csr(&["a.svc.cluster.local"]);
+    let (status, p, _) = e.issue(ADMIN, &outside, "client").await;
+    assert_eq!(
+        (status, problem_type(&p)),
+        (StatusCode::FORBIDDEN, "urn:signet:problem:name-denied"),
+        "{p}"
+    );
 }
 
 #[tokio::test]

@@ -123,6 +123,22 @@ pub enum CaError {
         source: std::io::Error,
     },
 
+    /// An OCSP request is not one Signet answers: not DER, too large, too many CertIDs, an
+    /// unsupported hash algorithm, or a nonce outside 1 to 32 octets (RFC 8954). Answered
+    /// with the OCSP status `malformedRequest`.
+    #[error("malformed OCSP request: {0}")]
+    MalformedOcspRequest(String),
+
+    /// A revocation reason code that RFC 5280 section 5.3.1 does not define for a full CRL or
+    /// an OCSP response (7 is unassigned, 8 removeFromCRL belongs to delta CRLs, above 10).
+    #[error("invalid revocation reason code {0}")]
+    InvalidRevocationReason(u8),
+
+    /// The delegated OCSP signer (its key or certificate) is unusable: mismatched key and
+    /// certificate, missing EKU OCSPSigning, or an unsupported key type.
+    #[error("OCSP signer: {0}")]
+    OcspSigner(String),
+
     /// Encoding or signing failed inside the CA. Not caused by the requester.
     #[error("internal signing error: {0}")]
     Internal(String),
@@ -149,6 +165,7 @@ impl CaError {
                 | CaError::KeyFilePermissions { .. }
                 | CaError::CaCertificate(_)
                 | CaError::Io { .. }
+                | CaError::OcspSigner(_)
                 | CaError::Internal(_)
         )
     }

@@ -69,6 +69,36 @@ impl IssuedCertificate {
     }
 }
 
+/// A delegated OCSP responder certificate (RFC 6960 section 4.2.2.2) and what the store needs
+/// to record about it. It has no profile of its own: record it as [`Self::PROFILE`].
+#[derive(Clone, Debug)]
+pub struct OcspSignerCertificate {
+    /// The serial number.
+    pub serial: Serial,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Start of validity (backdated by 60 s).
+    pub not_before: OffsetDateTime,
+    /// End of validity: rotate the responder key before this.
+    pub not_after: OffsetDateTime,
+    /// The subject DN as an RFC 4514 string.
+    pub subject: String,
+}
+
+impl OcspSignerCertificate {
+    /// The profile name the store records for delegated OCSP signer certificates.
+    pub const PROFILE: &'static str = "ocsp-signer";
+
+    /// The certificate as PEM.
+    pub fn pem(&self) -> String {
+        to_pem("CERTIFICATE", &self.der)
+    }
+}
+
+/// The longest lifetime of a delegated OCSP signer certificate. It carries id-pkix-ocsp-nocheck,
+/// so relying parties cannot learn of its revocation: it must be short-lived.
+pub const OCSP_SIGNER_MAX_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
+
 /// An issuing CA whose key is loaded: the only thing in Signet that signs certificates.
 pub struct IssuingCa {
     issuer: Issuer<'static, KeyPair>,
@@ -234,6 +264,120 @@ impl IssuingCa {
         })
     }
 
+    /// Sign a delegated OCSP responder certificate for `spki_der` (RFC 6960 section 4.2.2.2),
+    /// so the responder never holds this CA's key.
+    ///
+    /// The key must be ECDSA P-256, P-384 or Ed25519 (what [`crate::OcspSigner`] signs with).
+    /// The certificate carries EKU id-kp-OCSPSigning only, keyUsage digitalSignature
+    /// (critical), cA FALSE, SKI, AKI and id-pkix-ocsp-nocheck (RFC 6960 section 4.2.2.2.1);
+    /// no AIA or CRL distribution point, since nothing checks its status. Its lifetime is at
+    /// most [`OCSP_SIGNER_MAX_LIFETIME`] and never beyond this CA's.
+    pub fn issue_ocsp_signer(
+        &self,
+        spki_der: &[u8],
+        lifetime: Duration,
+        now: OffsetDateTime,
+    ) -> Result<OcspSignerCertificate, CaError> {
+        if lifetime.is_zero() {
+            return Err(CaError::InvalidLifetime("0s".into()));
+        }
+        if lifetime > OCSP_SIGNER_MAX_LIFETIME {
+            return Err(CaError::LifetimeTooLong {
+                requested: lifetime,
+                max: OCSP_SIGNER_MAX_LIFETIME,
+            });
+        }
+        crate::ocsp::SignerAlg::from_spki_der(spki_der)?;
+        let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+        if now < self.not_before || now >= self.not_after {
+            return Err(CaError::IssuerExpired(self.not_after.to_string()));
+        }
+        let ca = Certificate::from_der(&self.cert_der).map_err(CaError::internal)?;
+        let cn = ocsp_signer_common_name(common_name(&ca.tbs_certificate.subject).as_deref());
+
+        let serial = Serial::random()?;
+        let mut params = CertificateParams::default();
+        params.serial_number = Some(SerialNumber::from_slice(serial.as_bytes()));
+        params.not_before = now - BACKDATE;
+        params.not_after = (now + lifetime).min(self.not_after);
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        params.use_authority_key_identifier_extension = true;
+        // id-pkix-ocsp-nocheck ::= NULL (RFC 6960 section 4.2.2.2.1), non-critical.
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5],
+                vec![0x05, 0x00],
+            ));
+
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
+        let cert = params
+            .signed_by(&spki, &self.issuer)
+            .map_err(CaError::internal)?;
+        let subject = Certificate::from_der(cert.der())
+            .map(|c| c.tbs_certificate.subject.to_string())
+            .map_err(CaError::internal)?;
+        Ok(OcspSignerCertificate {
+            serial,
+            der: cert.der().to_vec(),
+            not_before: params.not_before,
+            not_after: params.not_after,
+            subject,
+        })
+    }
+
+    /// Sign `message` with the issuing CA's key; the signature goes with
+    /// [`Self::signature_algorithm_der`]. For CRLs, which rcgen would build less frugally.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        rcgen::SigningKey::sign(self.issuer.key(), message).map_err(CaError::internal)
+    }
+
+    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what [`Self::sign_raw`]
+    /// produces, matching what rcgen writes in certificates for the same key.
+    pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
+        let alg = self.issuer.key().algorithm();
+        // ecdsa-with-SHA256 / -SHA384 (RFC 5758 section 3.2): parameters absent.
+        const ECDSA_SHA256: &[u8] = &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ];
+        const ECDSA_SHA384: &[u8] = &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+        ];
+        // id-Ed25519 (RFC 8410 section 3): parameters absent.
+        const ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+        // sha{256,384,512}WithRSAEncryption (RFC 4055 section 5): parameters NULL.
+        const RSA_SHA256: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+            0x00,
+        ];
+        const RSA_SHA384: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05,
+            0x00,
+        ];
+        const RSA_SHA512: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05,
+            0x00,
+        ];
+        let known: [(&rcgen::SignatureAlgorithm, &'static [u8]); 6] = [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, ECDSA_SHA256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, ECDSA_SHA384),
+            (&rcgen::PKCS_ED25519, ED25519),
+            (&rcgen::PKCS_RSA_SHA256, RSA_SHA256),
+            (&rcgen::PKCS_RSA_SHA384, RSA_SHA384),
+            (&rcgen::PKCS_RSA_SHA512, RSA_SHA512),
+        ];
+        known
+            .into_iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, der)| der)
+            .ok_or_else(|| CaError::Internal(format!("no CRL signing support for {alg:?}")))
+    }
+
     /// AuthorityInfoAccessSyntax (RFC 5280 section 4.2.2.1):
     /// `SEQUENCE SIZE (1..MAX) OF AccessDescription`, where
     /// `AccessDescription ::= SEQUENCE { accessMethod OBJECT IDENTIFIER, accessLocation GeneralName }`.
@@ -369,6 +513,47 @@ pub(crate) fn find_extension<T: for<'a> Decode<'a>>(
             .map_err(|e| CaError::CaCertificate(e.to_string())),
         None => Ok(None),
     }
+}
+
+/// The first commonName of `name`, when it is a UTF8String, PrintableString or IA5String.
+fn common_name(name: &x509_cert::name::Name) -> Option<String> {
+    use der::Tagged;
+    use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .find_map(|atv| match atv.value.tag() {
+            der::Tag::Utf8String => atv
+                .value
+                .decode_as::<Utf8StringRef<'_>>()
+                .ok()
+                .map(|s| s.to_string()),
+            der::Tag::PrintableString => atv
+                .value
+                .decode_as::<PrintableStringRef<'_>>()
+                .ok()
+                .map(|s| s.to_string()),
+            der::Tag::Ia5String => atv
+                .value
+                .decode_as::<Ia5StringRef<'_>>()
+                .ok()
+                .map(|s| s.to_string()),
+            _ => None,
+        })
+}
+
+/// "<issuing CA CN> OCSP Responder", shortening the CA's name to keep within ub-common-name.
+fn ocsp_signer_common_name(ca_cn: Option<&str>) -> String {
+    const SUFFIX: &str = " OCSP Responder";
+    let Some(ca_cn) = ca_cn.map(str::trim).filter(|cn| !cn.is_empty()) else {
+        return SUFFIX.trim_start().to_string();
+    };
+    let mut room = MAX_CN_LEN - SUFFIX.len();
+    while !ca_cn.is_char_boundary(room.min(ca_cn.len())) {
+        room -= 1;
+    }
+    format!("{}{SUFFIX}", ca_cn[..room.min(ca_cn.len())].trim_end())
 }
 
 fn to_offset(d: Duration) -> Result<OffsetDateTime, CaError> {

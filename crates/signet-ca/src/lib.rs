@@ -10,8 +10,13 @@
 //! 2. [`IssuingCa::issue`] asks the [`Policy`] to approve the profile, the lifetime and every
 //!    requested name, then builds the certificate from policy alone: nothing in the CSR other
 //!    than its public key and approved names reaches the certificate.
+//!
+//! Revocation: [`build_crl`] writes CRLs signed by the issuing CA; the OCSP responder, which
+//! never holds the CA key, answers [`parse_ocsp_request`]ed requests with [`build_response`]
+//! signed by an [`OcspSigner`] whose certificate comes from [`IssuingCa::issue_ocsp_signer`].
 #![forbid(unsafe_code)]
 
+mod crl;
 mod csr;
 mod error;
 mod init;
@@ -19,19 +24,29 @@ mod inspect;
 mod issue;
 mod keys;
 mod names;
+mod ocsp;
 mod policy;
 mod profile;
 mod serial;
 
+pub use crl::{RevokedEntry, build_crl};
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
 pub use init::{CaBundle, ImportedCa, InitOptions, generate_ca, import_ca};
 pub use inspect::CertificateInfo;
-pub use issue::{IssuanceUrls, IssuedCertificate, IssuingCa, sha256_fingerprint};
+pub use issue::{
+    IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,
+    sha256_fingerprint,
+};
 pub use keys::{
     KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file,
 };
 pub use names::{DnsName, SubjectName};
+pub use ocsp::{
+    CertIdHash, CertStatusKind, MAX_OCSP_CERT_IDS, MAX_OCSP_REQUEST_LEN, OCSP_NONCE_LEN,
+    OcspCertId, OcspErrorStatus, OcspIssuerIds, OcspSigner, ParsedOcspRequest, build_response,
+    error_response, parse_ocsp_request,
+};
 pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits};
 pub use serial::Serial;

@@ -1,17 +1,19 @@
 //! `signet.toml`: parsed completely, with unknown keys refused, before anything else runs.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use signet_ca::{IssuanceUrls, Policy, Profile, ProfileLimits};
+use signet_api::ProvisionerConfig;
+use signet_ca::{IssuanceUrls, Policy, Profile, ProfileLimits, SubjectName};
 
 /// Environment variable that overrides `[database] url`.
 pub const DATABASE_URL_ENV: &str = "SIGNET_DATABASE_URL";
 /// Environment variable holding the CA key passphrase.
 pub const PASSPHRASE_ENV: &str = "SIGNET_CA_PASSPHRASE";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub ca: CaSection,
@@ -23,6 +25,14 @@ pub struct Config {
     pub profiles: ProfilesSection,
     #[serde(default = "default_policy")]
     pub policy: Policy,
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Who may request certificates from the API, each under its own policy.
+    #[serde(default)]
+    pub provisioners: Vec<ProvisionerConfig>,
+    /// The directory relative paths in the file resolve against (the file's own directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +88,91 @@ pub struct ProfilesSection {
     pub client: ProfileLimits,
     #[serde(default)]
     pub peer: ProfileLimits,
+}
+
+/// `[server]`: how `signet serve` listens and names itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Socket address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The URL clients reach this CA at, and the audience provisioner tokens must name.
+    /// Derived from `listen` when unset.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Names for the server's own certificate on top of localhost, 127.0.0.1 and ::1.
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// The admin bearer token; relative to the configuration's directory.
+    #[serde(default = "default_admin_token_file")]
+    pub admin_token_file: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            url: None,
+            hostnames: vec![],
+            admin_token_file: default_admin_token_file(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn default_admin_token_file() -> PathBuf {
+    "admin.token".into()
+}
+
+impl ServerSection {
+    /// `listen` as a socket address (checked by [`Config::load`]).
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen.parse().with_context(|| {
+            format!(
+                "[server] listen = {:?} is not an address like 127.0.0.1:8443 or [::]:8443",
+                self.listen
+            )
+        })
+    }
+
+    /// The CA's URL: `url` if set, else derived from `listen` (`plain`: http, else https).
+    pub fn ca_url(&self, listen: SocketAddr, plain: bool) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("{}://{listen}", if plain { "http" } else { "https" }),
+        }
+    }
+}
+
+/// Checks that `url` is an absolute http(s) URL in plain ASCII.
+fn check_http_url(key: &str, url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if !matches!(rest, Some(host) if !host.is_empty())
+        || !url.is_ascii()
+        || url.contains(char::is_whitespace)
+    {
+        bail!("{key} = {url:?} is not an http(s) URL");
+    }
+    Ok(())
+}
+
+/// Checks the extra names of the server's own certificate: DNS names or IP addresses,
+/// no wildcards.
+pub fn check_server_hostname(name: &str) -> anyhow::Result<()> {
+    match SubjectName::parse_host(name) {
+        Ok(SubjectName::Dns(dns)) if dns.is_wildcard() => {
+            bail!(
+                "server hostname {name:?}: wildcard names are not used for the server's certificate"
+            )
+        }
+        Ok(_) => Ok(()),
+        Err(e) => bail!("server hostname {name:?}: {e}"),
+    }
 }
 
 impl ProfilesSection {
@@ -148,6 +243,7 @@ impl Config {
         let base =
             std::path::absolute(base).with_context(|| format!("resolving {}", base.display()))?;
         cfg.resolve_paths(&base);
+        cfg.base_dir = base;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -170,6 +266,7 @@ impl Config {
             &mut self.ca.root_cert,
             &mut self.ca.issuing_cert,
             &mut self.ca.issuing_key,
+            &mut self.server.admin_token_file,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -211,12 +308,27 @@ impl Config {
             ("ca_issuers", &self.urls.ca_issuers),
             ("crl", &self.urls.crl),
         ] {
-            if let Some(u) = url
-                && (!(u.starts_with("http://") || u.starts_with("https://"))
-                    || !u.is_ascii()
-                    || u.contains(char::is_whitespace))
-            {
-                bail!("[urls] {key} = {u:?} is not an http(s) URL");
+            if let Some(u) = url {
+                check_http_url(&format!("[urls] {key}"), u)?;
+            }
+        }
+        self.server.listen_addr()?;
+        if let Some(url) = &self.server.url {
+            check_http_url("[server] url", url)?;
+        }
+        for name in &self.server.hostnames {
+            check_server_hostname(name).context("[server] hostnames")?;
+        }
+        if self.server.admin_token_file.as_os_str().is_empty() {
+            bail!("[server] admin_token_file must not be empty");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.provisioners {
+            if p.name.trim().is_empty() {
+                bail!("[[provisioners]] name must not be empty");
+            }
+            if !names.insert(p.name.as_str()) {
+                bail!("[[provisioners]] name {:?} is used twice", p.name);
             }
         }
         let db = self.database_url();
@@ -312,6 +424,29 @@ allow_wildcard_names = false
 profiles = ["server", "client", "peer"]
 # An overall lifetime cap on top of each profile's max_ttl, e.g. max_ttl = "48h".
 # max_ttl = "7days"
+
+# `signet serve`: the REST API over HTTPS, with a certificate from this CA.
+[server]
+# The socket address to listen on; --listen overrides it.
+listen = "127.0.0.1:8443"
+# The URL clients reach the CA at, and the audience provisioner tokens must name.
+# Unset, it is derived from the listen address: "https://" + listen.
+# url = "https://127.0.0.1:8443"
+# DNS names or IP addresses for the server's own certificate, on top of localhost,
+# 127.0.0.1 and ::1. --hostname (repeatable) replaces this list.
+hostnames = []
+# The admin bearer token (mode 0600). `signet serve` creates it when it is missing.
+admin_token_file = "admin.token"
+
+# Provisioners: who may request certificates from the API, each under its own policy.
+# When there is none, `signet serve` creates a token provisioner named "default" (its key
+# in provisioners/default.key, its public key in provisioners/default.pub) and adds it here.
+# [[provisioners]]
+# name = "default"
+# type = "token"                                 # signed tokens, verified with public_key_file
+# public_key_file = "provisioners/default.pub"   # SPKI PEM
+# [provisioners.policy]                          # same keys as [policy] above
+# dns = ["*.internal"]
 "#;
 
 #[cfg(test)]
@@ -328,6 +463,17 @@ mod tests {
         assert_eq!(cfg.profiles, ProfilesSection::default());
         assert_eq!(cfg.urls, UrlsSection::default());
         assert_eq!(cfg.policy, default_policy());
+        assert_eq!(
+            cfg.server,
+            ServerSection {
+                admin_token_file: dir.path().join("admin.token"),
+                ..ServerSection::default()
+            }
+        );
+        assert!(cfg.provisioners.is_empty());
+        assert_eq!(cfg.base_dir, dir.path());
+        let listen = cfg.server.listen_addr().expect("listen");
+        assert_eq!(cfg.server.ca_url(listen, false), "https://127.0.0.1:8443");
         assert_eq!(cfg.ca.issuing_key, dir.path().join("issuing_ca.key"));
         assert_eq!(
             cfg.database.url,
@@ -345,6 +491,11 @@ mod tests {
             "[ca]\nname = \"x\"\n[profiles.server]\ndefault_ttl = \"8d\"\nmax_ttl = \"7d\"\n",
             "[ca]\nname = \"x\"\n[urls]\nocsp = \"ftp://x\"\n",
             "[ca]\nname = \"x\"\n[database]\nurl = \"mysql://x\"\n",
+            "[ca]\nname = \"x\"\n[server]\nlisten = \"localhost\"\n",
+            "[ca]\nname = \"x\"\n[server]\nurl = \"ftp://x\"\n",
+            "[ca]\nname = \"x\"\n[server]\nhostnames = [\"*.internal\"]\n",
+            "[ca]\nname = \"x\"\n[server]\nhostnames = [\"bad name\"]\n",
+            "[ca]\nname = \"x\"\n[server]\nport = 1\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");

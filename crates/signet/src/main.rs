@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod cmd;
 mod config;
 mod files;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,16 +31,34 @@ enum Command {
     Issue(cmd::issue::IssueArgs),
     /// Apply database migrations.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Mint a one-time provisioner token (JWT) for `signet issue`.
+    Token(cmd::token::TokenArgs),
+    /// Revoke a certificate on the server.
+    Revoke(cmd::revoke::RevokeArgs),
+    /// List certificates on the server (admin).
+    List(cmd::list::ListArgs),
+    /// Fetch the CA's root or chain from the server.
+    Ca(cmd::ca::CaArgs),
+    /// Serve the REST API over HTTPS (initialising the data directory on first start).
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server reports what it is doing (where it listens, the root fingerprint); the
+    // one-shot commands stay quiet.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "warn,signet=info,signet_api=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in log files and journals.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,6 +75,11 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args).await,
             Command::Issue(args) => cmd::issue::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(args).await,
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Token(args) => cmd::token::run(args).await,
+            Command::Revoke(args) => cmd::revoke::run(args).await,
+            Command::List(args) => cmd::list::run(args).await,
+            Command::Ca(args) => cmd::ca::run(args).await,
         }
     });
     match result {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use signet_ca::{
-    InitOptions, KeyType, OffsetDateTime, encode_private_key, generate_ca, import_ca,
+    InitOptions, IssuingCa, KeyType, OffsetDateTime, encode_private_key, generate_ca, import_ca,
     sha256_fingerprint, write_private_key_file,
 };
 
@@ -48,6 +48,42 @@ pub const CONFIG: &str = "signet.toml";
 
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
+    let import = args.import_cert.as_deref().zip(args.import_key.as_deref());
+    let ca = init_dir(dir, args.name.clone(), args.key_type, import).await?;
+    let pass = super::passphrase();
+
+    println!("Initialised Signet CA in {}", dir.display());
+    println!("  root certificate:    {}", dir.join(ROOT_CERT).display());
+    println!(
+        "  root fingerprint:    {}",
+        sha256_fingerprint(ca.root_der())
+    );
+    println!(
+        "  issuing certificate: {}",
+        dir.join(ISSUING_CERT).display()
+    );
+    println!("  configuration:       {}", dir.join(CONFIG).display());
+    if dir.join(ROOT_KEY).exists() {
+        println!(
+            "The root key {} is not needed to issue certificates: move it offline.",
+            dir.join(ROOT_KEY).display()
+        );
+    }
+    if pass.is_some() {
+        println!("CA keys are encrypted; set SIGNET_CA_PASSPHRASE to use them.");
+    }
+    Ok(())
+}
+
+/// Create `dir` (mode 0700) with a new CA hierarchy, or adopt the issuing CA in `import`
+/// (certificate chain, key), then the default `signet.toml` and the database. Refuses to
+/// overwrite an existing CA. Returns the issuing CA, loaded as `issue` and `serve` load it.
+pub async fn init_dir(
+    dir: &Path,
+    name: Option<String>,
+    key_type: KeyType,
+    import: Option<(&Path, &Path)>,
+) -> anyhow::Result<IssuingCa> {
     let passphrase = super::passphrase();
     let pass = passphrase.as_ref().map(|p| p.as_str());
     create_private_dir(dir)?;
@@ -60,8 +96,8 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         }
     }
 
-    let name = match (&args.import_cert, &args.import_key) {
-        (Some(cert), Some(key)) => {
+    let name = match import {
+        Some((cert, key)) => {
             let cert_pem =
                 fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
             let key_pem = zeroize::Zeroizing::new(
@@ -79,15 +115,12 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
                 0o644,
             )?;
             write_atomic(&dir.join(ROOT_CERT), imported.root_pem.as_bytes(), 0o644)?;
-            args.name.clone().unwrap_or(imported.subject)
+            name.unwrap_or(imported.subject)
         }
-        _ => {
-            let name = args
-                .name
-                .clone()
-                .unwrap_or_else(|| "Signet Internal CA".to_string());
+        None => {
+            let name = name.unwrap_or_else(|| "Signet Internal CA".to_string());
             let mut opts = InitOptions::new(name.clone());
-            opts.key_type = args.key_type;
+            opts.key_type = key_type;
             let bundle = generate_ca(&opts, OffsetDateTime::now_utc())?;
             write_private_key_file(
                 &dir.join(ROOT_KEY),
@@ -118,28 +151,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let ca = super::issue::load_issuing_ca(&cfg)?;
     let store = super::open_store(&cfg.database_url()).await?;
     store.close().await;
-
-    println!("Initialised Signet CA in {}", dir.display());
-    println!("  root certificate:    {}", dir.join(ROOT_CERT).display());
-    println!(
-        "  root fingerprint:    {}",
-        sha256_fingerprint(ca.root_der())
-    );
-    println!(
-        "  issuing certificate: {}",
-        dir.join(ISSUING_CERT).display()
-    );
-    println!("  configuration:       {}", dir.join(CONFIG).display());
-    if dir.join(ROOT_KEY).exists() {
-        println!(
-            "The root key {} is not needed to issue certificates: move it offline.",
-            dir.join(ROOT_KEY).display()
-        );
-    }
-    if pass.is_some() {
-        println!("CA keys are encrypted; set SIGNET_CA_PASSPHRASE to use them.");
-    }
-    Ok(())
+    Ok(ca)
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

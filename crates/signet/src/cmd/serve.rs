@@ -1,0 +1,208 @@
+//! `signet serve`: the REST API over HTTPS. Everything is loaded and checked before a socket
+//! is bound, so a bad configuration exits at once with a message; a fresh directory is
+//! initialised first (see `serve::bootstrap` for what is added to it).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use signet_api::{AdminCredential, ApiConfig, AppState, Provisioner};
+use signet_ca::{KeyType, Profile, sha256_fingerprint};
+use tokio::net::TcpListener;
+
+use super::init::{CONFIG, init_dir};
+use crate::config::{Config, check_server_hostname};
+use crate::serve::identity::{CertResolver, ServerIdentity};
+use crate::serve::{bootstrap, listener, tls};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory. Initialised (as by `signet init`) when it has no signet.toml and no
+    /// --config is given.
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// Configuration file [default: DIR/signet.toml]. Relative paths in it, and the files
+    /// `serve` creates, are relative to its directory.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: [server] listen, else 127.0.0.1:8443].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve plain HTTP, for use behind a TLS-terminating proxy only.
+    #[arg(long)]
+    plain_http: bool,
+    /// A DNS name or IP address for the server's certificate (repeatable); replaces
+    /// [server] hostnames. localhost, 127.0.0.1 and ::1 are always included.
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostnames: Vec<String>,
+}
+
+/// How long closing the database may take after the last request.
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    for name in &args.hostnames {
+        check_server_hostname(name).context("--hostname")?;
+    }
+
+    // 1. The configuration, creating the data directory if this is a first start.
+    let config_path = match &args.config {
+        Some(path) => path.clone(),
+        None => {
+            let path = args.dir.join(CONFIG);
+            if !path.exists() {
+                tracing::info!(dir = %args.dir.display(), "no configuration found: initialising a new CA");
+                init_dir(&args.dir, None, KeyType::default(), None).await?;
+            }
+            path
+        }
+    };
+    let mut cfg = Config::load(&config_path)?;
+    if bootstrap::ensure_admin_token(&cfg.server.admin_token_file)? {
+        tracing::info!(
+            path = %cfg.server.admin_token_file.display(),
+            "created the admin token"
+        );
+    }
+    if cfg.provisioners.is_empty() {
+        let created = bootstrap::add_default_provisioner(&config_path, &cfg.base_dir, &cfg.policy)?;
+        tracing::info!(
+            key = %created.key_file.display(),
+            public_key = %created.public_key_file.display(),
+            "created the token provisioner \"default\""
+        );
+        cfg = Config::load(&config_path)?;
+    }
+
+    // 2. Everything the server needs, checked before any socket is bound.
+    let listen = match args.listen {
+        Some(addr) => addr,
+        None => cfg.server.listen_addr()?,
+    };
+    let ca_url = cfg.server.ca_url(listen, args.plain_http);
+    if cfg.server.url.is_none() && listen.ip().is_unspecified() {
+        tracing::warn!(
+            url = %ca_url,
+            "[server] url is not set and the listen address is a wildcard: set url to the address clients use"
+        );
+    }
+    let hostnames = if args.hostnames.is_empty() {
+        cfg.server.hostnames.clone()
+    } else {
+        args.hostnames.clone()
+    };
+    let provisioners = cfg
+        .provisioners
+        .iter()
+        .map(|p| {
+            Provisioner::from_config(p, &cfg.base_dir)
+                .with_context(|| format!("provisioner {:?} in {}", p.name, config_path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let admin =
+        AdminCredential::from_token_file(&cfg.server.admin_token_file).with_context(|| {
+            format!(
+                "reading the admin token {}",
+                cfg.server.admin_token_file.display()
+            )
+        })?;
+    let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
+    let store = super::open_store(&cfg.database_url()).await?;
+
+    // 3. The server's certificate, recorded before it is used.
+    let provider = tls::provider();
+    let mut renewal = None;
+    let acceptor = if args.plain_http {
+        tracing::warn!(
+            "serving plain HTTP (--plain-http): only behind a proxy that terminates TLS"
+        );
+        None
+    } else {
+        let identity = Arc::new(ServerIdentity::new(
+            ca.clone(),
+            store.clone(),
+            &hostnames,
+            *cfg.profiles.limits(Profile::Server),
+            provider.clone(),
+        ));
+        let issued = identity.issue().await?;
+        tracing::info!(
+            serial = %issued.serial,
+            names = identity.names().join(","),
+            not_after = %issued.not_after,
+            "issued the server certificate"
+        );
+        let resolver = Arc::new(CertResolver::new(issued.key.clone()));
+        let config = tls::server_config(provider, ca.root_der(), resolver.clone())?;
+        renewal = Some(tokio::spawn(identity.renew_forever(resolver, issued)));
+        Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    };
+
+    let profiles: BTreeMap<Profile, signet_ca::ProfileLimits> = Profile::ALL
+        .iter()
+        .map(|p| (*p, *cfg.profiles.limits(*p)))
+        .collect();
+    let state = AppState::new(
+        ca.clone(),
+        store.clone(),
+        provisioners,
+        admin,
+        ApiConfig {
+            ca_url: ca_url.clone(),
+            profiles,
+            // The admin may use any profile, but only names the CA-wide [policy] allows.
+            admin_policy: signet_ca::Policy {
+                profiles: signet_ca::Profile::ALL.to_vec(),
+                ..cfg.policy.clone()
+            },
+        },
+    );
+    let router = signet_api::app(state);
+
+    // 4. Serve until SIGTERM or Ctrl-C.
+    let shutdown = crate::serve::shutdown_signal()?;
+    let socket = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = socket.local_addr().unwrap_or(listen);
+    tracing::info!(
+        root_fingerprint = %sha256_fingerprint(ca.root_der()),
+        root_cert = %cfg.ca.root_cert.display(),
+        "CA root"
+    );
+    tracing::info!(
+        path = %cfg.server.admin_token_file.display(),
+        "admin token file"
+    );
+    tracing::info!(
+        listen = %bound,
+        url = %ca_url,
+        tls = acceptor.is_some(),
+        database = store.backend().as_str(),
+        "signet serve is listening"
+    );
+    listener::serve(
+        socket,
+        router,
+        acceptor,
+        listener::Limits::default(),
+        shutdown,
+    )
+    .await;
+
+    if let Some(task) = renewal {
+        task.abort();
+    }
+    if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database did not close in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

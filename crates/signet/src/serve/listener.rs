@@ -1,0 +1,186 @@
+//! The accept loop: TCP, then TLS (unless serving plain HTTP behind a proxy), then HTTP/1.1
+//! or HTTP/2 through hyper, into the axum router.
+//!
+//! The loop is written out (rather than `axum::serve` or axum-server) for three things those
+//! do not give: the client certificate of the connection attached to each of its requests,
+//! a bound on the TLS handshake so a silent client cannot hold a socket, and a cap on open
+//! connections. Shutdown stops accepting, lets requests in flight finish within a grace
+//! period, then returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use signet_api::ClientCertificate;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// Connection-level limits. Request-level ones (body size, request timeout) are the API's.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long a client has to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long an HTTP/1 client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Open connections at most; beyond it, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then drain. `tls: None` serves
+/// plain HTTP.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    http.http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+
+    let graceful = GracefulShutdown::new();
+    // Tells connections still in their TLS handshake to give up.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break, // never closed
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, usually: back off rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let conn = Connection {
+            peer,
+            router: router.clone(),
+            http: http.clone(),
+            watcher: graceful.watcher(),
+            stop: stop_rx.clone(),
+        };
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            conn.run(stream, tls, limits.handshake_timeout).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    tracing::info!(
+        connections = graceful.count(),
+        grace_s = limits.shutdown_grace.as_secs(),
+        "stopped accepting; waiting for requests in flight"
+    );
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the grace period were cut off");
+    }
+}
+
+/// One accepted connection, before its handshake.
+struct Connection {
+    peer: SocketAddr,
+    router: Router,
+    http: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    stop: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream, tls: Option<TlsAcceptor>, handshake: Duration) {
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = tls else {
+            return self.serve_http(TokioIo::new(stream), None).await;
+        };
+        let tls_stream = tokio::select! {
+            r = tokio::time::timeout(handshake, acceptor.accept(stream)) => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+            _ = self.stop.wait_for(|stop| *stop) => return,
+        };
+        // rustls has already verified the chain to our root; the leaf comes first.
+        let client_cert = tls_stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| ClientCertificate {
+                der: Arc::from(leaf.as_ref()),
+            });
+        self.serve_http(TokioIo::new(tls_stream), client_cert).await;
+    }
+
+    /// HTTP over an established stream, with what the connection proved attached to every
+    /// request: the peer address (axum's `ConnectInfo`) and the client certificate, if any.
+    async fn serve_http<I>(self, io: TokioIo<I>, client_cert: Option<ClientCertificate>)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let service = self
+            .router
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(cert) = &client_cert {
+                    req.extensions_mut().insert(cert.clone());
+                }
+                req
+            });
+        let conn = self
+            .http
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+        }
+    }
+}

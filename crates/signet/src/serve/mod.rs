@@ -1,0 +1,31 @@
+//! The plumbing of `signet serve`, between the sockets and the API router (`signet_api::app`):
+//!
+//! - [`bootstrap`]: the admin token and the `default` provisioner a fresh data directory lacks;
+//! - [`identity`]: the server's own TLS certificate, issued by its own CA, recorded in the
+//!   store before use and renewed in the background;
+//! - [`tls`]: the rustls configuration (ring, TLS 1.2/1.3, optional client certificates
+//!   that must chain to our root);
+//! - [`listener`]: the accept loop, connection limits, and graceful shutdown.
+//!
+//! The API crate owns routes, authentication and HTTP-level limits; nothing here looks inside
+//! a request except to attach what the connection proved ([`signet_api::ClientCertificate`]).
+
+pub mod bootstrap;
+pub mod identity;
+pub mod listener;
+pub mod tls;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, so
+/// call it just before serving: until then the signals keep their default action.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use anyhow::Context;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
+        }
+    })
+}
