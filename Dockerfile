@@ -21,8 +21,11 @@ RUN apt-get update \
 COPY --from=builder /usr/local/bin/signet /usr/local/bin/signet
 USER signet
 WORKDIR /var/lib/signet
-# The data directory (CA certificates, keys, signet.toml; the SQLite database unless
-# SIGNET_DATABASE_URL points at PostgreSQL). Keep it on a persistent volume.
+# Commands default to --dir signet-data, that is /var/lib/signet/signet-data: CA
+# certificates and keys, signet.toml, admin.token, provisioners/, and the SQLite database
+# unless SIGNET_DATABASE_URL points at PostgreSQL. Keep it on a persistent volume.
 VOLUME ["/var/lib/signet"]
+# `signet serve --listen 0.0.0.0:8443` (see docker-compose.yml).
+EXPOSE 8443
 ENTRYPOINT ["signet"]
 CMD ["--help"]
