@@ -754,6 +754,7 @@ async fn revoke_inner(
     }
     st.inner.metrics.revoked.inc();
     tracing::info!(%serial, actor, reason = %req.reason, "certificate revoked");
+    st.revoked(&serial);
     let rec = st
         .inner
         .store

@@ -56,6 +56,19 @@ pub struct ClientCertificate {
     pub der: Arc<[u8]>,
 }
 
+/// Called with the serial of each certificate the API revokes, after the revocation is
+/// committed and before the request is answered. Must be quick and must not block: the
+/// binary uses it to drop an OCSP responder's cached answer and to schedule a new CRL.
+pub type RevocationHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+struct Hook(RevocationHook);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RevocationHook")
+    }
+}
+
 /// Everything handlers share.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -70,6 +83,7 @@ struct Inner {
     admin: AdminCredential,
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
+    revocation_hook: std::sync::OnceLock<Hook>,
 }
 
 impl AppState {
@@ -91,7 +105,21 @@ impl AppState {
                 admin,
                 config,
                 metrics,
+                revocation_hook: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Call `hook` after every successful revocation (see [`RevocationHook`]). Set once;
+    /// a second hook is ignored.
+    pub fn with_revocation_hook(self, hook: RevocationHook) -> Self {
+        let _ = self.inner.revocation_hook.set(Hook(hook));
+        self
+    }
+
+    fn revoked(&self, serial: &str) {
+        if let Some(Hook(hook)) = self.inner.revocation_hook.get() {
+            hook(serial);
         }
     }
 

@@ -1,1 +1,263 @@
+//! Signet's revocation publisher: an OCSP responder and the CRL download point, over plain
+//! HTTP, as relying parties (OpenSSL, nginx stapling, Go, rustls) expect.
+//!
+//! The responder never holds the CA's issuing key. It holds:
+//! - the issuing CA *certificate*, to recognise its CertIDs ([`signet_ca::OcspIssuerIds`])
+//!   and to serve it at `/ca/issuing.crt` for AIA caIssuers;
+//! - a delegated OCSP signer ([`signet_ca::OcspSigner`]): a P-256 key generated in memory at
+//!   start and never written anywhere, with a short-lived certificate that a process holding
+//!   the CA key signs ([`CertifySigner`]), rotated at half its life ([`Responder::run_signer`]);
+//! - the database, which is the single source of truth for revocation. CRLs are signed by the
+//!   CA process when it publishes them; the responder serves the latest stored one.
+//!
+//! Answers to the RFC 5019 common case (one CertID, no nonce) are signed once and cached per
+//! serial; they are re-signed once half their validity has passed, and dropped the moment the
+//! certificate is revoked ([`Responder::certificate_revoked`] in the revoking process,
+//! [`Responder::watch_changes`] everywhere else). See `ocsp.rs` for the HTTP side.
+//!
+//! Routes ([`app`]): `POST /ocsp`, `GET /ocsp/{base64 request}`, `GET /crl/{issuer}.crl`
+//! (DER) and `.pem`, `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`, `GET /readyz`
+//! (200 once a signer is installed).
 #![forbid(unsafe_code)]
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use signet_ca::{CaError, OcspSigner};
+use signet_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+mod cache;
+mod crl;
+mod http;
+mod issuer;
+mod ocsp;
+mod signer;
+mod watch;
+
+pub use issuer::IssuerCertificate;
+pub use signer::{CertifySigner, StoreCertifier, generate_signer_key};
+
+/// The issuer name used in URLs (`/crl/issuing.crl`, `/ca/issuing.crt`) for the one issuing
+/// CA Signet runs; it matches the default `[urls]` of `signet.toml`.
+pub const DEFAULT_ISSUER_NAME: &str = "issuing";
+
+/// How the responder behaves. [`ResponderConfig::default`] gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponderConfig {
+    /// The name of the issuing CA in URLs: `/crl/{name}.crl`, `/ca/{name}.crt`.
+    pub issuer_name: String,
+    /// nextUpdate − thisUpdate of OCSP responses (default 4 h). Cached responses are
+    /// re-signed once half of it has passed, and HTTP caches are told to keep them no
+    /// longer than that.
+    pub ocsp_validity: Duration,
+    /// How often the database is polled for revocations made by other processes (default
+    /// 200 ms). On PostgreSQL a `NOTIFY` usually arrives first.
+    pub poll_interval: Duration,
+    /// The most cached OCSP responses kept (default 100,000; about 1 KiB each).
+    pub max_cached: usize,
+}
+
+impl Default for ResponderConfig {
+    fn default() -> Self {
+        ResponderConfig {
+            issuer_name: DEFAULT_ISSUER_NAME.to_string(),
+            ocsp_validity: Duration::from_secs(4 * 3600),
+            poll_interval: Duration::from_millis(200),
+            max_cached: 100_000,
+        }
+    }
+}
+
+/// Everything that can go wrong in the responder outside a request (requests never fail:
+/// they get an OCSP error status or an HTTP error status).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponderError {
+    /// The issuing CA certificate given to the responder is unusable.
+    #[error("issuing CA certificate: {0}")]
+    IssuerCertificate(String),
+
+    /// The configuration is unusable (the message says which setting).
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// No delegated signing certificate could be obtained or installed.
+    #[error("OCSP signer: {0}")]
+    Signer(String),
+
+    /// The CA core refused something (a signer certificate, a key).
+    #[error(transparent)]
+    Ca(#[from] CaError),
+
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The responder: shared state behind the routes of [`app`] and the background tasks
+/// ([`Responder::watch_changes`], [`Responder::run_signer`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Responder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: IssuerCertificate,
+    store: Store,
+    config: ResponderConfig,
+    signer: RwLock<Option<Arc<ActiveSigner>>>,
+    cache: cache::OcspCache,
+    crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
+    /// Wakes [`Responder::watch_changes`] before its next poll.
+    wake: tokio::sync::Notify,
+}
+
+/// The signer in use and when to replace it.
+#[derive(Debug)]
+pub(crate) struct ActiveSigner {
+    pub(crate) signer: OcspSigner,
+    pub(crate) rotate_at: OffsetDateTime,
+}
+
+impl Responder {
+    /// A responder for the issuing CA `issuer`, answering from `store`. It answers
+    /// `tryLater` until a signer is installed ([`Responder::install_signer`] or
+    /// [`Responder::run_signer`]), and serves CRLs once [`Responder::refresh_crl`] (or
+    /// [`Responder::watch_changes`]) has loaded one.
+    pub fn new(
+        store: Store,
+        issuer: IssuerCertificate,
+        config: ResponderConfig,
+    ) -> Result<Self, ResponderError> {
+        if config.ocsp_validity < Duration::from_secs(60) {
+            return Err(ResponderError::Config(
+                "the OCSP response validity must be at least one minute".into(),
+            ));
+        }
+        if config.issuer_name.is_empty()
+            || !config
+                .issuer_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ResponderError::Config(format!(
+                "issuer name {:?}: use letters, digits, - and _",
+                config.issuer_name
+            )));
+        }
+        let cache = cache::OcspCache::new(config.max_cached);
+        Ok(Responder {
+            inner: Arc::new(Inner {
+                issuer,
+                store,
+                config,
+                signer: RwLock::new(None),
+                cache,
+                crl: RwLock::new(None),
+                wake: tokio::sync::Notify::new(),
+            }),
+        })
+    }
+
+    /// The issuing CA this responder answers for.
+    pub fn issuer(&self) -> &IssuerCertificate {
+        &self.inner.issuer
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResponderConfig {
+        &self.inner.config
+    }
+
+    /// Start signing with `signer` (a delegated certificate for this responder's key, issued
+    /// by this responder's CA). Cached responses signed by the previous signer are dropped.
+    /// It will be replaced once half its remaining life has passed.
+    pub fn install_signer(&self, signer: OcspSigner) -> Result<(), ResponderError> {
+        let now = OffsetDateTime::now_utc();
+        if signer.not_after() <= now {
+            return Err(ResponderError::Signer(
+                "the signer certificate has expired".into(),
+            ));
+        }
+        let rotate_at = now + (signer.not_after() - now) / 2;
+        tracing::info!(
+            serial = %signer.serial(),
+            not_after = %signer.not_after(),
+            "OCSP signer installed"
+        );
+        let active = Arc::new(ActiveSigner { signer, rotate_at });
+        *self
+            .inner
+            .signer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(active);
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    pub(crate) fn signer(&self) -> Option<Arc<ActiveSigner>> {
+        self.inner
+            .signer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Whether a signer is installed (what `/readyz` reports).
+    pub fn is_ready(&self) -> bool {
+        self.signer().is_some()
+    }
+
+    /// Tell the responder that `serial` was just revoked (by this process): its cached
+    /// answer is dropped now, before the caller's revocation request returns, so the next
+    /// OCSP request already reads the revocation from the database.
+    pub fn certificate_revoked(&self, serial: &str) {
+        match signet_ca::Serial::from_hex(serial) {
+            Ok(serial) => self.inner.cache.invalidate(&serial),
+            // Not a serial we could have cached; drop everything to be safe.
+            Err(_) => self.inner.cache.clear(),
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Tell the responder that something changed in the database (a new CRL, for one), so
+    /// [`Responder::watch_changes`] looks now rather than at its next poll.
+    pub fn changed(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// How many OCSP responses are cached.
+    pub fn cached_responses(&self) -> usize {
+        self.inner.cache.len()
+    }
+}
+
+/// The responder's routes, with `responder` as their state.
+pub fn app(responder: Responder) -> Router {
+    Router::new()
+        .route("/ocsp", post(ocsp::post))
+        .route("/ocsp/", post(ocsp::post))
+        .route("/ocsp/{*request}", get(ocsp::get))
+        .route("/crl/{file}", get(crl::get_crl))
+        .route("/ca/{file}", get(crl::get_ca))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(responder)
+}
+
+async fn ready(
+    axum::extract::State(r): axum::extract::State<Responder>,
+) -> (axum::http::StatusCode, &'static str) {
+    if r.is_ready() {
+        (axum::http::StatusCode::OK, "ready\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for an OCSP signing certificate\n",
+        )
+    }
+}

@@ -28,6 +28,13 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 
+mod revocation;
+
+pub use revocation::{
+    CHANGE_CHANNEL, ChangeListener, CrlRecord, MAX_REVOCATION_PAGE, NewCrl, OcspSignerRequest,
+    OcspSignerRequestState, RevocationEvent, RevocationStatus, RevokedCertificate,
+};
+
 /// Migrations for SQLite, embedded at compile time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// Migrations for PostgreSQL, embedded at compile time.
@@ -579,6 +586,25 @@ pub struct Store {
     /// Unix second before which [`Store::consume_token`] does not purge
     /// again; shared by clones.
     next_token_purge: Arc<AtomicI64>,
+    /// On PostgreSQL, the URL [`Store::change_listener`] opens its own
+    /// connection with.
+    listen_url: Option<Redacted>,
+}
+
+/// A connection URL, which may hold a password: never printed.
+#[derive(Clone)]
+struct Redacted(Arc<str>);
+
+impl Redacted {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Store {
@@ -630,10 +656,13 @@ impl Store {
             sqlx::Error::Configuration(_) => StoreError::InvalidUrl(e.to_string()),
             other => StoreError::Unavailable(other),
         })?;
+        let listen_url = (backend == Backend::Postgres)
+            .then(|| Redacted(Arc::from(normalize_postgres_url(url).as_ref())));
         Ok(Store {
             pool,
             backend,
             next_token_purge: Arc::new(AtomicI64::new(0)),
+            listen_url,
         })
     }
 
@@ -680,36 +709,10 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         validate_serial(&cert.serial)?;
-        let sans = serde_json::to_string(&cert.sans)
-            .map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
 
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO certificates \
-             (serial, issuer, issuer_key_id, subject, sans, profile, \
-              not_before, not_after, requester, der, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&cert.serial)
-        .bind(&cert.issuer)
-        .bind(&cert.issuer_key_id)
-        .bind(&cert.subject)
-        .bind(sans)
-        .bind(&cert.profile)
-        .bind(cert.not_before.unix_timestamp())
-        .bind(cert.not_after.unix_timestamp())
-        .bind(&cert.requester)
-        .bind(&cert.der)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict(format!("serial {} already exists", cert.serial))
-            }
-            other => other,
-        })?;
+        insert_certificate_row(&mut tx, cert, now).await?;
         insert_audit(&mut tx, audit, now).await?;
         tx.commit().await?;
         Ok(())
@@ -743,6 +746,11 @@ impl Store {
     /// Marks a certificate revoked at `at` (stored to the second) for RFC 5280
     /// CRLReason `reason`, and writes `audit`, in one transaction.
     ///
+    /// The revocation gets the next number of the sequence
+    /// [`Store::revocations_since`] reads, and on PostgreSQL a `NOTIFY` on
+    /// [`CHANGE_CHANNEL`] goes out with the commit, so OCSP responders in
+    /// other processes stop answering "good" at once.
+    ///
     /// An earlier revocation is never overwritten. The audit row is written
     /// only when the outcome is [`RevokeOutcome::Revoked`]; for the other
     /// outcomes nothing is written and the caller may [`append_audit`] its
@@ -761,14 +769,21 @@ impl Store {
         let now = OffsetDateTime::now_utc().unix_timestamp();
 
         let mut tx = self.pool.begin().await?;
+        // The revocation's place in the sequence responders poll (migration
+        // 0003). The counter row stays locked until this transaction ends, so
+        // revocations become visible in sequence order; an attempt that
+        // revokes nothing rolls its number back.
+        let seq = revocation::bump_counter(&mut tx, revocation::REVOCATION_COUNTER).await?;
         // Write first: the row lock (PostgreSQL) or the write lock (SQLite)
         // makes the "not yet revoked" check and the update one step.
         let updated = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE serial = $3 AND revoked_at IS NULL",
+            "UPDATE certificates \
+             SET revoked_at = $1, revocation_reason = $2, revocation_seq = $3 \
+             WHERE serial = $4 AND revoked_at IS NULL",
         )
         .bind(at.unix_timestamp())
         .bind(i32::from(reason))
+        .bind(seq)
         .bind(serial)
         .execute(&mut *tx)
         .await?
@@ -776,6 +791,8 @@ impl Store {
 
         if updated == 1 {
             insert_audit(&mut tx, audit, now).await?;
+            // Delivered to LISTENing responders when (and only if) this commits.
+            revocation::notify_change(&mut tx, self.backend, &format!("revoke:{serial}")).await?;
             tx.commit().await?;
             return Ok(RevokeOutcome::Revoked);
         }
@@ -1123,6 +1140,44 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::Io(e)),
     }
+}
+
+/// Inserts one certificate row (not its audit row); a duplicate serial is
+/// [`StoreError::Conflict`].
+async fn insert_certificate_row(
+    conn: &mut sqlx::AnyConnection,
+    cert: &NewCertificate,
+    now: i64,
+) -> Result<(), StoreError> {
+    validate_serial(&cert.serial)?;
+    let sans =
+        serde_json::to_string(&cert.sans).map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
+    sqlx::query(
+        "INSERT INTO certificates \
+         (serial, issuer, issuer_key_id, subject, sans, profile, \
+          not_before, not_after, requester, der, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&cert.serial)
+    .bind(&cert.issuer)
+    .bind(&cert.issuer_key_id)
+    .bind(&cert.subject)
+    .bind(sans)
+    .bind(&cert.profile)
+    .bind(cert.not_before.unix_timestamp())
+    .bind(cert.not_after.unix_timestamp())
+    .bind(&cert.requester)
+    .bind(&cert.der)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("serial {} already exists", cert.serial))
+        }
+        other => other,
+    })?;
+    Ok(())
 }
 
 async fn insert_audit(

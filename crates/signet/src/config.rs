@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use signet_api::ProvisionerConfig;
-use signet_ca::{IssuanceUrls, Policy, Profile, ProfileLimits, SubjectName};
+use signet_ca::{IssuanceUrls, Lifetime, Policy, Profile, ProfileLimits, SubjectName};
 
 /// Environment variable that overrides `[database] url`.
 pub const DATABASE_URL_ENV: &str = "SIGNET_DATABASE_URL";
@@ -27,6 +27,8 @@ pub struct Config {
     pub policy: Policy,
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub responder: ResponderSection,
     /// Who may request certificates from the API, each under its own policy.
     #[serde(default)]
     pub provisioners: Vec<ProvisionerConfig>,
@@ -144,6 +146,125 @@ impl ServerSection {
             Some(url) => url.clone(),
             None => format!("{}://{listen}", if plain { "http" } else { "https" }),
         }
+    }
+}
+
+/// Where the OCSP responder and CRL download point listen when `[responder] listen` is not set.
+pub const DEFAULT_RESPONDER_LISTEN: &str = "127.0.0.1:8080";
+
+/// `[responder]`: the OCSP responder and CRL publisher that `signet serve` runs next to the API
+/// (and `signet responder` runs alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponderSection {
+    /// Socket address of the plain-HTTP listener, or "off". Unset: [`DEFAULT_RESPONDER_LISTEN`],
+    /// skipped with a warning if that port is taken.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// nextUpdate − thisUpdate of OCSP responses; cached ones are re-signed at half of it.
+    #[serde(default = "default_ocsp_validity")]
+    pub ocsp_validity: Lifetime,
+    /// Lifetime of the delegated OCSP signing certificate; a new key and certificate replace
+    /// it at half-life.
+    #[serde(default = "default_signer_lifetime")]
+    pub signer_lifetime: Lifetime,
+    /// How often a CRL is published even when nothing was revoked.
+    #[serde(default = "default_crl_interval")]
+    pub crl_interval: Lifetime,
+    /// nextUpdate − thisUpdate of each CRL.
+    #[serde(default = "default_crl_validity")]
+    pub crl_validity: Lifetime,
+}
+
+impl Default for ResponderSection {
+    fn default() -> Self {
+        ResponderSection {
+            listen: None,
+            ocsp_validity: default_ocsp_validity(),
+            signer_lifetime: default_signer_lifetime(),
+            crl_interval: default_crl_interval(),
+            crl_validity: default_crl_validity(),
+        }
+    }
+}
+
+fn default_ocsp_validity() -> Lifetime {
+    Lifetime::from_hours(4)
+}
+fn default_signer_lifetime() -> Lifetime {
+    Lifetime::from_hours(24)
+}
+fn default_crl_interval() -> Lifetime {
+    Lifetime::from_hours(1)
+}
+fn default_crl_validity() -> Lifetime {
+    Lifetime::from_hours(24)
+}
+
+/// Where the responder listens, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponderListen {
+    /// Not configured: the default address, if it is free.
+    Default(SocketAddr),
+    /// Configured (`[responder] listen` or `--responder-listen`): must be bound.
+    Explicit(SocketAddr),
+    /// "off".
+    Off,
+}
+
+impl ResponderListen {
+    /// Parses an address or "off".
+    pub fn parse(key: &str, value: &str) -> anyhow::Result<ResponderListen> {
+        if value.eq_ignore_ascii_case("off") {
+            return Ok(ResponderListen::Off);
+        }
+        value
+            .parse()
+            .map(ResponderListen::Explicit)
+            .with_context(|| {
+                format!("{key} = {value:?} is not an address like 127.0.0.1:8080, or \"off\"")
+            })
+    }
+}
+
+impl ResponderSection {
+    /// `listen` as configured (checked by [`Config::load`]).
+    pub fn listen_addr(&self) -> anyhow::Result<ResponderListen> {
+        match &self.listen {
+            Some(value) => ResponderListen::parse("[responder] listen", value),
+            None => Ok(ResponderListen::Default(
+                DEFAULT_RESPONDER_LISTEN
+                    .parse()
+                    .context("the default responder address")?,
+            )),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen_addr()?;
+        if self.signer_lifetime.duration() > signet_ca::OCSP_SIGNER_MAX_LIFETIME {
+            bail!(
+                "[responder] signer_lifetime {} is longer than the {} a delegated OCSP signer may have",
+                self.signer_lifetime,
+                Lifetime::new(signet_ca::OCSP_SIGNER_MAX_LIFETIME)?
+            );
+        }
+        // Rotation at half-life must leave a response's whole validity inside the signer's.
+        if self.ocsp_validity.duration() * 2 > self.signer_lifetime.duration() {
+            bail!(
+                "[responder] ocsp_validity {} must be at most half of signer_lifetime {}",
+                self.ocsp_validity,
+                self.signer_lifetime
+            );
+        }
+        if self.crl_interval >= self.crl_validity {
+            bail!(
+                "[responder] crl_interval {} must be shorter than crl_validity {}",
+                self.crl_interval,
+                self.crl_validity
+            );
+        }
+        Ok(())
     }
 }
 
@@ -313,6 +434,7 @@ impl Config {
             }
         }
         self.server.listen_addr()?;
+        self.responder.validate()?;
         if let Some(url) = &self.server.url {
             check_http_url("[server] url", url)?;
         }
@@ -438,6 +560,22 @@ hostnames = []
 # The admin bearer token (mode 0600). `signet serve` creates it when it is missing.
 admin_token_file = "admin.token"
 
+# The OCSP responder and CRL download point, over plain HTTP, that `signet serve` runs next
+# to the API (`signet responder` runs it alone). OCSP answers are signed by a delegated
+# certificate whose key never leaves memory; CRLs are signed by the issuing CA.
+[responder]
+# The socket address to listen on, or "off"; --responder-listen overrides it. Unset, it is
+# 127.0.0.1:8080 (where the [urls] above point), skipped with a warning if that port is taken.
+# listen = "127.0.0.1:8080"
+# nextUpdate - thisUpdate of OCSP responses. Cached responses are re-signed at half of it.
+ocsp_validity = "4h"
+# Lifetime of the delegated OCSP signing certificate; it is replaced at half-life.
+signer_lifetime = "24h"
+# A CRL is published on every revocation, and at least this often.
+crl_interval = "1h"
+# nextUpdate - thisUpdate of each CRL.
+crl_validity = "24h"
+
 # Provisioners: who may request certificates from the API, each under its own policy.
 # When there is none, `signet serve` creates a token provisioner named "default" (its key
 # in provisioners/default.key, its public key in provisioners/default.pub) and adds it here.
@@ -470,6 +608,11 @@ mod tests {
                 ..ServerSection::default()
             }
         );
+        assert_eq!(cfg.responder, ResponderSection::default());
+        assert_eq!(
+            cfg.responder.listen_addr().expect("responder listen"),
+            ResponderListen::Default("127.0.0.1:8080".parse().expect("addr"))
+        );
         assert!(cfg.provisioners.is_empty());
         assert_eq!(cfg.base_dir, dir.path());
         let listen = cfg.server.listen_addr().expect("listen");
@@ -496,6 +639,11 @@ mod tests {
             "[ca]\nname = \"x\"\n[server]\nhostnames = [\"*.internal\"]\n",
             "[ca]\nname = \"x\"\n[server]\nhostnames = [\"bad name\"]\n",
             "[ca]\nname = \"x\"\n[server]\nport = 1\n",
+            "[ca]\nname = \"x\"\n[responder]\nlisten = \"nowhere\"\n",
+            "[ca]\nname = \"x\"\n[responder]\nport = 1\n",
+            "[ca]\nname = \"x\"\n[responder]\nocsp_validity = \"13h\"\n",
+            "[ca]\nname = \"x\"\n[responder]\nsigner_lifetime = \"100d\"\n",
+            "[ca]\nname = \"x\"\n[responder]\ncrl_interval = \"2d\"\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");

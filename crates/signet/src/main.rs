@@ -39,8 +39,12 @@ enum Command {
     List(cmd::list::ListArgs),
     /// Fetch the CA's root or chain from the server.
     Ca(cmd::ca::CaArgs),
-    /// Serve the REST API over HTTPS (initialising the data directory on first start).
+    /// Serve the REST API over HTTPS and the OCSP responder and CRLs over HTTP (initialising
+    /// the data directory on first start).
     Serve(cmd::serve::ServeArgs),
+    /// Run only the OCSP responder and CRL download point (plain HTTP), without the CA key,
+    /// next to a `signet serve` that shares its database.
+    Responder(cmd::responder::ResponderArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,7 +52,9 @@ fn main() -> ExitCode {
     // A server reports what it is doing (where it listens, the root fingerprint); the
     // one-shot commands stay quiet.
     let default_filter = match cli.command {
-        Command::Serve(_) => "warn,signet=info,signet_api=info",
+        Command::Serve(_) | Command::Responder(_) => {
+            "warn,signet=info,signet_api=info,signet_responder=info"
+        }
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -76,6 +82,7 @@ fn main() -> ExitCode {
             Command::Issue(args) => cmd::issue::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Responder(args) => cmd::responder::run(args).await,
             Command::Token(args) => cmd::token::run(args).await,
             Command::Revoke(args) => cmd::revoke::run(args).await,
             Command::List(args) => cmd::list::run(args).await,

@@ -5,6 +5,7 @@ pub mod init;
 pub mod issue;
 pub mod list;
 pub mod migrate;
+pub mod responder;
 pub mod revoke;
 pub mod serve;
 pub mod token;

@@ -1,6 +1,7 @@
-//! `signet serve`: the REST API over HTTPS. Everything is loaded and checked before a socket
-//! is bound, so a bad configuration exits at once with a message; a fresh directory is
-//! initialised first (see `serve::bootstrap` for what is added to it).
+//! `signet serve`: the REST API over HTTPS, and the OCSP responder and CRL download point over
+//! plain HTTP on a second listener. Everything is loaded and checked before a socket is bound,
+//! so a bad configuration exits at once with a message; a fresh directory is initialised first
+//! (see `serve::bootstrap` for what is added to it).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +16,9 @@ use signet_ca::{KeyType, Profile, sha256_fingerprint};
 use tokio::net::TcpListener;
 
 use super::init::{CONFIG, init_dir};
-use crate::config::{Config, check_server_hostname};
+use crate::config::{Config, ResponderListen, check_server_hostname};
 use crate::serve::identity::{CertResolver, ServerIdentity};
+use crate::serve::revocation::{CaCertifier, CrlPublisher, answer_signer_requests};
 use crate::serve::{bootstrap, listener, tls};
 
 #[derive(Debug, Args)]
@@ -39,6 +41,10 @@ pub struct ServeArgs {
     /// [server] hostnames. localhost, 127.0.0.1 and ::1 are always included.
     #[arg(long = "hostname", value_name = "NAME")]
     hostnames: Vec<String>,
+    /// Address of the OCSP responder and CRL download point (plain HTTP), or "off"
+    /// [default: [responder] listen, else 127.0.0.1:8080 if free].
+    #[arg(long, value_name = "ADDR|off")]
+    responder_listen: Option<String>,
 }
 
 /// How long closing the database may take after the last request.
@@ -110,6 +116,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cfg.server.admin_token_file.display()
             )
         })?;
+    let responder_listen = match &args.responder_listen {
+        Some(value) => ResponderListen::parse("--responder-listen", value)?,
+        None => cfg.responder.listen_addr()?,
+    };
     let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
     let store = super::open_store(&cfg.database_url()).await?;
 
@@ -161,14 +171,64 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     );
+    // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
+    // signed here), CRLs published on every revocation and on a schedule, and signer
+    // certificates for standalone responders sharing the database.
+    let rcfg = &cfg.responder;
+    let responder = signet_responder::Responder::new(
+        store.clone(),
+        signet_responder::IssuerCertificate::from_der(ca.cert_der())?,
+        signet_responder::ResponderConfig {
+            ocsp_validity: rcfg.ocsp_validity.duration(),
+            ..Default::default()
+        },
+    )?;
+    let certifier = CaCertifier {
+        ca: ca.clone(),
+        store: store.clone(),
+        lifetime: rcfg.signer_lifetime.duration(),
+    };
+    responder
+        .rotate_signer(&certifier)
+        .await
+        .context("issuing the OCSP responder's signing certificate")?;
+    let publisher = CrlPublisher::new(
+        ca.clone(),
+        store.clone(),
+        Some(responder.clone()),
+        rcfg.crl_interval.duration(),
+        rcfg.crl_validity.duration(),
+    );
+    let first_crl = publisher
+        .publish_if_stale()
+        .await
+        .context("publishing the CRL")?;
+    let state = state.with_revocation_hook({
+        let (responder, publisher) = (responder.clone(), publisher.clone());
+        Arc::new(move |serial: &str| {
+            responder.certificate_revoked(serial);
+            publisher.trigger();
+        })
+    });
+    let background = [
+        tokio::spawn(responder.clone().run_signer(certifier)),
+        tokio::spawn(responder.clone().watch_changes()),
+        tokio::spawn(publisher.run(first_crl)),
+        tokio::spawn(answer_signer_requests(
+            ca.clone(),
+            store.clone(),
+            rcfg.signer_lifetime.duration(),
+        )),
+    ];
     let router = signet_api::app(state);
 
-    // 4. Serve until SIGTERM or Ctrl-C.
-    let shutdown = crate::serve::shutdown_signal()?;
+    // 5. Serve until SIGTERM or Ctrl-C.
     let socket = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let bound = socket.local_addr().unwrap_or(listen);
+    let responder_socket = bind_responder(responder_listen, &cfg).await?;
+    let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
     tracing::info!(
         root_fingerprint = %sha256_fingerprint(ca.root_der()),
         root_cert = %cfg.ca.root_cert.display(),
@@ -185,16 +245,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database = store.backend().as_str(),
         "signet serve is listening"
     );
-    listener::serve(
+    let api = listener::serve(
         socket,
         router,
         acceptor,
         listener::Limits::default(),
-        shutdown,
-    )
-    .await;
+        shutdown.wait(),
+    );
+    let ocsp = async {
+        if let Some(socket) = responder_socket {
+            listener::serve(
+                socket,
+                signet_responder::app(responder.clone()),
+                None,
+                listener::Limits::default(),
+                shutdown.wait(),
+            )
+            .await;
+        }
+    };
+    tokio::join!(api, ocsp);
 
     if let Some(task) = renewal {
+        task.abort();
+    }
+    for task in background {
         task.abort();
     }
     if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
@@ -205,4 +280,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The responder's socket: `None` when it is off, or when the default address is taken
+/// (a configured one must be free).
+async fn bind_responder(
+    listen: ResponderListen,
+    cfg: &Config,
+) -> anyhow::Result<Option<TcpListener>> {
+    let (addr, explicit) = match listen {
+        ResponderListen::Off => {
+            tracing::info!("the OCSP responder is off (--responder-listen off)");
+            return Ok(None);
+        }
+        ResponderListen::Default(addr) => (addr, false),
+        ResponderListen::Explicit(addr) => (addr, true),
+    };
+    let socket = match TcpListener::bind(addr).await {
+        Ok(socket) => socket,
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                listen = %addr,
+                "the default OCSP responder address is taken: not serving OCSP and CRLs \
+                 (set [responder] listen or --responder-listen)"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("responder: listening on {addr}")),
+    };
+    let bound = socket.local_addr().unwrap_or(addr);
+    tracing::info!(
+        listen = %bound,
+        ocsp = cfg.urls.ocsp.as_deref().unwrap_or("-"),
+        crl = cfg.urls.crl.as_deref().unwrap_or("-"),
+        "the OCSP responder is listening over HTTP"
+    );
+    if let Some(url) = &cfg.urls.ocsp
+        && !url.contains(&bound.to_string())
+    {
+        tracing::warn!(
+            url,
+            listen = %bound,
+            "[urls] ocsp does not name the responder's address: check it reaches this listener"
+        );
+    }
+    Ok(Some(socket))
 }

@@ -5,7 +5,9 @@
 //!   store before use and renewed in the background;
 //! - [`tls`]: the rustls configuration (ring, TLS 1.2/1.3, optional client certificates
 //!   that must chain to our root);
-//! - [`listener`]: the accept loop, connection limits, and graceful shutdown.
+//! - [`listener`]: the accept loop, connection limits, and graceful shutdown;
+//! - [`revocation`]: CRL publishing and OCSP signer certificates, done with the CA key for
+//!   the responder (`signet_responder`, served on a second, plain-HTTP listener).
 //!
 //! The API crate owns routes, authentication and HTTP-level limits; nothing here looks inside
 //! a request except to attach what the connection proved ([`signet_api::ClientCertificate`]).
@@ -13,6 +15,7 @@
 pub mod bootstrap;
 pub mod identity;
 pub mod listener;
+pub mod revocation;
 pub mod tls;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, so
@@ -28,4 +31,27 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'st
             _ = int.recv() => tracing::info!("SIGINT received: shutting down"),
         }
     })
+}
+
+/// One shutdown signal shared by several listeners.
+#[derive(Clone, Debug)]
+pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        // An error means the sender is gone, which happens only after it sent.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Spawns a task that awaits `signal` and then tells every [`Shutdown::wait`].
+pub fn shutdown_broadcast(signal: impl Future<Output = ()> + Send + 'static) -> Shutdown {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signal.await;
+        let _ = tx.send(true);
+    });
+    Shutdown(rx)
 }

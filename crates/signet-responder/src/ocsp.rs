@@ -1,0 +1,274 @@
+//! `POST /ocsp` and `GET /ocsp/{request}`: RFC 6960 answered under the RFC 5019 profile.
+//!
+//! Every request gets HTTP 200 with an OCSPResponse, whatever happens: `malformedRequest` for
+//! what does not parse (including a GET path that is not base64), `unauthorized` for a CertID
+//! naming another issuer, `tryLater` before a signer is installed, `internalError` when the
+//! database fails. A signed answer says good, revoked (time and reason) or unknown (a serial
+//! this CA never recorded, RFC 6960 section 2.2).
+//!
+//! HTTP caching (RFC 5019 section 6): a nonce-less GET answer carries `Cache-Control:
+//! max-age` up to the moment it will be re-signed (never beyond nextUpdate), `public,
+//! no-transform`, `Last-Modified` (thisUpdate), `Expires` (nextUpdate) and a strong `ETag`,
+//! so a CDN may serve it. Answers carrying a nonce are signed per request and `no-store`,
+//! as are POST answers and error statuses.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use signet_ca::{
+    CertStatusKind, MAX_OCSP_REQUEST_LEN, OcspCertId, OcspErrorStatus, Serial, build_response,
+    error_response, parse_ocsp_request,
+};
+use time::OffsetDateTime;
+
+use crate::Responder;
+use crate::cache::Signed;
+use crate::http::{http_date, not_modified, seconds_until};
+
+const OCSP_RESPONSE: &str = "application/ocsp-response";
+
+/// What a request is answered with.
+enum Answer {
+    /// An unsigned error status.
+    Error(OcspErrorStatus),
+    /// A signed response; `cacheable` when it carries no nonce.
+    Signed {
+        signed: Arc<Signed>,
+        cacheable: bool,
+    },
+}
+
+/// `POST /ocsp`: the body is the DER OCSPRequest. The Content-Type is not checked (RFC 5019
+/// clients send `application/ocsp-request`; being lenient costs nothing).
+pub(crate) async fn post(State(r): State<Responder>, body: Body) -> Response {
+    // One byte over the limit is enough to know the request is too long.
+    let answer = match axum::body::to_bytes(body, MAX_OCSP_REQUEST_LEN + 1).await {
+        Ok(der) => r.answer(&der).await,
+        Err(_) => Answer::Error(OcspErrorStatus::MalformedRequest),
+    };
+    match answer {
+        Answer::Error(status) => error(status),
+        Answer::Signed { signed, .. } => ocsp_body(signed.body.clone(), no_store()),
+    }
+}
+
+/// `GET /ocsp/{request}`: the path after `/ocsp/` is the base64 DER OCSPRequest, URL-encoded
+/// (RFC 6960 appendix A.1). Read from the raw URI, so that `/` inside the base64 and
+/// percent-encoding that is not UTF-8 reach our own decoder rather than a 400 from a path
+/// extractor.
+pub(crate) async fn get(State(r): State<Responder>, uri: Uri, headers: HeaderMap) -> Response {
+    let der = uri.path().strip_prefix("/ocsp/").and_then(decode_get_path);
+    let answer = match der {
+        Some(der) => r.answer(&der).await,
+        None => Answer::Error(OcspErrorStatus::MalformedRequest),
+    };
+    match answer {
+        Answer::Error(status) => error(status),
+        Answer::Signed {
+            signed,
+            cacheable: false,
+        } => ocsp_body(signed.body.clone(), no_store()),
+        Answer::Signed {
+            signed,
+            cacheable: true,
+        } => {
+            let now = OffsetDateTime::now_utc();
+            let mut h = HeaderMap::new();
+            let max_age = seconds_until(now, signed.refresh_at);
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform"))
+                    .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
+            );
+            h.insert(header::LAST_MODIFIED, http_date(signed.this_update));
+            h.insert(header::EXPIRES, http_date(signed.next_update));
+            if let Ok(etag) = HeaderValue::from_str(&signed.etag) {
+                h.insert(header::ETAG, etag);
+            }
+            if not_modified(&headers, &signed.etag) {
+                return (StatusCode::NOT_MODIFIED, h).into_response();
+            }
+            ocsp_body(signed.body.clone(), h)
+        }
+    }
+}
+
+/// Percent-decoding, then base64 (standard alphabet, padding optional; the URL-safe
+/// alphabet too, which some clients use). `None` for anything else.
+fn decode_get_path(path: &str) -> Option<Vec<u8>> {
+    // Base64 of MAX_OCSP_REQUEST_LEN bytes, percent-encoded: at most 3 characters each.
+    if path.is_empty() || path.len() > MAX_OCSP_REQUEST_LEN * 4 {
+        return None;
+    }
+    let bytes = path.as_bytes();
+    let mut text = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            text.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            text.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let lenient =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    GeneralPurpose::new(&base64::alphabet::STANDARD, lenient)
+        .decode(&text)
+        .or_else(|_| GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient).decode(&text))
+        .ok()
+}
+
+fn no_store() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h
+}
+
+fn ocsp_body(body: Bytes, mut headers: HeaderMap) -> Response {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(OCSP_RESPONSE),
+    );
+    (StatusCode::OK, headers, body).into_response()
+}
+
+/// An unsuccessful OCSPResponse, with HTTP 200 as RFC 6960 practice has it.
+fn error(status: OcspErrorStatus) -> Response {
+    ocsp_body(Bytes::from(error_response(status)), no_store())
+}
+
+impl Responder {
+    async fn answer(&self, der: &[u8]) -> Answer {
+        let req = match parse_ocsp_request(der) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed OCSP request");
+                return Answer::Error(e.ocsp_status());
+            }
+        };
+        let ids = self.inner.issuer.ids();
+        if !req.cert_ids().iter().all(|id| ids.matches(id)) {
+            return Answer::Error(OcspErrorStatus::Unauthorized);
+        }
+        let Some(active) = self.signer() else {
+            return Answer::Error(OcspErrorStatus::TryLater);
+        };
+        let now = whole_seconds(OffsetDateTime::now_utc());
+        let cacheable = req.nonce().is_none();
+        let single = match req.cert_ids() {
+            [one] if cacheable => Some(one),
+            _ => None,
+        };
+        if let Some(id) = single
+            && let Some(signed) = self.inner.cache.get(id.serial(), id.der(), now)
+        {
+            return Answer::Signed { signed, cacheable };
+        }
+
+        // Read before the statuses: see cache.rs for why.
+        let epoch = self.inner.cache.epoch();
+        let mut statuses = Vec::with_capacity(req.cert_ids().len());
+        for id in req.cert_ids() {
+            match self.status_of(id.serial()).await {
+                Ok(status) => statuses.push((id, status)),
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP status lookup failed");
+                    return Answer::Error(OcspErrorStatus::InternalError);
+                }
+            }
+        }
+        let next_update = (now + self.inner.config.ocsp_validity).min(active.signer.not_after());
+        if next_update <= now {
+            // The signer is about to expire and its successor is not installed yet.
+            return Answer::Error(OcspErrorStatus::TryLater);
+        }
+        let pairs: Vec<(&OcspCertId, CertStatusKind)> = statuses;
+        let body = match build_response(&active.signer, &pairs, now, next_update, req.nonce()) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(error = %e, "signing an OCSP response failed");
+                return Answer::Error(OcspErrorStatus::InternalError);
+            }
+        };
+        let key = single.map_or_else(Vec::new, |id| id.der().to_vec());
+        let signed = Arc::new(Signed::new(key, body, now, next_update));
+        if let Some(id) = single {
+            self.inner
+                .cache
+                .insert(id.serial().clone(), signed.clone(), epoch);
+        }
+        Answer::Signed { signed, cacheable }
+    }
+
+    /// The status of `serial` from the CA's own records (RFC 6960 section 2.2): unknown when
+    /// this CA never recorded it, revoked when the database says so, else good.
+    async fn status_of(&self, serial: &Serial) -> Result<CertStatusKind, signet_store::StoreError> {
+        let Some(rec) = self
+            .inner
+            .store
+            .certificate_status(&serial.to_hex())
+            .await?
+        else {
+            return Ok(CertStatusKind::Unknown);
+        };
+        if rec.issuer_key_id != self.inner.issuer.key_id_hex() {
+            // Issued under another CA key that shares the database (a serial collision
+            // across CAs): not ours to vouch for.
+            return Ok(CertStatusKind::Unknown);
+        }
+        Ok(match rec.revoked_at {
+            Some(at) => CertStatusKind::Revoked {
+                at,
+                reason: reason_code(rec.reason),
+            },
+            None => CertStatusKind::Good,
+        })
+    }
+}
+
+/// The CRLReason to put in a response: the stored code, except those RFC 5280 keeps out of
+/// full CRLs and OCSP (7 is unassigned, removeFromCRL (8) is for delta CRLs), which say
+/// nothing rather than fail the response.
+pub(crate) fn reason_code(reason: Option<u8>) -> Option<u8> {
+    reason.filter(|r| matches!(r, 1..=6 | 9 | 10))
+}
+
+fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_paths_decode_leniently() {
+        assert_eq!(decode_get_path("AQID"), Some(vec![1, 2, 3]));
+        assert_eq!(decode_get_path("AQI%3D"), Some(vec![1, 2]));
+        assert_eq!(decode_get_path("AQI="), Some(vec![1, 2]));
+        assert_eq!(decode_get_path("AQI"), Some(vec![1, 2]));
+        assert_eq!(decode_get_path("_-8"), Some(vec![0xff, 0xef]));
+        assert_eq!(decode_get_path("/+8="), Some(vec![0xff, 0xef]));
+        assert_eq!(decode_get_path("%2F%2B8%3D"), Some(vec![0xff, 0xef]));
+        for bad in ["", "%", "%zz", "%F", "not base64!", "%FF%FE"] {
+            assert_eq!(decode_get_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reasons_outside_full_crls_are_dropped() {
+        assert_eq!(reason_code(Some(1)), Some(1));
+        assert_eq!(reason_code(Some(0)), None);
+        assert_eq!(reason_code(Some(8)), None);
+        assert_eq!(reason_code(None), None);
+    }
+}

@@ -1,0 +1,427 @@
+//! The store's revocation publishing support (migration 0003), on SQLite and PostgreSQL:
+//! CRL numbers, stored CRLs, CRL entries, OCSP status lookups, the revocation sequence and
+//! its notices, and the OCSP signer hand-off.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use signet_store::{
+    AuditEntry, NewCertificate, NewCrl, OcspSignerRequestState, RevokeOutcome, Store, StoreError,
+};
+use signet_testkit::TestDb;
+use time::OffsetDateTime;
+
+const KEY_ID: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9001122334";
+
+fn ts(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn cert(serial: &str, key_id: &str, not_after: OffsetDateTime) -> NewCertificate {
+    NewCertificate {
+        serial: serial.to_owned(),
+        issuer: "CN=Signet Issuing CA".to_owned(),
+        issuer_key_id: key_id.to_owned(),
+        subject: format!("CN={serial}.internal"),
+        sans: vec![format!("dns:{serial}.internal")],
+        profile: "server".to_owned(),
+        not_before: ts(1_700_000_000),
+        not_after,
+        requester: "test".to_owned(),
+        der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+    }
+}
+
+fn audit(action: &str, serial: &str) -> AuditEntry {
+    AuditEntry {
+        actor: "test".to_owned(),
+        action: action.to_owned(),
+        serial: Some(serial.to_owned()),
+        outcome: "ok".to_owned(),
+        detail: String::new(),
+    }
+}
+
+async fn open(db: &TestDb) -> Store {
+    let store = Store::connect(db.url())
+        .await
+        .unwrap_or_else(|e| panic!("[{db}] connect: {e}"));
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| panic!("[{db}] migrate: {e}"));
+    store
+}
+
+async fn add(store: &Store, serial: &str, not_after: OffsetDateTime) {
+    store
+        .insert_certificate(&cert(serial, KEY_ID, not_after), &audit("issue", serial))
+        .await
+        .unwrap();
+}
+
+async fn revoke(store: &Store, serial: &str, at: i64, reason: u8) -> RevokeOutcome {
+    store
+        .revoke(serial, ts(at), reason, &audit("revoke", serial))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn certificate_status_is_a_narrow_lookup() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let later = now() + Duration::from_secs(3600);
+        add(&store, "0a01", later).await;
+        assert_eq!(
+            store.certificate_status("0b02").await.unwrap(),
+            None,
+            "[{db}]"
+        );
+        let good = store.certificate_status("0a01").await.unwrap().unwrap();
+        assert_eq!(good.issuer_key_id, KEY_ID, "[{db}]");
+        assert_eq!(good.not_after.unix_timestamp(), later.unix_timestamp());
+        assert_eq!((good.revoked_at, good.reason), (None, None), "[{db}]");
+        assert_eq!(
+            revoke(&store, "0a01", 1_700_000_100, 1).await,
+            RevokeOutcome::Revoked
+        );
+        let revoked = store.certificate_status("0a01").await.unwrap().unwrap();
+        assert_eq!(revoked.revoked_at, Some(ts(1_700_000_100)), "[{db}]");
+        assert_eq!(revoked.reason, Some(1), "[{db}]");
+        assert!(matches!(
+            store.certificate_status("00ff").await,
+            Err(StoreError::InvalidSerial(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn revocations_are_sequenced_in_commit_order() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let later = now() + Duration::from_secs(3600);
+        for s in ["01", "02", "03", "04"] {
+            add(&store, s, later).await;
+        }
+        assert_eq!(store.revocation_cursor().await.unwrap(), 0, "[{db}]");
+        let start = store.revocation_cursor().await.unwrap();
+        assert_eq!(
+            revoke(&store, "02", 1_700_000_000, 0).await,
+            RevokeOutcome::Revoked
+        );
+        // Attempts that revoke nothing take no number.
+        assert_eq!(
+            revoke(&store, "02", 1_700_000_000, 0).await,
+            RevokeOutcome::AlreadyRevoked
+        );
+        assert_eq!(
+            revoke(&store, "99", 1_700_000_000, 0).await,
+            RevokeOutcome::NotFound
+        );
+        assert_eq!(
+            revoke(&store, "04", 1_700_000_000, 0).await,
+            RevokeOutcome::Revoked
+        );
+        let events = store.revocations_since(start, 100).await.unwrap();
+        let serials: Vec<_> = events.iter().map(|e| e.serial.as_str()).collect();
+        assert_eq!(serials, ["02", "04"], "[{db}]");
+        assert!(events[0].seq < events[1].seq, "[{db}]");
+        assert_eq!(store.revocation_cursor().await.unwrap(), events[1].seq);
+        assert!(
+            store
+                .revocations_since(events[1].seq, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Paging by cursor.
+        let first = store.revocations_since(start, 1).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let rest = store.revocations_since(first[0].seq, 1).await.unwrap();
+        assert_eq!(rest[0].serial, "04", "[{db}]");
+
+        // Concurrent revocations from separate pools each get a distinct number.
+        let other = Store::connect(db.url()).await.unwrap();
+        for i in 0..20 {
+            add(&store, &format!("1{i:03x}"), later).await;
+        }
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                let serial = format!("1{i:03x}");
+                s.revoke(&serial, ts(1_700_000_000), 4, &audit("revoke", &serial))
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), RevokeOutcome::Revoked, "[{db}]");
+        }
+        let events = store.revocations_since(rest[0].seq, 100).await.unwrap();
+        assert_eq!(events.len(), 20, "[{db}]");
+        let seqs: HashSet<_> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs.len(), 20, "[{db}] duplicate sequence numbers");
+        other.close().await;
+    }
+}
+
+#[tokio::test]
+async fn crl_numbers_increase_across_stores_and_restarts() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        assert_eq!(store.next_crl_number(KEY_ID).await.unwrap(), 1, "[{db}]");
+        assert_eq!(store.next_crl_number(KEY_ID).await.unwrap(), 2, "[{db}]");
+        // Another issuer has its own sequence.
+        assert_eq!(store.next_crl_number("ff").await.unwrap(), 1, "[{db}]");
+        store.close().await;
+
+        // A "restart", and two processes at once.
+        let a = open(&db).await;
+        let b = Store::connect(db.url()).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move { s.next_crl_number(KEY_ID).await }));
+        }
+        let mut got = Vec::new();
+        for t in tasks {
+            got.push(t.await.unwrap().unwrap());
+        }
+        got.sort_unstable();
+        assert_eq!(got, (3..=42).collect::<Vec<u64>>(), "[{db}]");
+        assert!(matches!(
+            a.next_crl_number("not hex").await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn crls_are_stored_and_the_latest_is_served() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        assert_eq!(store.latest_crl(KEY_ID).await.unwrap(), None, "[{db}]");
+        assert_eq!(store.latest_crl_number(KEY_ID).await.unwrap(), None);
+        let n1 = store.next_crl_number(KEY_ID).await.unwrap();
+        let n2 = store.next_crl_number(KEY_ID).await.unwrap();
+        let crl = |n: u64| NewCrl {
+            issuer_key_id: KEY_ID.to_owned(),
+            number: n,
+            this_update: ts(1_700_000_000 + n as i64),
+            next_update: ts(1_700_086_400 + n as i64),
+            der: vec![0x30, 0x00, n as u8, 0xff, 0x00],
+        };
+        // Stored out of order: the largest number wins.
+        store.store_crl(&crl(n2)).await.unwrap();
+        store.store_crl(&crl(n1)).await.unwrap();
+        let latest = store.latest_crl(KEY_ID).await.unwrap().unwrap();
+        assert_eq!(latest.number, n2, "[{db}]");
+        assert_eq!(latest.der, crl(n2).der, "[{db}]");
+        assert_eq!(latest.this_update, crl(n2).this_update);
+        assert_eq!(latest.next_update, crl(n2).next_update);
+        assert_eq!(store.latest_crl_number(KEY_ID).await.unwrap(), Some(n2));
+        assert!(
+            matches!(
+                store.store_crl(&crl(n2)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "[{db}]"
+        );
+        assert_eq!(store.latest_crl("ff").await.unwrap(), None, "[{db}]");
+    }
+}
+
+#[tokio::test]
+async fn crl_entries_page_through_unexpired_revoked_certificates_of_one_issuer() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let t = now();
+        let later = t + Duration::from_secs(3600);
+        let mut want = Vec::new();
+        for i in 0..25u32 {
+            let serial = format!("{:02x}{i:02x}", 0x10 + i);
+            add(&store, &serial, later).await;
+            if i % 3 != 0 {
+                revoke(&store, &serial, 1_700_000_000 + i64::from(i), (i % 6) as u8).await;
+                want.push(serial);
+            }
+        }
+        // Revoked but expired: left off. Revoked by another issuer: left off.
+        add(&store, "7001", t - Duration::from_secs(1)).await;
+        revoke(&store, "7001", 1_700_000_000, 1).await;
+        store
+            .insert_certificate(&cert("7002", "ff", later), &audit("issue", "7002"))
+            .await
+            .unwrap();
+        revoke(&store, "7002", 1_700_000_000, 1).await;
+
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .revoked_for_crl(KEY_ID, t, after.as_deref(), 7)
+                .await
+                .unwrap();
+            let done = page.len() < 7;
+            after = page.last().map(|r| r.serial.clone());
+            got.extend(page);
+            if done {
+                break;
+            }
+        }
+        want.sort();
+        let serials: Vec<_> = got.iter().map(|r| r.serial.clone()).collect();
+        assert_eq!(serials, want, "[{db}]");
+        let one = got.iter().find(|r| r.serial == "1101").unwrap();
+        assert_eq!(
+            (one.revoked_at, one.reason),
+            (ts(1_700_000_001), 1),
+            "[{db}]"
+        );
+    }
+}
+
+#[tokio::test]
+async fn postgres_listeners_hear_revocations_and_crls() {
+    let db = TestDb::postgres().await;
+    let store = open(&db).await;
+    let mut listener = store.change_listener().await.unwrap().expect("a listener");
+    add(&store, "0c01", now() + Duration::from_secs(60)).await;
+    let other = Store::connect(db.url()).await.unwrap();
+    assert_eq!(
+        revoke(&other, "0c01", 1_700_000_000, 0).await,
+        RevokeOutcome::Revoked
+    );
+    tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notice within 5 s")
+        .unwrap();
+    let n = other.next_crl_number(KEY_ID).await.unwrap();
+    other
+        .store_crl(&NewCrl {
+            issuer_key_id: KEY_ID.into(),
+            number: n,
+            this_update: now(),
+            next_update: now() + Duration::from_secs(60),
+            der: vec![0x30, 0x00],
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("a notice within 5 s")
+        .unwrap();
+
+    let sqlite = TestDb::sqlite().await;
+    assert!(
+        open(&sqlite)
+            .await
+            .change_listener()
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn ocsp_signer_requests_are_fulfilled_once_and_recorded() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let spki = vec![0x30, 0x59, 0x01, 0x02];
+        let id = store.request_ocsp_signer(KEY_ID, &spki).await.unwrap();
+        assert_eq!(
+            store.ocsp_signer_request(id).await.unwrap(),
+            OcspSignerRequestState::Pending,
+            "[{db}]"
+        );
+        let since = now() - Duration::from_secs(600);
+        let pending = store
+            .pending_ocsp_signer_requests(KEY_ID, since, 10)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1, "[{db}]");
+        assert_eq!((pending[0].id, &pending[0].spki), (id, &spki), "[{db}]");
+        // Addressed to one CA: another CA's processes do not see it.
+        assert!(
+            store
+                .pending_ocsp_signer_requests("ff", since, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let mut signer = cert("5e01", KEY_ID, now() + Duration::from_secs(86_400));
+        signer.profile = "ocsp-signer".into();
+        assert!(
+            store
+                .fulfil_ocsp_signer_request(id, &signer, &audit("issue-ocsp-signer", "5e01"))
+                .await
+                .unwrap()
+        );
+        // A second CA process that signed too writes nothing.
+        let mut late = cert("5e02", KEY_ID, now() + Duration::from_secs(86_400));
+        late.profile = "ocsp-signer".into();
+        assert!(
+            !store
+                .fulfil_ocsp_signer_request(id, &late, &audit("issue-ocsp-signer", "5e02"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store.get_certificate("5e02").await.unwrap().is_none(),
+            "[{db}]"
+        );
+        assert_eq!(
+            store
+                .get_certificate("5e01")
+                .await
+                .unwrap()
+                .unwrap()
+                .profile,
+            "ocsp-signer"
+        );
+        assert_eq!(
+            store.ocsp_signer_request(id).await.unwrap(),
+            OcspSignerRequestState::Fulfilled(signer.der.clone()),
+            "[{db}]"
+        );
+        assert!(
+            store
+                .pending_ocsp_signer_requests(KEY_ID, since, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Too old to answer: left alone.
+        assert!(
+            store
+                .pending_ocsp_signer_requests(KEY_ID, now() + Duration::from_secs(5), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .purge_ocsp_signer_requests(now() + Duration::from_secs(5))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store.ocsp_signer_request(id).await.unwrap(),
+            OcspSignerRequestState::Missing,
+            "[{db}]"
+        );
+    }
+}

@@ -1,0 +1,132 @@
+//! `signet responder`: the OCSP responder and CRL download point alone, over plain HTTP, for
+//! scaling out next to the API. It needs the issuing CA *certificate* and the database the CA
+//! uses, never the CA key: its signing key is generated in memory and certified through the
+//! database by any `signet serve` holding the CA key (see `signet_responder::StoreCertifier`),
+//! and it serves the CRLs those processes publish. It answers `tryLater` (and `/readyz` 503)
+//! until its first signing certificate arrives.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use signet_responder::{IssuerCertificate, Responder, ResponderConfig, StoreCertifier};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ResponderListen, ResponderSection};
+use crate::serve::listener;
+
+#[derive(Debug, Args)]
+pub struct ResponderArgs {
+    /// Address to listen on (plain HTTP) [default: [responder] listen of DIR/signet.toml,
+    /// else 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The database `signet serve` uses [default: [database] url of DIR/signet.toml].
+    #[arg(long, env = crate::config::DATABASE_URL_ENV)]
+    database_url: Option<String>,
+    /// Data directory: its signet.toml, if there is one, gives the [responder] settings, the
+    /// database and the issuing CA certificate; without one, DIR/issuing_ca.crt is read.
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// The issuing CA certificate, PEM (a chain file is fine: the first certificate is used)
+    /// [default: [ca] issuing_cert of DIR/signet.toml, else DIR/issuing_ca.crt].
+    #[arg(long)]
+    issuing_cert: Option<PathBuf>,
+}
+
+pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
+    // 1. Settings, all checked before anything is bound.
+    let config_path = args.dir.join(super::init::CONFIG);
+    let cfg = if config_path.exists() {
+        Some(Config::load(&config_path)?)
+    } else {
+        None
+    };
+    let section = cfg
+        .as_ref()
+        .map_or_else(ResponderSection::default, |c| c.responder.clone());
+    let listen = match args.listen {
+        Some(addr) => addr,
+        None => match section.listen_addr()? {
+            ResponderListen::Default(addr) | ResponderListen::Explicit(addr) => addr,
+            ResponderListen::Off => {
+                bail!("[responder] listen is \"off\": give --listen ADDR to run the responder")
+            }
+        },
+    };
+    let Some(database_url) = args
+        .database_url
+        .clone()
+        .or_else(|| cfg.as_ref().map(Config::database_url))
+    else {
+        bail!(
+            "no database: give --database-url URL (the database `signet serve` uses), or --dir \
+             with a signet.toml"
+        );
+    };
+    let cert_path = args.issuing_cert.clone().unwrap_or_else(|| {
+        cfg.as_ref().map_or_else(
+            || args.dir.join("issuing_ca.crt"),
+            |c| c.ca.issuing_cert.clone(),
+        )
+    });
+    let pem = std::fs::read_to_string(&cert_path)
+        .with_context(|| format!("reading the issuing CA certificate {}", cert_path.display()))?;
+    let issuer = IssuerCertificate::from_pem(&pem)
+        .with_context(|| format!("reading {}", cert_path.display()))?;
+
+    // 2. The database, as `signet serve` left it: this process has no business changing the
+    // schema, so it checks it rather than migrating.
+    let store = signet_store::Store::connect(&database_url)
+        .await
+        .context("opening the database")?;
+    store.revocation_cursor().await.context(
+        "the database lacks Signet's revocation tables: run `signet migrate` (or `signet serve`) \
+         on it first",
+    )?;
+    let key_id = issuer.key_id_hex().to_string();
+    let responder = Responder::new(
+        store.clone(),
+        issuer,
+        ResponderConfig {
+            ocsp_validity: section.ocsp_validity.duration(),
+            ..Default::default()
+        },
+    )?;
+
+    // 3. Serve; the signer arrives in the background.
+    let socket = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = socket.local_addr().unwrap_or(listen);
+    let background = [
+        tokio::spawn(responder.clone().watch_changes()),
+        tokio::spawn(
+            responder
+                .clone()
+                .run_signer(StoreCertifier::new(store.clone(), &key_id)),
+        ),
+    ];
+    tracing::info!(
+        listen = %bound,
+        database = store.backend().as_str(),
+        issuer_key_id = key_id,
+        "signet responder is listening over HTTP; waiting for a signing certificate from signet serve"
+    );
+    let shutdown = crate::serve::shutdown_signal()?;
+    listener::serve(
+        socket,
+        signet_responder::app(responder),
+        None,
+        listener::Limits::default(),
+        shutdown,
+    )
+    .await;
+    for task in background {
+        task.abort();
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,330 @@
+//! What `signet serve` does for revocation with the CA key it holds (the responder itself
+//! never holds it):
+//!
+//! - [`CrlPublisher`]: builds and signs a full CRL from the store on every revocation and on a
+//!   schedule, and stores it under the next CRL number for every responder to serve;
+//! - [`CaCertifier`]: signs the in-process responder's delegated OCSP certificate, recording
+//!   it first like any other certificate;
+//! - [`answer_signer_requests`]: signs the certificates standalone `signet responder`
+//!   processes ask for through the database.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use signet_ca::OffsetDateTime;
+use signet_ca::{IssuingCa, OcspSignerCertificate, RevokedEntry, Serial, build_crl};
+use signet_responder::{CertifySigner, Responder, ResponderError};
+use signet_store::{AuditEntry, NewCertificate, NewCrl, Store};
+use tokio::sync::Notify;
+
+/// Who the store records as having asked for delegated OCSP signer certificates.
+pub const SIGNER_REQUESTER: &str = "signet-responder";
+/// The audit action of a delegated OCSP signer certificate.
+const SIGNER_AUDIT_ACTION: &str = "issue-ocsp-signer";
+/// Revoked certificates read from the store per query while building a CRL.
+const CRL_PAGE: u32 = 10_000;
+/// How long to wait before retrying a failed publication.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How often standalone responders' signer requests are looked for.
+const SIGNER_REQUEST_POLL: Duration = Duration::from_secs(1);
+/// Signer requests older than this are left unanswered: their responder has asked again.
+const SIGNER_REQUEST_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Publishes CRLs: one per call of [`CrlPublisher::trigger`] (coalesced: revocations that
+/// arrive during a build are covered by the next one) and one every `interval`.
+#[derive(Clone, Debug)]
+pub struct CrlPublisher {
+    ca: Arc<IssuingCa>,
+    store: Store,
+    /// The in-process responder, told at once about each new CRL.
+    responder: Option<Responder>,
+    interval: Duration,
+    validity: Duration,
+    wake: Arc<Notify>,
+}
+
+impl CrlPublisher {
+    pub fn new(
+        ca: Arc<IssuingCa>,
+        store: Store,
+        responder: Option<Responder>,
+        interval: Duration,
+        validity: Duration,
+    ) -> Self {
+        CrlPublisher {
+            ca,
+            store,
+            responder,
+            interval,
+            validity,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Ask for a new CRL soon (after a revocation). Never blocks.
+    pub fn trigger(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Publish now unless a CRL of this CA was stored less than `interval` ago and is still
+    /// valid; returns when the next scheduled publication is due.
+    pub async fn publish_if_stale(&self) -> anyhow::Result<Duration> {
+        let key_id = hex::encode(self.ca.key_id());
+        let now = OffsetDateTime::now_utc();
+        if let Some(latest) = self.store.latest_crl(&key_id).await? {
+            let due = latest.this_update + self.interval;
+            if due > now && latest.next_update > now {
+                if let Some(r) = &self.responder
+                    && let Err(e) = r.refresh_crl().await
+                {
+                    tracing::warn!(error = %e, "loading the CRL failed");
+                }
+                return Ok((due - now).try_into().unwrap_or(Duration::ZERO));
+            }
+        }
+        self.publish().await?;
+        Ok(self.interval)
+    }
+
+    /// Build, sign and store a CRL of every unexpired revoked certificate; returns its number.
+    pub async fn publish(&self) -> anyhow::Result<u64> {
+        let key_id = hex::encode(self.ca.key_id());
+        let this_update = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .context("the time")?;
+        let next_update = this_update + self.validity;
+        // Taken before the entries are read, so that a larger number always covers at least
+        // the revocations a smaller one does (see Store::next_crl_number).
+        let number = self.store.next_crl_number(&key_id).await?;
+
+        // The entries stream from the store a page at a time into the one buffer that
+        // becomes the CRL, on a blocking thread since build_crl reads a plain iterator.
+        let (ca, store, key) = (self.ca.clone(), self.store.clone(), key_id.clone());
+        let handle = tokio::runtime::Handle::current();
+        let (der, count) = tokio::task::spawn_blocking(move || {
+            let mut entries = StoredEntries {
+                store,
+                handle,
+                key_id: key,
+                now: this_update,
+                after: None,
+                page: VecDeque::new(),
+                done: false,
+                count: 0,
+                failure: None,
+            };
+            let der = build_crl(&ca, number, this_update, next_update, &mut entries)?;
+            match entries.failure {
+                Some(e) => Err(e.context("reading revoked certificates")),
+                None => Ok((der, entries.count)),
+            }
+        })
+        .await
+        .context("the CRL builder stopped")??;
+
+        self.store
+            .store_crl(&NewCrl {
+                issuer_key_id: key_id,
+                number,
+                this_update,
+                next_update,
+                der,
+            })
+            .await
+            .context("storing the CRL")?;
+        tracing::info!(number, entries = count, "published a CRL");
+        if let Some(r) = &self.responder
+            && let Err(e) = r.refresh_crl().await
+        {
+            tracing::warn!(error = %e, "loading the new CRL failed");
+        }
+        Ok(number)
+    }
+
+    /// Publish on every trigger and every `interval`, until the task is dropped. `first_wait`
+    /// is the time to the first scheduled publication.
+    pub async fn run(self, first_wait: Duration) {
+        let mut wait = first_wait;
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = match self.publish().await {
+                Ok(_) => self.interval,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "publishing a CRL failed; retrying"
+                    );
+                    RETRY_AFTER
+                }
+            };
+        }
+    }
+}
+
+/// A CRL's entries, read page by page from the store from inside `spawn_blocking`.
+struct StoredEntries {
+    store: Store,
+    handle: tokio::runtime::Handle,
+    key_id: String,
+    now: OffsetDateTime,
+    after: Option<String>,
+    page: VecDeque<RevokedEntry>,
+    done: bool,
+    count: usize,
+    /// Set when reading failed: the CRL built is then incomplete and is thrown away.
+    failure: Option<anyhow::Error>,
+}
+
+impl Iterator for StoredEntries {
+    type Item = RevokedEntry;
+
+    fn next(&mut self) -> Option<RevokedEntry> {
+        if self.page.is_empty() && !self.done {
+            let page = self.handle.block_on(self.store.revoked_for_crl(
+                &self.key_id,
+                self.now,
+                self.after.as_deref(),
+                CRL_PAGE,
+            ));
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    self.failure = Some(e.into());
+                    self.done = true;
+                    return None;
+                }
+            };
+            self.done = page.len() < CRL_PAGE as usize;
+            self.after = page.last().map(|r| r.serial.clone());
+            for r in page {
+                match Serial::from_hex(&r.serial) {
+                    Ok(serial) => self.page.push_back(RevokedEntry {
+                        serial,
+                        revoked_at: r.revoked_at,
+                        // removeFromCRL (8) belongs in delta CRLs only: list the entry as
+                        // unspecified rather than fail the whole CRL.
+                        reason: Some(r.reason).filter(|c| *c != 8),
+                    }),
+                    Err(e) => {
+                        self.failure = Some(anyhow::Error::new(e).context(r.serial));
+                        self.done = true;
+                        self.page.clear();
+                        return None;
+                    }
+                }
+            }
+        }
+        let entry = self.page.pop_front()?;
+        self.count += 1;
+        Some(entry)
+    }
+}
+
+/// The store record of a delegated OCSP signer certificate.
+fn signer_record(ca: &IssuingCa, cert: &OcspSignerCertificate) -> NewCertificate {
+    NewCertificate {
+        serial: cert.serial.to_hex(),
+        issuer: ca.subject().to_string(),
+        issuer_key_id: hex::encode(ca.key_id()),
+        subject: cert.subject.clone(),
+        sans: vec![],
+        profile: OcspSignerCertificate::PROFILE.into(),
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+        requester: SIGNER_REQUESTER.into(),
+        der: cert.der.clone(),
+    }
+}
+
+fn signer_audit(record: &NewCertificate, detail: String) -> AuditEntry {
+    AuditEntry {
+        actor: SIGNER_REQUESTER.into(),
+        action: SIGNER_AUDIT_ACTION.into(),
+        serial: Some(record.serial.clone()),
+        outcome: "ok".into(),
+        detail,
+    }
+}
+
+/// Signs the in-process responder's signer certificates with the CA key directly.
+#[derive(Debug)]
+pub struct CaCertifier {
+    pub ca: Arc<IssuingCa>,
+    pub store: Store,
+    pub lifetime: Duration,
+}
+
+impl CertifySigner for CaCertifier {
+    async fn certify(&self, spki_der: &[u8]) -> Result<Vec<u8>, ResponderError> {
+        let cert = self
+            .ca
+            .issue_ocsp_signer(spki_der, self.lifetime, OffsetDateTime::now_utc())?;
+        let record = signer_record(&self.ca, &cert);
+        let audit = signer_audit(&record, "in-process responder".into());
+        // Recorded (durably, with its audit row) before any response is signed with it.
+        self.store.insert_certificate(&record, &audit).await?;
+        Ok(cert.der)
+    }
+}
+
+/// Answer standalone responders' requests for signer certificates addressed to this CA,
+/// until the task is dropped. Every `signet serve` runs this; the store lets only one answer
+/// each request.
+pub async fn answer_signer_requests(ca: Arc<IssuingCa>, store: Store, lifetime: Duration) {
+    let key_id = hex::encode(ca.key_id());
+    let mut refused = HashSet::new();
+    let mut next_purge = tokio::time::Instant::now();
+    loop {
+        let now = OffsetDateTime::now_utc();
+        match store
+            .pending_ocsp_signer_requests(&key_id, now - SIGNER_REQUEST_MAX_AGE, 10)
+            .await
+        {
+            Ok(requests) => {
+                for req in requests {
+                    if refused.contains(&req.id) {
+                        continue;
+                    }
+                    let cert = match ca.issue_ocsp_signer(&req.spki, lifetime, now) {
+                        Ok(cert) => cert,
+                        Err(e) => {
+                            tracing::warn!(request = req.id, error = %e, "refused a signer request");
+                            refused.insert(req.id);
+                            continue;
+                        }
+                    };
+                    let record = signer_record(&ca, &cert);
+                    let audit = signer_audit(&record, format!("signer request {}", req.id));
+                    match store
+                        .fulfil_ocsp_signer_request(req.id, &record, &audit)
+                        .await
+                    {
+                        Ok(true) => tracing::info!(
+                            request = req.id,
+                            serial = %record.serial,
+                            "issued an OCSP signer certificate to a standalone responder"
+                        ),
+                        Ok(false) => {} // another process answered first
+                        Err(e) => {
+                            tracing::warn!(request = req.id, error = %e, "answering a signer request failed")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading signer requests failed"),
+        }
+        if tokio::time::Instant::now() >= next_purge {
+            next_purge += Duration::from_secs(3600);
+            let before = now - Duration::from_secs(86_400);
+            if let Err(e) = store.purge_ocsp_signer_requests(before).await {
+                tracing::warn!(error = %e, "purging old signer requests failed");
+            }
+        }
+        tokio::time::sleep(SIGNER_REQUEST_POLL).await;
+    }
+}
