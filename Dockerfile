@@ -1,5 +1,8 @@
-# Signet container image. Docker is not available on the development machine, so this file
-# (and docker-compose.yml) is not exercised by the test suite: treat it as a starting point.
+# Signet container image: the CA (`signet serve`), the standalone responder, and the workload
+# tools (`signet bootstrap`, `signet renew`) in one small image running as a non-root user.
+# Docker is not available on the development machine, so this file (and docker-compose.yml
+# and deploy/kubernetes/) is checked by crates/signet/tests/deploy.rs for consistency, but not
+# built by the test suite.
 
 # ---- build ----------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
@@ -12,20 +15,24 @@ RUN cargo build --release --locked -p signet \
 # ---- runtime --------------------------------------------------------------------------
 FROM debian:bookworm-slim
 # ca-certificates: for TLS connections to PostgreSQL (sslmode=require / verify-full).
+# The fixed UID/GID 10001 is the runAsUser/fsGroup of deploy/kubernetes/*.yaml.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system signet \
- && useradd --system --gid signet --home-dir /var/lib/signet --shell /usr/sbin/nologin signet \
+ && groupadd --system --gid 10001 signet \
+ && useradd --system --uid 10001 --gid signet --home-dir /var/lib/signet \
+      --shell /usr/sbin/nologin signet \
  && install -d -m 0700 -o signet -g signet /var/lib/signet
 COPY --from=builder /usr/local/bin/signet /usr/local/bin/signet
-USER signet
+USER 10001:10001
 WORKDIR /var/lib/signet
 # Commands default to --dir signet-data, that is /var/lib/signet/signet-data: CA
 # certificates and keys, signet.toml, admin.token, provisioners/, and the SQLite database
 # unless SIGNET_DATABASE_URL points at PostgreSQL. Keep it on a persistent volume.
 VOLUME ["/var/lib/signet"]
-# `signet serve --listen 0.0.0.0:8443` (see docker-compose.yml).
-EXPOSE 8443
+# 8443: the API over HTTPS (`signet serve --listen 0.0.0.0:8443`).
+# 8080: OCSP and CRLs over plain HTTP (`--responder-listen 0.0.0.0:8080`, or
+#       `signet responder --listen 0.0.0.0:8080`).
+EXPOSE 8443 8080
 ENTRYPOINT ["signet"]
 CMD ["--help"]

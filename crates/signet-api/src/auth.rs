@@ -1,5 +1,7 @@
 //! Who is asking: the admin credential, and provisioners that vouch for requesters with
-//! one-time JWTs (verified with jsonwebtoken, algorithm pinned per provisioner key).
+//! JWTs (verified with jsonwebtoken, algorithm pinned per key): one-time tokens signed by a
+//! `token` provisioner's key, or a Kubernetes cluster's service-account tokens
+//! (`kubernetes`, see [`crate::kubernetes`]).
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -17,6 +19,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ConfigError};
+use crate::kubernetes::{KubernetesSettings, KubernetesVerifier};
 
 /// Longest a token may live, from now to its `exp`.
 pub const MAX_TOKEN_LIFETIME_SECS: i64 = 300;
@@ -29,6 +32,18 @@ pub const LEEWAY_SECS: u64 = 30;
 pub enum ProvisionerKind {
     /// One-time JWTs signed with the provisioner's key.
     Token,
+    /// Projected service-account tokens of a Kubernetes cluster, verified with its JWKS.
+    Kubernetes,
+}
+
+impl ProvisionerKind {
+    /// The name used in `type = "..."`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProvisionerKind::Token => "token",
+            ProvisionerKind::Kubernetes => "kubernetes",
+        }
+    }
 }
 
 fn default_rate() -> u32 {
@@ -42,14 +57,47 @@ fn default_burst() -> u32 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionerConfig {
-    /// Unique name; tokens carry it as `iss`.
+    /// Unique name; a `token` provisioner's tokens carry it as `iss`.
     pub name: String,
     /// The kind of provisioner.
     #[serde(rename = "type")]
     pub kind: ProvisionerKind,
-    /// The token-verification public key (SubjectPublicKeyInfo PEM), relative to the config file.
+    /// `token`: the token-verification public key (SubjectPublicKeyInfo PEM), relative to
+    /// the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key_file: Option<PathBuf>,
-    /// What requesters vouched for by this provisioner may be issued.
+    /// `kubernetes`: the cluster's service-account issuer (`iss` of its tokens, the API
+    /// server's `--service-account-issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `kubernetes`: the audience tokens must be requested for (`aud`), e.g. `signet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// `kubernetes`: the cluster's JWKS (from `/openid/v1/jwks`), relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// `kubernetes`: the cluster's JWKS inline, as JSON (instead of `jwks_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    /// `kubernetes`: namespaces allowed to request certificates (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// `kubernetes`: service accounts allowed, as `namespace/name` (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
+    /// `kubernetes`: the SPIFFE trust domain in `{trust_domain}` (default `cluster.local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
+    /// `kubernetes`: name templates over `{ns}`, `{sa}` and `{trust_domain}` (default
+    /// `{sa}.{ns}.svc`, `{sa}.{ns}.svc.cluster.local`, `spiffe://{trust_domain}/ns/{ns}/sa/{sa}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// `kubernetes`: the oldest token (by `iat`) accepted (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_token_age: Option<signet_ca::Lifetime>,
+    /// What requesters vouched for by this provisioner may be issued. For `kubernetes`, the
+    /// template names are always allowed; `policy` says which names beyond them may be, and
+    /// which profiles.
     #[serde(default)]
     pub policy: Policy,
     /// Sustained issuance requests per second.
@@ -63,18 +111,32 @@ pub struct ProvisionerConfig {
 /// A provisioner ready to verify tokens.
 pub struct Provisioner {
     pub(crate) name: String,
-    pub(crate) key: DecodingKey,
-    pub(crate) algorithm: Algorithm,
+    pub(crate) verifier: Verifier,
     pub(crate) policy: Policy,
     pub(crate) limiter: Arc<DefaultDirectRateLimiter>,
+    rate: (u32, u32),
+}
+
+/// How a provisioner's tokens are verified.
+pub(crate) enum Verifier {
+    /// One key, one pinned algorithm; tokens are single-use.
+    Token {
+        key: DecodingKey,
+        algorithm: Algorithm,
+    },
+    /// A cluster's JWKS; tokens are reusable within their bounded age.
+    Kubernetes(Box<KubernetesVerifier>),
 }
 
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provisioner")
-            .field("name", &self.name)
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Provisioner");
+        d.field("name", &self.name);
+        match &self.verifier {
+            Verifier::Token { algorithm, .. } => d.field("algorithm", algorithm),
+            Verifier::Kubernetes(k) => d.field("kubernetes", k),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
@@ -99,23 +161,79 @@ impl Provisioner {
                 "names are 1-64 characters of letters, digits, '-', '_' and '.'".into(),
             ));
         }
-        let file = cfg
-            .public_key_file
-            .as_ref()
-            .ok_or_else(|| err("public_key_file is required for type = \"token\"".into()))?;
-        let path = if file.is_relative() {
-            base_dir.join(file)
-        } else {
-            file.clone()
+        let verifier = match cfg.kind {
+            ProvisionerKind::Token => {
+                let k8s_only = [
+                    ("issuer", cfg.issuer.is_some()),
+                    ("audience", cfg.audience.is_some()),
+                    ("jwks_file", cfg.jwks_file.is_some()),
+                    ("jwks", cfg.jwks.is_some()),
+                    ("namespaces", !cfg.namespaces.is_empty()),
+                    ("service_accounts", !cfg.service_accounts.is_empty()),
+                    ("trust_domain", cfg.trust_domain.is_some()),
+                    ("names", cfg.names.is_some()),
+                    ("max_token_age", cfg.max_token_age.is_some()),
+                ];
+                if let Some((key, _)) = k8s_only.iter().find(|(_, set)| *set) {
+                    return Err(err(format!(
+                        "{key} is a setting of type = \"kubernetes\", not \"token\""
+                    )));
+                }
+                let file = cfg.public_key_file.as_ref().ok_or_else(|| {
+                    err("public_key_file is required for type = \"token\"".into())
+                })?;
+                let path = if file.is_relative() {
+                    base_dir.join(file)
+                } else {
+                    file.clone()
+                };
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|e| err(format!("{}: {e}", path.display())))?;
+                let (key, algorithm) =
+                    decoding_key(&pem).map_err(|e| err(format!("{}: {e}", path.display())))?;
+                Verifier::Token { key, algorithm }
+            }
+            ProvisionerKind::Kubernetes => {
+                if cfg.public_key_file.is_some() {
+                    return Err(err(
+                        "public_key_file is a setting of type = \"token\"; a kubernetes provisioner uses jwks_file or jwks".into(),
+                    ));
+                }
+                let jwks_json = match (&cfg.jwks_file, &cfg.jwks) {
+                    (Some(file), None) => crate::kubernetes::read_jwks_file(file, base_dir)
+                        .map_err(|e| err(format!("jwks_file {e}")))?,
+                    (None, Some(inline)) => inline.clone(),
+                    _ => {
+                        return Err(err(
+                            "type = \"kubernetes\" needs exactly one of jwks_file and jwks".into(),
+                        ));
+                    }
+                };
+                let issuer = cfg
+                    .issuer
+                    .as_deref()
+                    .ok_or_else(|| err("issuer is required for type = \"kubernetes\"".into()))?;
+                let audience = cfg
+                    .audience
+                    .as_deref()
+                    .ok_or_else(|| err("audience is required for type = \"kubernetes\"".into()))?;
+                let verifier = KubernetesVerifier::new(&KubernetesSettings {
+                    issuer,
+                    audience,
+                    jwks_json: &jwks_json,
+                    namespaces: &cfg.namespaces,
+                    service_accounts: &cfg.service_accounts,
+                    trust_domain: cfg.trust_domain.as_deref(),
+                    templates: cfg.names.as_deref(),
+                    max_token_age: cfg.max_token_age,
+                })
+                .map_err(err)?;
+                Verifier::Kubernetes(Box::new(verifier))
+            }
         };
-        let pem =
-            std::fs::read_to_string(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        let (key, algorithm) =
-            decoding_key(&pem).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        Provisioner::new(
+        Provisioner::build(
             &cfg.name,
-            key,
-            algorithm,
+            verifier,
             cfg.policy.clone(),
             cfg.rate_limit_per_second,
             cfg.rate_limit_burst,
@@ -132,18 +250,34 @@ impl Provisioner {
         per_second: u32,
         burst: u32,
     ) -> Result<Provisioner, String> {
+        Provisioner::build(
+            name,
+            Verifier::Token { key, algorithm },
+            policy,
+            per_second,
+            burst,
+        )
+    }
+
+    fn build(
+        name: &str,
+        verifier: Verifier,
+        policy: Policy,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<Provisioner, String> {
         let rate = NonZeroU32::new(per_second).ok_or("rate_limit_per_second must be at least 1")?;
-        let burst =
+        let burst_n =
             NonZeroU32::new(burst.max(per_second)).ok_or("rate_limit_burst must be at least 1")?;
         let limiter = Arc::new(RateLimiter::direct(
-            Quota::per_second(rate).allow_burst(burst),
+            Quota::per_second(rate).allow_burst(burst_n),
         ));
         Ok(Provisioner {
             name: name.to_string(),
-            key,
-            algorithm,
+            verifier,
             policy,
             limiter,
+            rate: (per_second, burst),
         })
     }
 
@@ -151,6 +285,57 @@ impl Provisioner {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The provisioner's kind.
+    pub fn kind(&self) -> ProvisionerKind {
+        match self.verifier {
+            Verifier::Token { .. } => ProvisionerKind::Token,
+            Verifier::Kubernetes(_) => ProvisionerKind::Kubernetes,
+        }
+    }
+
+    /// The `iss` that selects this provisioner: its name for `token`, the cluster's issuer
+    /// for `kubernetes`.
+    pub fn token_issuer(&self) -> &str {
+        match &self.verifier {
+            Verifier::Token { .. } => &self.name,
+            Verifier::Kubernetes(k) => &k.issuer,
+        }
+    }
+
+    /// Keep the rate-limit state of `old` when it is the same provisioner with the same limits
+    /// (a configuration reload does not refill buckets).
+    pub(crate) fn inherit_limiter(&mut self, old: &Provisioner) {
+        if old.name == self.name && old.rate == self.rate {
+            self.limiter = old.limiter.clone();
+        }
+    }
+}
+
+/// Check that a set of provisioners can serve together: unique names, and no two selected
+/// by the same token `iss` (a `kubernetes` provisioner's issuer against every `token`
+/// provisioner's name and every other issuer).
+pub fn check_provisioners(provisioners: &[Provisioner]) -> Result<(), ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut issuers = BTreeSet::new();
+    for p in provisioners {
+        if !names.insert(p.name.as_str()) {
+            return Err(ConfigError::Provisioner {
+                name: p.name.clone(),
+                reason: "the name is used twice".into(),
+            });
+        }
+        if !issuers.insert(p.token_issuer()) {
+            return Err(ConfigError::Provisioner {
+                name: p.name.clone(),
+                reason: format!(
+                    "another provisioner is already selected by tokens with iss {:?}",
+                    p.token_issuer()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The verification key and its one algorithm, from a SubjectPublicKeyInfo PEM: P-256 keys
@@ -264,6 +449,17 @@ pub enum Identity {
         /// Names the token allows.
         sans: BTreeSet<SubjectName>,
     },
+    /// A Kubernetes workload, by its service-account token.
+    Kubernetes {
+        /// The provisioner.
+        provisioner: String,
+        /// The service account's namespace.
+        namespace: String,
+        /// The service account's name.
+        service_account: String,
+        /// The names its templates give.
+        names: BTreeSet<SubjectName>,
+    },
 }
 
 impl Identity {
@@ -276,6 +472,12 @@ impl Identity {
                 subject,
                 ..
             } => format!("token:{provisioner}:{subject}"),
+            Identity::Kubernetes {
+                provisioner,
+                namespace,
+                service_account,
+                ..
+            } => format!("k8s:{provisioner}:{namespace}/{service_account}"),
         }
     }
 }
@@ -338,26 +540,39 @@ pub(crate) fn verify(
         .map_err(|e| ApiError::Unauthorized(format!("malformed token: {e}")))?;
     let prov = provisioners
         .iter()
-        .find(|p| p.name == unverified.iss)
+        .find(|p| p.token_issuer() == unverified.iss)
         .ok_or_else(|| {
             ApiError::Unauthorized(format!(
                 "unknown provisioner {:?}",
                 unverified.iss.chars().take(64).collect::<String>()
             ))
         })?;
-    let mut v = Validation::new(prov.algorithm);
+    let (key, algorithm) = match &prov.verifier {
+        Verifier::Token { key, algorithm } => (key, *algorithm),
+        Verifier::Kubernetes(k8s) => {
+            // Reusable until it ages out: no single-use obligation.
+            let workload = k8s.verify(token)?;
+            let identity = Identity::Kubernetes {
+                provisioner: prov.name.clone(),
+                namespace: workload.namespace,
+                service_account: workload.service_account,
+                names: workload.names,
+            };
+            return Ok((identity, None));
+        }
+    };
+    let mut v = Validation::new(algorithm);
     v.set_audience(&[audience]);
     v.set_issuer(&[prov.name.as_str()]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.leeway = LEEWAY_SECS;
     v.validate_nbf = true;
-    let data = jsonwebtoken::decode::<TokenClaims>(token, &prov.key, &v).map_err(|e| {
+    let data = jsonwebtoken::decode::<TokenClaims>(token, key, &v).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind as K;
         let reason = match e.kind() {
-            K::InvalidAlgorithm | K::InvalidAlgorithmName => format!(
-                "token algorithm not accepted (this provisioner signs with {:?})",
-                prov.algorithm
-            ),
+            K::InvalidAlgorithm | K::InvalidAlgorithmName => {
+                format!("token algorithm not accepted (this provisioner signs with {algorithm:?})")
+            }
             K::InvalidSignature => "token signature does not verify".to_string(),
             K::ExpiredSignature => "token expired".to_string(),
             K::ImmatureSignature => "token not yet valid (nbf)".to_string(),

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{self, Identity};
+use crate::auth::{self, Identity, Verifier};
 use crate::{ApiError, AppState, ClientCertificate, MAX_BODY_BYTES};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -216,22 +216,27 @@ fn json_body<T: serde::de::DeserializeOwned + Default>(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    reject_duplicate_keys(&body)?;
+    reject_ambiguous_json(&body)?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-/// serde_json keeps the last of duplicate keys; a request that says two things is refused.
-fn reject_duplicate_keys(body: &[u8]) -> Result<(), ApiError> {
+/// Every request body is one JSON object. serde would also read a struct from an array by
+/// position (bypassing the unknown-key check), and serde_json keeps the last of duplicate
+/// keys; a request that says two things, or says it positionally, is refused.
+fn reject_ambiguous_json(body: &[u8]) -> Result<(), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if let serde_json::Value::Object(map) = &value {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let keys = <KeyCounter as serde::Deserialize>::deserialize(&mut de)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        if keys.0 != map.len() {
-            return Err(ApiError::BadRequest("duplicate keys in JSON body".into()));
-        }
+    let serde_json::Value::Object(map) = &value else {
+        return Err(ApiError::BadRequest(
+            "the JSON body must be an object".into(),
+        ));
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let keys = <KeyCounter as serde::Deserialize>::deserialize(&mut de)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if keys.0 != map.len() {
+        return Err(ApiError::BadRequest("duplicate keys in JSON body".into()));
     }
     Ok(())
 }
@@ -272,26 +277,30 @@ impl AppState {
             ApiError::Unauthorized("missing `Authorization: Bearer` credential".into())
         })?;
         let inner = &self.inner;
-        let (identity, consume) = auth::verify(
-            token,
-            &inner.admin,
-            &inner.provisioners,
-            &inner.config.ca_url,
-        )?;
-        if let Some((provisioner, jti, exp)) = consume {
-            if let Some(p) = inner.provisioners.iter().find(|p| p.name == provisioner)
-                && let Err(not_until) = p.limiter.check()
-            {
-                let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-                let wait = not_until.wait_time_from(now);
-                return Err(ApiError::RateLimited {
-                    who: format!("provisioner {provisioner}"),
-                    retry_after_secs: wait.as_secs().max(1),
-                });
+        let provisioners = self.provisioners();
+        let (identity, consume) =
+            auth::verify(token, &inner.admin, &provisioners, &inner.config.ca_url)?;
+        let by = match &identity {
+            Identity::Admin => None,
+            Identity::Token { provisioner, .. } | Identity::Kubernetes { provisioner, .. } => {
+                Some(provisioner)
             }
-            if !inner.store.consume_token(&provisioner, &jti, exp).await? {
-                return Err(ApiError::TokenReplayed);
-            }
+        };
+        if let Some(provisioner) = by
+            && let Some(p) = provisioners.iter().find(|p| &p.name == provisioner)
+            && let Err(not_until) = p.limiter.check()
+        {
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            let wait = not_until.wait_time_from(now);
+            return Err(ApiError::RateLimited {
+                who: format!("provisioner {provisioner}"),
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        if let Some((provisioner, jti, exp)) = consume
+            && !inner.store.consume_token(&provisioner, &jti, exp).await?
+        {
+            return Err(ApiError::TokenReplayed);
         }
         Ok(identity)
     }
@@ -378,7 +387,10 @@ impl AppState {
 /// Issue a certificate from a CSR.
 ///
 /// Authenticated by a provisioner's one-time token (the CSR's names must be within the
-/// token's `sans` and the provisioner's policy) or the admin credential.
+/// token's `sans` and the provisioner's policy), a Kubernetes service-account token for a
+/// `kubernetes` provisioner (the CSR's names must be the provisioner's template names for
+/// that service account, or allowed by its policy; a CSR without names gets the template
+/// names; the default profile is `peer`), or the admin credential.
 #[utoipa::path(post, path = "/v1/certificates", tag = "certificates", request_body = IssueRequest,
     security(("bearer" = [])),
     responses((status = 201, body = IssueResponse), (status = "4XX", body = crate::Problem, content_type = "application/problem+json"), (status = 503, body = crate::Problem, content_type = "application/problem+json")))]
@@ -404,10 +416,23 @@ async fn issue_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<IssueResponse, ApiError> {
+    if let Identity::Kubernetes {
+        provisioner,
+        namespace,
+        service_account,
+        ..
+    } = identity
+    {
+        kubernetes_verifier(st, provisioner, |k8s| k8s.admit(namespace, service_account))?;
+    }
     let req: IssueRequest = json_body(headers, body, false)?;
-    let profile: Profile = req.profile.as_deref().unwrap_or("server").parse()?;
+    let default_profile = match identity {
+        Identity::Kubernetes { .. } => "peer",
+        _ => "server",
+    };
+    let profile: Profile = req.profile.as_deref().unwrap_or(default_profile).parse()?;
     let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
-    let csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
+    let mut csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
     let (policy, provisioner) = match identity {
         Identity::Admin => (st.inner.config.admin_policy.clone(), "admin".to_string()),
         Identity::Token {
@@ -422,13 +447,39 @@ async fn issue_inner(
             if !outside.is_empty() {
                 return Err(CaError::NameDenied { names: outside }.into());
             }
-            let p = st
-                .inner
-                .provisioners
+            let provisioners = st.provisioners();
+            let p = provisioners
                 .iter()
                 .find(|p| &p.name == provisioner)
-                .ok_or_else(|| ApiError::Internal("provisioner vanished".into()))?;
+                .ok_or_else(|| provisioner_gone(provisioner))?;
             (p.policy.clone(), provisioner.clone())
+        }
+        Identity::Kubernetes {
+            provisioner, names, ..
+        } => {
+            let provisioners = st.provisioners();
+            let p = provisioners
+                .iter()
+                .find(|p| &p.name == provisioner)
+                .ok_or_else(|| provisioner_gone(provisioner))?;
+            // The template names are the workload's own; anything else needs the policy.
+            let outside: Vec<String> = csr
+                .names()
+                .iter()
+                .filter(|n| !names.contains(n) && !p.policy.allows(n))
+                .map(SubjectName::to_tagged)
+                .collect();
+            if !outside.is_empty() {
+                return Err(CaError::NameDenied { names: outside }.into());
+            }
+            if csr.names().is_empty() {
+                csr = Csr::from_parts(csr.spki_der(), None, names.iter().cloned().collect())?;
+            }
+            let mut policy = p.policy.clone();
+            for name in names {
+                allow_exactly(&mut policy, name)?;
+            }
+            (policy, provisioner.clone())
         }
     };
     let cert = st.inner.ca.issue(
@@ -439,8 +490,69 @@ async fn issue_inner(
         &policy,
         OffsetDateTime::now_utc(),
     )?;
-    st.record(&cert, &identity.audit_name(), "issue", &provisioner)
-        .await
+    let resp = st
+        .record(&cert, &identity.audit_name(), "issue", &provisioner)
+        .await?;
+    if let Identity::Kubernetes {
+        provisioner,
+        namespace,
+        service_account,
+        ..
+    } = identity
+    {
+        st.inner
+            .metrics
+            .kubernetes_issued
+            .get_or_create(&crate::metrics::WorkloadLabels {
+                provisioner: provisioner.clone(),
+                namespace: namespace.clone(),
+                service_account: service_account.clone(),
+            })
+            .inc();
+    }
+    Ok(resp)
+}
+
+fn provisioner_gone(name: &str) -> ApiError {
+    // A reload removed it between authentication and issuance.
+    ApiError::Unauthorized(format!("provisioner {name:?} is no longer configured"))
+}
+
+/// Run `f` on the current `kubernetes` provisioner called `name`.
+fn kubernetes_verifier<T>(
+    st: &AppState,
+    name: &str,
+    f: impl FnOnce(&crate::kubernetes::KubernetesVerifier) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let provisioners = st.provisioners();
+    match provisioners.iter().find(|p| p.name == name) {
+        Some(p) => match &p.verifier {
+            Verifier::Kubernetes(k8s) => f(k8s),
+            Verifier::Token { .. } => Err(provisioner_gone(name)),
+        },
+        None => Err(provisioner_gone(name)),
+    }
+}
+
+/// Widen `policy` to allow exactly `name` (a Kubernetes template name, already checked to be
+/// the workload's own).
+fn allow_exactly(policy: &mut Policy, name: &SubjectName) -> Result<(), ApiError> {
+    match name {
+        SubjectName::Dns(d) => policy.dns.push(signet_ca::DnsPattern::Exact(d.clone())),
+        SubjectName::Ip(ip) => {
+            let bits = if ip.is_ipv4() { 32 } else { 128 };
+            policy.ip.push(
+                format!("{ip}/{bits}")
+                    .parse()
+                    .map_err(|_| ApiError::Internal(format!("host network of {ip}")))?,
+            );
+        }
+        // A prefix without a trailing '/' matches itself (and paths below it, which the
+        // exact check before this excludes).
+        SubjectName::Uri(u) => policy.uri_prefixes.push(u.clone()),
+        SubjectName::Email(e) => policy.email.push(e.clone()),
+    }
+    Ok(())
 }
 
 /// Renewal re-issues names approved at first issuance: allow exactly what is asked.

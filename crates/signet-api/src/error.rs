@@ -43,6 +43,10 @@ pub enum ApiError {
     /// Authenticated, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A valid Kubernetes service-account token, but its namespace or service account is
+    /// not on the provisioner's allow-lists.
+    #[error("{0}")]
+    ServiceAccountDenied(String),
     /// A token was presented a second time.
     #[error("this token has already been used (tokens are single-use)")]
     TokenReplayed,
@@ -149,6 +153,11 @@ impl ApiError {
             },
             ApiError::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized", "Authentication failed"),
             ApiError::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Not allowed"),
+            ApiError::ServiceAccountDenied(_) => (
+                S::FORBIDDEN,
+                "service-account-denied",
+                "Service account not allowed",
+            ),
             ApiError::TokenReplayed => (S::UNAUTHORIZED, "token-replayed", "Token already used"),
             ApiError::RateLimited { .. } => {
                 (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")

@@ -25,11 +25,17 @@ use utoipa_swagger_ui::SwaggerUi;
 mod auth;
 mod certificates;
 mod error;
+mod kubernetes;
 mod metrics;
 mod system;
 
-pub use auth::{AdminCredential, Identity, Provisioner, ProvisionerConfig, ProvisionerKind};
+pub use auth::{
+    AdminCredential, Identity, Provisioner, ProvisionerConfig, ProvisionerKind, check_provisioners,
+};
 pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
+pub use kubernetes::{
+    DEFAULT_MAX_TOKEN_AGE, DEFAULT_NAME_TEMPLATES, DEFAULT_TRUST_DOMAIN, check_jwks,
+};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,7 +85,8 @@ pub struct AppState {
 struct Inner {
     ca: Arc<IssuingCa>,
     store: Store,
-    provisioners: Vec<Provisioner>,
+    /// Replaced whole on a configuration reload; requests take a snapshot.
+    provisioners: std::sync::RwLock<Arc<Vec<Provisioner>>>,
     admin: AdminCredential,
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
@@ -101,7 +108,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 ca,
                 store,
-                provisioners,
+                provisioners: std::sync::RwLock::new(Arc::new(provisioners)),
                 admin,
                 config,
                 metrics,
@@ -115,6 +122,47 @@ impl AppState {
     pub fn with_revocation_hook(self, hook: RevocationHook) -> Self {
         let _ = self.inner.revocation_hook.set(Hook(hook));
         self
+    }
+
+    /// The provisioners in force now.
+    fn provisioners(&self) -> Arc<Vec<Provisioner>> {
+        let guard = self
+            .inner
+            .provisioners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.clone()
+    }
+
+    /// Replace the provisioners (a configuration reload), after checking they can serve
+    /// together. Requests in flight finish with the set they started with; rate-limit state
+    /// carries over for provisioners whose name and limits are unchanged. On error nothing
+    /// changes.
+    pub fn replace_provisioners(
+        &self,
+        mut provisioners: Vec<Provisioner>,
+    ) -> Result<(), ConfigError> {
+        check_provisioners(&provisioners)?;
+        let mut slot = self
+            .inner
+            .provisioners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for p in &mut provisioners {
+            if let Some(old) = slot.iter().find(|o| o.name == p.name) {
+                p.inherit_limiter(old);
+            }
+        }
+        *slot = Arc::new(provisioners);
+        Ok(())
+    }
+
+    /// The names of the provisioners in force, with their kinds.
+    pub fn provisioner_names(&self) -> Vec<(String, ProvisionerKind)> {
+        self.provisioners()
+            .iter()
+            .map(|p| (p.name.clone(), p.kind()))
+            .collect()
     }
 
     fn revoked(&self, serial: &str) {
@@ -215,4 +263,30 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         })
         .observe(start.elapsed().as_secs_f64());
     resp
+}
+
+/// Entry points for the fuzz targets in `fuzz/`. Not part of the API; may change at any time.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    /// Authenticate an `Authorization` header value as a request would, up to (not including)
+    /// the rate limit and the single-use `jti` burn, which need the store. On success the
+    /// caller's audit name; on failure the problem slug.
+    pub fn verify_authorization(
+        value: &[u8],
+        admin: &crate::AdminCredential,
+        provisioners: &[crate::Provisioner],
+        audience: &str,
+    ) -> Result<String, &'static str> {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_bytes(value).map_err(|_| "unparseable-header")?;
+        headers.insert(header::AUTHORIZATION, value);
+        let token = crate::auth::bearer(&headers)
+            .map_err(|e| e.slug())?
+            .ok_or("unauthorized")?;
+        crate::auth::verify(token, admin, provisioners, audience)
+            .map(|(identity, _)| identity.audit_name())
+            .map_err(|e| e.slug())
+    }
 }

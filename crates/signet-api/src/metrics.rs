@@ -17,6 +17,13 @@ pub(crate) struct IssuedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct WorkloadLabels {
+    pub provisioner: String,
+    pub namespace: String,
+    pub service_account: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RefusalLabels {
     #[prometheus(flatten)]
     pub problem: ProblemLabel,
@@ -38,6 +45,7 @@ pub(crate) struct RouteLabels {
 pub(crate) struct Metrics {
     pub registry: Registry,
     pub issued: Family<IssuedLabels, Counter>,
+    pub kubernetes_issued: Family<WorkloadLabels, Counter>,
     pub revoked: Counter,
     pub refusals: Family<RefusalLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
@@ -47,6 +55,7 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("signet");
         let issued = Family::<IssuedLabels, Counter>::default();
+        let kubernetes_issued = Family::<WorkloadLabels, Counter>::default();
         let revoked = Counter::default();
         let refusals = Family::<RefusalLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
@@ -56,6 +65,11 @@ impl Metrics {
             "certificates_issued",
             "Certificates issued, by profile, provisioner and operation",
             issued.clone(),
+        );
+        registry.register(
+            "kubernetes_certificates_issued",
+            "Certificates issued to Kubernetes workloads, by provisioner, namespace and service account",
+            kubernetes_issued.clone(),
         );
         registry.register(
             "certificates_revoked",
@@ -75,6 +89,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             issued,
+            kubernetes_issued,
             revoked,
             refusals,
             latency,

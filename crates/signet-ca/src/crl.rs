@@ -13,7 +13,7 @@ use der::{Decode, Header, Reader, SliceReader, Tag};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::CaError;
-use crate::issue::IssuingCa;
+use crate::issue::{IssuanceUrls, IssuingCa, find_extension, parse_pem_certificates};
 use crate::serial::Serial;
 
 /// One revoked certificate to list.
@@ -127,6 +127,53 @@ where
     buf[start..tbs_start].copy_from_slice(&outer);
     buf.drain(..start);
     Ok(buf)
+}
+
+impl IssuingCa {
+    /// The longest a root CRL may be valid: a year and a day. A root CRL is signed with the
+    /// offline root key, so it cannot be refreshed often; but relying parties that check
+    /// CRLs (nginx `ssl_crl`) refuse an expired one, so it must be re-signed before its
+    /// nextUpdate in any case.
+    pub const ROOT_CRL_MAX_VALIDITY: std::time::Duration =
+        std::time::Duration::from_secs(366 * 86_400);
+
+    /// The self-signed root in `root_pem` (its first certificate), loaded with its key `key`
+    /// for one purpose: signing the root's own CRL with [`build_crl`], which lists the
+    /// intermediate CA certificates the root has revoked (usually none).
+    ///
+    /// Relying parties that check CRLs for the whole chain (OpenSSL with
+    /// `X509_V_FLAG_CRL_CHECK_ALL`, as nginx `ssl_crl` sets it) need this CRL to accept any
+    /// certificate under the issuing CA. The root must be self-signed, a CA, allowed to sign
+    /// CRLs (keyUsage cRLSign, or no keyUsage), and `key` must be its key.
+    pub fn root_for_crls(root_pem: &str, key: rcgen::KeyPair) -> Result<IssuingCa, CaError> {
+        let der = parse_pem_certificates(root_pem)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CaError::CaCertificate("no root certificate".into()))?;
+        let cert = x509_cert::Certificate::from_der(&der)
+            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let tbs = &cert.tbs_certificate;
+        if tbs.issuer != tbs.subject {
+            return Err(CaError::CaCertificate(
+                "the root certificate is not self-signed".into(),
+            ));
+        }
+        if tbs.subject_public_key_info.subject_public_key.raw_bytes() != key.public_key_raw() {
+            return Err(CaError::CaCertificate(
+                "the private key does not match the root certificate".into(),
+            ));
+        }
+        let ku = find_extension::<x509_cert::ext::pkix::KeyUsage>(
+            &cert,
+            const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+        )?;
+        if ku.is_some_and(|ku| !ku.crl_sign()) {
+            return Err(CaError::CaCertificate(
+                "the root certificate's keyUsage lacks cRLSign: it cannot sign CRLs".into(),
+            ));
+        }
+        IssuingCa::new(root_pem, root_pem, key, IssuanceUrls::default())
+    }
 }
 
 /// crlExtensions `[0] EXPLICIT Extensions` with the authority key identifier and the CRL
@@ -425,6 +472,37 @@ mod tests {
         push_time(&mut out, later).expect("in range");
         assert_eq!(out[..2], [TAG_GENERALIZED_TIME, 15]);
         assert_eq!(out[2..], *b"20520522141320Z");
+    }
+
+    #[test]
+    fn root_crls_are_signed_by_the_root_only() {
+        let opts = crate::InitOptions::new("Root CRL");
+        let now = OffsetDateTime::now_utc();
+        let a = crate::generate_ca(&opts, now).expect("generate");
+        let b = crate::generate_ca(&opts, now).expect("generate");
+        let err = |r: Result<IssuingCa, CaError>| match r {
+            Err(CaError::CaCertificate(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(
+            err(IssuingCa::root_for_crls(&a.root_cert_pem, b.root_key)).contains("does not match")
+        );
+        assert!(
+            err(IssuingCa::root_for_crls(&b.issuing_cert_pem, b.issuing_key))
+                .contains("not self-signed")
+        );
+        let root = IssuingCa::root_for_crls(&a.root_cert_pem, a.root_key).expect("root");
+        let crl = build_crl(
+            &root,
+            7,
+            now,
+            now + time::Duration::days(90),
+            std::iter::empty(),
+        )
+        .expect("crl");
+        let (root_subject, _) = raw_subject_and_key(root.cert_der()).expect("root");
+        assert!(crl.windows(root_subject.len()).any(|w| w == root_subject));
+        assert!(IssuingCa::ROOT_CRL_MAX_VALIDITY >= std::time::Duration::from_secs(365 * 86_400));
     }
 
     #[test]

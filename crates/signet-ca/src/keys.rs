@@ -70,14 +70,18 @@ pub fn encode_private_key(
     let der = Zeroizing::new(key.serialize_der());
     match passphrase {
         None => {
-            let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let info = interoperable(
+                PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?,
+            );
             let doc =
                 pkcs8::SecretDocument::try_from(info).map_err(|e| CaError::Key(e.to_string()))?;
             doc.to_pem("PRIVATE KEY", LineEnding::LF)
                 .map_err(|e| CaError::Key(e.to_string()))
         }
         Some(pass) => {
-            let info = PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?;
+            let info = interoperable(
+                PrivateKeyInfo::from_der(&der).map_err(|e| CaError::Key(e.to_string()))?,
+            );
             let mut salt_iv = [0u8; 32];
             SystemRandom::new()
                 .fill(&mut salt_iv)
@@ -99,6 +103,19 @@ pub fn encode_private_key(
                 .map_err(|e| CaError::Key(e.to_string()))
         }
     }
+}
+
+/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key), which OpenSSL 3.0
+/// cannot read ("unsupported"). Drop the optional public key: the result is the v1 form of
+/// RFC 8410 section 7, which OpenSSL, Go and ring (`from_pkcs8_maybe_unchecked`, what rcgen
+/// uses to load keys) all read. ECDSA keys carry their public key inside the SEC1
+/// structure and are left alone.
+fn interoperable(mut info: PrivateKeyInfo<'_>) -> PrivateKeyInfo<'_> {
+    const ED25519: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112");
+    if info.algorithm.oid == ED25519 {
+        info.public_key = None;
+    }
+    info
 }
 
 /// Read a PKCS#8 PEM key, decrypting it with `passphrase` when it is encrypted.
@@ -203,6 +220,35 @@ mod tests {
             ));
             let back = decode_private_key(&enc, Some("correct horse")).expect("decrypt");
             assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+    }
+
+    /// OpenSSL reads every key type we write, plain and encrypted (Ed25519 included: ring's
+    /// own PKCS#8 v2 encoding is unreadable to OpenSSL 3.0).
+    #[test]
+    fn openssl_reads_our_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for kt in [KeyType::P256, KeyType::P384, KeyType::Ed25519] {
+            let key = kt.generate().expect("generate");
+            for pass in [None, Some("correct horse")] {
+                let pem = encode_private_key(&key, pass).expect("encode");
+                let path = dir.path().join(format!("{kt:?}-{}.pem", pass.is_some()));
+                std::fs::write(&path, pem.as_bytes()).expect("write");
+                let out = std::process::Command::new("openssl")
+                    .args(["pkey", "-noout", "-passin", "pass:correct horse", "-in"])
+                    .arg(&path)
+                    .output()
+                    .expect("openssl must be installed (apt-get install openssl)");
+                assert!(
+                    out.status.success(),
+                    "{kt:?} encrypted={}: {}",
+                    pass.is_some(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                // And we read back what we wrote, to the same key.
+                let back = decode_private_key(&pem, pass).expect("decode");
+                assert_eq!(back.public_key_raw(), key.public_key_raw());
+            }
         }
     }
 

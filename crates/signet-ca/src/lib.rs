@@ -47,6 +47,10 @@ pub use ocsp::{
     OcspCertId, OcspErrorStatus, OcspIssuerIds, OcspSigner, ParsedOcspRequest, build_response,
     error_response, parse_ocsp_request,
 };
+pub use ocsp::{
+    OCSP_CLOCK_SKEW, OcspCheckError, OcspRequestFor, OcspResponseSigner, VerifiedOcspResponse,
+    build_ocsp_request, ocsp_responder_urls, verify_ocsp_response,
+};
 pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits};
 pub use serial::Serial;

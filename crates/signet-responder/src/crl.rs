@@ -1,24 +1,36 @@
-//! `GET /crl/{issuer}.crl` (DER) and `.pem`, and `GET /ca/{issuer}.crt` (DER) and `.pem`.
+//! `GET /crl/{issuer}.crl` (DER) and `.pem`, `GET /crl/root.crl` and `.pem`,
+//! `GET /crl/chain.pem`, and `GET /ca/{issuer}.crt` (DER) and `.pem`.
 //!
 //! CRLs are signed by the CA process when it publishes them (it holds the key); this side
 //! serves the stored CRL with the largest number, kept in memory and replaced when a newer
 //! one is stored ([`Responder::refresh_crl`], driven by `watch.rs`). Each form has a strong
 //! `ETag`, and `If-None-Match` gets 304. HTTP caches may keep a CRL for a minute at most:
 //! a new one is published on every revocation.
+//!
+//! The root CA's CRL is signed offline with the root key (`signet ca root-crl`, and once by
+//! `signet init`) and stored under the root's key identifier; it is served the same way
+//! ([`Responder::refresh_root_crl`]). OpenSSL with `X509_V_FLAG_CRL_CHECK_ALL` (nginx
+//! `ssl_crl`) wants a CRL for every certificate in the chain, so `/crl/chain.pem` gives the
+//! issuing CA's CRL followed by the root's: the one file `ssl_crl` needs.
 
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use signet_store::Store;
 use time::OffsetDateTime;
 
 use crate::http::{http_date, not_modified, seconds_until};
-use crate::{Responder, ResponderError};
+use crate::{CHAIN_CRL_NAME, ROOT_CRL_NAME, Responder, ResponderError};
 
 /// The longest an HTTP cache may keep a CRL.
 const CRL_MAX_AGE_SECS: i64 = 60;
+
+/// A root CRL this close to its nextUpdate is warned about (once per CRL number).
+const ROOT_CRL_WARN_BEFORE: time::Duration = time::Duration::days(14);
 
 /// The latest CRL, in both forms.
 #[derive(Debug)]
@@ -26,54 +38,150 @@ pub(crate) struct PublishedCrl {
     pub(crate) number: u64,
     der: Bytes,
     pem: Bytes,
+    /// Hex of the first 16 bytes of the DER's SHA-256: the ETags are built from it.
+    tag: String,
     der_etag: String,
     pem_etag: String,
     this_update: OffsetDateTime,
     next_update: OffsetDateTime,
 }
 
+/// `/crl/chain.pem`: the issuing CA's CRL then the root's, PEM, for the two numbers it was
+/// built from.
+#[derive(Debug)]
+pub(crate) struct ChainCrl {
+    numbers: (u64, u64),
+    pem: Bytes,
+}
+
 impl Responder {
     /// Load the latest stored CRL if it is newer than the one being served. Returns the
     /// number now served, if any.
     pub async fn refresh_crl(&self) -> Result<Option<u64>, ResponderError> {
-        let key_id = self.inner.issuer.key_id_hex();
-        let current = self.current_crl().map(|c| c.number);
-        let latest = self.inner.store.latest_crl_number(key_id).await?;
-        if latest <= current {
-            return Ok(current);
-        }
-        let Some(rec) = self.inner.store.latest_crl(key_id).await? else {
-            return Ok(current);
+        refresh(
+            &self.inner.store,
+            self.inner.issuer.key_id_hex(),
+            &self.inner.crl,
+        )
+        .await
+    }
+
+    /// Load the root CA's latest stored CRL if it is newer than the one being served.
+    /// Returns the number now served, if any (always `None` without a root).
+    pub async fn refresh_root_crl(&self) -> Result<Option<u64>, ResponderError> {
+        let Some(root) = &self.inner.root else {
+            return Ok(None);
         };
-        let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &rec.der)
-            .map_err(|e| ResponderError::Config(format!("encoding the CRL as PEM: {e}")))?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &rec.der);
-        let tag = hex::encode(&digest.as_ref()[..16]);
-        let published = Arc::new(PublishedCrl {
-            number: rec.number,
-            der: Bytes::from(rec.der),
-            pem: Bytes::from(pem),
-            der_etag: format!("\"{tag}\""),
-            pem_etag: format!("\"{tag}-pem\""),
-            this_update: rec.this_update,
-            next_update: rec.next_update,
-        });
-        let mut slot = self.inner.crl.write().unwrap_or_else(|p| p.into_inner());
-        // Another refresh may have raced ahead: never go back to an older number.
-        if slot.as_ref().is_none_or(|c| c.number < published.number) {
-            tracing::debug!(number = published.number, "serving a new CRL");
-            *slot = Some(published);
-        }
-        Ok(slot.as_ref().map(|c| c.number))
+        refresh(&self.inner.store, root.key_id_hex(), &self.inner.root_crl).await
     }
 
     pub(crate) fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
-        self.inner
-            .crl
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.inner.crl)
     }
+
+    pub(crate) fn current_root_crl(&self) -> Option<Arc<PublishedCrl>> {
+        read(&self.inner.root_crl)
+    }
+
+    /// Warns once per CRL number when the root CRL served ends within
+    /// [`ROOT_CRL_WARN_BEFORE`], and once more when it has ended: it is signed offline, so
+    /// nothing renews it but an operator, and relying parties that check CRLs refuse an
+    /// expired one.
+    pub(crate) fn check_root_crl_expiry(&self, now: OffsetDateTime) {
+        let Some(crl) = self.current_root_crl() else {
+            return;
+        };
+        if crl.next_update - now > ROOT_CRL_WARN_BEFORE {
+            return;
+        }
+        let expired = crl.next_update <= now;
+        // The CRL number and whether it had expired: each state is reported once.
+        let state = crl.number.saturating_mul(2) | u64::from(expired);
+        if self.inner.root_crl_warned.swap(state, Ordering::Relaxed) == state {
+            return;
+        }
+        if expired {
+            tracing::error!(
+                number = crl.number,
+                next_update = %crl.next_update,
+                "the root CA's CRL has expired: clients checking CRLs (nginx ssl_crl) now refuse \
+                 every certificate; sign a new one with `signet ca root-crl`"
+            );
+        } else {
+            tracing::warn!(
+                number = crl.number,
+                next_update = %crl.next_update,
+                "the root CA's CRL expires soon: sign a new one with `signet ca root-crl` \
+                 before then"
+            );
+        }
+    }
+
+    /// The chain CRL for `issuing` and `root`, built once per pair of numbers.
+    fn chain_crl(&self, issuing: &PublishedCrl, root: &PublishedCrl) -> Arc<ChainCrl> {
+        let numbers = (issuing.number, root.number);
+        if let Some(c) = read(&self.inner.chain_crl).filter(|c| c.numbers == numbers) {
+            return c;
+        }
+        let mut pem = Vec::with_capacity(issuing.pem.len() + root.pem.len());
+        pem.extend_from_slice(&issuing.pem);
+        pem.extend_from_slice(&root.pem);
+        let built = Arc::new(ChainCrl {
+            numbers,
+            pem: Bytes::from(pem),
+        });
+        let mut slot = self
+            .inner
+            .chain_crl
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        // Keep the newest pair if another request raced ahead.
+        if slot.as_ref().is_none_or(|c| c.numbers <= numbers) {
+            *slot = Some(built.clone());
+        }
+        built
+    }
+}
+
+fn read<T>(slot: &RwLock<Option<Arc<T>>>) -> Option<Arc<T>> {
+    slot.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Loads the latest CRL of `key_id` into `slot` if it is newer than the one there.
+async fn refresh(
+    store: &Store,
+    key_id: &str,
+    slot: &RwLock<Option<Arc<PublishedCrl>>>,
+) -> Result<Option<u64>, ResponderError> {
+    let current = read(slot).map(|c| c.number);
+    let latest = store.latest_crl_number(key_id).await?;
+    if latest <= current {
+        return Ok(current);
+    }
+    let Some(rec) = store.latest_crl(key_id).await? else {
+        return Ok(current);
+    };
+    let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &rec.der)
+        .map_err(|e| ResponderError::Config(format!("encoding the CRL as PEM: {e}")))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &rec.der);
+    let tag = hex::encode(&digest.as_ref()[..16]);
+    let published = Arc::new(PublishedCrl {
+        number: rec.number,
+        der: Bytes::from(rec.der),
+        pem: Bytes::from(pem),
+        der_etag: format!("\"{tag}\""),
+        pem_etag: format!("\"{tag}-pem\""),
+        tag,
+        this_update: rec.this_update,
+        next_update: rec.next_update,
+    });
+    let mut slot = slot.write().unwrap_or_else(|p| p.into_inner());
+    // Another refresh may have raced ahead: never go back to an older number.
+    if slot.as_ref().is_none_or(|c| c.number < published.number) {
+        tracing::debug!(key_id, number = published.number, "serving a new CRL");
+        *slot = Some(published);
+    }
+    Ok(slot.as_ref().map(|c| c.number))
 }
 
 /// Splits `issuing.crl` into its issuer name and extension, if the name is ours.
@@ -82,56 +190,153 @@ fn own_file<'a>(r: &Responder, file: &'a str) -> Option<&'a str> {
     (name == r.inner.config.issuer_name).then_some(ext)
 }
 
+/// What `/crl/{file}` names.
+enum CrlFile {
+    Issuing { pem: bool },
+    Root { pem: bool },
+    Chain,
+}
+
+fn crl_file(r: &Responder, file: &str) -> Option<CrlFile> {
+    let (name, ext) = file.rsplit_once('.')?;
+    let pem = match ext {
+        "crl" => false,
+        "pem" => true,
+        _ => return None,
+    };
+    if name == r.inner.config.issuer_name {
+        Some(CrlFile::Issuing { pem })
+    } else if name == ROOT_CRL_NAME {
+        Some(CrlFile::Root { pem })
+    } else if name == CHAIN_CRL_NAME && pem {
+        Some(CrlFile::Chain)
+    } else {
+        None
+    }
+}
+
+/// The issuing CA's CRL, loading it once if nothing is loaded yet (a fresh start).
+async fn issuing_crl(r: &Responder) -> Result<Arc<PublishedCrl>, Response> {
+    if let Some(crl) = r.current_crl() {
+        return Ok(crl);
+    }
+    if let Err(e) = r.refresh_crl().await {
+        tracing::warn!(error = %e, "loading the CRL failed");
+    }
+    r.current_crl().ok_or_else(|| {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            h,
+            "no CRL has been published yet\n",
+        )
+            .into_response()
+    })
+}
+
+/// The root CA's CRL, loading it once if nothing is loaded yet. 404 without a root, or
+/// when none was ever stored: nothing but an operator with the root key will make one.
+async fn root_crl(r: &Responder) -> Result<Arc<PublishedCrl>, Response> {
+    if r.inner.root.is_none() {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "this responder was not given the root CA certificate: no root CRL\n",
+        )
+            .into_response());
+    }
+    if let Some(crl) = r.current_root_crl() {
+        return Ok(crl);
+    }
+    if let Err(e) = r.refresh_root_crl().await {
+        tracing::warn!(error = %e, "loading the root CRL failed");
+    }
+    r.current_root_crl().ok_or_else(|| {
+        (
+            StatusCode::NOT_FOUND,
+            "no root CRL has been published: sign one with `signet ca root-crl`\n",
+        )
+            .into_response()
+    })
+}
+
 pub(crate) async fn get_crl(
     State(r): State<Responder>,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let pem = match own_file(&r, &file) {
-        Some("crl") => false,
-        Some("pem") => true,
-        _ => return (StatusCode::NOT_FOUND, "no such CRL\n").into_response(),
+    let Some(which) = crl_file(&r, &file) else {
+        return (StatusCode::NOT_FOUND, "no such CRL\n").into_response();
     };
-    let mut crl = r.current_crl();
-    if crl.is_none() {
-        // Nothing loaded yet (a fresh start): look once before giving up.
-        if let Err(e) = r.refresh_crl().await {
-            tracing::warn!(error = %e, "loading the CRL failed");
-        }
-        crl = r.current_crl();
+    let result = match which {
+        CrlFile::Issuing { pem } => issuing_crl(&r).await.map(|c| one(&c, pem)),
+        CrlFile::Root { pem } => root_crl(&r).await.map(|c| one(&c, pem)),
+        // The root first: without it, the chain file cannot exist (404), while a missing
+        // issuing CRL is only not published yet (503).
+        CrlFile::Chain => match root_crl(&r).await {
+            Err(e) => Err(e),
+            Ok(root) => issuing_crl(&r).await.map(|issuing| Served {
+                body: r.chain_crl(&issuing, &root).pem.clone(),
+                etag: format!("\"{}-{}-chain\"", issuing.tag, root.tag),
+                content_type: "application/x-pem-file",
+                this_update: issuing.this_update.max(root.this_update),
+                next_update: issuing.next_update.min(root.next_update),
+            }),
+        },
+    };
+    match result {
+        Ok(served) => served.respond(&headers),
+        Err(response) => response,
     }
-    let Some(crl) = crl else {
-        let mut h = HeaderMap::new();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            h,
-            "no CRL has been published yet\n",
-        )
-            .into_response();
-    };
+}
+
+/// One CRL response, before conditional handling.
+struct Served {
+    body: Bytes,
+    etag: String,
+    content_type: &'static str,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+}
+
+fn one(crl: &PublishedCrl, pem: bool) -> Served {
     let (body, etag, content_type) = if pem {
         (&crl.pem, &crl.pem_etag, "application/x-pem-file")
     } else {
         (&crl.der, &crl.der_etag, "application/pkix-crl")
     };
-    let now = OffsetDateTime::now_utc();
-    let max_age = seconds_until(now, crl.next_update).min(CRL_MAX_AGE_SECS);
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform"))
-            .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
-    );
-    h.insert(header::LAST_MODIFIED, http_date(crl.this_update));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
+    Served {
+        body: body.clone(),
+        etag: etag.clone(),
+        content_type,
+        this_update: crl.this_update,
+        next_update: crl.next_update,
     }
-    if not_modified(&headers, etag) {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
+}
+
+impl Served {
+    fn respond(self, headers: &HeaderMap) -> Response {
+        let now = OffsetDateTime::now_utc();
+        let max_age = seconds_until(now, self.next_update).min(CRL_MAX_AGE_SECS);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform"))
+                .unwrap_or_else(|_| HeaderValue::from_static("no-cache")),
+        );
+        h.insert(header::LAST_MODIFIED, http_date(self.this_update));
+        if let Ok(v) = HeaderValue::from_str(&self.etag) {
+            h.insert(header::ETAG, v);
+        }
+        if not_modified(headers, &self.etag) {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        (StatusCode::OK, h, self.body).into_response()
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    (StatusCode::OK, h, body.clone()).into_response()
 }
 
 /// The issuing CA certificate, for AIA caIssuers (RFC 5280 section 4.2.2.1: a DER
@@ -156,4 +361,179 @@ pub(crate) async fn get_ca(State(r): State<Responder>, Path(file): Path<String>)
         HeaderValue::from_static("max-age=3600, public, no-transform"),
     );
     (StatusCode::OK, h, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use signet_ca::{InitOptions, IssuanceUrls, IssuingCa, build_crl, generate_ca};
+    use signet_store::NewCrl;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{IssuerCertificate, ResponderConfig, app};
+
+    async fn get(
+        r: &Responder,
+        path: &str,
+        etag: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut req = Request::get(path);
+        if let Some(tag) = etag {
+            req = req.header(header::IF_NONE_MATCH, tag);
+        }
+        let resp = app(r.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    async fn publish(store: &Store, ca: &IssuingCa) -> u64 {
+        let key_id = hex::encode(ca.key_id());
+        let number = store.next_crl_number(&key_id).await.unwrap();
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let next = now + time::Duration::days(30);
+        let der = build_crl(ca, number, now, next, std::iter::empty()).unwrap();
+        store
+            .store_crl(&NewCrl {
+                issuer_key_id: key_id,
+                number,
+                this_update: now,
+                next_update: next,
+                der,
+            })
+            .await
+            .unwrap();
+        number
+    }
+
+    #[tokio::test]
+    async fn root_and_chain_crls_are_served_with_etags() {
+        let db = signet_testkit::TestDb::sqlite().await;
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let bundle = generate_ca(
+            &InitOptions::new("Root CRL Test"),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let issuing = IssuingCa::new(
+            &bundle.issuing_cert_pem,
+            &bundle.root_cert_pem,
+            bundle.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .unwrap();
+        let root_cert = IssuerCertificate::from_pem(&bundle.root_cert_pem).unwrap();
+        let root = IssuingCa::root_for_crls(&bundle.root_cert_pem, bundle.root_key).unwrap();
+        assert_eq!(root_cert.key_id_hex(), hex::encode(root.key_id()));
+        let issuer = IssuerCertificate::from_der(issuing.cert_der()).unwrap();
+
+        // Without a root certificate: 404 for the root and chain files.
+        let plain =
+            Responder::new(store.clone(), issuer.clone(), ResponderConfig::default()).unwrap();
+        for path in ["/crl/root.crl", "/crl/root.pem", "/crl/chain.pem"] {
+            assert_eq!(
+                get(&plain, path, None).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+
+        let r = Responder::with_root(
+            store.clone(),
+            issuer.clone(),
+            Some(root_cert.clone()),
+            ResponderConfig::default(),
+        )
+        .unwrap();
+        // Nothing signed by the root yet: 404 saying how to make one.
+        let (status, _, body) = get(&r, "/crl/root.pem", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(String::from_utf8_lossy(&body).contains("signet ca root-crl"));
+        assert_eq!(
+            get(&r, "/crl/chain.crl", None).await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        assert_eq!(publish(&store, &root).await, 1);
+        publish(&store, &issuing).await;
+        let (status, h, der) = get(&r, "/crl/root.crl", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], "application/pkix-crl");
+        let stored = store
+            .latest_crl(root_cert.key_id_hex())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(der, stored.der);
+        let etag = h[header::ETAG].to_str().unwrap().to_string();
+        let (status, h304, body) = get(&r, "/crl/root.crl", Some(&etag)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        assert!(body.is_empty());
+        assert_eq!(h304[header::ETAG], etag.as_str());
+
+        let (_, _, root_pem) = get(&r, "/crl/root.pem", None).await;
+        let (_, _, issuing_pem) = get(&r, "/crl/issuing.pem", None).await;
+        let (status, h, chain) = get(&r, "/crl/chain.pem", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(chain, [issuing_pem.clone(), root_pem.clone()].concat());
+        let chain_etag = h[header::ETAG].to_str().unwrap().to_string();
+        assert_eq!(
+            get(&r, "/crl/chain.pem", Some(&chain_etag)).await.0,
+            StatusCode::NOT_MODIFIED
+        );
+
+        // A new root CRL: served once refreshed, with a new ETag for it and for the chain.
+        assert_eq!(publish(&store, &root).await, 2);
+        assert_eq!(r.refresh_root_crl().await.unwrap(), Some(2));
+        let (status, h, _) = get(&r, "/crl/root.crl", Some(&etag)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(h[header::ETAG], etag.as_str());
+        let (status, h, chain2) = get(&r, "/crl/chain.pem", Some(&chain_etag)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(h[header::ETAG], chain_etag.as_str());
+        assert!(chain2.starts_with(&issuing_pem) && chain2 != chain);
+
+        // Expiry is reported once as near, once as past, per CRL number (30 days here).
+        let warned = || r.inner.root_crl_warned.load(Ordering::Relaxed);
+        let now = OffsetDateTime::now_utc();
+        r.check_root_crl_expiry(now);
+        assert_eq!(warned(), 0);
+        r.check_root_crl_expiry(now + time::Duration::days(20));
+        assert_eq!(warned(), 2 * 2);
+        r.check_root_crl_expiry(now + time::Duration::days(31));
+        assert_eq!(warned(), 2 * 2 + 1);
+
+        // The reserved names cannot be the issuing CA's; a root with the issuing CA's own key
+        // is not a separate root.
+        for name in ["root", "chain"] {
+            let config = ResponderConfig {
+                issuer_name: name.into(),
+                ..Default::default()
+            };
+            assert!(Responder::new(store.clone(), issuer.clone(), config).is_err());
+        }
+        let same = Responder::with_root(
+            store.clone(),
+            issuer.clone(),
+            Some(issuer.clone()),
+            ResponderConfig::default(),
+        )
+        .unwrap();
+        assert!(same.root().is_none());
+    }
 }

@@ -16,8 +16,10 @@
 //! [`Responder::watch_changes`] everywhere else). See `ocsp.rs` for the HTTP side.
 //!
 //! Routes ([`app`]): `POST /ocsp`, `GET /ocsp/{base64 request}`, `GET /crl/{issuer}.crl`
-//! (DER) and `.pem`, `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`, `GET /readyz`
-//! (200 once a signer is installed).
+//! (DER) and `.pem`, `GET /crl/root.crl` and `.pem` (the root CA's CRL, signed offline with
+//! `signet ca root-crl`), `GET /crl/chain.pem` (the issuing CA's CRL then the root's: what
+//! nginx `ssl_crl` needs), `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`,
+//! `GET /readyz` (200 once a signer is installed).
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, RwLock};
@@ -43,6 +45,13 @@ pub use signer::{CertifySigner, StoreCertifier, generate_signer_key};
 /// The issuer name used in URLs (`/crl/issuing.crl`, `/ca/issuing.crt`) for the one issuing
 /// CA Signet runs; it matches the default `[urls]` of `signet.toml`.
 pub const DEFAULT_ISSUER_NAME: &str = "issuing";
+
+/// The name of the root CA's CRL in URLs: `/crl/root.crl` and `/crl/root.pem`.
+pub const ROOT_CRL_NAME: &str = "root";
+
+/// The name of the concatenated CRLs (issuing CA's, then the root's) in URLs:
+/// `/crl/chain.pem`.
+pub const CHAIN_CRL_NAME: &str = "chain";
 
 /// How the responder behaves. [`ResponderConfig::default`] gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,11 +116,18 @@ pub struct Responder {
 #[derive(Debug)]
 struct Inner {
     issuer: IssuerCertificate,
+    /// The root CA above the issuing CA, whose CRL (signed offline) is served too.
+    root: Option<IssuerCertificate>,
     store: Store,
     config: ResponderConfig,
     signer: RwLock<Option<Arc<ActiveSigner>>>,
     cache: cache::OcspCache,
     crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
+    root_crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
+    /// The last `/crl/chain.pem` body built, for the CRL numbers it was built from.
+    chain_crl: RwLock<Option<Arc<crl::ChainCrl>>>,
+    /// The root CRL state last warned about (number × 2 + expired; 0: none yet).
+    root_crl_warned: std::sync::atomic::AtomicU64,
     /// Wakes [`Responder::watch_changes`] before its next poll.
     wake: tokio::sync::Notify,
 }
@@ -133,6 +149,21 @@ impl Responder {
         issuer: IssuerCertificate,
         config: ResponderConfig,
     ) -> Result<Self, ResponderError> {
+        Self::with_root(store, issuer, None, config)
+    }
+
+    /// As [`Responder::new`], also serving the CRL of `root` (the root CA above the issuing
+    /// CA) at `/crl/root.crl`, `/crl/root.pem` and, after the issuing CA's, in
+    /// `/crl/chain.pem`. The root's CRLs are signed offline (`signet ca root-crl`) and
+    /// stored under the root's key identifier. Without a root, those routes answer 404. A
+    /// root with the issuing CA's own key (a one-level hierarchy) is ignored: its CRL is the
+    /// issuing CA's.
+    pub fn with_root(
+        store: Store,
+        issuer: IssuerCertificate,
+        root: Option<IssuerCertificate>,
+        config: ResponderConfig,
+    ) -> Result<Self, ResponderError> {
         if config.ocsp_validity < Duration::from_secs(60) {
             return Err(ResponderError::Config(
                 "the OCSP response validity must be at least one minute".into(),
@@ -149,15 +180,26 @@ impl Responder {
                 config.issuer_name
             )));
         }
+        if [ROOT_CRL_NAME, CHAIN_CRL_NAME].contains(&config.issuer_name.as_str()) {
+            return Err(ResponderError::Config(format!(
+                "issuer name {:?} is reserved for the root CA's CRLs",
+                config.issuer_name
+            )));
+        }
+        let root = root.filter(|r| r.key_id_hex() != issuer.key_id_hex());
         let cache = cache::OcspCache::new(config.max_cached);
         Ok(Responder {
             inner: Arc::new(Inner {
                 issuer,
+                root,
                 store,
                 config,
                 signer: RwLock::new(None),
                 cache,
                 crl: RwLock::new(None),
+                root_crl: RwLock::new(None),
+                chain_crl: RwLock::new(None),
+                root_crl_warned: std::sync::atomic::AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
             }),
         })
@@ -166,6 +208,11 @@ impl Responder {
     /// The issuing CA this responder answers for.
     pub fn issuer(&self) -> &IssuerCertificate {
         &self.inner.issuer
+    }
+
+    /// The root CA whose CRL this responder serves, if it was given one.
+    pub fn root(&self) -> Option<&IssuerCertificate> {
+        self.inner.root.as_ref()
     }
 
     /// The configuration.

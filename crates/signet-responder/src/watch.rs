@@ -1,4 +1,5 @@
-//! Following the database: revocations made by any process, and CRLs published by any.
+//! Following the database: revocations made by any process, and CRLs published by any
+//! (the issuing CA's, and the root CA's signed offline).
 //!
 //! Polling is the guarantee: every `poll_interval` (200 ms by default) the responder asks
 //! for revocations past the last one it saw (an indexed range scan that is almost always
@@ -45,6 +46,10 @@ impl Responder {
             if let Err(e) = self.refresh_crl().await {
                 tracing::warn!(error = %e, "checking for a new CRL failed");
             }
+            if let Err(e) = self.refresh_root_crl().await {
+                tracing::warn!(error = %e, "checking for a new root CRL failed");
+            }
+            self.check_root_crl_expiry(time::OffsetDateTime::now_utc());
             tokio::select! {
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(self.inner.config.poll_interval) => {}

@@ -28,6 +28,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 
+mod group;
 mod revocation;
 
 pub use revocation::{
@@ -589,6 +590,9 @@ pub struct Store {
     /// On PostgreSQL, the URL [`Store::change_listener`] opens its own
     /// connection with.
     listen_url: Option<Redacted>,
+    /// Group commit for certificates, used tokens and audit rows (see
+    /// `group.rs`); shared by clones.
+    writer: Arc<group::GroupWriter>,
 }
 
 /// A connection URL, which may hold a password: never printed.
@@ -659,6 +663,7 @@ impl Store {
         let listen_url = (backend == Backend::Postgres)
             .then(|| Redacted(Arc::from(normalize_postgres_url(url).as_ref())));
         Ok(Store {
+            writer: group::GroupWriter::new(pool.clone(), backend),
             pool,
             backend,
             next_token_purge: Arc::new(AtomicI64::new(0)),
@@ -693,16 +698,24 @@ impl Store {
     }
 
     /// Closes every connection; later calls fail with
-    /// [`StoreError::Unavailable`]. Waits for checked-out connections.
+    /// [`StoreError::Unavailable`]. First every write already queued for
+    /// group commit is committed (or failed back to its caller); then it
+    /// waits for checked-out connections.
     pub async fn close(&self) {
+        self.writer.flush().await;
         self.pool.close().await;
     }
 
     /// Records an issued certificate and its audit row in one transaction,
     /// committed (and, on SQLite, synced) before `Ok` is returned.
     ///
+    /// Concurrent calls share a transaction (group commit, see `group.rs`):
+    /// each returns only after the shared `COMMIT` has returned. An idle
+    /// store commits a lone call at once, without waiting for company.
+    ///
     /// A serial that is already stored gives [`StoreError::Conflict`] and
-    /// writes nothing, not even the audit row.
+    /// writes nothing, not even the audit row; other calls batched with it
+    /// are not affected.
     pub async fn insert_certificate(
         &self,
         cert: &NewCertificate,
@@ -710,19 +723,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         validate_serial(&cert.serial)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-
-        let mut tx = self.pool.begin().await?;
-        insert_certificate_row(&mut tx, cert, now).await?;
-        insert_audit(&mut tx, audit, now).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .insert_certificate(Box::new(cert.clone()), audit.clone(), now)
+            .await
     }
 
-    /// Appends one audit row, time-stamped now.
+    /// Appends one audit row, time-stamped now, committed before `Ok` is
+    /// returned (group-committed with concurrent writes).
     pub async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut conn = self.pool.acquire().await?;
-        insert_audit(&mut conn, audit, now).await
+        self.writer.append_audit(audit.clone(), now).await
     }
 
     /// The certificate with this serial, if there is one.
@@ -863,25 +873,64 @@ impl Store {
             )));
         }
 
-        // One autocommitted statement. ON CONFLICT DO NOTHING turns a replay
-        // into "0 rows" rather than an error (which would also abort any
-        // surrounding transaction on PostgreSQL); the primary key makes
-        // concurrent inserts of one key serialise, so only one sees 1 row.
-        let inserted = sqlx::query(
-            "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (provisioner, jti) DO NOTHING",
-        )
-        .bind(provisioner)
-        .bind(jti)
-        .bind(expires)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        // Group-committed with concurrent writes (see `group.rs`): an
+        // INSERT … ON CONFLICT DO NOTHING, where a replay is "not inserted"
+        // rather than an error; the primary key makes concurrent inserts of
+        // one key (in this or any other process) serialise, so only one is
+        // told it was first.
+        let first = self
+            .writer
+            .consume_token(provisioner.to_owned(), jti.to_owned(), expires, now)
+            .await?;
 
         self.maybe_purge_used_tokens(now).await;
-        Ok(inserted == 1)
+        Ok(first)
+    }
+
+    /// [`Store::consume_token`] and [`Store::insert_certificate`] in one
+    /// transaction: one durable commit per issuance instead of two.
+    ///
+    /// * `Ok(true)`: the token was new; the token row, the certificate and
+    ///   its audit row are committed (and, on SQLite, synced).
+    /// * `Ok(false)`: the token was already used (a replay); nothing was
+    ///   written. The caller should discard the certificate it signed.
+    ///
+    /// Errors and input checks are those of the two calls it replaces; a
+    /// duplicate serial is [`StoreError::Conflict`] and leaves the token
+    /// unused. Meant for callers that sign before burning the token (a
+    /// replay then costs one wasted signature, never a second certificate).
+    pub async fn insert_certificate_with_token(
+        &self,
+        provisioner: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        cert: &NewCertificate,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        validate_token_part("provisioner", provisioner, MAX_PROVISIONER_LEN)?;
+        validate_token_part("jti", jti, MAX_JTI_LEN)?;
+        validate_serial(&cert.serial)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let expires = expires_at.unix_timestamp();
+        if expires < now.saturating_sub(duration_secs(MAX_EXPIRED_TOKEN_AGE)) {
+            return Err(StoreError::InvalidInput(format!(
+                "token expired more than {} seconds ago",
+                MAX_EXPIRED_TOKEN_AGE.as_secs()
+            )));
+        }
+        let first = self
+            .writer
+            .insert_certificate_with_token(
+                Box::new(cert.clone()),
+                audit.clone(),
+                provisioner.to_owned(),
+                jti.to_owned(),
+                expires,
+                now,
+            )
+            .await?;
+        self.maybe_purge_used_tokens(now).await;
+        Ok(first)
     }
 
     /// Deletes used-token rows whose `expires_at` is more than

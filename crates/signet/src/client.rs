@@ -97,7 +97,7 @@ impl Bearer {
         Ok(Bearer(Zeroizing::new(t.to_string())))
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -380,15 +380,21 @@ pub async fn fetch_pinned_root(
     let body = read_body(check(resp).await?).await?;
     let root = single_certificate(&body).context("the server's /v1/ca/root")?;
     if !expected.matches(&root) {
-        bail!(
+        return Err(RootMismatch(format!(
             "ROOT FINGERPRINT MISMATCH: the server at {url} presented a root with fingerprint {}, \
              not the expected {expected}. Nothing was trusted or written; check the fingerprint, \
              or someone may be intercepting the connection",
             signet_ca::sha256_fingerprint(&root)
-        );
+        ))
+        .into());
     }
     Ok(root)
 }
+
+/// The server's root is not the one pinned by `--root-fingerprint` (fatal, never retried).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RootMismatch(pub String);
 
 /// Exactly one certificate from PEM text.
 pub fn single_certificate(pem: &[u8]) -> anyhow::Result<CertificateDer<'static>> {
@@ -521,7 +527,7 @@ pub fn sanitize(s: &str, max_chars: usize) -> String {
     out
 }
 
-async fn read_body(mut resp: reqwest::Response) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn read_body(mut resp: reqwest::Response) -> anyhow::Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.context("reading the response")? {
         if body.len() + chunk.len() > MAX_BODY {
@@ -540,6 +546,16 @@ pub struct Api {
 }
 
 impl Api {
+    /// The underlying HTTP client, for callers that need the raw status and headers.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The server's URL.
+    pub(crate) fn url(&self) -> &CaUrl {
+        &self.url
+    }
+
     /// A client trusting only `roots`, optionally presenting a client certificate.
     pub fn new(
         url: CaUrl,

@@ -355,7 +355,12 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut cfg: Config = toml::from_str(&text)
+        Config::parse(&text, path)
+    }
+
+    /// Parse and fully validate `text` as if it were the contents of `path`.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        let mut cfg: Config = toml::from_str(text)
             .with_context(|| format!("{} is not a valid Signet configuration", path.display()))?;
         let base = path
             .parent()
@@ -585,6 +590,24 @@ crl_validity = "24h"
 # public_key_file = "provisioners/default.pub"   # SPKI PEM
 # [provisioners.policy]                          # same keys as [policy] above
 # dns = ["*.internal"]
+#
+# A Kubernetes cluster's workloads, vouched for by their projected service-account tokens
+# (`signet provisioner add kubernetes` writes such an entry). A token selects the provisioner
+# whose issuer is its `iss`; it is verified with the cluster key its `kid` names. Tokens are
+# not single-use (the kubelet reuses them), but one older than max_token_age is refused.
+# [[provisioners]]
+# name = "k8s"
+# type = "kubernetes"
+# issuer = "https://kubernetes.default.svc.cluster.local"  # the cluster's --service-account-issuer
+# audience = "signet"                         # the audience of the projected token volume
+# jwks_file = "provisioners/k8s.jwks.json"    # `kubectl get --raw /openid/v1/jwks`, or inline: jwks = '''{...}'''
+# namespaces = ["prod"]                       # namespaces allowed (unset: any)
+# service_accounts = ["prod/api"]             # "namespace/name" allowed (unset: any)
+# trust_domain = "cluster.local"              # {trust_domain} in the SPIFFE ID
+# names = ["{sa}.{ns}.svc", "{sa}.{ns}.svc.cluster.local", "spiffe://{trust_domain}/ns/{ns}/sa/{sa}"]
+# max_token_age = "1h"                        # by iat; at least the token volume's expirationSeconds
+# [provisioners.policy]                       # names beyond the templates (none by default)
+# profiles = ["peer", "client", "server"]     # a request without a profile gets "peer"
 "#;
 
 #[cfg(test)]
@@ -621,6 +644,28 @@ mod tests {
         assert_eq!(
             cfg.database.url,
             format!("sqlite://{}", dir.path().join("signet.db").display())
+        );
+    }
+
+    #[test]
+    fn the_commented_kubernetes_example_parses() {
+        let text = render_default("x");
+        let start = text.find("# name = \"k8s\"").expect("example");
+        let example: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let doc = format!("[ca]\nname = \"x\"\n[[provisioners]]\n{example}\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config::parse(&doc, &dir.path().join("signet.toml")).expect("parses");
+        let p = &cfg.provisioners[0];
+        assert_eq!(p.kind, signet_api::ProvisionerKind::Kubernetes);
+        assert_eq!(p.audience.as_deref(), Some("signet"));
+        assert_eq!(p.service_accounts, vec!["prod/api"]);
+        assert_eq!(
+            p.names.as_deref(),
+            Some(&signet_api::DEFAULT_NAME_TEMPLATES.map(String::from)[..])
         );
     }
 

@@ -11,6 +11,8 @@ mod cmd;
 mod config;
 mod files;
 mod serve;
+mod staple;
+mod workload;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,7 +39,7 @@ enum Command {
     Revoke(cmd::revoke::RevokeArgs),
     /// List certificates on the server (admin).
     List(cmd::list::ListArgs),
-    /// Fetch the CA's root or chain from the server.
+    /// Fetch the CA's root or chain from the server, or sign the root CA's CRL (root-crl).
     Ca(cmd::ca::CaArgs),
     /// Serve the REST API over HTTPS and the OCSP responder and CRLs over HTTP (initialising
     /// the data directory on first start).
@@ -45,6 +47,16 @@ enum Command {
     /// Run only the OCSP responder and CRL download point (plain HTTP), without the CA key,
     /// next to a `signet serve` that shares its database.
     Responder(cmd::responder::ResponderArgs),
+    /// Add, list or remove provisioners in signet.toml (`serve` applies changes on SIGHUP).
+    Provisioner(cmd::provisioner::ProvisionerArgs),
+    /// Fetch and verify an OCSP response for a server certificate, for stapling
+    /// (nginx ssl_stapling_file, HAProxy, Envoy).
+    Staple(cmd::staple::StapleArgs),
+    /// Get this workload its first certificate with a bearer token (Kubernetes init
+    /// container): writes ca.crt, tls.key and tls.crt.
+    Bootstrap(cmd::bootstrap::BootstrapArgs),
+    /// Keep the certificate from `bootstrap` fresh, renewing over mTLS (Kubernetes sidecar).
+    Renew(cmd::renew::RenewArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +67,8 @@ fn main() -> ExitCode {
         Command::Serve(_) | Command::Responder(_) => {
             "warn,signet=info,signet_api=info,signet_responder=info"
         }
+        // The workload's init container and sidecar say what they did.
+        Command::Bootstrap(_) | Command::Renew(_) => "warn,signet=info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -83,10 +97,14 @@ fn main() -> ExitCode {
             Command::Migrate(args) => cmd::migrate::run(args).await,
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Responder(args) => cmd::responder::run(args).await,
+            Command::Provisioner(args) => cmd::provisioner::run(args).await,
+            Command::Staple(args) => cmd::staple::run(args).await,
             Command::Token(args) => cmd::token::run(args).await,
             Command::Revoke(args) => cmd::revoke::run(args).await,
             Command::List(args) => cmd::list::run(args).await,
             Command::Ca(args) => cmd::ca::run(args).await,
+            Command::Bootstrap(args) => cmd::bootstrap::run(args).await,
+            Command::Renew(args) => cmd::renew::run(args).await,
         }
     });
     match result {
@@ -94,7 +112,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let refused = e.downcast_ref::<cmd::Refused>().is_some();
             eprintln!("error: {e:#}");
-            if refused {
+            if let Some(w) = e.downcast_ref::<workload::ExitWith>() {
+                ExitCode::from(w.code)
+            } else if refused {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

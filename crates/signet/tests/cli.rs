@@ -594,6 +594,188 @@ async fn an_existing_issuing_ca_is_adopted_with_import() {
         p(&leaf),
     ]);
     assert!(o.status.success(), "{}", text(&o));
+
+    // No root key, so no root CRL from init, and init says so. Whoever holds the root key
+    // can still sign one with `ca root-crl --root-key` (here an openssl-made P-384 root).
+    assert!(!dir.join("root_ca.crl").exists());
+    let again = t.join("data-again");
+    let out = signet(
+        &[("SIGNET_CA_PASSPHRASE", "legacy")],
+        &[
+            "init",
+            "--dir",
+            p(&again),
+            "--import-cert",
+            p(&f("chain.pem")),
+            "--import-key",
+            p(&f("int.enc.key")),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("No root CRL was written"),
+        "{}",
+        text(&out)
+    );
+    let crl = t.join("legacy-root.crl");
+    let out = signet(
+        &[],
+        &[
+            "ca",
+            "root-crl",
+            "--dir",
+            p(&dir),
+            "--root-key",
+            p(&f("root.key")),
+            "--out",
+            p(&crl),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let o = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl),
+        "-CAfile",
+        p(&f("root.pem")),
+        "-verify",
+        "-noout",
+        "-crlnumber",
+    ]);
+    let all = text(&o);
+    assert!(o.status.success() && all.contains("verify OK"), "{all}");
+    assert!(all.contains("crlNumber=0x01"), "{all}");
+}
+
+/// `openssl crl -verify` of `crl` against `ca` (PEM or DER by `der`): its whole output, which
+/// must say "verify OK".
+fn crl_verified(crl: &Path, ca: &Path, der: bool) -> String {
+    let mut args = vec!["crl", "-in", p(crl), "-CAfile", p(ca), "-verify", "-noout"];
+    if der {
+        args.extend(["-inform", "DER"]);
+    }
+    args.extend(["-crlnumber", "-issuer", "-nextupdate", "-text"]);
+    let o = openssl(&args);
+    let all = text(&o);
+    assert!(o.status.success() && all.contains("verify OK"), "{all}");
+    all
+}
+
+/// `init` signs and stores the root's first CRL and writes root_ca.crl; `ca root-crl` signs
+/// the next ones with growing numbers, stores them, writes PEM or DER; bad validity, a
+/// missing key and a missing passphrase are refused before anything is stored.
+#[tokio::test]
+async fn init_and_ca_root_crl_publish_the_roots_crl() {
+    let (tmp, dir, _env) = init(None, &[]);
+    let t = tmp.path();
+    let root_cert = dir.join("root_ca.crt");
+    let first = dir.join("root_ca.crl");
+    assert!(
+        std::fs::read_to_string(&first)
+            .unwrap()
+            .starts_with("-----BEGIN X509 CRL-----")
+    );
+    let out = crl_verified(&first, &root_cert, false);
+    assert!(out.contains("crlNumber=0x01"), "{out}");
+    assert!(out.contains("CN = Acme Internal CA Root CA"), "{out}");
+    assert!(out.contains("No Revoked Certificates"), "{out}");
+    // Signed by the root, not the issuing CA.
+    let o = openssl(&[
+        "crl",
+        "-in",
+        p(&first),
+        "-CAfile",
+        p(&dir.join("issuing_ca.crt")),
+        "-verify",
+        "-noout",
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+
+    // The stored CRL is the same one, under the root's key id.
+    let root = signet_ca::IssuingCa::root_for_crls(
+        &std::fs::read_to_string(&root_cert).unwrap(),
+        signet_ca::read_private_key_file(&dir.join("root_ca.key"), None).unwrap(),
+    )
+    .unwrap();
+    let key_id = hex::encode(root.key_id());
+    let store = store_for(&dir, None).await;
+    let stored = store.latest_crl(&key_id).await.unwrap().unwrap();
+    assert_eq!(stored.number, 1);
+    let first_der = std::process::Command::new("openssl")
+        .args(["crl", "-in", p(&first), "-outform", "DER"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(stored.der, first_der);
+    let days = (stored.next_update - stored.this_update).whole_days();
+    assert_eq!(days, 90);
+
+    // Two runs: numbers 2 and 3; PEM for .pem, DER otherwise.
+    let root_crl = |extra: &[&str]| {
+        let mut args = vec!["ca", "root-crl", "--dir", p(&dir)];
+        args.extend_from_slice(extra);
+        signet(&[], &args)
+    };
+    let pem_out = t.join("root.pem");
+    let o = root_crl(&["--out", p(&pem_out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("root CRL number 2"),
+        "{}",
+        text(&o)
+    );
+    assert!(crl_verified(&pem_out, &root_cert, false).contains("crlNumber=0x02"));
+    let der_out = t.join("root.crl");
+    let o = root_crl(&["--out", p(&der_out), "--validity", "30d"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(crl_verified(&der_out, &root_cert, true).contains("crlNumber=0x03"));
+    let stored = store.latest_crl(&key_id).await.unwrap().unwrap();
+    assert_eq!(stored.number, 3);
+    assert_eq!(stored.der, std::fs::read(&der_out).unwrap());
+    assert_eq!((stored.next_update - stored.this_update).whole_days(), 30);
+
+    // Refusals store nothing.
+    for bad in ["400d", "2years", "10m", "soon"] {
+        let o = root_crl(&["--validity", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(text(&o).contains("--validity"), "{}", text(&o));
+    }
+    let o = root_crl(&["--validity", "400d"]);
+    assert!(text(&o).contains("366 days"), "{}", text(&o));
+    let offline = t.join("offline-root.key");
+    std::fs::rename(dir.join("root_ca.key"), &offline).unwrap();
+    let o = root_crl(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("root CA key") && err.contains("does not exist") && err.contains("--root-key"),
+        "{err}"
+    );
+    // The wrong key (the issuing CA's) is refused too.
+    let o = root_crl(&["--root-key", p(&dir.join("issuing_ca.key"))]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("does not match the root"), "{}", text(&o));
+    assert_eq!(store.latest_crl(&key_id).await.unwrap().unwrap().number, 3);
+    // The key brought back from elsewhere.
+    let o = root_crl(&["--root-key", p(&offline)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(store.latest_crl(&key_id).await.unwrap().unwrap().number, 4);
+    store.close().await;
+
+    // An encrypted root key needs SIGNET_CA_PASSPHRASE, as init's keys do.
+    let (_tmp2, enc_dir, _) = init(None, &[("SIGNET_CA_PASSPHRASE", "s3cret")]);
+    assert!(enc_dir.join("root_ca.crl").exists());
+    let o = signet(&[], &["ca", "root-crl", "--dir", p(&enc_dir)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("SIGNET_CA_PASSPHRASE"), "{}", text(&o));
+    let o = signet(
+        &[("SIGNET_CA_PASSPHRASE", "s3cret")],
+        &["ca", "root-crl", "--dir", p(&enc_dir)],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("root CRL number 2"));
 }
 
 #[tokio::test]

@@ -1,14 +1,32 @@
-//! `signet ca root` and `signet ca chain`: fetch the CA certificates from a server.
+//! `signet ca root` and `signet ca chain`: fetch the CA certificates from a server; and
+//! `signet ca root-crl`: sign the root CA's CRL offline, with the root key.
 //!
 //! `ca root` is how a new machine learns which root to trust. With `--root-fingerprint`, the
 //! root is fetched once without certificate verification, kept only if its SHA-256 matches,
 //! and then `/v1/ca/chain` is fetched again over a connection that trusts only that root, to
 //! confirm the server really chains to it. With `--ca-file`, that file is trusted instead.
+//!
+//! `ca root-crl` exists because relying parties that check CRLs for the whole chain (OpenSSL
+//! with `X509_V_FLAG_CRL_CHECK_ALL`, which nginx `ssl_crl` turns on) refuse every
+//! certificate unless the issuing CA certificate is covered by a CRL from the root too. The
+//! root key is offline, so this CRL is signed rarely: by `signet init` while it still holds
+//! the new root key, then by an operator who brings the key online (`--validity`, at most a
+//! year, 90 days by default). It is stored in the database, where every responder serves it
+//! at `/crl/root.crl`, `/crl/root.pem` and, after the issuing CA's, `/crl/chain.pem`.
+//!
+//! It lists the certificates the store records as issued by the root's key and revoked. No
+//! Signet command records the intermediate it creates, so that list is normally empty, and an
+//! empty CRL is the truth: the root has revoked nothing. (Revoking the issuing CA means
+//! replacing it, a ceremony of its own; its certificate would then have to be recorded and
+//! revoked under the root's key id for this CRL to list it.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use signet_ca::{IssuingCa, OffsetDateTime, RevokedEntry, Serial, build_crl};
+use signet_store::{AuditEntry, NewCrl, Store};
 
 use super::Refused;
 use crate::client::{
@@ -29,6 +47,225 @@ enum CaCommand {
     Root(FetchArgs),
     /// Fetch the CA chain (issuing CA up to the root).
     Chain(FetchArgs),
+    /// Sign the root CA's CRL with the root key (offline) and store it for the responders.
+    ///
+    /// Run it where the root key and the database are both reachable; no server is needed.
+    /// Responders serve the newest root CRL at /crl/root.crl, /crl/root.pem and, after the
+    /// issuing CA's CRL, /crl/chain.pem (what nginx ssl_crl needs). Re-run it before the
+    /// CRL's nextUpdate: clients that check CRLs refuse an expired one.
+    RootCrl(RootCrlArgs),
+}
+
+#[derive(Debug, Args)]
+struct RootCrlArgs {
+    /// Data directory: its signet.toml gives the root certificate ([ca] root_cert) and the
+    /// database (SIGNET_DATABASE_URL overrides it).
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE)
+    /// [default: DIR/root_ca.key].
+    #[arg(long, value_name = "FILE")]
+    root_key: Option<PathBuf>,
+    /// How long the CRL is valid (nextUpdate - thisUpdate): 1h to 366d.
+    #[arg(long, default_value = ROOT_CRL_DEFAULT_VALIDITY, value_parser = parse_root_crl_validity)]
+    validity: Duration,
+    /// Also write the CRL here (mode 0644): PEM if the name ends in .pem, else DER.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// How long a root CRL is valid unless `--validity` says otherwise.
+pub const ROOT_CRL_DEFAULT_VALIDITY: &str = "90d";
+/// The shortest `--validity` accepted.
+const ROOT_CRL_MIN_VALIDITY: Duration = Duration::from_secs(3600);
+/// Revoked certificates read per query (a root revokes a handful at most).
+const ROOT_CRL_PAGE: u32 = 1000;
+
+fn parse_root_crl_validity(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write e.g. 90d, 30days, 12h)"))?;
+    let max = IssuingCa::ROOT_CRL_MAX_VALIDITY;
+    if d < ROOT_CRL_MIN_VALIDITY || d > max {
+        return Err(format!(
+            "a root CRL is valid for 1h to {} days, not {}",
+            max.as_secs() / 86_400,
+            s.trim()
+        ));
+    }
+    Ok(d)
+}
+
+/// A root CRL signed and stored by [`publish_root_crl`].
+#[derive(Debug)]
+pub struct RootCrl {
+    pub number: u64,
+    pub next_update: OffsetDateTime,
+    pub entries: usize,
+    pub der: Vec<u8>,
+}
+
+impl RootCrl {
+    /// nextUpdate as RFC 3339, for people.
+    pub fn next_update_text(&self) -> String {
+        humantime::format_rfc3339_seconds(self.next_update.into()).to_string()
+    }
+
+    pub fn pem(&self) -> anyhow::Result<String> {
+        pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &self.der)
+            .map_err(|e| anyhow::anyhow!("encoding the CRL as PEM: {e}"))
+    }
+}
+
+/// Sign the root's next CRL with `root` (from [`IssuingCa::root_for_crls`]), valid for
+/// `validity`, and store it under the root's key id with the next CRL Number for that key
+/// (so numbers only grow, whichever machine signs). It lists what the store records as
+/// issued by the root's key and revoked (normally nothing). `actor` goes in the audit row.
+pub async fn publish_root_crl(
+    store: &Store,
+    root: &IssuingCa,
+    validity: Duration,
+    actor: &str,
+) -> anyhow::Result<RootCrl> {
+    let key_id = hex::encode(root.key_id());
+    let this_update = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .context("the time")?;
+    let next_update = this_update + validity;
+    // Taken before the entries are read, as the issuing CA's publisher does.
+    let number = store
+        .next_crl_number(&key_id)
+        .await
+        .context("taking the next root CRL number")?;
+    let mut entries = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .revoked_for_crl(&key_id, this_update, after.as_deref(), ROOT_CRL_PAGE)
+            .await
+            .context("reading the certificates the root revoked")?;
+        let done = page.len() < ROOT_CRL_PAGE as usize;
+        after = page.last().map(|r| r.serial.clone());
+        for r in page {
+            entries.push(RevokedEntry {
+                serial: Serial::from_hex(&r.serial).with_context(|| r.serial.clone())?,
+                revoked_at: r.revoked_at,
+                // removeFromCRL (8) belongs in delta CRLs only.
+                reason: Some(r.reason).filter(|c| *c != 8),
+            });
+        }
+        if done {
+            break;
+        }
+    }
+    let count = entries.len();
+    let der = build_crl(root, number, this_update, next_update, entries)
+        .context("signing the root CRL")?;
+    store
+        .store_crl(&NewCrl {
+            issuer_key_id: key_id.clone(),
+            number,
+            this_update,
+            next_update,
+            der: der.clone(),
+        })
+        .await
+        .context("storing the root CRL")?;
+    let audit = AuditEntry {
+        actor: actor.to_string(),
+        action: "publish-root-crl".into(),
+        serial: None,
+        outcome: "ok".into(),
+        detail: format!(
+            "root {key_id}: CRL number {number}, {count} entries, nextUpdate {next_update}"
+        ),
+    };
+    if let Err(e) = store.append_audit(&audit).await {
+        // The CRL is stored and valid; the audit row is a record of it, not a condition.
+        tracing::warn!(error = %e, "recording the root CRL in the audit log failed");
+    }
+    Ok(RootCrl {
+        number,
+        next_update,
+        entries: count,
+        der,
+    })
+}
+
+/// Who signed, for the audit row: the local OS user.
+fn local_actor() -> String {
+    match std::env::var("USER").ok().filter(|u| !u.is_empty()) {
+        Some(user) => format!("local:{user}"),
+        None => "local:unknown".into(),
+    }
+}
+
+async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_dir(&args.dir)?;
+    let key_path = args
+        .root_key
+        .clone()
+        .unwrap_or_else(|| args.dir.join(super::init::ROOT_KEY));
+    let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    let store = super::open_store(&cfg.database_url()).await?;
+    let published = publish_root_crl(&store, &root, args.validity, &local_actor()).await;
+    store.close().await;
+    let crl = published?;
+    if let Some(out) = &args.out {
+        let is_pem = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pem"));
+        let bytes = if is_pem {
+            crl.pem()?.into_bytes()
+        } else {
+            crl.der.clone()
+        };
+        write_atomic(out, &bytes, 0o644)?;
+        eprintln!(
+            "wrote the root CRL ({}) to {}",
+            if is_pem { "PEM" } else { "DER" },
+            out.display()
+        );
+    }
+    println!(
+        "Signed root CRL number {} ({} revoked), valid until {}.",
+        crl.number,
+        crl.entries,
+        crl.next_update_text()
+    );
+    println!(
+        "It is stored in the database: responders serve it at /crl/root.crl, /crl/root.pem and /crl/chain.pem."
+    );
+    println!(
+        "Sign the next one before {}: clients that check CRLs (nginx ssl_crl) refuse an expired one.",
+        crl.next_update_text()
+    );
+    Ok(())
+}
+
+/// The root certificate with its key, for signing the root's CRL, with the errors an
+/// operator can act on.
+fn load_root(root_cert: &Path, key_path: &Path) -> anyhow::Result<IssuingCa> {
+    if !key_path.exists() {
+        bail!(
+            "the root CA key {} does not exist: signing the root CRL needs the root key, which \
+             `signet init` told you to move offline. Bring it back, or pass --root-key FILE. \
+             (A CA adopted with `init --import-cert` has no root key here: whoever holds that \
+             root publishes its CRL.)",
+            key_path.display()
+        );
+    }
+    let passphrase = super::passphrase();
+    let key = signet_ca::read_private_key_file(key_path, passphrase.as_ref().map(|p| p.as_str()))
+        .with_context(|| format!("reading the root CA key {}", key_path.display()))?;
+    let pem = std::fs::read_to_string(root_cert)
+        .with_context(|| format!("reading the root certificate {}", root_cert.display()))?;
+    IssuingCa::root_for_crls(&pem, key).with_context(|| {
+        format!(
+            "{} with the key {}",
+            root_cert.display(),
+            key_path.display()
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +284,7 @@ pub async fn run(args: CaArgs) -> anyhow::Result<()> {
     match args.command {
         CaCommand::Root(a) => root(a).await,
         CaCommand::Chain(a) => chain(a).await,
+        CaCommand::RootCrl(a) => root_crl(a).await,
     }
 }
 

@@ -42,6 +42,8 @@ fn parse_key_type(s: &str) -> Result<KeyType, String> {
 /// The files `init` writes, relative to the data directory.
 pub const ROOT_CERT: &str = "root_ca.crt";
 pub const ROOT_KEY: &str = "root_ca.key";
+/// The root CA's first CRL, PEM, written by `init` while it holds the new root key.
+pub const ROOT_CRL: &str = "root_ca.crl";
 pub const ISSUING_CERT: &str = "issuing_ca.crt";
 pub const ISSUING_KEY: &str = "issuing_ca.key";
 pub const CONFIG: &str = "signet.toml";
@@ -62,11 +64,26 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         "  issuing certificate: {}",
         dir.join(ISSUING_CERT).display()
     );
+    if dir.join(ROOT_CRL).exists() {
+        println!("  root CRL:            {}", dir.join(ROOT_CRL).display());
+    }
     println!("  configuration:       {}", dir.join(CONFIG).display());
     if dir.join(ROOT_KEY).exists() {
         println!(
             "The root key {} is not needed to issue certificates: move it offline.",
             dir.join(ROOT_KEY).display()
+        );
+        println!(
+            "The root CRL is valid for {}: before it ends, bring the root key back and run \
+             `signet ca root-crl --dir {}` (clients that check CRLs refuse an expired one).",
+            super::ca::ROOT_CRL_DEFAULT_VALIDITY,
+            dir.display()
+        );
+    } else if args.import_cert.is_some() {
+        println!(
+            "No root CRL was written: the imported CA's root key is not here. Clients that \
+             check CRLs for the whole chain (nginx ssl_crl) also need the root's CRL: get it \
+             from whoever holds that root, or run `signet ca root-crl --root-key FILE` there."
         );
     }
     if pass.is_some() {
@@ -96,6 +113,9 @@ pub async fn init_dir(
         }
     }
 
+    // Generated roots only: the root key is in hand until this function returns, so the
+    // first root CRL is signed with it below. An imported CA brings no root key.
+    let mut new_root = None;
     let name = match import {
         Some((cert, key)) => {
             let cert_pem =
@@ -136,6 +156,7 @@ pub async fn init_dir(
                 bundle.issuing_cert_pem.as_bytes(),
                 0o644,
             )?;
+            new_root = Some((bundle.root_cert_pem, bundle.root_key));
             name
         }
     };
@@ -150,8 +171,30 @@ pub async fn init_dir(
     // Prove the issuing CA loads exactly as `issue` and `serve` will load it.
     let ca = super::issue::load_issuing_ca(&cfg)?;
     let store = super::open_store(&cfg.database_url()).await?;
+    let published = match new_root {
+        Some((root_pem, root_key)) => first_root_crl(dir, &store, &root_pem, root_key).await,
+        None => Ok(()),
+    };
     store.close().await;
+    published?;
     Ok(ca)
+}
+
+/// Sign the new root's first CRL (empty: it has revoked nothing), store it for the
+/// responders and write it to `dir/root_ca.crl`.
+async fn first_root_crl(
+    dir: &Path,
+    store: &signet_store::Store,
+    root_pem: &str,
+    root_key: rcgen::KeyPair,
+) -> anyhow::Result<()> {
+    let validity = humantime::parse_duration(super::ca::ROOT_CRL_DEFAULT_VALIDITY)
+        .context("the default root CRL validity")?;
+    let root = IssuingCa::root_for_crls(root_pem, root_key)?;
+    let crl = super::ca::publish_root_crl(store, &root, validity, "signet-init")
+        .await
+        .context("publishing the first root CRL (retry with `signet ca root-crl`)")?;
+    write_atomic(&dir.join(ROOT_CRL), crl.pem()?.as_bytes(), 0o644)
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

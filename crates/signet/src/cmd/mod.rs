@@ -1,13 +1,17 @@
 //! One module per subcommand.
 
+pub mod bootstrap;
 pub mod ca;
 pub mod init;
 pub mod issue;
 pub mod list;
 pub mod migrate;
+pub mod provisioner;
+pub mod renew;
 pub mod responder;
 pub mod revoke;
 pub mod serve;
+pub mod staple;
 pub mod token;
 
 /// The request was refused (bad input or policy), as opposed to failing: exit code 2.

@@ -3,7 +3,8 @@
 //! uses, never the CA key: its signing key is generated in memory and certified through the
 //! database by any `signet serve` holding the CA key (see `signet_responder::StoreCertifier`),
 //! and it serves the CRLs those processes publish. It answers `tryLater` (and `/readyz` 503)
-//! until its first signing certificate arrives.
+//! until its first signing certificate arrives. Given the root CA certificate, it also serves
+//! the root's CRL (signed offline with `signet ca root-crl`) and `/crl/chain.pem`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,11 @@ pub struct ResponderArgs {
     /// [default: [ca] issuing_cert of DIR/signet.toml, else DIR/issuing_ca.crt].
     #[arg(long)]
     issuing_cert: Option<PathBuf>,
+    /// The root CA certificate, PEM, whose CRL is served at /crl/root.crl and in
+    /// /crl/chain.pem [default: [ca] root_cert of DIR/signet.toml, else DIR/root_ca.crt].
+    /// If the default file is missing, those routes answer 404.
+    #[arg(long)]
+    root_cert: Option<PathBuf>,
 }
 
 pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
@@ -75,6 +81,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the issuing CA certificate {}", cert_path.display()))?;
     let issuer = IssuerCertificate::from_pem(&pem)
         .with_context(|| format!("reading {}", cert_path.display()))?;
+    let root = load_root(&args, cfg.as_ref())?;
 
     // 2. The database, as `signet serve` left it: this process has no business changing the
     // schema, so it checks it rather than migrating.
@@ -86,9 +93,10 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
          on it first",
     )?;
     let key_id = issuer.key_id_hex().to_string();
-    let responder = Responder::new(
+    let responder = Responder::with_root(
         store.clone(),
         issuer,
+        root,
         ResponderConfig {
             ocsp_validity: section.ocsp_validity.duration(),
             ..Default::default()
@@ -129,4 +137,35 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The root CA certificate for the root CRL routes: `--root-cert` must be readable; the
+/// default (`[ca] root_cert`, else DIR/root_ca.crt) may be missing, which is said once.
+fn load_root(
+    args: &ResponderArgs,
+    cfg: Option<&Config>,
+) -> anyhow::Result<Option<IssuerCertificate>> {
+    let (path, explicit) = match &args.root_cert {
+        Some(path) => (path.clone(), true),
+        None => (
+            cfg.map_or_else(
+                || args.dir.join(super::init::ROOT_CERT),
+                |c| c.ca.root_cert.clone(),
+            ),
+            false,
+        ),
+    };
+    if !explicit && !path.exists() {
+        tracing::warn!(
+            path = %path.display(),
+            "no root CA certificate: /crl/root.crl, /crl/root.pem and /crl/chain.pem answer 404 \
+             (give --root-cert FILE to serve the root's CRL)"
+        );
+        return Ok(None);
+    }
+    let pem = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the root CA certificate {}", path.display()))?;
+    let root =
+        IssuerCertificate::from_pem(&pem).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(root))
 }

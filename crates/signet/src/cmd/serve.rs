@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use signet_api::{AdminCredential, ApiConfig, AppState, Provisioner};
+use signet_api::{AdminCredential, ApiConfig, AppState};
 use signet_ca::{KeyType, Profile, sha256_fingerprint};
 use tokio::net::TcpListener;
 
@@ -19,7 +19,7 @@ use super::init::{CONFIG, init_dir};
 use crate::config::{Config, ResponderListen, check_server_hostname};
 use crate::serve::identity::{CertResolver, ServerIdentity};
 use crate::serve::revocation::{CaCertifier, CrlPublisher, answer_signer_requests};
-use crate::serve::{bootstrap, listener, tls};
+use crate::serve::{bootstrap, listener, reload, tls};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -101,14 +101,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         args.hostnames.clone()
     };
-    let provisioners = cfg
-        .provisioners
-        .iter()
-        .map(|p| {
-            Provisioner::from_config(p, &cfg.base_dir)
-                .with_context(|| format!("provisioner {:?} in {}", p.name, config_path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let provisioners = reload::build_provisioners(&cfg, &config_path)?;
     let admin =
         AdminCredential::from_token_file(&cfg.server.admin_token_file).with_context(|| {
             format!(
@@ -175,9 +168,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
     let rcfg = &cfg.responder;
-    let responder = signet_responder::Responder::new(
+    let responder = signet_responder::Responder::with_root(
         store.clone(),
         signet_responder::IssuerCertificate::from_der(ca.cert_der())?,
+        Some(signet_responder::IssuerCertificate::from_der(
+            ca.root_der(),
+        )?),
         signet_responder::ResponderConfig {
             ocsp_validity: rcfg.ocsp_validity.duration(),
             ..Default::default()
@@ -220,6 +216,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             rcfg.signer_lifetime.duration(),
         )),
     ];
+    let reload_state = state.clone();
     let router = signet_api::app(state);
 
     // 5. Serve until SIGTERM or Ctrl-C.
@@ -229,6 +226,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let bound = socket.local_addr().unwrap_or(listen);
     let responder_socket = bind_responder(responder_listen, &cfg).await?;
     let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
+    // SIGHUP reloads the provisioners. Installed before the "listening" line, so a SIGHUP
+    // sent once the server says it listens never meets the default action (exit).
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let reloader = tokio::spawn(reload::reload_on_sighup(
+        hangup,
+        config_path.clone(),
+        reload_state,
+    ));
     tracing::info!(
         root_fingerprint = %sha256_fingerprint(ca.root_der()),
         root_cert = %cfg.ca.root_cert.display(),
@@ -269,6 +275,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(task) = renewal {
         task.abort();
     }
+    reloader.abort();
     for task in background {
         task.abort();
     }

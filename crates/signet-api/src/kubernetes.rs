@@ -1,0 +1,490 @@
+//! The `kubernetes` provisioner: vouches for workloads with the projected service-account
+//! tokens a Kubernetes API server issues, verified against the cluster's published keys (the
+//! JWKS served at `/openid/v1/jwks`).
+//!
+//! - The token's `kid` selects one key of the JWKS; a token without a `kid`, or with one the
+//!   JWKS lacks, is refused. The algorithm comes from the key (RSA: RS256; EC P-256: ES256;
+//!   EC P-384: ES384), never from the token header, so `alg: none` and HS256 signed with the
+//!   public key are refused.
+//! - `iss` must be the configured issuer, `aud` must contain the configured audience, and
+//!   `exp`/`nbf`/`iat` are checked with [`LEEWAY_SECS`] of leeway.
+//! - Kubernetes tokens are reused by the kubelet until they are refreshed, so they are not
+//!   single-use. Instead their age is bounded: a token whose `iat` is more than
+//!   `max_token_age` (default one hour) ago is refused, whatever its `exp` says. This also
+//!   limits the year-long tokens some clusters hand out for backwards compatibility.
+//! - The namespace and service account come from the `kubernetes.io` claim and must agree
+//!   with `sub` (`system:serviceaccount:NS:SA`); then the allow-lists apply.
+//! - The names a workload may have come from templates over `{ns}`, `{sa}` and
+//!   `{trust_domain}`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use signet_ca::{Lifetime, SubjectName};
+use time::OffsetDateTime;
+
+use crate::auth::LEEWAY_SECS;
+use crate::error::ApiError;
+
+/// The names a Kubernetes workload gets when its provisioner names no templates.
+pub const DEFAULT_NAME_TEMPLATES: [&str; 3] = [
+    "{sa}.{ns}.svc",
+    "{sa}.{ns}.svc.cluster.local",
+    "spiffe://{trust_domain}/ns/{ns}/sa/{sa}",
+];
+/// The SPIFFE trust domain when none is configured.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+/// How old (since `iat`) a token may be when none is configured.
+pub const DEFAULT_MAX_TOKEN_AGE: Lifetime = Lifetime::from_hours(1);
+/// Most keys one JWKS may hold.
+const MAX_JWKS_KEYS: usize = 64;
+/// Smallest RSA modulus accepted, in bits.
+const MIN_RSA_BITS: usize = 2048;
+
+/// One verification key of the cluster, with the algorithm its type allows.
+struct ClusterKey {
+    kid: String,
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+/// The verification side of a `kubernetes` provisioner.
+pub(crate) struct KubernetesVerifier {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    keys: Vec<ClusterKey>,
+    namespaces: BTreeSet<String>,
+    service_accounts: BTreeSet<String>,
+    trust_domain: String,
+    templates: Vec<String>,
+    max_token_age: Lifetime,
+}
+
+impl std::fmt::Debug for KubernetesVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesVerifier")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+            )
+            .field("namespaces", &self.namespaces)
+            .field("service_accounts", &self.service_accounts)
+            .field("trust_domain", &self.trust_domain)
+            .field("templates", &self.templates)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a `kubernetes` provisioner is configured with (already read from files).
+#[derive(Debug, Clone)]
+pub(crate) struct KubernetesSettings<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub jwks_json: &'a str,
+    pub namespaces: &'a [String],
+    pub service_accounts: &'a [String],
+    pub trust_domain: Option<&'a str>,
+    pub templates: Option<&'a [String]>,
+    pub max_token_age: Option<Lifetime>,
+}
+
+/// Check a JWKS as a `kubernetes` provisioner would use it; returns the key ids.
+///
+/// Every key must have a `kid` and be RSA (at least 2048 bits), EC P-256 or EC P-384; keys
+/// marked `"use": "enc"` are skipped. At least one key must remain.
+pub fn check_jwks(json: &str) -> Result<Vec<String>, String> {
+    Ok(parse_jwks(json)?.into_iter().map(|k| k.kid).collect())
+}
+
+fn parse_jwks(json: &str) -> Result<Vec<ClusterKey>, String> {
+    let set: JwkSet =
+        serde_json::from_str(json).map_err(|e| format!("not a JWKS ({{\"keys\": [...]}}): {e}"))?;
+    if set.keys.len() > MAX_JWKS_KEYS {
+        return Err(format!("more than {MAX_JWKS_KEYS} keys"));
+    }
+    let mut keys: Vec<ClusterKey> = Vec::new();
+    for (i, jwk) in set.keys.iter().enumerate() {
+        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+            continue;
+        }
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .filter(|k| !k.is_empty() && k.len() <= 256)
+            .ok_or_else(|| format!("key {i} has no kid (1 to 256 characters)"))?;
+        let err = |reason: &str| format!("key {kid:?}: {reason}");
+        let algorithm = match &jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => {
+                let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(rsa.n.trim_end_matches('='))
+                    .map_err(|_| err("the RSA modulus is not base64url"))?;
+                let bits = n
+                    .iter()
+                    .position(|b| *b != 0)
+                    .map_or(0, |first| (n.len() - first) * 8);
+                if bits < MIN_RSA_BITS {
+                    return Err(err(&format!(
+                        "RSA keys must have at least {MIN_RSA_BITS} bits"
+                    )));
+                }
+                Algorithm::RS256
+            }
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => Algorithm::ES256,
+                EllipticCurve::P384 => Algorithm::ES384,
+                _ => return Err(err("unsupported curve (use P-256 or P-384)")),
+            },
+            _ => {
+                return Err(err(
+                    "unsupported key type (a cluster signs with RSA or EC keys)",
+                ));
+            }
+        };
+        // A key that says which algorithm it is for must agree with its type.
+        if let Some(alg) = jwk.common.key_algorithm {
+            let agrees = matches!(
+                (alg, algorithm),
+                (KeyAlgorithm::RS256, Algorithm::RS256)
+                    | (KeyAlgorithm::ES256, Algorithm::ES256)
+                    | (KeyAlgorithm::ES384, Algorithm::ES384)
+            );
+            if !agrees {
+                return Err(err(&format!(
+                    "\"alg\": {alg:?} does not match the key type (expected {algorithm:?})"
+                )));
+            }
+        }
+        if keys.iter().any(|k| k.kid == kid) {
+            return Err(err("the kid is used twice"));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| err(&e.to_string()))?;
+        keys.push(ClusterKey {
+            kid,
+            algorithm,
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err("the JWKS has no signing key".into());
+    }
+    Ok(keys)
+}
+
+/// A Kubernetes namespace: an RFC 1123 label.
+fn is_namespace(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A service account name: an RFC 1123 subdomain.
+fn is_service_account(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_namespace)
+}
+
+/// Fill a name template.
+fn render(template: &str, ns: &str, sa: &str, trust_domain: &str) -> String {
+    template
+        .replace("{ns}", ns)
+        .replace("{sa}", sa)
+        .replace("{trust_domain}", trust_domain)
+}
+
+impl KubernetesVerifier {
+    /// Build and check everything that can be checked before a token arrives.
+    pub(crate) fn new(s: &KubernetesSettings<'_>) -> Result<Self, String> {
+        if s.issuer.is_empty() || s.issuer.len() > 1024 {
+            return Err("issuer must be 1 to 1024 characters".into());
+        }
+        if s.audience.is_empty() || s.audience.len() > 1024 {
+            return Err("audience must be 1 to 1024 characters".into());
+        }
+        let keys = parse_jwks(s.jwks_json).map_err(|e| format!("JWKS: {e}"))?;
+        let mut namespaces = BTreeSet::new();
+        for ns in s.namespaces {
+            if !is_namespace(ns) {
+                return Err(format!(
+                    "namespaces: {ns:?} is not a Kubernetes namespace name"
+                ));
+            }
+            namespaces.insert(ns.clone());
+        }
+        let mut service_accounts = BTreeSet::new();
+        for entry in s.service_accounts {
+            let ok = entry
+                .split_once('/')
+                .is_some_and(|(ns, sa)| is_namespace(ns) && is_service_account(sa));
+            if !ok {
+                return Err(format!(
+                    "service_accounts: {entry:?} is not NAMESPACE/SERVICEACCOUNT"
+                ));
+            }
+            service_accounts.insert(entry.clone());
+        }
+        let trust_domain = s.trust_domain.unwrap_or(DEFAULT_TRUST_DOMAIN).to_string();
+        match signet_ca::DnsName::parse(&trust_domain) {
+            Ok(d) if !d.is_wildcard() && d.as_str() == trust_domain => {}
+            _ => {
+                return Err(format!(
+                    "trust_domain {trust_domain:?} is not a lowercase DNS name"
+                ));
+            }
+        }
+        let templates: Vec<String> = match s.templates {
+            Some(t) => t.to_vec(),
+            None => DEFAULT_NAME_TEMPLATES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+        };
+        if templates.is_empty() {
+            return Err("names: at least one name template is needed".into());
+        }
+        for t in &templates {
+            // Every placeholder must be known, and a sample rendering must be a valid name.
+            let rest = render(t, "", "", "");
+            if rest.contains(['{', '}']) {
+                return Err(format!(
+                    "names: {t:?}: the placeholders are {{ns}}, {{sa}} and {{trust_domain}}"
+                ));
+            }
+            let sample = render(t, "default", "app", &trust_domain);
+            match SubjectName::parse_loose(&sample) {
+                Ok(SubjectName::Dns(d)) if d.is_wildcard() => {
+                    return Err(format!("names: {t:?}: wildcards are not templates"));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("names: {t:?}: {e}")),
+            }
+        }
+        Ok(KubernetesVerifier {
+            issuer: s.issuer.to_string(),
+            audience: s.audience.to_string(),
+            keys,
+            namespaces,
+            service_accounts,
+            trust_domain,
+            templates,
+            max_token_age: s.max_token_age.unwrap_or(DEFAULT_MAX_TOKEN_AGE),
+        })
+    }
+
+    /// Verify a service-account token. Returns the namespace, the service account and the
+    /// names its templates give.
+    pub(crate) fn verify(&self, token: &str) -> Result<Workload, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::Unauthorized(format!("malformed token header: {e}")))?;
+        let kid = header.kid.ok_or_else(|| {
+            ApiError::Unauthorized("the token has no kid: cannot pick a cluster key".into())
+        })?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or_else(|| {
+            ApiError::Unauthorized(format!(
+                "no cluster key with kid {:?} (update the provisioner's JWKS after a key rotation)",
+                kid.chars().take(64).collect::<String>()
+            ))
+        })?;
+        let mut v = Validation::new(key.algorithm);
+        v.set_audience(&[self.audience.as_str()]);
+        v.set_issuer(&[self.issuer.as_str()]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
+        let data =
+            jsonwebtoken::decode::<ServiceAccountClaims>(token, &key.key, &v).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                let reason = match e.kind() {
+                    K::InvalidAlgorithm | K::InvalidAlgorithmName => format!(
+                        "token algorithm not accepted (key {:?} verifies {:?} only)",
+                        key.kid, key.algorithm
+                    ),
+                    K::InvalidSignature => "token signature does not verify".to_string(),
+                    K::ExpiredSignature => "token expired".to_string(),
+                    K::ImmatureSignature => "token not yet valid (nbf)".to_string(),
+                    K::InvalidAudience => {
+                        format!("token audience does not include {:?}", self.audience)
+                    }
+                    K::InvalidIssuer => "token issuer mismatch".to_string(),
+                    K::MissingRequiredClaim(c) => format!("token lacks the {c} claim"),
+                    _ => format!("invalid service-account token: {e}"),
+                };
+                ApiError::Unauthorized(reason)
+            })?;
+        let claims = data.claims;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let leeway = LEEWAY_SECS as i64;
+        let iat = claims.iat.ok_or_else(|| {
+            ApiError::Unauthorized("token lacks the iat claim (its age is bounded)".into())
+        })?;
+        if iat > now + leeway {
+            return Err(ApiError::Unauthorized(
+                "token issued in the future (iat)".into(),
+            ));
+        }
+        let max_age = i64::try_from(self.max_token_age.duration().as_secs()).unwrap_or(i64::MAX);
+        if now - iat > max_age + leeway {
+            return Err(ApiError::Unauthorized(format!(
+                "token older than {} (iat); the kubelet refreshes projected tokens well before that",
+                self.max_token_age
+            )));
+        }
+        let k8s = claims.kubernetes.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "not a projected service-account token (no kubernetes.io claim)".into(),
+            )
+        })?;
+        let ns = k8s.namespace;
+        let sa = k8s.serviceaccount.map(|s| s.name).ok_or_else(|| {
+            ApiError::Unauthorized("token lacks kubernetes.io.serviceaccount".into())
+        })?;
+        if !is_namespace(&ns) || !is_service_account(&sa) {
+            return Err(ApiError::Unauthorized(
+                "kubernetes.io names a malformed namespace or service account".into(),
+            ));
+        }
+        if claims.sub != format!("system:serviceaccount:{ns}:{sa}") {
+            return Err(ApiError::Unauthorized(
+                "token sub does not match its kubernetes.io namespace and service account".into(),
+            ));
+        }
+        // A valid template can still give an invalid name for a long service account
+        // (over 253 characters): that is the requester's invalid name (400), not our error.
+        let names = self
+            .templates
+            .iter()
+            .map(|t| SubjectName::parse_loose(&render(t, &ns, &sa, &self.trust_domain)))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        Ok(Workload {
+            namespace: ns,
+            service_account: sa,
+            names,
+        })
+    }
+
+    /// Whether the allow-lists admit this workload; `Err` says why not.
+    pub(crate) fn admit(&self, namespace: &str, service_account: &str) -> Result<(), ApiError> {
+        if !self.namespaces.is_empty() && !self.namespaces.contains(namespace) {
+            return Err(ApiError::ServiceAccountDenied(format!(
+                "namespace {namespace:?} is not allowed by this provisioner"
+            )));
+        }
+        let who = format!("{namespace}/{service_account}");
+        if !self.service_accounts.is_empty() && !self.service_accounts.contains(&who) {
+            return Err(ApiError::ServiceAccountDenied(format!(
+                "service account {who} is not allowed by this provisioner"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a verified service-account token says.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    pub namespace: String,
+    pub service_account: String,
+    pub names: BTreeSet<SubjectName>,
+}
+
+/// Read a JWKS file (relative to `base_dir`).
+pub(crate) fn read_jwks_file(file: &Path, base_dir: &Path) -> Result<String, String> {
+    let path = if file.is_relative() {
+        base_dir.join(file)
+    } else {
+        file.to_path_buf()
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > 1024 * 1024 {
+        return Err(format!("{}: larger than 1 MiB", path.display()));
+    }
+    std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The claims of a projected service-account token that Signet reads. Others (`jti`,
+/// `kubernetes.io.pod`, `node`, `warnafter`...) are ignored.
+#[derive(Debug, Deserialize)]
+struct ServiceAccountClaims {
+    sub: String,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(rename = "kubernetes.io", default)]
+    kubernetes: Option<KubernetesClaim>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KubernetesClaim {
+    namespace: String,
+    #[serde(default)]
+    serviceaccount: Option<ObjectRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectRef {
+    name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P256_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn jwks_keys_need_a_kid_and_a_supported_type() {
+        assert_eq!(
+            check_jwks(&format!(r#"{{"keys":[{P256_JWK}]}}"#)).expect("ok"),
+            vec!["ec1"]
+        );
+        let no_kid = P256_JWK.replace(r#""kid":"ec1","#, "");
+        assert!(check_jwks(&format!(r#"{{"keys":[{no_kid}]}}"#)).is_err());
+        let hmac = r#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#;
+        assert!(check_jwks(hmac).is_err(), "symmetric keys are refused");
+        let wrong_alg = P256_JWK.replace(r#""kid":"ec1""#, r#""kid":"ec1","alg":"RS256""#);
+        assert!(check_jwks(&format!(r#"{{"keys":[{wrong_alg}]}}"#)).is_err());
+        let small_rsa = r#"{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}"#;
+        assert!(check_jwks(small_rsa).is_err());
+        assert!(check_jwks(r#"{"keys":[]}"#).is_err());
+        assert!(check_jwks("not json").is_err());
+        let twice = format!(r#"{{"keys":[{P256_JWK},{P256_JWK}]}}"#);
+        assert!(check_jwks(&twice).is_err());
+    }
+
+    #[test]
+    fn templates_are_checked_and_rendered() {
+        let jwks = format!(r#"{{"keys":[{P256_JWK}]}}"#);
+        let settings = |templates: Option<&'static [String]>| KubernetesSettings {
+            issuer: "https://k8s.test",
+            audience: "signet",
+            jwks_json: Box::leak(jwks.clone().into_boxed_str()),
+            namespaces: &[],
+            service_accounts: &[],
+            trust_domain: None,
+            templates,
+            max_token_age: None,
+        };
+        assert!(KubernetesVerifier::new(&settings(None)).is_ok());
+        for bad in ["{pod}.svc", "*.{ns}.svc", "spiffe://{ns}?x", ""] {
+            let t: &'static [String] = Box::leak(vec![bad.to_string()].into_boxed_slice());
+            assert!(
+                KubernetesVerifier::new(&settings(Some(t))).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            render(DEFAULT_NAME_TEMPLATES[2], "prod", "api", "cluster.local"),
+            "spiffe://cluster.local/ns/prod/sa/api"
+        );
+        assert!(is_service_account("a.b-c"));
+        assert!(!is_service_account("a/b"));
+        assert!(!is_namespace("Prod"));
+    }
+}

@@ -1,0 +1,628 @@
+//! Group commit: concurrent writes share one transaction.
+//!
+//! [`Store::insert_certificate`](crate::Store::insert_certificate),
+//! [`Store::consume_token`](crate::Store::consume_token) and
+//! [`Store::append_audit`](crate::Store::append_audit) do not open a
+//! transaction each. They put a [`Job`] (the rows plus a oneshot for the
+//! answer) on a bounded queue, and one dispatcher task per [`Store`]
+//! (shared by its clones) takes whatever is queued, up to [`MAX_BATCH`]
+//! jobs, and commits it in one transaction with multi-row `INSERT`s. Each
+//! caller hears its answer only after `COMMIT` has returned, so nothing is
+//! acknowledged before it is durable (PostgreSQL `synchronous_commit`,
+//! SQLite WAL + `synchronous=FULL`).
+//!
+//! * **No added latency when idle.** The dispatcher never waits for a timer:
+//!   it takes what is queued the moment a writer slot is free. A lone job
+//!   runs exactly the statements an unbatched call would.
+//! * **Pipelining.** Up to [`writer_slots`] batches are in flight at once
+//!   (one on SQLite, which has a single writer anyway). While they commit,
+//!   new jobs queue up and form the next batch, so batches grow with load.
+//! * **Failure isolation.** If a batch fails (for example a duplicate
+//!   serial), it is rolled back and every job in it is retried on its own,
+//!   so only the bad job fails, with the same typed error as before.
+//! * **Backpressure.** The queue holds [`QUEUE_CAPACITY`] jobs; beyond that,
+//!   callers wait to enqueue.
+//! * **Shutdown.** [`Store::close`](crate::Store::close) flushes: every job
+//!   queued before it is committed (or failed back to its caller) before the
+//!   pool closes. Jobs queued later fail with
+//!   [`StoreError::Unavailable`]. If the dispatcher is gone (its runtime shut
+//!   down), callers get [`StoreError::Unavailable`] rather than a silent
+//!   success; a job that cannot be queued at all runs directly.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::{
+    AuditEntry, Backend, NewCertificate, StoreError, insert_audit, insert_certificate_row,
+};
+
+/// Most jobs committed in one transaction.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// Jobs that may wait in the queue before callers wait to enqueue.
+pub(crate) const QUEUE_CAPACITY: usize = 4096;
+
+/// Environment variable overriding [`writer_slots`] (1 to 64), for tuning.
+pub(crate) const WRITERS_ENV: &str = "SIGNET_STORE_GROUP_WRITERS";
+
+/// Batches committing at the same time.
+pub(crate) fn writer_slots(backend: Backend) -> usize {
+    if let Some(n) = std::env::var(WRITERS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+    {
+        return n;
+    }
+    match backend {
+        // One writer at a time in SQLite: more slots would only contend on
+        // the write lock.
+        Backend::Sqlite => 1,
+        // Enough to keep PostgreSQL busy while one batch waits for its WAL
+        // flush, few enough that batches stay large under load.
+        Backend::Postgres => 4,
+    }
+}
+
+/// One write waiting for its batch.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// A certificate row plus its audit row.
+    Cert {
+        cert: Box<NewCertificate>,
+        audit: AuditEntry,
+        now: i64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// A used-token row; the answer is whether it was the first use.
+    Token {
+        provisioner: String,
+        jti: String,
+        expires: i64,
+        now: i64,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// A used-token row, then (only if the token was not used before) a
+    /// certificate row and its audit row, in the same transaction. The
+    /// answer is whether the token was new (and so the certificate recorded).
+    CertWithToken {
+        cert: Box<NewCertificate>,
+        audit: AuditEntry,
+        provisioner: String,
+        jti: String,
+        expires: i64,
+        now: i64,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    /// A lone audit row.
+    Audit {
+        audit: AuditEntry,
+        now: i64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+#[derive(Debug)]
+enum Msg {
+    Job(Job),
+    /// Answered once every job queued before it has been answered.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The queue in front of the dispatcher; shared by clones of a
+/// [`Store`](crate::Store). Dropping the last one lets the dispatcher drain
+/// the queue and stop.
+#[derive(Debug)]
+pub(crate) struct GroupWriter {
+    pool: AnyPool,
+    backend: Backend,
+    /// Set when the dispatcher is first needed, on the runtime of that call.
+    sender: OnceLock<mpsc::Sender<Msg>>,
+}
+
+/// The dispatcher stopped before answering: the outcome is unknown, so the
+/// caller must treat the write as failed.
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::WorkerCrashed)
+}
+
+impl GroupWriter {
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Arc<GroupWriter> {
+        Arc::new(GroupWriter {
+            pool,
+            backend,
+            sender: OnceLock::new(),
+        })
+    }
+
+    fn sender(&self) -> Option<&mpsc::Sender<Msg>> {
+        if let Some(s) = self.sender.get() {
+            return Some(s);
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        Some(self.sender.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+            handle.spawn(dispatch(self.pool.clone(), self.backend, rx));
+            tx
+        }))
+    }
+
+    /// Queues `job`, or runs it directly when there is no dispatcher to
+    /// queue it on (no tokio runtime, or the dispatcher's runtime is gone).
+    async fn submit(&self, job: Job) {
+        let job = match self.sender() {
+            Some(sender) => match sender.send(Msg::Job(job)).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(Msg::Job(job))) => job,
+                Err(mpsc::error::SendError(Msg::Flush(_))) => return,
+            },
+            None => job,
+        };
+        run_single(&self.pool, job).await;
+    }
+
+    pub(crate) async fn insert_certificate(
+        &self,
+        cert: Box<NewCertificate>,
+        audit: AuditEntry,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Cert {
+            cert,
+            audit,
+            now,
+            reply,
+        })
+        .await;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    pub(crate) async fn consume_token(
+        &self,
+        provisioner: String,
+        jti: String,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Token {
+            provisioner,
+            jti,
+            expires,
+            now,
+            reply,
+        })
+        .await;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    pub(crate) async fn insert_certificate_with_token(
+        &self,
+        cert: Box<NewCertificate>,
+        audit: AuditEntry,
+        provisioner: String,
+        jti: String,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::CertWithToken {
+            cert,
+            audit,
+            provisioner,
+            jti,
+            expires,
+            now,
+            reply,
+        })
+        .await;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    pub(crate) async fn append_audit(&self, audit: AuditEntry, now: i64) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Audit { audit, now, reply }).await;
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+
+    /// Returns once every job queued before this call has been answered.
+    pub(crate) async fn flush(&self) {
+        let Some(sender) = self.sender.get() else {
+            return; // never started: nothing queued
+        };
+        let (tx, rx) = oneshot::channel();
+        if sender.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The dispatcher: forms batches from the queue and hands each to a writer
+/// task holding one of the slots.
+async fn dispatch(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Msg>) {
+    let slots = writer_slots(backend);
+    let semaphore = Arc::new(Semaphore::new(slots));
+    let all_slots = u32::try_from(slots).unwrap_or(u32::MAX);
+    loop {
+        // Wait for a free slot first: meanwhile the queue fills up, and the
+        // next batch takes all of it.
+        let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+            break;
+        };
+        let Some(first) = rx.recv().await else {
+            break; // every Store clone is gone and the queue is empty
+        };
+        let mut jobs = Vec::new();
+        let mut flushes = Vec::new();
+        match first {
+            Msg::Job(job) => jobs.push(job),
+            Msg::Flush(done) => flushes.push(done),
+        }
+        // Take what is queued right now; never wait for more.
+        while flushes.is_empty() && jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Job(job)) => jobs.push(job),
+                Ok(Msg::Flush(done)) => flushes.push(done),
+                Err(_) => break,
+            }
+        }
+        if jobs.is_empty() {
+            drop(permit);
+        } else {
+            tokio::spawn(commit_batch(pool.clone(), jobs, permit));
+        }
+        if !flushes.is_empty() {
+            // Every earlier job is in a batch; wait until all have finished.
+            if let Ok(all) = semaphore.acquire_many(all_slots).await {
+                drop(all);
+            }
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+async fn commit_batch(pool: AnyPool, jobs: Vec<Job>, _slot: OwnedSemaphorePermit) {
+    if jobs.len() == 1 {
+        for job in jobs {
+            run_single(&pool, job).await;
+        }
+        return;
+    }
+    match write_batch(&pool, &jobs).await {
+        Ok(first_use) => {
+            for (job, first) in jobs.into_iter().zip(first_use) {
+                let first = first.unwrap_or(false);
+                match job {
+                    Job::Cert { reply, .. } | Job::Audit { reply, .. } => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Job::Token { reply, .. } | Job::CertWithToken { reply, .. } => {
+                        let _ = reply.send(Ok(first));
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, jobs = jobs.len(), "group commit failed; retrying one by one");
+            for job in jobs {
+                run_single(&pool, job).await;
+            }
+        }
+    }
+}
+
+/// One job in its own transaction: exactly what the store did before group
+/// commit, with the same errors.
+async fn run_single(pool: &AnyPool, job: Job) {
+    match job {
+        Job::Cert {
+            cert,
+            audit,
+            now,
+            reply,
+        } => {
+            let result = async {
+                let mut tx = pool.begin().await?;
+                insert_certificate_row(&mut tx, &cert, now).await?;
+                insert_audit(&mut tx, &audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Job::Token {
+            provisioner,
+            jti,
+            expires,
+            now,
+            reply,
+        } => {
+            // One autocommitted statement. ON CONFLICT DO NOTHING turns a
+            // replay into "0 rows" rather than an error; the primary key
+            // makes concurrent inserts of one key serialise, so only one
+            // sees 1 row.
+            let result = sqlx::query(
+                "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (provisioner, jti) DO NOTHING",
+            )
+            .bind(&provisioner)
+            .bind(&jti)
+            .bind(expires)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected() == 1)
+            .map_err(StoreError::from);
+            let _ = reply.send(result);
+        }
+        Job::CertWithToken {
+            cert,
+            audit,
+            provisioner,
+            jti,
+            expires,
+            now,
+            reply,
+        } => {
+            let result = async {
+                let mut tx = pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (provisioner, jti) DO NOTHING",
+                )
+                .bind(&provisioner)
+                .bind(&jti)
+                .bind(expires)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                insert_certificate_row(&mut tx, &cert, now).await?;
+                insert_audit(&mut tx, &audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+        Job::Audit { audit, now, reply } => {
+            let result = async {
+                let mut conn = pool.acquire().await?;
+                insert_audit(&mut conn, &audit, now).await
+            }
+            .await;
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Writes every job of a batch in one transaction. On success returns, for
+/// each job in order, whether its token was new (`None` for jobs without a
+/// token).
+async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, StoreError> {
+    // (job index, provisioner, jti, expires, now)
+    let mut tokens = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        match job {
+            Job::Token {
+                provisioner,
+                jti,
+                expires,
+                now,
+                ..
+            }
+            | Job::CertWithToken {
+                provisioner,
+                jti,
+                expires,
+                now,
+                ..
+            } => tokens.push((i, provisioner.as_str(), jti.as_str(), *expires, *now)),
+            Job::Cert { .. } | Job::Audit { .. } => {}
+        }
+    }
+
+    let mut tx = pool.begin().await?;
+
+    // Tokens first: insert each distinct key once; RETURNING says which keys
+    // were new. The first job with a new key gets `true`, every other
+    // `false`.
+    let mut first_use: Vec<Option<bool>> = vec![None; jobs.len()];
+    if !tokens.is_empty() {
+        let mut seen = HashSet::new();
+        let distinct: Vec<_> = tokens
+            .iter()
+            .filter(|(_, p, j, _, _)| seen.insert((*p, *j)))
+            .collect();
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        for chunk in chunks(&distinct) {
+            let sql = values_sql(
+                "INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) VALUES ",
+                4,
+                chunk.len(),
+                " ON CONFLICT (provisioner, jti) DO NOTHING RETURNING provisioner, jti",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (_, provisioner, jti, expires, now) in chunk.iter().copied() {
+                query = query
+                    .bind(*provisioner)
+                    .bind(*jti)
+                    .bind(*expires)
+                    .bind(*now);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                inserted.insert((row.try_get("provisioner")?, row.try_get("jti")?));
+            }
+        }
+        for (i, provisioner, jti, _, _) in &tokens {
+            let key = ((*provisioner).to_owned(), (*jti).to_owned());
+            first_use[*i] = Some(inserted.remove(&key));
+        }
+    }
+
+    // Then the certificates whose token (if any) was new, and audit rows.
+    let mut certs = Vec::new();
+    let mut audits = Vec::new();
+    for (job, first) in jobs.iter().zip(&first_use) {
+        match job {
+            Job::Cert {
+                cert, audit, now, ..
+            } => {
+                certs.push((cert, *now));
+                audits.push((audit, *now));
+            }
+            Job::CertWithToken {
+                cert, audit, now, ..
+            } if *first == Some(true) => {
+                certs.push((cert, *now));
+                audits.push((audit, *now));
+            }
+            Job::Audit { audit, now, .. } => audits.push((audit, *now)),
+            Job::CertWithToken { .. } | Job::Token { .. } => {}
+        }
+    }
+
+    if !certs.is_empty() {
+        let mut sans = Vec::with_capacity(certs.len());
+        for (cert, _) in &certs {
+            crate::validate_serial(&cert.serial)?;
+            sans.push(
+                serde_json::to_string(&cert.sans)
+                    .map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?,
+            );
+        }
+        let rows: Vec<_> = certs.iter().zip(&sans).collect();
+        for chunk in chunks(&rows) {
+            let sql = values_sql(
+                "INSERT INTO certificates \
+                 (serial, issuer, issuer_key_id, subject, sans, profile, \
+                  not_before, not_after, requester, der, created_at) VALUES ",
+                11,
+                chunk.len(),
+                "",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((cert, now), sans) in chunk.iter().copied() {
+                query = query
+                    .bind(&cert.serial)
+                    .bind(&cert.issuer)
+                    .bind(&cert.issuer_key_id)
+                    .bind(&cert.subject)
+                    .bind(sans.as_str())
+                    .bind(&cert.profile)
+                    .bind(cert.not_before.unix_timestamp())
+                    .bind(cert.not_after.unix_timestamp())
+                    .bind(&cert.requester)
+                    .bind(&cert.der)
+                    .bind(*now);
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+
+    if !audits.is_empty() {
+        for chunk in chunks(&audits) {
+            let sql = values_sql(
+                "INSERT INTO audit_log (at, actor, action, serial, outcome, detail) VALUES ",
+                6,
+                chunk.len(),
+                "",
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (audit, now) in chunk {
+                query = query
+                    .bind(*now)
+                    .bind(&audit.actor)
+                    .bind(&audit.action)
+                    .bind(audit.serial.as_deref())
+                    .bind(&audit.outcome)
+                    .bind(&audit.detail);
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+
+    tx.commit().await?;
+    Ok(first_use)
+}
+
+/// Splits `items` into chunks whose lengths are powers of two (largest
+/// first), so a multi-row statement comes in at most log2([`MAX_BATCH`]) + 1
+/// shapes and each stays in the prepared-statement cache.
+fn chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(MAX_BATCH);
+        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (head, tail) = rest.split_at(size);
+        rest = tail;
+        Some(head)
+    })
+}
+
+/// `prefix ($1, …, $cols), ($cols+1, …), … suffix` for `rows` rows. Only
+/// placeholders are generated: every value is bound.
+fn values_sql(prefix: &str, cols: usize, rows: usize, suffix: &str) -> String {
+    use std::fmt::Write;
+    let mut sql = String::with_capacity(prefix.len() + suffix.len() + rows * cols * 6);
+    sql.push_str(prefix);
+    let mut n = 0;
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..cols {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            let _ = write!(sql, "${n}");
+        }
+        sql.push(')');
+    }
+    sql.push_str(suffix);
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two() {
+        let items: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = chunks(&items).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![256, 32, 8, 4]);
+        let items: Vec<u32> = (0..100).collect();
+        let sizes: Vec<usize> = chunks(&items).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![64, 32, 4]);
+        assert_eq!(chunks::<u32>(&[]).count(), 0);
+        let flat: Vec<u32> = chunks(&items).flatten().copied().collect();
+        assert_eq!(flat, items);
+    }
+
+    #[test]
+    fn values_sql_numbers_placeholders() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b) VALUES ", 2, 2, " RETURNING a"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+    }
+}
