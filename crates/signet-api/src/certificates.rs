@@ -270,9 +270,31 @@ impl<'de> serde::Deserialize<'de> for KeyCounter {
     }
 }
 
+/// A single-use token's `jti`, still to be burned.
+#[derive(Debug)]
+struct TokenBurn {
+    provisioner: String,
+    jti: String,
+    expires_at: OffsetDateTime,
+}
+
 impl AppState {
     /// Authenticate the bearer credential; for tokens, enforce the rate limit and burn the jti.
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+        let (identity, burn) = self.authenticate_deferred(headers).await?;
+        if let Some(burn) = burn {
+            self.burn(&burn).await?;
+        }
+        Ok(identity)
+    }
+
+    /// Authenticate and rate-limit, but leave the single-use token's `jti` to the caller:
+    /// issuance burns it in the same transaction that records the certificate (one durable
+    /// commit per certificate instead of two), and on any refusal through [`Self::burn`].
+    async fn authenticate_deferred(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Identity, Option<TokenBurn>), ApiError> {
         let token = auth::bearer(headers)?.ok_or_else(|| {
             ApiError::Unauthorized("missing `Authorization: Bearer` credential".into())
         })?;
@@ -297,12 +319,28 @@ impl AppState {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
-        if let Some((provisioner, jti, exp)) = consume
-            && !inner.store.consume_token(&provisioner, &jti, exp).await?
+        Ok((
+            identity,
+            consume.map(|(provisioner, jti, expires_at)| TokenBurn {
+                provisioner,
+                jti,
+                expires_at,
+            }),
+        ))
+    }
+
+    /// Burn a single-use token's `jti` on its own; a replay is [`ApiError::TokenReplayed`].
+    async fn burn(&self, burn: &TokenBurn) -> Result<(), ApiError> {
+        if self
+            .inner
+            .store
+            .consume_token(&burn.provisioner, &burn.jti, burn.expires_at)
+            .await?
         {
-            return Err(ApiError::TokenReplayed);
+            Ok(())
+        } else {
+            Err(ApiError::TokenReplayed)
         }
-        Ok(identity)
     }
 
     /// Record a refusal: metrics, audit (best effort when the database itself is the problem).
@@ -334,13 +372,16 @@ impl AppState {
         err
     }
 
-    /// Durably record a certificate with its audit row, then describe it.
+    /// Durably record a certificate with its audit row (and, for a single-use token, burn
+    /// its `jti` in the same transaction), then describe it. A replayed token records
+    /// nothing: the certificate just signed is dropped unseen.
     async fn record(
         &self,
         cert: &IssuedCertificate,
         requester: &str,
         action: &str,
         provisioner: &str,
+        burn: Option<&TokenBurn>,
     ) -> Result<IssueResponse, ApiError> {
         let ca = &self.inner.ca;
         let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
@@ -363,7 +404,25 @@ impl AppState {
             outcome: "ok".into(),
             detail: format!("profile={} names={}", cert.profile, sans.join(",")),
         };
-        self.inner.store.insert_certificate(&record, &audit).await?;
+        match burn {
+            None => self.inner.store.insert_certificate(&record, &audit).await?,
+            Some(b) => {
+                let fresh = self
+                    .inner
+                    .store
+                    .insert_certificate_with_token(
+                        &b.provisioner,
+                        &b.jti,
+                        b.expires_at,
+                        &record,
+                        &audit,
+                    )
+                    .await?;
+                if !fresh {
+                    return Err(ApiError::TokenReplayed);
+                }
+            }
+        }
         self.inner
             .metrics
             .issued
@@ -399,20 +458,37 @@ async fn issue(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IssueResponse>), ApiError> {
-    let identity = match st.authenticate(&headers).await {
+    let (identity, burn) = match st.authenticate_deferred(&headers).await {
         Ok(id) => id,
         Err(e) => return Err(st.refuse("anonymous", "issue", None, e).await),
     };
     let actor = identity.audit_name();
-    match issue_inner(&st, &identity, &headers, body).await {
+    match issue_inner(&st, &identity, burn.as_ref(), &headers, body).await {
         Ok(resp) => Ok((StatusCode::CREATED, Json(resp))),
-        Err(e) => Err(st.refuse(&actor, "issue", None, e).await),
+        Err(e) => {
+            // A token presented in a refused request is used up all the same, as if it had
+            // been burned at authentication; if it had already been used, that is the answer.
+            let e = match &burn {
+                Some(b) if !matches!(e, ApiError::TokenReplayed) => match st.burn(b).await {
+                    Ok(()) => e,
+                    Err(ApiError::TokenReplayed) => ApiError::TokenReplayed,
+                    Err(other) => {
+                        // Nothing was issued, so a token left usable does no harm.
+                        tracing::warn!(error = %other, "could not burn the token of a refused request");
+                        e
+                    }
+                },
+                _ => e,
+            };
+            Err(st.refuse(&actor, "issue", None, e).await)
+        }
     }
 }
 
 async fn issue_inner(
     st: &AppState,
     identity: &Identity,
+    burn: Option<&TokenBurn>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<IssueResponse, ApiError> {
@@ -491,7 +567,7 @@ async fn issue_inner(
         OffsetDateTime::now_utc(),
     )?;
     let resp = st
-        .record(&cert, &identity.audit_name(), "issue", &provisioner)
+        .record(&cert, &identity.audit_name(), "issue", &provisioner, burn)
         .await?;
     if let Identity::Kubernetes {
         provisioner,
@@ -660,7 +736,7 @@ async fn renew_inner(
         &renewal_policy(),
         OffsetDateTime::now_utc(),
     )?;
-    st.record(&cert, actor, "renew", "mtls").await
+    st.record(&cert, actor, "renew", "mtls", None).await
 }
 
 fn canonical_serial(s: &str) -> Result<String, ApiError> {

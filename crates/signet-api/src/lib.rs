@@ -25,6 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
 mod auth;
 mod certificates;
 mod error;
+mod jwt_crypto;
 mod kubernetes;
 mod metrics;
 mod system;
@@ -102,6 +103,8 @@ impl AppState {
         admin: AdminCredential,
         mut config: ApiConfig,
     ) -> Self {
+        // Token signatures are checked by ring (see jwt_crypto.rs) from the first request on.
+        jwt_crypto::install();
         config.ca_url = config.ca_url.trim_end_matches('/').to_string();
         let metrics = metrics::Metrics::new();
         AppState {
@@ -279,6 +282,7 @@ pub mod fuzzing {
         provisioners: &[crate::Provisioner],
         audience: &str,
     ) -> Result<String, &'static str> {
+        crate::jwt_crypto::install();
         let mut headers = HeaderMap::new();
         let value = HeaderValue::from_bytes(value).map_err(|_| "unparseable-header")?;
         headers.insert(header::AUTHORIZATION, value);

@@ -349,6 +349,67 @@ async fn token_issuance_then_lookup_list_revoke_on_both_backends() {
     }
 }
 
+/// The token's `jti` is burned in the transaction that records the certificate: of many
+/// concurrent requests with one token, exactly one gets a certificate, the others
+/// `token-replayed`, and exactly one certificate is stored. A token whose first use was
+/// refused (a bad CSR) is used up all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_token_yields_one_certificate_under_concurrency() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = std::sync::Arc::new(env_for(db).await);
+        let token = e.token(&["once.internal"]);
+        let before = e.count().await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (e, token) = (e.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let (csr_pem, _) = csr(&["once.internal"]);
+                let (status, p, _) = e.issue(&token, &csr_pem, "server").await;
+                (status, problem_type(&p).to_string())
+            }));
+        }
+        let mut created = 0;
+        for t in tasks {
+            let (status, kind) = t.await.unwrap();
+            if status == StatusCode::CREATED {
+                created += 1;
+            } else {
+                assert_eq!(
+                    (status, kind.as_str()),
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "urn:signet:problem:token-replayed"
+                    ),
+                    "{name}"
+                );
+            }
+        }
+        assert_eq!(created, 1, "{name}: one token, one certificate");
+        assert_eq!(e.count().await, before + 1, "{name}");
+
+        // Refused first use: the token is burned anyway.
+        let token = e.token(&["twice.internal"]);
+        let (status, p, _) = e.issue(&token, "not a csr", "server").await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::BAD_REQUEST, "urn:signet:problem:bad-csr"),
+            "{name}"
+        );
+        let (csr_pem, _) = csr(&["twice.internal"]);
+        let (status, p, _) = e.issue(&token, &csr_pem, "server").await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (
+                StatusCode::UNAUTHORIZED,
+                "urn:signet:problem:token-replayed"
+            ),
+            "{name}"
+        );
+        assert_eq!(e.count().await, before + 1, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn token_abuse_is_refused_with_the_reason_and_nothing_is_stored() {
     for db in TestDb::all().await {
