@@ -9,7 +9,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -975,7 +974,13 @@ fn renew_once_replaces_a_near_expiry_certificate_and_tells_the_workload() {
     let wait = Duration::from_secs(22).saturating_sub(issued_at.elapsed());
     std::thread::sleep(wait);
     let marker = work.join("exec-ran");
-    let mut victim = Command::new("sleep").arg("120").spawn().unwrap();
+    // The workload stands in as perl (perl-base is in every Debian): it installs its own
+    // SIGHUP handler, so the test holds even when run under `nohup` (a plain `sleep` would
+    // inherit SIGHUP ignored and never notice).
+    let mut victim = Command::new("perl")
+        .args(["-e", "$SIG{HUP} = sub { exit 42 }; sleep 120; exit 0"])
+        .spawn()
+        .expect("perl must be installed (Debian: perl-base)");
     let pid_file = work.join("app.pid");
     std::fs::write(&pid_file, format!("{}\n", victim.id())).unwrap();
     let exec = format!("echo \"$SIGNET_SERIAL\" > {}", p(&marker));
@@ -1016,8 +1021,8 @@ fn renew_once_replaces_a_near_expiry_certificate_and_tells_the_workload() {
     );
     let status = victim.wait().unwrap();
     assert_eq!(
-        status.signal(),
-        Some(1),
+        status.code(),
+        Some(42),
         "SIGHUP was not delivered: {status:?}"
     );
 
