@@ -141,6 +141,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())
             }
+            sqlx::Error::Database(ref db) if db.code().is_some_and(|c| unavailable_code(&c)) => {
+                StoreError::Unavailable(err)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
@@ -154,6 +157,45 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(err.to_string()),
             sqlx::Error::Migrate(m) => StoreError::Migration(*m),
             other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Database error codes that mean "the database cannot serve us right now" rather than "this
+/// statement is wrong": the caller should get 503 and may retry, not a 500.
+///
+/// - PostgreSQL SQLSTATEs (five characters): class 08 (connection exception), 57P01-57P03
+///   (administrator or crash shutdown, cannot connect now: a restart or failover), class 53
+///   (insufficient resources: disk full, out of memory, too many connections).
+/// - SQLite result codes (numeric, extended codes carry the primary code in their low byte):
+///   BUSY (5), LOCKED (6), READONLY (8: e.g. a read-only data directory), IOERR (10), FULL
+///   (13: disk full), CANTOPEN (14).
+fn unavailable_code(code: &str) -> bool {
+    if code.len() == 5 {
+        // A PostgreSQL SQLSTATE (SQLite's extended codes have at most four digits).
+        return code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod unavailable_code_tests {
+    use super::unavailable_code;
+
+    #[test]
+    fn outages_are_unavailable_and_statement_errors_are_not() {
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "08001", "53100", "53300", "5", "517", "8", "1032",
+            "10", "3338", "13", "14",
+        ] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        // unique violation, syntax error, check/trigger raise, SQLite ERROR/CONSTRAINT
+        for code in [
+            "23505", "42601", "P0001", "23514", "1", "19", "2067", "1555",
+        ] {
+            assert!(!unavailable_code(code), "{code}");
         }
     }
 }

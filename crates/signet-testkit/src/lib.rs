@@ -41,7 +41,7 @@ pub struct TestDb {
 
 enum Inner {
     Sqlite { _dir: tempfile::TempDir },
-    Cluster(#[allow(dead_code)] Cluster), // held for its Drop
+    Cluster(Cluster),
     External { admin_url: String, database: String },
 }
 
@@ -107,6 +107,35 @@ impl TestDb {
         self.name
     }
 
+    /// Stops the PostgreSQL server of a private cluster (`pg_ctl stop -m fast`, as the user
+    /// that started it), keeping its data; [`TestDb::start`] brings it back on the same
+    /// socket. For fault tests.
+    ///
+    /// Panics for SQLite, and for a database on `DATABASE_URL`: an external server cannot be
+    /// stopped by a test, so a test using this needs the private cluster (unset
+    /// `DATABASE_URL`).
+    pub fn stop(&self) {
+        self.cluster("stop").pause();
+    }
+
+    /// Starts the PostgreSQL server stopped by [`TestDb::stop`] again, waiting until it
+    /// accepts connections. Panics as [`TestDb::stop`] does.
+    pub fn start(&self) {
+        self.cluster("start").restart();
+    }
+
+    fn cluster(&self, what: &str) -> &Cluster {
+        match &self.inner {
+            Inner::Cluster(cluster) => cluster,
+            Inner::External { .. } => panic!(
+                "TestDb::{what} needs the private PostgreSQL cluster, but DATABASE_URL points \
+                 at an external server that a test cannot stop or start: unset DATABASE_URL \
+                 to run this test"
+            ),
+            Inner::Sqlite { .. } => panic!("TestDb::{what} is for PostgreSQL only"),
+        }
+    }
+
     /// For SQLite, the database file path (which may not exist yet).
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         match &self.inner {
@@ -133,6 +162,23 @@ impl Drop for TestDb {
         }
         // Cluster stops itself in its own Drop; TempDir removes itself.
     }
+}
+
+/// Runs `sql` (one or more statements, as written) on the database at `url`, SQLite or
+/// PostgreSQL, through a connection of its own. For fault tests that change a live database
+/// under a running server, e.g. a trigger that makes a table refuse writes.
+///
+/// Panics if the connection or the statements fail.
+pub async fn execute(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql} on {url} failed: {e}"));
+    let _ = conn.close().await;
 }
 
 fn unique_suffix() -> String {
@@ -249,7 +295,6 @@ impl Cluster {
         };
         let data = cluster.dir().join("data");
         let log = cluster.dir().join("postgres.log");
-        let sock = cluster.dir().to_path_buf();
 
         let mut cmd = cluster.command(&initdb);
         cmd.arg("-D")
@@ -266,19 +311,7 @@ impl Cluster {
             );
         }
 
-        let server_opts = format!(
-            "-c listen_addresses='' -k {} -c fsync=on -c max_connections=50",
-            sock.display()
-        );
-        let mut cmd = cluster.command(&cluster.pg_ctl);
-        cmd.arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(&log)
-            .arg("-o")
-            .arg(&server_opts)
-            .args(["-w", "-t", "60", "start"]);
-        let out = run(&mut cmd);
+        let out = cluster.pg_ctl_start();
         if !out.status.success() {
             let server_log = std::fs::read_to_string(&log).unwrap_or_default();
             // Keep the directory for the panic message, then clean up.
@@ -292,6 +325,60 @@ impl Cluster {
             panic!("{msg}");
         }
         cluster
+    }
+
+    /// `pg_ctl start` on the cluster's data directory (waiting up to 60 s), with the same
+    /// options every time: no TCP, the socket in the cluster directory.
+    fn pg_ctl_start(&self) -> Output {
+        let data = self.dir().join("data");
+        let log = self.dir().join("postgres.log");
+        let server_opts = format!(
+            "-c listen_addresses='' -k {} -c fsync=on -c max_connections=50",
+            self.dir().display()
+        );
+        let mut cmd = self.command(&self.pg_ctl);
+        cmd.arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(&server_opts)
+            .args(["-w", "-t", "60", "start"]);
+        run(&mut cmd)
+    }
+
+    /// Stops the server with `pg_ctl stop -m fast` (waiting for it), keeping the data
+    /// directory for [`Cluster::restart`]. Panics if pg_ctl fails.
+    fn pause(&self) {
+        let data = self.dir().join("data");
+        let mut cmd = self.command(&self.pg_ctl);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop -m fast failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server again after [`Cluster::pause`]. Panics with the server log if
+    /// pg_ctl fails.
+    fn restart(&self) {
+        let out = self.pg_ctl_start();
+        if !out.status.success() {
+            let server_log =
+                std::fs::read_to_string(self.dir().join("postgres.log")).unwrap_or_default();
+            panic!(
+                "pg_ctl start (restart) failed ({}): {}{}\nserver log:\n{server_log}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     fn dir(&self) -> &Path {

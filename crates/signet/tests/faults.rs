@@ -1,0 +1,1130 @@
+//! Fault tests (issue 7, hardening) against the real `signet serve` binary:
+//!
+//! - PostgreSQL stopped under a running server: issuance, revocation and `/readyz` answer 503
+//!   `database-unavailable` promptly, the OCSP responder still answers a cached request
+//!   `good` and an uncached one with an OCSP error status (never an HTTP 500), and everything
+//!   recovers by itself once the database is back, with nothing issued while it was down.
+//!   This needs the private PostgreSQL cluster of `signet_testkit` (it fails with a message
+//!   when `DATABASE_URL` points at an external server, which a test cannot stop).
+//! - `kill -9` under concurrent issuance and revocation, three times on one data directory
+//!   and database (SQLite, PostgreSQL): every certificate a client received a 201 for is in
+//!   the database afterwards, every acknowledged revocation holds, no serial repeats, and the
+//!   CRL Number after a restart is never below one the responder served before.
+//! - The audit log fails closed: with a trigger refusing every `audit_log` insert, issuance
+//!   and revocation answer 5xx and record nothing (certificate and audit row are one
+//!   transaction); with the trigger dropped, issuance works again without a restart.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use signet_testkit::TestDb;
+
+/// How long a server may take to come up (it may first create a CA and migrate a database).
+const STARTUP: Duration = Duration::from_secs(90);
+/// How long a refusal may take while the database is down: the store's pool acquire timeout
+/// (10 s) plus slack, well under the API's 30 s request timeout.
+const PROMPT_REFUSAL: Duration = Duration::from_secs(15);
+/// How long the server may take to recover once the database is back.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// A `signet serve` process, killed if the test ends (or fails) without stopping it.
+struct Server {
+    child: Child,
+    port: u16,
+    ocsp_port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `signet serve --dir DATA` on a free API port and a free responder port; the log goes
+    /// to `log_dir/serve-PORT.log`.
+    fn start(log_dir: &Path, env: &[(&str, &str)], data: &Path) -> Server {
+        let port = free_port();
+        let ocsp_port = free_port();
+        let log = log_dir.join(format!("serve-{port}.log"));
+        let out = fs::File::create(&log).unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let responder = format!("127.0.0.1:{ocsp_port}");
+        let mut cmd = base_command();
+        cmd.args(["serve", "--dir", p(data), "--listen", &listen])
+            .args(["--responder-listen", &responder])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Server {
+            child: cmd.spawn().unwrap(),
+            port,
+            ocsp_port,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The CA URL the server derives from its listen address (the tokens' audience).
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    fn ocsp_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ocsp_port)
+    }
+
+    /// Wait for the root certificate to be written (before that, nothing listens).
+    async fn wait_for_root(&mut self, root: &Path) {
+        let deadline = Instant::now() + STARTUP;
+        while !root.exists() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("signet serve exited early ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "no root:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Poll `url` until it answers 200.
+    async fn wait_for(&mut self, client: &reqwest::Client, url: &str) {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("signet serve exited early ({status}):\n{}", self.log());
+            }
+            match client.get(url).send().await {
+                Ok(resp) if resp.status().is_success() => return,
+                Ok(resp) if Instant::now() > deadline => {
+                    panic!("{url} answered {}:\n{}", resp.status(), self.log())
+                }
+                Err(e) if Instant::now() > deadline => {
+                    panic!("{url} did not answer: {e:?}\n{}", self.log())
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Wait until the API and the responder both answer.
+    async fn wait_ready(&mut self, https: &reqwest::Client) {
+        self.wait_for(https, &self.url("/readyz")).await;
+        let crl = self.ocsp_url("/crl/issuing.crl");
+        self.wait_for(https, &crl).await;
+    }
+
+    /// SIGKILL, and reap.
+    fn kill9(&mut self) {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        assert!(kill.success(), "kill -KILL {pid}");
+        self.child.wait().unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The binary with no Signet settings inherited from the environment.
+fn base_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    for var in [
+        "SIGNET_CA_URL",
+        "SIGNET_ROOT_FINGERPRINT",
+        "SIGNET_CA_FILE",
+        "SIGNET_TOKEN",
+        "SIGNET_ADMIN_TOKEN",
+        "SIGNET_ADMIN_TOKEN_FILE",
+        "SIGNET_CA_PASSPHRASE",
+        "SIGNET_DATABASE_URL",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the openssl CLI must be installed (apt-get install openssl)")
+}
+
+/// A one-time token from `signet token`, signed by the data directory's `default` provisioner.
+fn token(data: &Path, ca_url: &str, san: &str) -> String {
+    let o = base_command()
+        .args(["token", "--dir", p(data), "--ca-url", ca_url])
+        .args(["--subject", "faults", "--san", san])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let jwt = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert_eq!(jwt.split('.').count(), 3, "{jwt}");
+    jwt
+}
+
+/// A P-256 key and CSR for `name` (CN and the only DNS SAN) made by `openssl req`; returns
+/// the CSR PEM.
+fn csr(dir: &Path, name: &str) -> String {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let o = openssl(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&csr),
+        "-subj",
+        &format!("/CN={name}"),
+        "-addext",
+        &format!("subjectAltName=DNS:{name}"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    fs::read_to_string(csr).unwrap()
+}
+
+/// Mints one-time tokens in process, as `signet token` does: ES256 with the data directory's
+/// `default` provisioner key, `kid` and `iss` "default", a 5-minute lifetime, a random `jti`.
+struct Minter {
+    key: jsonwebtoken::EncodingKey,
+    aud: String,
+}
+
+impl Minter {
+    fn new(data: &Path, ca_url: &str) -> Minter {
+        let pem = fs::read(data.join("provisioners/default.key")).unwrap();
+        assert!(
+            pem.starts_with(b"-----BEGIN PRIVATE KEY-----"),
+            "the default provisioner key is expected as unencrypted PKCS#8"
+        );
+        Minter {
+            key: jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
+            aud: ca_url.to_string(),
+        }
+    }
+
+    fn token(&self) -> String {
+        use ring::rand::SecureRandom;
+        let mut jti = [0u8; 16];
+        ring::rand::SystemRandom::new().fill(&mut jti).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({
+            "iss": "default",
+            "aud": self.aud,
+            "sub": "load",
+            "sans": ["load.internal"],
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": hex::encode(jti),
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("default".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+}
+
+/// An HTTPS client trusting only `root`.
+fn client(root: &Path) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(root).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn admin_token(data: &Path) -> String {
+    fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Read a problem response: the expected status, `application/problem+json` and
+/// `urn:signet:problem:SLUG`.
+async fn problem(resp: reqwest::Response, status: u16, slug: &str) {
+    let what = format!("{} {}", resp.url(), resp.status());
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let got = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(got, status, "{what}: {body}");
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/problem+json"),
+        "{what}: {body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["type"], format!("urn:signet:problem:{slug}"), "{body}");
+    assert_eq!(v["status"], status, "{body}");
+}
+
+/// All certificate serials in the store, by the admin listing (every page).
+async fn serials(https: &reqwest::Client, base: &str, admin: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut req = https
+            .get(format!("{base}/v1/certificates"))
+            .bearer_auth(admin)
+            .query(&[("limit", "500")]);
+        if let Some(c) = &cursor {
+            req = req.query(&[("cursor", c.as_str())]);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let page: Value = resp.json().await.unwrap();
+        for item in page["items"].as_array().unwrap() {
+            items.push(item["serial_number"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return items,
+        }
+    }
+}
+
+/// The `responseStatus` of a DER OCSPResponse: `SEQUENCE { ENUMERATED status, ... }`.
+fn ocsp_response_status(der: &[u8]) -> u8 {
+    assert!(
+        der.len() >= 5 && der[0] == 0x30,
+        "not an OCSPResponse: {der:02x?}"
+    );
+    let header = match der[1] {
+        n if n < 0x80 => 2,
+        n => 2 + usize::from(n & 0x7f),
+    };
+    assert_eq!(
+        &der[header..header + 2],
+        &[0x0a, 0x01],
+        "no responseStatus: {der:02x?}"
+    );
+    der[header + 2]
+}
+
+/// A DER OCSP request for `leaf` made by `openssl ocsp -reqout`, with or without a nonce.
+fn ocsp_request(dir: &Path, tag: &str, issuing: &Path, leaf: &Path, nonce: bool) -> Vec<u8> {
+    let out = dir.join(format!("{tag}.ocsp-req.der"));
+    let mut args = vec!["ocsp"];
+    args.push(if nonce { "-nonce" } else { "-no_nonce" });
+    args.extend_from_slice(&["-issuer", p(issuing), "-cert", p(leaf), "-reqout", p(&out)]);
+    let o = openssl(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    fs::read(out).unwrap()
+}
+
+/// The GET form of an OCSP request (RFC 6960 appendix A.1): base64, URL-encoded.
+fn ocsp_get_path(req: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(req);
+    let enc = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    format!("/ocsp/{enc}")
+}
+
+/// openssl's verdict on a saved OCSP response for `leaf` (signature verified up to `root`).
+fn ocsp_verdict(dir: &Path, resp: &[u8], issuing: &Path, leaf: &Path, root: &Path) -> String {
+    let file = dir.join("ocsp-resp.der");
+    fs::write(&file, resp).unwrap();
+    let chain = dir.join("ocsp-chain.pem");
+    fs::write(
+        &chain,
+        format!(
+            "{}{}",
+            fs::read_to_string(root).unwrap(),
+            fs::read_to_string(issuing).unwrap()
+        ),
+    )
+    .unwrap();
+    let o = openssl(&[
+        "ocsp",
+        "-respin",
+        p(&file),
+        "-issuer",
+        p(issuing),
+        "-cert",
+        p(leaf),
+        "-CAfile",
+        p(&chain),
+    ]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "openssl ocsp -respin:\n{all}");
+    all
+}
+
+/// `POST /v1/certificates` with a token, timed.
+async fn post_issue(
+    https: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    csr: &str,
+) -> (reqwest::Response, Duration) {
+    let started = Instant::now();
+    let resp = https
+        .post(format!("{base}/v1/certificates"))
+        .bearer_auth(bearer)
+        .json(&json!({ "csr": csr }))
+        .send()
+        .await
+        .unwrap();
+    (resp, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
+    assert!(
+        !std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")),
+        "this test stops and starts PostgreSQL, so it needs signet-testkit's private cluster: \
+         unset DATABASE_URL to run it"
+    );
+    let db = TestDb::postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let mut server = Server::start(tmp.path(), &[("SIGNET_DATABASE_URL", db.url())], &data);
+    let root = data.join("root_ca.crt");
+    server.wait_for_root(&root).await;
+    let https = client(&root);
+    server.wait_ready(&https).await;
+    assert!(
+        !data.join("signet.db").exists(),
+        "SQLite was used instead of PostgreSQL:\n{}",
+        server.log()
+    );
+    let base = server.base();
+    let admin = admin_token(&data);
+    // The responder is plain HTTP; this client speaks both.
+    let plain = https.clone();
+    let issuing = data.join("issuing_ca.crt");
+
+    // One certificate, and its OCSP answer fetched once by GET, so it is cached.
+    let csr_pem = csr(&work, "faults.internal");
+    let tok = token(&data, &base, "faults.internal");
+    let (resp, _) = post_issue(&https, &base, &tok, &csr_pem).await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let issued: Value = resp.json().await.unwrap();
+    let serial = issued["serial_number"].as_str().unwrap().to_string();
+    let leaf = work.join("leaf.pem");
+    fs::write(&leaf, issued["certificate"].as_str().unwrap()).unwrap();
+    let cached_req = ocsp_request(&work, "cached", &issuing, &leaf, false);
+    let get_path = ocsp_get_path(&cached_req);
+    let resp = plain.get(server.ocsp_url(&get_path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    let verdict = ocsp_verdict(&work, &body, &issuing, &leaf, &root);
+    assert!(verdict.contains("Response verify OK"), "{verdict}");
+    assert!(verdict.contains(": good"), "{verdict}");
+    let before = serials(&https, &base, &admin).await;
+    assert!(
+        before.contains(&serial),
+        "{serial} not listed in {before:?}"
+    );
+
+    // Mint what the outage needs before it: `signet token` does not use the database.
+    let down_tokens: Vec<String> = (0..2)
+        .map(|_| token(&data, &base, "faults.internal"))
+        .collect();
+    let after_token = token(&data, &base, "faults.internal");
+
+    db.stop();
+
+    // Issuance: 503 database-unavailable, promptly.
+    for tok in &down_tokens {
+        let (resp, took) = post_issue(&https, &base, tok, &csr_pem).await;
+        assert!(
+            took < PROMPT_REFUSAL,
+            "issuance with the database down took {took:?}\n{}",
+            server.log()
+        );
+        problem(resp, 503, "database-unavailable").await;
+        eprintln!("issuance refused in {took:?} with the database down");
+    }
+
+    // Revocation (admin): 503 database-unavailable, promptly.
+    let started = Instant::now();
+    let resp = https
+        .post(format!("{base}/v1/certificates/{serial}/revoke"))
+        .bearer_auth(&admin)
+        .json(&json!({ "reason": "keyCompromise" }))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < PROMPT_REFUSAL, "revocation took {took:?}");
+    problem(resp, 503, "database-unavailable").await;
+    eprintln!("revocation refused in {took:?} with the database down");
+
+    // Readiness: 503, promptly.
+    let started = Instant::now();
+    let resp = https.get(server.url("/readyz")).send().await.unwrap();
+    let took = started.elapsed();
+    assert!(took < PROMPT_REFUSAL, "/readyz took {took:?}");
+    problem(resp, 503, "database-unavailable").await;
+    eprintln!("/readyz answered 503 in {took:?} with the database down");
+
+    // OCSP: the cached answer is still served, good, by GET and by POST.
+    let started = Instant::now();
+    let resp = plain.get(server.ocsp_url(&get_path)).send().await.unwrap();
+    assert!(started.elapsed() < PROMPT_REFUSAL);
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    let verdict = ocsp_verdict(&work, &body, &issuing, &leaf, &root);
+    assert!(verdict.contains("Response verify OK"), "{verdict}");
+    assert!(verdict.contains(": good"), "{verdict}");
+    let resp = plain
+        .post(server.ocsp_url("/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(cached_req.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.bytes().await.unwrap();
+    assert!(
+        ocsp_verdict(&work, &body, &issuing, &leaf, &root).contains(": good"),
+        "cached POST"
+    );
+
+    // A request with a nonce cannot come from the cache: an OCSP error status over HTTP 200
+    // (internalError 2 or tryLater 3), never an HTTP 500.
+    let nonce_req = ocsp_request(&work, "nonce", &issuing, &leaf, true);
+    let started = Instant::now();
+    let resp = plain
+        .post(server.ocsp_url("/ocsp"))
+        .header("content-type", "application/ocsp-request")
+        .body(nonce_req)
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < PROMPT_REFUSAL, "uncached OCSP took {took:?}");
+    assert_eq!(resp.status(), 200, "uncached OCSP with the database down");
+    let body = resp.bytes().await.unwrap();
+    let status = ocsp_response_status(&body);
+    assert!(
+        status == 2 || status == 3,
+        "uncached OCSP answered responseStatus {status}, not internalError/tryLater"
+    );
+    eprintln!("uncached OCSP answered responseStatus {status} in {took:?}");
+
+    db.start();
+
+    // Recovery, by itself: /readyz 200, then issuance 201.
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        match https.get(server.url("/readyz")).send().await {
+            Ok(resp) if resp.status() == 200 => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "/readyz not 200 within {RECOVERY:?} of the database coming back: {other:?}\n{}",
+                server.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let recovered_in = RECOVERY - deadline.saturating_duration_since(Instant::now());
+    eprintln!("/readyz recovered in {recovered_in:?}");
+    let (resp, _) = post_issue(&https, &base, &after_token, &csr_pem).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "issuance after recovery: {}\n{}",
+        resp.text().await.unwrap(),
+        server.log()
+    );
+    let issued: Value = resp.json().await.unwrap();
+    let new_serial = issued["serial_number"].as_str().unwrap().to_string();
+
+    // Nothing was issued while the database was down: exactly one more certificate.
+    let after = serials(&https, &base, &admin).await;
+    assert_eq!(after.len(), before.len() + 1, "{before:?} -> {after:?}");
+    assert!(after.contains(&new_serial));
+    let rec: Value = https
+        .get(format!("{base}/v1/certificates/{serial}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rec["status"], "good",
+        "the refused revocation changed nothing: {rec}"
+    );
+}
+
+/// The CRL Number of the server's current issuing CRL, read by openssl.
+async fn crl_number(https: &reqwest::Client, server: &Server, dir: &Path) -> u128 {
+    let resp = https
+        .get(server.ocsp_url("/crl/issuing.crl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let file = dir.join("issuing.crl");
+    fs::write(&file, resp.bytes().await.unwrap()).unwrap();
+    let o = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&file),
+        "-noout",
+        "-crlnumber",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let hex = out
+        .trim()
+        .strip_prefix("crlNumber=")
+        .unwrap_or_else(|| panic!("{out}"));
+    let hex = hex.trim_start_matches("0x");
+    u128::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{out}: {e}"))
+}
+
+/// A CRL number fetch that tolerates the server dying under it (for use during the load).
+async fn try_crl_number(https: &reqwest::Client, url: &str, file: &Path) -> Option<u128> {
+    let resp = https.get(url).send().await.ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    let body = resp.bytes().await.ok()?;
+    fs::write(file, body).unwrap();
+    let o = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(file),
+        "-noout",
+        "-crlnumber",
+    ]);
+    assert!(
+        o.status.success(),
+        "a CRL openssl cannot read: {}",
+        text(&o)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let hex = out.trim().strip_prefix("crlNumber=0x")?;
+    Some(u128::from_str_radix(hex, 16).unwrap())
+}
+
+/// What the clients were told while the server was being killed.
+#[derive(Default)]
+struct Told {
+    /// Serials a client received a 201 for.
+    issued: Vec<String>,
+    /// Serials the admin received a 200 for revoking.
+    revoked: Vec<String>,
+    /// The highest CRL Number the responder served.
+    max_crl: u128,
+}
+
+/// `kill -9` under concurrent issuance (with revocations, so CRLs are being published),
+/// `ROUNDS` times on one data directory and database; then nothing acknowledged is lost.
+async fn kill_9_scenario(db: Option<&TestDb>) {
+    const ROUNDS: usize = 3;
+    const WORKERS: usize = 8;
+    let backend = db.map_or("sqlite", |db| db.name());
+    let env: Vec<(&str, &str)> = db
+        .iter()
+        .map(|db| ("SIGNET_DATABASE_URL", db.url()))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let root = data.join("root_ca.crt");
+    let csr_pem = Arc::new(csr(&work, "load.internal"));
+
+    let told: Arc<Mutex<Told>> = Arc::default();
+    let mut crl_numbers = Vec::new();
+    for round in 0..=ROUNDS {
+        let mut server = Server::start(tmp.path(), &env, &data);
+        server.wait_for_root(&root).await;
+        let https = client(&root);
+        server.wait_ready(&https).await;
+        // The CRL Number after a restart is never below any the responder served before.
+        let number = crl_number(&https, &server, &work).await;
+        let max_before = told.lock().unwrap().max_crl;
+        assert!(
+            number >= max_before,
+            "[{backend}] the CRL Number went backwards across kill -9: {number} after {max_before} \
+             was served\n{}",
+            server.log()
+        );
+        crl_numbers.push(number);
+        if round == ROUNDS {
+            // Every task of the load has ended: take what they were told.
+            let told = std::mem::take(&mut *told.lock().unwrap());
+            check_nothing_lost(&server, &https, &data, &told, backend).await;
+            eprintln!("[{backend}] CRL numbers after each start: {crl_numbers:?}");
+            return;
+        }
+        let base = server.base();
+
+        // Tokens minted in process (as `signet token` does), so the load is issuance only.
+        let minter = Arc::new(Minter::new(&data, &base));
+        let cut_off = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..WORKERS {
+            // One client (so one connection) per worker.
+            let https = client(&root);
+            let base = base.clone();
+            let csr_pem = csr_pem.clone();
+            let minter = minter.clone();
+            let told = told.clone();
+            let cut_off = cut_off.clone();
+            workers.push(tokio::spawn(async move {
+                let mut ok = 0usize;
+                loop {
+                    let resp = https
+                        .post(format!("{base}/v1/certificates"))
+                        .bearer_auth(minter.token())
+                        .json(&json!({ "csr": *csr_pem }))
+                        .send()
+                        .await;
+                    // After the kill, requests fail without an answer: stop.
+                    let Ok(resp) = resp else {
+                        cut_off.fetch_add(1, Ordering::Relaxed);
+                        return ok;
+                    };
+                    let status = resp.status().as_u16();
+                    let Ok(body) = resp.text().await else {
+                        cut_off.fetch_add(1, Ordering::Relaxed);
+                        return ok;
+                    };
+                    match status {
+                        201 => {
+                            let v: Value = serde_json::from_str(&body).unwrap();
+                            let serial = v["serial_number"].as_str().unwrap().to_string();
+                            told.lock().unwrap().issued.push(serial);
+                            ok += 1;
+                        }
+                        // The provisioner's rate limit: refused, nothing issued.
+                        429 => tokio::time::sleep(Duration::from_millis(50)).await,
+                        _ => panic!("issuance under load answered {status}: {body}"),
+                    }
+                }
+            }));
+        }
+        // The admin revokes the newest certificate every 100 ms and watches the CRL Number.
+        let revoker = {
+            let https = client(&root);
+            let base = base.clone();
+            let admin = admin_token(&data);
+            let told = told.clone();
+            let crl_url = server.ocsp_url("/crl/issuing.crl");
+            let file = work.join(format!("during-{round}.crl"));
+            tokio::spawn(async move {
+                let mut revoked = 0usize;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let Some(serial) = told.lock().unwrap().issued.last().cloned() else {
+                        continue;
+                    };
+                    let Ok(resp) = https
+                        .post(format!("{base}/v1/certificates/{serial}/revoke"))
+                        .bearer_auth(&admin)
+                        .json(&json!({ "reason": "superseded" }))
+                        .send()
+                        .await
+                    else {
+                        return revoked;
+                    };
+                    let status = resp.status().as_u16();
+                    let Ok(body) = resp.text().await else {
+                        return revoked;
+                    };
+                    match status {
+                        200 => {
+                            told.lock().unwrap().revoked.push(serial);
+                            revoked += 1;
+                        }
+                        409 => {} // already revoked: no new certificate since the last turn
+                        _ => panic!("revocation under load answered {status}: {body}"),
+                    }
+                    match try_crl_number(&https, &crl_url, &file).await {
+                        Some(n) => {
+                            let mut t = told.lock().unwrap();
+                            t.max_crl = t.max_crl.max(n);
+                        }
+                        None => return revoked,
+                    }
+                }
+            })
+        };
+        // Kill after a second of load, once this round has issued something (bounded).
+        let issued_before = told.lock().unwrap().issued.len();
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        while told.lock().unwrap().issued.len() == issued_before {
+            assert!(
+                started.elapsed() < STARTUP,
+                "[{backend}] nothing issued under load\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.kill9();
+        let mut round_ok = 0;
+        for w in workers {
+            round_ok += w.await.unwrap();
+        }
+        let revoked = revoker.await.unwrap();
+        let cut = cut_off.load(Ordering::Relaxed);
+        eprintln!(
+            "[{backend}] round {round}: {round_ok} issued and {revoked} revoked before kill -9, \
+             {cut} issuance requests cut off"
+        );
+        assert!(
+            round_ok > 0,
+            "[{backend}] nothing issued under load\n{}",
+            server.log()
+        );
+        assert_eq!(
+            cut,
+            WORKERS,
+            "[{backend}] every worker must still be issuing when kill -9 lands\n{}",
+            server.log()
+        );
+    }
+}
+
+/// After the last restart: every certificate handed out is recorded, every acknowledged
+/// revocation holds, and no serial repeats.
+async fn check_nothing_lost(
+    server: &Server,
+    https: &reqwest::Client,
+    data: &Path,
+    told: &Told,
+    backend: &str,
+) {
+    let base = server.base();
+    let unique: BTreeSet<&String> = told.issued.iter().collect();
+    assert_eq!(
+        unique.len(),
+        told.issued.len(),
+        "[{backend}] a serial was handed out twice"
+    );
+    let revoked: BTreeSet<&String> = told.revoked.iter().collect();
+    for serial in &told.issued {
+        let resp = https
+            .get(format!("{base}/v1/certificates/{serial}"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = resp.text().await.unwrap();
+        assert_eq!(
+            status, 200,
+            "[{backend}] certificate {serial} was handed out with 201 but is not in the \
+             database after kill -9: {body}"
+        );
+        if revoked.contains(serial) {
+            let rec: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                rec["status"], "revoked",
+                "[{backend}] an acknowledged revocation was lost: {rec}"
+            );
+        }
+    }
+    let all = serials(https, &base, &admin_token(data)).await;
+    let all_unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(
+        all_unique.len(),
+        all.len(),
+        "[{backend}] the listing repeats a serial"
+    );
+    eprintln!(
+        "[{backend}] {} certificates handed out and {} revoked under kill -9, all recorded; {} in \
+         the store",
+        told.issued.len(),
+        told.revoked.len(),
+        all.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_issuance_loses_nothing_on_sqlite() {
+    kill_9_scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_issuance_loses_nothing_on_postgres() {
+    let db = TestDb::postgres().await;
+    kill_9_scenario(Some(&db)).await;
+}
+
+/// Statements that make every INSERT into `audit_log` fail, and undo that, per backend.
+fn audit_fault_sql(backend: &str) -> (&'static str, &'static str) {
+    if backend == "postgres" {
+        (
+            "CREATE FUNCTION fault_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'audit_log unwritable (fault test)'; END $$; \
+             CREATE TRIGGER fault_audit_refuse BEFORE INSERT ON audit_log \
+             FOR EACH ROW EXECUTE FUNCTION fault_audit_refuse();",
+            "DROP TRIGGER fault_audit_refuse ON audit_log; DROP FUNCTION fault_audit_refuse();",
+        )
+    } else {
+        (
+            "CREATE TRIGGER fault_audit_refuse BEFORE INSERT ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit_log unwritable (fault test)'); END;",
+            "DROP TRIGGER fault_audit_refuse;",
+        )
+    }
+}
+
+/// The audit log fails closed: when its rows cannot be written, neither can the certificate
+/// or the revocation they record (one transaction), and the client gets a 5xx.
+async fn audit_fails_closed(db: Option<&TestDb>) {
+    let backend = db.map_or("sqlite", |db| db.name());
+    let env: Vec<(&str, &str)> = db
+        .iter()
+        .map(|db| ("SIGNET_DATABASE_URL", db.url()))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let mut server = Server::start(tmp.path(), &env, &data);
+    let root = data.join("root_ca.crt");
+    server.wait_for_root(&root).await;
+    let https = client(&root);
+    server.wait_ready(&https).await;
+    let url = match db {
+        Some(db) => db.url().to_string(),
+        None => format!("sqlite://{}", p(&data.join("signet.db"))),
+    };
+    let base = server.base();
+    let admin = admin_token(&data);
+    let minter = Minter::new(&data, &base);
+    let csr_pem = csr(&work, "load.internal");
+
+    let (resp, _) = post_issue(&https, &base, &minter.token(), &csr_pem).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "[{backend}] {}",
+        resp.text().await.unwrap()
+    );
+    let issued: Value = resp.json().await.unwrap();
+    let serial = issued["serial_number"].as_str().unwrap().to_string();
+    let before = serials(&https, &base, &admin).await;
+
+    let (refuse, allow) = audit_fault_sql(backend);
+    signet_testkit::execute(&url, refuse).await;
+
+    // Issuance: signed, but neither recorded nor handed out.
+    let (resp, took) = post_issue(&https, &base, &minter.token(), &csr_pem).await;
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = resp.text().await.unwrap();
+    assert!(
+        (500..600).contains(&status),
+        "[{backend}] issuance with the audit log unwritable answered {status}: {body}"
+    );
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/problem+json"),
+        "{body}"
+    );
+    assert!(!body.contains("BEGIN CERTIFICATE"), "{body}");
+    eprintln!("[{backend}] issuance with the audit log unwritable: {status} in {took:?}: {body}");
+
+    // Revocation: refused, and the certificate stays good.
+    let resp = https
+        .post(format!("{base}/v1/certificates/{serial}/revoke"))
+        .bearer_auth(&admin)
+        .json(&json!({ "reason": "keyCompromise" }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert!(
+        (500..600).contains(&status),
+        "[{backend}] revocation with the audit log unwritable answered {status}: {body}"
+    );
+    eprintln!("[{backend}] revocation with the audit log unwritable: {status}: {body}");
+    let rec: Value = https
+        .get(format!("{base}/v1/certificates/{serial}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rec["status"], "good",
+        "[{backend}] revoked without an audit row: {rec}"
+    );
+    let during = serials(&https, &base, &admin).await;
+    assert_eq!(
+        during, before,
+        "[{backend}] a certificate was recorded without its audit row"
+    );
+
+    // Writable again: issuance works, without a restart.
+    signet_testkit::execute(&url, allow).await;
+    let (resp, _) = post_issue(&https, &base, &minter.token(), &csr_pem).await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "[{backend}] {}",
+        resp.text().await.unwrap()
+    );
+    let after = serials(&https, &base, &admin).await;
+    assert_eq!(after.len(), before.len() + 1, "[{backend}]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_unwritable_fails_closed_on_sqlite() {
+    audit_fails_closed(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_unwritable_fails_closed_on_postgres() {
+    let db = TestDb::postgres().await;
+    audit_fails_closed(Some(&db)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_answers_201_or_503_and_loses_nothing() {
+    const WORKERS: usize = 8;
+    let db = TestDb::postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let work = tmp.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let mut server = Server::start(tmp.path(), &[("SIGNET_DATABASE_URL", db.url())], &data);
+    let root = data.join("root_ca.crt");
+    server.wait_for_root(&root).await;
+    let https = client(&root);
+    server.wait_ready(&https).await;
+    let base = server.base();
+    let minter = Arc::new(Minter::new(&data, &base));
+    let csr_pem = Arc::new(csr(&work, "load.internal"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let issued: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        let https = client(&root);
+        let (base, minter, csr_pem) = (base.clone(), minter.clone(), csr_pem.clone());
+        let (stop, issued, refused) = (stop.clone(), issued.clone(), refused.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (resp, took) = post_issue(&https, &base, &minter.token(), &csr_pem).await;
+                assert!(took < PROMPT_REFUSAL, "an issuance took {took:?}");
+                match resp.status().as_u16() {
+                    201 => {
+                        let v: Value = resp.json().await.unwrap();
+                        let serial = v["serial_number"].as_str().unwrap().to_string();
+                        issued.lock().unwrap().push(serial);
+                    }
+                    _ => {
+                        problem(resp, 503, "database-unavailable").await;
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| db.stop());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::task::block_in_place(|| db.start());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let issued = issued.lock().unwrap().clone();
+    eprintln!(
+        "{} issued, {} refused with 503 across the outage",
+        issued.len(),
+        refused.load(Ordering::Relaxed)
+    );
+    for serial in &issued {
+        let resp = https
+            .get(format!("{base}/v1/certificates/{serial}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{serial} handed out but not recorded");
+    }
+}
