@@ -8,9 +8,11 @@ use std::num::NonZeroU32;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use ring::digest;
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,15 @@ pub struct ProvisionerConfig {
     /// Requests allowed in a burst above the sustained rate.
     #[serde(default = "default_burst")]
     pub rate_limit_burst: u32,
+    /// Sustained issuance requests per second from any one requester (a token's `sub`, a
+    /// Kubernetes `namespace/serviceaccount`), on top of the provisioner's own limit. Unset:
+    /// no per-requester limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_identity_per_second: Option<u32>,
+    /// Requests one requester may make in a burst (default: twice its rate). Needs
+    /// `rate_limit_per_identity_per_second`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_identity_burst: Option<u32>,
 }
 
 /// A provisioner ready to verify tokens.
@@ -115,6 +126,101 @@ pub struct Provisioner {
     pub(crate) policy: Policy,
     pub(crate) limiter: Arc<DefaultDirectRateLimiter>,
     rate: (u32, u32),
+    /// One bucket per requester, if configured.
+    pub(crate) identity_limiter: Option<Arc<IdentityLimiter>>,
+}
+
+/// Run [`IdentityLimiter`]'s sweep at least every this many checks (a power of two).
+const IDENTITY_SWEEP_EVERY: u64 = 1024;
+/// Above this many tracked requesters, sweep on every check (at most every
+/// [`IDENTITY_SWEEP_INTERVAL_MS`]) and, if sweeping does not help, refuse requesters (see
+/// [`IdentityLimiter::check`]).
+const IDENTITY_MAX_TRACKED: usize = 100_000;
+const IDENTITY_SWEEP_INTERVAL_MS: u64 = 100;
+
+/// Token buckets per requester of one provisioner (governor, keyed). Keys are the SHA-256 of
+/// the requester's name, so each costs the same whatever the length of a token's `sub`.
+/// Memory stays bounded: buckets that have refilled (state equal to a fresh one) are dropped
+/// by a periodic sweep (`retain_recent`), so only requesters seen within about
+/// burst ÷ rate seconds are kept, and there are never many more than
+/// [`IDENTITY_MAX_TRACKED`].
+pub(crate) struct IdentityLimiter {
+    limiter: DefaultKeyedRateLimiter<[u8; 32]>,
+    rate: (u32, u32),
+    checks: AtomicU64,
+    /// Milliseconds since `epoch` of the last sweep.
+    last_sweep_ms: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl std::fmt::Debug for IdentityLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityLimiter")
+            .field("rate", &self.rate)
+            .field("tracked", &self.limiter.len())
+            .finish()
+    }
+}
+
+impl IdentityLimiter {
+    fn new(per_second: u32, burst: u32) -> Result<IdentityLimiter, String> {
+        let rate = NonZeroU32::new(per_second)
+            .ok_or("rate_limit_per_identity_per_second must be at least 1")?;
+        let burst_n = NonZeroU32::new(burst.max(per_second))
+            .ok_or("rate_limit_per_identity_burst must be at least 1")?;
+        Ok(IdentityLimiter {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst_n)),
+            rate: (per_second, burst),
+            checks: AtomicU64::new(0),
+            last_sweep_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        })
+    }
+
+    /// Take one request from `identity`'s bucket; when it is empty, how long until it is not.
+    pub(crate) fn check(&self, identity: &str) -> Result<(), Duration> {
+        let n = self.checks.fetch_add(1, Ordering::Relaxed) + 1;
+        let crowded = self.limiter.len() >= IDENTITY_MAX_TRACKED;
+        if n & (IDENTITY_SWEEP_EVERY - 1) == 0 || crowded {
+            self.sweep(crowded);
+        }
+        if crowded && self.limiter.len() >= IDENTITY_MAX_TRACKED {
+            // Every tracked requester is still inside its window: refuse rather than grow.
+            return Err(Duration::from_secs(1));
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest::digest(&digest::SHA256, identity.as_bytes()).as_ref());
+        self.limiter.check_key(&key).map_err(|not_until| {
+            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+            not_until.wait_time_from(now)
+        })
+    }
+
+    /// Drop the buckets that have refilled. When `throttled`, at most once per
+    /// [`IDENTITY_SWEEP_INTERVAL_MS`] (a sweep walks every key).
+    fn sweep(&self, throttled: bool) {
+        let now_ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if throttled && now_ms.saturating_sub(last) < IDENTITY_SWEEP_INTERVAL_MS {
+            return;
+        }
+        if self
+            .last_sweep_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+            && throttled
+        {
+            return; // another request is sweeping
+        }
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    /// Requesters tracked now.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.limiter.len()
+    }
 }
 
 /// How a provisioner's tokens are verified.
@@ -161,6 +267,18 @@ impl Provisioner {
                 "names are 1-64 characters of letters, digits, '-', '_' and '.'".into(),
             ));
         }
+        let identity_rate = match (
+            cfg.rate_limit_per_identity_per_second,
+            cfg.rate_limit_per_identity_burst,
+        ) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(err(
+                    "rate_limit_per_identity_burst needs rate_limit_per_identity_per_second".into(),
+                ));
+            }
+            (Some(rate), burst) => Some((rate, burst.unwrap_or(rate.saturating_mul(2)))),
+        };
         let verifier = match cfg.kind {
             ProvisionerKind::Token => {
                 let k8s_only = [
@@ -231,14 +349,18 @@ impl Provisioner {
                 Verifier::Kubernetes(Box::new(verifier))
             }
         };
-        Provisioner::build(
+        let p = Provisioner::build(
             &cfg.name,
             verifier,
             cfg.policy.clone(),
             cfg.rate_limit_per_second,
             cfg.rate_limit_burst,
         )
-        .map_err(err)
+        .map_err(err)?;
+        match identity_rate {
+            None => Ok(p),
+            Some((rate, burst)) => p.with_identity_limit(rate, burst).map_err(err),
+        }
     }
 
     /// Build directly (tests, embedding).
@@ -278,7 +400,19 @@ impl Provisioner {
             policy,
             limiter,
             rate: (per_second, burst),
+            identity_limiter: None,
         })
+    }
+
+    /// Also limit each requester (a token's `sub`, a Kubernetes `namespace/serviceaccount`)
+    /// to `per_second` issuance requests per second with bursts of `burst`.
+    pub fn with_identity_limit(
+        mut self,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<Provisioner, String> {
+        self.identity_limiter = Some(Arc::new(IdentityLimiter::new(per_second, burst)?));
+        Ok(self)
     }
 
     /// The provisioner's name.
@@ -304,10 +438,19 @@ impl Provisioner {
     }
 
     /// Keep the rate-limit state of `old` when it is the same provisioner with the same limits
-    /// (a configuration reload does not refill buckets).
+    /// (a configuration reload does not refill buckets). The provisioner's bucket and the
+    /// per-requester buckets carry over each on its own, when its own limits are unchanged.
     pub(crate) fn inherit_limiter(&mut self, old: &Provisioner) {
-        if old.name == self.name && old.rate == self.rate {
+        if old.name != self.name {
+            return;
+        }
+        if old.rate == self.rate {
             self.limiter = old.limiter.clone();
+        }
+        if let (Some(new), Some(prev)) = (&self.identity_limiter, &old.identity_limiter)
+            && new.rate == prev.rate
+        {
+            self.identity_limiter = Some(prev.clone());
         }
     }
 }
@@ -463,6 +606,25 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// The requester as its provisioner knows it, for per-requester rate limits: a token's
+    /// `sub`, a Kubernetes `namespace/serviceaccount`; `None` for the admin.
+    pub(crate) fn requester(&self) -> Option<(&str, String)> {
+        match self {
+            Identity::Admin => None,
+            Identity::Token {
+                provisioner,
+                subject,
+                ..
+            } => Some((provisioner, subject.clone())),
+            Identity::Kubernetes {
+                provisioner,
+                namespace,
+                service_account,
+                ..
+            } => Some((provisioner, format!("{namespace}/{service_account}"))),
+        }
+    }
+
     /// How the caller appears in the audit log and the certificate record.
     pub fn audit_name(&self) -> String {
         match self {
@@ -609,4 +771,119 @@ pub(crate) fn verify(
         sans,
     };
     Ok((identity, Some((prov.name.clone(), claims.jti, exp))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn provisioner(rate: u32, per_identity: Option<(u32, u32)>) -> Provisioner {
+        let p = Provisioner::new(
+            "p",
+            DecodingKey::from_secret(b"unused"),
+            Algorithm::HS256,
+            Policy::default(),
+            rate,
+            rate,
+        )
+        .unwrap();
+        match per_identity {
+            Some((r, b)) => p.with_identity_limit(r, b).unwrap(),
+            None => p,
+        }
+    }
+
+    #[test]
+    fn each_requester_has_its_own_bucket() {
+        let p = provisioner(1000, Some((1, 3)));
+        let limiter = p.identity_limiter.as_ref().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check("alice").is_ok());
+        }
+        let wait = limiter.check("alice").unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(limiter.check("bob").is_ok());
+        // The key is a digest: a huge subject costs no more than a short one.
+        assert!(limiter.check(&"x".repeat(100_000)).is_ok());
+    }
+
+    #[test]
+    fn refilled_requesters_are_forgotten() {
+        let p = provisioner(1000, Some((1000, 1)));
+        let limiter = p.identity_limiter.as_ref().unwrap();
+        for i in 0..5000 {
+            assert!(limiter.check(&format!("subject-{i}")).is_ok());
+        }
+        // Sweeps ran every IDENTITY_SWEEP_EVERY checks; those since the last are all kept.
+        assert!(limiter.tracked() >= 5000 % IDENTITY_SWEEP_EVERY as usize);
+        // A bucket of burst 1 at 1000/s is full again after 1 ms.
+        std::thread::sleep(Duration::from_millis(50));
+        // The next sweep comes at the next multiple of IDENTITY_SWEEP_EVERY checks.
+        for _ in 5000..(5000 / IDENTITY_SWEEP_EVERY + 1) * IDENTITY_SWEEP_EVERY {
+            let _ = limiter.check("steady");
+        }
+        assert!(
+            limiter.tracked() <= 1,
+            "{} still tracked",
+            limiter.tracked()
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_buckets_whose_limits_are_unchanged() {
+        let old = provisioner(1000, Some((1, 1)));
+        assert!(
+            old.identity_limiter
+                .as_ref()
+                .unwrap()
+                .check("alice")
+                .is_ok()
+        );
+        let mut same = provisioner(1000, Some((1, 1)));
+        same.inherit_limiter(&old);
+        assert!(
+            same.identity_limiter
+                .as_ref()
+                .unwrap()
+                .check("alice")
+                .is_err()
+        );
+        let mut changed = provisioner(1000, Some((2, 2)));
+        changed.inherit_limiter(&old);
+        assert!(
+            changed
+                .identity_limiter
+                .as_ref()
+                .unwrap()
+                .check("alice")
+                .is_ok()
+        );
+        let mut dropped = provisioner(1000, None);
+        dropped.inherit_limiter(&old);
+        assert!(dropped.identity_limiter.is_none());
+    }
+
+    #[test]
+    fn per_identity_settings_are_checked() {
+        let cfg = |rate: Option<u32>, burst: Option<u32>| -> ProvisionerConfig {
+            let mut c: ProvisionerConfig = serde_json::from_value(serde_json::json!({
+                "name": "p", "type": "token", "public_key_file": "/nonexistent.pub",
+            }))
+            .unwrap();
+            c.rate_limit_per_identity_per_second = rate;
+            c.rate_limit_per_identity_burst = burst;
+            c
+        };
+        assert!(IdentityLimiter::new(0, 1).is_err());
+        assert!(IdentityLimiter::new(1, 0).is_ok()); // burst is at least the rate
+        // Key file missing: the error is about the key, so the limits themselves passed.
+        let err = Provisioner::from_config(&cfg(Some(10), None), Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("nonexistent"), "{err}");
+        let err = Provisioner::from_config(&cfg(None, Some(5)), Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("needs"), "{err}");
+    }
 }

@@ -270,6 +270,11 @@ impl<'de> serde::Deserialize<'de> for KeyCounter {
     }
 }
 
+/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// A single-use token's `jti`, still to be burned.
 #[derive(Debug)]
 struct TokenBurn {
@@ -302,22 +307,31 @@ impl AppState {
         let provisioners = self.provisioners();
         let (identity, consume) =
             auth::verify(token, &inner.admin, &provisioners, &inner.config.ca_url)?;
-        let by = match &identity {
-            Identity::Admin => None,
-            Identity::Token { provisioner, .. } | Identity::Kubernetes { provisioner, .. } => {
-                Some(provisioner)
-            }
-        };
-        if let Some(provisioner) = by
-            && let Some(p) = provisioners.iter().find(|p| &p.name == provisioner)
-            && let Err(not_until) = p.limiter.check()
+        // The requester's own bucket first, so that a requester refused for flooding does
+        // not also drain its provisioner's bucket and starve the provisioner's other
+        // requesters. Nothing is burned here: a refused token stays usable.
+        if let Some((provisioner, requester)) = identity.requester()
+            && let Some(p) = provisioners.iter().find(|p| p.name == provisioner)
         {
-            let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-            let wait = not_until.wait_time_from(now);
-            return Err(ApiError::RateLimited {
-                who: format!("provisioner {provisioner}"),
-                retry_after_secs: wait.as_secs().max(1),
-            });
+            if let Some(per_identity) = &p.identity_limiter
+                && let Err(wait) = per_identity.check(&requester)
+            {
+                return Err(ApiError::RateLimited {
+                    who: format!(
+                        "requester {:?} of provisioner {provisioner}",
+                        requester.chars().take(128).collect::<String>()
+                    ),
+                    retry_after_secs: retry_after_secs(wait),
+                });
+            }
+            if let Err(not_until) = p.limiter.check() {
+                let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
+                let wait = not_until.wait_time_from(now);
+                return Err(ApiError::RateLimited {
+                    who: format!("provisioner {provisioner}"),
+                    retry_after_secs: retry_after_secs(wait),
+                });
+            }
         }
         Ok((
             identity,

@@ -34,9 +34,10 @@ pub enum ApiError {
     /// The CA core refused or failed.
     #[error(transparent)]
     Ca(#[from] CaError),
-    /// The store failed.
+    /// The store failed. (A [`StoreError::Audit`] converts to
+    /// [`ApiError::AuditFailed`] instead, see the `From` impl below.)
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// No or bad credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -58,6 +59,9 @@ pub enum ApiError {
         /// Seconds until a request would be accepted.
         retry_after_secs: u64,
     },
+    /// The request (typically its body) did not arrive in full within the request timeout.
+    #[error("the request was not completed within {} s", .0.as_secs_f64())]
+    RequestTimeout(std::time::Duration),
     /// The request body or parameters are malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -162,6 +166,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => {
                 (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
             }
+            ApiError::RequestTimeout(_) => {
+                (S::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+            }
             ApiError::BadRequest(_) => (S::BAD_REQUEST, "invalid-request", "Invalid request"),
             ApiError::BodyTooLarge(_) => (
                 S::PAYLOAD_TOO_LARGE,
@@ -234,6 +241,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// A refused audit row is its own problem (503 `audit-unavailable`): the store wrote
+    /// nothing of the operation it recorded. Every other store error stays a store error.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Audit(_) => ApiError::AuditFailed(err),
+            other => ApiError::Store(other),
+        }
     }
 }
 

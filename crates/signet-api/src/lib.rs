@@ -40,7 +40,8 @@ pub use kubernetes::{
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Longest a request may take before the server answers 503.
+/// Longest a request may take, by default, before the server answers 408 `request-timeout`
+/// (see [`AppState::with_request_timeout`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of the API that come from configuration.
@@ -92,6 +93,8 @@ struct Inner {
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
     revocation_hook: std::sync::OnceLock<Hook>,
+    /// Set at most once before serving; [`REQUEST_TIMEOUT`] when unset.
+    request_timeout: std::sync::OnceLock<Duration>,
 }
 
 impl AppState {
@@ -116,6 +119,7 @@ impl AppState {
                 config,
                 metrics,
                 revocation_hook: std::sync::OnceLock::new(),
+                request_timeout: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -125,6 +129,22 @@ impl AppState {
     pub fn with_revocation_hook(self, hook: RevocationHook) -> Self {
         let _ = self.inner.revocation_hook.set(Hook(hook));
         self
+    }
+
+    /// Answer 408 `request-timeout` to any request not completed within `timeout` (default
+    /// [`REQUEST_TIMEOUT`]). Set once, before [`app`]; a second value is ignored.
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        let _ = self.inner.request_timeout.set(timeout);
+        self
+    }
+
+    /// The request timeout in force.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner
+            .request_timeout
+            .get()
+            .copied()
+            .unwrap_or(REQUEST_TIMEOUT)
     }
 
     /// The provisioners in force now.
@@ -230,12 +250,9 @@ pub fn app(state: AppState) -> Router {
             axum::routing::get(move || async move { axum::Json(api_json) }),
         )
         .merge(SwaggerUi::new("/docs"))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
@@ -245,6 +262,33 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state)
+}
+
+/// The request timeout: a request not answered within it (in practice, one whose body
+/// stalls) is dropped and answered 408 `request-timeout` as a problem document, counted in
+/// `signet_refusals_total`. It is not audited: the caller is not authenticated yet, and a
+/// flood of stalled requests must not turn into a flood of database writes. Over HTTP/1 the
+/// answer says `Connection: close` (the rest of the body would otherwise be read as the next
+/// request); HTTP/2 resets the stream instead.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.request_timeout();
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let method = req.method().clone();
+    let path = req.uri().path().chars().take(128).collect::<String>();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let err = ApiError::RequestTimeout(limit);
+            state.inner.metrics.refused(err.slug());
+            tracing::info!(%method, path, problem = err.slug(), "request timed out");
+            let mut resp = axum::response::IntoResponse::into_response(err);
+            if http1 {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }
 }
 
 /// Latency by route and status.

@@ -32,12 +32,13 @@ const CRL_MAX_AGE_SECS: i64 = 60;
 /// A root CRL this close to its nextUpdate is warned about (once per CRL number).
 const ROOT_CRL_WARN_BEFORE: time::Duration = time::Duration::days(14);
 
-/// The latest CRL, in both forms.
+/// The latest CRL, DER; its PEM form is made on first request (a CRL of a million entries
+/// is 45 MB of DER and 61 MB of PEM: nobody may ever ask for the PEM).
 #[derive(Debug)]
 pub(crate) struct PublishedCrl {
     pub(crate) number: u64,
     der: Bytes,
-    pem: Bytes,
+    pem: std::sync::OnceLock<Bytes>,
     /// Hex of the first 16 bytes of the DER's SHA-256: the ETags are built from it.
     tag: String,
     der_etag: String,
@@ -123,9 +124,10 @@ impl Responder {
         if let Some(c) = read(&self.inner.chain_crl).filter(|c| c.numbers == numbers) {
             return c;
         }
-        let mut pem = Vec::with_capacity(issuing.pem.len() + root.pem.len());
-        pem.extend_from_slice(&issuing.pem);
-        pem.extend_from_slice(&root.pem);
+        let (issuing_pem, root_pem) = (issuing.pem(), root.pem());
+        let mut pem = Vec::with_capacity(issuing_pem.len() + root_pem.len());
+        pem.extend_from_slice(&issuing_pem);
+        pem.extend_from_slice(&root_pem);
         let built = Arc::new(ChainCrl {
             numbers,
             pem: Bytes::from(pem),
@@ -161,27 +163,81 @@ async fn refresh(
     let Some(rec) = store.latest_crl(key_id).await? else {
         return Ok(current);
     };
-    let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &rec.der)
-        .map_err(|e| ResponderError::Config(format!("encoding the CRL as PEM: {e}")))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &rec.der);
-    let tag = hex::encode(&digest.as_ref()[..16]);
-    let published = Arc::new(PublishedCrl {
-        number: rec.number,
-        der: Bytes::from(rec.der),
-        pem: Bytes::from(pem),
-        der_etag: format!("\"{tag}\""),
-        pem_etag: format!("\"{tag}-pem\""),
-        tag,
-        this_update: rec.this_update,
-        next_update: rec.next_update,
-    });
+    Ok(install(
+        key_id,
+        slot,
+        PublishedCrl::new(rec.number, rec.this_update, rec.next_update, rec.der),
+    ))
+}
+
+/// Serves `published` from `slot` unless a newer one is there; returns the number served.
+fn install(
+    key_id: &str,
+    slot: &RwLock<Option<Arc<PublishedCrl>>>,
+    published: PublishedCrl,
+) -> Option<u64> {
     let mut slot = slot.write().unwrap_or_else(|p| p.into_inner());
     // Another refresh may have raced ahead: never go back to an older number.
     if slot.as_ref().is_none_or(|c| c.number < published.number) {
         tracing::debug!(key_id, number = published.number, "serving a new CRL");
-        *slot = Some(published);
+        *slot = Some(Arc::new(published));
     }
-    Ok(slot.as_ref().map(|c| c.number))
+    slot.as_ref().map(|c| c.number)
+}
+
+impl PublishedCrl {
+    fn new(
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        der: Vec<u8>,
+    ) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+        let tag = hex::encode(&digest.as_ref()[..16]);
+        PublishedCrl {
+            number,
+            der: Bytes::from(der),
+            pem: std::sync::OnceLock::new(),
+            der_etag: format!("\"{tag}\""),
+            pem_etag: format!("\"{tag}-pem\""),
+            tag,
+            this_update,
+            next_update,
+        }
+    }
+
+    /// The PEM form, made once.
+    fn pem(&self) -> Bytes {
+        self.pem
+            .get_or_init(|| {
+                // Encoding into a String cannot fail for a buffer that fits in memory; an
+                // empty body would only follow an impossible length overflow.
+                let pem =
+                    pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &self.der)
+                        .unwrap_or_default();
+                Bytes::from(pem)
+            })
+            .clone()
+    }
+}
+
+impl Responder {
+    /// Serve a CRL of the issuing CA that the caller has just stored (its number came from
+    /// the store), without reading its DER back from the database. A CRL older than the one
+    /// served is ignored.
+    pub fn install_crl(
+        &self,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        der: Vec<u8>,
+    ) {
+        install(
+            self.inner.issuer.key_id_hex(),
+            &self.inner.crl,
+            PublishedCrl::new(number, this_update, next_update, der),
+        );
+    }
 }
 
 /// Splits `issuing.crl` into its issuer name and extension, if the name is ours.
@@ -301,12 +357,12 @@ struct Served {
 
 fn one(crl: &PublishedCrl, pem: bool) -> Served {
     let (body, etag, content_type) = if pem {
-        (&crl.pem, &crl.pem_etag, "application/x-pem-file")
+        (crl.pem(), &crl.pem_etag, "application/x-pem-file")
     } else {
-        (&crl.der, &crl.der_etag, "application/pkix-crl")
+        (crl.der.clone(), &crl.der_etag, "application/pkix-crl")
     };
     Served {
-        body: body.clone(),
+        body,
         etag: etag.clone(),
         content_type,
         this_update: crl.this_update,

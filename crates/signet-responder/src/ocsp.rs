@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::Responder;
 use crate::cache::Signed;
-use crate::http::{http_date, not_modified, seconds_until};
+use crate::http::{not_modified, seconds_until};
 
 const OCSP_RESPONSE: &str = "application/ocsp-response";
 
@@ -85,10 +85,8 @@ pub(crate) async fn get(State(r): State<Responder>, uri: Uri, headers: HeaderMap
                 HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform"))
                     .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
             );
-            h.insert(header::LAST_MODIFIED, http_date(signed.this_update));
-            h.insert(header::EXPIRES, http_date(signed.next_update));
-            if let Ok(etag) = HeaderValue::from_str(&signed.etag) {
-                h.insert(header::ETAG, etag);
+            for (name, value) in &signed.fixed_headers {
+                h.insert(name, value.clone());
             }
             if not_modified(&headers, &signed.etag) {
                 return (StatusCode::NOT_MODIFIED, h).into_response();
@@ -176,20 +174,39 @@ impl Responder {
 
         // Read before the statuses: see cache.rs for why.
         let epoch = self.inner.cache.epoch();
+        let next_update = (now + self.inner.config.ocsp_validity).min(active.signer.not_after());
+        if next_update <= now {
+            // The signer is about to expire and its successor is not installed yet.
+            return Answer::Error(OcspErrorStatus::TryLater);
+        }
+        // A status read from the database is reused, like a signed answer, until half way
+        // to nextUpdate; a revocation invalidates both.
+        let status_until = now + (next_update - now) / 2;
         let mut statuses = Vec::with_capacity(req.cert_ids().len());
         for id in req.cert_ids() {
+            if let Some(status) = self.inner.cache.status(id.serial(), now) {
+                statuses.push((id, status));
+                continue;
+            }
             match self.status_of(id.serial()).await {
-                Ok(status) => statuses.push((id, status)),
+                Ok(status) => {
+                    // Unknown is not remembered: a serial may be recorded a moment later,
+                    // and random serials must not fill the cache.
+                    if status != CertStatusKind::Unknown {
+                        self.inner.cache.insert_status(
+                            id.serial().clone(),
+                            status,
+                            status_until,
+                            epoch,
+                        );
+                    }
+                    statuses.push((id, status));
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP status lookup failed");
                     return Answer::Error(OcspErrorStatus::InternalError);
                 }
             }
-        }
-        let next_update = (now + self.inner.config.ocsp_validity).min(active.signer.not_after());
-        if next_update <= now {
-            // The signer is about to expire and its successor is not installed yet.
-            return Answer::Error(OcspErrorStatus::TryLater);
         }
         let pairs: Vec<(&OcspCertId, CertStatusKind)> = statuses;
         let body = match build_response(&active.signer, &pairs, now, next_update, req.nonce()) {

@@ -36,7 +36,8 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::{
-    AuditEntry, Backend, NewCertificate, StoreError, insert_audit, insert_certificate_row,
+    AuditEntry, Backend, NewCertificate, StoreError, audit_error, insert_audit,
+    insert_certificate_row,
 };
 
 /// Most jobs committed in one transaction.
@@ -551,7 +552,9 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
                     .bind(&audit.outcome)
                     .bind(&audit.detail);
             }
-            query.execute(&mut *tx).await?;
+            // A failed batch is retried job by job (`run_single`), so this
+            // only labels the batch's error; each caller hears its own.
+            query.execute(&mut *tx).await.map_err(audit_error)?;
         }
     }
 

@@ -32,8 +32,9 @@ mod group;
 mod revocation;
 
 pub use revocation::{
-    CHANGE_CHANNEL, ChangeListener, CrlRecord, MAX_REVOCATION_PAGE, NewCrl, OcspSignerRequest,
-    OcspSignerRequestState, RevocationEvent, RevocationStatus, RevokedCertificate,
+    CHANGE_CHANNEL, ChangeListener, CrlInfo, CrlRecord, MAX_REVOCATION_PAGE, NewCrl,
+    OcspSignerRequest, OcspSignerRequestState, RevocationEvent, RevocationStatus,
+    RevokedCertificate,
 };
 
 /// Migrations for SQLite, embedded at compile time.
@@ -133,6 +134,15 @@ pub enum StoreError {
     /// Any other error reported by the database or the driver.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+
+    /// The audit row could not be written (the database refused the
+    /// `audit_log` insert: a trigger, a constraint, a permission), so the
+    /// operation it records was not done either: a certificate or revocation
+    /// and its audit row are one transaction. A database that cannot be
+    /// reached at all while writing the audit row is
+    /// [`StoreError::Unavailable`] instead.
+    #[error("audit record not written: {0}")]
+    Audit(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -672,20 +682,37 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => {
                 create_sqlite_file(url)?;
+                // The pool retries a connection that fails until its acquire timeout and
+                // then reports only "pool timed out". One direct connection first reports
+                // the real cause at once: a read-only directory (SQLite needs to create
+                // the -wal and -shm files), a full disk, a file that is not a database.
+                {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::AnyConnection::connect(url)
+                        .await
+                        .map_err(|e| sqlite_open_error(url, e))?;
+                    sqlite_pragmas(&mut conn)
+                        .await
+                        .map_err(|e| sqlite_open_error(url, e))?;
+                    let _ = conn.close().await;
+                }
                 options
                     .max_connections(8)
-                    .after_connect(|conn, _meta| {
+                    .after_connect(|conn, _meta| Box::pin(sqlite_pragmas(conn)))
+                    // A connection must come back to the pool outside any transaction.
+                    // One that does not (a COMMIT or ROLLBACK that failed, as on a full
+                    // disk) would run the next caller's transaction as a savepoint inside
+                    // the stale one, holding the write lock: close it instead.
+                    .after_release(|conn, _meta| {
                         Box::pin(async move {
-                            // journal_mode returns a row; execute ignores it.
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = FULL",
-                                "PRAGMA busy_timeout = 5000",
-                                "PRAGMA foreign_keys = ON",
-                            ] {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            use sqlx::Connection;
+                            let clean = !conn.is_in_transaction();
+                            if !clean {
+                                tracing::warn!(
+                                    "closing a database connection left inside a transaction"
+                                );
                             }
-                            Ok(())
+                            Ok(clean)
                         })
                     })
                     .connect(url)
@@ -698,10 +725,7 @@ impl Store {
                     .await
             }
         };
-        let pool = pool.map_err(|e| match e {
-            sqlx::Error::Configuration(_) => StoreError::InvalidUrl(e.to_string()),
-            other => StoreError::Unavailable(other),
-        })?;
+        let pool = pool.map_err(connect_error)?;
         let listen_url = (backend == Backend::Postgres)
             .then(|| Redacted(Arc::from(normalize_postgres_url(url).as_ref())));
         Ok(Store {
@@ -1233,6 +1257,52 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The error for a failed connect: a bad URL, or a database that cannot be used now.
+fn connect_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Configuration(_) => StoreError::InvalidUrl(e.to_string()),
+        other => StoreError::Unavailable(other),
+    }
+}
+
+/// The error for a SQLite database that cannot be opened. SQLite says only "unable to open
+/// database file"; if the file cannot be opened for writing (a read-only filesystem, say),
+/// that is the error reported, with the file's name.
+fn sqlite_open_error(url: &str, e: sqlx::Error) -> StoreError {
+    let path = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .ok()
+        .map(|o| o.get_filename().to_path_buf())
+        .filter(|p| p.is_file() && !url.contains("mode=ro"));
+    if let Some(path) = path
+        && let Err(io) = std::fs::OpenOptions::new().write(true).open(&path)
+    {
+        return StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+            io.kind(),
+            format!(
+                "{}: {io}: SQLite must be able to write the database file and create \
+                 its -wal and -shm files next to it",
+                path.display()
+            ),
+        )));
+    }
+    connect_error(e)
+}
+
+/// Run on every SQLite connection: WAL, durable commits, a busy timeout, foreign keys.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // journal_mode returns a row; execute ignores it.
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL",
+        "PRAGMA busy_timeout = 5000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Inserts one certificate row (not its audit row); a duplicate serial is
 /// [`StoreError::Conflict`].
 async fn insert_certificate_row(
@@ -1287,8 +1357,27 @@ async fn insert_audit(
     .bind(&audit.outcome)
     .bind(&audit.detail)
     .execute(conn)
-    .await?;
+    .await
+    .map_err(audit_error)?;
     Ok(())
+}
+
+/// The error for a failed `audit_log` insert: [`StoreError::Unavailable`] if
+/// the database could not be reached (so callers answer 503
+/// `database-unavailable` as for any other write), otherwise
+/// [`StoreError::Audit`].
+pub(crate) fn audit_error(err: sqlx::Error) -> StoreError {
+    match StoreError::from(err) {
+        StoreError::Unavailable(e) => StoreError::Unavailable(e),
+        StoreError::Database(e) | StoreError::Audit(e) => StoreError::Audit(e),
+        // A refusal that happens to look like a unique violation or a decode
+        // error (audit_log has no unique key but its generated id) is still a
+        // refused audit row, not a conflict for the caller to report.
+        StoreError::Conflict(msg) | StoreError::Corrupt(msg) => {
+            StoreError::Audit(sqlx::Error::Protocol(msg))
+        }
+        other => other,
+    }
 }
 
 fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord, StoreError> {

@@ -79,6 +79,9 @@ pub struct NewCrl {
     pub der: Vec<u8>,
 }
 
+/// How much of a stored CRL's DER [`Store::latest_crl`] reads per query.
+const CRL_READ_CHUNK: usize = 4 << 20;
+
 /// A stored CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlRecord {
@@ -94,6 +97,17 @@ pub struct CrlRecord {
     pub der: Vec<u8>,
     /// When the store recorded it, whole seconds.
     pub created_at: OffsetDateTime,
+}
+
+/// What is known of a stored CRL without reading its DER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// Its CRL Number.
+    pub number: u64,
+    /// thisUpdate, whole seconds.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate, whole seconds.
+    pub next_update: OffsetDateTime,
 }
 
 /// A pending request for a delegated OCSP signing certificate.
@@ -366,23 +380,95 @@ impl Store {
     }
 
     /// The CRL of `issuer_key_id` with the largest number, if one was ever stored.
+    ///
+    /// The DER is read in slices of [`CRL_READ_CHUNK`] bytes into one buffer of the exact
+    /// size: a CRL of a million entries is about 45 MB, and reading it as one value would
+    /// hold it several times over (the driver's receive buffer, which the pooled connection
+    /// then keeps, its row, and the copy handed back).
     pub async fn latest_crl(&self, issuer_key_id: &str) -> Result<Option<CrlRecord>, StoreError> {
         validate_key_id(issuer_key_id)?;
+        let head = match self.backend {
+            Backend::Postgres => {
+                "SELECT issuer_key_id, number, this_update, next_update, created_at, \
+                 octet_length(der)::BIGINT AS der_len \
+                 FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1"
+            }
+            Backend::Sqlite => {
+                "SELECT issuer_key_id, number, this_update, next_update, created_at, \
+                 length(der) AS der_len \
+                 FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1"
+            }
+        };
+        // One connection, one transaction: the slices all come from the same row version.
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(head)
+            .bind(issuer_key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let number: i64 = row.try_get("number")?;
+        let der_len = usize::try_from(row.try_get::<i64, _>("der_len")?)
+            .map_err(|_| StoreError::Corrupt("crls.der has a negative length".into()))?;
+        let slice = match self.backend {
+            Backend::Postgres => {
+                "SELECT substring(der FROM $3::INT FOR $4::INT) AS part FROM crls \
+                 WHERE issuer_key_id = $1 AND number = $2"
+            }
+            Backend::Sqlite => {
+                "SELECT substr(der, $3, $4) AS part FROM crls \
+                 WHERE issuer_key_id = $1 AND number = $2"
+            }
+        };
+        let mut der = Vec::with_capacity(der_len);
+        while der.len() < der_len {
+            let (start, want) = (der.len() + 1, (der_len - der.len()).min(CRL_READ_CHUNK));
+            let part: Vec<u8> = sqlx::query(slice)
+                .bind(issuer_key_id)
+                .bind(number)
+                .bind(i64::try_from(start).unwrap_or(i64::MAX))
+                .bind(i64::try_from(want).unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("part")?;
+            if part.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "crls.der of CRL {number} is shorter than its length"
+                )));
+            }
+            der.extend_from_slice(&part);
+        }
+        tx.commit().await?;
+        Ok(Some(CrlRecord {
+            issuer_key_id: row.try_get("issuer_key_id")?,
+            number: u64_from("number", number)?,
+            this_update: from_unix("this_update", row.try_get("this_update")?)?,
+            next_update: from_unix("next_update", row.try_get("next_update")?)?,
+            der,
+            created_at: from_unix("created_at", row.try_get("created_at")?)?,
+        }))
+    }
+
+    /// Number and validity of the latest CRL of `issuer_key_id`, without its DER (which
+    /// may be tens of megabytes): what deciding whether to publish needs.
+    pub async fn latest_crl_info(
+        &self,
+        issuer_key_id: &str,
+    ) -> Result<Option<CrlInfo>, StoreError> {
+        validate_key_id(issuer_key_id)?;
         let row = sqlx::query(
-            "SELECT issuer_key_id, number, this_update, next_update, der, created_at \
+            "SELECT number, this_update, next_update \
              FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_key_id)
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| {
-            Ok(CrlRecord {
-                issuer_key_id: row.try_get("issuer_key_id")?,
+            Ok(CrlInfo {
                 number: u64_from("number", row.try_get("number")?)?,
                 this_update: from_unix("this_update", row.try_get("this_update")?)?,
                 next_update: from_unix("next_update", row.try_get("next_update")?)?,
-                der: row.try_get("der")?,
-                created_at: from_unix("created_at", row.try_get("created_at")?)?,
             })
         })
         .transpose()

@@ -243,6 +243,38 @@ async fn crls_are_stored_and_the_latest_is_served() {
 }
 
 #[tokio::test]
+async fn large_crls_read_back_exactly_and_their_info_needs_no_der() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        assert_eq!(store.latest_crl_info(KEY_ID).await.unwrap(), None, "[{db}]");
+        // Larger than two read slices (4 MiB each) and not a multiple of one, with every
+        // byte value, so a slice boundary that drops, repeats or shifts a byte shows.
+        let der: Vec<u8> = (0..(9 << 20) + 12_345u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let n = store.next_crl_number(KEY_ID).await.unwrap();
+        let crl = NewCrl {
+            issuer_key_id: KEY_ID.to_owned(),
+            number: n,
+            this_update: ts(1_700_000_000),
+            next_update: ts(1_700_086_400),
+            der: der.clone(),
+        };
+        store.store_crl(&crl).await.unwrap();
+        let latest = store.latest_crl(KEY_ID).await.unwrap().unwrap();
+        assert_eq!(latest.number, n, "[{db}]");
+        assert_eq!(latest.der.len(), der.len(), "[{db}]");
+        assert!(latest.der == der, "[{db}] the DER read back differs");
+        let info = store.latest_crl_info(KEY_ID).await.unwrap().unwrap();
+        assert_eq!(
+            (info.number, info.this_update, info.next_update),
+            (n, crl.this_update, crl.next_update),
+            "[{db}]"
+        );
+    }
+}
+
+#[tokio::test]
 async fn crl_entries_page_through_unexpired_revoked_certificates_of_one_issuer() {
     for db in TestDb::all().await {
         let store = open(&db).await;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -109,6 +110,9 @@ pub struct ServerSection {
     /// The admin bearer token; relative to the configuration's directory.
     #[serde(default = "default_admin_token_file")]
     pub admin_token_file: PathBuf,
+    /// `[server.limits]`: connection and request limits.
+    #[serde(default, skip_serializing_if = "LimitsSection::is_default")]
+    pub limits: LimitsSection,
 }
 
 impl Default for ServerSection {
@@ -118,7 +122,180 @@ impl Default for ServerSection {
             url: None,
             hostnames: vec![],
             admin_token_file: default_admin_token_file(),
+            limits: LimitsSection::default(),
         }
+    }
+}
+
+/// `[server.limits]`: what one client may hold of the server. The connection limits apply
+/// to every listener of the process (the API's, and the responder's); `request_timeout` to
+/// the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Open connections at most, per listener; beyond it, new ones wait in the kernel's
+    /// backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client has to complete the TLS handshake.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout: ConfigDuration,
+    /// How long an HTTP/1 client has to send a request's headers.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: ConfigDuration,
+    /// How long a whole request may take (a body that stalls is cut off with 408).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: ConfigDuration,
+    /// Streams one HTTP/2 connection may have open at once.
+    #[serde(default = "default_http2_max_concurrent_streams")]
+    pub http2_max_concurrent_streams: u32,
+    /// Largest request head: HTTP/1 request line and headers (answered 431 beyond it), or an
+    /// HTTP/2 header list (also 431).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: default_max_connections(),
+            handshake_timeout: default_handshake_timeout(),
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_request_timeout(),
+            http2_max_concurrent_streams: default_http2_max_concurrent_streams(),
+            max_header_bytes: default_max_header_bytes(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_handshake_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(10))
+}
+fn default_header_read_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(30))
+}
+fn default_request_timeout() -> ConfigDuration {
+    ConfigDuration(signet_api::REQUEST_TIMEOUT)
+}
+fn default_http2_max_concurrent_streams() -> u32 {
+    128
+}
+fn default_max_header_bytes() -> u32 {
+    16 * 1024
+}
+
+impl LimitsSection {
+    fn is_default(&self) -> bool {
+        *self == LimitsSection::default()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!(
+                "[server.limits] max_connections = {} must be 1 to 1000000",
+                self.max_connections
+            );
+        }
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(3600));
+        for (key, value) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if value.0 < min || value.0 > max {
+                bail!("[server.limits] {key} = \"{value}\" must be 100ms to 1h");
+            }
+        }
+        if !(1..=10_000).contains(&self.http2_max_concurrent_streams) {
+            bail!(
+                "[server.limits] http2_max_concurrent_streams = {} must be 1 to 10000",
+                self.http2_max_concurrent_streams
+            );
+        }
+        // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+        if !(8 * 1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            bail!(
+                "[server.limits] max_header_bytes = {} must be 8192 to 1048576",
+                self.max_header_bytes
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A duration written like `"10s"`, `"500ms"` or `"1m 30s"`: the humantime forms of the
+/// other durations in this file, parsed here (the fuzz target includes this file alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigDuration(pub Duration);
+
+impl ConfigDuration {
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.subsec_nanos() == 0 {
+            write!(f, "{}s", self.0.as_secs())
+        } else {
+            write!(f, "{}ms", self.0.as_millis())
+        }
+    }
+}
+
+impl std::str::FromStr for ConfigDuration {
+    type Err = String;
+
+    /// One or more `<number><unit>` terms (optionally space-separated), units `ms`, `s`,
+    /// `m`, `h` and their long forms (`sec`, `seconds`, `min`, `minutes`, `hours`, ...).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a duration like \"10s\", \"500ms\" or \"1m 30s\"");
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        let mut total = Duration::ZERO;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = rest[digits..].trim_start();
+            let unit_len = rest
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            let unit = match &rest[..unit_len] {
+                "ms" | "msec" | "millis" => Duration::from_millis(1),
+                "s" | "sec" | "secs" | "second" | "seconds" => Duration::from_secs(1),
+                "m" | "min" | "mins" | "minute" | "minutes" => Duration::from_secs(60),
+                "h" | "hr" | "hrs" | "hour" | "hours" => Duration::from_secs(3600),
+                _ => return Err(bad()),
+            };
+            let term = u32::try_from(n)
+                .ok()
+                .and_then(|n| unit.checked_mul(n))
+                .ok_or_else(bad)?;
+            total = total.checked_add(term).ok_or_else(bad)?;
+            rest = rest[unit_len..].trim_start();
+        }
+        Ok(ConfigDuration(total))
+    }
+}
+
+impl Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -439,6 +616,7 @@ impl Config {
             }
         }
         self.server.listen_addr()?;
+        self.server.limits.validate()?;
         self.responder.validate()?;
         if let Some(url) = &self.server.url {
             check_http_url("[server] url", url)?;
@@ -565,6 +743,15 @@ hostnames = []
 # The admin bearer token (mode 0600). `signet serve` creates it when it is missing.
 admin_token_file = "admin.token"
 
+# Connection and request limits (of the API's listener and the responder's).
+# [server.limits]
+# max_connections = 4096                # open connections at most; more wait in the backlog
+# handshake_timeout = "10s"             # to complete the TLS handshake
+# header_read_timeout = "30s"           # to send an HTTP/1 request's headers
+# request_timeout = "30s"               # for a whole request (a stalled body gets 408)
+# http2_max_concurrent_streams = 128    # open streams per HTTP/2 connection
+# max_header_bytes = 16384              # request line and headers (HTTP/1) or header list (HTTP/2)
+
 # The OCSP responder and CRL download point, over plain HTTP, that `signet serve` runs next
 # to the API (`signet responder` runs it alone). OCSP answers are signed by a delegated
 # certificate whose key never leaves memory; CRLs are signed by the issuing CA.
@@ -648,6 +835,62 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_limits_example_parses_to_the_defaults() {
+        let text = render_default("x");
+        let start = text.find("# [server.limits]").expect("example");
+        let example: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let doc = format!("[ca]\nname = \"x\"\n{example}\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config::parse(&doc, &dir.path().join("signet.toml")).expect("parses");
+        assert_eq!(cfg.server.limits, LimitsSection::default());
+        let doc = "[ca]\nname = \"x\"\n[server.limits]\nmax_connections = 4\nrequest_timeout = \"1500ms\"\nmax_header_bytes = 8192\n";
+        let cfg = Config::parse(doc, &dir.path().join("signet.toml")).expect("parses");
+        assert_eq!(cfg.server.limits.max_connections, 4);
+        assert_eq!(
+            cfg.server.limits.request_timeout.duration(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(cfg.server.limits.max_header_bytes, 8192);
+        assert_eq!(
+            cfg.server.limits.handshake_timeout,
+            default_handshake_timeout()
+        );
+    }
+
+    #[test]
+    fn limit_durations_parse_and_print_back() {
+        for (text, ms) in [
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("1m 30s", 90_000),
+            ("1m30s", 90_000),
+            ("2 seconds", 2_000),
+            ("1h", 3_600_000),
+            (" 1500ms ", 1_500),
+        ] {
+            let d: ConfigDuration = text.parse().expect(text);
+            assert_eq!(d.0, Duration::from_millis(ms), "{text}");
+            assert_eq!(d.to_string().parse::<ConfigDuration>().expect("again"), d);
+        }
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10 fortnights",
+            "-1s",
+            "1.5s",
+            "99999999999h",
+        ] {
+            assert!(bad.parse::<ConfigDuration>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn the_commented_kubernetes_example_parses() {
         let text = render_default("x");
         let start = text.find("# name = \"k8s\"").expect("example");
@@ -689,6 +932,14 @@ mod tests {
             "[ca]\nname = \"x\"\n[responder]\nocsp_validity = \"13h\"\n",
             "[ca]\nname = \"x\"\n[responder]\nsigner_lifetime = \"100d\"\n",
             "[ca]\nname = \"x\"\n[responder]\ncrl_interval = \"2d\"\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nmax_connections = 0\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nrequest_timeout = \"10ms\"\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nhandshake_timeout = \"2h\"\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nheader_read_timeout = 30\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nrequest_timeout = \"soon\"\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nhttp2_max_concurrent_streams = 0\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nmax_header_bytes = 1024\n",
+            "[ca]\nname = \"x\"\n[server.limits]\nmax_streams = 1\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");

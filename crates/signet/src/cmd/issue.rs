@@ -55,7 +55,9 @@ pub struct IssueArgs {
 /// Load the issuing CA named by the configuration, decrypting its key if needed.
 pub fn load_issuing_ca(cfg: &Config) -> anyhow::Result<IssuingCa> {
     let passphrase = super::passphrase();
-    let key = read_private_key_file(&cfg.ca.issuing_key, passphrase.as_ref().map(|p| p.as_str()))?;
+    // Name the file: a wrong or missing passphrase says nothing about which key.
+    let key = read_private_key_file(&cfg.ca.issuing_key, passphrase.as_ref().map(|p| p.as_str()))
+        .with_context(|| format!("issuing CA key {}", cfg.ca.issuing_key.display()))?;
     let chain = std::fs::read_to_string(&cfg.ca.issuing_cert)
         .with_context(|| format!("reading {}", cfg.ca.issuing_cert.display()))?;
     let root = std::fs::read_to_string(&cfg.ca.root_cert)

@@ -127,7 +127,9 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         socket,
         signet_responder::app(responder),
         None,
-        listener::Limits::default(),
+        cfg.as_ref().map_or_else(listener::Limits::default, |c| {
+            listener::Limits::from(&c.server.limits)
+        }),
         shutdown,
     )
     .await;

@@ -217,6 +217,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )),
     ];
     let reload_state = state.clone();
+    let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
     let router = signet_api::app(state);
 
     // 5. Serve until SIGTERM or Ctrl-C.
@@ -251,20 +252,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database = store.backend().as_str(),
         "signet serve is listening"
     );
-    let api = listener::serve(
-        socket,
-        router,
-        acceptor,
-        listener::Limits::default(),
-        shutdown.wait(),
-    );
+    let limits = listener::Limits::from(&cfg.server.limits);
+    let api = listener::serve(socket, router, acceptor, limits, shutdown.wait());
     let ocsp = async {
         if let Some(socket) = responder_socket {
             listener::serve(
                 socket,
                 signet_responder::app(responder.clone()),
                 None,
-                listener::Limits::default(),
+                limits,
                 shutdown.wait(),
             )
             .await;

@@ -24,7 +24,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Connection-level limits. Request-level ones (body size, request timeout) are the API's.
+/// Connection-level limits (`[server.limits]`). Request-level ones (body size, request
+/// timeout) are the API's.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// How long a client has to complete the TLS handshake.
@@ -33,6 +34,12 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Open connections at most; beyond it, new ones wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS;
+    /// h2 refuses streams beyond it with REFUSED_STREAM).
+    pub http2_max_concurrent_streams: u32,
+    /// Largest request head: the HTTP/1 read buffer (hyper answers 431 when the request line
+    /// and headers do not fit) and the HTTP/2 header list (h2 answers 431).
+    pub max_header_bytes: u32,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -43,7 +50,22 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            http2_max_concurrent_streams: 128,
+            max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl From<&crate::config::LimitsSection> for Limits {
+    fn from(c: &crate::config::LimitsSection) -> Self {
+        Limits {
+            handshake_timeout: c.handshake_timeout.duration(),
+            header_read_timeout: c.header_read_timeout.duration(),
+            max_connections: c.max_connections,
+            http2_max_concurrent_streams: c.http2_max_concurrent_streams,
+            max_header_bytes: c.max_header_bytes,
+            ..Limits::default()
         }
     }
 }
@@ -58,13 +80,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http = auto::Builder::new(TokioExecutor::new());
+    // hyper panics on a read buffer under 8 KiB; the configuration refuses one anyway.
+    let max_head = usize::try_from(limits.max_header_bytes)
+        .unwrap_or(usize::MAX)
+        .max(8 * 1024);
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(max_head);
     http.http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_bytes);
 
     let graceful = GracefulShutdown::new();
     // Tells connections still in their TLS handshake to give up.

@@ -68,21 +68,22 @@ impl CrlPublisher {
         self.wake.notify_one();
     }
 
-    /// Publish now unless a CRL of this CA was stored less than `interval` ago and is still
-    /// valid; returns when the next scheduled publication is due.
+    /// Publish now unless a still valid CRL of this CA is stored; returns when the next
+    /// scheduled publication is due (zero when it is overdue).
     pub async fn publish_if_stale(&self) -> anyhow::Result<Duration> {
         let key_id = hex::encode(self.ca.key_id());
         let now = OffsetDateTime::now_utc();
-        if let Some(latest) = self.store.latest_crl(&key_id).await? {
+        // Only the number and dates: the responder loads the DER itself (`watch_changes`,
+        // or the first request), after the listeners are up, so a large CRL does not delay
+        // the start.
+        // A CRL that is due but still valid is replaced by `run` at once, in the background
+        // (building one of a million entries takes seconds); only a missing or expired one
+        // is published before serving.
+        if let Some(latest) = self.store.latest_crl_info(&key_id).await?
+            && latest.next_update > now
+        {
             let due = latest.this_update + self.interval;
-            if due > now && latest.next_update > now {
-                if let Some(r) = &self.responder
-                    && let Err(e) = r.refresh_crl().await
-                {
-                    tracing::warn!(error = %e, "loading the CRL failed");
-                }
-                return Ok((due - now).try_into().unwrap_or(Duration::ZERO));
-            }
+            return Ok((due - now).try_into().unwrap_or(Duration::ZERO));
         }
         self.publish().await?;
         Ok(self.interval)
@@ -101,6 +102,7 @@ impl CrlPublisher {
 
         // The entries stream from the store a page at a time into the one buffer that
         // becomes the CRL, on a blocking thread since build_crl reads a plain iterator.
+        let started = std::time::Instant::now();
         let (ca, store, key) = (self.ca.clone(), self.store.clone(), key_id.clone());
         let handle = tokio::runtime::Handle::current();
         let (der, count) = tokio::task::spawn_blocking(move || {
@@ -124,21 +126,30 @@ impl CrlPublisher {
         .await
         .context("the CRL builder stopped")??;
 
+        let crl = NewCrl {
+            issuer_key_id: key_id,
+            number,
+            this_update,
+            next_update,
+            der,
+        };
+        let built = started.elapsed();
         self.store
-            .store_crl(&NewCrl {
-                issuer_key_id: key_id,
-                number,
-                this_update,
-                next_update,
-                der,
-            })
+            .store_crl(&crl)
             .await
             .context("storing the CRL")?;
-        tracing::info!(number, entries = count, "published a CRL");
-        if let Some(r) = &self.responder
-            && let Err(e) = r.refresh_crl().await
-        {
-            tracing::warn!(error = %e, "loading the new CRL failed");
+        tracing::info!(
+            number,
+            entries = count,
+            bytes = crl.der.len(),
+            build_ms = built.as_millis(),
+            store_ms = (started.elapsed() - built).as_millis(),
+            "published a CRL"
+        );
+        // Stored first, then served: the in-process responder takes the bytes just built
+        // rather than reading them back (one copy of a large CRL in memory, not two).
+        if let Some(r) = &self.responder {
+            r.install_crl(number, this_update, next_update, crl.der);
         }
         Ok(number)
     }
