@@ -254,19 +254,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let limits = listener::Limits::from(&cfg.server.limits);
     let api = listener::serve(socket, router, acceptor, limits, shutdown.wait());
-    let ocsp = async {
-        if let Some(socket) = responder_socket {
-            listener::serve(
-                socket,
-                signet_responder::app(responder.clone()),
-                None,
-                limits,
-                shutdown.wait(),
-            )
-            .await;
-        }
+    let ocsp = match responder_socket {
+        Some(socket) => Some(spawn_responder_runtime(
+            socket,
+            signet_responder::app(responder.clone()),
+            limits,
+            shutdown.clone(),
+            rcfg.threads,
+        )?),
+        None => None,
     };
-    tokio::join!(api, ocsp);
+    api.await;
+    if let Some(ocsp) = ocsp {
+        match tokio::task::spawn_blocking(move || ocsp.join()).await {
+            Ok(Ok(())) => {}
+            _ => tracing::warn!("the responder's thread ended abnormally"),
+        }
+    }
 
     if let Some(task) = renewal {
         task.abort();
@@ -283,6 +287,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the responder on its own runtime and threads: OCSP and CRL answers then never wait
+/// behind the API's work (signature checks and signing under an issuance burst), and a
+/// cached answer is read, written and completed on one thread without cross-thread
+/// wake-ups, which is what lets one thread keep up with nginx serving the same bytes from a
+/// file (BENCHMARKS.md). Its database queries use the store's pool, whose connections stay
+/// driven by the main runtime.
+fn spawn_responder_runtime(
+    socket: TcpListener,
+    app: axum::Router,
+    limits: listener::Limits,
+    shutdown: crate::serve::Shutdown,
+    threads: usize,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    // Moved as a std socket and registered with the new runtime's reactor, so that the
+    // connections it accepts are driven there too.
+    let socket = socket
+        .into_std()
+        .context("moving the responder's socket to its runtime")?;
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("signet-responder")
+            .enable_all()
+            .build()
+    }
+    .context("starting the responder's runtime")?;
+    std::thread::Builder::new()
+        .name("signet-responder".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(socket) {
+                    Ok(socket) => {
+                        listener::serve(socket, app, None, limits, shutdown.wait()).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "the responder cannot listen"),
+                }
+            });
+        })
+        .context("starting the responder's thread")
 }
 
 /// The responder's socket: `None` when it is off, or when the default address is taken
