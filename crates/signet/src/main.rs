@@ -59,11 +59,6 @@ enum Command {
     Renew(cmd::renew::RenewArgs),
 }
 
-/// mimalloc rather than glibc's malloc: the servers allocate and free many small buffers
-/// per request on every worker thread (BENCHMARKS.md, "What the profiles show").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server reports what it is doing (where it listens, the root fingerprint); the
