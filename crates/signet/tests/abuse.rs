@@ -21,6 +21,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::{free_port, p};
+
 /// How long a server may take to come up (it first creates a CA and a database).
 const STARTUP: Duration = Duration::from_secs(90);
 /// The name every test certificate is for (allowed by every provisioner here).
@@ -51,15 +54,6 @@ impl Drop for Server {
 struct Prov {
     name: &'static str,
     extra: &'static str,
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn base_command() -> Command {

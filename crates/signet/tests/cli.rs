@@ -10,6 +10,9 @@ use std::process::{Command, Output};
 use signet_store::Store;
 use signet_testkit::TestDb;
 
+mod common;
+use common::{p, text};
+
 fn signet(envs: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
     cmd.args(args)
@@ -21,24 +24,11 @@ fn signet(envs: &[(&str, &str)], args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
         .args(args)
         .output()
         .expect("the openssl CLI must be installed (apt-get install openssl)")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn csr(dir: &Path, tag: &str, key: &[&str], subj: &str, san: Option<&str>) -> PathBuf {

@@ -37,29 +37,14 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
+mod common;
+use common::{free_port, p, text};
+
 const STARTUP: Duration = Duration::from_secs(90);
 /// An answer under a storage fault may take the SQLite busy timeout (5 s) plus slack; never
 /// the 30 s request timeout.
 const PROMPT: Duration = Duration::from_secs(12);
 const RECOVERY: Duration = Duration::from_secs(20);
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)

@@ -17,6 +17,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
+mod common;
+use common::{free_port, p, text};
+
 /// How long a server may take to come up (it may first create a CA and migrate a database).
 const STARTUP: Duration = Duration::from_secs(90);
 /// How long a server may take to exit after SIGTERM when it has nothing in flight.
@@ -127,24 +130,6 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The binary with no Signet settings inherited from the environment.

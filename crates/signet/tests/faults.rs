@@ -28,6 +28,9 @@ use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
+mod common;
+use common::{free_port, p, text};
+
 /// How long a server may take to come up (it may first create a CA and migrate a database).
 const STARTUP: Duration = Duration::from_secs(90);
 /// How long a refusal may take while the database is down: the store's pool acquire timeout
@@ -142,24 +145,6 @@ impl Server {
         assert!(kill.success(), "kill -KILL {pid}");
         self.child.wait().unwrap();
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The binary with no Signet settings inherited from the environment.

@@ -28,6 +28,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::{free_port, p, text};
+
 /// How long a server may take to come up (it first creates a CA and a database).
 const STARTUP: Duration = Duration::from_secs(90);
 /// The listener's default limits (`[server.limits]`, `serve/listener.rs`) and the API's
@@ -99,24 +102,6 @@ impl Server {
             }
         }
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn base_command() -> Command {

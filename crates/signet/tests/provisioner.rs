@@ -14,12 +14,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+mod common;
+use common::{p, text};
+
 const STARTUP: Duration = Duration::from_secs(90);
 const RELOAD: Duration = Duration::from_secs(20);
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn signet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_signet"))
@@ -30,15 +29,6 @@ fn signet(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A stand-in cluster: a P-256 service-account signing key and its JWKS.

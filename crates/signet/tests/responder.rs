@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use signet_testkit::TestDb;
 
+mod common;
+use common::{p, text};
+
 /// How long a process may take to come up (it may create a CA and migrate a database first).
 const STARTUP: Duration = Duration::from_secs(90);
 
@@ -121,19 +124,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn openssl(args: &[&str]) -> Output {

@@ -27,27 +27,12 @@ use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
+mod common;
+use common::{free_port, p, text};
+
 const PASSPHRASE: &str = "Correct-Horse-Battery-Staple-7f3a9e";
 const DB_PASSWORD: &str = "pg-Secret-Password-5b7d2a9c1e";
 const STARTUP: Duration = Duration::from_secs(90);
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
