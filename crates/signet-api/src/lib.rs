@@ -273,13 +273,15 @@ pub fn app(state: AppState) -> Router {
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = state.request_timeout();
     let http1 = req.version() < axum::http::Version::HTTP_2;
+    // Both are reference-counted clones; the path is cut for the log only if it times out.
     let method = req.method().clone();
-    let path = req.uri().path().chars().take(128).collect::<String>();
+    let uri = req.uri().clone();
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
             let err = ApiError::RequestTimeout(limit);
             state.inner.metrics.refused(err.slug());
+            let path = uri.path().chars().take(128).collect::<String>();
             tracing::info!(%method, path, problem = err.slug(), "request timed out");
             let mut resp = axum::response::IntoResponse::into_response(err);
             if http1 {
