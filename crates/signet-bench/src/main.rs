@@ -9,8 +9,11 @@
 //! * `crl`: GET a CRL repeatedly; it must parse and list at least `--min-entries`.
 //!
 //! Everything a request needs (CSRs, tokens, OCSP requests) is made before the timed loop.
-//! Each of the `-c` clients has its own HTTP/1.1 keep-alive connection. Prints rate, p50,
+//! Each of the `-c` clients has its own HTTP/1.1 (or `--http2`) keep-alive connection, driven
+//! through hyper's connection API (`conn.rs`) to keep the generator's own CPU cost low. Prints rate, p50,
 //! p99, max latency and errors.
+
+mod conn;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,7 +152,7 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
 #[derive(Clone)]
 enum Prepared {
     Post {
-        body: Arc<Vec<u8>>,
+        body: hyper::body::Bytes,
         content_type: &'static str,
         bearer: Option<Arc<str>>,
         check: Check,
@@ -178,8 +181,6 @@ enum Check {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // reqwest builds a rustls config even for http:// URLs: give it ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -274,7 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .replace('/', "%2F")
                     .replace('=', "%3D")
             ));
-            let fixed_body = Arc::new(fixed.der.clone());
+            let fixed_body = hyper::body::Bytes::from(fixed.der.clone());
             for _ in 0..total {
                 let check_req = if nonce {
                     let mut n = [0u8; 16];
@@ -298,9 +299,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 prepared.push(if post || nonce {
                     Prepared::Post {
                         body: if nonce {
-                            Arc::new(check_req.der.clone())
+                            check_req.der.clone().into()
                         } else {
-                            Arc::clone(&fixed_body)
+                            fixed_body.clone()
                         },
                         content_type: "application/ocsp-request",
                         bearer: None,
@@ -423,7 +424,7 @@ async fn prepare_issue(
                         }
                     };
                     out.push(Prepared::Post {
-                        body: Arc::new(serde_json::to_vec(&body)?),
+                        body: serde_json::to_vec(&body)?.into(),
                         content_type: "application/json",
                         bearer,
                         check: Check::Cert {
@@ -481,37 +482,24 @@ impl ClientSpec {
                     .add(rustls_pki_types::CertificateDer::from(der))
                     .context("adding the root")?;
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+                let cfg = rustls::ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
                     .context("TLS configuration")?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
-                cfg.alpn_protocols = if http2 {
-                    vec![b"h2".to_vec()]
-                } else {
-                    vec![b"http/1.1".to_vec()]
-                };
                 Some(cfg)
             }
         };
         Ok(ClientSpec { tls, http2 })
     }
 
-    /// One client = one connection (the pool keeps at most one idle).
-    fn build(&self) -> anyhow::Result<reqwest::Client> {
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1)
-            .tcp_nodelay(true);
-        if let Some(tls) = &self.tls {
-            b = b.use_preconfigured_tls(tls.clone());
-        }
-        b = if self.http2 {
-            b.http2_prior_knowledge()
-        } else {
-            b.http1_only()
-        };
-        b.build().context("building the HTTP client")
+    /// Where the clients of a run connect: the server of `url`.
+    fn target(&self, url: &str) -> anyhow::Result<Arc<conn::Target>> {
+        Ok(Arc::new(conn::Target::new(
+            url,
+            self.tls.as_ref(),
+            self.http2,
+        )?))
     }
 }
 
@@ -535,27 +523,28 @@ async fn drive(
     for (i, p) in prepared.into_iter().enumerate() {
         per[i % c].push(p);
     }
+    let target = spec.target(url)?;
     let url: Arc<str> = Arc::from(url);
     // Warm-up: open every connection and send a few untimed requests.
-    let mut clients = Vec::with_capacity(c);
     let mut warm = tokio::task::JoinSet::new();
     for reqs in per.iter_mut() {
-        let client = spec.build()?;
         let take = load.warmup.min(reqs.len());
         let warmups: Vec<Prepared> = reqs.drain(..take).collect();
-        clients.push(client.clone());
+        let mut client = conn::Conn::new(Arc::clone(&target));
         let url = Arc::clone(&url);
         warm.spawn(async move {
             let mut r = WorkerResult::default();
             for p in warmups {
-                one(&client, &url, &p, &mut r).await;
+                one(&mut client, &url, &p, &mut r).await;
             }
-            r
+            (client, r)
         });
     }
     let mut warm_errors = 0;
-    while let Some(r) = warm.join_next().await {
-        let r = r?;
+    let mut clients = Vec::with_capacity(c);
+    while let Some(done) = warm.join_next().await {
+        let (client, r) = done?;
+        clients.push(client);
         warm_errors += r.errors;
         for e in r.first_errors.iter().take(3) {
             eprintln!("warm-up error: {e}");
@@ -568,7 +557,7 @@ async fn drive(
     let deadline = load.duration.map(|d| Instant::now() + d);
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    for (client, reqs) in clients.into_iter().zip(per) {
+    for (mut client, reqs) in clients.into_iter().zip(per) {
         let url = Arc::clone(&url);
         set.spawn(async move {
             let mut r = WorkerResult {
@@ -579,7 +568,7 @@ async fn drive(
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
                 }
-                one(&client, &url, &p, &mut r).await;
+                one(&mut client, &url, &p, &mut r).await;
             }
             r
         });
@@ -635,7 +624,7 @@ fn report(results: Vec<WorkerResult>, elapsed: Duration, c: usize) -> anyhow::Re
     Ok(())
 }
 
-async fn one(client: &reqwest::Client, url: &str, p: &Prepared, r: &mut WorkerResult) {
+async fn one(client: &mut conn::Conn, url: &str, p: &Prepared, r: &mut WorkerResult) {
     let t = Instant::now();
     let (resp, check) = match p {
         Prepared::Post {
@@ -644,28 +633,29 @@ async fn one(client: &reqwest::Client, url: &str, p: &Prepared, r: &mut WorkerRe
             bearer,
             check,
         } => {
-            let mut req = client
-                .post(url)
-                .header("content-type", *content_type)
-                .body(body.as_ref().clone());
+            let mut headers = vec![("content-type", *content_type)];
+            let auth;
             if let Some(b) = bearer {
-                req = req.bearer_auth(b);
+                auth = format!("Bearer {b}");
+                headers.push(("authorization", auth.as_str()));
             }
-            (req.send().await, check)
+            let resp = client
+                .send(hyper::Method::POST, url, &headers, body.clone())
+                .await;
+            (resp, check)
         }
-        Prepared::Get { path, check } => (client.get(path.as_ref()).send().await, check),
+        Prepared::Get { path, check } => (
+            client
+                .send(hyper::Method::GET, path, &[], hyper::body::Bytes::new())
+                .await,
+            check,
+        ),
     };
     let outcome = match resp {
-        Err(e) => Err(format!("request: {e}")),
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            match resp.bytes().await {
-                Err(e) => Err(format!("body: {e}")),
-                Ok(body) => {
-                    let elapsed = t.elapsed();
-                    verify(status, &body, check).map(|()| (elapsed, body.len()))
-                }
-            }
+        Err(e) => Err(format!("{e:#}")),
+        Ok((status, body)) => {
+            let elapsed = t.elapsed();
+            verify(status, &body, check).map(|()| (elapsed, body.len()))
         }
     };
     match outcome {

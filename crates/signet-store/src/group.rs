@@ -280,7 +280,7 @@ async fn dispatch(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Msg>) 
         if jobs.is_empty() {
             drop(permit);
         } else {
-            tokio::spawn(commit_batch(pool.clone(), jobs, permit));
+            tokio::spawn(commit_batch(pool.clone(), backend, jobs, permit));
         }
         if !flushes.is_empty() {
             // Every earlier job is in a batch; wait until all have finished.
@@ -294,14 +294,24 @@ async fn dispatch(pool: AnyPool, backend: Backend, mut rx: mpsc::Receiver<Msg>) 
     }
 }
 
-async fn commit_batch(pool: AnyPool, jobs: Vec<Job>, _slot: OwnedSemaphorePermit) {
-    if jobs.len() == 1 {
-        for job in jobs {
-            run_single(&pool, job).await;
+async fn commit_batch(
+    pool: AnyPool,
+    backend: Backend,
+    jobs: Vec<Job>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let written = match backend {
+        // One statement, one round trip, whatever the batch holds.
+        Backend::Postgres => write_batch_postgres(&pool, &jobs).await,
+        Backend::Sqlite if jobs.len() == 1 => {
+            for job in jobs {
+                run_single(&pool, job).await;
+            }
+            return;
         }
-        return;
-    }
-    match write_batch(&pool, &jobs).await {
+        Backend::Sqlite => write_batch(&pool, &jobs).await,
+    };
+    match written {
         Ok(first_use) => {
             for (job, first) in jobs.into_iter().zip(first_use) {
                 let first = first.unwrap_or(false);
@@ -414,6 +424,203 @@ async fn run_single(pool: &AnyPool, job: Job) {
             let _ = reply.send(result);
         }
     }
+}
+
+/// The PostgreSQL batch: every row of every job in one statement, so one
+/// round trip and one implicit transaction. The rows travel as three JSON
+/// arrays (one text parameter each, DER as base64) that `json_to_recordset`
+/// turns back into rows, so the statement has the same text for every batch
+/// size and stays prepared on each connection.
+///
+/// Data-modifying `WITH` clauses all run, once, on one snapshot. `ins_tok`
+/// inserts each distinct token key and returns the keys that were new;
+/// `first_use` picks, for each new key, the first job that presented it;
+/// certificate and audit rows tied to a token (`i` is the job's index) are
+/// inserted only for those jobs, the others (`i` null) always. The result is
+/// the indexes in `first_use`.
+const POSTGRES_BATCH_SQL: &str = "\
+WITH tok AS (\
+    SELECT * FROM json_to_recordset($1::json) \
+        AS t(i integer, provisioner text, jti text, expires_at bigint, used_at bigint)\
+), ins_tok AS (\
+    INSERT INTO used_tokens (provisioner, jti, expires_at, used_at) \
+    SELECT DISTINCT ON (provisioner, jti) provisioner, jti, expires_at, used_at \
+    FROM tok ORDER BY provisioner, jti, i \
+    ON CONFLICT (provisioner, jti) DO NOTHING \
+    RETURNING provisioner, jti\
+), first_use AS (\
+    SELECT DISTINCT ON (tok.provisioner, tok.jti) tok.i \
+    FROM tok JOIN ins_tok USING (provisioner, jti) \
+    ORDER BY tok.provisioner, tok.jti, tok.i\
+), ins_cert AS (\
+    INSERT INTO certificates \
+        (serial, issuer, issuer_key_id, subject, sans, profile, \
+         not_before, not_after, requester, der, created_at) \
+    SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
+        c.not_before, c.not_after, c.requester, decode(c.der, 'base64'), c.created_at \
+    FROM json_to_recordset($2::json) AS c(i integer, serial text, issuer text, \
+        issuer_key_id text, subject text, sans text, profile text, not_before bigint, \
+        not_after bigint, requester text, der text, created_at bigint) \
+    WHERE c.i IS NULL OR c.i IN (SELECT i FROM first_use)\
+), ins_audit AS (\
+    INSERT INTO audit_log (at, actor, action, serial, outcome, detail) \
+    SELECT a.at, a.actor, a.action, a.serial, a.outcome, a.detail \
+    FROM json_to_recordset($3::json) AS a(n integer, i integer, at bigint, actor text, \
+        action text, serial text, outcome text, detail text) \
+    WHERE a.i IS NULL OR a.i IN (SELECT i FROM first_use) \
+    ORDER BY a.n\
+) \
+SELECT i FROM first_use";
+
+#[derive(serde::Serialize)]
+struct TokenRow<'a> {
+    i: usize,
+    provisioner: &'a str,
+    jti: &'a str,
+    expires_at: i64,
+    used_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct CertRow<'a> {
+    /// The job whose token must be new, or none.
+    i: Option<usize>,
+    serial: &'a str,
+    issuer: &'a str,
+    issuer_key_id: &'a str,
+    subject: &'a str,
+    /// The JSON array text stored in `certificates.sans`.
+    sans: String,
+    profile: &'a str,
+    not_before: i64,
+    not_after: i64,
+    requester: &'a str,
+    /// base64 (standard, padded), which PostgreSQL's `decode(…, 'base64')` reads.
+    der: String,
+    created_at: i64,
+}
+
+#[derive(serde::Serialize)]
+struct AuditRow<'a> {
+    /// Position in the batch, to keep the audit log in job order.
+    n: usize,
+    i: Option<usize>,
+    at: i64,
+    actor: &'a str,
+    action: &'a str,
+    serial: Option<&'a str>,
+    outcome: &'a str,
+    detail: &'a str,
+}
+
+fn cert_row(i: Option<usize>, cert: &NewCertificate, now: i64) -> Result<CertRow<'_>, StoreError> {
+    use base64::Engine as _;
+    crate::validate_serial(&cert.serial)?;
+    Ok(CertRow {
+        i,
+        serial: &cert.serial,
+        issuer: &cert.issuer,
+        issuer_key_id: &cert.issuer_key_id,
+        subject: &cert.subject,
+        sans: serde_json::to_string(&cert.sans)
+            .map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?,
+        profile: &cert.profile,
+        not_before: cert.not_before.unix_timestamp(),
+        not_after: cert.not_after.unix_timestamp(),
+        requester: &cert.requester,
+        der: base64::engine::general_purpose::STANDARD.encode(&cert.der),
+        created_at: now,
+    })
+}
+
+fn audit_row(n: usize, i: Option<usize>, audit: &AuditEntry, now: i64) -> AuditRow<'_> {
+    AuditRow {
+        n,
+        i,
+        at: now,
+        actor: &audit.actor,
+        action: &audit.action,
+        serial: audit.serial.as_deref(),
+        outcome: &audit.outcome,
+        detail: &audit.detail,
+    }
+}
+
+fn to_json<T: serde::Serialize>(rows: &[T]) -> Result<String, StoreError> {
+    serde_json::to_string(rows).map_err(|e| StoreError::Corrupt(format!("batch rows: {e}")))
+}
+
+/// [`write_batch`] for PostgreSQL, in the one statement
+/// [`POSTGRES_BATCH_SQL`].
+async fn write_batch_postgres(
+    pool: &AnyPool,
+    jobs: &[Job],
+) -> Result<Vec<Option<bool>>, StoreError> {
+    let mut tokens = Vec::new();
+    let mut certs = Vec::new();
+    let mut audits = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        match job {
+            Job::Cert {
+                cert, audit, now, ..
+            } => {
+                certs.push(cert_row(None, cert, *now)?);
+                audits.push(audit_row(i, None, audit, *now));
+            }
+            Job::Token {
+                provisioner,
+                jti,
+                expires,
+                now,
+                ..
+            } => tokens.push(TokenRow {
+                i,
+                provisioner,
+                jti,
+                expires_at: *expires,
+                used_at: *now,
+            }),
+            Job::CertWithToken {
+                cert,
+                audit,
+                provisioner,
+                jti,
+                expires,
+                now,
+                ..
+            } => {
+                tokens.push(TokenRow {
+                    i,
+                    provisioner,
+                    jti,
+                    expires_at: *expires,
+                    used_at: *now,
+                });
+                certs.push(cert_row(Some(i), cert, *now)?);
+                audits.push(audit_row(i, Some(i), audit, *now));
+            }
+            Job::Audit { audit, now, .. } => audits.push(audit_row(i, None, audit, *now)),
+        }
+    }
+    let rows = sqlx::query(POSTGRES_BATCH_SQL)
+        .bind(to_json(&tokens)?)
+        .bind(to_json(&certs)?)
+        .bind(to_json(&audits)?)
+        .fetch_all(pool)
+        .await?;
+    let mut first = HashSet::with_capacity(rows.len());
+    for row in rows {
+        let i: i32 = row.try_get("i")?;
+        first.insert(usize::try_from(i).map_err(|e| StoreError::Corrupt(format!("i: {e}")))?);
+    }
+    Ok(jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| match job {
+            Job::Token { .. } | Job::CertWithToken { .. } => Some(first.contains(&i)),
+            Job::Cert { .. } | Job::Audit { .. } => None,
+        })
+        .collect())
 }
 
 /// Writes every job of a batch in one transaction. On success returns, for

@@ -1,0 +1,212 @@
+//! One keep-alive connection per client, on hyper's connection API.
+//!
+//! The load generator shares the machine with the server it measures, so
+//! every microsecond it spends per request is taken from the server. A
+//! pooled client (reqwest) parses the URL, looks up and returns a pooled
+//! connection, and runs its retry and timeout layers on every request; a
+//! client here owns exactly one connection and only writes the request and
+//! reads the answer. Nothing is checked less: the caller still verifies every
+//! body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::ServerName;
+
+/// How long one request may take before it counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the clients connect, parsed once from the base URL.
+pub struct Target {
+    /// `scheme://host:port`, what every request URL must start with.
+    origin: String,
+    /// `host:port` for TCP and the `Host` header.
+    authority: String,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    http2: bool,
+}
+
+impl Target {
+    /// `url` is any URL on the server (its path is ignored); `tls` is needed
+    /// for `https`.
+    pub fn new(
+        url: &str,
+        tls: Option<&rustls::ClientConfig>,
+        http2: bool,
+    ) -> anyhow::Result<Target> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .with_context(|| format!("not a URL: {url}"))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.is_empty() || authority.contains('@') {
+            bail!("unsupported URL authority in {url}");
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h, p.parse::<u16>().context("port")?)
+            }
+            _ => (authority, if scheme == "https" { 443 } else { 80 }),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tls = match scheme {
+            "http" => None,
+            "https" => {
+                let mut cfg = tls
+                    .context("https needs a CA certificate (--cacert)")?
+                    .clone();
+                cfg.alpn_protocols = if http2 {
+                    vec![b"h2".to_vec()]
+                } else {
+                    vec![b"http/1.1".to_vec()]
+                };
+                let name = ServerName::try_from(host.to_owned()).context("server name")?;
+                Some((tokio_rustls::TlsConnector::from(Arc::new(cfg)), name))
+            }
+            other => bail!("unsupported scheme {other}"),
+        };
+        let authority = if authority.contains(':') {
+            authority.to_owned()
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Target {
+            origin: format!("{scheme}://{authority}"),
+            authority,
+            tls,
+            http2,
+        })
+    }
+
+    /// The path and query of `url`, which must be on this target.
+    fn path_of<'u>(&self, url: &'u str) -> anyhow::Result<&'u str> {
+        match url.strip_prefix(self.origin.as_str()) {
+            Some("") => Ok("/"),
+            Some(p) if p.starts_with('/') => Ok(p),
+            _ => bail!("{url} is not on {}", self.origin),
+        }
+    }
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// A client: one connection, opened on first use and again after it fails.
+pub struct Conn {
+    target: Arc<Target>,
+    sender: Option<Sender>,
+}
+
+impl Conn {
+    pub fn new(target: Arc<Target>) -> Conn {
+        Conn {
+            target,
+            sender: None,
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Sender> {
+        let tcp = tokio::net::TcpStream::connect(&self.target.authority)
+            .await
+            .with_context(|| format!("connecting to {}", self.target.authority))?;
+        tcp.set_nodelay(true)?;
+        match &self.target.tls {
+            None => self.handshake(TokioIo::new(tcp)).await,
+            Some((connector, name)) => {
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .context("TLS handshake")?;
+                self.handshake(TokioIo::new(tls)).await
+            }
+        }
+    }
+
+    async fn handshake<T>(&self, io: TokioIo<T>) -> anyhow::Result<Sender>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        if self.target.http2 {
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .context("HTTP/2 handshake")?;
+            tokio::spawn(conn);
+            Ok(Sender::H2(sender))
+        } else {
+            let (sender, conn) = http1::handshake(io).await.context("HTTP/1 handshake")?;
+            tokio::spawn(conn);
+            Ok(Sender::H1(sender))
+        }
+    }
+
+    /// Sends one request (`url` on this client's target) and reads the whole
+    /// answer: status and body.
+    pub async fn send(
+        &mut self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let result =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, url, headers, body))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out after {REQUEST_TIMEOUT:?}")));
+        if result.is_err() {
+            // Start over on a new connection next time.
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        method: hyper::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let path = self.target.path_of(url)?;
+        let closed = match &self.sender {
+            None => true,
+            Some(Sender::H1(s)) => s.is_closed(),
+            Some(Sender::H2(s)) => s.is_closed(),
+        };
+        if closed {
+            self.sender = Some(self.connect().await?);
+        }
+        let mut req = hyper::Request::builder().method(method);
+        req = match self.sender {
+            // HTTP/2 takes :scheme and :authority from an absolute URI.
+            Some(Sender::H2(_)) => req.uri(url),
+            _ => req
+                .uri(path)
+                .header(hyper::header::HOST, self.target.authority.as_str()),
+        };
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(Full::new(body)).context("building the request")?;
+        let resp = match self.sender.as_mut() {
+            Some(Sender::H1(s)) => {
+                s.ready().await.context("connection")?;
+                s.send_request(req).await
+            }
+            Some(Sender::H2(s)) => {
+                s.ready().await.context("connection")?;
+                s.send_request(req).await
+            }
+            None => bail!("no connection"),
+        }
+        .context("request")?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.context("body")?.to_bytes();
+        Ok((status, body))
+    }
+}
