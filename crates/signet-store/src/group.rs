@@ -428,9 +428,12 @@ async fn run_single(pool: &AnyPool, job: Job) {
 
 /// The PostgreSQL batch: every row of every job in one statement, so one
 /// round trip and one implicit transaction. The rows travel as three JSON
-/// arrays (one text parameter each, DER as base64) that `json_to_recordset`
-/// turns back into rows, so the statement has the same text for every batch
-/// size and stays prepared on each connection.
+/// arrays (one text parameter each) that `json_to_recordset` turns back into
+/// rows, so the statement has the same text for every batch size and stays
+/// prepared on each connection. The certificates' DER goes as a fourth
+/// parameter, all of them end to end in one `bytea`, which each row cuts its
+/// own from by offset and length: cheaper for PostgreSQL than reading the
+/// same bytes as JSON text.
 ///
 /// Data-modifying `WITH` clauses all run, once, on one snapshot. `ins_tok`
 /// inserts each distinct token key and returns the keys that were new;
@@ -457,10 +460,12 @@ WITH tok AS (\
         (serial, issuer, issuer_key_id, subject, sans, profile, \
          not_before, not_after, requester, der, created_at) \
     SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
-        c.not_before, c.not_after, c.requester, decode(c.der, 'base64'), c.created_at \
+        c.not_before, c.not_after, c.requester, \
+        substring($4::bytea FROM c.der_at + 1 FOR c.der_len), c.created_at \
     FROM json_to_recordset($2::json) AS c(i integer, serial text, issuer text, \
         issuer_key_id text, subject text, sans text, profile text, not_before bigint, \
-        not_after bigint, requester text, der text, created_at bigint) \
+        not_after bigint, requester text, der_at integer, der_len integer, \
+        created_at bigint) \
     WHERE c.i IS NULL OR c.i IN (SELECT i FROM first_use)\
 ), ins_audit AS (\
     INSERT INTO audit_log (at, actor, action, serial, outcome, detail) \
@@ -495,8 +500,9 @@ struct CertRow<'a> {
     not_before: i64,
     not_after: i64,
     requester: &'a str,
-    /// base64 (standard, padded), which PostgreSQL's `decode(…, 'base64')` reads.
-    der: String,
+    /// Where this certificate's DER starts in the batch's DER parameter.
+    der_at: usize,
+    der_len: usize,
     created_at: i64,
 }
 
@@ -513,9 +519,16 @@ struct AuditRow<'a> {
     detail: &'a str,
 }
 
-fn cert_row(i: Option<usize>, cert: &NewCertificate, now: i64) -> Result<CertRow<'_>, StoreError> {
-    use base64::Engine as _;
+/// `cert`'s row; appends its DER to `ders`.
+fn cert_row<'a>(
+    i: Option<usize>,
+    cert: &'a NewCertificate,
+    now: i64,
+    ders: &mut Vec<u8>,
+) -> Result<CertRow<'a>, StoreError> {
     crate::validate_serial(&cert.serial)?;
+    let der_at = ders.len();
+    ders.extend_from_slice(&cert.der);
     Ok(CertRow {
         i,
         serial: &cert.serial,
@@ -528,7 +541,8 @@ fn cert_row(i: Option<usize>, cert: &NewCertificate, now: i64) -> Result<CertRow
         not_before: cert.not_before.unix_timestamp(),
         not_after: cert.not_after.unix_timestamp(),
         requester: &cert.requester,
-        der: base64::engine::general_purpose::STANDARD.encode(&cert.der),
+        der_at,
+        der_len: cert.der.len(),
         created_at: now,
     })
 }
@@ -559,12 +573,13 @@ async fn write_batch_postgres(
     let mut tokens = Vec::new();
     let mut certs = Vec::new();
     let mut audits = Vec::new();
+    let mut ders = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         match job {
             Job::Cert {
                 cert, audit, now, ..
             } => {
-                certs.push(cert_row(None, cert, *now)?);
+                certs.push(cert_row(None, cert, *now, &mut ders)?);
                 audits.push(audit_row(i, None, audit, *now));
             }
             Job::Token {
@@ -596,7 +611,7 @@ async fn write_batch_postgres(
                     expires_at: *expires,
                     used_at: *now,
                 });
-                certs.push(cert_row(Some(i), cert, *now)?);
+                certs.push(cert_row(Some(i), cert, *now, &mut ders)?);
                 audits.push(audit_row(i, Some(i), audit, *now));
             }
             Job::Audit { audit, now, .. } => audits.push(audit_row(i, None, audit, *now)),
@@ -606,6 +621,7 @@ async fn write_batch_postgres(
         .bind(to_json(&tokens)?)
         .bind(to_json(&certs)?)
         .bind(to_json(&audits)?)
+        .bind(ders)
         .fetch_all(pool)
         .await?;
     let mut first = HashSet::with_capacity(rows.len());
