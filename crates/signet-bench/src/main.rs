@@ -1,7 +1,7 @@
 //! `signet-bench`: a closed-loop load generator for Signet and its peers.
 //!
-//! * `issue`: `POST /v1/certificates` with a fresh provisioner token (ES256, signed with the
-//!   provisioner key) and a distinct P-256 CSR per request, or cfssl's sign endpoint with
+//! * `issue`: `POST /v1/certificates` with a fresh provisioner token (ES256 or RS256, as the
+//!   provisioner key is P-256 or RSA) and a distinct P-256 CSR per request, or cfssl's sign endpoint with
 //!   `--target cfssl`. Every answer must be 201/200 with a certificate for the CSR's key.
 //! * `ocsp`: GET (cached, RFC 5019) or `--post`, optionally `--nonce`. Every answer must be a
 //!   signed OCSP response for the asked CertID with the expected status (signature checked;
@@ -65,7 +65,7 @@ enum Cmd {
         /// signet | cfssl
         #[arg(long, default_value = "signet")]
         target: String,
-        /// Provisioner key (PKCS#8 PEM, P-256) for signing tokens (Signet).
+        /// Provisioner key (PKCS#8 PEM) for signing tokens (Signet): P-256 signs ES256, RSA signs RS256.
         #[arg(long)]
         token_key: Option<PathBuf>,
         #[arg(long, default_value = "default")]
@@ -221,12 +221,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (Some(path), None, false) => {
                     let key = signet_ca::read_private_key_file(path, None)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    let pair = EcdsaKeyPair::from_pkcs8(
+                    let pkcs8 = key.serialize_der();
+                    let pair = if let Ok(ec) = EcdsaKeyPair::from_pkcs8(
                         &ECDSA_P256_SHA256_FIXED_SIGNING,
-                        &key.serialize_der(),
+                        &pkcs8,
                         &SystemRandom::new(),
-                    )
-                    .map_err(|_| anyhow::anyhow!("the provisioner key must be P-256 (ES256)"))?;
+                    ) {
+                        TokenKey::Es256(ec)
+                    } else if let Ok(rsa) = ring::signature::RsaKeyPair::from_pkcs8(&pkcs8) {
+                        TokenKey::Rs256(rsa)
+                    } else {
+                        bail!("the provisioner key must be P-256 (ES256) or RSA (RS256)");
+                    };
                     Bearer::Token {
                         key: Arc::new(pair),
                         iss: provisioner.clone(),
@@ -361,7 +367,7 @@ enum Bearer {
     None,
     Admin(Arc<str>),
     Token {
-        key: Arc<EcdsaKeyPair>,
+        key: Arc<TokenKey>,
         iss: String,
         aud: String,
     },
@@ -420,7 +426,7 @@ async fn prepare_issue(
                                 "sans": [cn], "iat": now, "nbf": now, "exp": now + 290,
                                 "jti": hex(&jti),
                             });
-                            Some(Arc::from(es256_jwt(key, iss, &claims, &rng)?))
+                            Some(Arc::from(sign_jwt(key, iss, &claims, &rng)?))
                         }
                     };
                     out.push(Prepared::Post {
@@ -448,21 +454,46 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn es256_jwt(
-    key: &EcdsaKeyPair,
+/// A provisioner's signing key: the algorithm follows the key, as the server pins it.
+enum TokenKey {
+    Es256(EcdsaKeyPair),
+    Rs256(ring::signature::RsaKeyPair),
+}
+
+fn sign_jwt(
+    key: &TokenKey,
     kid: &str,
     claims: &serde_json::Value,
     rng: &SystemRandom,
 ) -> anyhow::Result<String> {
-    let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+    let alg = match key {
+        TokenKey::Es256(_) => "ES256",
+        TokenKey::Rs256(_) => "RS256",
+    };
+    let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
     let mut s = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
     s.push('.');
     s.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
-    let sig = key
-        .sign(rng, s.as_bytes())
-        .map_err(|_| anyhow::anyhow!("signing the token"))?;
+    let sig = match key {
+        TokenKey::Es256(k) => k
+            .sign(rng, s.as_bytes())
+            .map_err(|_| anyhow::anyhow!("signing the token"))?
+            .as_ref()
+            .to_vec(),
+        TokenKey::Rs256(k) => {
+            let mut sig = vec![0; k.public().modulus_len()];
+            k.sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                rng,
+                s.as_bytes(),
+                &mut sig,
+            )
+            .map_err(|_| anyhow::anyhow!("signing the token"))?;
+            sig
+        }
+    };
     s.push('.');
-    s.push_str(&URL_SAFE_NO_PAD.encode(sig.as_ref()));
+    s.push_str(&URL_SAFE_NO_PAD.encode(&sig));
     Ok(s)
 }
 
