@@ -130,6 +130,8 @@ struct Inner {
     root_crl_warned: std::sync::atomic::AtomicU64,
     /// Wakes [`Responder::watch_changes`] before its next poll.
     wake: tokio::sync::Notify,
+    /// Requests without a nonce already parsed, by their DER (see `ocsp.rs`).
+    parsed: ocsp::ParsedRequests,
 }
 
 /// The signer in use and when to replace it.
@@ -201,6 +203,7 @@ impl Responder {
                 chain_crl: RwLock::new(None),
                 root_crl_warned: std::sync::atomic::AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
+                parsed: ocsp::ParsedRequests::default(),
             }),
         })
     }
@@ -288,11 +291,15 @@ pub fn app(responder: Responder) -> Router {
     Router::new()
         .route("/ocsp", post(ocsp::post))
         .route("/ocsp/", post(ocsp::post))
-        .route("/ocsp/{*request}", get(ocsp::get))
         .route("/crl/{file}", get(crl::get_crl))
         .route("/ca/{file}", get(crl::get_ca))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        // GET /ocsp/{request} is the fallback rather than a `{*request}` route, which
+        // would percent-decode the whole request into a path parameter that nothing
+        // reads: the handler decodes the path itself (`ocsp::get`), and anything else
+        // unmatched is a 404 there.
+        .fallback(ocsp::get_or_not_found)
         .with_state(responder)
 }
 

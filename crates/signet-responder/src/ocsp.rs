@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use signet_ca::{
-    CertStatusKind, MAX_OCSP_REQUEST_LEN, OcspCertId, OcspErrorStatus, Serial, build_response,
-    error_response, parse_ocsp_request,
+    CaError, CertStatusKind, MAX_OCSP_REQUEST_LEN, OcspCertId, OcspErrorStatus, ParsedOcspRequest,
+    Serial, build_response, error_response, parse_ocsp_request,
 };
 use time::OffsetDateTime;
 
@@ -61,6 +61,27 @@ pub(crate) async fn post(State(r): State<Responder>, body: Body) -> Response {
 /// (RFC 6960 appendix A.1). Read from the raw URI, so that `/` inside the base64 and
 /// percent-encoding that is not UTF-8 reach our own decoder rather than a 400 from a path
 /// extractor.
+/// The router's fallback: `GET` (or `HEAD`) `/ocsp/{request}` goes to [`get`]; anything
+/// else is 404, or 405 for another method on `/ocsp/…`.
+pub(crate) async fn get_or_not_found(
+    State(r): State<Responder>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if !uri.path().starts_with("/ocsp/") || uri.path() == "/ocsp/" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, HeaderValue::from_static("GET,HEAD"))],
+        )
+            .into_response();
+    }
+    get(State(r), uri, headers).await
+}
+
 pub(crate) async fn get(State(r): State<Responder>, uri: Uri, headers: HeaderMap) -> Response {
     let der = uri.path().strip_prefix("/ocsp/").and_then(decode_get_path);
     let answer = match der {
@@ -146,7 +167,7 @@ fn error(status: OcspErrorStatus) -> Response {
 
 impl Responder {
     async fn answer(&self, der: &[u8]) -> Answer {
-        let req = match parse_ocsp_request(der) {
+        let req = match self.inner.parsed.parse(der) {
             Ok(req) => req,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed OCSP request");
@@ -263,6 +284,37 @@ fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
+/// Requests without a nonce that were parsed before, by their DER. A TLS server refreshing
+/// its staple, or a client polling, sends the same bytes every time; parsing them again
+/// (strict DER, every CertID) was most of the responder's own work per cached answer.
+/// Parsing is a pure function of the bytes, so a remembered result is the same result.
+/// Bounded: at [`ParsedRequests::CAPACITY`] entries it starts over. Requests with a nonce
+/// are never remembered (each is new), nor are malformed ones.
+#[derive(Debug, Default)]
+pub(crate) struct ParsedRequests {
+    map: std::sync::Mutex<std::collections::HashMap<Box<[u8]>, Arc<ParsedOcspRequest>>>,
+}
+
+impl ParsedRequests {
+    const CAPACITY: usize = 8192;
+
+    pub(crate) fn parse(&self, der: &[u8]) -> Result<Arc<ParsedOcspRequest>, CaError> {
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(der).cloned()) {
+            return Ok(hit);
+        }
+        let req = Arc::new(parse_ocsp_request(der)?);
+        if req.nonce().is_none()
+            && let Ok(mut m) = self.map.lock()
+        {
+            if m.len() >= Self::CAPACITY {
+                m.clear();
+            }
+            m.insert(der.into(), Arc::clone(&req));
+        }
+        Ok(req)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +330,41 @@ mod tests {
         assert_eq!(decode_get_path("%2F%2B8%3D"), Some(vec![0xff, 0xef]));
         for bad in ["", "%", "%zz", "%F", "not base64!", "%FF%FE"] {
             assert_eq!(decode_get_path(bad), None, "{bad:?}");
+        }
+    }
+
+    /// `openssl ocsp -no_nonce -reqout` for one leaf, and the same with a nonce.
+    const REQUEST: &str = "3051304f304d304b3049300906052b0e03021a05000414fae1af5cac39e1b76ae59c303e90e67c978fd0640414a8d33d235aeff5c8294c76ca01673a48b17c494902106f5a2c5b80af4d76c5f7cc1f7f40e639";
+    const REQUEST_WITH_NONCE: &str = "30763074304d304b3049300906052b0e03021a05000414fae1af5cac39e1b76ae59c303e90e67c978fd0640414a8d33d235aeff5c8294c76ca01673a48b17c494902106f5a2c5b80af4d76c5f7cc1f7f40e639a2233021301f06092b0601050507300102041204108d21a433f6b946de25d3b3cb41d28417";
+
+    #[test]
+    fn remembered_requests_parse_as_fresh_ones_and_stay_bounded() {
+        let memo = ParsedRequests::default();
+        let der = hex::decode(REQUEST).expect("hex");
+        let first = memo.parse(&der).expect("parses");
+        assert_eq!(*first, parse_ocsp_request(&der).expect("parses"));
+        let again = memo.parse(&der).expect("parses");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second parse is the remembered one"
+        );
+
+        // Nonce requests are answered but never remembered; malformed ones are refused alike.
+        let nonce = hex::decode(REQUEST_WITH_NONCE).expect("hex");
+        assert!(memo.parse(&nonce).expect("parses").nonce().is_some());
+        assert!(memo.parse(&der[..der.len() - 1]).is_err());
+        let len = || memo.map.lock().expect("lock").len();
+        assert_eq!(len(), 1);
+
+        // Distinct requests (trailing data makes each one malformed, so build valid ones by
+        // varying the serial's last byte) never grow the memo past its capacity.
+        for i in 0..ParsedRequests::CAPACITY + 10 {
+            let mut other = der.clone();
+            let last = other.len() - 1;
+            other[last] = u8::try_from(i % 256).expect("byte");
+            other[last - 1] = u8::try_from((i / 256) % 256).expect("byte");
+            memo.parse(&other).expect("parses");
+            assert!(len() <= ParsedRequests::CAPACITY);
         }
     }
 
