@@ -780,7 +780,7 @@ crl_interval = "1h"
 # nextUpdate - thisUpdate of each CRL.
 crl_validity = "24h"
 # Threads serving OCSP and CRL requests in `signet serve`, apart from the API's. One thread
-# answers about 90,000 cached OCSP GETs/s on 2 shared cores (BENCHMARKS.md); more help on
+# answers about 120,000 cached OCSP GETs/s on 2 shared cores (BENCHMARKS.md); more help on
 # larger machines or when many requests carry a nonce.
 # threads = 1
 
