@@ -25,8 +25,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Target {
     /// `scheme://host:port`, what every request URL must start with.
     origin: String,
-    /// `host:port` for TCP and the `Host` header.
+    /// As the URL has it, for the `Host` header.
     authority: String,
+    /// `host:port` (`[v6]:port`) to connect to.
+    address: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     http2: bool,
 }
@@ -46,13 +48,22 @@ impl Target {
         if authority.is_empty() || authority.contains('@') {
             bail!("unsupported URL authority in {url}");
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().context("port")?)
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        // `[v6]:port`, `[v6]`, `host:port` or `host`.
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(rest) => {
+                let (host, after) = rest.split_once(']').context("unclosed '[' in the URL")?;
+                match after.strip_prefix(':') {
+                    Some(p) => (host, p.parse::<u16>().context("port")?),
+                    None if after.is_empty() => (host, default_port),
+                    None => bail!("unexpected text after ']' in {url}"),
+                }
             }
-            _ => (authority, if scheme == "https" { 443 } else { 80 }),
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse::<u16>().context("port")?),
+                None => (authority, default_port),
+            },
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         let tls = match scheme {
             "http" => None,
             "https" => {
@@ -69,14 +80,15 @@ impl Target {
             }
             other => bail!("unsupported scheme {other}"),
         };
-        let authority = if authority.contains(':') {
-            authority.to_owned()
+        let address = if host.contains(':') {
+            format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")
         };
         Ok(Target {
             origin: format!("{scheme}://{authority}"),
-            authority,
+            authority: authority.to_owned(),
+            address,
             tls,
             http2,
         })
@@ -112,9 +124,9 @@ impl Conn {
     }
 
     async fn connect(&self) -> anyhow::Result<Sender> {
-        let tcp = tokio::net::TcpStream::connect(&self.target.authority)
+        let tcp = tokio::net::TcpStream::connect(&self.target.address)
             .await
-            .with_context(|| format!("connecting to {}", self.target.authority))?;
+            .with_context(|| format!("connecting to {}", self.target.address))?;
         tcp.set_nodelay(true)?;
         match &self.target.tls {
             None => self.handshake(TokioIo::new(tcp)).await,
@@ -208,5 +220,49 @@ impl Conn {
         let status = resp.status().as_u16();
         let body = resp.into_body().collect().await.context("body")?.to_bytes();
         Ok((status, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_hosts_ports_and_paths() -> anyhow::Result<()> {
+        let t = Target::new("http://127.0.0.1:18080/ocsp", None, false)?;
+        assert_eq!(
+            (t.address.as_str(), t.authority.as_str()),
+            ("127.0.0.1:18080", "127.0.0.1:18080")
+        );
+        assert_eq!(
+            t.path_of("http://127.0.0.1:18080/ocsp/AQID?x=1")?,
+            "/ocsp/AQID?x=1"
+        );
+        assert_eq!(t.path_of("http://127.0.0.1:18080")?, "/");
+        assert!(t.path_of("http://127.0.0.1:1808/ocsp").is_err());
+        assert!(t.path_of("http://127.0.0.1:180800/ocsp").is_err());
+
+        let t = Target::new("http://[::1]:8080/x", None, false)?;
+        assert_eq!(
+            (t.address.as_str(), t.authority.as_str()),
+            ("[::1]:8080", "[::1]:8080")
+        );
+        let t = Target::new("http://[::1]/x", None, false)?;
+        assert_eq!(
+            (t.address.as_str(), t.authority.as_str()),
+            ("[::1]:80", "[::1]")
+        );
+        let t = Target::new("http://ca.internal", None, false)?;
+        assert_eq!(t.address, "ca.internal:80");
+
+        assert!(
+            Target::new("https://ca.internal", None, false).is_err(),
+            "https needs a CA"
+        );
+        assert!(Target::new("ftp://ca.internal", None, false).is_err());
+        assert!(Target::new("http://user@ca.internal", None, false).is_err());
+        assert!(Target::new("http://[::1", None, false).is_err());
+        assert!(Target::new("ca.internal", None, false).is_err());
+        Ok(())
     }
 }

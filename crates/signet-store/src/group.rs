@@ -6,14 +6,16 @@
 //! transaction each. They put a [`Job`] (the rows plus a oneshot for the
 //! answer) on a bounded queue, and one dispatcher task per [`Store`]
 //! (shared by its clones) takes whatever is queued, up to [`MAX_BATCH`]
-//! jobs, and commits it in one transaction with multi-row `INSERT`s. Each
-//! caller hears its answer only after `COMMIT` has returned, so nothing is
-//! acknowledged before it is durable (PostgreSQL `synchronous_commit`,
-//! SQLite WAL + `synchronous=FULL`).
+//! jobs, and commits it in one transaction: on PostgreSQL one statement
+//! ([`POSTGRES_BATCH_SQL`]), on SQLite multi-row `INSERT`s between `BEGIN`
+//! and `COMMIT`. Each caller hears its answer only after the commit has
+//! returned, so nothing is acknowledged before it is durable (PostgreSQL
+//! `synchronous_commit`, SQLite WAL + `synchronous=FULL`).
 //!
 //! * **No added latency when idle.** The dispatcher never waits for a timer:
 //!   it takes what is queued the moment a writer slot is free. A lone job
-//!   runs exactly the statements an unbatched call would.
+//!   is a batch of one (on SQLite it runs exactly the statements an
+//!   unbatched call would).
 //! * **Pipelining.** Up to [`writer_slots`] batches are in flight at once
 //!   (one on SQLite, which has a single writer anyway). While they commit,
 //!   new jobs queue up and form the next batch, so batches grow with load.
