@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{free_port, p};
+use common::{base_command, free_port, p};
 
 /// How long a server may take to come up (it first creates a CA and a database).
 const STARTUP: Duration = Duration::from_secs(90);
@@ -54,24 +54,6 @@ impl Drop for Server {
 struct Prov {
     name: &'static str,
     extra: &'static str,
-}
-
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 impl Server {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 mod common;
-use common::{p, text};
+use common::{base_command, p, text};
 
 // ---------------------------------------------------------------------------------------
 // Harness: a server, the binary, openssl.
@@ -201,32 +201,6 @@ impl Server {
         args.extend_from_slice(extra);
         signet(work, &[], &args)
     }
-}
-
-/// The binary with no Signet settings inherited from the environment.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_TOKEN_FILE",
-        "SIGNET_OUT",
-        "SIGNET_PROFILE",
-        "SIGNET_TTL",
-        "SIGNET_KEY_TYPE",
-        "SIGNET_SANS",
-        "SIGNET_TIMEOUT",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 fn signet(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{p, text};
+use common::{base_command, p, text};
 
 /// A running `signet serve`, killed when dropped.
 struct Server {
@@ -70,24 +70,6 @@ impl Server {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-/// The binary with no Signet settings inherited from the environment.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 /// Run `signet` in `cwd` (a directory without signet-data, like a client machine).

@@ -38,7 +38,7 @@ use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 mod common;
-use common::{free_port, p, text};
+use common::{base_command, free_port, p, text};
 
 const STARTUP: Duration = Duration::from_secs(90);
 /// An answer under a storage fault may take the SQLite busy timeout (5 s) plus slack; never
@@ -168,22 +168,6 @@ impl Drop for Mount {
             let _ = run("umount", &["-l", p(&self.dir)]);
         }
     }
-}
-
-/// The binary with no Signet settings inherited from the environment.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
 }
 
 /// A `signet serve` process (log outside the data directory), killed on drop.

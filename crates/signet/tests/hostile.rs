@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{free_port, p, text};
+use common::{base_command, free_port, p, text};
 
 /// How long a server may take to come up (it first creates a CA and a database).
 const STARTUP: Duration = Duration::from_secs(90);
@@ -102,23 +102,6 @@ impl Server {
             }
         }
     }
-}
-
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 fn openssl(args: &[&str]) -> Output {

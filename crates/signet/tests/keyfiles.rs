@@ -14,24 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{free_port, p, text};
+use common::{base_command, free_port, p, text};
 
 const PASSPHRASE: &str = "Keyfiles-Passphrase-4c1d8e2b";
-
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
-}
 
 /// `signet init` then one `signet serve` start (so `admin.token` and the default provisioner
 /// exist), stopped once it listens.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use signet_testkit::TestDb;
 
 mod common;
-use common::{p, text};
+use common::{base_command, p, text};
 
 /// How long a process may take to come up (it may create a CA and migrate a database first).
 const STARTUP: Duration = Duration::from_secs(90);
@@ -87,26 +87,6 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-/// The binary with no Signet settings inherited from the environment.
-fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
 }
 
 fn signet(env: &[(&str, &str)], args: &[&str]) -> Output {

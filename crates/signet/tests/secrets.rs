@@ -44,28 +44,8 @@ fn openssl(args: &[&str]) -> Output {
 
 /// The binary with no Signet settings inherited from the environment, logging everything.
 fn base_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-    for var in [
-        "SIGNET_CA_URL",
-        "SIGNET_ROOT_FINGERPRINT",
-        "SIGNET_CA_FILE",
-        "SIGNET_TOKEN",
-        "SIGNET_TOKEN_FILE",
-        "SIGNET_OUT",
-        "SIGNET_PROFILE",
-        "SIGNET_TTL",
-        "SIGNET_KEY_TYPE",
-        "SIGNET_SANS",
-        "SIGNET_TIMEOUT",
-        "SIGNET_ADMIN_TOKEN",
-        "SIGNET_ADMIN_TOKEN_FILE",
-        "SIGNET_CA_PASSPHRASE",
-        "SIGNET_DATABASE_URL",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("RUST_LOG", "trace").env("NO_COLOR", "1");
+    let mut cmd = common::base_command();
+    cmd.env("RUST_LOG", "trace");
     cmd
 }
 

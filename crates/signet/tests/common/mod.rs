@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 /// A path as the `&str` a command line wants (test paths are UTF-8).
 pub fn p(path: &Path) -> &str {
@@ -24,4 +24,33 @@ pub fn text(out: &Output) -> String {
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// The `signet` binary under test, inheriting none of the settings it reads from the
+/// environment (nor a log filter or a tuning knob), without colour codes.
+pub fn base_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    for var in [
+        "SIGNET_CA_URL",
+        "SIGNET_ROOT_FINGERPRINT",
+        "SIGNET_CA_FILE",
+        "SIGNET_TOKEN",
+        "SIGNET_TOKEN_FILE",
+        "SIGNET_OUT",
+        "SIGNET_PROFILE",
+        "SIGNET_TTL",
+        "SIGNET_KEY_TYPE",
+        "SIGNET_SANS",
+        "SIGNET_TIMEOUT",
+        "SIGNET_ADMIN_TOKEN",
+        "SIGNET_ADMIN_TOKEN_FILE",
+        "SIGNET_CA_PASSPHRASE",
+        "SIGNET_DATABASE_URL",
+        "SIGNET_STORE_GROUP_WRITERS",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
 }
