@@ -41,29 +41,21 @@ impl Target {
         tls: Option<&rustls::ClientConfig>,
         http2: bool,
     ) -> anyhow::Result<Target> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .with_context(|| format!("not a URL: {url}"))?;
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if authority.is_empty() || authority.contains('@') {
+        // http's own URI parser (hyper's), not a hand-written one.
+        let uri: hyper::Uri = url.parse().with_context(|| format!("not a URL: {url}"))?;
+        let (Some(scheme), Some(authority), Some(host)) =
+            (uri.scheme_str(), uri.authority(), uri.host())
+        else {
+            bail!("not an absolute URL: {url}");
+        };
+        if authority.as_str().contains('@') {
             bail!("unsupported URL authority in {url}");
         }
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        // `[v6]:port`, `[v6]`, `host:port` or `host`.
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(rest) => {
-                let (host, after) = rest.split_once(']').context("unclosed '[' in the URL")?;
-                match after.strip_prefix(':') {
-                    Some(p) => (host, p.parse::<u16>().context("port")?),
-                    None if after.is_empty() => (host, default_port),
-                    None => bail!("unexpected text after ']' in {url}"),
-                }
-            }
-            None => match authority.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse::<u16>().context("port")?),
-                None => (authority, default_port),
-            },
-        };
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        // `host()` keeps an IPv6 literal's brackets, which a TLS server name does not take.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
         let tls = match scheme {
             "http" => None,
             "https" => {
@@ -75,19 +67,15 @@ impl Target {
                 } else {
                     vec![b"http/1.1".to_vec()]
                 };
-                let name = ServerName::try_from(host.to_owned()).context("server name")?;
+                let name = ServerName::try_from(bare.to_owned()).context("server name")?;
                 Some((tokio_rustls::TlsConnector::from(Arc::new(cfg)), name))
             }
             other => bail!("unsupported scheme {other}"),
         };
-        let address = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        let address = format!("{host}:{port}");
         Ok(Target {
             origin: format!("{scheme}://{authority}"),
-            authority: authority.to_owned(),
+            authority: authority.to_string(),
             address,
             tls,
             http2,
