@@ -389,9 +389,14 @@ impl AppState {
     /// Durably record a certificate with its audit row (and, for a single-use token, burn
     /// its `jti` in the same transaction), then describe it. A replayed token records
     /// nothing: the certificate just signed is dropped unseen.
+    ///
+    /// `actor` is who asked (the audit row's actor); `requester` is whom the certificate's
+    /// line was issued to (the record's requester). They differ only for a renewal, whose
+    /// actor is the certificate that asked (`mtls:<serial>`).
     async fn record(
         &self,
         cert: &IssuedCertificate,
+        actor: &str,
         requester: &str,
         action: &str,
         provisioner: &str,
@@ -412,7 +417,7 @@ impl AppState {
             der: cert.der.clone(),
         };
         let audit = AuditEntry {
-            actor: requester.to_string(),
+            actor: actor.to_string(),
             action: action.into(),
             serial: Some(record.serial.clone()),
             outcome: "ok".into(),
@@ -446,7 +451,7 @@ impl AppState {
                 operation: action.to_string(),
             })
             .inc();
-        tracing::info!(serial = %record.serial, requester, profile = %cert.profile, "certificate {action}d");
+        tracing::info!(serial = %record.serial, actor, requester, profile = %cert.profile, "certificate {action}d");
         Ok(IssueResponse {
             serial_number: record.serial,
             certificate: cert.pem(),
@@ -580,8 +585,9 @@ async fn issue_inner(
         &policy,
         OffsetDateTime::now_utc(),
     )?;
+    let who = identity.audit_name();
     let resp = st
-        .record(&cert, &identity.audit_name(), "issue", &provisioner, burn)
+        .record(&cert, &who, &who, "issue", &provisioner, burn)
         .await?;
     if let Identity::Kubernetes {
         provisioner,
@@ -645,11 +651,88 @@ fn allow_exactly(policy: &mut Policy, name: &SubjectName) -> Result<(), ApiError
     Ok(())
 }
 
-/// Renewal re-issues names approved at first issuance: allow exactly what is asked.
-fn renewal_policy() -> Policy {
-    Policy {
-        allow_wildcard_names: true,
-        ..Policy::allow_all()
+/// How many `mtls:<serial>` requesters [`line_origin`] follows back.
+const MAX_RENEWAL_HOPS: usize = 10_000;
+
+/// Whom a certificate's line was first issued to (`token:…`, `k8s:…`, `admin`, `local:…`).
+///
+/// A renewal records its line's origin as the requester (its audit row's actor names the
+/// certificate that asked), so this is normally the record's own requester. Records written
+/// before renewals did that name `mtls:<serial>` of the certificate that renewed: those are
+/// followed back, and the renewal about to be recorded carries the answer forward.
+async fn line_origin(st: &AppState, rec: &CertificateRecord) -> Result<String, ApiError> {
+    let mut requester = rec.requester.clone();
+    for _ in 0..MAX_RENEWAL_HOPS {
+        let Some(parent) = requester.strip_prefix("mtls:") else {
+            return Ok(requester);
+        };
+        let untraceable = || {
+            ApiError::Forbidden(format!(
+                "this certificate's renewals cannot be traced back to its first issuance \
+                 (there is no record of {parent}): request a new certificate"
+            ))
+        };
+        requester = st
+            .inner
+            .store
+            .get_certificate(parent)
+            .await?
+            .ok_or_else(untraceable)?
+            .requester;
+    }
+    Err(ApiError::Forbidden(format!(
+        "this certificate was renewed more than {MAX_RENEWAL_HOPS} times before renewals \
+         recorded their origin: request a new certificate"
+    )))
+}
+
+fn renewal_provisioner_gone(name: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "this certificate was first issued through provisioner {name:?}, which is no longer \
+         configured, so it cannot be renewed: request a new certificate"
+    ))
+}
+
+/// The policy a renewal must meet, and the provisioner it counts against: those of whoever
+/// the line was first issued to, as configured now. A tightened policy, a narrowed
+/// Kubernetes allow-list or a removed provisioner therefore takes effect at the next
+/// renewal instead of never. Certificates first issued with the admin credential, by
+/// `signet issue --local` (the CA key's holder) or for the server itself meet the CA-wide
+/// policy, as the admin's do.
+fn renewal_policy(st: &AppState, origin: &str) -> Result<(Policy, String), ApiError> {
+    let mut parts = origin.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("token"), Some(name), Some(_)) => {
+            let provisioners = st.provisioners();
+            match provisioners.iter().find(|p| p.name == name) {
+                Some(p) if matches!(p.verifier, Verifier::Token { .. }) => {
+                    Ok((p.policy.clone(), name.to_string()))
+                }
+                _ => Err(renewal_provisioner_gone(name)),
+            }
+        }
+        (Some("k8s"), Some(name), Some(workload)) => {
+            let (namespace, service_account) = workload.split_once('/').ok_or_else(|| {
+                ApiError::Internal(format!("malformed requester {origin:?} on record"))
+            })?;
+            let provisioners = st.provisioners();
+            let p = provisioners
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| renewal_provisioner_gone(name))?;
+            let Verifier::Kubernetes(k8s) = &p.verifier else {
+                return Err(renewal_provisioner_gone(name));
+            };
+            k8s.admit(namespace, service_account)?;
+            // As at issuance: the template names are the workload's own, anything else
+            // needs the provisioner's policy.
+            let mut policy = p.policy.clone();
+            for n in k8s.names_for(namespace, service_account)? {
+                allow_exactly(&mut policy, &n)?;
+            }
+            Ok((policy, name.to_string()))
+        }
+        _ => Ok((st.inner.config.admin_policy.clone(), "admin".to_string())),
     }
 }
 
@@ -741,16 +824,20 @@ async fn renew_inner(
         .map(|s| SubjectName::parse_tagged(s))
         .collect::<Result<Vec<_>, _>>()?;
     let request = Csr::from_parts(&spki, info.common_name.clone(), names)?;
-    // The names were approved when first issued; renewal neither adds nor re-vets them.
+    // Renewal keeps the names, but they must still be allowed to whoever the line was
+    // first issued to.
+    let origin = line_origin(st, rec).await?;
+    let (policy, provisioner) = renewal_policy(st, &origin)?;
     let cert = st.inner.ca.issue(
         &request,
         profile,
         &st.limits(profile),
         ttl,
-        &renewal_policy(),
+        &policy,
         OffsetDateTime::now_utc(),
     )?;
-    st.record(&cert, actor, "renew", "mtls", None).await
+    st.record(&cert, actor, &origin, "renew", &provisioner, None)
+        .await
 }
 
 fn canonical_serial(s: &str) -> Result<String, ApiError> {

@@ -356,18 +356,23 @@ impl KubernetesVerifier {
                 "token sub does not match its kubernetes.io namespace and service account".into(),
             ));
         }
-        // A valid template can still give an invalid name for a long service account
-        // (over 253 characters): that is the requester's invalid name (400), not our error.
-        let names = self
-            .templates
-            .iter()
-            .map(|t| SubjectName::parse_loose(&render(t, &ns, &sa, &self.trust_domain)))
-            .collect::<Result<BTreeSet<_>, _>>()?;
+        let names = self.names_for(&ns, &sa)?;
         Ok(Workload {
             namespace: ns,
             service_account: sa,
             names,
         })
+    }
+
+    /// The names this provisioner's templates give the service account `ns/sa`.
+    pub(crate) fn names_for(&self, ns: &str, sa: &str) -> Result<BTreeSet<SubjectName>, ApiError> {
+        // A valid template can still give an invalid name for a long service account
+        // (over 253 characters): that is the requester's invalid name (400), not our error.
+        Ok(self
+            .templates
+            .iter()
+            .map(|t| SubjectName::parse_loose(&render(t, ns, sa, &self.trust_domain)))
+            .collect::<Result<BTreeSet<_>, _>>()?)
     }
 
     /// Whether the allow-lists admit this workload; `Err` says why not.

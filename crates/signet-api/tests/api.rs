@@ -27,8 +27,10 @@ const ADMIN: &str = "sa_test-admin-token-0123456789abcdef";
 struct Env {
     _db: TestDb,
     store: Store,
+    state: AppState,
     router: axum::Router,
     prov_key: rcgen::KeyPair,
+    ca: Arc<IssuingCa>,
 }
 
 async fn env_for(db: TestDb) -> Env {
@@ -47,23 +49,14 @@ async fn env_with(db: TestDb, rate: u32) -> Env {
     )
     .unwrap();
     let prov_key = KeyType::P256.generate().unwrap();
-    let policy = Policy {
-        dns: vec![
-            "*.svc.cluster.local".parse().unwrap(),
-            "*.internal".parse().unwrap(),
-        ],
-        ip: vec!["10.0.0.0/8".parse().unwrap()],
-        uri_prefixes: vec!["spiffe://cluster.local/".into()],
-        ..Policy::default()
-    };
-    let dk = DecodingKey::from_ec_pem(prov_key.public_key_pem().as_bytes()).unwrap();
-    let prov = Provisioner::new("default", dk, Algorithm::ES256, policy, rate, rate).unwrap();
+    let prov = provisioner("default", &prov_key, default_policy(), rate);
     let profiles: BTreeMap<Profile, ProfileLimits> = Profile::ALL
         .iter()
         .map(|p| (*p, ProfileLimits::default()))
         .collect();
+    let ca = Arc::new(ca);
     let state = AppState::new(
-        Arc::new(ca),
+        ca.clone(),
         store.clone(),
         vec![prov],
         AdminCredential::from_token(ADMIN),
@@ -79,9 +72,29 @@ async fn env_with(db: TestDb, rate: u32) -> Env {
     Env {
         _db: db,
         store,
-        router: app(state),
+        router: app(state.clone()),
+        state,
         prov_key,
+        ca,
     }
+}
+
+fn default_policy() -> Policy {
+    Policy {
+        dns: vec![
+            "*.svc.cluster.local".parse().unwrap(),
+            "*.internal".parse().unwrap(),
+        ],
+        ip: vec!["10.0.0.0/8".parse().unwrap()],
+        uri_prefixes: vec!["spiffe://cluster.local/".into()],
+        ..Policy::default()
+    }
+}
+
+/// A token provisioner verifying with `key`'s public half.
+fn provisioner(name: &str, key: &rcgen::KeyPair, policy: Policy, rate: u32) -> Provisioner {
+    let dk = DecodingKey::from_ec_pem(key.public_key_pem().as_bytes()).unwrap();
+    Provisioner::new(name, dk, Algorithm::ES256, policy, rate, rate).unwrap()
 }
 
 fn now() -> i64 {
@@ -889,6 +902,186 @@ async fn renewal_and_self_revocation_over_mtls() {
             )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// Renewal keeps a certificate's names, but they must still be allowed to whoever its line
+/// was first issued to, as configured now: a tightened policy or a removed provisioner takes
+/// effect at the next renewal. Renewals record that origin as their requester; records from
+/// before (requester `mtls:<serial>`) are followed back to it.
+#[tokio::test]
+async fn renewal_meets_the_first_issuers_current_policy() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let renew = |der: Vec<u8>| {
+            let e = &e;
+            async move {
+                e.call("POST", "/v1/certificates/renew", None, None, Some(&der))
+                    .await
+            }
+        };
+        let (csr_pem, _) = csr(&["peer.internal"]);
+        let (status, issued, _) = e
+            .issue(&e.token(&["peer.internal"]), &csr_pem, "peer")
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{issued}");
+        let first = pem_der(issued["certificate"].as_str().unwrap());
+        let first_serial = issued["serial_number"].as_str().unwrap().to_string();
+
+        // A renewal of a renewal: each records the line's origin as its requester, and the
+        // audit row's actor is the certificate that asked.
+        let (status, second, _) = renew(first.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {second}");
+        let second_serial = second["serial_number"].as_str().unwrap().to_string();
+        let second = pem_der(second["certificate"].as_str().unwrap());
+        let (status, third, _) = renew(second.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {third}");
+        let third_serial = third["serial_number"].as_str().unwrap().to_string();
+        for serial in [&second_serial, &third_serial] {
+            let rec = e.store.get_certificate(serial).await.unwrap().unwrap();
+            assert_eq!(rec.requester, "token:default:svc", "{name}");
+        }
+        let audit = e.store.list_audit(10).await.unwrap();
+        assert!(
+            audit.iter().any(|a| a.action == "renew"
+                && a.outcome == "ok"
+                && a.actor == format!("mtls:{second_serial}")
+                && a.serial.as_deref() == Some(third_serial.as_str())),
+            "{name}: {audit:?}"
+        );
+
+        // Records written before renewals recorded their origin name the certificate that
+        // renewed them; the chain is followed back to the token.
+        let legacy = |requester: String| {
+            let e = &e;
+            async move {
+                let (pem, _) = csr(&["peer.internal"]);
+                let cert =
+                    e.ca.issue(
+                        &signet_ca::Csr::from_pem(&pem).unwrap(),
+                        Profile::Peer,
+                        &ProfileLimits::default(),
+                        None,
+                        &Policy::allow_all(),
+                        OffsetDateTime::now_utc(),
+                    )
+                    .unwrap();
+                let record = signet_store::NewCertificate {
+                    serial: cert.serial.to_hex(),
+                    issuer: e.ca.subject().to_string(),
+                    issuer_key_id: hex::encode(e.ca.key_id()),
+                    subject: cert.subject.clone(),
+                    sans: vec!["dns:peer.internal".into()],
+                    profile: "peer".into(),
+                    not_before: cert.not_before,
+                    not_after: cert.not_after,
+                    requester,
+                    der: cert.der.clone(),
+                };
+                let audit = signet_store::AuditEntry {
+                    actor: record.requester.clone(),
+                    action: "renew".into(),
+                    serial: Some(record.serial.clone()),
+                    outcome: "ok".into(),
+                    detail: String::new(),
+                };
+                e.store.insert_certificate(&record, &audit).await.unwrap();
+                cert.der
+            }
+        };
+        let old_style = legacy(format!("mtls:{first_serial}")).await;
+        let (status, renewed, _) = renew(old_style).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
+        let rec = e
+            .store
+            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.requester, "token:default:svc", "{name}");
+        let orphan = legacy("mtls:7e57".into()).await;
+        let (status, p, _) = renew(orphan).await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:forbidden"),
+            "{name}: {p}"
+        );
+        assert!(p["detail"].as_str().unwrap().contains("7e57"), "{p}");
+
+        // A certificate first issued with the admin credential meets the CA-wide policy.
+        let (adm_csr, _) = csr(&["adm.internal"]);
+        let (status, adm, _) = e.issue(ADMIN, &adm_csr, "server").await;
+        assert_eq!(status, StatusCode::CREATED, "{adm}");
+        let adm = pem_der(adm["certificate"].as_str().unwrap());
+
+        // The provisioner's policy no longer allows *.internal: renewal is refused and
+        // records nothing.
+        let before = e.count().await;
+        let narrow = Policy {
+            dns: vec!["*.svc.cluster.local".parse().unwrap()],
+            ..Policy::default()
+        };
+        e.state
+            .replace_provisioners(vec![provisioner("default", &e.prov_key, narrow, 1000)])
+            .unwrap();
+        let (status, p, _) = renew(second.clone()).await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:name-denied"),
+            "{name}: {p}"
+        );
+        assert!(
+            p["detail"].as_str().unwrap().contains("peer.internal"),
+            "{p}"
+        );
+        assert_eq!(
+            e.count().await,
+            before,
+            "{name}: a refused renewal records nothing"
+        );
+
+        // The provisioner is gone: its certificates cannot renew; the admin's still can.
+        e.state
+            .replace_provisioners(vec![provisioner(
+                "other",
+                &e.prov_key,
+                default_policy(),
+                1000,
+            )])
+            .unwrap();
+        let (status, p, _) = renew(second).await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:forbidden"),
+            "{name}: {p}"
+        );
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no longer configured"),
+            "{p}"
+        );
+        assert_eq!(e.count().await, before, "{name}");
+        let (status, r, _) = renew(adm).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {r}");
+        let rec = e
+            .store
+            .get_certificate(r["serial_number"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.requester, "admin", "{name}");
+        let refusals = e
+            .store
+            .list_audit(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.action == "renew" && a.outcome != "ok")
+            .count();
+        assert_eq!(refusals, 3, "{name}: every refused renewal is audited");
     }
 }
 

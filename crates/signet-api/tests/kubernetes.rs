@@ -16,7 +16,8 @@ use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use signet_api::{
-    AdminCredential, ApiConfig, AppState, Provisioner, ProvisionerConfig, ProvisionerKind, app,
+    AdminCredential, ApiConfig, AppState, ClientCertificate, Provisioner, ProvisionerConfig,
+    ProvisionerKind, app,
 };
 use signet_ca::{
     InitOptions, IssuanceUrls, IssuingCa, KeyType, OffsetDateTime, Policy, Profile, ProfileLimits,
@@ -140,6 +141,10 @@ struct Env {
 }
 
 fn k8s_provisioner() -> Provisioner {
+    k8s_provisioner_with(&["prod", "staging"], &["*.extra.internal"])
+}
+
+fn k8s_provisioner_with(namespaces: &[&str], policy_dns: &[&str]) -> Provisioner {
     // As `[[provisioners]]` would say it; inline JWKS, so no file is needed.
     let cfg: ProvisionerConfig = serde_json::from_value(json!({
         "name": "k8s",
@@ -147,9 +152,9 @@ fn k8s_provisioner() -> Provisioner {
         "issuer": ISSUER,
         "audience": AUDIENCE,
         "jwks": cluster().jwks,
-        "namespaces": ["prod", "staging"],
+        "namespaces": namespaces,
         "service_accounts": ["prod/api", "prod/web", "staging/api"],
-        "policy": {"dns": ["*.extra.internal"], "profiles": ["peer", "client"]},
+        "policy": {"dns": policy_dns, "profiles": ["peer", "client"]},
     }))
     .unwrap();
     assert_eq!(cfg.kind, ProvisionerKind::Kubernetes);
@@ -215,6 +220,26 @@ impl Env {
 
     async fn count(&self) -> u64 {
         self.store.count_certificates().await.unwrap()
+    }
+
+    /// `POST /v1/certificates/renew` over (simulated) mTLS with `cert_pem`.
+    async fn renew(&self, cert_pem: &str) -> (StatusCode, Value) {
+        let b64: String = cert_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/v1/certificates/renew")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(ClientCertificate {
+            der: Arc::from(der),
+        });
+        self.send(req).await
     }
 }
 
@@ -334,6 +359,93 @@ async fn service_account_tokens_get_their_template_names_on_both_backends() {
 }
 
 /// Re-encode a token's payload (the signature no longer matches).
+/// A workload's renewal is held to its provisioner as configured now: the template names
+/// for its namespace and service account, the allow-lists and the policy. Narrowing them
+/// stops renewals that no longer fit.
+#[tokio::test]
+async fn renewals_follow_the_kubernetes_provisioner_as_configured_now() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let (status, prod) = e
+            .issue(&ec_token(&claims("prod", "api")), json!({"csr": csr(&[])}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {prod}");
+        let (status, staging) = e
+            .issue(
+                &ec_token(&claims("staging", "api")),
+                json!({"csr": csr(&["api.staging.svc", "cache.extra.internal"])}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {staging}");
+        let prod = prod["certificate"].as_str().unwrap().to_string();
+        let staging = staging["certificate"].as_str().unwrap().to_string();
+
+        // Renewal with no token: the names and the requester carry over.
+        let (status, renewed) = e.renew(&prod).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
+        let rec = e
+            .store
+            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.requester, "k8s:k8s:prod/api", "{name}");
+        assert!(
+            rec.sans
+                .contains(&"uri:spiffe://cluster.local/ns/prod/sa/api".to_string()),
+            "{name}: {:?}",
+            rec.sans
+        );
+        let (status, body) = e.renew(&staging).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        let before = e.count().await;
+
+        // The policy no longer allows *.extra.internal: the staging certificate, which has
+        // one such name, cannot renew; prod's template names still can.
+        e.state
+            .replace_provisioners(vec![k8s_provisioner_with(&["prod", "staging"], &[])])
+            .unwrap();
+        let (status, body) = e.renew(&staging).await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                Some("urn:signet:problem:name-denied")
+            ),
+            "{name}: {body}"
+        );
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cache.extra.internal"),
+            "{body}"
+        );
+        let (status, body) = e.renew(&prod).await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+
+        // prod is dropped from the namespaces: its workloads cannot renew either.
+        e.state
+            .replace_provisioners(vec![k8s_provisioner_with(&["staging"], &[])])
+            .unwrap();
+        let (status, body) = e.renew(&prod).await;
+        assert_eq!(
+            (status, body["type"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                Some("urn:signet:problem:service-account-denied")
+            ),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            e.count().await,
+            before + 1,
+            "{name}: refusals record nothing"
+        );
+    }
+}
+
 fn with_payload(token: &str, claims: &Value) -> String {
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     parts[1] = B64.encode(serde_json::to_vec(claims).unwrap());

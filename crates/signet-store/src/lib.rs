@@ -268,7 +268,8 @@ pub struct NewCertificate {
     pub not_before: OffsetDateTime,
     /// End of validity (stored to the second).
     pub not_after: OffsetDateTime,
-    /// Authenticated identity that asked for the certificate.
+    /// Authenticated identity that asked for the certificate; for a renewal, the identity
+    /// its line was first issued to (the audit row names the certificate that asked).
     pub requester: String,
     /// The certificate, DER encoded.
     pub der: Vec<u8>,
