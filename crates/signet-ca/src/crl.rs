@@ -176,6 +176,81 @@ impl IssuingCa {
     }
 }
 
+/// A CA certificate that a root signed, described for its record before the root revokes
+/// it (see [`IssuingCa::certificate_to_revoke`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubordinateCa {
+    /// Its serial number.
+    pub serial: Serial,
+    /// Its subject, as an RFC 4514 string.
+    pub subject: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+impl IssuingCa {
+    /// Check that `der` is a CA certificate this CA signed (its issuer is this CA's subject,
+    /// its signature verifies with this CA's key, and it is not this CA's own certificate),
+    /// so that this CA may record and revoke it: a root revoking an issuing CA whose key
+    /// was compromised or which is retired. Only CA certificates are accepted: a root signs
+    /// nothing else, and end-entity certificates are revoked through the API.
+    pub fn certificate_to_revoke(&self, der: &[u8]) -> Result<SubordinateCa, CaError> {
+        let not_ours = |why: &str| CaError::NotIssuedHere(why.to_string());
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| CaError::NotIssuedHere(format!("not a DER certificate: {e}")))?;
+        if der == self.cert_der() {
+            return Err(not_ours("it is this CA's own certificate"));
+        }
+        let me = x509_cert::Certificate::from_der(self.cert_der())
+            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let tbs = &cert.tbs_certificate;
+        if tbs.issuer != me.tbs_certificate.subject {
+            return Err(CaError::NotIssuedHere(format!(
+                "its issuer is {}, not {}",
+                tbs.issuer, me.tbs_certificate.subject
+            )));
+        }
+        let encode = |r: Result<Vec<u8>, der::Error>| {
+            r.map_err(|e| CaError::Internal(format!("re-encoding a parsed certificate: {e}")))
+        };
+        use der::Encode;
+        let my_spki = encode(me.tbs_certificate.subject_public_key_info.to_der())?;
+        let algorithm = encode(cert.signature_algorithm.to_der())?;
+        let message = encode(tbs.to_der())?;
+        let signature = cert
+            .signature
+            .as_bytes()
+            .ok_or_else(|| not_ours("its signature is not a whole number of bytes"))?;
+        if !crate::ocsp::signature_verifies(&my_spki, &algorithm, &message, signature) {
+            return Err(not_ours("its signature does not verify with this CA's key"));
+        }
+        let is_ca = find_extension::<x509_cert::ext::pkix::BasicConstraints>(
+            &cert,
+            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+        )?
+        .is_some_and(|bc| bc.ca);
+        if !is_ca {
+            return Err(not_ours(
+                "it is not a CA certificate (end-entity certificates are revoked through the API)",
+            ));
+        }
+        let time = |t: &x509_cert::time::Time| {
+            i64::try_from(t.to_unix_duration().as_secs())
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .ok_or_else(|| not_ours("its validity is out of range"))
+        };
+        Ok(SubordinateCa {
+            serial: Serial::from_be_bytes(tbs.serial_number.as_bytes())?,
+            subject: tbs.subject.to_string(),
+            not_before: time(&tbs.validity.not_before)?,
+            not_after: time(&tbs.validity.not_after)?,
+        })
+    }
+}
+
 /// crlExtensions `[0] EXPLICIT Extensions` with the authority key identifier and the CRL
 /// number, both non-critical (RFC 5280 sections 5.2.1 and 5.2.3):
 ///
@@ -503,6 +578,69 @@ mod tests {
         let (root_subject, _) = raw_subject_and_key(root.cert_der()).expect("root");
         assert!(crl.windows(root_subject.len()).any(|w| w == root_subject));
         assert!(IssuingCa::ROOT_CRL_MAX_VALIDITY >= std::time::Duration::from_secs(365 * 86_400));
+    }
+
+    #[test]
+    fn a_root_revokes_only_ca_certificates_it_signed() {
+        use crate::SubjectName;
+        use rcgen::PublicKeyData;
+        let opts = crate::InitOptions::new("Revoker");
+        let now = OffsetDateTime::now_utc();
+        let a = crate::generate_ca(&opts, now).expect("generate");
+        // Same names, other keys: b's issuing CA names a's root as its issuer.
+        let b = crate::generate_ca(&opts, now).expect("generate");
+        let der = |pem: &str| parse_pem_certificates(pem).expect("pem").remove(0);
+        let issuing = der(&a.issuing_cert_pem);
+        let issuing_ca = IssuingCa::new(
+            &a.issuing_cert_pem,
+            &a.root_cert_pem,
+            a.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .expect("issuing");
+        let root = IssuingCa::root_for_crls(&a.root_cert_pem, a.root_key).expect("root");
+
+        let sub = root
+            .certificate_to_revoke(&issuing)
+            .expect("a's issuing CA");
+        let info = crate::CertificateInfo::from_der(&issuing).expect("info");
+        assert_eq!(sub.serial, info.serial);
+        assert_eq!(
+            (sub.not_before, sub.not_after),
+            (info.not_before, info.not_after)
+        );
+        assert_eq!(sub.subject, issuing_ca.subject());
+
+        let why = |r: Result<SubordinateCa, CaError>| match r {
+            Err(CaError::NotIssuedHere(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert!(why(root.certificate_to_revoke(root.cert_der())).contains("own certificate"));
+        assert!(
+            why(root.certificate_to_revoke(&der(&b.issuing_cert_pem))).contains("does not verify")
+        );
+        let leaf = issuing_ca
+            .issue(
+                &crate::Csr::from_parts(
+                    &crate::KeyType::P256
+                        .generate()
+                        .expect("key")
+                        .subject_public_key_info(),
+                    None,
+                    vec![SubjectName::parse_loose("a.example").expect("name")],
+                )
+                .expect("csr"),
+                crate::Profile::Server,
+                &crate::ProfileLimits::default(),
+                None,
+                &crate::Policy::allow_all(),
+                now,
+            )
+            .expect("leaf");
+        assert!(why(root.certificate_to_revoke(&leaf.der)).contains("its issuer is"));
+        // The issuing CA signs end-entity certificates only: one it signed is not a CA.
+        assert!(why(issuing_ca.certificate_to_revoke(&leaf.der)).contains("not a CA"));
+        assert!(why(root.certificate_to_revoke(b"junk")).contains("not a DER certificate"));
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub enum CaError {
     #[error("CA certificate: {0}")]
     CaCertificate(String),
 
+    /// A certificate given to be revoked by a CA was not issued by it.
+    #[error("not a certificate this CA issued: {0}")]
+    NotIssuedHere(String),
+
     /// An I/O error on a CA file.
     #[error("{path}: {source}")]
     Io {

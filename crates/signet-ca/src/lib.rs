@@ -29,7 +29,7 @@ mod policy;
 mod profile;
 mod serial;
 
-pub use crl::{RevokedEntry, build_crl};
+pub use crl::{RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
 pub use init::{CaBundle, ImportedCa, InitOptions, generate_ca, import_ca};

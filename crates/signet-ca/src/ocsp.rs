@@ -1304,7 +1304,12 @@ impl<'a> RawBasicResponse<'a> {
 /// AlgorithmIdentifier `algorithm`: ECDSA (P-256, P-384) with SHA-256 or SHA-384, Ed25519,
 /// and RSA PKCS#1 v1.5 with SHA-256, SHA-384 or SHA-512 (2048 bits and up). Anything else
 /// (SHA-1, RSA-PSS, other curves) does not verify.
-fn signature_verifies(spki_der: &[u8], algorithm: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn signature_verifies(
+    spki_der: &[u8],
+    algorithm: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     use der::asn1::ObjectIdentifier as Oid;
     const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
     const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");

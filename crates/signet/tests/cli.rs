@@ -785,3 +785,181 @@ async fn migrate_applies_on_both_backends_and_is_idempotent() {
         store.close().await;
     }
 }
+
+/// `ca root-crl --revoke` records the issuing CA under the root, revokes it and lists it on
+/// the root's CRL, which openssl then uses to refuse the issuing CA; a second run keeps the
+/// first revocation; `signet serve` refuses to start with the revoked issuing CA. What is
+/// not the root's CA certificate is refused before anything is stored.
+async fn the_root_revokes_its_issuing_ca(db: Option<&TestDb>) {
+    let name = db.map_or("sqlite", |d| d.name());
+    let (tmp, dir, env) = init(db.map(|d| d.url()), &[]);
+    let t = tmp.path();
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root_cert = dir.join("root_ca.crt");
+    let issuing = dir.join("issuing_ca.crt");
+    let root_crl = |extra: &[&str]| {
+        let mut args = vec!["ca", "root-crl", "--dir", p(&dir)];
+        args.extend_from_slice(extra);
+        signet(&env_ref, &args)
+    };
+    let openssl_verify = |crl: &Path| {
+        openssl(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            p(&root_cert),
+            "-CRLfile",
+            p(crl),
+            p(&issuing),
+        ])
+    };
+    // Before: the first root CRL lists nothing and the issuing CA verifies with CRL checks.
+    let o = openssl_verify(&dir.join("root_ca.crl"));
+    assert!(o.status.success(), "{name}: {}", text(&o));
+
+    // Refused before anything is stored: the root itself, a leaf, junk, --reason alone.
+    let (leaf_csr, leaf) = (
+        csr(
+            t,
+            "leaf",
+            EC,
+            "/CN=leaf.internal",
+            Some("DNS:leaf.internal"),
+        ),
+        t.join("leaf.pem"),
+    );
+    let o = issue(&dir, &env, &leaf_csr, &["--out", p(&leaf)]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    let junk = t.join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    for (file, why) in [
+        (&root_cert, "own certificate"),
+        (&leaf, "its issuer is"),
+        (&junk, "no certificate"),
+    ] {
+        let o = root_crl(&["--revoke", p(file)]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains(why), "{name}: {why}: {}", text(&o));
+    }
+    let o = root_crl(&["--reason", "keyCompromise"]);
+    assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+    let store = store_for(&dir, db).await;
+    let issuing_serial = serial_of(&issuing);
+    assert!(
+        store
+            .get_certificate(&issuing_serial)
+            .await
+            .unwrap()
+            .is_none(),
+        "{name}"
+    );
+
+    // Revoke it: recorded under the root, revoked, on the CRL; openssl refuses it.
+    let crl = t.join("root.pem");
+    let o = root_crl(&[
+        "--revoke",
+        p(&issuing),
+        "--reason",
+        "keyCompromise",
+        "--out",
+        p(&crl),
+    ]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    assert!(
+        text(&o).contains("Revoked") && text(&o).contains("1 revoked"),
+        "{name}: {}",
+        text(&o)
+    );
+    let listed = crl_verified(&crl, &root_cert, false);
+    assert!(
+        listed.contains(&format!(
+            "Serial Number: {}",
+            issuing_serial.to_ascii_uppercase()
+        )) && listed.contains("Key Compromise"),
+        "{name}: {listed}"
+    );
+    let o = openssl_verify(&crl);
+    assert!(!o.status.success(), "{name}: {}", text(&o));
+    assert!(
+        text(&o).contains("certificate revoked"),
+        "{name}: {}",
+        text(&o)
+    );
+    let rec = store
+        .get_certificate(&issuing_serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.profile, "ca", "{name}");
+    assert_eq!(rec.revocation_reason, Some(1), "{name}");
+    assert_eq!(
+        rec.der,
+        std::fs::read(dir.join("issuing_ca.crt"))
+            .map(|pem| {
+                let b64: String = String::from_utf8(pem)
+                    .unwrap()
+                    .lines()
+                    .filter(|l| !l.starts_with("-----"))
+                    .collect();
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap()
+            })
+            .unwrap(),
+        "{name}"
+    );
+
+    // Again: the first revocation stands, and the next CRL still lists it.
+    let o = root_crl(&[
+        "--revoke",
+        p(&issuing),
+        "--reason",
+        "superseded",
+        "--out",
+        p(&crl),
+    ]);
+    assert!(o.status.success(), "{name}: {}", text(&o));
+    assert!(text(&o).contains("already revoked"), "{name}: {}", text(&o));
+    let listed = crl_verified(&crl, &root_cert, false);
+    assert!(
+        listed.contains("Key Compromise") && listed.contains("crlNumber=0x03"),
+        "{name}: {listed}"
+    );
+    store.close().await;
+
+    // The server will not issue under a revoked CA.
+    let o = Command::new("timeout")
+        .args([
+            "60",
+            env!("CARGO_BIN_EXE_signet"),
+            "serve",
+            "--dir",
+            p(&dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--responder-listen",
+            "127.0.0.1:0",
+        ])
+        .envs(env_ref.iter().copied())
+        .env_remove("SIGNET_CA_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+    assert!(
+        text(&o).contains("was revoked by the root"),
+        "{name}: {}",
+        text(&o)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_the_root_revokes_its_issuing_ca() {
+    the_root_revokes_its_issuing_ca(None).await;
+}
+
+#[tokio::test]
+async fn postgres_the_root_revokes_its_issuing_ca() {
+    let db = TestDb::postgres().await;
+    the_root_revokes_its_issuing_ca(Some(&db)).await;
+}

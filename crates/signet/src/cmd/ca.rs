@@ -14,11 +14,12 @@
 //! year, 90 days by default). It is stored in the database, where every responder serves it
 //! at `/crl/root.crl`, `/crl/root.pem` and, after the issuing CA's, `/crl/chain.pem`.
 //!
-//! It lists the certificates the store records as issued by the root's key and revoked. No
-//! Signet command records the intermediate it creates, so that list is normally empty, and an
-//! empty CRL is the truth: the root has revoked nothing. (Revoking the issuing CA means
-//! replacing it, a ceremony of its own; its certificate would then have to be recorded and
-//! revoked under the root's key id for this CRL to list it.)
+//! It lists the certificates the store records as issued by the root's key and revoked,
+//! normally none: an empty CRL is the truth, the root has revoked nothing. `--revoke FILE`
+//! revokes a CA certificate the root signed (the issuing CA after a key compromise, or a
+//! retired one): it is checked against the root's key, recorded under the root's key id,
+//! marked revoked, and listed from then on. `signet serve` refuses to start with an issuing
+//! CA the root revoked; replacing it is a ceremony of its own.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use signet_ca::{IssuingCa, OffsetDateTime, RevokedEntry, Serial, build_crl};
-use signet_store::{AuditEntry, NewCrl, Store};
+use signet_store::{AuditEntry, NewCertificate, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
 use crate::client::{
@@ -72,6 +73,40 @@ struct RootCrlArgs {
     /// Also write the CRL here (mode 0644): PEM if the name ends in .pem, else DER.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Revoke this CA certificate (PEM or DER), signed by the root: the issuing CA after its
+    /// key was compromised, or a retired one. It is recorded under the root, marked revoked,
+    /// and listed on this CRL and every later one. Irreversible.
+    #[arg(long, value_name = "FILE")]
+    revoke: Option<PathBuf>,
+    /// Why --revoke revokes it [default: unspecified].
+    #[arg(long, requires = "revoke", value_parser = CA_REVOCATION_REASONS)]
+    reason: Option<String>,
+}
+
+/// Reasons a root may give for revoking a CA certificate (RFC 5280 section 5.3.1).
+/// certificateHold is not offered: Signet's revocations are final.
+const CA_REVOCATION_REASONS: [&str; 7] = [
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+];
+
+/// The CRLReason code of a name in [`CA_REVOCATION_REASONS`].
+fn reason_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "unspecified" => 0,
+        "keyCompromise" => 1,
+        "cACompromise" => 2,
+        "affiliationChanged" => 3,
+        "superseded" => 4,
+        "cessationOfOperation" => 5,
+        "privilegeWithdrawn" => 9,
+        _ => return None,
+    })
 }
 
 /// How long a root CRL is valid unless `--validity` says otherwise.
@@ -191,6 +226,89 @@ pub async fn publish_root_crl(
     })
 }
 
+/// The certificate in `file`: PEM (the first one) or DER.
+fn read_one_certificate(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.first() == Some(&0x30) {
+        return Ok(bytes);
+    }
+    let certs = parse_certificates(&bytes).with_context(|| file.display().to_string())?;
+    let first = certs
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} holds no certificate (PEM or DER)", file.display()))?;
+    Ok(first.to_vec())
+}
+
+/// Record `der` (checked by [`IssuingCa::certificate_to_revoke`]) under the root's key id,
+/// unless it already is, and revoke it there; each step is durable and audited before the
+/// CRL that lists it is signed. Revoking what is already revoked keeps the first revocation.
+async fn revoke_subordinate(
+    store: &Store,
+    root: &IssuingCa,
+    der: &[u8],
+    sub: &signet_ca::SubordinateCa,
+    reason: u8,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let serial = sub.serial.to_hex();
+    let key_id = hex::encode(root.key_id());
+    match store.get_certificate(&serial).await? {
+        Some(rec) if rec.der != der || rec.issuer_key_id != key_id => bail!(
+            "the database already holds a different certificate with serial {serial}: \
+             refusing to revoke it in its place"
+        ),
+        Some(_) => {}
+        None => {
+            let record = NewCertificate {
+                serial: serial.clone(),
+                issuer: root.subject().to_string(),
+                issuer_key_id: key_id.clone(),
+                subject: sub.subject.clone(),
+                sans: Vec::new(),
+                profile: "ca".into(),
+                not_before: sub.not_before,
+                not_after: sub.not_after,
+                requester: actor.to_string(),
+                der: der.to_vec(),
+            };
+            let audit = AuditEntry {
+                actor: actor.to_string(),
+                action: "record-ca-certificate".into(),
+                serial: Some(serial.clone()),
+                outcome: "ok".into(),
+                detail: format!("{} signed by root {key_id}, to be revoked", sub.subject),
+            };
+            store
+                .insert_certificate(&record, &audit)
+                .await
+                .context("recording the CA certificate")?;
+        }
+    }
+    let audit = AuditEntry {
+        actor: actor.to_string(),
+        action: "revoke".into(),
+        serial: Some(serial.clone()),
+        outcome: "ok".into(),
+        detail: format!("CA certificate {} revoked by the root", sub.subject),
+    };
+    match store
+        .revoke(&serial, OffsetDateTime::now_utc(), reason, &audit)
+        .await
+        .context("revoking the CA certificate")?
+    {
+        RevokeOutcome::Revoked => {}
+        RevokeOutcome::AlreadyRevoked => {
+            println!(
+                "{} was already revoked; that revocation stands.",
+                sub.subject
+            );
+        }
+        RevokeOutcome::NotFound => bail!("the CA certificate {serial} vanished from the database"),
+    }
+    Ok(())
+}
+
 /// Who signed, for the audit row: the local OS user.
 fn local_actor() -> String {
     match std::env::var("USER").ok().filter(|u| !u.is_empty()) {
@@ -206,10 +324,36 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.dir.join(super::init::ROOT_KEY));
     let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    // Checked before anything is stored.
+    let to_revoke = match &args.revoke {
+        Some(file) => {
+            let der = read_one_certificate(file)?;
+            let sub = root
+                .certificate_to_revoke(&der)
+                .with_context(|| format!("--revoke {}", file.display()))?;
+            let name = args.reason.as_deref().unwrap_or("unspecified");
+            let reason =
+                reason_code(name).with_context(|| format!("unknown revocation reason {name}"))?;
+            Some((der, sub, reason, name))
+        }
+        None => None,
+    };
     let store = super::open_store(&cfg.database_url()).await?;
-    let published = publish_root_crl(&store, &root, args.validity, &local_actor()).await;
+    let actor = local_actor();
+    let result = async {
+        if let Some((der, sub, reason, name)) = &to_revoke {
+            revoke_subordinate(&store, &root, der, sub, *reason, &actor).await?;
+            println!(
+                "Revoked {} (serial {}) by the root, reason {name}.",
+                sub.subject,
+                sub.serial.to_hex()
+            );
+        }
+        publish_root_crl(&store, &root, args.validity, &actor).await
+    }
+    .await;
     store.close().await;
-    let crl = published?;
+    let crl = result?;
     if let Some(out) = &args.out {
         let is_pem = out
             .extension()

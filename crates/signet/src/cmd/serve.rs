@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
     let store = super::open_store(&cfg.database_url()).await?;
+    refuse_revoked_issuing_ca(&ca, &store).await?;
 
     // 3. The server's certificate, recorded before it is used.
     let provider = tls::provider();
@@ -377,4 +378,31 @@ async fn bind_responder(
         );
     }
     Ok(Some(socket))
+}
+
+/// Refuse to serve with an issuing CA the root has revoked (`signet ca root-crl --revoke`):
+/// everything it signed would fail chain checks at relying parties that read the root's CRL.
+async fn refuse_revoked_issuing_ca(
+    ca: &signet_ca::IssuingCa,
+    store: &signet_store::Store,
+) -> anyhow::Result<()> {
+    let serial = signet_ca::CertificateInfo::from_der(ca.cert_der())?
+        .serial
+        .to_hex();
+    let record = store
+        .get_certificate(&serial)
+        .await
+        .context("checking whether the root revoked the issuing CA")?;
+    if let Some(rec) = record.filter(|r| *r.der == *ca.cert_der())
+        && let Some(at) = rec.revoked_at
+    {
+        anyhow::bail!(
+            "the issuing CA {} (serial {serial}) was revoked by the root at {}: relying \
+             parties that check the root's CRL refuse everything it signs. Replace it with a \
+             new issuing CA before serving.",
+            ca.subject(),
+            humantime::format_rfc3339_seconds(at.into()),
+        );
+    }
+    Ok(())
 }
