@@ -44,7 +44,7 @@ pub(crate) struct PublishedCrl {
     der_etag: String,
     pem_etag: String,
     this_update: OffsetDateTime,
-    next_update: OffsetDateTime,
+    pub(crate) next_update: OffsetDateTime,
 }
 
 /// `/crl/chain.pem`: the issuing CA's CRL then the root's, PEM, for the two numbers it was

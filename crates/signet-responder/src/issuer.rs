@@ -18,6 +18,7 @@ pub struct IssuerCertificate {
     key_id: Vec<u8>,
     key_id_hex: String,
     subject_der: Vec<u8>,
+    not_after: time::OffsetDateTime,
 }
 
 impl std::fmt::Debug for IssuerCertificate {
@@ -43,6 +44,16 @@ impl IssuerCertificate {
             None => ids.sha1_key_hash().to_vec(),
         };
         let subject_der = cert.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
+        let not_after = i64::try_from(
+            cert.tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+                .as_secs(),
+        )
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .ok_or_else(|| bad(&"notAfter out of range"))?;
         let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
             .map_err(|e| bad(&e))?;
         Ok(IssuerCertificate {
@@ -52,6 +63,7 @@ impl IssuerCertificate {
             key_id_hex: hex::encode(&key_id),
             key_id,
             subject_der,
+            not_after,
         })
     }
 
@@ -68,6 +80,11 @@ impl IssuerCertificate {
         let (_, der) = pem_rfc7468::decode_vec(&pem.as_bytes()[start..end])
             .map_err(|e| ResponderError::IssuerCertificate(format!("bad PEM: {e}")))?;
         Self::from_der(&der)
+    }
+
+    /// The end of the certificate's validity.
+    pub fn not_after(&self) -> time::OffsetDateTime {
+        self.not_after
     }
 
     /// The certificate, DER.

@@ -35,6 +35,7 @@ mod cache;
 mod crl;
 mod http;
 mod issuer;
+mod metrics;
 mod ocsp;
 mod signer;
 mod watch;
@@ -295,6 +296,7 @@ pub fn app(responder: Responder) -> Router {
         .route("/ca/{file}", get(crl::get_ca))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::get))
         // GET /ocsp/{request} is the fallback rather than a `{*request}` route, which
         // would percent-decode the whole request into a path parameter that nothing
         // reads: the handler decodes the path itself (`ocsp::get`), and anything else

@@ -819,3 +819,115 @@ async fn a_signer_certificate_from_another_ca_is_refused() {
     assert!(err.to_string().contains("not issued by"), "{err}");
     assert!(!f.responder.is_ready());
 }
+
+/// The value of the one sample of `series` (name and labels exactly) in OpenMetrics `text`.
+fn sample(text: &str, series: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// `/metrics` reports the deadlines an operator alerts on, as they are when scraped: the
+/// CA certificate's notAfter at once; the CRL's nextUpdate and number, and the signer's
+/// notAfter, once there are some.
+#[tokio::test]
+async fn metrics_report_crl_signer_and_ca_deadlines() {
+    let f = Fixture::new(TestDb::sqlite().await).await;
+    let ca_not_after = signet_ca::CertificateInfo::from_der(f.ca.cert_der())
+        .unwrap()
+        .not_after
+        .unix_timestamp();
+    let scrape = || async {
+        let (status, h, body) = f.get("/metrics", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text"),
+            "{h:?}"
+        );
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        text
+    };
+
+    let before = scrape().await;
+    assert_eq!(
+        sample(
+            &before,
+            r#"signet_responder_ca_not_after_timestamp_seconds{ca="issuing"}"#
+        ),
+        Some(ca_not_after),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "signet_responder_ocsp_cached_responses"),
+        Some(0)
+    );
+    assert!(
+        !before.contains("crl_next_update_timestamp_seconds{"),
+        "{before}"
+    );
+    assert!(
+        !before.contains("ocsp_signer_not_after_timestamp_seconds "),
+        "{before}"
+    );
+
+    f.install_signer().await;
+    let key_id = hex::encode(f.ca.key_id());
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let next_update = now + Duration::from_secs(7 * 86_400);
+    let number = f.store.next_crl_number(&key_id).await.unwrap();
+    let der = build_crl(&f.ca, number, now, next_update, std::iter::empty()).unwrap();
+    f.store
+        .store_crl(&NewCrl {
+            issuer_key_id: key_id,
+            number,
+            this_update: now,
+            next_update,
+            der,
+        })
+        .await
+        .unwrap();
+    assert_eq!(f.responder.refresh_crl().await.unwrap(), Some(number));
+    let leaf = f.leaf("metrics.internal").await;
+    let (status, _, _) = f
+        .post(request(vec![f.cert_id(&leaf.serial, false)], None))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let after = scrape().await;
+    assert_eq!(
+        sample(
+            &after,
+            r#"signet_responder_crl_next_update_timestamp_seconds{crl="issuing"}"#
+        ),
+        Some(next_update.unix_timestamp()),
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, r#"signet_responder_crl_number{crl="issuing"}"#),
+        Some(i64::try_from(number).unwrap()),
+        "{after}"
+    );
+    assert!(
+        !after.contains(r#"{crl="root"}"#),
+        "no root configured: {after}"
+    );
+    let signer = sample(
+        &after,
+        "signet_responder_ocsp_signer_not_after_timestamp_seconds",
+    )
+    .expect("a signer is installed");
+    let lifetime = signet_ca::OCSP_SIGNER_MAX_LIFETIME.as_secs() as i64;
+    assert!(
+        signer > now.unix_timestamp() && signer <= now.unix_timestamp() + lifetime + 60,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "signet_responder_ocsp_cached_responses"),
+        Some(1),
+        "{after}"
+    );
+}
