@@ -108,6 +108,103 @@ pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, 
     })
 }
 
+/// A new issuing CA signed by a root ([`IssuingCa::sign_issuing_ca`]).
+pub struct NewIssuingCa {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// Its key.
+    pub key: KeyPair,
+    /// Its subject, RFC 4514 string.
+    pub subject: String,
+    /// Its serial number.
+    pub serial: Serial,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for NewIssuingCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIssuingCa")
+            .field("subject", &self.subject)
+            .field("serial", &self.serial.to_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::IssuingCa {
+    /// Sign a new issuing intermediate with this CA, a root loaded with
+    /// [`IssuingCa::root_for_crls`](crate::IssuingCa::root_for_crls): as `signet init` makes
+    /// one (pathLen 0; keyCertSign, cRLSign, digitalSignature; AKI), for a fresh `key_type`
+    /// key, subject `O=org, CN=cn`, valid from now for `validity` but never past the root.
+    /// For replacing an issuing CA that is compromised, retired or near its end.
+    pub fn sign_issuing_ca(
+        &self,
+        org: &str,
+        cn: &str,
+        key_type: KeyType,
+        validity: Duration,
+        now: OffsetDateTime,
+    ) -> Result<NewIssuingCa, CaError> {
+        let root = Certificate::from_der(self.cert_der())
+            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let ku = crate::issue::find_extension::<x509_cert::ext::pkix::KeyUsage>(
+            &root,
+            const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+        )?;
+        if ku.is_some_and(|ku| !ku.key_cert_sign()) {
+            return Err(CaError::CaCertificate(
+                "the root certificate's keyUsage lacks keyCertSign".into(),
+            ));
+        }
+        let bc = crate::issue::find_extension::<x509_cert::ext::pkix::BasicConstraints>(
+            &root,
+            const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+        )?;
+        if bc.is_some_and(|bc| bc.path_len_constraint == Some(0)) {
+            return Err(CaError::CaCertificate(
+                "the root's pathLenConstraint is 0: it cannot certify an intermediate".into(),
+            ));
+        }
+        let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+        let not_after = (now + validity).min(self.not_after());
+        if not_after - now < time::Duration::days(1) {
+            return Err(CaError::CaCertificate(format!(
+                "the root ends at {}: too soon to certify a new issuing CA under it",
+                self.not_after()
+            )));
+        }
+        let (org, cn) = (org.trim(), cn.trim());
+        if org.is_empty() || cn.is_empty() || org.len() > 64 || cn.len() > 64 {
+            return Err(CaError::CaCertificate(
+                "the organisation and common name are 1 to 64 characters".into(),
+            ));
+        }
+        let key = key_type.generate()?;
+        let mut params = ca_params(org, cn, 0, now, not_after)?;
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&key, self.rcgen_issuer())
+            .map_err(CaError::internal)?;
+        let parsed =
+            Certificate::from_der(cert.der()).map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        Ok(NewIssuingCa {
+            cert_pem: cert.pem(),
+            key,
+            subject: parsed.tbs_certificate.subject.to_string(),
+            serial: Serial::from_be_bytes(parsed.tbs_certificate.serial_number.as_bytes())?,
+            not_before: params.not_before,
+            not_after,
+        })
+    }
+}
+
 fn ca_params(
     org: &str,
     cn: &str,
@@ -195,4 +292,64 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         key,
         subject: first.tbs_certificate.subject.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IssuingCa;
+
+    #[test]
+    fn a_root_signs_a_new_issuing_ca_that_issues() {
+        let now = OffsetDateTime::now_utc();
+        let opts = InitOptions::new("Rotation");
+        let first = generate_ca(&opts, now).expect("generate");
+        let root_pem = first.root_cert_pem.clone();
+        let root = IssuingCa::root_for_crls(&root_pem, first.root_key).expect("root");
+        let year = Duration::from_secs(365 * 86_400);
+
+        let new = root
+            .sign_issuing_ca(
+                "Rotation",
+                "Rotation Issuing CA 2",
+                KeyType::P384,
+                year,
+                now,
+            )
+            .expect("signed");
+        assert_eq!(new.subject, "CN=Rotation Issuing CA 2,O=Rotation");
+        assert_eq!((new.not_after - new.not_before).whole_days(), 365);
+        let der = parse_pem_certificates(&new.cert_pem)
+            .expect("pem")
+            .remove(0);
+        // The root recognises it as its own CA certificate, and it can issue.
+        assert_eq!(
+            root.certificate_to_revoke(&der).expect("ours").serial,
+            new.serial
+        );
+        let ca = IssuingCa::new(&new.cert_pem, &root_pem, new.key, Default::default())
+            .expect("usable as the issuing CA");
+        assert_eq!(ca.subject(), new.subject);
+
+        // Never past the root; names are checked; an intermediate cannot sign another.
+        let long = root
+            .sign_issuing_ca("R", "R 3", KeyType::P256, year * 20, now)
+            .expect("capped");
+        assert_eq!(long.not_after, root.not_after());
+        assert!(
+            root.sign_issuing_ca(" ", "x", KeyType::P256, year, now)
+                .is_err()
+        );
+        let intermediate = IssuingCa::new(
+            &first.issuing_cert_pem,
+            &root_pem,
+            first.issuing_key,
+            Default::default(),
+        )
+        .expect("issuing");
+        let err = intermediate
+            .sign_issuing_ca("R", "R 4", KeyType::P256, year, now)
+            .expect_err("pathLen 0");
+        assert!(err.to_string().contains("pathLenConstraint"), "{err}");
+    }
 }

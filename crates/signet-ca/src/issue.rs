@@ -333,6 +333,11 @@ impl IssuingCa {
 
     /// Sign `message` with the issuing CA's key; the signature goes with
     /// [`Self::signature_algorithm_der`]. For CRLs, which rcgen would build less frugally.
+    /// The rcgen issuer (certificate and key) this CA signs with.
+    pub(crate) fn rcgen_issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
         rcgen::SigningKey::sign(self.issuer.key(), message).map_err(CaError::internal)
     }

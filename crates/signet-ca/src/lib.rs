@@ -32,7 +32,7 @@ mod serial;
 pub use crl::{RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
-pub use init::{CaBundle, ImportedCa, InitOptions, generate_ca, import_ca};
+pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, import_ca};
 pub use inspect::CertificateInfo;
 pub use issue::{
     IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,

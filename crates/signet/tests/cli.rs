@@ -963,3 +963,156 @@ async fn postgres_the_root_revokes_its_issuing_ca() {
     let db = TestDb::postgres().await;
     the_root_revokes_its_issuing_ca(Some(&db)).await;
 }
+
+/// `ca new-issuing` replaces the issuing CA with one the root signs: recorded under the root
+/// first, the old pair kept beside it; new certificates chain through the new CA, old ones
+/// still verify through the kept one, and the root can then revoke the old CA. Without the
+/// right root key nothing changes.
+#[tokio::test]
+async fn a_new_issuing_ca_replaces_the_old_one() {
+    let (tmp, dir, env) = init(None, &[]);
+    let t = tmp.path();
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root_cert = dir.join("root_ca.crt");
+    let issuing = dir.join("issuing_ca.crt");
+    let old_pem = std::fs::read_to_string(&issuing).unwrap();
+    let old_serial = serial_of(&issuing);
+    let old_leaf = t.join("old-leaf.pem");
+    let req = csr(t, "old", EC, "/CN=old.internal", Some("DNS:old.internal"));
+    let o = issue(&dir, &env, &req, &["--out", p(&old_leaf)]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The wrong key changes nothing.
+    let o = signet(
+        &env_ref,
+        &[
+            "ca",
+            "new-issuing",
+            "--dir",
+            p(&dir),
+            "--root-key",
+            p(&dir.join("issuing_ca.key")),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("does not match the root"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&issuing).unwrap(), old_pem);
+
+    let o = signet(
+        &env_ref,
+        &["ca", "new-issuing", "--dir", p(&dir), "--validity", "400d"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Restart `signet serve`"), "{}", text(&o));
+    let kept_cert = dir.join(format!("issuing_ca.{old_serial}.crt"));
+    let kept_key = dir.join(format!("issuing_ca.{old_serial}.key"));
+    assert_eq!(std::fs::read_to_string(&kept_cert).unwrap(), old_pem);
+    let mode = std::fs::metadata(&kept_key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mode = std::fs::metadata(dir.join("issuing_ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let new_serial = serial_of(&issuing);
+    assert_ne!(new_serial, old_serial);
+
+    // openssl: the new CA chains to the root, as a CA, for 400 days.
+    let o = openssl(&["verify", "-CAfile", p(&root_cert), p(&issuing)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = openssl(&[
+        "x509",
+        "-in",
+        p(&issuing),
+        "-noout",
+        "-text",
+        "-enddate",
+        "-startdate",
+    ]);
+    let shown = text(&o);
+    assert!(shown.contains("CA:TRUE, pathlen:0"), "{shown}");
+    assert!(shown.contains("Certificate Sign, CRL Sign"), "{shown}");
+
+    // New certificates chain through it; old ones still verify through the kept CA.
+    let new_leaf = t.join("new-leaf.pem");
+    let req = csr(t, "new", EC, "/CN=new.internal", Some("DNS:new.internal"));
+    let o = issue(&dir, &env, &req, &["--out", p(&new_leaf)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = verify(&dir, &new_leaf, "sslserver");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root_cert),
+        "-untrusted",
+        p(&kept_cert),
+        "-purpose",
+        "sslserver",
+        p(&old_leaf),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = verify(&dir, &old_leaf, "sslserver");
+    assert!(
+        !o.status.success(),
+        "the old leaf does not chain through the new CA"
+    );
+
+    // Recorded under the root, with an audit row.
+    let store = store_for(&dir, None).await;
+    let rec = store.get_certificate(&new_serial).await.unwrap().unwrap();
+    assert_eq!(rec.profile, "ca");
+    assert_eq!((rec.not_after - rec.not_before).whole_days(), 400);
+    let root_key_id = store
+        .get_certificate(&new_serial)
+        .await
+        .unwrap()
+        .unwrap()
+        .issuer_key_id;
+    let audit = store.list_audit(20).await.unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "create-issuing-ca"
+            && a.serial.as_deref() == Some(new_serial.as_str())
+            && a.detail.contains(&old_serial)),
+        "{audit:?}"
+    );
+
+    // The root revokes the old CA: listed on its CRL, under the same key id.
+    let crl = t.join("root.pem");
+    let o = signet(
+        &env_ref,
+        &[
+            "ca",
+            "root-crl",
+            "--dir",
+            p(&dir),
+            "--revoke",
+            p(&kept_cert),
+            "--reason",
+            "superseded",
+            "--out",
+            p(&crl),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let listed = crl_verified(&crl, &root_cert, false);
+    assert!(
+        listed.contains(&old_serial.to_ascii_uppercase()) && listed.contains("Superseded"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&new_serial.to_ascii_uppercase()),
+        "{listed}"
+    );
+    let old = store.get_certificate(&old_serial).await.unwrap().unwrap();
+    assert_eq!(
+        (old.issuer_key_id, old.revocation_reason),
+        (root_key_id, Some(4))
+    );
+    store.close().await;
+
+    // A second rotation keeps the second CA too, under its own serial.
+    let o = signet(&env_ref, &["ca", "new-issuing", "--dir", p(&dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.join(format!("issuing_ca.{new_serial}.crt")).exists());
+}

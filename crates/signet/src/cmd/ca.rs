@@ -55,6 +55,44 @@ enum CaCommand {
     /// issuing CA's CRL, /crl/chain.pem (what nginx ssl_crl needs). Re-run it before the
     /// CRL's nextUpdate: clients that check CRLs refuse an expired one.
     RootCrl(RootCrlArgs),
+    /// Replace the issuing CA: a new key and certificate signed by the root (offline key).
+    ///
+    /// The current issuing certificate and key are kept beside the new ones as
+    /// issuing_ca.<serial>.crt/.key; the new certificate is recorded in the database under
+    /// the root. Restart `signet serve` (and standalone responders) to use it. Certificates
+    /// from the old issuing CA stay valid until they expire unless the root revokes it
+    /// (`ca root-crl --revoke issuing_ca.<serial>.crt`).
+    NewIssuing(NewIssuingArgs),
+}
+
+#[derive(Debug, Args)]
+struct NewIssuingArgs {
+    /// Data directory: its signet.toml names the root and the issuing CA files and the
+    /// database (SIGNET_DATABASE_URL overrides it).
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE,
+    /// which also encrypts the new key) [default: DIR/root_ca.key].
+    #[arg(long, value_name = "FILE")]
+    root_key: Option<PathBuf>,
+    /// Key type of the new issuing CA: p256, p384 or ed25519.
+    #[arg(long, default_value = "p256", value_parser = super::init::parse_key_type)]
+    key_type: signet_ca::KeyType,
+    /// Lifetime of the new issuing CA, never past the root's.
+    #[arg(long, default_value = "1826d", value_parser = parse_issuing_validity)]
+    validity: Duration,
+}
+
+fn parse_issuing_validity(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e} (write e.g. 1826d, 365days)"))?;
+    if d < Duration::from_secs(86_400) {
+        return Err(format!(
+            "an issuing CA lives at least 1 day, not {}",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +262,148 @@ pub async fn publish_root_crl(
         entries: count,
         der,
     })
+}
+
+/// `ca new-issuing`: sign, record, then put in place; nothing changes on disk unless the
+/// database has recorded the new certificate.
+async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_dir(&args.dir)?;
+    let key_path = args
+        .root_key
+        .clone()
+        .unwrap_or_else(|| args.dir.join(super::init::ROOT_KEY));
+    let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    let (cert_path, issuing_key_path) = (&cfg.ca.issuing_cert, &cfg.ca.issuing_key);
+    let old = single_issuing_certificate(cert_path)?;
+    let old_serial = signet_ca::CertificateInfo::from_der(&old)?.serial.to_hex();
+    let archive =
+        |path: &Path, ext: &str| path.with_file_name(format!("issuing_ca.{old_serial}.{ext}"));
+    let (old_cert_archive, old_key_archive) =
+        (archive(cert_path, "crt"), archive(issuing_key_path, "key"));
+    for path in [&old_cert_archive, &old_key_archive] {
+        if path.exists() {
+            bail!(
+                "{} already exists: refusing to overwrite a kept issuing CA",
+                path.display()
+            );
+        }
+    }
+    let staged_key = issuing_key_path.with_extension("key.new");
+    let staged_cert = cert_path.with_extension("crt.new");
+    if staged_key.exists() {
+        bail!(
+            "{} exists (left by an interrupted run?): remove it and run again",
+            staged_key.display()
+        );
+    }
+
+    let now = OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute()
+    );
+    let org = cfg.ca.name.trim();
+    let mut cn = format!("{org} Issuing {stamp}");
+    if cn.len() > 64 {
+        cn = format!("Issuing CA {stamp}");
+    }
+    let new = root.sign_issuing_ca(org, &cn, args.key_type, args.validity, now)?;
+    let new_der = parse_certificates(new.cert_pem.as_bytes())?
+        .into_iter()
+        .next()
+        .context("the new issuing certificate")?
+        .to_vec();
+    let passphrase = super::passphrase();
+    let key_pem = signet_ca::encode_private_key(&new.key, passphrase.as_ref().map(|p| p.as_str()))?;
+    // Proves the pair loads as `serve` will load it, before anything is recorded.
+    let root_pem = std::fs::read_to_string(&cfg.ca.root_cert)
+        .with_context(|| format!("reading {}", cfg.ca.root_cert.display()))?;
+    IssuingCa::new(&new.cert_pem, &root_pem, new.key, cfg.issuance_urls())?;
+
+    // Recorded first: the root issued it, and that is never lost.
+    let store = super::open_store(&cfg.database_url()).await?;
+    let actor = local_actor();
+    let serial = new.serial.to_hex();
+    let key_id = hex::encode(root.key_id());
+    let record = NewCertificate {
+        serial: serial.clone(),
+        issuer: root.subject().to_string(),
+        issuer_key_id: key_id.clone(),
+        subject: new.subject.clone(),
+        sans: Vec::new(),
+        profile: "ca".into(),
+        not_before: new.not_before,
+        not_after: new.not_after,
+        requester: actor.clone(),
+        der: new_der,
+    };
+    let audit = AuditEntry {
+        actor,
+        action: "create-issuing-ca".into(),
+        serial: Some(serial.clone()),
+        outcome: "ok".into(),
+        detail: format!(
+            "{} signed by root {key_id}, replacing serial {old_serial}",
+            new.subject
+        ),
+    };
+    let recorded = store.insert_certificate(&record, &audit).await;
+    store.close().await;
+    recorded.context("recording the new issuing CA certificate")?;
+
+    // Staged beside the live files, the old pair kept by hard links, then each new file
+    // renamed over the live one: no moment without a key or a certificate file.
+    signet_ca::write_private_key_file(&staged_key, &key_pem)?;
+    write_atomic(&staged_cert, new.cert_pem.as_bytes(), 0o644)?;
+    std::fs::hard_link(issuing_key_path, &old_key_archive)
+        .with_context(|| format!("keeping the old key as {}", old_key_archive.display()))?;
+    std::fs::hard_link(cert_path, &old_cert_archive).with_context(|| {
+        format!(
+            "keeping the old certificate as {}",
+            old_cert_archive.display()
+        )
+    })?;
+    std::fs::rename(&staged_key, issuing_key_path)
+        .with_context(|| format!("installing {}", issuing_key_path.display()))?;
+    std::fs::rename(&staged_cert, cert_path)
+        .with_context(|| format!("installing {}", cert_path.display()))?;
+
+    println!(
+        "New issuing CA {} (serial {serial}), valid until {}.",
+        new.subject,
+        humantime::format_rfc3339_seconds(new.not_after.into())
+    );
+    println!(
+        "The old one (serial {old_serial}) is kept as {} and {}.",
+        old_cert_archive.display(),
+        old_key_archive.display()
+    );
+    println!(
+        "Restart `signet serve` and any `signet responder` to use it. Certificates from the old \
+         issuing CA stay valid until they expire; to revoke it: signet ca root-crl --revoke {}",
+        old_cert_archive.display()
+    );
+    Ok(())
+}
+
+/// The issuing CA certificate file: exactly one certificate, as `init` writes it (an
+/// adopted chain has intermediates this command would not know how to replace).
+fn single_issuing_certificate(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs = parse_certificates(&bytes).with_context(|| path.display().to_string())?;
+    match certs.as_slice() {
+        [one] => Ok(one.to_vec()),
+        _ => bail!(
+            "{} holds {} certificates: only an issuing CA made by `signet init` (one \
+             certificate, signed by the root) can be replaced here",
+            path.display(),
+            certs.len()
+        ),
+    }
 }
 
 /// The certificate in `file`: PEM (the first one) or DER.
@@ -429,6 +609,7 @@ pub async fn run(args: CaArgs) -> anyhow::Result<()> {
         CaCommand::Root(a) => root(a).await,
         CaCommand::Chain(a) => chain(a).await,
         CaCommand::RootCrl(a) => root_crl(a).await,
+        CaCommand::NewIssuing(a) => new_issuing(a).await,
     }
 }
 

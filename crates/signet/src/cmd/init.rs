@@ -35,7 +35,7 @@ pub struct InitArgs {
     import_key: Option<PathBuf>,
 }
 
-fn parse_key_type(s: &str) -> Result<KeyType, String> {
+pub(crate) fn parse_key_type(s: &str) -> Result<KeyType, String> {
     s.parse().map_err(|e: signet_ca::CaError| e.to_string())
 }
 
