@@ -743,6 +743,28 @@ impl Store {
         self.backend
     }
 
+    /// Writes a consistent copy of an SQLite database to `path` (`VACUUM INTO`): a
+    /// snapshot as of one read transaction, taken while the database stays in use, compact
+    /// and self-contained (no WAL beside it). `path` must not exist or must be an empty
+    /// file (created beforehand with the permissions it should have). On PostgreSQL this is
+    /// [`StoreError::InvalidInput`]: use `pg_dump` or the server's own backups there.
+    pub async fn snapshot_sqlite(&self, path: &str) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::InvalidInput(
+                "snapshots are for SQLite; back PostgreSQL up with pg_dump or WAL archiving".into(),
+            ));
+        }
+        if path.is_empty() || path.contains('\0') {
+            return Err(StoreError::InvalidInput("snapshot path".into()));
+        }
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(())
+    }
+
     /// Applies the embedded migrations for this backend. Idempotent: already
     /// applied migrations are skipped (and checked against their checksums).
     /// On PostgreSQL concurrent callers serialise on an advisory lock.

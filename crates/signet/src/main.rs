@@ -33,6 +33,8 @@ enum Command {
     Issue(cmd::issue::IssueArgs),
     /// Apply database migrations.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Copy the SQLite database consistently while the server runs (PostgreSQL: pg_dump).
+    Backup(cmd::backup::BackupArgs),
     /// Mint a one-time provisioner token (JWT) for `signet issue`.
     Token(cmd::token::TokenArgs),
     /// Revoke a certificate on the server.
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
             Command::Init(args) => cmd::init::run(args).await,
             Command::Issue(args) => cmd::issue::run(args).await,
             Command::Migrate(args) => cmd::migrate::run(args).await,
+            Command::Backup(args) => cmd::backup::run(args).await,
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Responder(args) => cmd::responder::run(args).await,
             Command::Provisioner(args) => cmd::provisioner::run(args).await,

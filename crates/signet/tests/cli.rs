@@ -1116,3 +1116,117 @@ async fn a_new_issuing_ca_replaces_the_old_one() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(dir.join(format!("issuing_ca.{new_serial}.crt")).exists());
 }
+
+/// `sqlite3 db sql`, one output line per row.
+fn sqlite3(db: &Path, sql: &str) -> Vec<String> {
+    let o = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 CLI must be installed (apt-get install sqlite3)");
+    assert!(o.status.success(), "sqlite3 {sql}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `signet backup` copies the SQLite database consistently while certificates are being
+/// issued: the sqlite3 CLI finds the copy intact, every certificate in it with its audit
+/// row; it restores as a working database; an existing file is never overwritten; a
+/// PostgreSQL deployment is pointed to pg_dump.
+#[tokio::test]
+async fn backup_copies_the_sqlite_database_consistently_while_it_is_written() {
+    let (tmp, dir, env) = init(None, &[]);
+    let t = tmp.path().to_path_buf();
+    let mut serials = Vec::new();
+    for i in 0..3 {
+        let leaf = t.join(format!("leaf{i}.pem"));
+        let req = csr(
+            &t,
+            &format!("l{i}"),
+            EC,
+            &format!("/CN=l{i}.internal"),
+            None,
+        );
+        let o = issue(&dir, &env, &req, &["--out", p(&leaf)]);
+        assert!(o.status.success(), "{}", text(&o));
+        serials.push(serial_of(&leaf));
+    }
+    // More issuance while the copy is taken.
+    let writer = {
+        let (dir, env, t) = (dir.clone(), env.clone(), t.clone());
+        std::thread::spawn(move || {
+            for i in 3..13 {
+                let req = csr(
+                    &t,
+                    &format!("l{i}"),
+                    EC,
+                    &format!("/CN=l{i}.internal"),
+                    None,
+                );
+                let o = issue(
+                    &dir,
+                    &env,
+                    &req,
+                    &["--out", p(&t.join(format!("leaf{i}.pem")))],
+                );
+                assert!(o.status.success(), "{}", text(&o));
+            }
+        })
+    };
+    let copy = t.join("backup.db");
+    let o = signet(&[], &["backup", "--dir", p(&dir), "--out", p(&copy)]);
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    assert_eq!(sqlite3(&copy, "PRAGMA integrity_check"), ["ok"]);
+    let n: usize = sqlite3(&copy, "SELECT count(*) FROM certificates")[0]
+        .parse()
+        .unwrap();
+    assert!((3..=13).contains(&n), "{n} certificates in the copy");
+    let orphans = sqlite3(
+        &copy,
+        "SELECT count(*) FROM certificates c WHERE NOT EXISTS \
+         (SELECT 1 FROM audit_log a WHERE a.serial = c.serial AND a.action = 'issue')",
+    );
+    assert_eq!(orphans, ["0"], "every certificate with its audit row");
+    assert_eq!(
+        sqlite3(&copy, "PRAGMA journal_mode"),
+        ["delete"],
+        "self-contained"
+    );
+
+    // Restored as a database, the records are there.
+    let restored = t.join("restored.db");
+    std::fs::copy(&copy, &restored).unwrap();
+    let store = Store::connect(&format!("sqlite://{}", restored.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    for s in &serials {
+        assert!(store.get_certificate(s).await.unwrap().is_some(), "{s}");
+    }
+    store.close().await;
+
+    // Never over an existing file.
+    let before = std::fs::read(&copy).unwrap();
+    let o = signet(&[], &["backup", "--dir", p(&dir), "--out", p(&copy)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("exists"), "{}", text(&o));
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+
+    // PostgreSQL has its own tools.
+    let db = TestDb::postgres().await;
+    let (pg_tmp, pg_dir, _) = init(Some(db.url()), &[]);
+    let out = pg_tmp.path().join("pg.db");
+    let o = signet(
+        &[("SIGNET_DATABASE_URL", db.url())],
+        &["backup", "--dir", p(&pg_dir), "--out", p(&out)],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("pg_dump"), "{}", text(&o));
+    assert!(!out.exists());
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod bootstrap;
 pub mod ca;
 pub mod init;
