@@ -749,11 +749,17 @@ async fn holder(
     };
     let info = CertificateInfo::from_der(&client.der)
         .map_err(|e| ApiError::Unauthorized(format!("client certificate: {e}")))?;
-    if info.authority_key_id.as_deref() != Some(st.inner.ca.key_id()) {
-        return Err(ApiError::Unauthorized(
-            "the client certificate was not issued by this CA".into(),
-        ));
-    }
+    // The current issuing CA, or an earlier one of the same root (after
+    // `signet ca new-issuing`), whose certificates may renew onto the current one.
+    let previous = match info.authority_key_id.as_deref() {
+        Some(aki) if aki == st.inner.ca.key_id() => None,
+        Some(aki) if st.previous_issuer(aki).is_some() => st.previous_issuer(aki),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "the client certificate was not issued by this CA".into(),
+            ));
+        }
+    };
     let rec = st
         .inner
         .store
@@ -766,6 +772,17 @@ async fn holder(
         return Err(ApiError::Unauthorized(
             "the client certificate does not match this CA's records".into(),
         ));
+    }
+    if let Some(ca) = previous {
+        // An earlier issuing CA the root has revoked (`signet ca root-crl --revoke`)
+        // vouches for nothing any more.
+        let ca_rec = st.inner.store.get_certificate(&ca.serial.to_hex()).await?;
+        if ca_rec.is_some_and(|r| r.der == ca.der && r.revoked_at.is_some()) {
+            return Err(ApiError::Forbidden(
+                "the issuing CA that signed the client certificate has been revoked by the root"
+                    .into(),
+            ));
+        }
     }
     match rec.status(OffsetDateTime::now_utc()) {
         CertStatus::Good => Ok((info, rec)),

@@ -95,6 +95,9 @@ struct Inner {
     revocation_hook: std::sync::OnceLock<Hook>,
     /// Set at most once before serving; [`REQUEST_TIMEOUT`] when unset.
     request_timeout: std::sync::OnceLock<Duration>,
+    /// Earlier issuing CAs of the same root whose certificates may still authenticate
+    /// (renew onto the current CA, revoke themselves). Set at most once before serving.
+    previous_issuers: std::sync::OnceLock<Vec<signet_ca::PreviousIssuer>>,
 }
 
 impl AppState {
@@ -120,6 +123,7 @@ impl AppState {
                 metrics,
                 revocation_hook: std::sync::OnceLock::new(),
                 request_timeout: std::sync::OnceLock::new(),
+                previous_issuers: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -136,6 +140,24 @@ impl AppState {
     pub fn with_request_timeout(self, timeout: Duration) -> Self {
         let _ = self.inner.request_timeout.set(timeout);
         self
+    }
+
+    /// Let certificates signed by these earlier issuing CAs of the same root (kept by
+    /// `signet ca new-issuing`, checked with [`IssuingCa::previous_issuer`]) authenticate
+    /// over mTLS until they expire: to renew onto the current issuing CA, or to revoke
+    /// themselves. Not once the root has revoked their CA. Set once, before [`app`].
+    pub fn with_previous_issuers(self, issuers: Vec<signet_ca::PreviousIssuer>) -> Self {
+        let _ = self.inner.previous_issuers.set(issuers);
+        self
+    }
+
+    /// The earlier issuing CA with key identifier `key_id`, if one is accepted.
+    pub(crate) fn previous_issuer(&self, key_id: &[u8]) -> Option<&signet_ca::PreviousIssuer> {
+        self.inner
+            .previous_issuers
+            .get()?
+            .iter()
+            .find(|p| p.key_id == key_id)
     }
 
     /// The request timeout in force.

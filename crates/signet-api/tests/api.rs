@@ -38,8 +38,6 @@ async fn env_for(db: TestDb) -> Env {
 }
 
 async fn env_with(db: TestDb, rate: u32) -> Env {
-    let store = Store::connect(db.url()).await.unwrap();
-    store.migrate().await.unwrap();
     let bundle = generate_ca(&InitOptions::new("Test CA"), OffsetDateTime::now_utc()).unwrap();
     let ca = IssuingCa::new(
         &bundle.issuing_cert_pem,
@@ -48,13 +46,25 @@ async fn env_with(db: TestDb, rate: u32) -> Env {
         IssuanceUrls::default(),
     )
     .unwrap();
+    env_from(db, rate, Arc::new(ca), Vec::new()).await
+}
+
+/// The API issuing with `ca`, accepting client certificates of the earlier issuing CAs
+/// `previous` too.
+async fn env_from(
+    db: TestDb,
+    rate: u32,
+    ca: Arc<IssuingCa>,
+    previous: Vec<signet_ca::PreviousIssuer>,
+) -> Env {
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
     let prov_key = KeyType::P256.generate().unwrap();
     let prov = provisioner("default", &prov_key, default_policy(), rate);
     let profiles: BTreeMap<Profile, ProfileLimits> = Profile::ALL
         .iter()
         .map(|p| (*p, ProfileLimits::default()))
         .collect();
-    let ca = Arc::new(ca);
     let state = AppState::new(
         ca.clone(),
         store.clone(),
@@ -68,7 +78,8 @@ async fn env_with(db: TestDb, rate: u32) -> Env {
                 ..Policy::default()
             },
         },
-    );
+    )
+    .with_previous_issuers(previous);
     Env {
         _db: db,
         store,
@@ -905,6 +916,43 @@ async fn renewal_and_self_revocation_over_mtls() {
     }
 }
 
+/// A `peer.internal` certificate signed by `ca` and recorded in `e`'s store with
+/// `requester`, as earlier versions or an earlier issuing CA left them; its DER.
+async fn record_leaf(e: &Env, ca: &IssuingCa, requester: String) -> Vec<u8> {
+    let (pem, _) = csr(&["peer.internal"]);
+    let cert = ca
+        .issue(
+            &signet_ca::Csr::from_pem(&pem).unwrap(),
+            Profile::Peer,
+            &ProfileLimits::default(),
+            None,
+            &Policy::allow_all(),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let record = signet_store::NewCertificate {
+        serial: cert.serial.to_hex(),
+        issuer: ca.subject().to_string(),
+        issuer_key_id: hex::encode(ca.key_id()),
+        subject: cert.subject.clone(),
+        sans: vec!["dns:peer.internal".into()],
+        profile: "peer".into(),
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+        requester,
+        der: cert.der.clone(),
+    };
+    let audit = signet_store::AuditEntry {
+        actor: record.requester.clone(),
+        action: "issue".into(),
+        serial: Some(record.serial.clone()),
+        outcome: "ok".into(),
+        detail: String::new(),
+    };
+    e.store.insert_certificate(&record, &audit).await.unwrap();
+    cert.der
+}
+
 /// Renewal keeps a certificate's names, but they must still be allowed to whoever its line
 /// was first issued to, as configured now: a tightened policy or a removed provisioner takes
 /// effect at the next renewal. Renewals record that origin as their requester; records from
@@ -953,43 +1001,7 @@ async fn renewal_meets_the_first_issuers_current_policy() {
 
         // Records written before renewals recorded their origin name the certificate that
         // renewed them; the chain is followed back to the token.
-        let legacy = |requester: String| {
-            let e = &e;
-            async move {
-                let (pem, _) = csr(&["peer.internal"]);
-                let cert =
-                    e.ca.issue(
-                        &signet_ca::Csr::from_pem(&pem).unwrap(),
-                        Profile::Peer,
-                        &ProfileLimits::default(),
-                        None,
-                        &Policy::allow_all(),
-                        OffsetDateTime::now_utc(),
-                    )
-                    .unwrap();
-                let record = signet_store::NewCertificate {
-                    serial: cert.serial.to_hex(),
-                    issuer: e.ca.subject().to_string(),
-                    issuer_key_id: hex::encode(e.ca.key_id()),
-                    subject: cert.subject.clone(),
-                    sans: vec!["dns:peer.internal".into()],
-                    profile: "peer".into(),
-                    not_before: cert.not_before,
-                    not_after: cert.not_after,
-                    requester,
-                    der: cert.der.clone(),
-                };
-                let audit = signet_store::AuditEntry {
-                    actor: record.requester.clone(),
-                    action: "renew".into(),
-                    serial: Some(record.serial.clone()),
-                    outcome: "ok".into(),
-                    detail: String::new(),
-                };
-                e.store.insert_certificate(&record, &audit).await.unwrap();
-                cert.der
-            }
-        };
+        let legacy = |requester: String| record_leaf(&e, &e.ca, requester);
         let old_style = legacy(format!("mtls:{first_serial}")).await;
         let (status, renewed, _) = renew(old_style).await;
         assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
@@ -1082,6 +1094,147 @@ async fn renewal_meets_the_first_issuers_current_policy() {
             .filter(|a| a.action == "renew" && a.outcome != "ok")
             .count();
         assert_eq!(refusals, 3, "{name}: every refused renewal is audited");
+    }
+}
+
+/// After `signet ca new-issuing`, certificates of the earlier issuing CA still
+/// authenticate: they renew onto the current CA (new AKI, same names and requester) and can
+/// revoke themselves. Once the root revokes the earlier CA they are refused, and a CA the
+/// server was not told about never counts.
+#[tokio::test]
+async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let now = OffsetDateTime::now_utc();
+        let bundle = generate_ca(&InitOptions::new("Test CA"), now).unwrap();
+        let root = IssuingCa::root_for_crls(&bundle.root_cert_pem, bundle.root_key).unwrap();
+        let old = IssuingCa::new(
+            &bundle.issuing_cert_pem,
+            &bundle.root_cert_pem,
+            bundle.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .unwrap();
+        let year = std::time::Duration::from_secs(365 * 86_400);
+        let new = root
+            .sign_issuing_ca("Test CA", "Test CA Issuing 2", KeyType::P256, year, now)
+            .unwrap();
+        let current = Arc::new(
+            IssuingCa::new(
+                &new.cert_pem,
+                &bundle.root_cert_pem,
+                new.key,
+                IssuanceUrls::default(),
+            )
+            .unwrap(),
+        );
+        let previous = current.previous_issuer(old.cert_der()).unwrap();
+        let e = env_from(db, 1000, current.clone(), vec![previous]).await;
+
+        let leaf = record_leaf(&e, &old, "token:default:svc".into()).await;
+        let (status, renewed, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, Some(&leaf))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
+        let der = pem_der(renewed["certificate"].as_str().unwrap());
+        let info = signet_ca::CertificateInfo::from_der(&der).unwrap();
+        assert_eq!(info.authority_key_id.as_deref(), Some(current.key_id()));
+        assert_eq!(
+            renewed["chain"],
+            json!(current.chain_pem()),
+            "{name}: the new chain"
+        );
+        let rec = e
+            .store
+            .get_certificate(&info.serial.to_hex())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rec.requester, "token:default:svc", "{name}");
+
+        // It may revoke itself.
+        let second = record_leaf(&e, &old, "token:default:svc".into()).await;
+        let serial = signet_ca::CertificateInfo::from_der(&second)
+            .unwrap()
+            .serial
+            .to_hex();
+        let (status, r, _) = e
+            .call(
+                "POST",
+                &format!("/v1/certificates/{serial}/revoke"),
+                None,
+                Some(json!({"reason": "keyCompromise"})),
+                Some(&second),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name}: {r}");
+
+        // The root revokes the earlier CA: its certificates no longer authenticate.
+        let ca_serial = signet_ca::CertificateInfo::from_der(old.cert_der())
+            .unwrap()
+            .serial
+            .to_hex();
+        let ca_record = signet_store::NewCertificate {
+            serial: ca_serial.clone(),
+            issuer: root.subject().to_string(),
+            issuer_key_id: hex::encode(root.key_id()),
+            subject: old.subject().to_string(),
+            sans: vec![],
+            profile: "ca".into(),
+            not_before: now,
+            not_after: old.not_after(),
+            requester: "local:test".into(),
+            der: old.cert_der().to_vec(),
+        };
+        let audit = |action: &str| signet_store::AuditEntry {
+            actor: "local:test".into(),
+            action: action.into(),
+            serial: Some(ca_serial.clone()),
+            outcome: "ok".into(),
+            detail: String::new(),
+        };
+        e.store
+            .insert_certificate(&ca_record, &audit("record-ca-certificate"))
+            .await
+            .unwrap();
+        e.store
+            .revoke(&ca_serial, now, 2, &audit("revoke"))
+            .await
+            .unwrap();
+        let before = e.count().await;
+        let (status, p, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, Some(&leaf))
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::FORBIDDEN, "urn:signet:problem:forbidden"),
+            "{name}: {p}"
+        );
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("revoked by the root"),
+            "{p}"
+        );
+        assert_eq!(e.count().await, before, "{name}");
+
+        // Another issuing CA of the same root that the server was not told about.
+        let other = root
+            .sign_issuing_ca("Test CA", "Test CA Issuing 3", KeyType::P256, year, now)
+            .unwrap();
+        let other = IssuingCa::new(
+            &other.cert_pem,
+            &bundle.root_cert_pem,
+            other.key,
+            IssuanceUrls::default(),
+        )
+        .unwrap();
+        let stray = record_leaf(&e, &other, "token:default:svc".into()).await;
+        let (status, _, _) = e
+            .call("POST", "/v1/certificates/renew", None, None, Some(&stray))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
     }
 }
 

@@ -212,18 +212,7 @@ impl IssuingCa {
                 tbs.issuer, me.tbs_certificate.subject
             )));
         }
-        let encode = |r: Result<Vec<u8>, der::Error>| {
-            r.map_err(|e| CaError::Internal(format!("re-encoding a parsed certificate: {e}")))
-        };
-        use der::Encode;
-        let my_spki = encode(me.tbs_certificate.subject_public_key_info.to_der())?;
-        let algorithm = encode(cert.signature_algorithm.to_der())?;
-        let message = encode(tbs.to_der())?;
-        let signature = cert
-            .signature
-            .as_bytes()
-            .ok_or_else(|| not_ours("its signature is not a whole number of bytes"))?;
-        if !crate::ocsp::signature_verifies(&my_spki, &algorithm, &message, signature) {
+        if !crate::issue::signed_by(&cert, &me)? {
             return Err(not_ours("its signature does not verify with this CA's key"));
         }
         let is_ca = find_extension::<x509_cert::ext::pkix::BasicConstraints>(

@@ -331,6 +331,32 @@ mod tests {
             .expect("usable as the issuing CA");
         assert_eq!(ca.subject(), new.subject);
 
+        // The replaced issuing CA is recognised as an earlier one of the same root: its key
+        // id is what its certificates carry as AKI.
+        let old_der = parse_pem_certificates(&first.issuing_cert_pem)
+            .expect("pem")
+            .remove(0);
+        let old_ca = IssuingCa::new(
+            &first.issuing_cert_pem,
+            &root_pem,
+            first.issuing_key,
+            Default::default(),
+        )
+        .expect("old");
+        let previous = ca.previous_issuer(&old_der).expect("earlier issuing CA");
+        assert_eq!(previous.key_id, old_ca.key_id());
+        assert_eq!(previous.der, old_der);
+        assert!(ca.previous_issuer(ca.cert_der()).is_err(), "not itself");
+        let stranger = generate_ca(&opts, now).expect("another hierarchy");
+        let foreign = parse_pem_certificates(&stranger.issuing_cert_pem)
+            .expect("pem")
+            .remove(0);
+        let err = ca.previous_issuer(&foreign).expect_err("another root's");
+        assert!(
+            err.to_string().contains("not signed by this CA's root"),
+            "{err}"
+        );
+
         // Never past the root; names are checked; an intermediate cannot sign another.
         let long = root
             .sign_issuing_ca("R", "R 3", KeyType::P256, year * 20, now)
@@ -340,14 +366,7 @@ mod tests {
             root.sign_issuing_ca(" ", "x", KeyType::P256, year, now)
                 .is_err()
         );
-        let intermediate = IssuingCa::new(
-            &first.issuing_cert_pem,
-            &root_pem,
-            first.issuing_key,
-            Default::default(),
-        )
-        .expect("issuing");
-        let err = intermediate
+        let err = old_ca
             .sign_issuing_ca("R", "R 4", KeyType::P256, year, now)
             .expect_err("pathLen 0");
         assert!(err.to_string().contains("pathLenConstraint"), "{err}");

@@ -158,14 +158,7 @@ impl IssuingCa {
                 "the private key does not match the issuing CA certificate".into(),
             ));
         }
-        let key_id =
-            find_extension::<SubjectKeyIdentifier>(&cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?
-                .map(|ski| ski.0.as_bytes().to_vec())
-                .unwrap_or_else(|| {
-                    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk)
-                        .as_ref()
-                        .to_vec()
-                });
+        let key_id = key_identifier(&cert)?;
         let validity = &cert.tbs_certificate.validity;
         let not_before = to_offset(validity.not_before.to_unix_duration())?;
         let not_after = to_offset(validity.not_after.to_unix_duration())?;
@@ -460,6 +453,82 @@ pub fn sha256_fingerprint(der: &[u8]) -> String {
         "sha256:{}",
         hex::encode(digest::digest(&digest::SHA256, der))
     )
+}
+
+/// A CA certificate's key identifier: its subject key identifier, else the SHA-1 of its
+/// public key (RFC 5280 section 4.2.1.2, method 1). What certificates it signs carry as
+/// their authority key identifier, and what the store files them under.
+pub(crate) fn key_identifier(cert: &Certificate) -> Result<Vec<u8>, CaError> {
+    let spk = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    Ok(
+        find_extension::<SubjectKeyIdentifier>(cert, rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?
+            .map(|ski| ski.0.as_bytes().to_vec())
+            .unwrap_or_else(|| {
+                digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk)
+                    .as_ref()
+                    .to_vec()
+            }),
+    )
+}
+
+/// Whether `cert` is named as issued by `issuer` and its signature verifies with
+/// `issuer`'s key.
+pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<bool, CaError> {
+    use der::Encode;
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
+        return Ok(false);
+    }
+    let encode = |r: Result<Vec<u8>, der::Error>| {
+        r.map_err(|e| CaError::Internal(format!("re-encoding a parsed certificate: {e}")))
+    };
+    let spki = encode(issuer.tbs_certificate.subject_public_key_info.to_der())?;
+    let algorithm = encode(cert.signature_algorithm.to_der())?;
+    let message = encode(cert.tbs_certificate.to_der())?;
+    let Some(signature) = cert.signature.as_bytes() else {
+        return Ok(false);
+    };
+    Ok(crate::ocsp::signature_verifies(
+        &spki, &algorithm, &message, signature,
+    ))
+}
+
+/// An earlier issuing CA of the same root, kept after `signet ca new-issuing` so that the
+/// certificates it signed can still authenticate (to renew onto the current CA, or revoke
+/// themselves) until they expire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousIssuer {
+    /// Its key identifier: what the certificates it signed carry as their AKI.
+    pub key_id: Vec<u8>,
+    /// Its serial number (how the store would record it under the root).
+    pub serial: Serial,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+impl IssuingCa {
+    /// Check that `der` is a CA certificate signed by this CA's root (another issuing CA of
+    /// the same hierarchy, not this one) and describe it.
+    pub fn previous_issuer(&self, der: &[u8]) -> Result<PreviousIssuer, CaError> {
+        let bad = |why: String| CaError::CaCertificate(format!("earlier issuing CA: {why}"));
+        let cert = Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        let root = Certificate::from_der(&self.root_der).map_err(|e| bad(e.to_string()))?;
+        check_is_ca(&cert)?;
+        if der == self.cert_der.as_slice() {
+            return Err(bad("it is the current issuing CA".into()));
+        }
+        if !signed_by(&cert, &root)? {
+            return Err(bad("it is not signed by this CA's root".into()));
+        }
+        Ok(PreviousIssuer {
+            key_id: key_identifier(&cert)?,
+            serial: Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())?,
+            der: der.to_vec(),
+        })
+    }
 }
 
 pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {

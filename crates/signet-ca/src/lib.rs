@@ -36,7 +36,7 @@ pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, imp
 pub use inspect::CertificateInfo;
 pub use issue::{
     IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,
-    sha256_fingerprint,
+    PreviousIssuer, sha256_fingerprint,
 };
 pub use keys::{
     KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file,

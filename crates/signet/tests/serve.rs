@@ -564,3 +564,86 @@ async fn a_client_that_never_completes_the_handshake_is_disconnected() {
     let (status, _) = server.terminate().await;
     assert!(status.success(), "{status}:\n{}", server.log());
 }
+
+/// The issuing CA is replaced with `ca new-issuing` between two runs of the server: a
+/// client certificate from the old CA still authenticates over real mTLS and renews onto
+/// the new CA, whose chain openssl verifies; the server logs which kept CA it accepts.
+#[tokio::test]
+async fn after_new_issuing_old_certificates_renew_onto_the_new_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = signet(&["init", "--dir", p(&data)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (cert, key) = local_client_cert(tmp.path(), &data, "worker");
+    let o = signet(&["ca", "new-issuing", "--dir", p(&data)]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let mut server = Server::start(
+        tmp.path(),
+        &[],
+        &["--dir", p(&data), "--responder-listen", "off"],
+    );
+    let root = data.join("root_ca.crt");
+    let https = client(&root, None);
+    server
+        .wait_for(&https, &server.url("https", "/readyz"))
+        .await;
+    let mtls = client(&root, Some((&cert, &key)));
+    let resp = mtls
+        .post(server.url("https", "/v1/certificates/renew"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", server.log());
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let chain: String = body["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        chain,
+        fs::read_to_string(data.join("issuing_ca.crt")).unwrap(),
+        "the new issuing CA's chain"
+    );
+    let leaf = tmp.path().join("renewed.pem");
+    let chain_file = tmp.path().join("chain.pem");
+    fs::write(&leaf, body["certificate"].as_str().unwrap()).unwrap();
+    fs::write(&chain_file, &chain).unwrap();
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&chain_file),
+        "-purpose",
+        "sslclient",
+        p(&leaf),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The renewed certificate authenticates too (through the new CA).
+    let mtls = client(&root, Some((&leaf_with_chain(&leaf, &chain_file), &key)));
+    let resp = mtls
+        .post(server.url("https", "/v1/certificates/renew"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert!(
+        server
+            .log()
+            .contains("certificates of this earlier issuing CA may renew onto the current one"),
+        "{}",
+        server.log()
+    );
+}
+
+/// `leaf` followed by `chain`, in a new file beside `leaf`.
+fn leaf_with_chain(leaf: &Path, chain: &Path) -> PathBuf {
+    let out = leaf.with_extension("full.pem");
+    let mut pem = fs::read_to_string(leaf).unwrap();
+    pem.push_str(&fs::read_to_string(chain).unwrap());
+    fs::write(&out, pem).unwrap();
+    out
+}

@@ -60,8 +60,8 @@ enum CaCommand {
     /// The current issuing certificate and key are kept beside the new ones as
     /// issuing_ca.<serial>.crt/.key; the new certificate is recorded in the database under
     /// the root. Restart `signet serve` (and standalone responders) to use it. Certificates
-    /// from the old issuing CA stay valid until they expire unless the root revokes it
-    /// (`ca root-crl --revoke issuing_ca.<serial>.crt`).
+    /// from the old issuing CA stay valid, and may renew onto the new one over mTLS, until
+    /// they expire unless the root revokes it (`ca root-crl --revoke issuing_ca.<serial>.crt`).
     NewIssuing(NewIssuingArgs),
 }
 
@@ -384,7 +384,8 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
     );
     println!(
         "Restart `signet serve` and any `signet responder` to use it. Certificates from the old \
-         issuing CA stay valid until they expire; to revoke it: signet ca root-crl --revoke {}",
+         issuing CA stay valid, and may renew onto the new one, until they expire; to revoke \
+         it: signet ca root-crl --revoke {}",
         old_cert_archive.display()
     );
     Ok(())

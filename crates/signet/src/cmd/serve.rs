@@ -164,7 +164,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..cfg.policy.clone()
             },
         },
-    );
+    )
+    .with_previous_issuers(previous_issuers(&ca, &cfg.ca.issuing_cert));
     // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
@@ -405,4 +406,59 @@ async fn refuse_revoked_issuing_ca(
         );
     }
     Ok(())
+}
+
+/// The earlier issuing CAs `signet ca new-issuing` kept beside the current one
+/// (`issuing_ca.<serial>.crt`) and signed by the same root: their certificates may still
+/// authenticate, to renew onto the current CA or revoke themselves, until they expire. A
+/// kept file that is not such a CA is skipped with a warning.
+fn previous_issuers(
+    ca: &signet_ca::IssuingCa,
+    issuing_cert: &std::path::Path,
+) -> Vec<signet_ca::PreviousIssuer> {
+    let dir = match issuing_cert.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(serial) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("issuing_ca."))
+            .and_then(|n| n.strip_suffix(".crt"))
+        else {
+            continue;
+        };
+        if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = entry.path();
+        let kept = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| {
+                crate::client::parse_certificates(&pem)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| "no certificate in it".to_string())
+            })
+            .and_then(|der| ca.previous_issuer(&der).map_err(|e| e.to_string()));
+        match kept {
+            Ok(previous) => {
+                tracing::info!(
+                    file = %path.display(),
+                    "certificates of this earlier issuing CA may renew onto the current one"
+                );
+                found.push(previous);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA")
+            }
+        }
+    }
+    found
 }
