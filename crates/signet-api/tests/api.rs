@@ -892,17 +892,7 @@ async fn renewal_and_self_revocation_over_mtls() {
             IssuanceUrls::default(),
         )
         .unwrap();
-        let (scsr, _) = csr(&["peer.internal"]);
-        let s_cert = s_ca
-            .issue(
-                &signet_ca::Csr::from_pem(&scsr).unwrap(),
-                Profile::Peer,
-                &ProfileLimits::default(),
-                None,
-                &Policy::allow_all(),
-                OffsetDateTime::now_utc(),
-            )
-            .unwrap();
+        let s_cert = peer_leaf(&s_ca);
         let (status, _, _) = e
             .call(
                 "POST",
@@ -916,20 +906,24 @@ async fn renewal_and_self_revocation_over_mtls() {
     }
 }
 
+/// A `peer.internal` certificate signed by `ca` directly (not through the API).
+fn peer_leaf(ca: &IssuingCa) -> signet_ca::IssuedCertificate {
+    let (pem, _) = csr(&["peer.internal"]);
+    ca.issue(
+        &signet_ca::Csr::from_pem(&pem).unwrap(),
+        Profile::Peer,
+        &ProfileLimits::default(),
+        None,
+        &Policy::allow_all(),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap()
+}
+
 /// A `peer.internal` certificate signed by `ca` and recorded in `e`'s store with
 /// `requester`, as earlier versions or an earlier issuing CA left them; its DER.
 async fn record_leaf(e: &Env, ca: &IssuingCa, requester: String) -> Vec<u8> {
-    let (pem, _) = csr(&["peer.internal"]);
-    let cert = ca
-        .issue(
-            &signet_ca::Csr::from_pem(&pem).unwrap(),
-            Profile::Peer,
-            &ProfileLimits::default(),
-            None,
-            &Policy::allow_all(),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
+    let cert = peer_leaf(ca);
     let record = signet_store::NewCertificate {
         serial: cert.serial.to_hex(),
         issuer: ca.subject().to_string(),

@@ -11,7 +11,7 @@ use signet_store::Store;
 use signet_testkit::TestDb;
 
 mod common;
-use common::{p, text};
+use common::{p, sqlite3, text};
 
 fn signet(envs: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
@@ -1115,20 +1115,6 @@ async fn a_new_issuing_ca_replaces_the_old_one() {
     let o = signet(&env_ref, &["ca", "new-issuing", "--dir", p(&dir)]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(dir.join(format!("issuing_ca.{new_serial}.crt")).exists());
-}
-
-/// `sqlite3 db sql`, one output line per row.
-fn sqlite3(db: &Path, sql: &str) -> Vec<String> {
-    let o = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 CLI must be installed (apt-get install sqlite3)");
-    assert!(o.status.success(), "sqlite3 {sql}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// `signet backup` copies the SQLite database consistently while certificates are being

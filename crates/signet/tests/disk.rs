@@ -38,7 +38,7 @@ use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 mod common;
-use common::{base_command, free_port, p, text};
+use common::{base_command, free_port, p, sqlite3, text};
 
 const STARTUP: Duration = Duration::from_secs(90);
 /// An answer under a storage fault may take the SQLite busy timeout (5 s) plus slack; never
@@ -368,21 +368,6 @@ fn assert_unavailable(what: &str, a: &Answer) {
         a.body
     );
     assert!(a.took < PROMPT, "{what} took {:?}", a.took);
-}
-
-/// `sqlite3 DB SQL` (the CLI is an independent reader of the file), its stdout lines.
-fn sqlite3(db: &Path, sql: &str) -> Vec<String> {
-    let o = Command::new("sqlite3")
-        .arg(db)
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 CLI must be installed (apt-get install sqlite3)");
-    assert!(o.status.success(), "sqlite3 {sql}: {}", text(&o));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// After the server stopped: the file is intact, every acknowledged serial is in it, and no

@@ -267,12 +267,7 @@ pub async fn publish_root_crl(
 /// `ca new-issuing`: sign, record, then put in place; nothing changes on disk unless the
 /// database has recorded the new certificate.
 async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
-    let cfg = crate::config::Config::load_dir(&args.dir)?;
-    let key_path = args
-        .root_key
-        .clone()
-        .unwrap_or_else(|| args.dir.join(super::init::ROOT_KEY));
-    let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    let (cfg, root) = config_and_root(&args.dir, args.root_key.as_deref())?;
     let (cert_path, issuing_key_path) = (&cfg.ca.issuing_cert, &cfg.ca.issuing_key);
     let old = single_issuing_certificate(cert_path)?;
     let old_serial = signet_ca::CertificateInfo::from_der(&old)?.serial.to_hex();
@@ -326,32 +321,23 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
 
     // Recorded first: the root issued it, and that is never lost.
     let store = super::open_store(&cfg.database_url()).await?;
-    let actor = local_actor();
     let serial = new.serial.to_hex();
-    let key_id = hex::encode(root.key_id());
-    let record = NewCertificate {
-        serial: serial.clone(),
-        issuer: root.subject().to_string(),
-        issuer_key_id: key_id.clone(),
+    let sub = signet_ca::SubordinateCa {
+        serial: new.serial.clone(),
         subject: new.subject.clone(),
-        sans: Vec::new(),
-        profile: "ca".into(),
         not_before: new.not_before,
         not_after: new.not_after,
-        requester: actor.clone(),
-        der: new_der,
     };
-    let audit = AuditEntry {
-        actor,
-        action: "create-issuing-ca".into(),
-        serial: Some(serial.clone()),
-        outcome: "ok".into(),
-        detail: format!(
-            "{} signed by root {key_id}, replacing serial {old_serial}",
-            new.subject
-        ),
-    };
-    let recorded = store.insert_certificate(&record, &audit).await;
+    let recorded = record_ca_certificate(
+        &store,
+        &root,
+        &new_der,
+        &sub,
+        &local_actor(),
+        "create-issuing-ca",
+        &format!("replacing serial {old_serial}"),
+    )
+    .await;
     store.close().await;
     recorded.context("recording the new issuing CA certificate")?;
 
@@ -421,6 +407,41 @@ fn read_one_certificate(file: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(first.to_vec())
 }
 
+/// Record the CA certificate `der` (described by `sub`) as issued by `root`, with an audit
+/// row `action` by `actor` whose detail ends with `note`.
+async fn record_ca_certificate(
+    store: &Store,
+    root: &IssuingCa,
+    der: &[u8],
+    sub: &signet_ca::SubordinateCa,
+    actor: &str,
+    action: &str,
+    note: &str,
+) -> Result<(), signet_store::StoreError> {
+    let serial = sub.serial.to_hex();
+    let key_id = hex::encode(root.key_id());
+    let record = NewCertificate {
+        serial: serial.clone(),
+        issuer: root.subject().to_string(),
+        issuer_key_id: key_id.clone(),
+        subject: sub.subject.clone(),
+        sans: Vec::new(),
+        profile: "ca".into(),
+        not_before: sub.not_before,
+        not_after: sub.not_after,
+        requester: actor.to_string(),
+        der: der.to_vec(),
+    };
+    let audit = AuditEntry {
+        actor: actor.to_string(),
+        action: action.into(),
+        serial: Some(serial),
+        outcome: "ok".into(),
+        detail: format!("{} signed by root {key_id}, {note}", sub.subject),
+    };
+    store.insert_certificate(&record, &audit).await
+}
+
 /// Record `der` (checked by [`IssuingCa::certificate_to_revoke`]) under the root's key id,
 /// unless it already is, and revoke it there; each step is durable and audited before the
 /// CRL that lists it is signed. Revoking what is already revoked keeps the first revocation.
@@ -440,31 +461,17 @@ async fn revoke_subordinate(
              refusing to revoke it in its place"
         ),
         Some(_) => {}
-        None => {
-            let record = NewCertificate {
-                serial: serial.clone(),
-                issuer: root.subject().to_string(),
-                issuer_key_id: key_id.clone(),
-                subject: sub.subject.clone(),
-                sans: Vec::new(),
-                profile: "ca".into(),
-                not_before: sub.not_before,
-                not_after: sub.not_after,
-                requester: actor.to_string(),
-                der: der.to_vec(),
-            };
-            let audit = AuditEntry {
-                actor: actor.to_string(),
-                action: "record-ca-certificate".into(),
-                serial: Some(serial.clone()),
-                outcome: "ok".into(),
-                detail: format!("{} signed by root {key_id}, to be revoked", sub.subject),
-            };
-            store
-                .insert_certificate(&record, &audit)
-                .await
-                .context("recording the CA certificate")?;
-        }
+        None => record_ca_certificate(
+            store,
+            root,
+            der,
+            sub,
+            actor,
+            "record-ca-certificate",
+            "to be revoked",
+        )
+        .await
+        .context("recording the CA certificate")?,
     }
     let audit = AuditEntry {
         actor: actor.to_string(),
@@ -499,12 +506,7 @@ fn local_actor() -> String {
 }
 
 async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
-    let cfg = crate::config::Config::load_dir(&args.dir)?;
-    let key_path = args
-        .root_key
-        .clone()
-        .unwrap_or_else(|| args.dir.join(super::init::ROOT_KEY));
-    let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    let (cfg, root) = config_and_root(&args.dir, args.root_key.as_deref())?;
     // Checked before anything is stored.
     let to_revoke = match &args.revoke {
         Some(file) => {
@@ -565,6 +567,19 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
         crl.next_update_text()
     );
     Ok(())
+}
+
+/// `dir`'s configuration and its root loaded with `root_key` (default `dir/root_ca.key`).
+fn config_and_root(
+    dir: &Path,
+    root_key: Option<&Path>,
+) -> anyhow::Result<(crate::config::Config, IssuingCa)> {
+    let cfg = crate::config::Config::load_dir(dir)?;
+    let key_path = root_key
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(super::init::ROOT_KEY));
+    let root = load_root(&cfg.ca.root_cert, &key_path)?;
+    Ok((cfg, root))
 }
 
 /// The root certificate with its key, for signing the root's CRL, with the errors an

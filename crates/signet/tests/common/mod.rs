@@ -54,3 +54,17 @@ pub fn base_command() -> Command {
     cmd.env("NO_COLOR", "1");
     cmd
 }
+
+/// `sqlite3 DB SQL` (the CLI is an independent reader of the file), its stdout lines.
+pub fn sqlite3(db: &Path, sql: &str) -> Vec<String> {
+    let o = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 CLI must be installed (apt-get install sqlite3)");
+    assert!(o.status.success(), "sqlite3 {sql}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
