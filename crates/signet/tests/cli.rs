@@ -1216,3 +1216,44 @@ async fn backup_copies_the_sqlite_database_consistently_while_it_is_written() {
     assert!(text(&o).contains("pg_dump"), "{}", text(&o));
     assert!(!out.exists());
 }
+
+/// With encrypted CA keys, `ca new-issuing` needs SIGNET_CA_PASSPHRASE for the root key and
+/// encrypts the new issuing key with it, which openssl reads and `issue --local` uses.
+#[tokio::test]
+async fn new_issuing_with_encrypted_keys() {
+    let pass = [("SIGNET_CA_PASSPHRASE", "s3cret passphrase")];
+    let (tmp, dir, env) = init(None, &pass);
+    let o = signet(&[], &["ca", "new-issuing", "--dir", p(&dir)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("SIGNET_CA_PASSPHRASE"), "{}", text(&o));
+    let before = std::fs::read(dir.join("issuing_ca.crt")).unwrap();
+    let o = signet(&pass, &["ca", "new-issuing", "--dir", p(&dir)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_ne!(std::fs::read(dir.join("issuing_ca.crt")).unwrap(), before);
+    let key = std::fs::read_to_string(dir.join("issuing_ca.key")).unwrap();
+    assert!(
+        key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key}"
+    );
+    let o = openssl(&[
+        "pkey",
+        "-in",
+        p(&dir.join("issuing_ca.key")),
+        "-passin",
+        "pass:s3cret passphrase",
+        "-noout",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let leaf = tmp.path().join("leaf.pem");
+    let req = csr(
+        tmp.path(),
+        "enc",
+        EC,
+        "/CN=enc.internal",
+        Some("DNS:enc.internal"),
+    );
+    let o = issue(&dir, &env, &req, &["--out", p(&leaf)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = verify(&dir, &leaf, "sslserver");
+    assert!(o.status.success(), "{}", text(&o));
+}
