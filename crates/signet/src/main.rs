@@ -71,6 +71,8 @@ fn main() -> ExitCode {
         }
         // The workload's init container and sidecar say what they did.
         Command::Bootstrap(_) | Command::Renew(_) => "warn,signet=info",
+        // Copying a large database is one statement that is slow by nature.
+        Command::Backup(_) => "warn,sqlx::query=error",
         _ => "warn",
     };
     tracing_subscriber::fmt()
