@@ -151,7 +151,7 @@ fn reason_name(code: u8) -> String {
         .map_or_else(|| format!("reason{code}"), |(n, _)| n.to_string())
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
@@ -285,7 +285,7 @@ struct TokenBurn {
 
 impl AppState {
     /// Authenticate the bearer credential; for tokens, enforce the rate limit and burn the jti.
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
         let (identity, burn) = self.authenticate_deferred(headers).await?;
         if let Some(burn) = burn {
             self.burn(&burn).await?;
@@ -857,7 +857,7 @@ async fn renew_inner(
         .await
 }
 
-fn canonical_serial(s: &str) -> Result<String, ApiError> {
+pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
     if s.len() > 64 {
         return Err(CaError::InvalidSerial("too long".into()).into());
     }

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+mod audit;
 mod auth;
 mod certificates;
 mod error;
@@ -232,7 +233,7 @@ impl AppState {
     info(title = "Signet", description = "Signet: a private certificate authority for mutual TLS. Errors are RFC 7807 application/problem+json with a stable `type`."),
     components(schemas(Problem)),
     modifiers(&SecurityAddon),
-    tags((name = "certificates", description = "Issue, renew, revoke and look up certificates"), (name = "ca", description = "CA certificates and profiles"), (name = "system", description = "Health and metrics"))
+    tags((name = "certificates", description = "Issue, renew, revoke and look up certificates"), (name = "ca", description = "CA certificates and profiles"), (name = "audit", description = "The audit log"), (name = "system", description = "Health and metrics"))
 )]
 struct ApiDoc;
 
@@ -253,6 +254,7 @@ impl utoipa::Modify for SecurityAddon {
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(certificates::routes())
+        .merge(audit::routes())
         .merge(system::routes())
 }
 

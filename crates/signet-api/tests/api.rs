@@ -1232,6 +1232,95 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
     }
 }
 
+/// `GET /v1/audit`: the admin reads issuances and refusals, newest first, filtered and page
+/// by page; nobody else may; bad filters are 400s.
+#[tokio::test]
+async fn the_admin_reads_the_audit_log() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let e = env_for(db).await;
+        let mut serials = Vec::new();
+        for _ in 0..3 {
+            let (csr_pem, _) = csr(&["peer.internal"]);
+            let (status, issued, _) = e
+                .issue(&e.token(&["peer.internal"]), &csr_pem, "peer")
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{issued}");
+            serials.push(issued["serial_number"].as_str().unwrap().to_string());
+        }
+        // A refusal: a name outside the token.
+        let (csr_pem, _) = csr(&["other.internal"]);
+        let (status, _, _) = e
+            .issue(&e.token(&["peer.internal"]), &csr_pem, "peer")
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        let get = |query: &str| {
+            let e = &e;
+            let uri = format!("/v1/audit{query}");
+            async move { e.call("GET", &uri, Some(ADMIN), None, None).await }
+        };
+        let (status, all, _) = get("").await;
+        assert_eq!(status, StatusCode::OK, "{name}: {all}");
+        let items = all["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{name}: {all}");
+        assert_eq!(items[0]["outcome"], "refused", "newest first: {all}");
+        assert!(
+            items[0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("name-denied"),
+            "{all}"
+        );
+        assert_eq!(items[1]["serial"], json!(serials[2]), "{all}");
+        assert_eq!(items[1]["actor"], "token:default:svc");
+        assert!(items[1]["at"].as_str().unwrap().ends_with('Z'), "{all}");
+        assert!(all["next_cursor"].is_null());
+
+        // Filters, and pages of one.
+        let (_, one, _) = get(&format!("?serial={}", serials[0].to_uppercase())).await;
+        assert_eq!(one["items"].as_array().unwrap().len(), 1, "{name}: {one}");
+        assert_eq!(one["items"][0]["action"], "issue");
+        let (_, refused, _) = get("?outcome=refused").await;
+        assert_eq!(refused["items"].as_array().unwrap().len(), 1, "{refused}");
+        let mut seen = Vec::new();
+        let mut query = "?outcome=ok&action=issue&limit=1".to_string();
+        loop {
+            let (status, page, _) = get(&query).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            seen.push(page["items"][0]["serial"].as_str().unwrap().to_string());
+            match page["next_cursor"].as_str() {
+                Some(c) => query = format!("?outcome=ok&action=issue&limit=1&cursor={c}"),
+                None => break,
+            }
+        }
+        serials.reverse();
+        assert_eq!(seen, serials, "{name}");
+
+        // Nobody else; bad filters.
+        let (status, _, _) = e.call("GET", "/v1/audit", None, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, _) = e
+            .call("GET", "/v1/audit", Some(&e.token(&[])), None, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for (query, problem) in [
+            ("?outcome=maybe", "urn:signet:problem:invalid-request"),
+            ("?cursor=abc", "urn:signet:problem:invalid-request"),
+            ("?cursor=-1", "urn:signet:problem:invalid-request"),
+            ("?serial=zz", "urn:signet:problem:invalid-serial"),
+            ("?bogus=1", "urn:signet:problem:invalid-request"),
+        ] {
+            let (status, p, _) = get(query).await;
+            assert_eq!(
+                (status, problem_type(&p)),
+                (StatusCode::BAD_REQUEST, problem),
+                "{name}: {query}: {p}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn ca_profiles_health_metrics_and_docs() {
     let e = env_for(TestDb::sqlite().await).await;

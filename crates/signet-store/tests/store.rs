@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use signet_store::{
-    AuditEntry, Backend, CertStatus, CertificateFilter, CertificateRecord, MAX_PAGE_SIZE,
-    NewCertificate, RevokeOutcome, Store, StoreError,
+    AuditEntry, AuditFilter, Backend, CertStatus, CertificateFilter, CertificateRecord,
+    MAX_PAGE_SIZE, NewCertificate, RevokeOutcome, Store, StoreError,
 };
 use signet_testkit::TestDb;
 use sqlx::Connection;
@@ -1588,4 +1588,132 @@ fn status_helper_and_names() {
         CertificateFilter::default().limit,
         signet_store::DEFAULT_PAGE_SIZE
     );
+}
+
+/// Audit pages: every filter narrows, pages follow one another by id without a gap or a
+/// repeat even while rows are appended, and bad filters are refused.
+#[tokio::test]
+async fn audit_pages_filter_and_follow_each_other() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let entry = |actor: &str, action: &str, serial: Option<&str>, outcome: &str| AuditEntry {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            serial: serial.map(str::to_owned),
+            outcome: outcome.to_owned(),
+            detail: String::new(),
+        };
+        for i in 0..25 {
+            let actor = if i % 5 == 0 {
+                "admin"
+            } else {
+                "token:default:svc"
+            };
+            let outcome = if i % 7 == 0 { "refused" } else { "ok" };
+            let serial = format!("{:02x}", 0x40 + i);
+            store
+                .append_audit(&entry(actor, "issue", Some(&serial), outcome))
+                .await
+                .unwrap();
+        }
+        store
+            .append_audit(&entry("admin", "revoke", Some("41"), "ok"))
+            .await
+            .unwrap();
+
+        let all = |f: AuditFilter| {
+            let store = &store;
+            async move {
+                let mut out = Vec::new();
+                let mut f = f;
+                loop {
+                    let page = store.list_audit_page(&f).await.unwrap();
+                    out.extend(page.items.iter().map(|r| r.id));
+                    match page.next_before {
+                        Some(b) => f.before = Some(b),
+                        None => return out,
+                    }
+                }
+            }
+        };
+        let ids = all(AuditFilter {
+            limit: 4,
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(ids.len(), 26, "[{db}]");
+        assert!(
+            ids.windows(2).all(|w| w[0] > w[1]),
+            "[{db}] newest first, no repeat"
+        );
+
+        let by_serial = store
+            .list_audit_page(&AuditFilter {
+                serial: Some("41".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = by_serial.items.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["revoke", "issue"], "[{db}]");
+        let admin_issues = all(AuditFilter {
+            actor: Some("admin".into()),
+            action: Some("issue".into()),
+            limit: 2,
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(admin_issues.len(), 5, "[{db}]");
+        let refused = store
+            .list_audit_page(&AuditFilter {
+                outcome: Some("refused".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused.items.len(), 4, "[{db}]");
+        assert!(refused.items.iter().all(|r| r.outcome == "refused"));
+
+        // A page taken, rows appended, the next page: still no gap and no repeat.
+        let first = store
+            .list_audit_page(&AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        store
+            .append_audit(&entry("admin", "issue", None, "ok"))
+            .await
+            .unwrap();
+        let rest = all(AuditFilter {
+            before: first.next_before,
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(first.items.len() + rest.len(), 26, "[{db}]");
+
+        for bad in [
+            AuditFilter {
+                serial: Some("0041".into()),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                actor: Some(String::new()),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                action: Some("a\0b".into()),
+                ..AuditFilter::default()
+            },
+        ] {
+            assert!(
+                matches!(
+                    store.list_audit_page(&bad).await,
+                    Err(StoreError::InvalidSerial(_) | StoreError::InvalidInput(_))
+                ),
+                "[{db}] {bad:?}"
+            );
+        }
+    }
 }

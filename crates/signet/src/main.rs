@@ -41,6 +41,8 @@ enum Command {
     Revoke(cmd::revoke::RevokeArgs),
     /// List certificates on the server (admin).
     List(cmd::list::ListArgs),
+    /// Read the server's audit log (admin): issuances, renewals, revocations, refusals.
+    Audit(cmd::audit::AuditArgs),
     /// Fetch the CA's root or chain from the server, or sign the root CA's CRL (root-crl).
     Ca(cmd::ca::CaArgs),
     /// Serve the REST API over HTTPS and the OCSP responder and CRLs over HTTP (initialising
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Revoke(args) => cmd::revoke::run(args).await,
             Command::List(args) => cmd::list::run(args).await,
+            Command::Audit(args) => cmd::audit::run(args).await,
             Command::Ca(args) => cmd::ca::run(args).await,
             Command::Bootstrap(args) => cmd::bootstrap::run(args).await,
             Command::Renew(args) => cmd::renew::run(args).await,

@@ -461,6 +461,71 @@ fn client_commands_against_a_running_server() {
     let o = revoke();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
+    // audit (admin): the certificate's history, newest first, as a table and as JSON; the
+    // refusals are there too.
+    let o = signet(
+        &client,
+        &admin_env,
+        &[
+            "audit",
+            "--ca-url",
+            url,
+            "--ca-file",
+            p(&root),
+            "--serial",
+            &serial.to_ascii_uppercase(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let history = stdout(&o);
+    assert!(history.starts_with("ID"), "{history}");
+    let actions: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap_or_default())
+        .collect();
+    assert_eq!(actions, ["revoke", "revoke", "issue"], "{history}");
+    assert!(
+        history.lines().nth(1).unwrap().contains("refused"),
+        "{history}"
+    );
+    let o = signet(
+        &client,
+        &admin_env,
+        &[
+            "audit",
+            "--ca-url",
+            url,
+            "--ca-file",
+            p(&root),
+            "--outcome",
+            "refused",
+            "--json",
+            "--limit",
+            "1",
+            "--all",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let refused: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(refused.len() >= 3, "{refused:?}");
+    assert!(refused.iter().all(|r| r["outcome"] == "refused"));
+    assert!(
+        refused
+            .iter()
+            .all(|r| !r["detail"].as_str().unwrap().contains(&token)),
+        "a token leaked into the audit log"
+    );
+    let o = signet(
+        &client,
+        &[("SIGNET_ADMIN_TOKEN", "sa_notthetokennotthetoken")],
+        &["audit", "--ca-url", url, "--ca-file", p(&root)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
     // The admin credential also issues, found as DIR/admin.token and trusting DIR/root_ca.crt.
     let o = signet(
         tmp.path(),

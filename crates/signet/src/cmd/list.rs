@@ -19,7 +19,7 @@ pub struct ListArgs {
     #[arg(long, value_parser = ["good", "revoked", "expired"])]
     status: Option<String>,
     /// Only certificates of this profile.
-    #[arg(long, value_parser = ["server", "client", "peer"])]
+    #[arg(long, value_parser = ["server", "client", "peer", "ca"])]
     profile: Option<String>,
     /// Only certificates carrying this name (subject or SAN).
     #[arg(long)]
@@ -55,9 +55,18 @@ struct Page {
     next_cursor: Option<String>,
 }
 
+/// A string field of `item` for a table cell: control characters removed, `-` if absent.
+pub(crate) fn cell(item: &Value, key: &str, max: usize) -> String {
+    match item.get(key) {
+        Some(Value::String(s)) => sanitize(s, max),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
 /// One table row: serial, status, profile, not_after, sans.
-fn row(item: &Value) -> [String; 5] {
-    let field = |k: &str| sanitize(item.get(k).and_then(Value::as_str).unwrap_or("-"), 200);
+fn row(item: &Value) -> Vec<String> {
+    let field = |k: &str| cell(item, k, 200);
     let sans = item
         .get("sans")
         .and_then(Value::as_array)
@@ -68,7 +77,7 @@ fn row(item: &Value) -> [String; 5] {
                 .join(",")
         })
         .unwrap_or_default();
-    [
+    vec![
         field("serial_number"),
         field("status"),
         field("profile"),
@@ -77,13 +86,16 @@ fn row(item: &Value) -> [String; 5] {
     ]
 }
 
-/// Render rows as an aligned table with a header.
-fn table(items: &[Value]) -> String {
-    let header = ["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"].map(String::from);
-    let rows: Vec<[String; 5]> = std::iter::once(header)
+/// Render rows as an aligned table under `header`; the last column is not padded.
+pub(crate) fn table(
+    header: &[&str],
+    items: &[Value],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> String {
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
         .chain(items.iter().map(row))
         .collect();
-    let mut widths = [0usize; 5];
+    let mut widths = vec![0usize; header.len()];
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(cell.chars().count());
@@ -106,63 +118,103 @@ fn table(items: &[Value]) -> String {
 }
 
 pub async fn run(args: ListArgs) -> anyhow::Result<()> {
-    let bearer = args.admin.require(&args.dir)?;
-    let api = args.client.connect(&args.dir).await?;
-    let mut query: Vec<(&str, String)> = Vec::new();
-    for (k, v) in [
+    let filters = [
         ("status", &args.status),
         ("profile", &args.profile),
         ("name", &args.name),
         ("expiring_within", &args.expiring_within),
-    ] {
-        if let Some(v) = v {
-            query.push((k, v.clone()));
-        }
-    }
-    if let Some(limit) = args.limit {
-        query.push(("limit", limit.to_string()));
-    }
-
-    let mut cursor = args.cursor.clone();
-    let mut collected = Vec::new();
-    let stdout = std::io::stdout();
-    let mut pages = 0usize;
-    let more = loop {
-        let mut q = query.clone();
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let page: Page = api.get_json("/v1/certificates", &q, Some(&bearer)).await?;
-        if args.json {
-            let mut out = stdout.lock();
-            for item in &page.items {
-                writeln!(out, "{}", serde_json::to_string(item)?).context("writing output")?;
-            }
-        } else {
-            collected.extend(page.items);
-        }
-        let next = page.next_cursor.filter(|c| !c.is_empty());
-        pages += 1;
-        match next {
-            Some(n) if args.all => {
-                if cursor.as_deref() == Some(n.as_str()) || pages >= MAX_PAGES {
-                    bail!("the server's listing cursor does not advance; stopping");
-                }
-                cursor = Some(n);
-            }
-            other => break other,
-        }
+    ];
+    let paging = Paging {
+        limit: args.limit,
+        cursor: args.cursor.clone(),
+        all: args.all,
+        json: args.json,
     };
+    let bearer = args.admin.require(&args.dir)?;
+    let api = args.client.connect(&args.dir).await?;
+    let rows = paging
+        .fetch(&api, "/v1/certificates", &filters, &bearer, "certificates")
+        .await?;
     if !args.json {
-        print!("{}", table(&collected));
-    }
-    if let Some(next) = more {
-        eprintln!(
-            "more certificates match: pass --all, or --cursor {}",
-            sanitize(&next, 200)
+        print!(
+            "{}",
+            table(
+                &["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"],
+                &rows,
+                row
+            )
         );
     }
     Ok(())
+}
+
+/// How to walk a keyset-paginated admin listing.
+pub(crate) struct Paging {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Follow cursors to the end.
+    pub all: bool,
+    /// Print each item as a JSON line as it arrives instead of collecting it.
+    pub json: bool,
+}
+
+impl Paging {
+    /// GET `path` with the given filters, page after page while `all`; returns the items
+    /// collected (none with `json`, which prints them) and tells on stderr how to go on
+    /// when more match. `what` names the items in that message.
+    pub(crate) async fn fetch(
+        &self,
+        api: &crate::client::Api,
+        path: &str,
+        filters: &[(&'static str, &Option<String>)],
+        bearer: &crate::client::Bearer,
+        what: &str,
+    ) -> anyhow::Result<Vec<Value>> {
+        let mut query: Vec<(&str, String)> = filters
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone())))
+            .collect();
+        if let Some(limit) = self.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let mut cursor = self.cursor.clone();
+        let mut collected = Vec::new();
+        let stdout = std::io::stdout();
+        let mut pages = 0usize;
+        let more = loop {
+            let mut q = query.clone();
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let page: Page = api.get_json(path, &q, Some(bearer)).await?;
+            if self.json {
+                let mut out = stdout.lock();
+                for item in &page.items {
+                    writeln!(out, "{}", serde_json::to_string(item)?).context("writing output")?;
+                }
+            } else {
+                collected.extend(page.items);
+            }
+            let next = page.next_cursor.filter(|c| !c.is_empty());
+            pages += 1;
+            match next {
+                Some(n) if self.all => {
+                    if cursor.as_deref() == Some(n.as_str()) || pages >= MAX_PAGES {
+                        bail!("the server's listing cursor does not advance; stopping");
+                    }
+                    cursor = Some(n);
+                }
+                other => break other,
+            }
+        };
+        if let Some(next) = more {
+            eprintln!(
+                "more {what} match: pass --all, or --cursor {}",
+                sanitize(&next, 200)
+            );
+        }
+        Ok(collected)
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +229,11 @@ mod tests {
             serde_json::json!({"serial_number": "7f00aa", "status": "revoked\u{1b}[2J", "profile": "client",
                 "not_after": "2030-01-02T00:00:00Z", "sans": []}),
         ];
-        let t = table(&items);
+        let t = table(
+            &["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"],
+            &items,
+            row,
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("SERIAL  STATUS"));
