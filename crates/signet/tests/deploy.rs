@@ -740,3 +740,76 @@ fn the_configmap_signet_toml_is_accepted_by_signet_serve() {
         "{log}"
     );
 }
+
+/// The data-dir init container's script, run by `sh` against a copy of the Secret's files in
+/// a temporary directory: the keys and token land 0600, the certificates 0644, and an
+/// earlier issuing CA kept by `signet ca new-issuing` is copied too (and nothing breaks
+/// without one).
+#[test]
+fn the_init_container_script_copies_the_ca_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let docs = documents(&repo().join("deploy/kubernetes/signet.yaml"));
+    let pod = pod_spec(kind(&docs, "Deployment", "signet"));
+    let init = container(pod, "data-dir");
+    let command = strings(init, "command");
+    assert_eq!(command[..2], ["sh", "-ec"], "{command:?}");
+    let script = &command[2];
+    for kept in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for (dir, files) in [
+            (
+                "etc/signet/ca",
+                &[
+                    "root_ca.crt",
+                    "issuing_ca.crt",
+                    "issuing_ca.key",
+                    "admin.token",
+                ][..],
+            ),
+            ("etc/signet/config", &["signet.toml"][..]),
+            ("etc/signet/jwks", &["kubernetes-jwks.json"][..]),
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            for f in files {
+                std::fs::write(root.join(dir).join(f), f).unwrap();
+            }
+        }
+        if kept {
+            std::fs::write(root.join("etc/signet/ca/issuing_ca.4a5b.crt"), "old").unwrap();
+        }
+        std::fs::create_dir_all(root.join("var/lib/signet")).unwrap();
+        let rooted = script
+            .replace("/etc/signet", &format!("{}/etc/signet", root.display()))
+            .replace(
+                "/var/lib/signet",
+                &format!("{}/var/lib/signet", root.display()),
+            );
+        let o = Command::new("sh").args(["-ec", &rooted]).output().unwrap();
+        assert!(o.status.success(), "{kept}: {o:?}");
+        let data = root.join("var/lib/signet/signet-data");
+        let mode = |f: &str| {
+            std::fs::metadata(data.join(f))
+                .unwrap_or_else(|e| panic!("{kept}: {f}: {e}"))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("."), 0o700);
+        for f in ["issuing_ca.key", "admin.token"] {
+            assert_eq!(mode(f), 0o600, "{f}");
+        }
+        for f in [
+            "root_ca.crt",
+            "issuing_ca.crt",
+            "signet.toml",
+            "kubernetes-jwks.json",
+        ] {
+            assert_eq!(mode(f), 0o644, "{f}");
+        }
+        assert_eq!(data.join("issuing_ca.4a5b.crt").exists(), kept);
+        if kept {
+            assert_eq!(mode("issuing_ca.4a5b.crt"), 0o644);
+        }
+    }
+}
