@@ -47,12 +47,21 @@ pub(crate) struct PublishedCrl {
     pub(crate) next_update: OffsetDateTime,
 }
 
-/// `/crl/chain.pem`: the issuing CA's CRL then the root's, PEM, for the two numbers it was
-/// built from.
+/// `/crl/chain.pem`: the issuing CA's CRL, those of earlier issuing CAs, then the root's,
+/// PEM, for the numbers it was built from.
 #[derive(Debug)]
 pub(crate) struct ChainCrl {
-    numbers: (u64, u64),
+    numbers: Vec<u64>,
     pem: Bytes,
+}
+
+/// An earlier issuing CA of the same root and the newest CRL stored for it.
+#[derive(Debug)]
+pub(crate) struct PreviousCrl {
+    /// Its file name without extension: `{issuer_name}-{serial}`.
+    pub(crate) name: String,
+    pub(crate) issuer: crate::IssuerCertificate,
+    pub(crate) slot: RwLock<Option<Arc<PublishedCrl>>>,
 }
 
 impl Responder {
@@ -74,6 +83,15 @@ impl Responder {
             return Ok(None);
         };
         refresh(&self.inner.store, root.key_id_hex(), &self.inner.root_crl).await
+    }
+
+    /// Load the latest stored CRL of each earlier issuing CA
+    /// ([`Responder::set_previous_issuers`]) that is newer than the one served.
+    pub async fn refresh_previous_crls(&self) -> Result<(), ResponderError> {
+        for p in self.previous() {
+            refresh(&self.inner.store, p.issuer.key_id_hex(), &p.slot).await?;
+        }
+        Ok(())
     }
 
     pub(crate) fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
@@ -118,16 +136,18 @@ impl Responder {
         }
     }
 
-    /// The chain CRL for `issuing` and `root`, built once per pair of numbers.
-    fn chain_crl(&self, issuing: &PublishedCrl, root: &PublishedCrl) -> Arc<ChainCrl> {
-        let numbers = (issuing.number, root.number);
+    /// The chain CRL of `crls` (the issuing CA's, earlier ones', the root's), built once
+    /// per list of numbers.
+    fn chain_crl(&self, crls: &[Arc<PublishedCrl>]) -> Arc<ChainCrl> {
+        let numbers: Vec<u64> = crls.iter().map(|c| c.number).collect();
         if let Some(c) = read(&self.inner.chain_crl).filter(|c| c.numbers == numbers) {
             return c;
         }
-        let (issuing_pem, root_pem) = (issuing.pem(), root.pem());
-        let mut pem = Vec::with_capacity(issuing_pem.len() + root_pem.len());
-        pem.extend_from_slice(&issuing_pem);
-        pem.extend_from_slice(&root_pem);
+        let pems: Vec<Bytes> = crls.iter().map(|c| c.pem()).collect();
+        let mut pem = Vec::with_capacity(pems.iter().map(Bytes::len).sum());
+        for p in &pems {
+            pem.extend_from_slice(p);
+        }
         let built = Arc::new(ChainCrl {
             numbers,
             pem: Bytes::from(pem),
@@ -137,8 +157,8 @@ impl Responder {
             .chain_crl
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        // Keep the newest pair if another request raced ahead.
-        if slot.as_ref().is_none_or(|c| c.numbers <= numbers) {
+        // Keep the newest set if another request raced ahead.
+        if slot.as_ref().is_none_or(|c| c.numbers <= built.numbers) {
             *slot = Some(built.clone());
         }
         built
@@ -248,8 +268,17 @@ fn own_file<'a>(r: &Responder, file: &'a str) -> Option<&'a str> {
 
 /// What `/crl/{file}` names.
 enum CrlFile {
-    Issuing { pem: bool },
-    Root { pem: bool },
+    Issuing {
+        pem: bool,
+    },
+    Root {
+        pem: bool,
+    },
+    /// An earlier issuing CA's, by index in [`Responder::previous`].
+    Previous {
+        index: usize,
+        pem: bool,
+    },
     Chain,
 }
 
@@ -267,7 +296,10 @@ fn crl_file(r: &Responder, file: &str) -> Option<CrlFile> {
     } else if name == CHAIN_CRL_NAME && pem {
         Some(CrlFile::Chain)
     } else {
-        None
+        r.previous()
+            .iter()
+            .position(|p| p.name == name)
+            .map(|index| CrlFile::Previous { index, pem })
     }
 }
 
@@ -316,6 +348,20 @@ async fn root_crl(r: &Responder) -> Result<Arc<PublishedCrl>, Response> {
     })
 }
 
+/// An earlier issuing CA's CRL, loading it once if nothing is loaded yet; 404 if none was
+/// ever stored.
+async fn previous_crl(r: &Responder, index: usize) -> Result<Arc<PublishedCrl>, Response> {
+    let none = || (StatusCode::NOT_FOUND, "no CRL of that CA is stored\n").into_response();
+    let p = r.previous().get(index).ok_or_else(none)?;
+    if let Some(crl) = read(&p.slot) {
+        return Ok(crl);
+    }
+    if let Err(e) = refresh(&r.inner.store, p.issuer.key_id_hex(), &p.slot).await {
+        tracing::warn!(error = %e, "loading an earlier issuing CA's CRL failed");
+    }
+    read(&p.slot).ok_or_else(none)
+}
+
 pub(crate) async fn get_crl(
     State(r): State<Responder>,
     Path(file): Path<String>,
@@ -327,17 +373,40 @@ pub(crate) async fn get_crl(
     let result = match which {
         CrlFile::Issuing { pem } => issuing_crl(&r).await.map(|c| one(&c, pem)),
         CrlFile::Root { pem } => root_crl(&r).await.map(|c| one(&c, pem)),
+        CrlFile::Previous { index, pem } => previous_crl(&r, index).await.map(|c| one(&c, pem)),
         // The root first: without it, the chain file cannot exist (404), while a missing
-        // issuing CRL is only not published yet (503).
+        // issuing CRL is only not published yet (503). Earlier issuing CAs' CRLs go in
+        // when there are some.
         CrlFile::Chain => match root_crl(&r).await {
             Err(e) => Err(e),
-            Ok(root) => issuing_crl(&r).await.map(|issuing| Served {
-                body: r.chain_crl(&issuing, &root).pem.clone(),
-                etag: format!("\"{}-{}-chain\"", issuing.tag, root.tag),
-                content_type: "application/x-pem-file",
-                this_update: issuing.this_update.max(root.this_update),
-                next_update: issuing.next_update.min(root.next_update),
-            }),
+            Ok(root) => match issuing_crl(&r).await {
+                Err(e) => Err(e),
+                Ok(issuing) => {
+                    let mut crls = vec![issuing];
+                    for index in 0..r.previous().len() {
+                        if let Ok(c) = previous_crl(&r, index).await {
+                            crls.push(c);
+                        }
+                    }
+                    crls.push(root);
+                    let tags: Vec<&str> = crls.iter().map(|c| c.tag.as_str()).collect();
+                    Ok(Served {
+                        body: r.chain_crl(&crls).pem.clone(),
+                        etag: format!("\"{}-chain\"", tags.join("-")),
+                        content_type: "application/x-pem-file",
+                        this_update: crls
+                            .iter()
+                            .map(|c| c.this_update)
+                            .max()
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        next_update: crls
+                            .iter()
+                            .map(|c| c.next_update)
+                            .min()
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                    })
+                }
+            },
         },
     };
     match result {

@@ -19,6 +19,7 @@ pub struct IssuerCertificate {
     key_id_hex: String,
     subject_der: Vec<u8>,
     not_after: time::OffsetDateTime,
+    serial_hex: String,
 }
 
 impl std::fmt::Debug for IssuerCertificate {
@@ -44,6 +45,10 @@ impl IssuerCertificate {
             None => ids.sha1_key_hash().to_vec(),
         };
         let subject_der = cert.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
+        let serial_hex =
+            signet_ca::Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
+                .map_err(|e| bad(&e))?
+                .to_hex();
         let not_after = i64::try_from(
             cert.tbs_certificate
                 .validity
@@ -64,6 +69,7 @@ impl IssuerCertificate {
             key_id,
             subject_der,
             not_after,
+            serial_hex,
         })
     }
 
@@ -80,6 +86,11 @@ impl IssuerCertificate {
         let (_, der) = pem_rfc7468::decode_vec(&pem.as_bytes()[start..end])
             .map_err(|e| ResponderError::IssuerCertificate(format!("bad PEM: {e}")))?;
         Self::from_der(&der)
+    }
+
+    /// The certificate's serial number, hex (as the store spells it).
+    pub fn serial_hex(&self) -> &str {
+        &self.serial_hex
     }
 
     /// The end of the certificate's validity.

@@ -125,6 +125,8 @@ struct Inner {
     cache: cache::OcspCache,
     crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
     root_crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
+    /// Earlier issuing CAs of the same root whose CRLs are still served (set once).
+    previous: std::sync::OnceLock<Vec<crl::PreviousCrl>>,
     /// The last `/crl/chain.pem` body built, for the CRL numbers it was built from.
     chain_crl: RwLock<Option<Arc<crl::ChainCrl>>>,
     /// The root CRL state last warned about (number × 2 + expired; 0: none yet).
@@ -201,12 +203,36 @@ impl Responder {
                 cache,
                 crl: RwLock::new(None),
                 root_crl: RwLock::new(None),
+                previous: std::sync::OnceLock::new(),
                 chain_crl: RwLock::new(None),
                 root_crl_warned: std::sync::atomic::AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
                 parsed: ocsp::ParsedRequests::default(),
             }),
         })
+    }
+
+    /// Also serve the CRLs of these earlier issuing CAs of the same root (kept after
+    /// `signet ca new-issuing`; `signet serve` keeps signing them with the kept keys), at
+    /// `/crl/{issuer_name}-{serial}.crl` and `.pem`, and in `/crl/chain.pem` between the
+    /// issuing CA's and the root's, so that relying parties checking CRLs for the whole
+    /// chain still accept those CAs' unexpired certificates. OCSP stays for the current
+    /// issuing CA only. Set once; a second call is ignored.
+    pub fn set_previous_issuers(&self, issuers: Vec<IssuerCertificate>) {
+        let previous = issuers
+            .into_iter()
+            .filter(|i| i.key_id_hex() != self.inner.issuer.key_id_hex())
+            .map(|issuer| crl::PreviousCrl {
+                name: format!("{}-{}", self.inner.config.issuer_name, issuer.serial_hex()),
+                issuer,
+                slot: RwLock::new(None),
+            })
+            .collect();
+        let _ = self.inner.previous.set(previous);
+    }
+
+    pub(crate) fn previous(&self) -> &[crl::PreviousCrl] {
+        self.inner.previous.get().map_or(&[], Vec::as_slice)
     }
 
     /// The issuing CA this responder answers for.

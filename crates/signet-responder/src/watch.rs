@@ -49,6 +49,9 @@ impl Responder {
             if let Err(e) = self.refresh_root_crl().await {
                 tracing::warn!(error = %e, "checking for a new root CRL failed");
             }
+            if let Err(e) = self.refresh_previous_crls().await {
+                tracing::warn!(error = %e, "checking for new CRLs of earlier issuing CAs failed");
+            }
             self.check_root_crl_expiry(time::OffsetDateTime::now_utc());
             tokio::select! {
                 () = self.inner.wake.notified() => {}

@@ -777,6 +777,7 @@ fn the_init_container_script_copies_the_ca_files() {
         }
         if kept {
             std::fs::write(root.join("etc/signet/ca/issuing_ca.4a5b.crt"), "old").unwrap();
+            std::fs::write(root.join("etc/signet/ca/issuing_ca.4a5b.key"), "old key").unwrap();
         }
         std::fs::create_dir_all(root.join("var/lib/signet")).unwrap();
         let rooted = script
@@ -808,8 +809,10 @@ fn the_init_container_script_copies_the_ca_files() {
             assert_eq!(mode(f), 0o644, "{f}");
         }
         assert_eq!(data.join("issuing_ca.4a5b.crt").exists(), kept);
+        assert_eq!(data.join("issuing_ca.4a5b.key").exists(), kept);
         if kept {
             assert_eq!(mode("issuing_ca.4a5b.crt"), 0o644);
+            assert_eq!(mode("issuing_ca.4a5b.key"), 0o600);
         }
     }
 }

@@ -647,3 +647,124 @@ fn leaf_with_chain(leaf: &Path, chain: &Path) -> PathBuf {
     fs::write(&out, pem).unwrap();
     out
 }
+
+/// After `ca new-issuing`, `serve` goes on signing the old issuing CA's CRL with its kept
+/// key and serves it in `/crl/chain.pem`: openssl, checking CRLs for the whole chain as
+/// nginx `ssl_crl` does, accepts a certificate of the old CA, and refuses it once the admin
+/// revokes it.
+#[tokio::test]
+async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = signet(&["init", "--dir", p(&data)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let old_ca = data.join("issuing_ca.crt");
+    let old_serial = {
+        let o = openssl(&["x509", "-in", p(&old_ca), "-noout", "-serial"]);
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase()
+    };
+    let (cert, _key) = local_client_cert(tmp.path(), &data, "old");
+    let o = signet(&["ca", "new-issuing", "--dir", p(&data)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let kept = data.join(format!("issuing_ca.{old_serial}.crt"));
+    assert!(kept.exists());
+
+    let ocsp_port = free_port();
+    let ocsp_listen = format!("127.0.0.1:{ocsp_port}");
+    let mut server = Server::start(
+        tmp.path(),
+        &[],
+        &["--dir", p(&data), "--responder-listen", &ocsp_listen],
+    );
+    let root = data.join("root_ca.crt");
+    let https = client(&root, None);
+    server
+        .wait_for(&https, &server.url("https", "/readyz"))
+        .await;
+    let plain = client(&root, None);
+    let chain_file = tmp.path().join("chain.pem");
+    let verify_old = async || {
+        let resp = plain
+            .get(format!("http://{ocsp_listen}/crl/chain.pem"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let chain = resp.text().await.unwrap();
+        fs::write(&chain_file, &chain).unwrap();
+        let o = openssl(&[
+            "verify",
+            "-crl_check_all",
+            "-CAfile",
+            p(&root),
+            "-untrusted",
+            p(&kept),
+            "-CRLfile",
+            p(&chain_file),
+            p(&cert),
+        ]);
+        (chain, o)
+    };
+    let (chain, o) = verify_old().await;
+    assert_eq!(
+        chain.matches("-----BEGIN X509 CRL-----").count(),
+        3,
+        "{chain}"
+    );
+    assert!(o.status.success(), "{}\n{}", text(&o), server.log());
+    // The old CA's CRL alone, under its own name.
+    let resp = plain
+        .get(format!("http://{ocsp_listen}/crl/issuing-{old_serial}.crl"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let der = tmp.path().join("old.crl");
+    fs::write(&der, resp.bytes().await.unwrap()).unwrap();
+    let o = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&der),
+        "-CAfile",
+        p(&kept),
+        "-noout",
+    ]);
+    assert!(text(&o).contains("verify OK"), "{}", text(&o));
+
+    // Revoked by the admin: the old CA's next CRL lists it and openssl refuses it.
+    let leaf_serial = {
+        let o = openssl(&["x509", "-in", p(&cert), "-noout", "-serial"]);
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase()
+    };
+    let admin = fs::read_to_string(data.join("admin.token")).unwrap();
+    let resp = https
+        .post(server.url("https", &format!("/v1/certificates/{leaf_serial}/revoke")))
+        .bearer_auth(admin.trim())
+        .json(&serde_json::json!({"reason": "keyCompromise"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, o) = verify_old().await;
+        if !o.status.success() {
+            assert!(text(&o).contains("certificate revoked"), "{}", text(&o));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old CA's CRL never listed the revocation:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -164,8 +164,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..cfg.policy.clone()
             },
         },
-    )
-    .with_previous_issuers(previous_issuers(&ca, &cfg.ca.issuing_cert));
+    );
+    let kept = kept_issuers(&ca, &cfg);
+    let state = state.with_previous_issuers(kept.iter().map(|k| k.previous.clone()).collect());
     // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
@@ -181,6 +182,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
+    responder.set_previous_issuers(
+        kept.iter()
+            .map(|k| signet_responder::IssuerCertificate::from_der(&k.previous.der))
+            .collect::<Result<_, _>>()?,
+    );
     let certifier = CaCertifier {
         ca: ca.clone(),
         store: store.clone(),
@@ -201,14 +207,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .publish_if_stale()
         .await
         .context("publishing the CRL")?;
+    // Earlier issuing CAs whose keys were kept go on publishing CRLs (not to the in-process
+    // responder's issuing slot: it loads them from the store), so that relying parties
+    // checking CRLs for the whole chain accept their certificates until they are renewed.
+    let mut previous_publishers = Vec::new();
+    for k in &kept {
+        let Some(kept_ca) = &k.ca else { continue };
+        let p = CrlPublisher::new(
+            kept_ca.clone(),
+            store.clone(),
+            None,
+            rcfg.crl_interval.duration(),
+            rcfg.crl_validity.duration(),
+        );
+        let first = p
+            .publish_if_stale()
+            .await
+            .context("publishing the CRL of an earlier issuing CA")?;
+        previous_publishers.push((p, first));
+    }
     let state = state.with_revocation_hook({
         let (responder, publisher) = (responder.clone(), publisher.clone());
+        let others: Vec<CrlPublisher> =
+            previous_publishers.iter().map(|(p, _)| p.clone()).collect();
         Arc::new(move |serial: &str| {
             responder.certificate_revoked(serial);
             publisher.trigger();
+            for p in &others {
+                p.trigger();
+            }
         })
     });
-    let background = [
+    let mut background = vec![
         tokio::spawn(responder.clone().run_signer(certifier)),
         tokio::spawn(responder.clone().watch_changes()),
         tokio::spawn(publisher.run(first_crl)),
@@ -218,6 +248,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             rcfg.signer_lifetime.duration(),
         )),
     ];
+    for (p, first) in previous_publishers {
+        background.push(tokio::spawn(p.run(first)));
+    }
     let reload_state = state.clone();
     let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
     let router = signet_api::app(state);
@@ -408,21 +441,29 @@ async fn refuse_revoked_issuing_ca(
     Ok(())
 }
 
-/// The earlier issuing CAs `signet ca new-issuing` kept beside the current one
-/// (`issuing_ca.<serial>.crt`) and signed by the same root: their certificates may still
-/// authenticate, to renew onto the current CA or revoke themselves, until they expire. A
-/// kept file that is not such a CA is skipped with a warning.
-fn previous_issuers(
-    ca: &signet_ca::IssuingCa,
-    issuing_cert: &std::path::Path,
-) -> Vec<signet_ca::PreviousIssuer> {
-    let dir = match issuing_cert.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
+/// An earlier issuing CA `signet ca new-issuing` kept beside the current one.
+struct KeptIssuer {
+    /// Its certificate, checked to be signed by the same root.
+    previous: signet_ca::PreviousIssuer,
+    /// It with its kept key (`issuing_ca.<serial>.key` beside the issuing key), if that
+    /// loads: then `serve` goes on signing its CRLs.
+    ca: Option<Arc<signet_ca::IssuingCa>>,
+}
+
+/// The earlier issuing CAs kept beside the current one (`issuing_ca.<serial>.crt`) and
+/// signed by the same root: their certificates may still authenticate, to renew onto the
+/// current CA or revoke themselves, until they expire; with their kept keys, their CRLs
+/// are still published. A kept file that is not such a CA, or a key that does not load, is
+/// skipped with a warning.
+fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<KeptIssuer> {
+    let dir_of = |path: &std::path::Path| match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(dir_of(&cfg.ca.issuing_cert)) else {
         return Vec::new();
     };
+    let passphrase = super::passphrase();
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -437,28 +478,63 @@ fn previous_issuers(
             continue;
         }
         let path = entry.path();
-        let kept = std::fs::read(&path)
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(pem) => pem,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA");
+                continue;
+            }
+        };
+        let checked = crate::client::parse_certificates(pem.as_bytes())
             .map_err(|e| e.to_string())
-            .and_then(|pem| {
-                crate::client::parse_certificates(&pem)
-                    .map_err(|e| e.to_string())?
+            .and_then(|certs| {
+                certs
                     .into_iter()
                     .next()
                     .ok_or_else(|| "no certificate in it".to_string())
             })
             .and_then(|der| ca.previous_issuer(&der).map_err(|e| e.to_string()));
-        match kept {
-            Ok(previous) => {
-                tracing::info!(
-                    file = %path.display(),
-                    "certificates of this earlier issuing CA may renew onto the current one"
-                );
-                found.push(previous);
-            }
+        let previous = match checked {
+            Ok(p) => p,
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA")
+                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA");
+                continue;
             }
-        }
+        };
+        let key_path = dir_of(&cfg.ca.issuing_key).join(format!("issuing_ca.{serial}.key"));
+        let kept_ca = if key_path.exists() {
+            let loaded = signet_ca::read_private_key_file(
+                &key_path,
+                passphrase.as_ref().map(|p| p.as_str()),
+            )
+            .and_then(|key| {
+                signet_ca::IssuingCa::new(&pem, &signet_ca_root_pem(ca), key, cfg.issuance_urls())
+            });
+            match loaded {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!(file = %key_path.display(), error = %e, "not publishing CRLs for a kept issuing CA: its key does not load");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::info!(
+            file = %path.display(),
+            crls = kept_ca.is_some(),
+            "certificates of this earlier issuing CA may renew onto the current one"
+        );
+        found.push(KeptIssuer {
+            previous,
+            ca: kept_ca,
+        });
     }
     found
+}
+
+/// The root of `ca`, PEM.
+fn signet_ca_root_pem(ca: &signet_ca::IssuingCa) -> String {
+    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, ca.root_der())
+        .unwrap_or_default()
 }
