@@ -200,6 +200,12 @@ impl Ca {
         );
         assert!(toml.contains(&format!("\nlisten = \"{here}\"")), "{toml}");
         std::fs::write(&config, toml).unwrap();
+        Ca::serve(tmp, data, api_port, ocsp_port)
+    }
+
+    /// `signet serve` on the initialised `data`, its responder on `ocsp_port` (as
+    /// signet.toml says), until it is ready.
+    fn serve(tmp: &Path, data: PathBuf, api_port: u16, ocsp_port: u16) -> Ca {
         let mut cmd = base_command();
         cmd.args([
             "serve",
@@ -208,7 +214,7 @@ impl Ca {
             "--listen",
             &format!("127.0.0.1:{api_port}"),
         ]);
-        let log = tmp.join("serve.log");
+        let log = tmp.join(format!("serve-{api_port}.log"));
         let mut serve = Proc::spawn(cmd, log.clone());
         serve.wait_listening(api_port, &log);
         serve.wait_ready(ocsp_port, "/readyz");
@@ -218,6 +224,16 @@ impl Ca {
             api: format!("https://127.0.0.1:{api_port}"),
             ocsp_port,
         }
+    }
+
+    /// Stop the server, run `signet ca new-issuing`, and serve again on the same ports.
+    fn new_issuing(self, tmp: &Path) -> Ca {
+        let api_port: u16 = self.api.rsplit(':').next().unwrap().parse().unwrap();
+        let (data, ocsp_port) = (self.data.clone(), self.ocsp_port);
+        drop(self);
+        let o = signet(&["ca", "new-issuing", "--dir", p(&data)]);
+        assert!(o.status.success(), "{}", text(&o));
+        Ca::serve(tmp, data, api_port, ocsp_port)
     }
 
     /// Root, then the issuing CA: what verifiers trust.
@@ -878,6 +894,91 @@ fn nginx_mtls_refuses_a_revoked_client_certificate_by_crl() {
     let nginx = Nginx::start(tmp.path(), "crl-full-2", &server(&both));
     assert_refused(mtls_get(nginx.port, &chain, Some(&alice)));
     assert_refused(mtls_get(nginx.port, &chain, Some(&mallory)));
+}
+
+/// After `signet ca new-issuing`, nginx with `ssl_crl` on the responder's `/crl/chain.pem`
+/// (the new issuing CA's CRL, the old one's, the root's) still accepts a client certificate
+/// of the old issuing CA and one of the new, and refuses the old one once it is revoked.
+#[test]
+fn nginx_mtls_accepts_both_issuing_cas_across_a_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::start(tmp.path());
+    let dir = tmp.path().join("rotation");
+    std::fs::create_dir(&dir).unwrap();
+    let web = ca.issue(&dir, "web.internal", "server");
+    let alice = ca.issue(&dir, "alice.internal", "client");
+    let ca = ca.new_issuing(tmp.path());
+    let bob = ca.issue(&dir, "bob.internal", "client");
+    let root = ca.data.join("root_ca.crt");
+
+    let chain_crls = |listing: Option<&str>| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, _, body) = http_get(ca.ocsp_port, "/crl/chain.pem").unwrap();
+            assert_eq!(status, 200);
+            let body = String::from_utf8(body).unwrap();
+            assert_eq!(
+                body.matches("-----BEGIN X509 CRL-----").count(),
+                3,
+                "{body}"
+            );
+            let file = dir.join("chain-crls.pem");
+            std::fs::write(&file, &body).unwrap();
+            // `openssl crl` reads one CRL per file.
+            let mut listed = String::new();
+            for (i, block) in body.split_inclusive("-----END X509 CRL-----\n").enumerate() {
+                let one = dir.join(format!("chain-crl-{i}.pem"));
+                std::fs::write(&one, block).unwrap();
+                listed.push_str(&openssl_text(&["crl", "-in", p(&one), "-noout", "-text"]));
+            }
+            if listing.is_none_or(|s| listed.to_ascii_lowercase().contains(s)) {
+                return file;
+            }
+            assert!(Instant::now() < deadline, "never listed {listing:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let server = |crl: &Path| {
+        format!(
+            "ssl_certificate {bundle};
+        ssl_certificate_key {key};
+        ssl_verify_client on;
+        ssl_client_certificate {root};
+        ssl_verify_depth 2;
+        ssl_crl {crl};",
+            bundle = p(&web.bundle),
+            key = p(&web.key),
+            root = p(&root),
+            crl = p(crl),
+        )
+    };
+    let crls = chain_crls(None);
+    let nginx = Nginx::start(tmp.path(), "rotation", &server(&crls));
+    for client in [&alice, &bob] {
+        assert_eq!(
+            mtls_get(nginx.port, &root, Some(client)),
+            Ok((200, "hello from nginx\n".to_string())),
+            "{}",
+            nginx.error_log()
+        );
+    }
+    drop(nginx);
+
+    ca.revoke(&alice.serial);
+    let crls = chain_crls(Some(&alice.serial));
+    let nginx = Nginx::start(tmp.path(), "rotation-2", &server(&crls));
+    assert_refused(mtls_get(nginx.port, &root, Some(&alice)));
+    assert!(
+        nginx
+            .error_log()
+            .contains("client SSL certificate verify error: (23:certificate revoked)"),
+        "{}",
+        nginx.error_log()
+    );
+    assert_eq!(
+        mtls_get(nginx.port, &root, Some(&bob)),
+        Ok((200, "hello from nginx\n".to_string()))
+    );
 }
 
 /// nginx completes the handshake and answers 400 "The SSL certificate error".
