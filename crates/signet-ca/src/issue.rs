@@ -513,11 +513,20 @@ impl IssuingCa {
     /// Check that `der` is a CA certificate signed by this CA's root (another issuing CA of
     /// the same hierarchy, not this one) and describe it.
     pub fn previous_issuer(&self, der: &[u8]) -> Result<PreviousIssuer, CaError> {
+        PreviousIssuer::check(der, &self.root_der, &self.cert_der)
+    }
+}
+
+impl PreviousIssuer {
+    /// Check that `der` is a CA certificate signed by the root `root_der` and is not the
+    /// current issuing CA `current_der`, and describe it. For processes that hold no CA
+    /// key (a standalone responder); with the key, [`IssuingCa::previous_issuer`].
+    pub fn check(der: &[u8], root_der: &[u8], current_der: &[u8]) -> Result<Self, CaError> {
         let bad = |why: String| CaError::CaCertificate(format!("earlier issuing CA: {why}"));
         let cert = Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
-        let root = Certificate::from_der(&self.root_der).map_err(|e| bad(e.to_string()))?;
+        let root = Certificate::from_der(root_der).map_err(|e| bad(e.to_string()))?;
         check_is_ca(&cert)?;
-        if der == self.cert_der.as_slice() {
+        if der == current_der {
             return Err(bad("it is the current issuing CA".into()));
         }
         if !signed_by(&cert, &root)? {

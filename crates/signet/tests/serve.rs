@@ -767,4 +767,63 @@ async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A standalone responder on the same data directory and database serves the same three
+    // CRLs: it finds the kept certificate beside the issuing one and checks it with the root.
+    let standalone_port = free_port();
+    let log = tmp.path().join("standalone.log");
+    let out = fs::File::create(&log).unwrap();
+    let mut standalone = Command::new(env!("CARGO_BIN_EXE_signet"))
+        .args([
+            "responder",
+            "--dir",
+            p(&data),
+            "--listen",
+            &format!("127.0.0.1:{standalone_port}"),
+            "--database-url",
+            &format!("sqlite://{}", p(&data.join("signet.db"))),
+        ])
+        .env_remove("SIGNET_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + STARTUP;
+    let chain = loop {
+        if let Ok(resp) = plain
+            .get(format!("http://127.0.0.1:{standalone_port}/crl/chain.pem"))
+            .send()
+            .await
+            && resp.status() == 200
+        {
+            break resp.text().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline && standalone.try_wait().unwrap().is_none(),
+            "{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = standalone.kill();
+    let _ = standalone.wait();
+    assert_eq!(
+        chain.matches("-----BEGIN X509 CRL-----").count(),
+        3,
+        "{chain}"
+    );
+    fs::write(&chain_file, &chain).unwrap();
+    let o = openssl(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&kept),
+        "-CRLfile",
+        p(&chain_file),
+        p(&cert),
+    ]);
+    assert!(text(&o).contains("certificate revoked"), "{}", text(&o));
 }

@@ -93,6 +93,30 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
          on it first",
     )?;
     let key_id = issuer.key_id_hex().to_string();
+    // Earlier issuing CAs kept beside the issuing certificate (`signet ca new-issuing`):
+    // their CRLs, which `signet serve` goes on signing, are served too. Checking that they
+    // belong to this hierarchy needs the root.
+    let previous = match &root {
+        None => Vec::new(),
+        Some(root) => super::kept_issuing_ca_files(&cert_path)
+            .into_iter()
+            .filter_map(|kept| {
+                let checked =
+                    signet_ca::PreviousIssuer::check(&kept.der, root.der(), issuer.der())
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| {
+                            IssuerCertificate::from_der(&kept.der).map_err(|e| e.to_string())
+                        });
+                match checked {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(file = %kept.path.display(), error = %e, "skipping a kept issuing CA");
+                        None
+                    }
+                }
+            })
+            .collect(),
+    };
     let responder = Responder::with_root(
         store.clone(),
         issuer,
@@ -102,6 +126,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
+    responder.set_previous_issuers(previous);
 
     // 3. Serve; the signer arrives in the background.
     let socket = TcpListener::bind(listen)

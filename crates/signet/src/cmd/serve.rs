@@ -456,59 +456,33 @@ struct KeptIssuer {
 /// are still published. A kept file that is not such a CA, or a key that does not load, is
 /// skipped with a warning.
 fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<KeptIssuer> {
-    let dir_of = |path: &std::path::Path| match path.parent() {
+    let key_dir = match cfg.ca.issuing_key.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    let Ok(entries) = std::fs::read_dir(dir_of(&cfg.ca.issuing_cert)) else {
-        return Vec::new();
-    };
     let passphrase = super::passphrase();
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(serial) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("issuing_ca."))
-            .and_then(|n| n.strip_suffix(".crt"))
-        else {
-            continue;
-        };
-        if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-            continue;
-        }
-        let path = entry.path();
-        let pem = match std::fs::read_to_string(&path) {
-            Ok(pem) => pem,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA");
-                continue;
-            }
-        };
-        let checked = crate::client::parse_certificates(pem.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|certs| {
-                certs
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| "no certificate in it".to_string())
-            })
-            .and_then(|der| ca.previous_issuer(&der).map_err(|e| e.to_string()));
-        let previous = match checked {
+    for kept in super::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
+        let previous = match ca.previous_issuer(&kept.der) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "skipping a kept issuing CA");
+                tracing::warn!(file = %kept.path.display(), error = %e, "skipping a kept issuing CA");
                 continue;
             }
         };
-        let key_path = dir_of(&cfg.ca.issuing_key).join(format!("issuing_ca.{serial}.key"));
+        let key_path = key_dir.join(format!("issuing_ca.{}.key", kept.serial));
         let kept_ca = if key_path.exists() {
             let loaded = signet_ca::read_private_key_file(
                 &key_path,
                 passphrase.as_ref().map(|p| p.as_str()),
             )
             .and_then(|key| {
-                signet_ca::IssuingCa::new(&pem, &signet_ca_root_pem(ca), key, cfg.issuance_urls())
+                signet_ca::IssuingCa::new(
+                    &kept.pem,
+                    &signet_ca_root_pem(ca),
+                    key,
+                    cfg.issuance_urls(),
+                )
             });
             match loaded {
                 Ok(c) => Some(Arc::new(c)),
@@ -521,7 +495,7 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
             None
         };
         tracing::info!(
-            file = %path.display(),
+            file = %kept.path.display(),
             crls = kept_ca.is_some(),
             "certificates of this earlier issuing CA may renew onto the current one"
         );
