@@ -666,6 +666,38 @@ impl Conditions {
     fn push(&mut self, clause: String) {
         self.clauses.push(clause);
     }
+
+    /// Runs `select` with these conditions, then `ORDER BY order LIMIT limit`, binding every
+    /// value; returns the rows.
+    async fn fetch_all(
+        mut self,
+        pool: &AnyPool,
+        select: &str,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let fetch = self.bind(Param::Int(limit));
+        let mut sql = String::from(select);
+        if !self.clauses.is_empty() {
+            sql.push_str(" WHERE (");
+            sql.push_str(&self.clauses.join(") AND ("));
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY ");
+        sql.push_str(order);
+        sql.push_str(" LIMIT ");
+        sql.push_str(&fetch);
+        // Safe to run as built: `sql` is made only of the callers' constant fragments and
+        // `$N` placeholders; every value is bound below.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for param in self.params {
+            query = match param {
+                Param::Int(v) => query.bind(v),
+                Param::Text(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_all(pool).await?)
+    }
 }
 
 fn from_unix(column: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
@@ -988,28 +1020,16 @@ impl Store {
             let p = cond.bind(Param::Int(before));
             cond.push(format!("id < {p}"));
         }
-        // One extra row tells whether another page exists.
-        let fetch = cond.bind(Param::Int(i64::from(limit) + 1));
-        let mut sql =
-            String::from("SELECT id, at, actor, action, serial, outcome, detail FROM audit_log");
-        if !cond.clauses.is_empty() {
-            sql.push_str(" WHERE (");
-            sql.push_str(&cond.clauses.join(") AND ("));
-            sql.push(')');
-        }
-        sql.push_str(" ORDER BY id DESC LIMIT ");
-        sql.push_str(&fetch);
-        // Safe to run as built: `sql` is made only of the constant fragments above (the
-        // column names come from the fixed list) and `$N` placeholders; every value is
-        // bound below.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for param in cond.params {
-            query = match param {
-                Param::Int(v) => query.bind(v),
-                Param::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        // One extra row tells whether another page exists. The column names in the
+        // conditions come from the fixed list above.
+        let rows = cond
+            .fetch_all(
+                &self.pool,
+                "SELECT id, at, actor, action, serial, outcome, detail FROM audit_log",
+                "id DESC",
+                i64::from(limit) + 1,
+            )
+            .await?;
         let mut items = rows
             .iter()
             .map(audit_from_row)
@@ -1236,32 +1256,17 @@ impl Store {
             ));
         }
         // One extra row tells whether another page exists.
-        let fetch = cond.bind(Param::Int(i64::from(limit) + 1));
-
-        let mut sql = String::from(
-            "SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
-             c.not_before, c.not_after, c.requester, c.der, c.created_at, \
-             c.revoked_at, c.revocation_reason \
-             FROM certificates AS c",
-        );
-        if !cond.clauses.is_empty() {
-            sql.push_str(" WHERE (");
-            sql.push_str(&cond.clauses.join(") AND ("));
-            sql.push(')');
-        }
-        sql.push_str(" ORDER BY c.created_at DESC, c.serial DESC LIMIT ");
-        sql.push_str(&fetch);
-
-        // Safe to run as built: `sql` is made only of the constant fragments
-        // above and `$N` placeholders; every value is bound below.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for param in cond.params {
-            query = match param {
-                Param::Int(v) => query.bind(v),
-                Param::Text(v) => query.bind(v),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = cond
+            .fetch_all(
+                &self.pool,
+                "SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
+                 c.not_before, c.not_after, c.requester, c.der, c.created_at, \
+                 c.revoked_at, c.revocation_reason \
+                 FROM certificates AS c",
+                "c.created_at DESC, c.serial DESC",
+                i64::from(limit) + 1,
+            )
+            .await?;
 
         let mut items = rows
             .iter()
