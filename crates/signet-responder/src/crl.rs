@@ -382,12 +382,10 @@ pub(crate) async fn get_crl(
             Ok(root) => match issuing_crl(&r).await {
                 Err(e) => Err(e),
                 Ok(issuing) => {
+                    // Only what is loaded: the watch loop keeps these fresh, and a request
+                    // must not cost a database query per earlier CA that has no CRL.
                     let mut crls = vec![issuing];
-                    for index in 0..r.previous().len() {
-                        if let Ok(c) = previous_crl(&r, index).await {
-                            crls.push(c);
-                        }
-                    }
+                    crls.extend(r.previous().iter().filter_map(|p| read(&p.slot)));
                     crls.push(root);
                     let tags: Vec<&str> = crls.iter().map(|c| c.tag.as_str()).collect();
                     Ok(Served {
