@@ -27,25 +27,8 @@ pub struct ListArgs {
     /// Only good certificates expiring within this long, e.g. 24h.
     #[arg(long, value_name = "DURATION")]
     expiring_within: Option<String>,
-    /// Page size.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    limit: Option<u32>,
-    /// Start from this cursor (printed when there are more results).
-    #[arg(long)]
-    cursor: Option<String>,
-    /// Follow cursors until every matching certificate is listed.
-    #[arg(long)]
-    all: bool,
-    /// Print one JSON object per line instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Data directory (for the default root_ca.crt and admin.token).
-    #[arg(long, default_value = "signet-data")]
-    dir: PathBuf,
     #[command(flatten)]
-    client: ClientArgs,
-    #[command(flatten)]
-    admin: AdminArgs,
+    paging: Paging,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,11 +70,7 @@ fn row(item: &Value) -> Vec<String> {
 }
 
 /// Render rows as an aligned table under `header`; the last column is not padded.
-pub(crate) fn table(
-    header: &[&str],
-    items: &[Value],
-    row: impl Fn(&Value) -> Vec<String>,
-) -> String {
+fn table(header: &[&str], items: &[Value], row: impl Fn(&Value) -> Vec<String>) -> String {
     let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
         .chain(items.iter().map(row))
         .collect();
@@ -124,45 +103,60 @@ pub async fn run(args: ListArgs) -> anyhow::Result<()> {
         ("name", &args.name),
         ("expiring_within", &args.expiring_within),
     ];
-    let paging = Paging {
-        limit: args.limit,
-        cursor: args.cursor.clone(),
-        all: args.all,
-        json: args.json,
-    };
-    let bearer = args.admin.require(&args.dir)?;
-    let api = args.client.connect(&args.dir).await?;
-    let rows = paging
-        .fetch(&api, "/v1/certificates", &filters, &bearer, "certificates")
-        .await?;
-    if !args.json {
-        print!(
-            "{}",
-            table(
-                &["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"],
-                &rows,
-                row
-            )
-        );
-    }
-    Ok(())
+    let header = ["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"];
+    args.paging
+        .print("/v1/certificates", &filters, "certificates", &header, row)
+        .await
 }
 
-/// How to walk a keyset-paginated admin listing.
+/// The flags every admin listing shares, and how to walk one (keyset pages).
+#[derive(Debug, Args)]
 pub(crate) struct Paging {
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-    /// Follow cursors to the end.
-    pub all: bool,
-    /// Print each item as a JSON line as it arrives instead of collecting it.
-    pub json: bool,
+    /// Page size (the server caps a page at 500).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    limit: Option<u32>,
+    /// Start from this cursor (printed when there are more results).
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Follow cursors until every match is listed.
+    #[arg(long)]
+    all: bool,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Data directory (for the default root_ca.crt and admin.token).
+    #[arg(long, default_value = "signet-data")]
+    dir: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 impl Paging {
+    /// List `path` with the given filters as the admin: a table under `header` with one
+    /// `row` per item, or JSON lines with `--json`. `what` names the items.
+    pub(crate) async fn print(
+        &self,
+        path: &str,
+        filters: &[(&'static str, &Option<String>)],
+        what: &str,
+        header: &[&str],
+        row: impl Fn(&Value) -> Vec<String>,
+    ) -> anyhow::Result<()> {
+        let bearer = self.admin.require(&self.dir)?;
+        let api = self.client.connect(&self.dir).await?;
+        let rows = self.fetch(&api, path, filters, &bearer, what).await?;
+        if !self.json {
+            print!("{}", table(header, &rows, row));
+        }
+        Ok(())
+    }
+
     /// GET `path` with the given filters, page after page while `all`; returns the items
     /// collected (none with `json`, which prints them) and tells on stderr how to go on
     /// when more match. `what` names the items in that message.
-    pub(crate) async fn fetch(
+    async fn fetch(
         &self,
         api: &crate::client::Api,
         path: &str,
