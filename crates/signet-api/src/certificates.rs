@@ -753,12 +753,9 @@ async fn holder(
     // `signet ca new-issuing`), whose certificates may renew onto the current one.
     let previous = match info.authority_key_id.as_deref() {
         Some(aki) if aki == st.inner.ca.key_id() => None,
-        Some(aki) if st.previous_issuer(aki).is_some() => st.previous_issuer(aki),
-        _ => {
-            return Err(ApiError::Unauthorized(
-                "the client certificate was not issued by this CA".into(),
-            ));
-        }
+        aki => Some(aki.and_then(|a| st.previous_issuer(a)).ok_or_else(|| {
+            ApiError::Unauthorized("the client certificate was not issued by this CA".into())
+        })?),
     };
     let rec = st
         .inner

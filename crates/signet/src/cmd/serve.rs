@@ -461,6 +461,7 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
         _ => std::path::PathBuf::from("."),
     };
     let passphrase = super::passphrase();
+    let root_pem = crate::client::certificate_pem(ca.root_der());
     let mut found = Vec::new();
     for kept in super::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
         let previous = match ca.previous_issuer(&kept.der) {
@@ -477,12 +478,7 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
                 passphrase.as_ref().map(|p| p.as_str()),
             )
             .and_then(|key| {
-                signet_ca::IssuingCa::new(
-                    &kept.pem,
-                    &signet_ca_root_pem(ca),
-                    key,
-                    cfg.issuance_urls(),
-                )
+                signet_ca::IssuingCa::new(&kept.pem, &root_pem, key, cfg.issuance_urls())
             });
             match loaded {
                 Ok(c) => Some(Arc::new(c)),
@@ -505,10 +501,4 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
         });
     }
     found
-}
-
-/// The root of `ca`, PEM.
-fn signet_ca_root_pem(ca: &signet_ca::IssuingCa) -> String {
-    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, ca.root_der())
-        .unwrap_or_default()
 }
