@@ -8,159 +8,20 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
 mod common;
-use common::{base_command, free_port, p, text};
+use common::{Server, client_with, openssl, p, text};
 
-/// How long a server may take to come up (it may first create a CA and migrate a database).
-const STARTUP: Duration = Duration::from_secs(90);
-/// How long a server may take to exit after SIGTERM when it has nothing in flight.
-const PROMPT_EXIT: Duration = Duration::from_secs(10);
 /// The API's body limit (`signet_api::MAX_BODY_BYTES`).
 const MAX_BODY: usize = 64 * 1024;
 
-/// A `signet serve` process, killed if the test ends (or fails) without stopping it.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Start `signet serve --dir DATA` on a free port; its log goes to `log_dir/serve-PORT.log`.
-    fn start(log_dir: &Path, env: &[(&str, &str)], data: &Path) -> Server {
-        let port = free_port();
-        let log = log_dir.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let mut cmd = base_command();
-        cmd.args(["serve", "--dir", p(data), "--listen", &listen])
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Server {
-            child: cmd.spawn().unwrap(),
-            port,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The CA URL the server derives from its listen address (the tokens' audience).
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base())
-    }
-
-    /// Wait for the root certificate to be written (before that, nothing listens).
-    async fn wait_for_root(&mut self, root: &Path) {
-        let deadline = Instant::now() + STARTUP;
-        while !root.exists() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no root:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Poll `url` until it answers 200; panics with the server's log if the server exits or
-    /// does not come up in time.
-    async fn wait_for(&mut self, client: &reqwest::Client, url: &str) -> reqwest::Response {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            match client.get(url).send().await {
-                Ok(resp) if resp.status().is_success() => return resp,
-                Ok(resp) if Instant::now() > deadline => {
-                    panic!("{url} answered {}:\n{}", resp.status(), self.log())
-                }
-                Err(e) if Instant::now() > deadline => {
-                    panic!("{url} did not answer: {e:?}\n{}", self.log())
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// SIGTERM, then wait (bounded) for the exit status. Async, so that this test's HTTP
-    /// clients keep running and answer the server's HTTP/2 GOAWAY and PING as it drains.
-    async fn terminate(&mut self) -> ExitStatus {
-        let started = Instant::now();
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(kill.success(), "kill -TERM {pid}");
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < PROMPT_EXIT,
-                "signet serve did not exit within {PROMPT_EXIT:?} of SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the openssl CLI must be installed (apt-get install openssl)")
-}
-
-/// A one-time token from `signet token`, signed by the data directory's `default` provisioner.
+/// A one-time token from `signet token` for `subject` and the one name `san`.
 fn token(data: &Path, ca_url: &str, subject: &str, san: &str) -> String {
-    let o = base_command()
-        .args([
-            "token",
-            "--dir",
-            p(data),
-            "--ca-url",
-            ca_url,
-            "--subject",
-            subject,
-            "--san",
-            san,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let jwt = String::from_utf8(o.stdout).unwrap().trim().to_string();
-    assert_eq!(jwt.split('.').count(), 3, "{jwt}");
-    jwt
+    common::token(data, ca_url, subject, &[san])
 }
 
 /// The key algorithm of a CSR made by `openssl req`.
@@ -204,38 +65,10 @@ fn csr(dir: &Path, tag: &str, alg: Alg, name: &str) -> (PathBuf, PathBuf) {
     (csr, key)
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// A client trusting only `root`, optionally presenting a client certificate (chain PEM
 /// file, PKCS#8 key PEM file).
 fn client(root: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut tls = match identity {
-        Some((chain, key)) => {
-            let chain = CertificateDer::pem_file_iter(chain)
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_file(key).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    client_with(root, identity, Duration::from_secs(30))
 }
 
 /// The security headers every API response carries.
@@ -452,9 +285,8 @@ async fn scenario(backend: Backend) {
         .iter()
         .map(|db| ("SIGNET_DATABASE_URL", db.url()))
         .collect();
-    let mut server = Server::start(tmp.path(), &env, &data);
+    let mut server = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
     let root = data.join("root_ca.crt");
-    server.wait_for_root(&root).await;
     let https = client(&root, None);
     let health = server.wait_for(&https, &server.url("/healthz")).await;
     assert_security_headers(&health, "/healthz");
@@ -669,7 +501,7 @@ async fn scenario(backend: Backend) {
 
     // Drop every client before stopping the server, so nothing is left in flight.
     drop((api, mtls, fresh));
-    let status = server.terminate().await;
+    let (status, _) = server.terminate().await;
     assert_eq!(
         status.code(),
         Some(0),

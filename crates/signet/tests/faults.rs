@@ -17,301 +17,25 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
 mod common;
-use common::{base_command, free_port, p, text};
+use common::{
+    Minter, STARTUP, Server, admin_token, client, csr, openssl, p, post_issue, problem, serials,
+    text, token,
+};
 
-/// How long a server may take to come up (it may first create a CA and migrate a database).
-const STARTUP: Duration = Duration::from_secs(90);
 /// How long a refusal may take while the database is down: the store's pool acquire timeout
 /// (10 s) plus slack, well under the API's 30 s request timeout.
 const PROMPT_REFUSAL: Duration = Duration::from_secs(15);
 /// How long the server may take to recover once the database is back.
 const RECOVERY: Duration = Duration::from_secs(20);
-
-/// A `signet serve` process, killed if the test ends (or fails) without stopping it.
-struct Server {
-    child: Child,
-    port: u16,
-    ocsp_port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `signet serve --dir DATA` on a free API port and a free responder port; the log goes
-    /// to `log_dir/serve-PORT.log`.
-    fn start(log_dir: &Path, env: &[(&str, &str)], data: &Path) -> Server {
-        let port = free_port();
-        let ocsp_port = free_port();
-        let log = log_dir.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let responder = format!("127.0.0.1:{ocsp_port}");
-        let mut cmd = base_command();
-        cmd.args(["serve", "--dir", p(data), "--listen", &listen])
-            .args(["--responder-listen", &responder])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Server {
-            child: cmd.spawn().unwrap(),
-            port,
-            ocsp_port,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The CA URL the server derives from its listen address (the tokens' audience).
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base())
-    }
-
-    fn ocsp_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ocsp_port)
-    }
-
-    /// Wait for the root certificate to be written (before that, nothing listens).
-    async fn wait_for_root(&mut self, root: &Path) {
-        let deadline = Instant::now() + STARTUP;
-        while !root.exists() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no root:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Poll `url` until it answers 200.
-    async fn wait_for(&mut self, client: &reqwest::Client, url: &str) {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            match client.get(url).send().await {
-                Ok(resp) if resp.status().is_success() => return,
-                Ok(resp) if Instant::now() > deadline => {
-                    panic!("{url} answered {}:\n{}", resp.status(), self.log())
-                }
-                Err(e) if Instant::now() > deadline => {
-                    panic!("{url} did not answer: {e:?}\n{}", self.log())
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// Wait until the API and the responder both answer.
-    async fn wait_ready(&mut self, https: &reqwest::Client) {
-        self.wait_for(https, &self.url("/readyz")).await;
-        let crl = self.ocsp_url("/crl/issuing.crl");
-        self.wait_for(https, &crl).await;
-    }
-
-    /// SIGKILL, and reap.
-    fn kill9(&mut self) {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-        assert!(kill.success(), "kill -KILL {pid}");
-        self.child.wait().unwrap();
-    }
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the openssl CLI must be installed (apt-get install openssl)")
-}
-
-/// A one-time token from `signet token`, signed by the data directory's `default` provisioner.
-fn token(data: &Path, ca_url: &str, san: &str) -> String {
-    let o = base_command()
-        .args(["token", "--dir", p(data), "--ca-url", ca_url])
-        .args(["--subject", "faults", "--san", san])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let jwt = String::from_utf8(o.stdout).unwrap().trim().to_string();
-    assert_eq!(jwt.split('.').count(), 3, "{jwt}");
-    jwt
-}
-
-/// A P-256 key and CSR for `name` (CN and the only DNS SAN) made by `openssl req`; returns
-/// the CSR PEM.
-fn csr(dir: &Path, name: &str) -> String {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let o = openssl(&[
-        "req",
-        "-new",
-        "-nodes",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-keyout",
-        p(&key),
-        "-out",
-        p(&csr),
-        "-subj",
-        &format!("/CN={name}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{name}"),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    fs::read_to_string(csr).unwrap()
-}
-
-/// Mints one-time tokens in process, as `signet token` does: ES256 with the data directory's
-/// `default` provisioner key, `kid` and `iss` "default", a 5-minute lifetime, a random `jti`.
-struct Minter {
-    key: jsonwebtoken::EncodingKey,
-    aud: String,
-}
-
-impl Minter {
-    fn new(data: &Path, ca_url: &str) -> Minter {
-        let pem = fs::read(data.join("provisioners/default.key")).unwrap();
-        assert!(
-            pem.starts_with(b"-----BEGIN PRIVATE KEY-----"),
-            "the default provisioner key is expected as unencrypted PKCS#8"
-        );
-        Minter {
-            key: jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
-            aud: ca_url.to_string(),
-        }
-    }
-
-    fn token(&self) -> String {
-        use ring::rand::SecureRandom;
-        let mut jti = [0u8; 16];
-        ring::rand::SystemRandom::new().fill(&mut jti).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let claims = json!({
-            "iss": "default",
-            "aud": self.aud,
-            "sub": "load",
-            "sans": ["load.internal"],
-            "iat": now,
-            "nbf": now,
-            "exp": now + 300,
-            "jti": hex::encode(jti),
-        });
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some("default".into());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
-}
-
-/// An HTTPS client trusting only `root`.
-fn client(root: &Path) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn admin_token(data: &Path) -> String {
-    fs::read_to_string(data.join("admin.token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
-/// Read a problem response: the expected status, `application/problem+json` and
-/// `urn:signet:problem:SLUG`.
-async fn problem(resp: reqwest::Response, status: u16, slug: &str) {
-    let what = format!("{} {}", resp.url(), resp.status());
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string());
-    let got = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_eq!(got, status, "{what}: {body}");
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "{what}: {body}"
-    );
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["type"], format!("urn:signet:problem:{slug}"), "{body}");
-    assert_eq!(v["status"], status, "{body}");
-}
-
-/// All certificate serials in the store, by the admin listing (every page).
-async fn serials(https: &reqwest::Client, base: &str, admin: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut req = https
-            .get(format!("{base}/v1/certificates"))
-            .bearer_auth(admin)
-            .query(&[("limit", "500")]);
-        if let Some(c) = &cursor {
-            req = req.query(&[("cursor", c.as_str())]);
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-        let page: Value = resp.json().await.unwrap();
-        for item in page["items"].as_array().unwrap() {
-            items.push(item["serial_number"].as_str().unwrap().to_string());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return items,
-        }
-    }
-}
 
 /// The `responseStatus` of a DER OCSPResponse: `SEQUENCE { ENUMERATED status, ... }`.
 fn ocsp_response_status(der: &[u8]) -> u8 {
@@ -406,24 +130,6 @@ fn ocsp_verdict_for(
     all
 }
 
-/// `POST /v1/certificates` with a token, timed.
-async fn post_issue(
-    https: &reqwest::Client,
-    base: &str,
-    bearer: &str,
-    csr: &str,
-) -> (reqwest::Response, Duration) {
-    let started = Instant::now();
-    let resp = https
-        .post(format!("{base}/v1/certificates"))
-        .bearer_auth(bearer)
-        .json(&json!({ "csr": csr }))
-        .send()
-        .await
-        .unwrap();
-    (resp, started.elapsed())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
     assert!(
@@ -436,9 +142,13 @@ async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
     let data = tmp.path().join("data");
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
-    let mut server = Server::start(tmp.path(), &[("SIGNET_DATABASE_URL", db.url())], &data);
+    let mut server = Server::start(
+        tmp.path(),
+        &[("SIGNET_DATABASE_URL", db.url())],
+        &["--dir", p(&data)],
+    )
+    .await;
     let root = data.join("root_ca.crt");
-    server.wait_for_root(&root).await;
     let https = client(&root);
     server.wait_ready(&https).await;
     assert!(
@@ -454,7 +164,7 @@ async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
 
     // One certificate, and its OCSP answer fetched once by GET, so it is cached.
     let csr_pem = csr(&work, "faults.internal");
-    let tok = token(&data, &base, "faults.internal");
+    let tok = token(&data, &base, "faults", &["faults.internal"]);
     let (resp, _) = post_issue(&https, &base, &tok, &csr_pem).await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     let issued: Value = resp.json().await.unwrap();
@@ -479,7 +189,7 @@ async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
     let (resp, _) = post_issue(
         &https,
         &base,
-        &token(&data, &base, "faults.internal"),
+        &token(&data, &base, "faults", &["faults.internal"]),
         &csr_pem,
     )
     .await;
@@ -490,9 +200,9 @@ async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
 
     // Mint what the outage needs before it: `signet token` does not use the database.
     let down_tokens: Vec<String> = (0..2)
-        .map(|_| token(&data, &base, "faults.internal"))
+        .map(|_| token(&data, &base, "faults", &["faults.internal"]))
         .collect();
-    let after_token = token(&data, &base, "faults.internal");
+    let after_token = token(&data, &base, "faults", &["faults.internal"]);
 
     db.stop();
 
@@ -727,8 +437,7 @@ async fn kill_9_scenario(db: Option<&TestDb>) {
     let told: Arc<Mutex<Told>> = Arc::default();
     let mut crl_numbers = Vec::new();
     for round in 0..=ROUNDS {
-        let mut server = Server::start(tmp.path(), &env, &data);
-        server.wait_for_root(&root).await;
+        let mut server = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
         let https = client(&root);
         server.wait_ready(&https).await;
         // The CRL Number after a restart is never below any the responder served before.
@@ -1002,9 +711,8 @@ async fn audit_fails_closed(db: Option<&TestDb>) {
     let data = tmp.path().join("data");
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
-    let mut server = Server::start(tmp.path(), &env, &data);
+    let mut server = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
     let root = data.join("root_ca.crt");
-    server.wait_for_root(&root).await;
     let https = client(&root);
     server.wait_ready(&https).await;
     let url = match db {
@@ -1114,9 +822,13 @@ async fn postgres_stopped_under_load_answers_201_or_503_and_loses_nothing() {
     let data = tmp.path().join("data");
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
-    let mut server = Server::start(tmp.path(), &[("SIGNET_DATABASE_URL", db.url())], &data);
+    let mut server = Server::start(
+        tmp.path(),
+        &[("SIGNET_DATABASE_URL", db.url())],
+        &["--dir", p(&data)],
+    )
+    .await;
     let root = data.join("root_ca.crt");
-    server.wait_for_root(&root).await;
     let https = client(&root);
     server.wait_ready(&https).await;
     let base = server.base();

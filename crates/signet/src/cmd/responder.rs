@@ -39,6 +39,11 @@ pub struct ResponderArgs {
     /// If the default file is missing, those routes answer 404.
     #[arg(long)]
     root_cert: Option<PathBuf>,
+    /// Once the socket is bound, write the address it got to this file as JSON,
+    /// `{"responder": ADDR}` (written whole, by rename), so that a supervisor or a test can
+    /// listen on port 0 and learn the port.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
@@ -148,6 +153,12 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         "signet responder is listening over HTTP; waiting for a signing certificate from signet serve"
     );
     let shutdown = crate::serve::shutdown_signal()?;
+    if let Some(path) = &args.ready_file {
+        crate::serve::write_ready_file(
+            path,
+            &serde_json::json!({ "responder": bound.to_string() }),
+        )?;
+    }
     listener::serve(
         socket,
         signet_responder::app(responder),

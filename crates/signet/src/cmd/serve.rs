@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// [default: [responder] listen, else 127.0.0.1:8080 if free].
     #[arg(long, value_name = "ADDR|off")]
     responder_listen: Option<String>,
+    /// Once every socket is bound, write the addresses the server got to this file as JSON,
+    /// `{"api": ADDR, "url": CA_URL, "responder": ADDR|null}` (written whole, by rename), so
+    /// that a supervisor or a test can listen on port 0 and learn the port.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 /// How long closing the database may take after the last request.
@@ -89,13 +94,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => addr,
         None => cfg.server.listen_addr()?,
     };
-    let ca_url = cfg.server.ca_url(listen, args.plain_http);
-    if cfg.server.url.is_none() && listen.ip().is_unspecified() {
-        tracing::warn!(
-            url = %ca_url,
-            "[server] url is not set and the listen address is a wildcard: set url to the address clients use"
-        );
-    }
     let hostnames = if args.hostnames.is_empty() {
         cfg.server.hostnames.clone()
     } else {
@@ -116,6 +114,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
     let store = super::open_store(&cfg.database_url()).await?;
     refuse_revoked_issuing_ca(&ca, &store).await?;
+
+    // The sockets, bound once everything is checked and before anything is written: the CA
+    // URL (the tokens' audience) names the address actually bound, so port 0 works.
+    let socket = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let bound = socket.local_addr().unwrap_or(listen);
+    let responder_socket = bind_responder(responder_listen, &cfg).await?;
+    let ca_url = cfg.server.ca_url(bound, args.plain_http);
+    if cfg.server.url.is_none() && bound.ip().is_unspecified() {
+        tracing::warn!(
+            url = %ca_url,
+            "[server] url is not set and the listen address is a wildcard: set url to the address clients use"
+        );
+    }
 
     // 3. The server's certificate, recorded before it is used.
     let provider = tls::provider();
@@ -256,11 +269,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let router = signet_api::app(state);
 
     // 5. Serve until SIGTERM or Ctrl-C.
-    let socket = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    let bound = socket.local_addr().unwrap_or(listen);
-    let responder_socket = bind_responder(responder_listen, &cfg).await?;
     let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
     // SIGHUP reloads the provisioners. Installed before the "listening" line, so a SIGHUP
     // sent once the server says it listens never meets the default action (exit).
@@ -287,6 +295,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database = store.backend().as_str(),
         "signet serve is listening"
     );
+    if let Some(path) = &args.ready_file {
+        let responder_addr = match &responder_socket {
+            Some(socket) => Some(socket.local_addr()?.to_string()),
+            None => None,
+        };
+        crate::serve::write_ready_file(
+            path,
+            &serde_json::json!({
+                "api": bound.to_string(),
+                "url": ca_url,
+                "responder": responder_addr,
+            }),
+        )?;
+    }
     let limits = listener::Limits::from(&cfg.server.limits);
     let api = listener::serve(socket, router, acceptor, limits, shutdown.wait());
     let ocsp = match responder_socket {

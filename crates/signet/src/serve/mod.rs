@@ -35,6 +35,19 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'st
     })
 }
 
+/// Writes `--ready-file`: `value` as JSON to a temporary file beside `path`, then renamed over
+/// it, so a reader polling for `path` never sees it half-written.
+pub fn write_ready_file(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{value}\n"))
+        .with_context(|| format!("writing the ready file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("writing the ready file {}", path.display()))
+}
+
 /// One shutdown signal shared by several listeners.
 #[derive(Clone, Debug)]
 pub struct Shutdown(tokio::sync::watch::Receiver<bool>);

@@ -1,6 +1,23 @@
-//! Small helpers shared by the end-to-end tests in this directory. Each test binary compiles
-//! its own copy and uses only some of them.
-#![allow(dead_code)]
+//! The end-to-end harness shared by the tests in this directory (each test binary compiles
+//! its own copy and uses only some of it):
+//!
+//! - [`server`]: `signet serve` and `signet responder` started on port 0 with
+//!   `--ready-file`, waited for with a deadline, signalled, killed when dropped;
+//! - [`pki`]: the openssl CLI, HTTPS clients trusting the test root, one-time tokens,
+//!   CSRs, problem+json answers;
+//! - [`db`]: the database read back with `sqlite3` or `psql`, never through Signet;
+//! - here: command lines, the `signet` binary with a clean environment, paths.
+#![allow(dead_code, unused_imports)]
+
+pub mod db;
+pub mod pki;
+pub mod server;
+
+pub use pki::{
+    Minter, admin_token, client, client_with, csr, openssl, post_issue, problem, provider, serials,
+    tls_config, token,
+};
+pub use server::{POLL, PROMPT_EXIT, Ready, STARTUP, Server, Watched};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -20,7 +37,11 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago: bind-then-release, which can race with
+/// another process taking the port. Only for addresses a test must name before the process
+/// using them starts and that cannot report a port of its own (nginx's `listen`, a URL
+/// written into a configuration file, an address where nothing must listen); a `signet`
+/// server binds port 0 and reports its port (see [`server::Server`]).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
