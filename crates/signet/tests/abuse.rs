@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{base_command, free_port, p};
+use common::{base_command, p};
 
 /// How long a server may take to come up (it first creates a CA and a database).
 const STARTUP: Duration = Duration::from_secs(90);
@@ -34,20 +34,11 @@ const REQUEST_TIMEOUT_TYPE: &str = "urn:signet:problem:request-timeout";
 // ---- the server --------------------------------------------------------------------------
 
 struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    proc: common::Server,
     root: PathBuf,
     admin: String,
     /// Provisioner signing keys by name.
     keys: Vec<(String, EncodingKey)>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A provisioner to configure: name and the extra TOML lines of its entry.
@@ -90,23 +81,11 @@ impl Server {
         text.push_str(&toml);
         fs::write(&config, text).unwrap();
 
-        let port = free_port();
-        let log = tmp.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let child = base_command()
-            .args(["serve", "--dir", p(&data)])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--responder-listen", "off"])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let proc =
+            common::Server::start(tmp, &[], &["--dir", p(&data), "--responder-listen", "off"])
+                .await;
         let mut server = Server {
-            child,
-            port,
-            log,
+            proc,
             root: data.join("root_ca.crt"),
             admin: String::new(),
             keys,
@@ -136,21 +115,19 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log()
     }
 
     fn alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("signet serve exited ({status}):\n{}", self.log());
-        }
+        self.proc.alive();
     }
 
     fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        self.proc.base()
     }
 
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.proc.addr()
     }
 
     /// An HTTPS client (h2 or HTTP/1.1 by ALPN) that keeps no idle connection.

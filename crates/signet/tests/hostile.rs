@@ -16,126 +16,32 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{base_command, free_port, p, text};
+use common::{Server, client_with, openssl, p, text};
 
-/// How long a server may take to come up (it first creates a CA and a database).
-const STARTUP: Duration = Duration::from_secs(90);
 /// The listener's default limits (`[server.limits]`, `serve/listener.rs`) and the API's
 /// default request timeout (`signet_api::REQUEST_TIMEOUT`), which answers 408.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, data: &Path) -> Server {
-        let port = free_port();
-        let log = dir.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let child = base_command()
-            .args(["serve", "--dir", p(data), "--listen", &listen])
-            .args(["--responder-listen", "off"])
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Server { child, port, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("signet serve exited ({status}):\n{}", self.log());
-        }
-    }
-
-    async fn wait_until_ready(&mut self, root: &Path) -> reqwest::Client {
-        let deadline = Instant::now() + STARTUP;
-        while !root.exists() {
-            self.alive();
-            assert!(Instant::now() < deadline, "no root:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let https = client(root);
-        loop {
-            self.alive();
-            match https.get(format!("{}/readyz", self.base())).send().await {
-                Ok(r) if r.status().is_success() => return https,
-                _ if Instant::now() > deadline => panic!("not ready:\n{}", self.log()),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the openssl CLI must be installed (apt-get install openssl)")
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
+/// A rustls configuration trusting only `root`, offering `alpn`.
 fn tls_config(root: &Path, alpn: &[&[u8]]) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-    tls
+    common::tls_config(root, None, alpn)
 }
 
 fn client(root: &Path) -> reqwest::Client {
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls_config(root, &[b"h2", b"http/1.1"]))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    client_with(root, None, Duration::from_secs(30))
 }
 
 /// A CSR made by `openssl req` with `key_args` (e.g. `-newkey rsa:1024`), subject `subj`
@@ -608,9 +514,15 @@ async fn setup() -> (tempfile::TempDir, Server, Arc<Api>) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     fs::create_dir(tmp.path().join("work")).unwrap();
-    let mut server = Server::start(tmp.path(), &data);
+    let mut server = Server::start(
+        tmp.path(),
+        &[],
+        &["--dir", p(&data), "--responder-listen", "off"],
+    )
+    .await;
     let root = data.join("root_ca.crt");
-    let https = server.wait_until_ready(&root).await;
+    let https = client(&root);
+    server.wait_ready(&https).await;
     let api = Arc::new(Api {
         base: server.base(),
         https,

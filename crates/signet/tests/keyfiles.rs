@@ -10,11 +10,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{base_command, free_port, p, text};
+use common::{STARTUP, Server, base_command, p, text};
 
 const PASSPHRASE: &str = "Keyfiles-Passphrase-4c1d8e2b";
 
@@ -39,43 +38,24 @@ fn prepared(env: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
 /// it exits first, return (false, everything it printed) after checking the exit status is
 /// non-zero.
 fn serve_until_listening(data: &Path, env: &[(&str, &str)]) -> (bool, String) {
-    let port = free_port();
-    let log = data.parent().unwrap().join(format!("serve-{port}.log"));
-    let out = fs::File::create(&log).unwrap();
-    let mut cmd = base_command();
-    cmd.args(["serve", "--dir", p(data), "--responder-listen", "off"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = fs::read_to_string(&log).unwrap();
-        if let Some(status) = child.try_wait().unwrap() {
+    let mut server = Server::spawn(
+        data.parent().unwrap(),
+        env,
+        &["--dir", p(data), "--responder-listen", "off"],
+    );
+    match server.ready_or_exit_blocking() {
+        Ok(_) => {
+            assert!(server.log().contains("signet serve is listening"));
+            let status = server.terminate_blocking();
+            assert!(status.success(), "{status}:\n{}", server.log());
+            (true, server.log())
+        }
+        Err(status) => {
+            let text = server.log();
             assert!(!status.success(), "serve exited 0:\n{text}");
-            assert!(
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-                "something listens on the port"
-            );
-            return (false, text);
+            assert!(!text.contains("is listening"), "{text}");
+            (false, text)
         }
-        if text.contains("signet serve is listening") {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-            return (true, text);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve neither listened nor exited in 60 s:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -210,40 +190,32 @@ fn private_key_files(dir: &Path, base: &Path, found: &mut Vec<String>) {
 fn the_ocsp_signer_key_is_never_written() {
     let (_tmp, data) = prepared(&[]);
     // With the responder on, until it has its delegated signer.
-    let port = free_port();
-    let ocsp_port = free_port();
-    let log = data.parent().unwrap().join("serve-ocsp.log");
-    let mut child = base_command()
-        .args(["serve", "--dir", p(&data)])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--responder-listen", &format!("127.0.0.1:{ocsp_port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut server = Server::start_blocking(data.parent().unwrap(), &[], &["--dir", p(&data)]);
+    let url = server.ocsp_url("/readyz");
+    let deadline = Instant::now() + STARTUP;
     loop {
         use std::io::{Read, Write};
-        let ready = std::net::TcpStream::connect(("127.0.0.1", ocsp_port)).is_ok_and(|mut c| {
-            let _ = c.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
-            let mut answer = String::new();
-            let _ = c.read_to_string(&mut answer);
-            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
-        });
+        let ready =
+            std::net::TcpStream::connect(("127.0.0.1", server.ocsp_port())).is_ok_and(|mut c| {
+                let _ = c.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut answer = String::new();
+                let _ = c.read_to_string(&mut answer);
+                answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+            });
         if ready {
             break;
         }
-        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            panic!("no ready responder:\n{}", fs::read_to_string(&log).unwrap());
-        }
+        server.alive();
+        assert!(
+            Instant::now() < deadline,
+            "{url}: not ready:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut found = Vec::new();
     private_key_files(&data, &data, &mut found);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     found.sort();
     assert_eq!(
         found,

@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{base_command, p, text};
+use common::{Server, base_command, free_port, p, text};
 
 /// How long a process may take to come up (it may create a CA and migrate a database first).
-const STARTUP: Duration = Duration::from_secs(90);
+const STARTUP: Duration = common::STARTUP;
 
 /// A child process, killed when dropped; its output goes to a log file.
 struct Proc {
@@ -58,25 +58,6 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until `GET path` on `port` answers 200.
-    fn wait_ready(&mut self, port: u16, path: &str) {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exited early ({status}):\n{}", self.log());
-            }
-            if let Ok((200, _, _)) = http_get(port, path) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     fn wait_listening(&mut self, port: u16, extra_log: &Path) {
         let deadline = Instant::now() + STARTUP;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -97,16 +78,25 @@ impl Proc {
     }
 }
 
-fn signet(args: &[&str]) -> Output {
-    base_command().args(args).output().unwrap()
+/// Waits (at most [`STARTUP`]) until `GET path` on `port` answers 200.
+fn wait_ready(server: &mut Server, port: u16, path: &str) {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        server.alive();
+        if let Ok((200, _, _)) = http_get(port, path) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} not 200 in time:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn signet(args: &[&str]) -> Output {
+    base_command().args(args).output().unwrap()
 }
 
 fn openssl(args: &[&str]) -> Output {
@@ -179,7 +169,7 @@ fn nginx_binary() -> PathBuf {
 /// A `signet serve` on two free ports (HTTPS API, plain-HTTP responder) with its data
 /// directory, its certificates naming the responder by IP literal (nginx needs no resolver).
 struct Ca {
-    _serve: Proc,
+    _serve: Server,
     data: PathBuf,
     api: String,
     ocsp_port: u16,
@@ -187,7 +177,9 @@ struct Ca {
 
 impl Ca {
     fn start(tmp: &Path) -> Ca {
-        let (api_port, ocsp_port) = (free_port(), free_port());
+        // The certificates name the responder's address, so it is picked before the server
+        // starts (bind-then-release, see `common::free_port`); the API binds port 0.
+        let ocsp_port = free_port();
         let data = tmp.join("data");
         let o = signet(&["init", "--dir", p(&data)]);
         assert!(o.status.success(), "{}", text(&o));
@@ -200,40 +192,40 @@ impl Ca {
         );
         assert!(toml.contains(&format!("\nlisten = \"{here}\"")), "{toml}");
         std::fs::write(&config, toml).unwrap();
-        Ca::serve(tmp, data, api_port, ocsp_port)
+        Ca::serve(tmp, data, ocsp_port)
     }
 
     /// `signet serve` on the initialised `data`, its responder on `ocsp_port` (as
     /// signet.toml says), until it is ready.
-    fn serve(tmp: &Path, data: PathBuf, api_port: u16, ocsp_port: u16) -> Ca {
-        let mut cmd = base_command();
-        cmd.args([
-            "serve",
-            "--dir",
-            p(&data),
-            "--listen",
-            &format!("127.0.0.1:{api_port}"),
-        ]);
-        let log = tmp.join(format!("serve-{api_port}.log"));
-        let mut serve = Proc::spawn(cmd, log.clone());
-        serve.wait_listening(api_port, &log);
-        serve.wait_ready(ocsp_port, "/readyz");
+    fn serve(tmp: &Path, data: PathBuf, ocsp_port: u16) -> Ca {
+        let mut serve = Server::spawn_with(
+            tmp,
+            &[],
+            &["serve", "--dir", p(&data), "--listen", "127.0.0.1:0"],
+        );
+        serve.ready_blocking();
+        assert_eq!(
+            serve.ocsp_port(),
+            ocsp_port,
+            "the responder is not where signet.toml says"
+        );
+        wait_ready(&mut serve, ocsp_port, "/readyz");
         Ca {
+            api: serve.base(),
             _serve: serve,
             data,
-            api: format!("https://127.0.0.1:{api_port}"),
             ocsp_port,
         }
     }
 
-    /// Stop the server, run `signet ca new-issuing`, and serve again on the same ports.
+    /// Stop the server, run `signet ca new-issuing`, and serve again (the responder on the
+    /// same address, which the certificates name).
     fn new_issuing(self, tmp: &Path) -> Ca {
-        let api_port: u16 = self.api.rsplit(':').next().unwrap().parse().unwrap();
         let (data, ocsp_port) = (self.data.clone(), self.ocsp_port);
         drop(self);
         let o = signet(&["ca", "new-issuing", "--dir", p(&data)]);
         assert!(o.status.success(), "{}", text(&o));
-        Ca::serve(tmp, data, api_port, ocsp_port)
+        Ca::serve(tmp, data, ocsp_port)
     }
 
     /// Root, then the issuing CA: what verifiers trust.
@@ -1111,17 +1103,10 @@ fn the_root_crl_is_served_with_etags_and_replaced_by_ca_root_crl() {
     // the data directory and serves the same CRL; one without a root certificate answers
     // 404 for it, and says so once at start.
     let sqlite = format!("sqlite://{}", ca.data.join("signet.db").display());
-    let with_root = free_port();
-    let mut cmd = base_command();
-    cmd.args([
-        "responder",
-        "--listen",
-        &format!("127.0.0.1:{with_root}"),
-        "--dir",
-        p(&ca.data),
-    ]);
-    let mut standalone = Proc::spawn(cmd, tmp.path().join("responder-root.log"));
-    standalone.wait_ready(with_root, "/healthz");
+    let mut standalone = Server::spawn_responder(tmp.path(), &[], &["--dir", p(&ca.data)]);
+    standalone.ready_blocking();
+    let with_root = standalone.ocsp_port();
+    wait_ready(&mut standalone, with_root, "/healthz");
     let (_, number) = fetch_crl(with_root, "/crl/root.crl", &dir.join("s.crl"), &root, true);
     assert_eq!(number, "0x02");
     assert_eq!(
@@ -1137,19 +1122,14 @@ fn the_root_crl_is_served_with_etags_and_replaced_by_ca_root_crl() {
         only_issuing.join("issuing_ca.crt"),
     )
     .unwrap();
-    let no_root = free_port();
-    let mut cmd = base_command();
-    cmd.args([
-        "responder",
-        "--listen",
-        &format!("127.0.0.1:{no_root}"),
-        "--dir",
-        p(&only_issuing),
-        "--database-url",
-        &sqlite,
-    ]);
-    let mut standalone = Proc::spawn(cmd, tmp.path().join("responder-no-root.log"));
-    standalone.wait_ready(no_root, "/healthz");
+    let mut standalone = Server::spawn_responder(
+        tmp.path(),
+        &[],
+        &["--dir", p(&only_issuing), "--database-url", &sqlite],
+    );
+    standalone.ready_blocking();
+    let no_root = standalone.ocsp_port();
+    wait_ready(&mut standalone, no_root, "/healthz");
     for path in ["/crl/root.crl", "/crl/root.pem", "/crl/chain.pem"] {
         assert_eq!(http_get(no_root, path).unwrap().0, 404, "{path}");
     }
@@ -1163,7 +1143,7 @@ fn the_root_crl_is_served_with_etags_and_replaced_by_ca_root_crl() {
     let o = signet(&[
         "responder",
         "--listen",
-        &format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0",
         "--dir",
         p(&only_issuing),
         "--database-url",

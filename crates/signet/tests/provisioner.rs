@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -15,9 +15,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 mod common;
-use common::{p, text};
+use common::{POLL, Server, p, text};
 
-const STARTUP: Duration = Duration::from_secs(90);
 const RELOAD: Duration = Duration::from_secs(20);
 
 fn signet(args: &[&str]) -> Output {
@@ -83,107 +82,43 @@ fn csr() -> String {
     params.serialize_request(&key).unwrap().pem().unwrap()
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// `signet serve --dir DIR --plain-http` (no responder), its log beside DIR, once it
+/// answers `/healthz`.
+async fn start(dir: &Path, client: &reqwest::Client) -> Server {
+    let log_dir = dir.parent().unwrap();
+    let mut server = Server::start(
+        log_dir,
+        &[],
+        &["--dir", p(dir), "--plain-http", "--responder-listen", "off"],
+    )
+    .await;
+    server.wait_for(client, &server.url("/healthz")).await;
+    server
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn issue(server: &Server, client: &reqwest::Client, token: &str) -> (u16, Value) {
+    let resp = client
+        .post(server.url("/v1/certificates"))
+        .bearer_auth(token)
+        .json(&json!({"csr": csr()}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.with_extension(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["serve", "--dir", p(dir), "--plain-http"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--responder-listen", "off"])
-            .env_remove("SIGNET_CA_PASSPHRASE")
-            .env_remove("SIGNET_DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Server { child, port, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + STARTUP;
-        let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            if let Ok(r) = client.get(&url).send().await
-                && r.status().is_success()
-                && self.log().contains("signet serve is listening")
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no answer from {url}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn issue(&self, client: &reqwest::Client, token: &str) -> (u16, Value) {
-        let resp = client
-            .post(format!("http://127.0.0.1:{}/v1/certificates", self.port))
-            .bearer_auth(token)
-            .json(&json!({"csr": csr()}))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    fn hangup(&self) {
-        let pid = self.child.id().to_string();
+/// Waits (at most [`RELOAD`]) until the log has `needle` `count` times.
+async fn wait_log(server: &mut Server, needle: &str, count: usize) {
+    let deadline = Instant::now() + RELOAD;
+    while server.log().matches(needle).count() < count {
+        server.alive();
         assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
+            Instant::now() < deadline,
+            "{needle:?} not logged {count} times:\n{}",
+            server.log()
         );
-    }
-
-    /// Wait until the log has `needle` `count` times.
-    async fn wait_log(&mut self, needle: &str, count: usize) {
-        let deadline = Instant::now() + RELOAD;
-        while self.log().matches(needle).count() < count {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} not logged {count} times:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -316,11 +251,10 @@ async fn provisioners_are_added_listed_removed_and_reloaded_on_sighup() {
     // The server starts with it, and a workload's token gets a certificate.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
-    let mut server = Server::start(&dir);
-    server.wait_ready(&client).await;
-    let (status, body) = server.issue(&client, &one.token("prod", "api")).await;
+    let mut server = start(&dir, &client).await;
+    let (status, body) = issue(&server, &client, &one.token("prod", "api")).await;
     assert_eq!(status, 201, "{body}\n{}", server.log());
-    let (status, body) = server.issue(&client, &one.token("prod", "db")).await;
+    let (status, body) = issue(&server, &client, &one.token("prod", "db")).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["type"], "urn:signet:problem:service-account-denied");
 
@@ -330,26 +264,26 @@ async fn provisioners_are_added_listed_removed_and_reloaded_on_sighup() {
     fs::write(&jwks_two, two.jwks()).unwrap();
     let out = add_k8s(&dir, "k8s-two", &jwks_two, &two.issuer, &[]);
     assert!(out.status.success(), "add two: {}", text(&out));
-    let (status, _) = server.issue(&client, &two.token("default", "app")).await;
+    let (status, _) = issue(&server, &client, &two.token("default", "app")).await;
     assert_eq!(status, 401, "not loaded before SIGHUP");
-    server.hangup();
-    server.wait_log("reloaded the provisioners", 1).await;
-    let (status, body) = server.issue(&client, &two.token("default", "app")).await;
+    server.signal("HUP");
+    wait_log(&mut server, "reloaded the provisioners", 1).await;
+    let (status, body) = issue(&server, &client, &two.token("default", "app")).await;
     assert_eq!(status, 201, "{body}\n{}", server.log());
 
     // A broken configuration on reload: logged, and the previous provisioners stay.
     let good = fs::read(&config).unwrap();
     fs::write(&config, b"[ca\nthis is not toml").unwrap();
-    server.hangup();
-    server.wait_log("could not be reloaded", 1).await;
-    let (status, body) = server.issue(&client, &two.token("default", "app")).await;
+    server.signal("HUP");
+    wait_log(&mut server, "could not be reloaded", 1).await;
+    let (status, body) = issue(&server, &client, &two.token("default", "app")).await;
     assert_eq!(status, 201, "old provisioners kept: {body}");
     // A JWKS file that went bad is a reload error too.
     fs::write(&config, &good).unwrap();
     fs::write(dir.join("provisioners/k8s-two.jwks.json"), "{}").unwrap();
-    server.hangup();
-    server.wait_log("could not be reloaded", 2).await;
-    let (status, _) = server.issue(&client, &two.token("default", "app")).await;
+    server.signal("HUP");
+    wait_log(&mut server, "could not be reloaded", 2).await;
+    let (status, _) = issue(&server, &client, &two.token("default", "app")).await;
     assert_eq!(status, 201, "old provisioners kept");
     fs::write(dir.join("provisioners/k8s-two.jwks.json"), two.jwks()).unwrap();
 
@@ -359,11 +293,11 @@ async fn provisioners_are_added_listed_removed_and_reloaded_on_sighup() {
     assert!(!dir.join("provisioners/k8s-two.jwks.json").exists());
     let out = signet(&["provisioner", "remove", "k8s-two", "--dir", p(&dir)]);
     assert_eq!(out.status.code(), Some(2), "remove twice: {}", text(&out));
-    server.hangup();
-    server.wait_log("reloaded the provisioners", 2).await;
-    let (status, _) = server.issue(&client, &two.token("default", "app")).await;
+    server.signal("HUP");
+    wait_log(&mut server, "reloaded the provisioners", 2).await;
+    let (status, _) = issue(&server, &client, &two.token("default", "app")).await;
     assert_eq!(status, 401, "removed");
-    let (status, body) = server.issue(&client, &one.token("staging", "api")).await;
+    let (status, body) = issue(&server, &client, &one.token("staging", "api")).await;
     assert_eq!(status, 201, "{body}");
     assert!(
         !server.log().contains(&two.token("default", "app")[..40]),

@@ -7,85 +7,30 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use signet_testkit::TestDb;
 
 mod common;
-use common::{base_command, p, text};
+use common::{STARTUP, Server, base_command, free_port, openssl, p, text};
 
-/// How long a process may take to come up (it may create a CA and migrate a database first).
-const STARTUP: Duration = Duration::from_secs(90);
-
-/// A child process, killed when dropped; its output goes to a log file.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(log: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Proc {
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = base_command();
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
+/// Waits (at most [`STARTUP`]) until `GET path` on `port` answers 200.
+fn wait_ready(server: &mut Server, port: u16, path: &str) {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        server.alive();
+        if let Ok((200, _, _)) = http_get(port, path) {
+            return;
         }
-        Proc {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `GET path` on `port` answers 200.
-    fn wait_ready(&mut self, port: u16, path: &str) {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exited early ({status}):\n{}", self.log());
-            }
-            if let Ok((200, _, _)) = http_get(port, path) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_listening(&mut self, port: u16) {
-        let deadline = Instant::now() + STARTUP;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("exited early ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not listening in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} not 200 in time:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -96,22 +41,6 @@ fn signet(env: &[(&str, &str)], args: &[&str]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the openssl CLI must be installed (apt-get install openssl)")
 }
 
 /// `openssl ocsp`'s whole output (its verdicts go to stdout, "Response verify OK" to stderr).
@@ -334,22 +263,23 @@ fn assert_revoked(out: &str, leaf: &Path) {
 #[test]
 fn openssl_sees_good_then_revoked_over_ocsp_and_crl() {
     let tmp = tempfile::tempdir().unwrap();
-    let (api_port, ocsp_port) = (free_port(), free_port());
+    // The certificates must name the responder's address, so it is chosen before serve
+    // starts (bind-then-release: a configuration names it); the API binds port 0.
+    let ocsp_port = free_port();
     let data = init_dir(tmp.path(), ocsp_port);
-    let api = format!("https://127.0.0.1:{api_port}");
-    let mut serve = Proc::start(
-        tmp.path().join("serve.log"),
+    let mut serve = Server::spawn_with(
+        tmp.path(),
         &[],
-        &[
-            "serve",
-            "--dir",
-            p(&data),
-            "--listen",
-            &format!("127.0.0.1:{api_port}"),
-        ],
+        &["serve", "--dir", p(&data), "--listen", "127.0.0.1:0"],
     );
-    serve.wait_listening(api_port);
-    serve.wait_ready(ocsp_port, "/readyz");
+    serve.ready_blocking();
+    assert_eq!(
+        serve.ocsp_port(),
+        ocsp_port,
+        "the responder is not on its configured address"
+    );
+    let api = serve.base();
+    wait_ready(&mut serve, ocsp_port, "/readyz");
     let client = tmp.path().join("client");
     std::fs::create_dir(&client).unwrap();
     let cert = issue(&data, &api, &client, "web.internal");
@@ -460,22 +390,7 @@ fn openssl_sees_good_then_revoked_over_ocsp_and_crl() {
     assert!(text(&o).contains("certificate revoked"), "{}", text(&o));
 
     // Shut down together, cleanly.
-    let pid = serve.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = serve.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit:\n{}", serve.log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = serve.terminate_blocking();
     assert!(status.success(), "{status}:\n{}", serve.log());
     assert!(
         TcpStream::connect(("127.0.0.1", ocsp_port)).is_err(),
@@ -487,22 +402,23 @@ fn openssl_sees_good_then_revoked_over_ocsp_and_crl() {
 async fn a_standalone_responder_on_postgresql_sees_revocations_within_a_second() {
     let db = TestDb::postgres().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (api_port, ocsp_port, standalone_port) = (free_port(), free_port(), free_port());
+    // As above, the responder's address is named in the certificates; the API and the
+    // standalone responder bind port 0 and report theirs.
+    let ocsp_port = free_port();
     let data = init_dir(tmp.path(), ocsp_port);
     let env = [("SIGNET_DATABASE_URL", db.url())];
-    let api = format!("https://127.0.0.1:{api_port}");
-    let mut serve = Proc::start(
-        tmp.path().join("serve.log"),
+    let serve = Server::start(
+        tmp.path(),
         &env,
         &[
-            "serve",
             "--dir",
             p(&data),
-            "--listen",
-            &format!("127.0.0.1:{api_port}"),
+            "--responder-listen",
+            &format!("127.0.0.1:{ocsp_port}"),
         ],
-    );
-    serve.wait_listening(api_port);
+    )
+    .await;
+    let api = serve.base();
     // The standalone responder has the CA certificate and the database, not the key: it
     // gets its signing certificate from `signet serve` through the database.
     let only_cert = tmp.path().join("responder");
@@ -512,20 +428,14 @@ async fn a_standalone_responder_on_postgresql_sees_revocations_within_a_second()
         only_cert.join("issuing_ca.crt"),
     )
     .unwrap();
-    let mut standalone = Proc::start(
-        tmp.path().join("responder.log"),
+    let mut standalone = Server::spawn_responder(
+        tmp.path(),
         &[],
-        &[
-            "responder",
-            "--listen",
-            &format!("127.0.0.1:{standalone_port}"),
-            "--database-url",
-            db.url(),
-            "--dir",
-            p(&only_cert),
-        ],
+        &["--database-url", db.url(), "--dir", p(&only_cert)],
     );
-    standalone.wait_ready(standalone_port, "/readyz");
+    standalone.ready().await;
+    let standalone_port = standalone.ocsp_port();
+    wait_ready(&mut standalone, standalone_port, "/readyz");
 
     let client = tmp.path().join("client");
     std::fs::create_dir(&client).unwrap();

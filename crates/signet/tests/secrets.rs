@@ -17,22 +17,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use signet_testkit::TestDb;
 
 mod common;
-use common::{free_port, p, text};
+use common::{Server, client, p, text};
 
 const PASSPHRASE: &str = "Correct-Horse-Battery-Staple-7f3a9e";
 const DB_PASSWORD: &str = "pg-Secret-Password-5b7d2a9c1e";
-const STARTUP: Duration = Duration::from_secs(90);
 
 fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
@@ -217,125 +213,10 @@ fn private_scalar(dump: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// A `signet serve` process, killed if the test ends without stopping it.
-struct Server {
-    child: Child,
-    port: u16,
-    ocsp_port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(tmp: &Path, data: &Path, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let ocsp_port = free_port();
-        let log = tmp.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let mut cmd = base_command();
-        cmd.args(["serve", "--dir", p(data)])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--responder-listen", &format!("127.0.0.1:{ocsp_port}")])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Server {
-            child: cmd.spawn().unwrap(),
-            port,
-            ocsp_port,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn ocsp_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ocsp_port)
-    }
-
-    async fn wait_for(&mut self, client: &reqwest::Client, url: &str) {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "signet serve exited early ({status}):\n{}",
-                    tail(&self.log())
-                );
-            }
-            match client.get(url).send().await {
-                Ok(resp) if resp.status().is_success() => return,
-                _ if Instant::now() > deadline => {
-                    panic!("{url} never answered 200:\n{}", tail(&self.log()))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        let o = Command::new("kill").args([sig, &pid]).output().unwrap();
-        assert!(o.status.success(), "kill {sig} {pid}: {}", text(&o));
-    }
-
-    /// SIGTERM and wait (at most 40 s) for a clean exit.
-    fn stop(&mut self) {
-        self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "serve exited {status}:\n{}",
-                    tail(&self.log())
-                );
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The last lines of a (possibly huge, trace-level) log, for panic messages.
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
-}
-
-fn client(root: &Path) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
 }
 
 /// A P-256 key and CSR for `name` made by `openssl req`: (key file, CSR file, CSR PEM).
@@ -530,27 +411,13 @@ async fn scenario(db: Option<&TestDb>) {
     let cluster_key = work.join("cluster.key");
     fs::write(&cluster_key, cluster.key.serialize_pem()).unwrap();
     secrets.key("Kubernetes issuer key", &cluster_key, &work);
-    let mut server = Server::start(tmp.path(), &data, &env);
+    // Every server process of this test logs at trace level (see `base_command`).
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", "trace"));
+    let mut server = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
     let root = data.join("root_ca.crt");
-    let deadline = Instant::now() + STARTUP;
-    while !data.join("admin.token").exists() || !data.join("provisioners/default.key").exists() {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!(
-                "signet serve exited early ({status}):\n{}",
-                tail(&server.log())
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no admin token:\n{}",
-            tail(&server.log())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let https = client(&root);
-    server
-        .wait_for(&https, &format!("{}/readyz", server.base()))
-        .await;
+    server.wait_ready(&https).await;
     server.wait_for(&https, &server.ocsp_url("/readyz")).await;
     let base = server.base();
 
@@ -685,7 +552,7 @@ async fn scenario(db: Option<&TestDb>) {
     ));
     fs::write(data.join("signet.toml"), toml).unwrap();
 
-    server.signal("-HUP");
+    server.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !server.log().contains("SIGHUP: reloaded the provisioners") {
         assert!(
@@ -869,7 +736,14 @@ async fn scenario(db: Option<&TestDb>) {
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    server.stop();
+    // SIGTERM and a clean exit (40 s: a trace-level log is slow to write).
+    server.signal("TERM");
+    let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(40)));
+    assert!(
+        status.success(),
+        "serve exited {status}:\n{}",
+        tail(&server.log())
+    );
     let serve_log = server.log();
     logs.entries.push(("serve".to_string(), serve_log.clone()));
 
