@@ -282,6 +282,13 @@ impl KubernetesVerifier {
     /// Verify a service-account token. Returns the namespace, the service account and the
     /// names its templates give.
     pub(crate) fn verify(&self, token: &str) -> Result<Workload, ApiError> {
+        self.verify_at(token, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// [`Self::verify`] at the Unix time `now` (the tests' fixed clock for recorded tokens).
+    /// `exp` and `nbf` are checked here rather than by jsonwebtoken, which reads the system
+    /// clock; the rules (and the leeway) are the same.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Workload, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| ApiError::Unauthorized(format!("malformed token header: {e}")))?;
         let kid = header.kid.ok_or_else(|| {
@@ -298,7 +305,8 @@ impl KubernetesVerifier {
         v.set_issuer(&[self.issuer.as_str()]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = LEEWAY_SECS;
-        v.validate_nbf = true;
+        v.validate_exp = false;
+        v.validate_nbf = false;
         let data =
             jsonwebtoken::decode::<ServiceAccountClaims>(token, &key.key, &v).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
@@ -320,8 +328,19 @@ impl KubernetesVerifier {
                 ApiError::Unauthorized(reason)
             })?;
         let claims = data.claims;
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let leeway = LEEWAY_SECS as i64;
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(i64::MAX);
+        let exp = claims
+            .exp
+            .ok_or_else(|| ApiError::Unauthorized("token lacks the exp claim".into()))?;
+        if exp < now.saturating_sub(leeway) {
+            return Err(ApiError::Unauthorized("token expired".into()));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(ApiError::Unauthorized("token not yet valid (nbf)".into()));
+        }
         let iat = claims.iat.ok_or_else(|| {
             ApiError::Unauthorized("token lacks the iat claim (its age is bounded)".into())
         })?;
@@ -419,6 +438,12 @@ pub(crate) fn read_jwks_file(file: &Path, base_dir: &Path) -> Result<String, Str
 #[derive(Debug, Deserialize)]
 struct ServiceAccountClaims {
     sub: String,
+    /// Required: jsonwebtoken refuses a token without it (after this struct is read, so
+    /// `Option` here keeps its "lacks the exp claim"); compared with the clock in `verify_at`.
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    nbf: Option<i64>,
     #[serde(default)]
     iat: Option<i64>,
     #[serde(rename = "kubernetes.io", default)]
@@ -439,6 +464,7 @@ struct ObjectRef {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const P256_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
@@ -491,5 +517,206 @@ mod tests {
         assert!(is_service_account("a.b-c"));
         assert!(!is_service_account("a/b"));
         assert!(!is_namespace("Prod"));
+    }
+
+    /// Kubernetes' own fixtures (discovery document, JWKS, signing keys) and tokens laid out
+    /// as an API server writes them: `tests/vectors/kubernetes/README.md` says where each
+    /// comes from. The tokens were issued at `VECTOR_IAT` and have expired, so they are
+    /// verified with a fixed clock (`verify_at`); `verify` itself keeps the system clock.
+    mod vector {
+        pub const DISCOVERY: &str =
+            include_str!("../tests/vectors/kubernetes/openid-configuration.json");
+        pub const JWKS: &str = include_str!("../tests/vectors/kubernetes/jwks.json");
+        pub const RSA_PUB: &str = include_str!("../tests/vectors/kubernetes/sa-rsa.pub");
+        pub const EC_PUB: &str = include_str!("../tests/vectors/kubernetes/sa-ecdsa.pub");
+        pub const PROJECTED_RS256: &str =
+            include_str!("../tests/vectors/kubernetes/projected-rs256.jwt");
+        pub const PROJECTED_ES256: &str =
+            include_str!("../tests/vectors/kubernetes/projected-es256.jwt");
+        pub const DEFAULT_AUDIENCE_ES256: &str =
+            include_str!("../tests/vectors/kubernetes/projected-default-audience-es256.jwt");
+        pub const LEGACY_RS256: &str =
+            include_str!("../tests/vectors/kubernetes/legacy-secret-rs256.jwt");
+        /// `iat` (and `nbf`) of every vector token: 2025-12-01T00:00:00Z.
+        pub const IAT: i64 = 1_764_547_200;
+        pub const RSA_KID: &str = "JHJehTTTZlsspKHT-GaJxK7Kd1NQgZJu3fyK6K_QDYU";
+        pub const EC_KID: &str = "SoABiieYuNx4UdqYvZRVeuC6SihxgLrhLy9peHMHpTc";
+    }
+
+    fn discovery() -> serde_json::Value {
+        serde_json::from_str(vector::DISCOVERY).expect("discovery document")
+    }
+
+    fn vector_verifier(audience: &str) -> KubernetesVerifier {
+        let issuer = discovery()["issuer"].as_str().expect("issuer").to_string();
+        KubernetesVerifier::new(&KubernetesSettings {
+            issuer: &issuer,
+            audience,
+            jwks_json: vector::JWKS,
+            namespaces: &[],
+            service_accounts: &[],
+            trust_domain: None,
+            templates: None,
+            max_token_age: None,
+        })
+        .expect("Kubernetes' JWKS and discovery issuer make a valid provisioner")
+    }
+
+    /// The reason of an Unauthorized refusal (anything else fails the test).
+    fn refusal(r: Result<Workload, ApiError>) -> String {
+        match r {
+            Err(ApiError::Unauthorized(reason)) => reason,
+            other => panic!("expected an Unauthorized refusal, got {other:?}"),
+        }
+    }
+
+    /// A token with its payload replaced, the header and signature kept.
+    fn with_payload(token: &str, edit: impl Fn(&str) -> String) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = token.trim().split('.');
+        let (h, p, sig) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let json = String::from_utf8(b64.decode(p).unwrap()).unwrap();
+        format!("{h}.{}.{sig}", b64.encode(edit(&json)))
+    }
+
+    #[test]
+    fn kubernetes_vectors_jwks_keys_ids_and_discovery_agree() {
+        // Signet reads Kubernetes' JWKS as published, both keys, with their kids.
+        assert_eq!(
+            check_jwks(vector::JWKS).expect("Kubernetes' JWKS"),
+            vec![vector::RSA_KID, vector::EC_KID]
+        );
+        // Kubernetes' kid: base64url(SHA-256(SubjectPublicKeyInfo DER)) of the signing key.
+        for (pem, kid) in [
+            (vector::RSA_PUB, vector::RSA_KID),
+            (vector::EC_PUB, vector::EC_KID),
+        ] {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap();
+            let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+            assert_eq!(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()),
+                kid
+            );
+        }
+        // The discovery document names the JWKS path Signet's docs tell operators to copy,
+        // and exactly the algorithms Signet derives from the keys' types.
+        let doc = discovery();
+        let issuer = doc["issuer"].as_str().unwrap();
+        assert_eq!(
+            doc["jwks_uri"].as_str().unwrap(),
+            format!("{issuer}/openid/v1/jwks")
+        );
+        let advertised: BTreeSet<String> = doc["id_token_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let derived: BTreeSet<String> = parse_jwks(vector::JWKS)
+            .unwrap()
+            .iter()
+            .map(|k| format!("{:?}", k.algorithm))
+            .collect();
+        assert_eq!(advertised, derived);
+    }
+
+    #[test]
+    fn kubernetes_vectors_projected_tokens_verify_with_a_fixed_clock() {
+        let v = vector_verifier("signet");
+        let expected: BTreeSet<String> = [
+            "dns:api.prod.svc",
+            "dns:api.prod.svc.cluster.local",
+            "uri:spiffe://cluster.local/ns/prod/sa/api",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let leeway = LEEWAY_SECS as i64;
+        for token in [vector::PROJECTED_RS256, vector::PROJECTED_ES256] {
+            let token = token.trim();
+            let w = v
+                .verify_at(token, vector::IAT + 60)
+                .expect("a cluster's token verifies");
+            assert_eq!(
+                (w.namespace.as_str(), w.service_account.as_str()),
+                ("prod", "api")
+            );
+            let names: BTreeSet<String> = w.names.iter().map(|n| n.to_string()).collect();
+            assert_eq!(names, expected);
+            // exp = iat + 3600: accepted up to the leeway past it, refused a second later.
+            let exp = vector::IAT + 3600;
+            assert!(v.verify_at(token, exp + leeway).is_ok());
+            assert_eq!(
+                refusal(v.verify_at(token, exp + leeway + 1)),
+                "token expired"
+            );
+            // nbf = iat: refused before it (beyond the leeway).
+            assert_eq!(
+                refusal(v.verify_at(token, vector::IAT - leeway - 1)),
+                "token not yet valid (nbf)"
+            );
+            // The production path reads the real clock: these tokens are long expired.
+            assert_eq!(refusal(v.verify(token)), "token expired");
+            // One changed claim and the signature no longer verifies.
+            let forged = with_payload(token, |j| j.replace("\"prod\"", "\"kube-system\""));
+            assert_eq!(
+                refusal(v.verify_at(&forged, vector::IAT + 60)),
+                "token signature does not verify"
+            );
+        }
+        // A token for another audience is refused although its signature is good.
+        let other = vector_verifier("vault");
+        assert!(
+            refusal(other.verify_at(vector::PROJECTED_ES256.trim(), vector::IAT + 60))
+                .contains("audience does not include \"vault\"")
+        );
+    }
+
+    #[test]
+    fn kubernetes_vectors_default_token_is_refused_unless_its_audience_is_configured() {
+        let token = vector::DEFAULT_AUDIENCE_ES256.trim();
+        // The kube-api-access token is for the API server, not for Signet.
+        let signet = vector_verifier("signet");
+        assert!(
+            refusal(signet.verify_at(token, vector::IAT + 60))
+                .contains("audience does not include \"signet\"")
+        );
+        // A provisioner configured with that audience reads it (warnafter is ignored)...
+        let api = vector_verifier("https://kubernetes.default.svc.cluster.local");
+        let w = api.verify_at(token, vector::IAT + 60).expect("verifies");
+        assert_eq!(
+            (w.namespace.as_str(), w.service_account.as_str()),
+            ("prod", "api")
+        );
+        // ...but its year-long expiry does not make it usable for a year: max_token_age.
+        assert!(
+            refusal(api.verify_at(token, vector::IAT + 2 * 3600)).starts_with("token older than")
+        );
+    }
+
+    #[test]
+    fn kubernetes_vectors_legacy_secret_token_is_refused_after_its_signature_checks() {
+        let v = vector_verifier("signet");
+        let token = vector::LEGACY_RS256.trim();
+        // Signed by the cluster's key, but with no exp and no aud: never accepted (which of
+        // the two is named first is up to jsonwebtoken).
+        let reason = refusal(v.verify_at(token, vector::IAT));
+        assert!(
+            ["token lacks the exp claim", "token lacks the aud claim"].contains(&reason.as_str()),
+            "{reason}"
+        );
+        // That refusal comes after the signature check: a changed claim fails that first.
+        let forged = with_payload(token, |j| j.replace("\"prod\"", "\"kube-system\""));
+        assert_eq!(
+            refusal(v.verify_at(&forged, vector::IAT)),
+            "token signature does not verify"
+        );
     }
 }
