@@ -143,6 +143,11 @@ pub enum CaError {
     #[error("OCSP signer: {0}")]
     OcspSigner(String),
 
+    /// An object given to [`crate::inspect`] is not a readable certificate, CSR, CRL or
+    /// OCSP response.
+    #[error("{0}")]
+    Inspect(String),
+
     /// Encoding or signing failed inside the CA. Not caused by the requester.
     #[error("internal signing error: {0}")]
     Internal(String),

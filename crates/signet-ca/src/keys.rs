@@ -62,6 +62,88 @@ impl FromStr for KeyType {
     }
 }
 
+/// Key types a client generates for a certificate it requests (`signet certificate`): the
+/// CA's own key types and RSA. RSA keys are generated with the `rsa` crate (ring signs with
+/// RSA keys but cannot make them) and then held by ring like every other key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LeafKeyType {
+    /// ECDSA P-256 (the default).
+    #[default]
+    P256,
+    /// ECDSA P-384.
+    P384,
+    /// Ed25519.
+    Ed25519,
+    /// RSA with a 2048-bit modulus.
+    Rsa2048,
+    /// RSA with a 3072-bit modulus.
+    Rsa3072,
+    /// RSA with a 4096-bit modulus.
+    Rsa4096,
+}
+
+impl LeafKeyType {
+    /// Every type, as its name is written.
+    pub const NAMES: &'static str = "P-256, P-384, Ed25519, RSA-2048, RSA-3072 or RSA-4096";
+
+    /// Generate a fresh key of this type.
+    pub fn generate(self) -> Result<KeyPair, CaError> {
+        let bits = match self {
+            LeafKeyType::P256 => return KeyType::P256.generate(),
+            LeafKeyType::P384 => return KeyType::P384.generate(),
+            LeafKeyType::Ed25519 => return KeyType::Ed25519.generate(),
+            LeafKeyType::Rsa2048 => 2048,
+            LeafKeyType::Rsa3072 => 3072,
+            LeafKeyType::Rsa4096 => 4096,
+        };
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+            .map_err(|e| CaError::Key(format!("generating an RSA-{bits} key: {e}")))?;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| CaError::Key(format!("encoding the RSA key: {e}")))?;
+        KeyPair::try_from(der.as_bytes()).map_err(|e| CaError::Key(e.to_string()))
+    }
+}
+
+impl FromStr for LeafKeyType {
+    type Err = CaError;
+    fn from_str(s: &str) -> Result<Self, CaError> {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Ok(match norm.as_str() {
+            "p256" | "ecdsap256" => LeafKeyType::P256,
+            "p384" | "ecdsap384" => LeafKeyType::P384,
+            "ed25519" => LeafKeyType::Ed25519,
+            "rsa" | "rsa2048" => LeafKeyType::Rsa2048,
+            "rsa3072" => LeafKeyType::Rsa3072,
+            "rsa4096" => LeafKeyType::Rsa4096,
+            _ => {
+                return Err(CaError::Key(format!(
+                    "unknown key type {s:?} (expected {})",
+                    Self::NAMES
+                )));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for LeafKeyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LeafKeyType::P256 => "P-256",
+            LeafKeyType::P384 => "P-384",
+            LeafKeyType::Ed25519 => "Ed25519",
+            LeafKeyType::Rsa2048 => "RSA-2048",
+            LeafKeyType::Rsa3072 => "RSA-3072",
+            LeafKeyType::Rsa4096 => "RSA-4096",
+        })
+    }
+}
+
 /// PKCS#8 PEM of `key`, encrypted when a passphrase is given.
 pub fn encode_private_key(
     key: &KeyPair,
@@ -249,6 +331,40 @@ mod tests {
                 let back = decode_private_key(&pem, pass).expect("decode");
                 assert_eq!(back.public_key_raw(), key.public_key_raw());
             }
+        }
+    }
+
+    #[test]
+    fn leaf_key_types_parse_and_generate_keys_openssl_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, kt, openssl_says) in [
+            ("P-256", LeafKeyType::P256, "256 bit"),
+            ("p384", LeafKeyType::P384, "384 bit"),
+            ("ed25519", LeafKeyType::Ed25519, "ED25519"),
+            ("RSA-2048", LeafKeyType::Rsa2048, "2048 bit"),
+            ("rsa3072", LeafKeyType::Rsa3072, "3072 bit"),
+        ] {
+            assert_eq!(name.parse::<LeafKeyType>().expect(name), kt);
+            assert_eq!(kt.to_string().parse::<LeafKeyType>().expect(name), kt);
+            let key = kt.generate().expect("generate");
+            let pem = encode_private_key(&key, None).expect("encode");
+            let path = dir.path().join(format!("{kt}.pem"));
+            std::fs::write(&path, pem.as_bytes()).expect("write");
+            let out = std::process::Command::new("openssl")
+                .args(["pkey", "-noout", "-text", "-in"])
+                .arg(&path)
+                .output()
+                .expect("openssl must be installed (apt-get install openssl)");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && text.contains(openssl_says),
+                "{kt}: {text}"
+            );
+            let back = decode_private_key(&pem, None).expect("reads back");
+            assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+        for bad in ["rsa1024", "p521", "", "dsa"] {
+            assert!(bad.parse::<LeafKeyType>().is_err(), "{bad}");
         }
     }
 

@@ -33,13 +33,19 @@ pub use crl::{RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType};
 pub use error::CaError;
 pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, import_ca};
-pub use inspect::CertificateInfo;
+pub use inspect::{
+    AuthorityInfoAccessView, BasicConstraintsView, CertificateInfo, CertificateView, CrlEntryView,
+    CrlView, CsrView, ExtensionView, FingerprintsView, Inspected, MAX_INSPECT_LEN,
+    OcspResponseView, OcspSingleView, PublicKeyView, describe_certificate, describe_crl,
+    describe_csr, describe_ocsp_response, inspect, rfc3339,
+};
 pub use issue::{
     IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,
     PreviousIssuer, sha256_fingerprint,
 };
 pub use keys::{
-    KeyType, decode_private_key, encode_private_key, read_private_key_file, write_private_key_file,
+    KeyType, LeafKeyType, decode_private_key, encode_private_key, read_private_key_file,
+    write_private_key_file,
 };
 pub use names::{DnsName, SubjectName};
 pub use ocsp::{

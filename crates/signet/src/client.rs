@@ -134,6 +134,58 @@ impl AdminArgs {
     }
 }
 
+/// Environment variable holding a provisioner (or other bearer) token.
+pub const TOKEN_ENV: &str = "SIGNET_TOKEN";
+
+/// A bearer token given on the command line: `--token`, `--token-file FILE` (`-` reads it from
+/// standard input), else the `SIGNET_TOKEN` variable. Flattened into every command that
+/// sends a token it did not mint itself.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TokenInput {
+    /// The token (from `signet token`) [env: SIGNET_TOKEN]. Prefer --token-file: a command
+    /// line is visible to other users of the machine.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the token; `-` reads it from standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl TokenInput {
+    /// The token, if one was given; an empty or unreadable one is an error.
+    pub fn read(&self) -> anyhow::Result<Option<Bearer>> {
+        if let Some(t) = &self.token {
+            return Bearer::new(t, "--token").map(Some);
+        }
+        if let Some(path) = &self.token_file {
+            return read_token_source(path).map(Some);
+        }
+        match std::env::var(TOKEN_ENV) {
+            Ok(t) if !t.trim().is_empty() => Bearer::new(&t, TOKEN_ENV).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A token from a file, or from standard input when `path` is `-`. A provisioner token is
+/// short-lived and single-use, so unlike the admin token the file's mode is not checked.
+pub fn read_token_source(path: &Path) -> anyhow::Result<Bearer> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::new());
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .context("reading the token from standard input")?;
+        return Bearer::new(&text, "the token on standard input");
+    }
+    // A missing or unreadable token file is a mistake in the command line (exit 2).
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| Refused(format!("reading the token file {}: {e}", path.display())))?;
+    Bearer::new(&text, &format!("the token in {}", path.display()))
+}
+
 /// Read a token file, refusing one that group or others can read (like ssh does with keys).
 fn read_token_file(path: &Path) -> anyhow::Result<Bearer> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
@@ -217,6 +269,14 @@ impl ClientArgs {
 
     /// Connect with the usual trust rules (see the module documentation).
     pub async fn connect(&self, dir: &Path) -> anyhow::Result<Api> {
+        Ok(self.connect_with_roots(dir).await?.0)
+    }
+
+    /// Like [`ClientArgs::connect`], also giving the roots the connection trusts.
+    pub async fn connect_with_roots(
+        &self,
+        dir: &Path,
+    ) -> anyhow::Result<(Api, Vec<CertificateDer<'static>>)> {
         let url = self.ca_url()?;
         let fingerprint = self.fingerprint()?;
         let roots = if let Some(file) = &self.ca_file {
@@ -244,7 +304,8 @@ impl ClientArgs {
             }
             read_certificates(&default)?
         };
-        Api::new(url, &roots, self.client_identity()?)
+        let api = Api::new(url, &roots, self.client_identity()?)?;
+        Ok((api, roots))
     }
 
     /// The mutual-TLS identity from --client-cert/--client-key, if given.

@@ -35,6 +35,12 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Copy the SQLite database consistently while the server runs (PostgreSQL: pg_dump).
     Backup(cmd::backup::BackupArgs),
+    /// Generate a key and get a certificate for it in one step: writes NAME.crt (with the
+    /// chain) and NAME.key (0600).
+    Certificate(cmd::certificate::CertificateArgs),
+    /// Show what a certificate, chain, CSR, CRL or OCSP response says (PEM or DER; `-` reads
+    /// standard input), as text or --json; --ocsp asks a certificate's OCSP responder.
+    Inspect(cmd::inspect::InspectArgs),
     /// Mint a one-time provisioner token (JWT) for `signet issue`.
     Token(cmd::token::TokenArgs),
     /// Revoke a certificate on the server.
@@ -107,6 +113,8 @@ fn main() -> ExitCode {
             Command::Provisioner(args) => cmd::provisioner::run(args).await,
             Command::Staple(args) => cmd::staple::run(args).await,
             Command::Token(args) => cmd::token::run(args).await,
+            Command::Certificate(args) => cmd::certificate::run(args).await,
+            Command::Inspect(args) => cmd::inspect::run(args).await,
             Command::Revoke(args) => cmd::revoke::run(args).await,
             Command::List(args) => cmd::list::run(args).await,
             Command::Audit(args) => cmd::audit::run(args).await,

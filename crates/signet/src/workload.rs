@@ -64,6 +64,9 @@ pub mod exit {
     /// The root the CA presented does not have the pinned --root-fingerprint, or --ca-file
     /// does not hold it.
     pub const ROOT_MISMATCH: u8 = 4;
+    /// An OCSP responder says the certificate is revoked or unknown (`signet staple`,
+    /// `signet inspect --ocsp`).
+    pub const NOT_GOOD: u8 = 5;
 }
 
 /// The exit code table for `--help`.

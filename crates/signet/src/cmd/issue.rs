@@ -14,7 +14,7 @@ use signet_ca::{
 use signet_store::{AuditEntry, NewCertificate};
 
 use super::Refused;
-use crate::client::{AdminArgs, Bearer, ClientArgs};
+use crate::client::{AdminArgs, Api, Bearer, ClientArgs, TokenInput};
 use crate::config::Config;
 use crate::files::write_atomic;
 
@@ -38,14 +38,9 @@ pub struct IssueArgs {
     /// Write the PEM chain (leaf, then issuing CA) here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Provisioner token (from `signet token`) authorising this request; without --local.
-    #[arg(
-        long,
-        env = "SIGNET_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    token: Option<String>,
+    /// The provisioner token (from `signet token`) authorising this request; without --local.
+    #[command(flatten)]
+    token: TokenInput,
     #[command(flatten)]
     client: ClientArgs,
     #[command(flatten)]
@@ -157,22 +152,13 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
             eprintln!(
                 "issued serial {} (valid until {}) -> {}",
                 record.serial,
-                cert.not_after,
+                signet_ca::rfc3339(cert.not_after),
                 out.display()
             );
         }
         None => print!("{pem}"),
     }
     Ok(())
-}
-
-/// `POST /v1/certificates` request body.
-#[derive(Debug, Serialize)]
-struct IssueRequest<'a> {
-    csr: &'a str,
-    profile: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl: Option<&'a str>,
 }
 
 /// `POST /v1/certificates` answer.
@@ -182,8 +168,86 @@ struct IssueResponse {
     certificate: String,
     #[serde(default)]
     chain: Vec<String>,
-    #[serde(default)]
-    not_after: String,
+}
+
+/// A certificate the server issued for our CSR.
+#[derive(Debug)]
+pub struct RemoteIssued {
+    /// Serial, hex, as the server wrote it (made safe to print).
+    pub serial: String,
+    /// The leaf, parsed.
+    pub info: CertificateInfo,
+    /// The leaf, then the chain the server sent.
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl RemoteIssued {
+    /// The leaf then the chain, PEM.
+    pub fn pem(&self) -> String {
+        self.chain
+            .iter()
+            .map(|c| crate::client::certificate_pem(c))
+            .collect()
+    }
+}
+
+/// The CSR as PEM (a DER CSR is wrapped).
+pub fn csr_as_pem(csr_bytes: &[u8]) -> anyhow::Result<String> {
+    match std::str::from_utf8(csr_bytes) {
+        Ok(text) if text.contains("-----BEGIN") => Ok(text.to_string()),
+        _ => pem_rfc7468::encode_string(
+            "CERTIFICATE REQUEST",
+            pem_rfc7468::LineEnding::LF,
+            csr_bytes,
+        )
+        .context("encoding the CSR as PEM"),
+    }
+}
+
+/// `POST /v1/certificates`, and check that the certificate is for the CSR's key.
+pub async fn request_certificate(
+    api: &Api,
+    csr_pem: &str,
+    csr_spki: &[u8],
+    profile: Option<&str>,
+    ttl: Option<&str>,
+    bearer: &Bearer,
+) -> anyhow::Result<RemoteIssued> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        csr: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        profile: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ttl: Option<&'a str>,
+    }
+    let body = Body {
+        csr: csr_pem,
+        profile,
+        ttl,
+    };
+    let issued: IssueResponse = api
+        .post_json("/v1/certificates", &body, Some(bearer))
+        .await?;
+    let leaf = crate::client::single_certificate(issued.certificate.as_bytes())
+        .context("the certificate in the server's answer")?;
+    let info =
+        CertificateInfo::from_der(&leaf).context("the certificate in the server's answer")?;
+    if info.spki_der != csr_spki {
+        bail!("the server returned a certificate for a different public key than the CSR's");
+    }
+    let mut chain = vec![leaf];
+    for c in &issued.chain {
+        chain.extend(
+            crate::client::parse_certificates(c.as_bytes())
+                .context("the chain in the server's answer")?,
+        );
+    }
+    Ok(RemoteIssued {
+        serial: crate::client::sanitize(&issued.serial_number, 80),
+        info,
+        chain,
+    })
 }
 
 /// Ask the server at --ca-url to sign the CSR.
@@ -200,59 +264,36 @@ async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
         ttl.parse::<Lifetime>()
             .map_err(|e| Refused(e.to_string()))?;
     }
-    let csr_pem = match std::str::from_utf8(&csr_bytes) {
-        Ok(text) if text.contains("-----BEGIN") => text.to_string(),
-        _ => pem_rfc7468::encode_string(
-            "CERTIFICATE REQUEST",
-            pem_rfc7468::LineEnding::LF,
-            &csr_bytes,
-        )
-        .context("encoding the CSR as PEM")?,
-    };
-    let bearer = match args.token.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(t) => Bearer::new(t, "the token")?,
+    let csr_pem = csr_as_pem(&csr_bytes)?;
+    let bearer = match args.token.read()? {
+        Some(t) => t,
         None => args.admin.credential(&args.dir, true)?.ok_or_else(|| {
             Refused(
-                "no credential: pass --token (from `signet token`, or set SIGNET_TOKEN), \
-                 or the admin token with --admin-token-file or SIGNET_ADMIN_TOKEN"
+                "no credential: pass --token or --token-file (from `signet token`, or set \
+                 SIGNET_TOKEN), or the admin token with --admin-token-file or SIGNET_ADMIN_TOKEN"
                     .into(),
             )
         })?,
     };
 
     let api = args.client.connect(&args.dir).await?;
-    let body = IssueRequest {
-        csr: &csr_pem,
-        profile: &args.profile,
-        ttl: args.ttl.as_deref(),
-    };
-    let issued: IssueResponse = api
-        .post_json("/v1/certificates", &body, Some(&bearer))
-        .await?;
-
-    // The certificate must be for the key in our CSR.
-    let leaf = crate::client::single_certificate(issued.certificate.as_bytes())
-        .context("the certificate in the server's answer")?;
-    let info =
-        CertificateInfo::from_der(&leaf).context("the certificate in the server's answer")?;
-    if info.spki_der != csr.spki_der() {
-        bail!("the server returned a certificate for a different public key than the CSR's");
-    }
-    let mut pem = crate::client::certificate_pem(&leaf);
-    for c in &issued.chain {
-        for der in crate::client::parse_certificates(c.as_bytes())
-            .context("the chain in the server's answer")?
-        {
-            pem.push_str(&crate::client::certificate_pem(&der));
-        }
-    }
-    let serial = crate::client::sanitize(&issued.serial_number, 80);
+    let issued = request_certificate(
+        &api,
+        &csr_pem,
+        csr.spki_der(),
+        Some(&args.profile),
+        args.ttl.as_deref(),
+        &bearer,
+    )
+    .await?;
+    let pem = issued.pem();
     match &args.out {
         Some(out) => {
             write_atomic(out, pem.as_bytes(), 0o644)?;
             eprintln!(
-                "issued serial {serial} (valid until {}) -> {}",
-                crate::client::sanitize(&issued.not_after, 40),
+                "issued serial {} (valid until {}) -> {}",
+                issued.serial,
+                signet_ca::rfc3339(issued.info.not_after),
                 out.display()
             );
         }

@@ -37,7 +37,7 @@ pub struct TokenArgs {
     #[arg(long, default_value = "default")]
     provisioner: String,
     /// The provisioner's private key, PKCS#8 PEM (default: DIR/provisioners/NAME.key).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, alias = "provisioner-key", value_name = "FILE")]
     key: Option<PathBuf>,
     /// Token lifetime, at most 5m.
     #[arg(long, default_value = "5m")]
@@ -76,7 +76,7 @@ pub struct TokenRequest {
 }
 
 /// A provisioner name as the server accepts it (also safe as a file name).
-fn check_provisioner_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_provisioner_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -185,18 +185,29 @@ pub fn default_key_path(dir: &Path, provisioner: &str) -> PathBuf {
     dir.join("provisioners").join(format!("{provisioner}.key"))
 }
 
+/// Read a provisioner's signing key (decrypted with SIGNET_CA_PASSPHRASE when encrypted).
+pub fn read_provisioner_key(path: &Path) -> anyhow::Result<rcgen::KeyPair> {
+    let passphrase = super::passphrase();
+    read_private_key_file(path, passphrase.as_ref().map(|p| p.as_str()))
+        .with_context(|| format!("reading the provisioner key {}", path.display()))
+}
+
+impl TokenRequest {
+    /// Mint the token now, signed with `key`.
+    pub fn mint(&self, key: &rcgen::KeyPair) -> anyhow::Result<String> {
+        let now = signet_ca::OffsetDateTime::now_utc().unix_timestamp();
+        sign(&self.claims(now)?, key)
+    }
+}
+
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let req = TokenRequest::from_args(&args)?;
     let key_path = args
         .key
         .clone()
         .unwrap_or_else(|| default_key_path(&args.dir, &req.provisioner));
-    let passphrase = super::passphrase();
-    let key = read_private_key_file(&key_path, passphrase.as_ref().map(|p| p.as_str()))
-        .with_context(|| format!("reading the provisioner key {}", key_path.display()))?;
-    let now = signet_ca::OffsetDateTime::now_utc().unix_timestamp();
-    let token = sign(&req.claims(now)?, &key)?;
-    println!("{token}");
+    let key = read_provisioner_key(&key_path)?;
+    println!("{}", req.mint(&key)?);
     Ok(())
 }
 

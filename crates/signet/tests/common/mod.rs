@@ -89,3 +89,25 @@ pub fn sqlite3(db: &Path, sql: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Runs `signet ARGS` in `cwd` (a client's working directory) with `env` added to the clean
+/// environment of [`base_command`] and `stdin` written to its standard input.
+pub fn signet_in(cwd: &Path, env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = base_command();
+    cmd.current_dir(cwd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // A command that does not read its input may exit first: a broken pipe is fine.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    child.wait_with_output().unwrap()
+}
