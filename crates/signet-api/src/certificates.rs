@@ -487,16 +487,24 @@ async fn issue(
         Err(e) => {
             // A token presented in a refused request is used up all the same, as if it had
             // been burned at authentication; if it had already been used, that is the answer.
+            // Not when the database is unavailable: burning would wait for it a second time
+            // (doubling the time to a 503), and a timed-out write that commits later burns
+            // the token with its certificate, so the burn would then call the request's own
+            // token replayed. A token left usable by a 503 serves a retry.
+            let unavailable =
+                matches!(e, ApiError::Store(signet_store::StoreError::Unavailable(_)));
             let e = match &burn {
-                Some(b) if !matches!(e, ApiError::TokenReplayed) => match st.burn(b).await {
-                    Ok(()) => e,
-                    Err(ApiError::TokenReplayed) => ApiError::TokenReplayed,
-                    Err(other) => {
-                        // Nothing was issued, so a token left usable does no harm.
-                        tracing::warn!(error = %other, "could not burn the token of a refused request");
-                        e
+                Some(b) if !unavailable && !matches!(e, ApiError::TokenReplayed) => {
+                    match st.burn(b).await {
+                        Ok(()) => e,
+                        Err(ApiError::TokenReplayed) => ApiError::TokenReplayed,
+                        Err(other) => {
+                            // Nothing was issued, so a token left usable does no harm.
+                            tracing::warn!(error = %other, "could not burn the token of a refused request");
+                            e
+                        }
                     }
-                },
+                }
                 _ => e,
             };
             Err(st.refuse(&actor, "issue", None, e).await)

@@ -25,6 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
 mod audit;
 mod auth;
 mod certificates;
+mod db;
 mod error;
 mod jwt_crypto;
 mod kubernetes;
@@ -34,6 +35,7 @@ mod system;
 pub use auth::{
     AdminCredential, Identity, Provisioner, ProvisionerConfig, ProvisionerKind, check_provisioners,
 };
+pub use db::DATABASE_TIMEOUT;
 pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
 pub use kubernetes::{
     DEFAULT_MAX_TOKEN_AGE, DEFAULT_NAME_TEMPLATES, DEFAULT_TRUST_DOMAIN, check_jwks,
@@ -87,7 +89,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     ca: Arc<IssuingCa>,
-    store: Store,
+    /// The store, each operation bounded by the database timeout.
+    store: db::Bounded,
     /// Replaced whole on a configuration reload; requests take a snapshot.
     provisioners: std::sync::RwLock<Arc<Vec<Provisioner>>>,
     admin: AdminCredential,
@@ -117,7 +120,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 ca,
-                store,
+                store: db::Bounded::new(store),
                 provisioners: std::sync::RwLock::new(Arc::new(provisioners)),
                 admin,
                 config,
@@ -140,6 +143,14 @@ impl AppState {
     /// [`REQUEST_TIMEOUT`]). Set once, before [`app`]; a second value is ignored.
     pub fn with_request_timeout(self, timeout: Duration) -> Self {
         let _ = self.inner.request_timeout.set(timeout);
+        self
+    }
+
+    /// Answer 503 `database-unavailable` when one database operation of a request has not
+    /// completed within `timeout` (default [`DATABASE_TIMEOUT`]): a database that hangs is
+    /// then reported within that bound. Set once, before [`app`]; a second value is ignored.
+    pub fn with_database_timeout(self, timeout: Duration) -> Self {
+        let _ = self.inner.store.timeout.set(timeout);
         self
     }
 

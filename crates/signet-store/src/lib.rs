@@ -145,6 +145,18 @@ pub enum StoreError {
     Audit(#[source] sqlx::Error),
 }
 
+impl StoreError {
+    /// The error for an operation the caller gave up on after `after` without an answer
+    /// from the database (a hung server, a lock held for ever, no free connection):
+    /// [`StoreError::Unavailable`], with an I/O "timed out" cause.
+    pub fn timed_out(after: Duration) -> StoreError {
+        StoreError::Unavailable(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the database within {after:?}"),
+        )))
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match err {

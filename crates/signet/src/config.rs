@@ -54,14 +54,32 @@ pub struct CaSection {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     pub url: String,
+    /// How long one database operation of an API request may take, waiting for a pooled
+    /// connection included, before the request is answered 503 `database-unavailable`: the
+    /// bound on a database that hangs rather than fails (a frozen server or host, a lock
+    /// held for ever, a pool with no free connection).
+    #[serde(
+        default = "default_database_timeout",
+        skip_serializing_if = "is_default_database_timeout"
+    )]
+    pub timeout: ConfigDuration,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
         DatabaseSection {
             url: "sqlite://signet.db".into(),
+            timeout: default_database_timeout(),
         }
     }
+}
+
+fn default_database_timeout() -> ConfigDuration {
+    ConfigDuration(signet_api::DATABASE_TIMEOUT)
+}
+
+fn is_default_database_timeout(value: &ConfigDuration) -> bool {
+    *value == default_database_timeout()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -629,6 +647,10 @@ impl Config {
         }
         self.server.listen_addr()?;
         self.server.limits.validate()?;
+        let timeout = self.database.timeout;
+        if timeout.0 < Duration::from_millis(100) || timeout.0 > Duration::from_secs(3600) {
+            bail!("[database] timeout = \"{timeout}\" must be 100ms to 1h");
+        }
         self.responder.validate()?;
         if let Some(url) = &self.server.url {
             check_http_url("[server] url", url)?;
@@ -703,6 +725,7 @@ issuing_key = "issuing_ca.key"
 # SQLite file (embedded default) or PostgreSQL, e.g. "postgres://signet@db.internal/signet".
 # The SIGNET_DATABASE_URL environment variable overrides this.
 url = "sqlite://signet.db"
+# timeout = "10s"   # one database operation of a request, at most; then 503 database-unavailable
 
 [urls]
 # Written into every issued certificate: Authority Information Access (OCSP responder and
@@ -929,6 +952,17 @@ mod tests {
     }
 
     #[test]
+    fn the_database_timeout_defaults_to_ten_seconds_and_parses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        let cfg = Config::parse(&render_default("x"), &path).expect("parses");
+        assert_eq!(cfg.database.timeout.duration(), Duration::from_secs(10));
+        let doc = "[ca]\nname = \"x\"\n[database]\nurl = \"sqlite://x.db\"\ntimeout = \"2s\"\n";
+        let cfg = Config::parse(doc, &path).expect("parses");
+        assert_eq!(cfg.database.timeout.duration(), Duration::from_secs(2));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("signet.toml");
@@ -956,6 +990,9 @@ mod tests {
             "[ca]\nname = \"x\"\n[server.limits]\nhttp2_max_concurrent_streams = 0\n",
             "[ca]\nname = \"x\"\n[server.limits]\nmax_header_bytes = 1024\n",
             "[ca]\nname = \"x\"\n[server.limits]\nmax_streams = 1\n",
+            "[ca]\nname = \"x\"\n[database]\nurl = \"sqlite://x.db\"\ntimeout = \"50ms\"\n",
+            "[ca]\nname = \"x\"\n[database]\nurl = \"sqlite://x.db\"\ntimeout = \"2h\"\n",
+            "[ca]\nname = \"x\"\n[database]\nurl = \"sqlite://x.db\"\ntimeout = 5\n",
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");

@@ -265,7 +265,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         background.push(tokio::spawn(p.run(first)));
     }
     let reload_state = state.clone();
-    let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
+    let state = state
+        .with_request_timeout(cfg.server.limits.request_timeout.duration())
+        .with_database_timeout(cfg.database.timeout.duration());
     let router = signet_api::app(state);
 
     // 5. Serve until SIGTERM or Ctrl-C.

@@ -1,0 +1,134 @@
+//! The store as request handlers reach it: every database operation a request makes is
+//! bounded by the database timeout ([`crate::AppState::with_database_timeout`], `[database]
+//! timeout` in the server's configuration), so that a database that stops answering (a
+//! frozen server or host, a lock held for ever, a pool with no free connection) is answered
+//! 503 `database-unavailable` within that bound instead of holding the request until the
+//! request timeout. Only the operations handlers use are here, each a thin bound around the
+//! store's own.
+//!
+//! An operation cut off by the bound is abandoned, not undone: a write already handed to the
+//! database may still commit once it answers again. The client was told 503, never success,
+//! so nothing it was told is lost; what it may find is a certificate it was never given (with
+//! its audit row, in the same transaction), or a revocation that did happen, which a retry
+//! then reports as already done.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use signet_store::{
+    AuditEntry, AuditFilter, AuditPage, CertificateFilter, CertificatePage, CertificateRecord,
+    NewCertificate, RevokeOutcome, Store, StoreError,
+};
+use time::OffsetDateTime;
+
+/// The database timeout when none is set: the store's own wait for a pooled connection.
+pub const DATABASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct Bounded {
+    store: Store,
+    /// Set at most once before serving; [`DATABASE_TIMEOUT`] when unset.
+    pub(crate) timeout: OnceLock<Duration>,
+}
+
+impl Bounded {
+    pub(crate) fn new(store: Store) -> Bounded {
+        Bounded {
+            store,
+            timeout: OnceLock::new(),
+        }
+    }
+
+    /// The bound in force.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout.get().copied().unwrap_or(DATABASE_TIMEOUT)
+    }
+
+    async fn bound<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.timeout();
+        match tokio::time::timeout(limit, op).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::timed_out(limit)),
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
+        self.bound(self.store.ping()).await
+    }
+
+    pub(crate) async fn insert_certificate(
+        &self,
+        cert: &NewCertificate,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.bound(self.store.insert_certificate(cert, audit)).await
+    }
+
+    pub(crate) async fn insert_certificate_with_token(
+        &self,
+        provisioner: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        cert: &NewCertificate,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        self.bound(self.store.insert_certificate_with_token(
+            provisioner,
+            jti,
+            expires_at,
+            cert,
+            audit,
+        ))
+        .await
+    }
+
+    pub(crate) async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {
+        self.bound(self.store.append_audit(audit)).await
+    }
+
+    pub(crate) async fn get_certificate(
+        &self,
+        serial: &str,
+    ) -> Result<Option<CertificateRecord>, StoreError> {
+        self.bound(self.store.get_certificate(serial)).await
+    }
+
+    pub(crate) async fn revoke(
+        &self,
+        serial: &str,
+        at: OffsetDateTime,
+        reason: u8,
+        audit: &AuditEntry,
+    ) -> Result<RevokeOutcome, StoreError> {
+        self.bound(self.store.revoke(serial, at, reason, audit))
+            .await
+    }
+
+    pub(crate) async fn consume_token(
+        &self,
+        provisioner: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.bound(self.store.consume_token(provisioner, jti, expires_at))
+            .await
+    }
+
+    pub(crate) async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<CertificatePage, StoreError> {
+        self.bound(self.store.list_certificates(filter)).await
+    }
+
+    pub(crate) async fn list_audit_page(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<AuditPage, StoreError> {
+        self.bound(self.store.list_audit_page(filter)).await
+    }
+}
