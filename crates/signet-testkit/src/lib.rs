@@ -13,7 +13,9 @@
 //! on that server (and dropped afterwards, best effort). Otherwise a private
 //! cluster is started with `initdb`/`pg_ctl` in a temporary directory,
 //! listening only on a unix socket inside it. If neither works the helper
-//! panics: tests never skip silently.
+//! panics: tests never skip silently. Fault tests that stop, kill or freeze
+//! the server use [`TestDb::private_postgres`], a private cluster whatever
+//! `DATABASE_URL` says.
 //!
 //! This crate is for tests only: it panics freely.
 
@@ -92,6 +94,22 @@ impl TestDb {
         }
     }
 
+    /// A fresh, empty PostgreSQL database in a private cluster started for this `TestDb`,
+    /// whatever `DATABASE_URL` says: for fault tests that stop, kill or freeze the server
+    /// ([`TestDb::stop`], [`TestDb::kill`], [`TestDb::freeze`]), which a test cannot do to a
+    /// shared server. So these tests run in the "existing server" mode too.
+    ///
+    /// Panics (with installation advice) if the PostgreSQL server binaries are missing.
+    pub async fn private_postgres() -> TestDb {
+        let cluster = Cluster::start();
+        let url = cluster.url();
+        TestDb {
+            url,
+            name: "postgres",
+            inner: Inner::Cluster(cluster),
+        }
+    }
+
     /// One fresh database per backend: SQLite first, then PostgreSQL.
     pub async fn all() -> Vec<TestDb> {
         vec![TestDb::sqlite().await, TestDb::postgres().await]
@@ -122,6 +140,53 @@ impl TestDb {
     /// accepts connections. Panics as [`TestDb::stop`] does.
     pub fn start(&self) {
         self.cluster("start").restart();
+    }
+
+    /// Kills every process of a private cluster's server with SIGKILL at once (the
+    /// postmaster frozen first, so it forks no new backend meanwhile), as a crash would:
+    /// nothing is shut down cleanly, and [`TestDb::start`] then runs crash recovery. Panics
+    /// as [`TestDb::stop`] does.
+    pub fn kill(&self) {
+        let cluster = self.cluster("kill");
+        let pids = cluster.frozen_processes();
+        signal(&pids, "KILL");
+        // Reaped by their parents (pg_ctl's shell, or the postmaster's own parent): wait,
+        // bounded, until none is left, so that a restart does not find a live lock holder.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pids.iter().any(|pid| alive(*pid)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PostgreSQL processes {pids:?} still alive 30 s after SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Freezes a private cluster's server with SIGSTOP (the postmaster and every backend):
+    /// connections stay open but nothing answers, as with a hung host or a stalled disk.
+    /// [`TestDb::thaw`] resumes it. Panics as [`TestDb::stop`] does.
+    pub fn freeze(&self) {
+        let pids = self.cluster("freeze").frozen_processes();
+        *self.frozen().lock().unwrap() = pids;
+    }
+
+    /// Resumes a server frozen by [`TestDb::freeze`] with SIGCONT.
+    pub fn thaw(&self) {
+        self.cluster("thaw");
+        let pids = std::mem::take(&mut *self.frozen().lock().unwrap());
+        assert!(!pids.is_empty(), "TestDb::thaw without TestDb::freeze");
+        signal(&pids, "CONT");
+    }
+
+    /// The server log of a private cluster (to check, say, that crash recovery ran).
+    /// Panics as [`TestDb::stop`] does.
+    pub fn server_log(&self) -> String {
+        let cluster = self.cluster("server_log");
+        std::fs::read_to_string(cluster.dir().join("postgres.log")).unwrap_or_default()
+    }
+
+    fn frozen(&self) -> &std::sync::Mutex<Vec<u32>> {
+        &self.cluster("thaw").frozen
     }
 
     fn cluster(&self, what: &str) -> &Cluster {
@@ -255,6 +320,8 @@ fn drop_external_database(admin_url: &str, database: &str) {
 /// through a unix socket in that directory.
 struct Cluster {
     dir: Option<tempfile::TempDir>,
+    /// Processes stopped by [`TestDb::freeze`], resumed by [`TestDb::thaw`] (and on drop).
+    frozen: std::sync::Mutex<Vec<u32>>,
     pg_ctl: PathBuf,
     /// When running as root, initdb/pg_ctl run as this user via runuser.
     run_as: Option<&'static str>,
@@ -290,6 +357,7 @@ impl Cluster {
 
         let mut cluster = Cluster {
             dir: Some(dir),
+            frozen: std::sync::Mutex::default(),
             pg_ctl,
             run_as,
         };
@@ -381,6 +449,28 @@ impl Cluster {
         }
     }
 
+    /// The postmaster's pid, from `postmaster.pid`.
+    fn postmaster_pid(&self) -> u32 {
+        let file = self.dir().join("data").join("postmaster.pid");
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e} (is the server running?)", file.display()));
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no pid in {text:?}", file.display()))
+    }
+
+    /// SIGSTOPs the postmaster, then every process it forked; returns them all (postmaster
+    /// first), stopped.
+    fn frozen_processes(&self) -> Vec<u32> {
+        let postmaster = self.postmaster_pid();
+        signal(&[postmaster], "STOP");
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        signal(&pids[1..], "STOP");
+        pids
+    }
+
     fn dir(&self) -> &Path {
         self.dir.as_ref().expect("cluster directory present").path()
     }
@@ -411,6 +501,14 @@ impl Cluster {
     }
 
     fn stop(&mut self) {
+        let frozen = std::mem::take(&mut *self.frozen.lock().unwrap_or_else(|e| e.into_inner()));
+        if !frozen.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .args(frozen.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+        }
         let Some(dir) = self.dir.take() else { return };
         let data = dir.path().join("data");
         if data.join("postmaster.pid").exists() {
@@ -430,6 +528,50 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `kill -SIGNAL PIDS` (root may signal the cluster's processes run as `nobody`).
+fn signal(pids: &[u32], signal: &str) {
+    if pids.is_empty() {
+        return;
+    }
+    run_checked(
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(pids.iter().map(u32::to_string)),
+        &format!("kill -{signal} {pids:?}"),
+    );
+}
+
+/// Whether `pid` is a live (not zombie) process, from /proc.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The pids whose parent is `parent`, from /proc/*/stat.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// Runs a command with output captured (never inherited: pg_ctl's server

@@ -1,11 +1,18 @@
-//! Fault tests (issue 7, hardening) against the real `signet serve` binary:
+//! Fault tests (issue 7, hardening; issue 14, faults met in production) against the real
+//! `signet serve` binary. After each fault the database is read back with `psql` or
+//! `sqlite3` (`common::db`), not through Signet: every certificate answered 201 is stored
+//! once, whole (its DER holds its serial, its audit row is there), and no serial repeats.
 //!
 //! - PostgreSQL stopped under a running server: issuance, revocation and `/readyz` answer 503
 //!   `database-unavailable` promptly, the OCSP responder still answers a cached request
 //!   `good` and an uncached one with an OCSP error status (never an HTTP 500), and everything
 //!   recovers by itself once the database is back, with nothing issued while it was down.
-//!   This needs the private PostgreSQL cluster of `signet_testkit` (it fails with a message
-//!   when `DATABASE_URL` points at an external server, which a test cannot stop).
+//! - PostgreSQL stopped, killed with SIGKILL (crash recovery on restart), frozen with SIGSTOP
+//!   (503 within the configured `[database] timeout`, then SIGCONT), and the server's
+//!   connection pool exhausted (a lock held on the certificates table), each under issuance
+//!   load: requests meet the fault (503), and issuance recovers by itself afterwards.
+//!   These tests stop or signal the database server, so they always start a private
+//!   cluster (`TestDb::private_postgres`), also when `DATABASE_URL` names a shared server.
 //! - `kill -9` under concurrent issuance and revocation, three times on one data directory
 //!   and database (SQLite, PostgreSQL): every certificate a client received a 201 for is in
 //!   the database afterwards, every acknowledged revocation holds, no serial repeats, and the
@@ -17,7 +24,8 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +35,8 @@ use signet_testkit::TestDb;
 
 mod common;
 use common::{
-    Minter, STARTUP, Server, admin_token, client, csr, openssl, p, post_issue, problem, serials,
-    text, token,
+    Minter, POLL, STARTUP, Server, admin_token, base_command, client, csr, openssl, p, post_issue,
+    problem, serials, text, token,
 };
 
 /// How long a refusal may take while the database is down: the store's pool acquire timeout
@@ -132,12 +140,8 @@ fn ocsp_verdict_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_refuses_promptly_ocsp_serves_cache_and_recovers() {
-    assert!(
-        !std::env::var("DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")),
-        "this test stops and starts PostgreSQL, so it needs signet-testkit's private cluster: \
-         unset DATABASE_URL to run it"
-    );
-    let db = TestDb::postgres().await;
+    // It stops and starts PostgreSQL: a private cluster, whatever DATABASE_URL says.
+    let db = TestDb::private_postgres().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let work = tmp.path().join("work");
@@ -454,6 +458,10 @@ async fn kill_9_scenario(db: Option<&TestDb>) {
             // Every task of the load has ended: take what they were told.
             let told = std::mem::take(&mut *told.lock().unwrap());
             check_nothing_lost(&server, &https, &data, &told, backend).await;
+            // And read back without Signet: sqlite3 on the file, psql on the database.
+            let url = common::db::url_of(&data, db.map(TestDb::url));
+            let what = format!("{backend} kill -9");
+            common::db::assert_recorded(&url, &what, &told.issued, &told.revoked);
             eprintln!("[{backend}] CRL numbers after each start: {crl_numbers:?}");
             return;
         }
@@ -814,73 +822,454 @@ async fn audit_log_unwritable_fails_closed_on_postgres() {
     audit_fails_closed(Some(&db)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopped_under_load_answers_201_or_503_and_loses_nothing() {
-    const WORKERS: usize = 8;
-    let db = TestDb::postgres().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let work = tmp.path().join("work");
-    fs::create_dir(&work).unwrap();
-    let mut server = Server::start(
-        tmp.path(),
-        &[("SIGNET_DATABASE_URL", db.url())],
-        &["--dir", p(&data)],
-    )
-    .await;
-    let root = data.join("root_ca.crt");
-    let https = client(&root);
-    server.wait_ready(&https).await;
-    let base = server.base();
-    let minter = Arc::new(Minter::new(&data, &base));
-    let csr_pem = Arc::new(csr(&work, "load.internal"));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let issued: Arc<Mutex<Vec<String>>> = Arc::default();
-    let refused = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..WORKERS {
-        let https = client(&root);
-        let (base, minter, csr_pem) = (base.clone(), minter.clone(), csr_pem.clone());
-        let (stop, issued, refused) = (stop.clone(), issued.clone(), refused.clone());
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let (resp, took) = post_issue(&https, &base, &minter.token(), &csr_pem).await;
-                assert!(took < PROMPT_REFUSAL, "an issuance took {took:?}");
-                match resp.status().as_u16() {
-                    201 => {
-                        let v: Value = resp.json().await.unwrap();
-                        let serial = v["serial_number"].as_str().unwrap().to_string();
-                        issued.lock().unwrap().push(serial);
+/// What an issuance load was told, by kind of answer.
+#[derive(Default)]
+struct Tally {
+    /// Serials answered 201.
+    issued: Vec<String>,
+    /// Answers 503 `database-unavailable`.
+    unavailable: usize,
+    /// The slowest of them.
+    slowest_refusal: Duration,
+}
+
+/// Eight tasks issuing one certificate after another (each over its own connection, tokens
+/// minted in process) until told to stop. Every answer must come within `bound` and be 201
+/// or 503 `database-unavailable` (429 `rate-limited` is backed off and counted for nothing).
+struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(fixture: &PgFixture, bound: Duration) -> Load {
+        const WORKERS: usize = 8;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tally: Arc<Mutex<Tally>> = Arc::default();
+        let minter = Arc::new(Minter::new(&fixture.data, &fixture.server.base()));
+        let csr_pem = Arc::new(csr(&fixture.work, "load.internal"));
+        let workers = (0..WORKERS)
+            .map(|_| {
+                let https = client(&fixture.root);
+                let base = fixture.server.base();
+                let (minter, csr_pem) = (minter.clone(), csr_pem.clone());
+                let (stop, tally) = (stop.clone(), tally.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let (resp, took) =
+                            post_issue(&https, &base, &minter.token(), &csr_pem).await;
+                        let status = resp.status().as_u16();
+                        assert!(took < bound, "an issuance answered {status} after {took:?}");
+                        match status {
+                            201 => {
+                                let v: Value = resp.json().await.unwrap();
+                                let serial = v["serial_number"].as_str().unwrap().to_string();
+                                tally.lock().unwrap().issued.push(serial);
+                            }
+                            429 => {
+                                problem(resp, 429, "rate-limited").await;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            _ => {
+                                problem(resp, 503, "database-unavailable").await;
+                                let mut t = tally.lock().unwrap();
+                                t.unavailable += 1;
+                                t.slowest_refusal = t.slowest_refusal.max(took);
+                            }
+                        }
                     }
-                    _ => {
-                        problem(resp, 503, "database-unavailable").await;
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            tally,
+            workers,
+        }
+    }
+
+    fn issued(&self) -> usize {
+        self.tally.lock().unwrap().issued.len()
+    }
+
+    fn unavailable(&self) -> usize {
+        self.tally.lock().unwrap().unavailable
+    }
+
+    /// Waits (at most `limit`) until `cond` holds of what the load was told. Panics with
+    /// the server's log on timeout, and with a worker's own panic if one failed.
+    async fn until(
+        &mut self,
+        server: &mut Server,
+        what: &str,
+        limit: Duration,
+        cond: impl Fn(&Tally) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if cond(&self.tally.lock().unwrap()) {
+                return;
             }
-        }));
+            if let Some(i) = self.workers.iter().position(|w| w.is_finished()) {
+                let ended = self.workers.swap_remove(i).await;
+                panic!("a load worker ended: {ended:?}\n{}", server.log());
+            }
+            server.alive();
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?} ({} issued, {} refused 503)\n{}",
+                self.issued(),
+                self.unavailable(),
+                server.log()
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    tokio::task::block_in_place(|| db.stop());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    tokio::task::block_in_place(|| db.start());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
+
+    /// Stops the workers (each finishes the request it is in) and returns what they were
+    /// told.
+    async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        std::mem::take(&mut *self.tally.lock().unwrap())
     }
-    let issued = issued.lock().unwrap().clone();
-    eprintln!(
-        "{} issued, {} refused with 503 across the outage",
-        issued.len(),
-        refused.load(Ordering::Relaxed)
-    );
-    for serial in &issued {
-        let resp = https
-            .get(format!("{base}/v1/certificates/{serial}"))
+}
+
+/// `signet serve` on a private PostgreSQL cluster (whatever `DATABASE_URL` says: these
+/// tests stop, kill or freeze the database server), with `database` lines added to the
+/// `[database]` section of its configuration.
+struct PgFixture {
+    db: TestDb,
+    server: Server,
+    data: PathBuf,
+    work: PathBuf,
+    root: PathBuf,
+    https: reqwest::Client,
+    _tmp: tempfile::TempDir,
+}
+
+impl PgFixture {
+    async fn start(database: &str) -> PgFixture {
+        let db = TestDb::private_postgres().await;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let work = tmp.path().join("work");
+        fs::create_dir(&work).unwrap();
+        let init = base_command()
+            .args(["init", "--dir", p(&data)])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{}", text(&init));
+        let config = data.join("signet.toml");
+        let toml = fs::read_to_string(&config).unwrap();
+        assert!(toml.contains("\n[database]\n"), "{toml}");
+        fs::write(
+            &config,
+            toml.replace("\n[database]\n", &format!("\n[database]\n{database}\n")),
+        )
+        .unwrap();
+        let mut server = Server::start(
+            tmp.path(),
+            &[("SIGNET_DATABASE_URL", db.url())],
+            &["--dir", p(&data)],
+        )
+        .await;
+        let root = data.join("root_ca.crt");
+        let https = client(&root);
+        server.wait_ready(&https).await;
+        assert!(
+            server.log().contains("database=\"postgres"),
+            "{}",
+            server.log()
+        );
+        PgFixture {
+            db,
+            server,
+            data,
+            work,
+            root,
+            https,
+            _tmp: tmp,
+        }
+    }
+
+    /// `/readyz`, timed; panics if it does not answer at all.
+    async fn readyz(&self) -> (reqwest::Response, Duration) {
+        let started = Instant::now();
+        let resp = self
+            .https
+            .get(self.server.url("/readyz"))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200, "{serial} handed out but not recorded");
+        (resp, started.elapsed())
     }
+
+    /// Waits (at most [`RECOVERY`]) until `/readyz` answers 200.
+    async fn until_ready_again(&mut self, what: &str) -> Duration {
+        let started = Instant::now();
+        loop {
+            let (resp, _) = self.readyz().await;
+            if resp.status() == 200 {
+                return started.elapsed();
+            }
+            self.server.alive();
+            assert!(
+                started.elapsed() < RECOVERY,
+                "{what}: /readyz still {} {RECOVERY:?} after the database came back\n{}",
+                resp.status(),
+                self.server.log()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Every 201 the load was told is in the database (read with psql), once, whole.
+    fn assert_recorded(&self, what: &str, tally: &Tally) {
+        let rows = common::db::assert_recorded(self.db.url(), what, &tally.issued, &[]);
+        eprintln!(
+            "[{what}] {} answered 201 (all in the database, read by psql), {} answered 503 \
+             (slowest {:?}); {} certificates in the database",
+            tally.issued.len(),
+            tally.unavailable,
+            tally.slowest_refusal,
+            rows.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_answers_201_or_503_and_loses_nothing() {
+    let mut f = PgFixture::start("").await;
+    let mut load = Load::start(&f, PROMPT_REFUSAL);
+    load.until(&mut f.server, "issuance under load", STARTUP, |t| {
+        !t.issued.is_empty()
+    })
+    .await;
+    tokio::task::block_in_place(|| f.db.stop());
+    // Requests meet the outage: 503 database-unavailable, promptly (Load checks the time).
+    load.until(
+        &mut f.server,
+        "a 503 while PostgreSQL is stopped",
+        PROMPT_REFUSAL * 2,
+        |t| t.unavailable > 0,
+    )
+    .await;
+    let refused_while_down = load.unavailable();
+    tokio::task::block_in_place(|| f.db.start());
+    // Issuance recovers by itself: new 201s after the database is back.
+    let before = load.issued();
+    load.until(
+        &mut f.server,
+        "issuance after PostgreSQL restarted",
+        RECOVERY,
+        |t| t.issued.len() > before,
+    )
+    .await;
+    let tally = load.finish().await;
+    assert!(refused_while_down > 0);
+    assert!(tally.issued.len() > before);
+    f.assert_recorded("postgres stopped", &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_killed_under_load_recovers_from_the_crash_and_loses_nothing() {
+    let mut f = PgFixture::start("").await;
+    let mut load = Load::start(&f, PROMPT_REFUSAL);
+    load.until(&mut f.server, "issuance under load", STARTUP, |t| {
+        t.issued.len() >= 8
+    })
+    .await;
+    // Every PostgreSQL process SIGKILLed at once, mid-load: no clean shutdown, no checkpoint.
+    tokio::task::block_in_place(|| f.db.kill());
+    load.until(
+        &mut f.server,
+        "a 503 with PostgreSQL killed",
+        PROMPT_REFUSAL * 2,
+        |t| t.unavailable > 0,
+    )
+    .await;
+    tokio::task::block_in_place(|| f.db.start());
+    let log = f.db.server_log();
+    assert!(
+        log.contains("not properly shut down") && log.contains("automatic recovery"),
+        "PostgreSQL did not run crash recovery:\n{log}"
+    );
+    let before = load.issued();
+    load.until(
+        &mut f.server,
+        "issuance after crash recovery",
+        RECOVERY,
+        |t| t.issued.len() > before,
+    )
+    .await;
+    let tally = load.finish().await;
+    f.assert_recorded("postgres killed", &tally);
+}
+
+/// The bound the frozen and pool-exhaustion tests configure (`[database] timeout`), and the
+/// most a 503 may take beyond it on a loaded machine (TLS, scheduling).
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_frozen_under_load_answers_503_within_the_bound_and_recovers() {
+    let mut f = PgFixture::start(&format!("timeout = \"{}s\"", DB_TIMEOUT.as_secs())).await;
+    let mut load = Load::start(&f, DB_TIMEOUT + SLACK);
+    load.until(&mut f.server, "issuance under load", STARTUP, |t| {
+        !t.issued.is_empty()
+    })
+    .await;
+    // SIGSTOP: every connection stays open and nothing answers.
+    f.db.freeze();
+    let at_freeze = load.unavailable();
+    load.until(
+        &mut f.server,
+        "every worker answered 503 while PostgreSQL is frozen",
+        (DB_TIMEOUT + SLACK) * 3,
+        |t| t.unavailable >= at_freeze + 8,
+    )
+    .await;
+    let (resp, took) = f.readyz().await;
+    problem(resp, 503, "database-unavailable").await;
+    assert!(
+        took < DB_TIMEOUT + SLACK,
+        "/readyz took {took:?} with PostgreSQL frozen"
+    );
+    eprintln!("/readyz answered 503 in {took:?} with PostgreSQL frozen");
+    f.db.thaw();
+    let recovered = f.until_ready_again("postgres thawed").await;
+    eprintln!("/readyz 200 again {recovered:?} after SIGCONT");
+    let before = load.issued();
+    load.until(&mut f.server, "issuance after SIGCONT", RECOVERY, |t| {
+        t.issued.len() > before
+    })
+    .await;
+    let tally = load.finish().await;
+    assert!(
+        tally.slowest_refusal < DB_TIMEOUT + SLACK,
+        "slowest 503: {:?}",
+        tally.slowest_refusal
+    );
+    f.assert_recorded("postgres frozen", &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_exhausted_answers_503_within_the_bound_and_recovers() {
+    let mut f = PgFixture::start(&format!("timeout = \"{}s\"", DB_TIMEOUT.as_secs())).await;
+    let mut load = Load::start(&f, DB_TIMEOUT + SLACK);
+    load.until(&mut f.server, "issuance under load", STARTUP, |t| {
+        !t.issued.is_empty()
+    })
+    .await;
+    // Another client takes an exclusive lock on the certificates table and keeps it: every
+    // query touching the table waits, holding its pooled connection.
+    let mut locker = Command::new(common::db::psql_binary())
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f.db.url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = locker.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"BEGIN; LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE;\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    let deadline = Instant::now() + STARTUP;
+    while common::db::psql(
+        f.db.url(),
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname = 'certificates' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+    ) != ["1"]
+    {
+        assert!(Instant::now() < deadline, "the lock was not granted");
+        tokio::time::sleep(POLL).await;
+    }
+    // Readers pile up behind the lock too, more of them than the pool has connections (16).
+    let serial = load.tally.lock().unwrap().issued[0].clone();
+    let stop_readers = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..24)
+        .map(|_| {
+            let https = client(&f.root);
+            let url = f.server.url(&format!("/v1/certificates/{serial}"));
+            let stop = stop_readers.clone();
+            tokio::spawn(async move {
+                let mut refused = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let resp = https.get(&url).send().await.unwrap();
+                    let took = started.elapsed();
+                    match resp.status().as_u16() {
+                        200 => {}
+                        _ => {
+                            problem(resp, 503, "database-unavailable").await;
+                            assert!(took < DB_TIMEOUT + SLACK, "a lookup took {took:?}");
+                            refused += 1;
+                        }
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let at_lock = load.unavailable();
+    load.until(
+        &mut f.server,
+        "every worker answered 503 with the pool exhausted",
+        (DB_TIMEOUT + SLACK) * 3,
+        |t| t.unavailable >= at_lock + 8,
+    )
+    .await;
+    // /readyz runs no query on the locked table: it is refused because no pooled connection
+    // is free (each answer within the bound; it may win a connection now and then).
+    let deadline = Instant::now() + (DB_TIMEOUT + SLACK) * 5;
+    loop {
+        let (resp, took) = f.readyz().await;
+        assert!(
+            took < DB_TIMEOUT + SLACK,
+            "/readyz took {took:?} with the pool exhausted"
+        );
+        if resp.status() == 503 {
+            problem(resp, 503, "database-unavailable").await;
+            eprintln!("/readyz answered 503 in {took:?} with the pool exhausted");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered 503 with the pool exhausted\n{}",
+            f.server.log()
+        );
+    }
+    // Release the lock: everything drains and recovers by itself.
+    drop(locker.stdin.take());
+    let status = tokio::task::block_in_place(|| locker.wait()).unwrap();
+    assert!(status.success(), "psql holding the lock: {status}");
+    stop_readers.store(true, Ordering::Relaxed);
+    let mut refused_lookups = 0;
+    for r in readers {
+        refused_lookups += r.await.unwrap();
+    }
+    assert!(refused_lookups > 0, "no lookup met the exhausted pool");
+    let recovered = f.until_ready_again("lock released").await;
+    eprintln!(
+        "/readyz 200 again {recovered:?} after the lock was released; {refused_lookups} lookups refused"
+    );
+    let before = load.issued();
+    load.until(
+        &mut f.server,
+        "issuance after the lock was released",
+        RECOVERY,
+        |t| t.issued.len() > before,
+    )
+    .await;
+    let tally = load.finish().await;
+    f.assert_recorded("pool exhausted", &tally);
 }
