@@ -7,6 +7,8 @@
 //! - `--root-fingerprint sha256:HEX` fetches `/v1/ca/root` once without certificate
 //!   verification, accepts it only if its SHA-256 matches, and from then on trusts exactly that
 //!   root (so every later request is verified normally);
+//! - otherwise the saved context's root (`signet context save`), when the context is for
+//!   this CA URL;
 //! - otherwise `DIR/root_ca.crt` (the root `signet init` wrote) when it exists.
 //!
 //! Errors: a 4xx answer becomes [`Refused`] (exit code 2) carrying the problem document's
@@ -247,15 +249,33 @@ impl fmt::Display for CaUrl {
     }
 }
 
+/// The CA URL: `raw` (from `--ca-url` or `SIGNET_CA_URL`) when given, else the saved
+/// context's.
+pub fn resolve_ca_url(raw: Option<&str>) -> anyhow::Result<CaUrl> {
+    if let Some(raw) = raw.filter(|r| !r.trim().is_empty()) {
+        return CaUrl::parse(raw);
+    }
+    match crate::context::load()? {
+        Some(ctx) => Ok(ctx.ca_url),
+        None => Err(Refused(
+            "pass --ca-url https://HOST:PORT (or set SIGNET_CA_URL, or save it once with \
+             `signet context save --ca-url URL --root-fingerprint sha256:HEX`)"
+                .into(),
+        )
+        .into()),
+    }
+}
+
 impl ClientArgs {
-    /// The validated `--ca-url`, which is required.
+    /// The validated `--ca-url`, else the saved context's.
     pub fn ca_url(&self) -> anyhow::Result<CaUrl> {
-        let raw = self.ca_url.as_deref().ok_or_else(|| {
-            anyhow::Error::from(Refused(
-                "pass --ca-url https://HOST:PORT (or set SIGNET_CA_URL)".into(),
-            ))
-        })?;
-        CaUrl::parse(raw)
+        resolve_ca_url(self.ca_url.as_deref())
+    }
+
+    /// The saved context, when it is for `url` (a context's root is never trusted for
+    /// another CA).
+    pub fn context_for(&self, url: &CaUrl) -> anyhow::Result<Option<crate::context::SavedContext>> {
+        Ok(crate::context::load()?.filter(|ctx| ctx.ca_url == *url))
     }
 
     /// The pinned root fingerprint, normalised, if one was given.
@@ -284,20 +304,25 @@ impl ClientArgs {
             if let Some(fp) = &fingerprint
                 && !roots.iter().any(|r| fp.matches(r))
             {
-                bail!(
-                    "no certificate in {} has the fingerprint given by --root-fingerprint",
+                return Err(RootMismatch(format!(
+                    "ROOT FINGERPRINT MISMATCH: no certificate in {} has the fingerprint {fp} \
+                     given by --root-fingerprint",
                     file.display()
-                );
+                ))
+                .into());
             }
             roots
         } else if let Some(fp) = &fingerprint {
             vec![fetch_pinned_root(&url, fp).await?]
+        } else if let Some(ctx) = self.context_for(&url)? {
+            vec![ctx.root]
         } else {
             let default = dir.join("root_ca.crt");
             if !default.exists() {
                 return Err(Refused(format!(
                     "which root should the connection trust? Pass --root-fingerprint sha256:HEX \
-                     or --ca-file root.pem (no {} found)",
+                     or --ca-file root.pem, or save a context with `signet context save` (no \
+                     saved context for {url}, and no {} found)",
                     default.display()
                 ))
                 .into());

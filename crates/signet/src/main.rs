@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod cmd;
 mod config;
+mod context;
 mod files;
 mod serve;
 mod staple;
@@ -38,6 +39,9 @@ enum Command {
     /// Generate a key and get a certificate for it in one step: writes NAME.crt (with the
     /// chain) and NAME.key (0600).
     Certificate(cmd::certificate::CertificateArgs),
+    /// Save (or show, or remove) the CA URL and pinned root the client commands use by
+    /// default, like `step ca bootstrap`.
+    Context(cmd::context::ContextArgs),
     /// Show what a certificate, chain, CSR, CRL or OCSP response says (PEM or DER; `-` reads
     /// standard input), as text or --json; --ocsp asks a certificate's OCSP responder.
     Inspect(cmd::inspect::InspectArgs),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
             Command::Token(args) => cmd::token::run(args).await,
             Command::Certificate(args) => cmd::certificate::run(args).await,
             Command::Inspect(args) => cmd::inspect::run(args).await,
+            Command::Context(args) => cmd::context::run(args).await,
             Command::Revoke(args) => cmd::revoke::run(args).await,
             Command::List(args) => cmd::list::run(args).await,
             Command::Audit(args) => cmd::audit::run(args).await,
@@ -130,6 +135,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if let Some(w) = e.downcast_ref::<workload::ExitWith>() {
                 ExitCode::from(w.code)
+            } else if e.downcast_ref::<client::RootMismatch>().is_some() {
+                ExitCode::from(workload::exit::ROOT_MISMATCH)
             } else if refused {
                 ExitCode::from(2)
             } else {

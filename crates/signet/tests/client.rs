@@ -174,7 +174,7 @@ fn client_commands_against_a_running_server() {
             p(&bad_out),
         ],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(stderr(&o).contains("FINGERPRINT MISMATCH"), "{}", text(&o));
     assert!(stderr(&o).contains(&fp), "{}", text(&o));
     assert!(!bad_out.exists());

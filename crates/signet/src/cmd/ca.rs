@@ -642,7 +642,14 @@ fn emit(out: Option<&PathBuf>, pem: &str, what: &str) -> anyhow::Result<()> {
 
 async fn root(args: FetchArgs) -> anyhow::Result<()> {
     let url = args.client.ca_url()?;
-    let fingerprint = args.client.fingerprint()?;
+    // The flag (or SIGNET_ROOT_FINGERPRINT), else the saved context's for this URL.
+    let fingerprint = match args.client.fingerprint()? {
+        Some(fp) => Some(fp),
+        None if args.client.ca_file.is_none() => {
+            args.client.context_for(&url)?.map(|ctx| ctx.fingerprint)
+        }
+        None => None,
+    };
     let identity = args.client.client_identity()?;
     let (api, root) = match (&args.client.ca_file, &fingerprint) {
         (Some(file), _) => {
@@ -667,10 +674,11 @@ async fn root(args: FetchArgs) -> anyhow::Result<()> {
     if let Some(fp) = &fingerprint
         && !fp.matches(&root)
     {
-        bail!(
+        return Err(crate::client::RootMismatch(format!(
             "ROOT FINGERPRINT MISMATCH: the server's root has fingerprint {}, not the expected {fp}; nothing was written",
             signet_ca::sha256_fingerprint(&root)
-        );
+        ))
+        .into());
     }
     // Prove the server's TLS certificate chains to this root (the pinned fetch did not check).
     let chain = api

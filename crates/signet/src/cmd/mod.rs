@@ -5,6 +5,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod ca;
 pub mod certificate;
+pub mod context;
 pub mod init;
 pub mod inspect;
 pub mod issue;

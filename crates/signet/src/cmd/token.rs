@@ -21,9 +21,10 @@ pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    /// The Signet API URL the token is for (its audience), exactly as clients will use it.
+    /// The Signet API URL the token is for (its audience), exactly as clients will use it
+    /// [default: the saved context's].
     #[arg(long, env = "SIGNET_CA_URL", value_name = "URL")]
-    ca_url: String,
+    ca_url: Option<String>,
     /// Who the token is for (recorded as the requester), e.g. a workload name.
     #[arg(long)]
     subject: String,
@@ -120,7 +121,7 @@ impl TokenRequest {
             SubjectName::parse_loose(san).map_err(|e| Refused(format!("--san {san:?}: {e}")))?;
         }
         Ok(TokenRequest {
-            ca_url: CaUrl::parse(&args.ca_url)?,
+            ca_url: crate::client::resolve_ca_url(args.ca_url.as_deref())?,
             provisioner: args.provisioner.clone(),
             subject: subject.to_string(),
             sans: args.sans.clone(),
@@ -218,7 +219,7 @@ mod tests {
 
     fn request(ttl: &str) -> anyhow::Result<TokenRequest> {
         let args = TokenArgs {
-            ca_url: "https://ca.internal:8443/".into(),
+            ca_url: Some("https://ca.internal:8443/".into()),
             subject: "billing-api".into(),
             sans: vec![
                 "api.internal".into(),
@@ -322,7 +323,7 @@ mod tests {
     #[test]
     fn inputs_are_checked() {
         let mut args = TokenArgs {
-            ca_url: "http://ca.internal".into(),
+            ca_url: Some("http://ca.internal".into()),
             subject: "x".into(),
             sans: vec!["api.internal".into()],
             dir: PathBuf::from("d"),
@@ -331,7 +332,7 @@ mod tests {
             ttl: "5m".into(),
         };
         assert!(TokenRequest::from_args(&args).is_err(), "http URL");
-        args.ca_url = "https://ca.internal".into();
+        args.ca_url = Some("https://ca.internal".into());
         assert!(TokenRequest::from_args(&args).is_ok());
         args.provisioner = "../etc".into();
         assert!(
@@ -357,7 +358,7 @@ mod tests {
         let path = default_key_path(dir.path(), "default");
         signet_ca::write_private_key_file(&path, &pem).expect("write");
         let args = |ttl: &str| TokenArgs {
-            ca_url: "https://ca.internal:8443".into(),
+            ca_url: Some("https://ca.internal:8443".into()),
             subject: "s".into(),
             sans: vec!["api.internal".into()],
             dir: dir.path().to_path_buf(),

@@ -73,6 +73,9 @@ pub fn base_command() -> Command {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
+    // Never a saved client context of the machine's user (`signet context`): a test that
+    // wants one sets XDG_CONFIG_HOME itself.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/signet-tests/config");
     cmd
 }
 
