@@ -278,13 +278,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole API as an axum router.
 pub fn app(state: AppState) -> Router {
     let (router, api) = routes().split_for_parts();
-    let api_json = api.clone();
     router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || async move { axum::Json(api_json) }),
-        )
-        .merge(SwaggerUi::new("/docs"))
+        // Serves the document at /openapi.json and names that URL in the page's
+        // swagger-initializer.js; without a URL the page says "No API definition provided."
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1382,6 +1382,14 @@ async fn ca_profiles_health_metrics_and_docs() {
         html.as_str().unwrap().contains("swagger"),
         "the docs page is served from the binary"
     );
+    // The page's initializer names the document to load; without it Swagger UI shows
+    // "No API definition provided." (crates/signet/tests/browser.rs opens it in Chromium).
+    let (status, init, _) = e
+        .call("GET", "/docs/swagger-initializer.js", None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let init = init.as_str().unwrap();
+    assert!(init.contains(r#""url": "/openapi.json""#), "{init}");
 
     // The database going away makes readiness fail.
     e.store.close().await;
