@@ -678,6 +678,47 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     Ok(Some(token.trim()))
 }
 
+/// Refuse a JWS whose protected header has a `crit` parameter (RFC 7515 section 4.1.11):
+/// `crit` lists extensions the recipient MUST understand and process, or reject the JWS.
+/// Signet implements no JWS extension, so any list is refused, and so is a `crit` that is
+/// empty or not a list of names, which the RFC forbids producers to send. jsonwebtoken
+/// parses the parameter but does not act on it, so this runs before it, for every JWT the
+/// server reads: provisioner tokens and Kubernetes service-account tokens alike.
+pub(crate) fn reject_critical_extensions(token: &str) -> Result<(), ApiError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "malformed token: its header is not base64url-encoded JSON (a JWT is header.payload.signature)".into(),
+            )
+        })?;
+    let Some(crit) = header.get("crit") else {
+        return Ok(());
+    };
+    let listed = match crit.as_array() {
+        Some(names) if !names.is_empty() && names.iter().all(serde_json::Value::is_string) => names
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .take(8)
+            .map(|n| format!("{:?}", n.chars().take(64).collect::<String>()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "token header has a malformed crit parameter (RFC 7515 section 4.1.11: a non-empty list of extension names)".into(),
+            ));
+        }
+    };
+    Err(ApiError::Unauthorized(format!(
+        "token header marks extensions as critical that this server does not understand: {listed} (RFC 7515 section 4.1.11 requires refusing the token)"
+    )))
+}
+
 /// A token's single-use obligation: (provisioner, jti, exp).
 pub(crate) type TokenUse = (String, String, OffsetDateTime);
 
@@ -696,6 +737,7 @@ pub(crate) fn verify(
             Err(ApiError::Unauthorized("invalid admin token".into()))
         };
     }
+    reject_critical_extensions(token)?;
     // Which provisioner? Read `iss` without trusting it, then verify with that provisioner's
     // key and pinned algorithm, which re-checks `iss`.
     let unverified: IssuerOnly = jsonwebtoken::dangerous::insecure_decode_claims(token)

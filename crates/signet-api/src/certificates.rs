@@ -534,7 +534,7 @@ async fn issue_inner(
         _ => "server",
     };
     let profile: Profile = req.profile.as_deref().unwrap_or(default_profile).parse()?;
-    let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
+    let ttl = parse_ttl(req.ttl.as_deref())?;
     let mut csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
     let (policy, provisioner) = match identity {
         Identity::Admin => (st.inner.config.admin_policy.clone(), "admin".to_string()),
@@ -585,6 +585,7 @@ async fn issue_inner(
             (policy, provisioner.clone())
         }
     };
+    let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
     let cert = st.inner.ca.issue(
         &csr,
         profile,
@@ -615,6 +616,17 @@ async fn issue_inner(
             .inc();
     }
     Ok(resp)
+}
+
+/// A requested `ttl`, parsed. One longer than any lifetime Signet can express is held back
+/// as the inner `Err` until the maximum that applies to the request is known, so that its
+/// `ttl-too-long` names that maximum (see [`CaError::against_max`]); any other parse error is
+/// refused at once.
+fn parse_ttl(ttl: Option<&str>) -> Result<Result<Option<Lifetime>, CaError>, ApiError> {
+    match ttl.map(str::parse::<Lifetime>).transpose() {
+        Err(e @ CaError::LifetimeTooLong { .. }) => Ok(Err(e)),
+        other => Ok(Ok(other?)),
+    }
 }
 
 fn provisioner_gone(name: &str) -> ApiError {
@@ -835,7 +847,7 @@ async fn renew_inner(
 ) -> Result<IssueResponse, ApiError> {
     let req: RenewRequest = json_body(headers, body, true)?;
     let profile: Profile = rec.profile.parse()?;
-    let ttl = req.ttl.as_deref().map(str::parse::<Lifetime>).transpose()?;
+    let ttl = parse_ttl(req.ttl.as_deref())?;
     let spki = match &req.csr {
         Some(pem) => Csr::from_pem_or_der(pem.as_bytes())?.spki_der().to_vec(),
         None => info.spki_der.clone(),
@@ -850,6 +862,7 @@ async fn renew_inner(
     // first issued to.
     let origin = line_origin(st, rec).await?;
     let (policy, provisioner) = renewal_policy(st, &origin)?;
+    let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
     let cert = st.inner.ca.issue(
         &request,
         profile,

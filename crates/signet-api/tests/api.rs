@@ -491,7 +491,22 @@ async fn token_abuse_is_refused_with_the_reason_and_nothing_is_stored() {
             &EncodingKey::from_ec_pem(other_key.serialize_pem().as_bytes()).unwrap(),
         )
         .unwrap();
+        // RFC 7515 section 4.1.11: a critical extension the server does not understand.
+        let mut critical = Header::new(Algorithm::ES256);
+        critical.crit = Some(vec!["urn:example:must-understand".into()]);
+        critical.extras.insert("urn:example:must-understand", true);
+        let critical = jsonwebtoken::encode(
+            &critical,
+            &with(json!({})),
+            &EncodingKey::from_ec_pem(e.prov_key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
         let cases: Vec<(&str, String, &str)> = vec![
+            (
+                "unknown critical header extension",
+                critical,
+                "critical that this server does not understand: \"urn:example:must-understand\"",
+            ),
             (
                 "wrong audience",
                 e.token_with(with(json!({"aud": "https://other-ca:8443"}))),
@@ -732,6 +747,51 @@ async fn bad_requests_get_specific_problems_and_store_nothing() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
     }
     assert_eq!(e.count().await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_ttl_beyond_the_maximum_names_the_maximum_that_applies() {
+    let e = env_for(TestDb::sqlite().await).await;
+    let (csr_pem, _) = csr(&["a.internal"]);
+    for (bearer, ttl, detail) in [
+        (
+            e.token(&["a.internal"]),
+            "100000d",
+            "lifetime 100000d exceeds the maximum 7d",
+        ),
+        (
+            ADMIN.to_string(),
+            "100000d",
+            "lifetime 100000d exceeds the maximum 7d",
+        ),
+        (
+            e.token(&["a.internal"]),
+            "8d",
+            "lifetime 8d exceeds the maximum 7d",
+        ),
+        (
+            e.token(&["a.internal"]),
+            "99999999999999999999999d",
+            "lifetime more than 2^64 seconds exceeds the maximum 7d",
+        ),
+    ] {
+        let (status, p, _) = e
+            .call(
+                "POST",
+                "/v1/certificates",
+                Some(&bearer),
+                Some(json!({"csr": csr_pem, "ttl": ttl})),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::BAD_REQUEST, "urn:signet:problem:ttl-too-long"),
+            "{ttl}: {p}"
+        );
+        assert_eq!(p["detail"], detail, "{ttl}");
+    }
+    assert_eq!(e.count().await, 0);
 }
 
 #[tokio::test]

@@ -532,6 +532,19 @@ async fn bad_service_account_tokens_are_refused_and_nothing_is_stored_on_both_ba
         "unauthorized",
         Some("kid"),
     ));
+    // RFC 7515 section 4.1.11: an extension the server does not understand, marked critical.
+    let mut critical = header(Algorithm::RS256, "rsa-kid-1");
+    critical.crit = Some(vec!["urn:example:bound-pod".into()]);
+    critical
+        .extras
+        .insert("urn:example:bound-pod", "api-7d9f8b6c5-x2x4z");
+    cases.push((
+        "unknown critical header extension",
+        jsonwebtoken::encode(&critical, &good, &key).unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        Some("critical that this server does not understand: \"urn:example:bound-pod\""),
+    ));
     let none_header = B64.encode(br#"{"alg":"none","typ":"JWT","kid":"rsa-kid-1"}"#);
     let payload = B64.encode(serde_json::to_vec(&good).unwrap());
     cases.push((

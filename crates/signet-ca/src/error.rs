@@ -82,7 +82,7 @@ pub enum CaError {
     InvalidLifetime(String),
 
     /// The requested lifetime is longer than allowed.
-    #[error("lifetime {} exceeds the maximum {}", humantime::format_duration(*.requested), humantime::format_duration(*.max))]
+    #[error("lifetime {} exceeds the maximum {}", crate::profile::fmt_span(*.requested), crate::profile::fmt_span(*.max))]
     LifetimeTooLong {
         /// What was asked for.
         requested: Duration,
@@ -163,6 +163,19 @@ impl CaError {
 
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         CaError::Internal(e.to_string())
+    }
+
+    /// A [`CaError::LifetimeTooLong`] restated against `max`, the maximum that applies to
+    /// the request (a requested lifetime beyond [`crate::Lifetime::MAX`] does not parse, so
+    /// the parser can only name that bound); any other error unchanged.
+    pub fn against_max(self, max: crate::Lifetime) -> Self {
+        match self {
+            CaError::LifetimeTooLong { requested, .. } => CaError::LifetimeTooLong {
+                requested,
+                max: max.duration(),
+            },
+            other => other,
+        }
     }
 
     /// True when the requester's input caused the error (a 4xx, not a 5xx).

@@ -426,6 +426,15 @@ impl IssuingCa {
             .collect()
     }
 
+    /// [`IssuingCa::chain_pem`] as DER: the issuing CA, then any further intermediates,
+    /// without the root.
+    pub fn chain_der(&self) -> Vec<&[u8]> {
+        std::iter::once(&self.cert_der)
+            .chain(self.intermediates_der.iter())
+            .map(Vec::as_slice)
+            .collect()
+    }
+
     /// The issuing CA's subject DN.
     pub fn subject(&self) -> &str {
         &self.subject

@@ -155,6 +155,14 @@ impl Policy {
         }
     }
 
+    /// The longest lifetime this policy grants under a profile's `limits`.
+    pub fn max_lifetime(&self, limits: &ProfileLimits) -> Lifetime {
+        match self.max_ttl {
+            Some(p) => p.min(limits.max_ttl),
+            None => limits.max_ttl,
+        }
+    }
+
     /// Check the profile, resolve and bound the lifetime, and approve every name. Returns the
     /// lifetime to issue for. Names must already be de-duplicated.
     pub fn approve(
@@ -167,10 +175,7 @@ impl Policy {
         if !self.profiles.contains(&profile) {
             return Err(CaError::ProfileDenied(profile.to_string()));
         }
-        let max = match self.max_ttl {
-            Some(p) => p.min(limits.max_ttl),
-            None => limits.max_ttl,
-        };
+        let max = self.max_lifetime(limits);
         let ttl = requested_ttl.unwrap_or(limits.default_ttl.min(max));
         if ttl > max {
             return Err(CaError::LifetimeTooLong {

@@ -69,13 +69,26 @@ pub struct Lifetime(Duration);
 impl Lifetime {
     /// The shortest lifetime Signet issues: one minute.
     pub const MIN: Lifetime = Lifetime(Duration::from_secs(60));
+    /// The longest lifetime Signet can express: 36,600 days (about 100 years). Profiles and
+    /// policies set far lower maximums.
+    pub const MAX: Lifetime = Lifetime(Duration::from_secs(36_600 * 86_400));
 
-    /// From a duration; must be at least [`Lifetime::MIN`] and at most 100 years.
+    /// From a duration; must be at least [`Lifetime::MIN`] and at most [`Lifetime::MAX`].
+    /// Beyond that it is [`CaError::LifetimeTooLong`] (against [`Lifetime::MAX`]; a caller
+    /// that knows a lower maximum restates it, see [`CaError::against_max`]).
     pub fn new(d: Duration) -> Result<Self, CaError> {
-        if d < Self::MIN.0 || d > Duration::from_secs(100 * 366 * 86_400) {
-            return Err(CaError::InvalidLifetime(
-                humantime::format_duration(d).to_string(),
-            ));
+        if d < Self::MIN.0 {
+            return Err(CaError::InvalidLifetime(format!(
+                "{} (the shortest is {})",
+                fmt_span(d),
+                fmt_span(Self::MIN.0)
+            )));
+        }
+        if d > Self::MAX.0 {
+            return Err(CaError::LifetimeTooLong {
+                requested: d,
+                max: Self::MAX.0,
+            });
         }
         Ok(Lifetime(d))
     }
@@ -94,9 +107,47 @@ impl Lifetime {
 impl FromStr for Lifetime {
     type Err = CaError;
     fn from_str(s: &str) -> Result<Self, CaError> {
-        let d = humantime::parse_duration(s.trim())
-            .map_err(|_| CaError::InvalidLifetime(s.chars().take(64).collect()))?;
+        let d = match humantime::parse_duration(s.trim()) {
+            Ok(d) => d,
+            // A whole number too large for 64 bits of seconds is too long, not malformed.
+            // (humantime reports fractions finer than a nanosecond the same way; those stay
+            // malformed.)
+            Err(humantime::DurationError::NumberOverflow) if !s.contains('.') => {
+                return Err(CaError::LifetimeTooLong {
+                    requested: Duration::MAX,
+                    max: Self::MAX.0,
+                });
+            }
+            Err(_) => return Err(CaError::InvalidLifetime(s.chars().take(64).collect())),
+        };
         Lifetime::new(d)
+    }
+}
+
+/// A duration as whole days, hours, minutes and seconds (`100000d`, `7d`, `1d 12h`, `90s`),
+/// the units a lifetime is written in; humantime's own formatting adds months and years of
+/// fractional days, which reads as noise for a lifetime written in days. [`Duration::MAX`]
+/// stands for a number too large to represent.
+pub(crate) fn fmt_span(d: Duration) -> String {
+    if d == Duration::MAX {
+        return "more than 2^64 seconds".into();
+    }
+    let secs = d.as_secs();
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        format!("{}ms", d.as_millis())
+    } else {
+        text.join(" ")
     }
 }
 
@@ -160,6 +211,46 @@ mod tests {
         for bad in ["", "0s", "10s", "forever", "-1h", "1000000d"] {
             assert!(bad.parse::<Lifetime>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn lifetimes_beyond_the_maximum_are_too_long_not_malformed() {
+        for (text, shown) in [
+            ("100000d", "100000d"),
+            ("36601d", "36601d"),
+            ("18446744073709551615s", "213503982334601d 7h 15s"),
+            ("99999999999999999999999d", "more than 2^64 seconds"),
+        ] {
+            let err = text.parse::<Lifetime>().expect_err("too long");
+            assert!(
+                matches!(err, CaError::LifetimeTooLong { .. }),
+                "{text}: {err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("lifetime {shown} exceeds the maximum 36600d"),
+                "{text}"
+            );
+        }
+        assert!("36600d".parse::<Lifetime>().is_ok());
+        assert!(matches!(
+            "0.0000000001s".parse::<Lifetime>(),
+            Err(CaError::InvalidLifetime(_))
+        ));
+        let err = "10s".parse::<Lifetime>().expect_err("too short");
+        assert!(matches!(err, CaError::InvalidLifetime(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid lifetime \"10s (the shortest is 1m)\""
+        );
+    }
+
+    #[test]
+    fn spans_read_in_the_units_lifetimes_are_written_in() {
+        assert_eq!(fmt_span(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(fmt_span(Duration::from_secs(36 * 3600)), "1d 12h");
+        assert_eq!(fmt_span(Duration::from_secs(90)), "1m 30s");
+        assert_eq!(fmt_span(Duration::from_millis(500)), "500ms");
     }
 
     #[test]

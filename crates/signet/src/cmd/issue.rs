@@ -97,7 +97,8 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
             .ttl
             .as_deref()
             .map(str::parse::<Lifetime>)
-            .transpose()?;
+            .transpose()
+            .map_err(|e| e.against_max(cfg.policy.max_lifetime(cfg.profiles.limits(profile))))?;
         let csr = Csr::from_pem_or_der(&csr_bytes)?;
         ca.issue(
             &csr,
@@ -261,8 +262,12 @@ async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
         .parse::<Profile>()
         .map_err(|e| Refused(e.to_string()))?;
     if let Some(ttl) = &args.ttl {
-        ttl.parse::<Lifetime>()
-            .map_err(|e| Refused(e.to_string()))?;
+        // Only the server knows its maximum: a lifetime that parses but is too long goes
+        // to it and comes back as `ttl-too-long` naming that maximum.
+        match ttl.parse::<Lifetime>() {
+            Ok(_) | Err(CaError::LifetimeTooLong { .. }) => {}
+            Err(e) => return Err(Refused(e.to_string()).into()),
+        }
     }
     let csr_pem = csr_as_pem(&csr_bytes)?;
     let bearer = match args.token.read()? {

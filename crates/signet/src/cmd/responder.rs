@@ -166,6 +166,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         cfg.as_ref().map_or_else(listener::Limits::default, |c| {
             listener::Limits::from(&c.server.limits)
         }),
+        listener::Refusals::PlainText,
         shutdown,
     )
     .await;

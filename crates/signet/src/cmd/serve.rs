@@ -129,6 +129,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "[server] url is not set and the listen address is a wildcard: set url to the address clients use"
         );
     }
+    let kept = kept_issuers(&ca, &cfg);
 
     // 3. The server's certificate, recorded before it is used.
     let provider = tls::provider();
@@ -154,7 +155,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "issued the server certificate"
         );
         let resolver = Arc::new(CertResolver::new(issued.key.clone()));
-        let config = tls::server_config(provider, ca.root_der(), resolver.clone())?;
+        // A client certificate's chain is completed with the issuing CAs whose
+        // certificates may authenticate: the current one and the earlier ones kept.
+        let issuers = ca
+            .chain_der()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .chain(kept.iter().map(|k| k.previous.der.clone()))
+            .collect();
+        let config = tls::server_config(provider, ca.root_der(), issuers, resolver.clone())?;
         renewal = Some(tokio::spawn(identity.renew_forever(resolver, issued)));
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     };
@@ -178,7 +187,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     );
-    let kept = kept_issuers(&ca, &cfg);
     let state = state.with_previous_issuers(kept.iter().map(|k| k.previous.clone()).collect());
     // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
     // signed here), CRLs published on every revocation and on a schedule, and signer
@@ -312,7 +320,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?;
     }
     let limits = listener::Limits::from(&cfg.server.limits);
-    let api = listener::serve(socket, router, acceptor, limits, shutdown.wait());
+    let api = listener::serve(
+        socket,
+        router,
+        acceptor,
+        limits,
+        listener::Refusals::Problem,
+        shutdown.wait(),
+    );
     let ocsp = match responder_socket {
         Some(socket) => Some(spawn_responder_runtime(
             socket,
@@ -384,7 +399,8 @@ fn spawn_responder_runtime(
             runtime.block_on(async move {
                 match TcpListener::from_std(socket) {
                     Ok(socket) => {
-                        listener::serve(socket, app, None, limits, shutdown.wait()).await;
+                        let plain = listener::Refusals::PlainText;
+                        listener::serve(socket, app, None, limits, plain, shutdown.wait()).await;
                     }
                     Err(e) => tracing::error!(error = %e, "the responder cannot listen"),
                 }

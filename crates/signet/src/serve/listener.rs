@@ -5,7 +5,8 @@
 //! do not give: the client certificate of the connection attached to each of its requests,
 //! a bound on the TLS handshake so a silent client cannot hold a socket, and a cap on open
 //! connections. Shutdown stops accepting, lets requests in flight finish within a grace
-//! period, then returns.
+//! period, then returns. It also refuses, before routing, an HTTP/1.1 request without
+//! exactly one valid `Host` header (RFC 9112 section 3.2), which hyper passes through.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -70,13 +73,74 @@ impl From<&crate::config::LimitsSection> for Limits {
     }
 }
 
+/// How a listener words the requests it refuses itself, before they reach its router.
+#[derive(Clone, Copy, Debug)]
+pub enum Refusals {
+    /// As the API answers everything: RFC 7807 problem+json (`invalid-request`).
+    Problem,
+    /// As the OCSP responder and CRL download point answer errors: plain text.
+    PlainText,
+}
+
+impl Refusals {
+    fn bad_request(self, detail: &str) -> Response {
+        match self {
+            Refusals::Problem => {
+                signet_api::ApiError::BadRequest(detail.to_string()).into_response()
+            }
+            Refusals::PlainText => {
+                let mut resp = (StatusCode::BAD_REQUEST, format!("{detail}\n")).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                resp
+            }
+        }
+    }
+}
+
+/// RFC 9112 section 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request message that
+/// contains more than one Host header field line or a Host header field with an invalid
+/// field value." HTTP/1.0 did not require Host, and HTTP/2 carries `:authority` instead, so
+/// only HTTP/1.1 must have one; more than one, or an invalid one, is refused in any version.
+/// An empty Host is valid (a target URI without an authority).
+fn check_host<B>(req: &hyper::Request<B>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == Version::HTTP_11 => {
+            Err("an HTTP/1.1 request must carry a Host header (RFC 9112 section 3.2)")
+        }
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => {
+            Err("a request may carry only one Host header (RFC 9112 section 3.2)")
+        }
+        (Some(value), None) => {
+            let valid = value.is_empty()
+                || (!value.as_bytes().contains(&b'@')
+                    && value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.parse::<axum::http::uri::Authority>().ok())
+                        .is_some());
+            if valid {
+                Ok(())
+            } else {
+                Err("the Host header is not a valid host[:port] (RFC 9112 section 3.2)")
+            }
+        }
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` resolves, then drain. `tls: None` serves
-/// plain HTTP.
+/// plain HTTP. `refusals` says how to word what the listener refuses before routing.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+    refusals: Refusals,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -123,6 +187,7 @@ pub async fn serve(
         let conn = Connection {
             peer,
             router: router.clone(),
+            refusals,
             http: http.clone(),
             watcher: graceful.watcher(),
             stop: stop_rx.clone(),
@@ -152,6 +217,7 @@ pub async fn serve(
 struct Connection {
     peer: SocketAddr,
     router: Router,
+    refusals: Refusals,
     http: auto::Builder<TokioExecutor>,
     watcher: Watcher,
     stop: watch::Receiver<bool>,
@@ -196,20 +262,68 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
-        let service = self
-            .router
-            .map_request(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                if let Some(cert) = &client_cert {
-                    req.extensions_mut().insert(cert.clone());
+        let (router, refusals) = (self.router, self.refusals);
+        let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let router = router.clone();
+            let client_cert = client_cert.clone();
+            async move {
+                if let Err(detail) = check_host(&req) {
+                    tracing::debug!(peer = %peer, detail, "refused a request before routing");
+                    return Ok(refusals.bad_request(detail));
                 }
-                req
-            });
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(cert) = client_cert {
+                    req.extensions_mut().insert(cert);
+                }
+                router.oneshot(req).await
+            }
+        });
         let conn = self
             .http
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         if let Err(e) = self.watcher.watch(conn).await {
             tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn request(version: Version, hosts: &[&[u8]]) -> hyper::Request<()> {
+        let mut req = hyper::Request::builder()
+            .uri("/healthz")
+            .version(version)
+            .body(())
+            .unwrap();
+        for h in hosts {
+            req.headers_mut()
+                .append(header::HOST, HeaderValue::from_bytes(h).unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn host_rules_of_rfc_9112() {
+        use Version as V;
+        for (version, hosts, ok) in [
+            (V::HTTP_11, &[][..], false),
+            (V::HTTP_11, &[&b"ca.internal"[..]][..], true),
+            (V::HTTP_11, &[&b"127.0.0.1:8443"[..]][..], true),
+            (V::HTTP_11, &[&b"[::1]:8443"[..]][..], true),
+            (V::HTTP_11, &[&b""[..]][..], true),
+            (V::HTTP_11, &[&b"a"[..], &b"b"[..]][..], false),
+            (V::HTTP_11, &[&b"user@ca.internal"[..]][..], false),
+            (V::HTTP_11, &[&b"ca internal"[..]][..], false),
+            (V::HTTP_11, &[&b"ca.internal/path"[..]][..], false),
+            (V::HTTP_10, &[][..], true),
+            (V::HTTP_10, &[&b"a"[..], &b"b"[..]][..], false),
+            (V::HTTP_2, &[][..], true),
+        ] {
+            let req = request(version, hosts);
+            assert_eq!(check_host(&req).is_ok(), ok, "{version:?} {hosts:?}");
         }
     }
 }
