@@ -123,8 +123,13 @@ pub(crate) struct CertificateList {
 pub(crate) struct ListQuery {
     /// `good`, `revoked` or `expired`.
     status: Option<String>,
-    /// `server`, `client` or `peer`.
+    /// `server`, `client` or `peer`; or `ocsp-signer` (the OCSP responders' certificates)
+    /// or `ca` (CA certificates the root signed or revoked).
     profile: Option<String>,
+    /// `all` (default): every certificate the CA recorded. `requested`: only those someone
+    /// asked for, leaving out the server's own TLS certificates, the OCSP signers' and CA
+    /// certificates.
+    scope: Option<String>,
     /// A name the certificate carries, e.g. `api.internal` or `uri:spiffe://…`.
     name: Option<String>,
     /// Good certificates expiring within this duration, e.g. `24h`.
@@ -764,17 +769,32 @@ async fn holder(
 ) -> Result<(CertificateInfo, CertificateRecord), ApiError> {
     let Some(Extension(client)) = client else {
         return Err(ApiError::Unauthorized(
-            "this operation needs the current client certificate over mutual TLS".into(),
+            "this operation needs the current client certificate over mutual TLS, or for \
+             renewal a renewal token signed by the certificate's key"
+                .into(),
         ));
     };
     let info = CertificateInfo::from_der(&client.der)
         .map_err(|e| ApiError::Unauthorized(format!("client certificate: {e}")))?;
+    known_certificate(st, &client.der, info, "client certificate").await
+}
+
+/// A certificate someone proved to hold (over mTLS, or with a renewal token), checked
+/// against the store: issued by us (the current issuing CA, or a kept earlier one the root
+/// has not revoked), recorded with these very bytes, not revoked, not expired. `what` names
+/// it in refusals.
+async fn known_certificate(
+    st: &AppState,
+    der: &[u8],
+    info: CertificateInfo,
+    what: &str,
+) -> Result<(CertificateInfo, CertificateRecord), ApiError> {
     // The current issuing CA, or an earlier one of the same root (after
     // `signet ca new-issuing`), whose certificates may renew onto the current one.
     let previous = match info.authority_key_id.as_deref() {
         Some(aki) if aki == st.inner.ca.key_id() => None,
         aki => Some(aki.and_then(|a| st.previous_issuer(a)).ok_or_else(|| {
-            ApiError::Unauthorized("the client certificate was not issued by this CA".into())
+            ApiError::Unauthorized(format!("the {what} was not issued by this CA"))
         })?),
     };
     let rec = st
@@ -782,41 +802,66 @@ async fn holder(
         .store
         .get_certificate(&info.serial.to_hex())
         .await?
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the client certificate is not in this CA's records".into())
-        })?;
-    if *rec.der != *client.der {
-        return Err(ApiError::Unauthorized(
-            "the client certificate does not match this CA's records".into(),
-        ));
+        .ok_or_else(|| ApiError::Unauthorized(format!("the {what} is not in this CA's records")))?;
+    if *rec.der != *der {
+        return Err(ApiError::Unauthorized(format!(
+            "the {what} does not match this CA's records"
+        )));
     }
     if let Some(ca) = previous {
         // An earlier issuing CA the root has revoked (`signet ca root-crl --revoke`)
         // vouches for nothing any more.
         let ca_rec = st.inner.store.get_certificate(&ca.serial.to_hex()).await?;
         if ca_rec.is_some_and(|r| r.der == ca.der && r.revoked_at.is_some()) {
-            return Err(ApiError::Forbidden(
-                "the issuing CA that signed the client certificate has been revoked by the root"
-                    .into(),
-            ));
+            return Err(ApiError::Forbidden(format!(
+                "the issuing CA that signed the {what} has been revoked by the root"
+            )));
         }
     }
     match rec.status(OffsetDateTime::now_utc()) {
         CertStatus::Good => Ok((info, rec)),
-        CertStatus::Revoked => Err(ApiError::Forbidden(
-            "the client certificate is revoked".into(),
-        )),
-        CertStatus::Expired => Err(ApiError::Unauthorized(
-            "the client certificate has expired".into(),
-        )),
+        CertStatus::Revoked => Err(ApiError::Forbidden(format!("the {what} is revoked"))),
+        CertStatus::Expired => Err(ApiError::Unauthorized(format!("the {what} has expired"))),
     }
 }
 
-/// Renew the caller's certificate, authenticated by that certificate over mTLS.
+/// The certificate a renewal token speaks for (see [`crate::renewal`]), checked like a
+/// client certificate, and the token's `jti` to burn.
+async fn token_holder(
+    st: &AppState,
+    token: &str,
+) -> Result<(CertificateInfo, CertificateRecord, TokenBurn), ApiError> {
+    let mut issuers: Vec<&[u8]> = vec![st.inner.ca.cert_der()];
+    if let Some(previous) = st.inner.previous_issuers.get() {
+        issuers.extend(previous.iter().map(|p| p.der.as_slice()));
+    }
+    let audience = format!("{}{}", st.inner.config.ca_url, crate::renewal::RENEW_PATH);
+    let token = crate::renewal::verify(token, &issuers, &audience, OffsetDateTime::now_utc())?;
+    let burn = TokenBurn {
+        provisioner: token.burn_namespace(),
+        jti: token.jti.clone(),
+        expires_at: token.expires_at,
+    };
+    let (info, rec) = known_certificate(st, &token.der, token.info, "certificate").await?;
+    Ok((info, rec, burn))
+}
+
+/// Renew the caller's certificate, authenticated by that certificate: over mTLS, or with a
+/// renewal token.
 ///
-/// The new certificate has the same names and profile. With a CSR in the body, it certifies
-/// the CSR's key instead of the current one (rekey).
+/// The new certificate has the same names and profile, if they still meet the current
+/// policy of whoever the certificate was first issued to. With a CSR in the body, it
+/// certifies the CSR's key instead of the current one (rekey).
+///
+/// A certificate that cannot be a TLS client certificate (profile `server`) sends instead
+/// `Authorization: Bearer <renewal token>`: a compact JWS signed by the certificate's own
+/// key (`alg` ES256, ES384, EdDSA, RS256 or PS256, as the key is), with the certificate
+/// (and optionally its chain) in the `x5c` header, no `crit`, and the claims `aud` (this
+/// URL: the CA's URL followed by `/v1/certificates/renew`), `sub` (the certificate's serial
+/// number, hex), `iat`, `exp` (at most 5 minutes later), optionally `nbf`, and `jti` (single
+/// use). A bearer credential on this endpoint is always read as a renewal token.
 #[utoipa::path(post, path = "/v1/certificates/renew", tag = "certificates", request_body(content = RenewRequest, description = "optional"),
+    security((), ("bearer" = [])),
     responses((status = 201, body = IssueResponse), (status = "4XX", body = crate::Problem, content_type = "application/problem+json")))]
 async fn renew(
     State(st): State<AppState>,
@@ -824,16 +869,42 @@ async fn renew(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IssueResponse>), ApiError> {
-    let (info, rec) = match holder(&st, client).await {
-        Ok(h) => h,
-        Err(e) => return Err(st.refuse("mtls:unknown", "renew", None, e).await),
+    // An explicit credential wins over a client certificate the connection may carry.
+    let bearer = match auth::bearer(&headers) {
+        Ok(b) => b,
+        Err(e) => return Err(st.refuse("anonymous", "renew", None, e).await),
     };
-    let actor = format!("mtls:{}", rec.serial);
-    match renew_inner(&st, &info, &rec, &actor, &headers, body).await {
+    let (info, rec, burn, actor) = match bearer {
+        Some(token) => match token_holder(&st, token).await {
+            Ok((info, rec, burn)) => {
+                let actor = format!("x5c:{}", rec.serial);
+                (info, rec, Some(burn), actor)
+            }
+            Err(e) => return Err(st.refuse("x5c:unknown", "renew", None, e).await),
+        },
+        None => match holder(&st, client).await {
+            Ok((info, rec)) => {
+                let actor = format!("mtls:{}", rec.serial);
+                (info, rec, None, actor)
+            }
+            Err(e) => return Err(st.refuse("mtls:unknown", "renew", None, e).await),
+        },
+    };
+    match renew_inner(&st, &info, &rec, &actor, &headers, body, burn.as_ref()).await {
         Ok(resp) => Ok((StatusCode::CREATED, Json(resp))),
-        Err(e) => Err(st
-            .refuse(&actor, "renew", Some(rec.serial.clone()), e)
-            .await),
+        Err(e) => {
+            // As for issuance: a token presented in a refused request is used up all the same.
+            let e = match &burn {
+                Some(b) if !matches!(e, ApiError::TokenReplayed) => match st.burn(b).await {
+                    Err(ApiError::TokenReplayed) => ApiError::TokenReplayed,
+                    _ => e,
+                },
+                _ => e,
+            };
+            Err(st
+                .refuse(&actor, "renew", Some(rec.serial.clone()), e)
+                .await)
+        }
     }
 }
 
@@ -844,6 +915,7 @@ async fn renew_inner(
     actor: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    burn: Option<&TokenBurn>,
 ) -> Result<IssueResponse, ApiError> {
     let req: RenewRequest = json_body(headers, body, true)?;
     let profile: Profile = rec.profile.parse()?;
@@ -871,7 +943,7 @@ async fn renew_inner(
         &policy,
         OffsetDateTime::now_utc(),
     )?;
-    st.record(&cert, actor, &origin, "renew", &provisioner, None)
+    st.record(&cert, actor, &origin, "renew", &provisioner, burn)
         .await
 }
 
@@ -926,12 +998,23 @@ async fn list(
             )));
         }
     };
-    let profile = q
-        .profile
-        .as_deref()
-        .map(str::parse::<Profile>)
-        .transpose()?
-        .map(|p| p.to_string());
+    // Besides the issuance profiles, the records of the CA's own certificates can be asked
+    // for by the profile they are filed under.
+    let profile = match q.profile.as_deref() {
+        None => None,
+        Some(p @ ("ocsp-signer" | "ca")) => Some(p.to_string()),
+        Some(p) => Some(p.parse::<Profile>()?.to_string()),
+    };
+    let requested_only = match q.scope.as_deref() {
+        None | Some("all") => false,
+        Some("requested") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "scope {:?}: expected requested or all",
+                other.chars().take(32).collect::<String>()
+            )));
+        }
+    };
     let name = q
         .name
         .as_deref()
@@ -948,6 +1031,7 @@ async fn list(
         profile,
         name,
         expiring_within,
+        requested_only,
         limit: q.limit.unwrap_or(100).clamp(1, 500),
         cursor: q.cursor,
     };

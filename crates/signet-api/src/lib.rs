@@ -30,6 +30,7 @@ mod error;
 mod jwt_crypto;
 mod kubernetes;
 mod metrics;
+mod renewal;
 mod system;
 
 pub use auth::{

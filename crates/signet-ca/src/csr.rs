@@ -217,6 +217,33 @@ fn raw_certification_request_info(der_bytes: &[u8]) -> Result<&[u8], CaError> {
         .map_err(|_| CaError::MalformedCsr("trailing data after the CSR".into()))
 }
 
+/// A subject public key as a signature verifier takes it: its type, and the contents of the
+/// subjectPublicKey BIT STRING of its SubjectPublicKeyInfo (RFC 5280 section 4.1.2.7): an
+/// uncompressed EC point, a PKCS#1 RSAPublicKey, or the 32 bytes of an Ed25519 key, which is
+/// what ring's `UnparsedPublicKey` wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    /// The key's type (the same ones a CSR may carry).
+    pub key_type: CsrKeyType,
+    /// The subjectPublicKey bits.
+    pub key: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Read a DER `SubjectPublicKeyInfo`; only the key types [`Csr`] accepts.
+    pub fn from_spki_der(der_bytes: &[u8]) -> Result<PublicKey, CaError> {
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(der_bytes)
+            .map_err(|e| CaError::UnsupportedKey(format!("malformed public key: {e}")))?;
+        let key_type = key_type(&spki)?;
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| CaError::UnsupportedKey("public key with unused bits".into()))?
+            .to_vec();
+        Ok(PublicKey { key_type, key })
+    }
+}
+
 fn key_type(spki: &spki::SubjectPublicKeyInfoOwned) -> Result<CsrKeyType, CaError> {
     let oid = spki.algorithm.oid;
     if oid == OID_RSA_ENCRYPTION {

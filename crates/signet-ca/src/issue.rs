@@ -484,6 +484,17 @@ pub(crate) fn key_identifier(cert: &Certificate) -> Result<Vec<u8>, CaError> {
     )
 }
 
+/// Whether the certificate `cert_der` names `issuer_der` as its issuer and its signature
+/// verifies with that certificate's key: for callers that hold a certificate someone
+/// presented (a renewal token's `x5c`) and the issuing CA certificates they trust.
+pub fn certificate_signed_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<bool, CaError> {
+    let cert = Certificate::from_der(cert_der)
+        .map_err(|e| CaError::NotIssuedHere(format!("the certificate does not parse: {e}")))?;
+    let issuer = Certificate::from_der(issuer_der)
+        .map_err(|e| CaError::CaCertificate(format!("issuing CA: {e}")))?;
+    signed_by(&cert, &issuer)
+}
+
 /// Whether `cert` is named as issued by `issuer` and its signature verifies with
 /// `issuer`'s key.
 pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<bool, CaError> {

@@ -30,7 +30,7 @@ mod profile;
 mod serial;
 
 pub use crl::{RevokedEntry, SubordinateCa, build_crl};
-pub use csr::{Csr, CsrKeyType};
+pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
 pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, import_ca};
 pub use inspect::{
@@ -41,7 +41,7 @@ pub use inspect::{
 };
 pub use issue::{
     IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,
-    PreviousIssuer, sha256_fingerprint,
+    PreviousIssuer, certificate_signed_by, sha256_fingerprint,
 };
 pub use keys::{
     KeyType, LeafKeyType, decode_private_key, encode_private_key, read_private_key_file,

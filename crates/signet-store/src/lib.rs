@@ -380,6 +380,10 @@ impl FromStr for CertStatus {
     }
 }
 
+/// The requester recorded for the server's own TLS certificates (`signet serve` issues
+/// them to itself); see [`CertificateFilter::requested_only`].
+pub const SERVER_REQUESTER: &str = "signet-serve";
+
 /// Which certificates [`Store::list_certificates`] returns. Every filter
 /// that is set must match (they are ANDed); unset filters match everything.
 ///
@@ -398,6 +402,11 @@ pub struct CertificateFilter {
     /// Only good certificates (not revoked, not yet expired) whose
     /// `not_after` is at most this far from now.
     pub expiring_within: Option<Duration>,
+    /// Only certificates someone asked for: profiles `server`, `client` and `peer`, not
+    /// requested by [`SERVER_REQUESTER`]. This leaves out the server's own TLS
+    /// certificates, the OCSP responders' signer certificates (profile `ocsp-signer`) and
+    /// CA certificates recorded under the root (profile `ca`).
+    pub requested_only: bool,
     /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
     pub limit: u32,
     /// Where to continue: the [`CertificatePage::next_cursor`] of the
@@ -413,6 +422,7 @@ impl Default for CertificateFilter {
             profile: None,
             name: None,
             expiring_within: None,
+            requested_only: false,
             limit: DEFAULT_PAGE_SIZE,
             cursor: None,
         }
@@ -1250,6 +1260,12 @@ impl Store {
         if let Some(profile) = &filter.profile {
             let p = cond.bind(Param::Text(profile.clone()));
             cond.push(format!("c.profile = {p}"));
+        }
+        if filter.requested_only {
+            let server = cond.bind(Param::Text(SERVER_REQUESTER.to_owned()));
+            cond.push(format!(
+                "c.profile IN ('server', 'client', 'peer') AND c.requester <> {server}"
+            ));
         }
         if let Some(name) = &filter.name {
             // certificate_names is kept in step with sans by triggers

@@ -108,17 +108,29 @@ impl AdminArgs {
     /// The admin token: from --admin-token-file (or SIGNET_ADMIN_TOKEN_FILE), else from
     /// SIGNET_ADMIN_TOKEN, else from DIR/admin.token when `use_default_file` and it exists.
     pub fn credential(&self, dir: &Path, use_default_file: bool) -> anyhow::Result<Option<Bearer>> {
+        Ok(self
+            .credential_and_source(dir, use_default_file)?
+            .map(|(b, _)| b))
+    }
+
+    /// Like [`AdminArgs::credential`], also saying where the token came from (a file name or
+    /// the variable's name, never the token), for telling the user what was used.
+    pub fn credential_and_source(
+        &self,
+        dir: &Path,
+        use_default_file: bool,
+    ) -> anyhow::Result<Option<(Bearer, String)>> {
         if let Some(path) = &self.admin_token_file {
-            return read_token_file(path).map(Some);
+            return read_token_file(path).map(|b| Some((b, path.display().to_string())));
         }
         if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV)
             && !t.trim().is_empty()
         {
-            return Bearer::new(&t, ADMIN_TOKEN_ENV).map(Some);
+            return Bearer::new(&t, ADMIN_TOKEN_ENV).map(|b| Some((b, ADMIN_TOKEN_ENV.into())));
         }
         let default = dir.join("admin.token");
         if use_default_file && default.exists() {
-            return read_token_file(&default).map(Some);
+            return read_token_file(&default).map(|b| Some((b, default.display().to_string())));
         }
         Ok(None)
     }
@@ -216,10 +228,22 @@ impl CaUrl {
         let trimmed = raw.trim().trim_end_matches('/');
         let bad =
             |why: &str| -> anyhow::Error { Refused(format!("--ca-url {trimmed:?}: {why}")).into() };
-        let url = reqwest::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
-        if url.scheme() != "https" {
-            return Err(bad("must be an https:// URL"));
+        if trimmed.is_empty() {
+            return Err(bad("the CA URL is empty; it needs https://HOST:PORT"));
         }
+        // `127.0.0.1:8443` is no URL at all, and `localhost:8443` parses as scheme
+        // `localhost`: say what is missing instead of what the URL parser saw.
+        let Some((scheme, _)) = trimmed.split_once("://") else {
+            return Err(bad(&format!(
+                "the CA URL needs https:// (try https://{trimmed})"
+            )));
+        };
+        if !scheme.eq_ignore_ascii_case("https") {
+            return Err(bad(&format!(
+                "the CA URL needs https://, not {scheme}:// (the API is served over TLS only)"
+            )));
+        }
+        let url = reqwest::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err(bad("has no host"));
         }
@@ -756,6 +780,23 @@ mod tests {
         ] {
             let e = CaUrl::parse(bad).expect_err(bad);
             assert!(e.downcast_ref::<Refused>().is_some(), "{bad}: {e}");
+        }
+        for (bad, says) in [
+            (
+                "127.0.0.1:8443",
+                "needs https:// (try https://127.0.0.1:8443)",
+            ),
+            (
+                "localhost:8443",
+                "needs https:// (try https://localhost:8443)",
+            ),
+            ("ca.internal", "needs https://"),
+            ("http://ca.internal:8443", "needs https://, not http://"),
+            ("", "empty"),
+        ] {
+            let e = CaUrl::parse(bad).expect_err(bad).to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("relative URL"), "{bad}: {e}");
         }
     }
 

@@ -7,6 +7,35 @@ use std::path::Path;
 
 use anyhow::Context;
 
+/// Check, before anything is requested or spent, that `path` can be an output file: its
+/// directory exists and it is not itself a directory. `flag` names the option in the error.
+/// Writing can still fail later (permissions, a full disk), but the common mistake, a typo in
+/// the directory, is caught while nothing has happened yet.
+pub fn check_output_path(path: &Path, flag: &str) -> anyhow::Result<()> {
+    let refuse = |why: String| -> anyhow::Error {
+        crate::cmd::Refused(format!("{flag} {}: {why}", path.display())).into()
+    };
+    if path.file_name().is_none() || path.is_dir() {
+        return Err(refuse("is a directory; name the file to write".into()));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(refuse(format!("{} is not a directory", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(refuse(format!(
+            "the directory {} does not exist",
+            dir.display()
+        ))),
+        Err(e) => Err(refuse(format!(
+            "cannot use the directory {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
 /// Write `bytes` to `path` atomically: a temporary file in the same directory with `mode`,
 /// fsync, rename over `path`, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ mod cmd;
 mod config;
 mod context;
 mod files;
+mod renewal_token;
 mod serve;
 mod staple;
 mod workload;

@@ -51,6 +51,22 @@ pub const CERT_FILE: &str = "tls.crt";
 /// The default directory of the workload's files.
 pub const DEFAULT_DIR: &str = "/var/run/signet";
 
+/// The environment variable naming the workload's directory (`--dir`).
+pub const DIR_ENV: &str = "SIGNET_DIR";
+/// Its earlier name, still read when `SIGNET_DIR` and `--dir` are not given.
+const OLD_DIR_ENV: &str = "SIGNET_OUT";
+
+/// The workload's directory: `--dir` (or `SIGNET_DIR`), else the deprecated `SIGNET_OUT`,
+/// else [`DEFAULT_DIR`].
+pub fn workload_dir(flag: Option<&Path>) -> PathBuf {
+    match flag {
+        Some(d) => d.to_path_buf(),
+        None => std::env::var_os(OLD_DIR_ENV)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from),
+    }
+}
+
 /// Exit codes of `signet bootstrap` and `signet renew` (also listed in their `--help`).
 pub mod exit {
     /// The CA could not be reached (or kept answering 5xx/429) within --timeout, or a local
@@ -124,6 +140,25 @@ impl Files {
         }
     }
 
+    /// Use these files instead of the ones in the directory, where given.
+    pub fn with_paths(
+        mut self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        ca: Option<PathBuf>,
+    ) -> Files {
+        if let Some(c) = cert {
+            self.cert = c;
+        }
+        if let Some(k) = key {
+            self.key = k;
+        }
+        if let Some(a) = ca {
+            self.ca = a;
+        }
+        self
+    }
+
     /// Create the directory (0755) if it is missing.
     pub fn create_dir(&self) -> anyhow::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
@@ -153,6 +188,11 @@ impl Files {
     }
 }
 
+/// A time as RFC 3339 (`2026-12-07T01:20:00Z`), for logs.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    humantime::format_rfc3339_seconds(t.into()).to_string()
+}
+
 /// PEM of certificates, one after the other.
 pub fn pem_chain(certs: &[CertificateDer<'_>]) -> String {
     certs.iter().map(|c| client::certificate_pem(c)).collect()
@@ -167,6 +207,32 @@ pub struct Current {
     pub chain: Vec<CertificateDer<'static>>,
     /// `ca.crt`.
     pub roots: Vec<CertificateDer<'static>>,
+    /// `tls.key`, which signs renewal tokens.
+    pub key: SecretKey,
+}
+
+/// A private key that never shows in debug output.
+#[derive(Clone)]
+pub struct SecretKey(std::sync::Arc<rcgen::KeyPair>);
+
+impl SecretKey {
+    /// Hold `key`.
+    pub fn new(key: rcgen::KeyPair) -> SecretKey {
+        SecretKey(std::sync::Arc::new(key))
+    }
+}
+
+impl std::ops::Deref for SecretKey {
+    type Target = rcgen::KeyPair;
+    fn deref(&self) -> &rcgen::KeyPair {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
 }
 
 impl Current {
@@ -193,7 +259,12 @@ impl Current {
                 files.cert.display()
             );
         }
-        Ok(Current { info, chain, roots })
+        Ok(Current {
+            info,
+            chain,
+            roots,
+            key: SecretKey::new(key),
+        })
     }
 
     /// Whether the chain verifies against `ca.crt` at `now` (signatures, validity, EKU).

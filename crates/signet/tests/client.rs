@@ -532,6 +532,7 @@ fn client_commands_against_a_running_server() {
         &[],
         &[
             "issue",
+            "--admin",
             "--dir",
             p(&data),
             "--ca-url",

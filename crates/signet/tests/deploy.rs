@@ -547,9 +547,9 @@ fn the_example_workload_matches_the_ca() {
 
     // bootstrap writes where renew reads and the app reads, on one shared emptyDir.
     let out =
-        setting(&b_args, &b_env, "--out", "SIGNET_OUT").unwrap_or_else(|| "/var/run/signet".into());
+        setting(&b_args, &b_env, "--dir", "SIGNET_DIR").unwrap_or_else(|| "/var/run/signet".into());
     let dir =
-        setting(&r_args, &r_env, "--dir", "SIGNET_OUT").unwrap_or_else(|| "/var/run/signet".into());
+        setting(&r_args, &r_env, "--dir", "SIGNET_DIR").unwrap_or_else(|| "/var/run/signet".into());
     assert_eq!(out, dir);
     let certs = volume_at(bootstrap, &out);
     assert_eq!(volume_at(renew, &dir), certs);

@@ -262,6 +262,7 @@ impl Ca {
         let bundle = dir.join(format!("{host}.bundle.pem"));
         let o = signet(&[
             "issue",
+            "--admin",
             "--dir",
             p(&self.data),
             "--ca-url",

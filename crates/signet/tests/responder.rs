@@ -136,6 +136,7 @@ fn issue(data: &Path, api: &str, dir: &Path, host: &str) -> Issued {
         &[],
         &[
             "issue",
+            "--admin",
             "--dir",
             p(data),
             "--ca-url",

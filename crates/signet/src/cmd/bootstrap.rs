@@ -41,9 +41,10 @@ pub struct BootstrapArgs {
     /// provisioner token. Read anew on each attempt (the kubelet rotates it).
     #[arg(long, env = "SIGNET_TOKEN_FILE", value_name = "FILE", default_value = DEFAULT_TOKEN_FILE)]
     token_file: PathBuf,
-    /// Directory to write ca.crt, tls.key (0600) and tls.crt (leaf, then chain) to.
-    #[arg(long, env = "SIGNET_OUT", value_name = "DIR", default_value = workload::DEFAULT_DIR)]
-    out: PathBuf,
+    /// Directory to write ca.crt, tls.key (0600) and tls.crt (leaf, then chain) to, the one
+    /// `signet renew --dir` reads [default: /var/run/signet]. (`--out` is its old name.)
+    #[arg(long, alias = "out", env = workload::DIR_ENV, value_name = "DIR")]
+    dir: Option<PathBuf>,
     /// server, client or peer [default: the provisioner's default].
     #[arg(long, env = "SIGNET_PROFILE")]
     profile: Option<String>,
@@ -101,7 +102,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         sans.push(SubjectName::parse_loose(s).map_err(|e| usage(format!("--san {s:?}: {e}")))?);
     }
     let trust = Trust::from_args(args.ca_file.as_deref(), args.root_fingerprint.as_deref())?;
-    let files = Files::new(&args.out);
+    let files = Files::new(&workload::workload_dir(args.dir.as_deref()));
 
     // A good certificate already there: nothing to request.
     if !args.force {
@@ -120,7 +121,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
                 } else if current.is_fresh(now) {
                     tracing::info!(
                         serial = %current.serial(),
-                        not_after = %current.info.not_after,
+                        not_after = %workload::rfc3339(current.info.not_after),
                         "the certificate in {} is good for more than a third of its lifetime; \
                          nothing requested (--force to request anyway)",
                         files.dir.display()
@@ -155,7 +156,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
         let Some(left) = retry.start_attempt() else {
             return Err(retry.gave_up("no attempt left"));
         };
-        let attempt = attempt(&args, &url, &trust, &sans, &mut roots, &mut api);
+        let attempt = attempt(&args, &files, &url, &trust, &sans, &mut roots, &mut api);
         let result = match tokio::time::timeout(left, attempt).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Transient {
@@ -178,6 +179,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
 /// ask the CA, check the answer, write the files.
 async fn attempt(
     args: &BootstrapArgs,
+    files: &Files,
     url: &CaUrl,
     trust: &Trust,
     sans: &[SubjectName],
@@ -240,20 +242,13 @@ async fn attempt(
         .checked_chain(&key, &trusted)
         .map_err(Failure::Fatal)?;
 
-    let files = Files::new(&args.out);
     files
         .write_roots(&trusted)
         .and_then(|()| files.write_identity(&key_pem, &chain))
         .map_err(Failure::Fatal)?;
-    if !workload::is_client_certificate(&chain, &trusted, SystemTime::now()) {
-        tracing::warn!(
-            "the certificate has no clientAuth extended key usage (profile server): `signet \
-             renew` cannot renew it over mutual TLS; use --profile peer or client for that"
-        );
-    }
     tracing::info!(
         serial = %client::sanitize(&issued.serial_number, 80),
-        not_after = %info.not_after,
+        not_after = %workload::rfc3339(info.not_after),
         names = %info.names.iter().map(SubjectName::to_tagged).collect::<Vec<_>>().join(","),
         dir = %files.dir.display(),
         "certificate issued and written"

@@ -641,6 +641,9 @@ fn emit(out: Option<&PathBuf>, pem: &str, what: &str) -> anyhow::Result<()> {
 }
 
 async fn root(args: FetchArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::files::check_output_path(out, "--out")?;
+    }
     let url = args.client.ca_url()?;
     // The flag (or SIGNET_ROOT_FINGERPRINT), else the saved context's for this URL.
     let fingerprint = match args.client.fingerprint()? {
@@ -695,6 +698,9 @@ async fn root(args: FetchArgs) -> anyhow::Result<()> {
 }
 
 async fn chain(args: FetchArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::files::check_output_path(out, "--out")?;
+    }
     let api = args.client.connect(&args.dir).await?;
     let text = api.get_text("/v1/ca/chain", None).await?;
     let certs = parse_certificates(text.as_bytes()).context("the server's /v1/ca/chain")?;

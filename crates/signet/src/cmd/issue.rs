@@ -41,10 +41,14 @@ pub struct IssueArgs {
     /// The provisioner token (from `signet token`) authorising this request; without --local.
     #[command(flatten)]
     token: TokenInput,
+    /// Authenticate with the admin token instead of a provisioner token: from
+    /// --admin-token-file, SIGNET_ADMIN_TOKEN, or DIR/admin.token. Never used unless asked.
+    #[arg(long, conflicts_with_all = ["token", "token_file"])]
+    admin: bool,
     #[command(flatten)]
     client: ClientArgs,
     #[command(flatten)]
-    admin: AdminArgs,
+    admin_token: AdminArgs,
 }
 
 /// Load the issuing CA named by the configuration, decrypting its key if needed.
@@ -251,6 +255,32 @@ pub async fn request_certificate(
     })
 }
 
+/// Who a bearer JWT says it is (`iss`, `sub`), read without verifying it (the server does),
+/// for telling the user which credential was used. Never prints the token.
+fn describe_token(token: &str) -> String {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Claims {
+        #[serde(default)]
+        iss: Option<String>,
+        #[serde(default)]
+        sub: Option<String>,
+    }
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|json| serde_json::from_slice::<Claims>(&json).ok());
+    match claims {
+        Some(Claims { iss, sub }) => format!(
+            "issuer {:?}, subject {:?}",
+            crate::client::sanitize(iss.as_deref().unwrap_or("-"), 80),
+            crate::client::sanitize(sub.as_deref().unwrap_or("-"), 80)
+        ),
+        None => "not a JWT; the server will say what it makes of it".into(),
+    }
+}
+
 /// Ask the server at --ca-url to sign the CSR.
 async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
     // Check everything local before touching the network.
@@ -270,15 +300,47 @@ async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
         }
     }
     let csr_pem = csr_as_pem(&csr_bytes)?;
-    let bearer = match args.token.read()? {
-        Some(t) => t,
-        None => args.admin.credential(&args.dir, true)?.ok_or_else(|| {
-            Refused(
-                "no credential: pass --token or --token-file (from `signet token`, or set \
-                 SIGNET_TOKEN), or the admin token with --admin-token-file or SIGNET_ADMIN_TOKEN"
-                    .into(),
-            )
-        })?,
+    if let Some(out) = &args.out {
+        crate::files::check_output_path(out, "--out")?;
+    }
+    let url = args.client.ca_url()?;
+    // The credential is only ever the one asked for: a provisioner token, or with --admin
+    // the admin token. Which one is said on stderr (never the token itself).
+    let bearer = match (args.token.read()?, args.admin) {
+        (Some(t), _) => {
+            let source = match (&args.token.token, &args.token.token_file) {
+                (Some(_), _) => "--token".to_string(),
+                (None, Some(f)) => format!("--token-file {}", f.display()),
+                (None, None) => crate::client::TOKEN_ENV.to_string(),
+            };
+            eprintln!(
+                "using the token from {source} ({})",
+                describe_token(t.as_str())
+            );
+            t
+        }
+        (None, true) => {
+            let (bearer, source) = args
+                .admin_token
+                .credential_and_source(&args.dir, true)?
+                .ok_or_else(|| {
+                    Refused(format!(
+                        "--admin: no admin token found: pass --admin-token-file FILE, set \
+                         SIGNET_ADMIN_TOKEN, or use --dir with a data directory holding \
+                         admin.token (looked in {})",
+                        args.dir.display()
+                    ))
+                })?;
+            eprintln!("using the admin token from {source} (--admin)");
+            bearer
+        }
+        (None, false) => {
+            return Err(Refused(format!(
+                "no credential: pass --token or --token-file (from `signet token --ca-url {url} \
+                 ...`, or set SIGNET_TOKEN), or --admin to use the admin token; nothing was sent"
+            ))
+            .into());
+        }
     };
 
     let api = args.client.connect(&args.dir).await?;

@@ -18,8 +18,10 @@ pub struct ListArgs {
     /// Only certificates with this status.
     #[arg(long, value_parser = ["good", "revoked", "expired"])]
     status: Option<String>,
-    /// Only certificates of this profile.
-    #[arg(long, value_parser = ["server", "client", "peer", "ca"])]
+    /// Only certificates of this profile (of any origin: `server` includes the server's own
+    /// TLS certificates; `ocsp-signer` lists the OCSP responders' certificates, `ca` the CA
+    /// certificates).
+    #[arg(long, value_parser = ["server", "client", "peer", "ocsp-signer", "ca"])]
     profile: Option<String>,
     /// Only certificates carrying this name (subject or SAN).
     #[arg(long)]
@@ -97,11 +99,19 @@ fn table(header: &[&str], items: &[Value], row: impl Fn(&Value) -> Vec<String>) 
 }
 
 pub async fn run(args: ListArgs) -> anyhow::Result<()> {
+    if let Some(d) = &args.expiring_within {
+        d.parse::<signet_ca::Lifetime>()
+            .map_err(|e| crate::cmd::Refused(format!("--expiring-within {d:?}: {e}")))?;
+    }
+    // By default only the certificates people asked for; the server's own and the OCSP
+    // signers' (and CA certificates) come with --all or by asking for their --profile.
+    let scope = (!args.paging.all && args.profile.is_none()).then(|| "requested".to_string());
     let filters = [
         ("status", &args.status),
         ("profile", &args.profile),
         ("name", &args.name),
         ("expiring_within", &args.expiring_within),
+        ("scope", &scope),
     ];
     let header = ["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SANS"];
     args.paging
@@ -118,7 +128,8 @@ pub(crate) struct Paging {
     /// Start from this cursor (printed when there are more results).
     #[arg(long)]
     cursor: Option<String>,
-    /// Follow cursors until every match is listed.
+    /// Follow cursors until every match is listed (`list`: and include the server's own
+    /// TLS certificates, the OCSP signers' and the CA certificates).
     #[arg(long)]
     all: bool,
     /// Print one JSON object per line instead of a table.

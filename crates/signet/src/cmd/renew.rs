@@ -1,8 +1,10 @@
 //! `signet renew`: keep a workload's certificate fresh (the Kubernetes sidecar).
 //!
 //! It watches the files `signet bootstrap` wrote and, at two thirds of the certificate's
-//! lifetime (brought forward by a random part of up to a tenth of it), renews over mutual TLS
-//! with the current certificate: `POST /v1/certificates/renew` with a CSR for a **new key**
+//! lifetime (brought forward by a random part of up to a tenth of it), renews with the
+//! current certificate: over mutual TLS when it can be a TLS client certificate (the
+//! clientAuth EKU, profiles `peer` and `client`), else with a renewal token its key signs
+//! (see [`crate::renewal_token`]): `POST /v1/certificates/renew` with a CSR for a **new key**
 //! each time (the server certifies the CSR's key and keeps the names and profile). It then
 //! rewrites `tls.key` and `tls.crt` atomically (key first; see [`crate::workload`]) and runs
 //! `--exec` or sends `--signal` to the process in `--pid-file`.
@@ -28,7 +30,7 @@ use serde::Serialize;
 use signet_ca::{KeyType, Lifetime, OffsetDateTime, SubjectName};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::client::{self, Api, CaUrl, ClientArgs};
+use crate::client::{self, Api, Bearer, CaUrl, ClientArgs};
 use crate::workload::{
     self, Backoff, Current, EXIT_CODES_HELP, ExitWith, Failure, Files, Retry, exit,
 };
@@ -47,12 +49,24 @@ const SIGNALS: [&str; 8] = [
 #[command(after_help = EXIT_CODES_HELP)]
 pub struct RenewArgs {
     /// The Signet API URL, e.g. https://signet.signet.svc:8443. The connection trusts only
-    /// DIR/ca.crt and presents DIR/tls.crt.
+    /// --ca-file and is authenticated by the certificate in --cert.
     #[arg(long, env = "SIGNET_CA_URL", value_name = "URL")]
     ca_url: String,
-    /// Directory holding ca.crt, tls.key and tls.crt (as written by `signet bootstrap`).
-    #[arg(long, alias = "out", env = "SIGNET_OUT", value_name = "DIR", default_value = workload::DEFAULT_DIR)]
-    dir: PathBuf,
+    /// Directory holding ca.crt, tls.key and tls.crt, as `signet bootstrap --dir` writes them
+    /// [default: /var/run/signet]. (`--out` is an old name of it.)
+    #[arg(long, alias = "out", env = workload::DIR_ENV, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The certificate to keep fresh: PEM, the leaf first, then its chain; rewritten on each
+    /// renewal [default: DIR/tls.crt].
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// Its private key (PKCS#8 PEM), replaced by a new key on each renewal (mode 0600)
+    /// [default: DIR/tls.key].
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// The CA root(s) to trust, PEM [default: DIR/ca.crt].
+    #[arg(long, env = "SIGNET_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Type of the new private key made on each renewal: P-256, P-384 or Ed25519.
     #[arg(long, env = "SIGNET_KEY_TYPE", default_value = "P-256", value_parser = workload::parse_key_type)]
     key_type: KeyType,
@@ -128,7 +142,11 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
     };
     let settings = Settings {
         url,
-        files: Files::new(&args.dir),
+        files: Files::new(&workload::workload_dir(args.dir.as_deref())).with_paths(
+            args.cert.clone(),
+            args.key.clone(),
+            args.ca_file.clone(),
+        ),
         key_type: args.key_type,
         ttl: args.ttl.clone(),
         exec: args.exec.clone(),
@@ -147,16 +165,15 @@ async fn run_once(s: &Settings, force: bool, timeout: Duration) -> anyhow::Resul
     let current = Current::read(&s.files).map_err(|e| {
         ExitWith::error(
             exit::FAILED,
-            format!("{e:#} (run `signet bootstrap` first)"),
+            format!("{e:#} (run `signet bootstrap` first, or name the files with --cert, --key and --ca-file)"),
         )
     })?;
-    require_client_certificate(&current, &s.files)?;
     let now = OffsetDateTime::now_utc();
     let due = current.renewal_time(0.0);
     if !force && now < due {
         tracing::info!(
             serial = %current.serial(),
-            due = %due,
+            next_renewal = %workload::rfc3339(due),
             "not due for renewal yet (--force to renew anyway)"
         );
         if s.staple_file.is_some() {
@@ -204,25 +221,36 @@ async fn run_once(s: &Settings, force: bool, timeout: Duration) -> anyhow::Resul
 async fn watch(s: &Settings) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    // SIGHUP (what a process manager or `kill -HUP` sends to reload) re-reads the files at
+    // once, instead of ending the process as the default action would.
+    let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    // The renewal time last logged, so that it is logged once per certificate, not per wake.
+    let mut announced: Option<(String, OffsetDateTime)> = None;
     // One draw per process: workloads started together spread their renewals.
     let jitter = workload::random_fraction();
     let mut backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(120));
     // When the staple is due for a refresh (None: now), and for which certificate.
     let mut staple_due: Option<(String, OffsetDateTime)> = None;
-    tracing::info!(dir = %s.files.dir.display(), ca_url = %s.url, "watching the certificate");
+    tracing::info!(
+        cert = %s.files.cert.display(),
+        key = %s.files.key.display(),
+        ca_file = %s.files.ca.display(),
+        ca_url = %s.url,
+        "watching the certificate"
+    );
     loop {
         let wait = match Current::read(&s.files) {
             Err(e) => {
                 tracing::error!(
-                    "cannot use the files in {}: {e:#}; retrying (run `signet bootstrap` to \
-                     write them)",
-                    s.files.dir.display()
+                    "cannot use {} with {}: {e:#}; retrying (run `signet bootstrap` to write \
+                     them)",
+                    s.files.cert.display(),
+                    s.files.key.display()
                 );
                 backoff.next_delay()
             }
             Ok(current) => {
                 // A sidecar that can never renew should crash loudly, not wait for expiry.
-                require_client_certificate(&current, &s.files)?;
                 let now = OffsetDateTime::now_utc();
                 let due = current.renewal_time(jitter);
                 if now < due {
@@ -255,9 +283,20 @@ async fn watch(s: &Settings) -> anyhow::Result<()> {
                         next = next.min(staple_at);
                     }
                     let until = duration_until(now, next);
-                    tracing::debug!(serial = %current.serial(), due = %due, "next renewal");
+                    let serial = current.serial();
+                    if announced.as_ref() != Some(&(serial.clone(), due)) {
+                        tracing::info!(
+                            serial,
+                            not_after = %workload::rfc3339(current.info.not_after),
+                            next_renewal = %workload::rfc3339(due),
+                            "next renewal at {}",
+                            workload::rfc3339(due)
+                        );
+                        announced = Some((serial, due));
+                    }
                     until.min(MAX_SLEEP)
                 } else {
+                    // A SIGHUP meanwhile stays pending and is seen in the wait below.
                     let attempt = tokio::select! {
                         r = renew(s, &current) => r,
                         _ = term.recv() => return stopped("SIGTERM"),
@@ -301,23 +340,21 @@ async fn watch(s: &Settings) -> anyhow::Result<()> {
             () = tokio::time::sleep(wait) => {}
             _ = term.recv() => return stopped("SIGTERM"),
             _ = int.recv() => return stopped("SIGINT"),
+            _ = hup.recv() => {
+                tracing::info!(
+                    cert = %s.files.cert.display(),
+                    key = %s.files.key.display(),
+                    ca_file = %s.files.ca.display(),
+                    "SIGHUP: re-reading the certificate, key and CA files now (command-line \
+                     flags and the environment stay as they were at start; restart to change \
+                     them)"
+                );
+                // Re-announce the renewal time of whatever the files now hold.
+                announced = None;
+                backoff.reset();
+            }
         }
     }
-}
-
-/// Renewal authenticates with the current certificate as a TLS client certificate: one
-/// without the clientAuth EKU (profile `server`) is refused in the handshake, forever. Say so
-/// at once (exit 2) instead of retrying.
-fn require_client_certificate(current: &Current, files: &Files) -> anyhow::Result<()> {
-    if current.can_renew_over_mtls() {
-        return Ok(());
-    }
-    Err(usage(format!(
-        "the certificate in {} has no clientAuth extended key usage (profile server?), so it \
-         cannot authenticate its own renewal over mutual TLS; bootstrap it with --profile peer \
-         (the Kubernetes default) or client",
-        files.cert.display()
-    )))
 }
 
 fn duration_until(now: OffsetDateTime, at: OffsetDateTime) -> Duration {
@@ -401,16 +438,16 @@ fn report_failure(current: &Current, failure: &Failure, retry_in: Duration) {
     if left.is_zero() {
         tracing::error!(
             %serial,
-            not_after = %current.info.not_after,
+            not_after = %workload::rfc3339(current.info.not_after),
             retry_in_s,
             "renewal failed and the certificate HAS EXPIRED; TLS with it will fail. Keeping \
-             the files and retrying; once expired, renewal over mTLS is refused, so re-run \
+             the files and retrying; once expired, renewal is refused, so re-run \
              `signet bootstrap`: {message}"
         );
     } else if left < current.lifetime() / 6 {
         tracing::error!(
             %serial,
-            not_after = %current.info.not_after,
+            not_after = %workload::rfc3339(current.info.not_after),
             expires_in_s = left.as_secs(),
             retry_in_s,
             "renewal failed and the certificate expires soon; keeping the current files and \
@@ -419,7 +456,7 @@ fn report_failure(current: &Current, failure: &Failure, retry_in: Duration) {
     } else {
         tracing::warn!(
             %serial,
-            not_after = %current.info.not_after,
+            not_after = %workload::rfc3339(current.info.not_after),
             expires_in_s = left.as_secs(),
             retry_in_s,
             "renewal failed; keeping the current files and retrying: {message}"
@@ -427,18 +464,33 @@ fn report_failure(current: &Current, failure: &Failure, retry_in: Duration) {
     }
 }
 
-/// One renewal: a new key and CSR, the request over mTLS with the current certificate, the
-/// answer checked against ca.crt, the files rewritten.
+/// One renewal: a new key and CSR, the request authenticated by the current certificate
+/// (over mTLS when it can be a TLS client certificate, else with a renewal token its key
+/// signs), the answer checked against ca.crt, the files rewritten.
 async fn renew(s: &Settings, current: &Current) -> Result<Current, Failure> {
-    let identity = ClientArgs {
-        ca_url: None,
-        root_fingerprint: None,
-        ca_file: None,
-        client_cert: Some(s.files.cert.clone()),
-        client_key: Some(s.files.key.clone()),
-    }
-    .client_identity()
-    .map_err(Failure::Fatal)?;
+    let (identity, bearer) = if current.can_renew_over_mtls() {
+        let identity = ClientArgs {
+            ca_url: None,
+            root_fingerprint: None,
+            ca_file: None,
+            client_cert: Some(s.files.cert.clone()),
+            client_key: Some(s.files.key.clone()),
+        }
+        .client_identity()
+        .map_err(Failure::Fatal)?;
+        (identity, None)
+    } else {
+        let token = crate::renewal_token::renewal_token(
+            &current.key,
+            &current.chain,
+            &current.serial(),
+            &s.url,
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(Failure::Fatal)?;
+        let bearer = Bearer::new(&token, "the renewal token").map_err(Failure::Fatal)?;
+        (None, Some(bearer))
+    };
     let api = Api::new(s.url.clone(), &current.roots, identity).map_err(Failure::Fatal)?;
     let (key, key_pem) = workload::new_key(s.key_type).map_err(Failure::Fatal)?;
     // The server keeps the recorded names and ignores the CSR's; they are sent for clarity.
@@ -447,8 +499,13 @@ async fn renew(s: &Settings, current: &Current) -> Result<Current, Failure> {
         csr: &csr,
         ttl: s.ttl.as_deref(),
     };
-    let issued =
-        workload::post_for_certificate(&api, "/v1/certificates/renew", &body, None).await?;
+    let issued = workload::post_for_certificate(
+        &api,
+        crate::renewal_token::RENEW_PATH,
+        &body,
+        bearer.as_ref(),
+    )
+    .await?;
     let (info, chain) = issued
         .checked_chain(&key, &current.roots)
         .map_err(Failure::Fatal)?;
@@ -465,13 +522,14 @@ async fn renew(s: &Settings, current: &Current) -> Result<Current, Failure> {
     tracing::info!(
         old_serial = %current.serial(),
         serial = %client::sanitize(&issued.serial_number, 80),
-        not_after = %info.not_after,
+        not_after = %workload::rfc3339(info.not_after),
         "certificate renewed (new key) and written"
     );
     let renewed = Current {
         info,
         chain,
         roots: current.roots.clone(),
+        key: workload::SecretKey::new(key),
     };
     renewed.verify(SystemTime::now()).map_err(Failure::Fatal)?;
     Ok(renewed)

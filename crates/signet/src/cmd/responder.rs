@@ -46,8 +46,21 @@ pub struct ResponderArgs {
     ready_file: Option<PathBuf>,
 }
 
-pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
-    // 1. Settings, all checked before anything is bound.
+/// Everything the responder is started with, read from the command line, `signet.toml`
+/// and the certificate files: read at start, and again on SIGHUP to tell what changed.
+struct Loaded {
+    cfg: Option<Config>,
+    section: ResponderSection,
+    listen: SocketAddr,
+    database_url: String,
+    cert_path: PathBuf,
+    issuer: IssuerCertificate,
+    root: Option<IssuerCertificate>,
+    /// The kept earlier issuing CAs that belong to this hierarchy.
+    previous: Vec<IssuerCertificate>,
+}
+
+fn load(args: &ResponderArgs) -> anyhow::Result<Loaded> {
     let config_path = args.dir.join(super::init::CONFIG);
     let cfg = if config_path.exists() {
         Some(Config::load(&config_path)?)
@@ -86,18 +99,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading the issuing CA certificate {}", cert_path.display()))?;
     let issuer = IssuerCertificate::from_pem(&pem)
         .with_context(|| format!("reading {}", cert_path.display()))?;
-    let root = load_root(&args, cfg.as_ref())?;
-
-    // 2. The database, as `signet serve` left it: this process has no business changing the
-    // schema, so it checks it rather than migrating.
-    let store = signet_store::Store::connect(&database_url)
-        .await
-        .context("opening the database")?;
-    store.revocation_cursor().await.context(
-        "the database lacks Signet's revocation tables: run `signet migrate` (or `signet serve`) \
-         on it first",
-    )?;
-    let key_id = issuer.key_id_hex().to_string();
+    let root = load_root(args, cfg.as_ref())?;
     // Earlier issuing CAs kept beside the issuing certificate (`signet ca new-issuing`):
     // their CRLs, which `signet serve` goes on signing, are served too. Checking that they
     // belong to this hierarchy needs the root.
@@ -122,18 +124,138 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
             })
             .collect(),
     };
+    Ok(Loaded {
+        cfg,
+        section,
+        listen,
+        database_url,
+        cert_path,
+        issuer,
+        root,
+        previous,
+    })
+}
+
+impl Loaded {
+    /// What differs in `new` from what is running, one line each. None of it can be applied
+    /// to a running responder: its socket, database, CA certificates and cache settings are
+    /// fixed at start.
+    fn changes(&self, new: &Loaded) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.listen != new.listen {
+            out.push(format!("listen address {} -> {}", self.listen, new.listen));
+        }
+        if self.database_url != new.database_url {
+            // Never the URL itself: it may hold a password.
+            out.push("database URL".to_string());
+        }
+        if self.issuer.der() != new.issuer.der() {
+            out.push(format!(
+                "issuing CA certificate in {} (serial {} -> {})",
+                new.cert_path.display(),
+                self.issuer.serial_hex(),
+                new.issuer.serial_hex()
+            ));
+        }
+        if self.root.as_ref().map(IssuerCertificate::der)
+            != new.root.as_ref().map(IssuerCertificate::der)
+        {
+            out.push("root CA certificate".to_string());
+        }
+        let kept = |l: &Loaded| -> Vec<String> {
+            l.previous
+                .iter()
+                .map(|p| p.serial_hex().to_string())
+                .collect()
+        };
+        if kept(self) != kept(new) {
+            out.push(format!(
+                "kept earlier issuing CAs [{}] -> [{}]",
+                kept(self).join(", "),
+                kept(new).join(", ")
+            ));
+        }
+        if self.section.ocsp_validity != new.section.ocsp_validity {
+            out.push("[responder] ocsp_validity".to_string());
+        }
+        let limits = |l: &Loaded| l.cfg.as_ref().map(|c| c.server.limits.clone());
+        if limits(self) != limits(new) {
+            out.push("[server.limits]".to_string());
+        }
+        out
+    }
+}
+
+/// On every SIGHUP, read the settings again and say which changed; none is applied (see
+/// [`Loaded::changes`]), so the log says to restart for them. A SIGHUP no longer ends the
+/// process, as the default action would.
+async fn report_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    args: ResponderArgs,
+    running: Loaded,
+) {
+    while hangup.recv().await.is_some() {
+        match load(&args) {
+            Err(e) => tracing::warn!(
+                "SIGHUP: the settings do not load ({e:#}); the running responder is unchanged"
+            ),
+            Ok(new) => {
+                let changes = running.changes(&new);
+                if changes.is_empty() {
+                    tracing::info!(
+                        "SIGHUP: the configuration and certificate files are as at start; \
+                         nothing to do"
+                    );
+                } else {
+                    tracing::warn!(
+                        changes = %changes.join("; "),
+                        "SIGHUP: changes seen but NOT applied (a running responder keeps its \
+                         socket, database, CA certificates and cache settings): restart \
+                         `signet responder` to apply them"
+                    );
+                }
+            }
+        }
+    }
+}
+
+pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
+    // 1. Settings, all checked before anything is bound.
+    let loaded = load(&args)?;
+    let listen = loaded.listen;
+    let issuer = loaded.issuer.clone();
+
+    // 2. The database, as `signet serve` left it: this process has no business changing the
+    // schema, so it checks it rather than migrating.
+    let store = signet_store::Store::connect(&loaded.database_url)
+        .await
+        .context("opening the database")?;
+    store.revocation_cursor().await.context(
+        "the database lacks Signet's revocation tables: run `signet migrate` (or `signet serve`) \
+         on it first",
+    )?;
+    let key_id = issuer.key_id_hex().to_string();
     let responder = Responder::with_root(
         store.clone(),
         issuer,
-        root,
+        loaded.root.clone(),
         ResponderConfig {
-            ocsp_validity: section.ocsp_validity.duration(),
+            ocsp_validity: loaded.section.ocsp_validity.duration(),
             ..Default::default()
         },
     )?;
-    responder.set_previous_issuers(previous);
+    responder.set_previous_issuers(loaded.previous.clone());
+    let limits = loaded
+        .cfg
+        .as_ref()
+        .map_or_else(listener::Limits::default, |c| {
+            listener::Limits::from(&c.server.limits)
+        });
 
-    // 3. Serve; the signer arrives in the background.
+    // 3. Serve; the signer arrives in the background. SIGHUP is caught from before the
+    // socket is bound, so that one sent once it listens never ends the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     let socket = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -152,6 +274,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         issuer_key_id = key_id,
         "signet responder is listening over HTTP; waiting for a signing certificate from signet serve"
     );
+    let reports = tokio::spawn(report_on_sighup(hangup, args, loaded));
     let shutdown = crate::serve::shutdown_signal()?;
     if let Some(path) = &args.ready_file {
         crate::serve::write_ready_file(
@@ -163,9 +286,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         socket,
         signet_responder::app(responder),
         None,
-        cfg.as_ref().map_or_else(listener::Limits::default, |c| {
-            listener::Limits::from(&c.server.limits)
-        }),
+        limits,
         listener::Refusals::PlainText,
         shutdown,
     )
@@ -173,6 +294,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
     for task in background {
         task.abort();
     }
+    reports.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -18,7 +18,7 @@ use signet_store::{AuditEntry, NewCertificate, Store};
 use zeroize::Zeroizing;
 
 /// Who the store records as having asked for the server's certificates.
-pub const REQUESTER: &str = "signet-serve";
+pub const REQUESTER: &str = signet_store::SERVER_REQUESTER;
 /// The audit action of a server certificate issuance.
 pub const AUDIT_ACTION: &str = "issue-server-cert";
 /// The names every server certificate carries, before the configured ones.

@@ -58,6 +58,7 @@ pub fn base_command() -> Command {
         "SIGNET_TOKEN",
         "SIGNET_TOKEN_FILE",
         "SIGNET_OUT",
+        "SIGNET_DIR",
         "SIGNET_PROFILE",
         "SIGNET_TTL",
         "SIGNET_KEY_TYPE",

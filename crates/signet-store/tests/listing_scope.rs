@@ -1,0 +1,105 @@
+//! `CertificateFilter::requested_only`: the certificates people asked for, without the
+//! server's own, the OCSP signers' and the CA certificates, on both backends, with keyset
+//! pages that neither skip nor repeat a row when the left-out rows sit between them.
+
+#![allow(clippy::unwrap_used)]
+
+use signet_store::{AuditEntry, CertificateFilter, NewCertificate, SERVER_REQUESTER, Store};
+use signet_testkit::TestDb;
+use sqlx::Connection;
+use time::OffsetDateTime;
+
+fn record(serial: &str, profile: &str, requester: &str) -> NewCertificate {
+    let now = OffsetDateTime::now_utc();
+    NewCertificate {
+        serial: serial.to_owned(),
+        issuer: "CN=Signet Intermediate CA".to_owned(),
+        issuer_key_id: "a1b2c3d4".to_owned(),
+        subject: String::new(),
+        sans: vec!["dns:a.example".to_owned()],
+        profile: profile.to_owned(),
+        not_before: now - time::Duration::hours(1),
+        not_after: now + time::Duration::days(1),
+        requester: requester.to_owned(),
+        der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+    }
+}
+
+#[tokio::test]
+async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly() {
+    for db in TestDb::all().await {
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        // Interleaved, so that every page boundary falls next to a left-out row.
+        let rows = [
+            ("01", "server", SERVER_REQUESTER),
+            ("02", "server", "token:default:api"),
+            ("03", "ocsp-signer", "signet-responder"),
+            ("04", "peer", "k8s:k8s:prod/api"),
+            ("05", "ca", "local:root"),
+            ("06", "client", "admin"),
+            ("07", "server", SERVER_REQUESTER),
+            ("08", "server", "local:alice(uid 1000)"),
+            ("09", "ocsp-signer", "signet-responder"),
+        ];
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(db.url()).await.unwrap();
+        for (i, (serial, profile, requester)) in rows.iter().enumerate() {
+            let audit = AuditEntry {
+                actor: (*requester).to_owned(),
+                action: "issue".to_owned(),
+                serial: Some((*serial).to_owned()),
+                outcome: "ok".to_owned(),
+                detail: String::new(),
+            };
+            store
+                .insert_certificate(&record(serial, profile, requester), &audit)
+                .await
+                .unwrap();
+            // A fixed order: created_at 1000 + i.
+            sqlx::query("UPDATE certificates SET created_at = $1 WHERE serial = $2")
+                .bind(1000 + i as i64)
+                .bind(*serial)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        for limit in 1..=5 {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .list_certificates(&CertificateFilter {
+                        requested_only: true,
+                        limit,
+                        cursor: cursor.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                assert!(page.items.len() <= limit as usize, "[{db}]");
+                seen.extend(page.items.into_iter().map(|r| r.serial));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, ["08", "06", "04", "02"], "[{db}] limit {limit}");
+        }
+        // Without it, everything; with a profile, the profile's certificates of any origin.
+        let all = store
+            .list_certificates(&CertificateFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(all.items.len(), rows.len(), "[{db}]");
+        let signers = store
+            .list_certificates(&CertificateFilter {
+                profile: Some("ocsp-signer".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let serials: Vec<_> = signers.items.iter().map(|r| r.serial.as_str()).collect();
+        assert_eq!(serials, ["09", "03"], "[{db}]");
+    }
+}
