@@ -92,7 +92,7 @@ echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$SERVE_PID/status)"
 # Issue one certificate with the admin token and revoke it: the CRL then carries them all.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/leaf.key" \
   -subj /CN=bench.internal -addext subjectAltName=DNS:bench.internal -out "$W/leaf.csr" 2>/dev/null
-"$SIGNET" issue --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/leaf.csr" \
+"$SIGNET" issue --admin --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/leaf.csr" \
   --out "$W/leaf.crt" >/dev/null
 SERIAL=$(openssl x509 -in "$W/leaf.crt" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
 before=$(grep -c "published a CRL" "$W/serve.log" || true)

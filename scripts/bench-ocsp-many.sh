@@ -52,7 +52,7 @@ SQL
 # 16-octet serial), asked about with `openssl ocsp`; the others differ in the serial only.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/k.pem" \
   -subj /CN=template.internal -addext subjectAltName=DNS:template.internal -out "$W/t.csr" 2>/dev/null
-"$ROOT/target/release/signet" issue --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/t.csr" \
+"$ROOT/target/release/signet" issue --admin --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/t.csr" \
   --out "$W/t.chain" >/dev/null
 openssl x509 -in "$W/t.chain" -out "$W/t.pem"
 TEMPLATE_SERIAL=$(openssl x509 -in "$W/t.pem" -noout -serial | cut -d= -f2)

@@ -341,10 +341,7 @@ mod tests {
         assert!(refusal(&jws(r#"{"alg":"ES256","typ":"dpop+jwt"}"#, "{}")).contains("typ"));
         assert!(refusal(&jws(r#"{"alg":"ES256"}"#, "{}")).contains("no x5c"));
         assert!(refusal(&jws(r#"{"alg":"ES256","x5c":["%%%"]}"#, "{}")).contains("base64"));
-        let many = format!(
-            r#"{{"alg":"ES256","x5c":[{}]}}"#,
-            ["\"AA==\""; 9].join(",")
-        );
+        let many = format!(r#"{{"alg":"ES256","x5c":[{}]}}"#, ["\"AA==\""; 9].join(","));
         assert!(refusal(&jws(&many, "{}")).contains("more than 8"));
         assert!(refusal(&"a".repeat(MAX_TOKEN_BYTES + 1)).contains("longer than"));
     }

@@ -269,7 +269,11 @@ fn describe_token(token: &str) -> String {
     let claims = token
         .split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
         .and_then(|json| serde_json::from_slice::<Claims>(&json).ok());
     match claims {
         Some(Claims { iss, sub }) => format!(

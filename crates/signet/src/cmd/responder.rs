@@ -274,7 +274,6 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         issuer_key_id = key_id,
         "signet responder is listening over HTTP; waiting for a signing certificate from signet serve"
     );
-    let reports = tokio::spawn(report_on_sighup(hangup, args, loaded));
     let shutdown = crate::serve::shutdown_signal()?;
     if let Some(path) = &args.ready_file {
         crate::serve::write_ready_file(
@@ -282,6 +281,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
             &serde_json::json!({ "responder": bound.to_string() }),
         )?;
     }
+    let reports = tokio::spawn(report_on_sighup(hangup, args, loaded));
     listener::serve(
         socket,
         signet_responder::app(responder),
