@@ -685,3 +685,114 @@ fn renew_works_on_any_file_names_and_sighup_keeps_renew_and_responder_running() 
     );
     assert_eq!(terminate(responder), Some(0));
 }
+
+#[test]
+fn renewal_tokens_are_signed_with_each_key_type_signet_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let work = tmp.path();
+    // P-384 and Ed25519 keys from bootstrap (ES384, EdDSA).
+    let mut dirs = Vec::new();
+    for (name, key_type) in [("p384.internal", "P-384"), ("ed.internal", "Ed25519")] {
+        let o = signet(
+            work,
+            &[
+                "token",
+                "--dir",
+                p(&server.data),
+                "--ca-url",
+                &server.url,
+                "--subject",
+                name,
+                "--san",
+                name,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let token = work.join(format!("{name}.token"));
+        std::fs::write(&token, &o.stdout).unwrap();
+        let dir = work.join(name);
+        let o = signet(
+            work,
+            &[
+                "bootstrap",
+                "--ca-url",
+                &server.url,
+                "--ca-file",
+                p(&server.root()),
+                "--token-file",
+                p(&token),
+                "--dir",
+                p(&dir),
+                "--profile",
+                "server",
+                "--key-type",
+                key_type,
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        dirs.push(dir);
+    }
+    // An RSA key and CSR from openssl, issued by the admin (RS256), in a layout of its own.
+    let rsa = work.join("rsa");
+    std::fs::create_dir(&rsa).unwrap();
+    let o = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        p(&rsa.join("tls.key")),
+        "-out",
+        p(&rsa.join("req.csr")),
+        "-subj",
+        "/CN=rsa.internal",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = signet(
+        work,
+        &[
+            "issue",
+            "--admin",
+            "--dir",
+            p(&server.data),
+            "--ca-url",
+            &server.url,
+            "--csr",
+            p(&rsa.join("req.csr")),
+            "--out",
+            p(&rsa.join("tls.crt")),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::copy(server.root(), rsa.join("ca.crt")).unwrap();
+    dirs.push(rsa);
+    for dir in dirs {
+        let before = serial_of(&dir.join("tls.crt"));
+        let o = signet(
+            work,
+            &[
+                "renew",
+                "--once",
+                "--force",
+                "--ca-url",
+                &server.url,
+                "--dir",
+                p(&dir),
+            ],
+        );
+        assert!(o.status.success(), "{}: {}", dir.display(), text(&o));
+        let after = serial_of(&dir.join("tls.crt"));
+        assert_ne!(after, before);
+        assert_verifies(&server.root(), &dir.join("tls.crt"));
+        assert_eq!(
+            server.db(&format!(
+                "SELECT actor FROM audit_log WHERE action = 'renew' AND serial = '{after}'"
+            )),
+            [format!("x5c:{before}")],
+            "{}",
+            dir.display()
+        );
+    }
+}
