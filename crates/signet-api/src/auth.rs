@@ -20,6 +20,7 @@ use signet_ca::{Policy, SubjectName};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::audience::Audience;
 use crate::error::{ApiError, ConfigError};
 use crate::kubernetes::{KubernetesSettings, KubernetesVerifier};
 
@@ -647,11 +648,29 @@ impl Identity {
 /// Claims of a provisioner token.
 #[derive(Debug, Deserialize)]
 struct TokenClaims {
+    aud: OneOrMany,
     sub: String,
     exp: i64,
     jti: String,
     #[serde(default)]
     sans: Vec<String>,
+}
+
+/// `aud`: one string or an array of them (RFC 7519 section 4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn values(&self) -> &[String] {
+        match self {
+            OneOrMany::One(one) => std::slice::from_ref(one),
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -728,13 +747,18 @@ pub(crate) fn verify(
     token: &str,
     admin: &AdminCredential,
     provisioners: &[Provisioner],
-    audience: &str,
+    audience: &Audience,
 ) -> Result<(Identity, Option<TokenUse>), ApiError> {
     if !token.contains('.') {
         return if admin.matches(token) {
             Ok((Identity::Admin, None))
-        } else {
+        } else if token.starts_with("sa_") {
             Err(ApiError::Unauthorized("invalid admin token".into()))
+        } else {
+            // Not every credential without a dot is an attempt at the admin token.
+            Err(ApiError::Unauthorized(
+                "malformed bearer token: neither a JWT (header.payload.signature, from signet token) nor the admin token".into(),
+            ))
         };
     }
     reject_critical_extensions(token)?;
@@ -766,7 +790,8 @@ pub(crate) fn verify(
         }
     };
     let mut v = Validation::new(algorithm);
-    v.set_audience(&[audience]);
+    // `aud` is required (below) but compared here as a URL, under any of the CA's names.
+    v.validate_aud = false;
     v.set_issuer(&[prov.name.as_str()]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.leeway = LEEWAY_SECS;
@@ -780,7 +805,6 @@ pub(crate) fn verify(
             K::InvalidSignature => "token signature does not verify".to_string(),
             K::ExpiredSignature => "token expired".to_string(),
             K::ImmatureSignature => "token not yet valid (nbf)".to_string(),
-            K::InvalidAudience => format!("token audience is not this CA ({audience})"),
             K::InvalidIssuer => "token issuer mismatch".to_string(),
             K::MissingRequiredClaim(c) => format!("token lacks the {c} claim"),
             _ => format!("invalid token: {e}"),
@@ -788,6 +812,20 @@ pub(crate) fn verify(
         ApiError::Unauthorized(reason)
     })?;
     let claims = data.claims;
+    if !claims.aud.values().iter().any(|a| audience.accepts(a)) {
+        let named: Vec<String> = claims
+            .aud
+            .values()
+            .iter()
+            .take(4)
+            .map(|a| format!("{:?}", a.chars().take(128).collect::<String>()))
+            .collect();
+        return Err(ApiError::Unauthorized(format!(
+            "token audience {} is not this CA: tokens for it name {}",
+            named.join(", "),
+            audience.describe()
+        )));
+    }
     let now = OffsetDateTime::now_utc().unix_timestamp();
     if claims.exp - now > MAX_TOKEN_LIFETIME_SECS + LEEWAY_SECS as i64 {
         return Err(ApiError::Unauthorized(

@@ -311,7 +311,7 @@ impl AppState {
         let inner = &self.inner;
         let provisioners = self.provisioners();
         let (identity, consume) =
-            auth::verify(token, &inner.admin, &provisioners, &inner.config.ca_url)?;
+            auth::verify(token, &inner.admin, &provisioners, self.audience())?;
         // The requester's own bucket first, so that a requester refused for flooding does
         // not also drain its provisioner's bucket and starve the provisioner's other
         // requesters. Nothing is burned here: a refused token stays usable.
@@ -553,7 +553,10 @@ async fn issue_inner(
                 .map(SubjectName::to_tagged)
                 .collect();
             if !outside.is_empty() {
-                return Err(CaError::NameDenied { names: outside }.into());
+                return Err(ApiError::NameDenied {
+                    rule: "names not in the token's sans claim (a token allows only the names it was minted for: signet token --san NAME, for every name in the CSR, CN included)".into(),
+                    names: outside,
+                });
             }
             let provisioners = st.provisioners();
             let p = provisioners
@@ -578,7 +581,12 @@ async fn issue_inner(
                 .map(SubjectName::to_tagged)
                 .collect();
             if !outside.is_empty() {
-                return Err(CaError::NameDenied { names: outside }.into());
+                return Err(ApiError::NameDenied {
+                    rule: format!(
+                        "names neither the service account's own (the name templates of provisioner {provisioner:?}) nor allowed by that provisioner's policy"
+                    ),
+                    names: outside,
+                });
             }
             if csr.names().is_empty() {
                 csr = Csr::from_parts(csr.spki_der(), None, names.iter().cloned().collect())?;
@@ -591,14 +599,18 @@ async fn issue_inner(
         }
     };
     let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
-    let cert = st.inner.ca.issue(
-        &csr,
-        profile,
-        &st.limits(profile),
-        ttl,
-        &policy,
-        OffsetDateTime::now_utc(),
-    )?;
+    let cert = st
+        .inner
+        .ca
+        .issue(
+            &csr,
+            profile,
+            &st.limits(profile),
+            ttl,
+            &policy,
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| whose_policy(e, &provisioner, false))?;
     let who = identity.audit_name();
     let resp = st
         .record(&cert, &who, &who, "issue", &provisioner, burn)
@@ -621,6 +633,32 @@ async fn issue_inner(
             .inc();
     }
     Ok(resp)
+}
+
+/// A policy's refusal of names, saying whose policy it was: that of the provisioner the
+/// request counts against, or the CA-wide `[policy]` (the admin's, and that of the server's
+/// own and `issue --local` certificates). `renewal` says the policy is that of the line's
+/// first issuer, as configured now.
+fn whose_policy(err: CaError, provisioner: &str, renewal: bool) -> ApiError {
+    match err {
+        CaError::NameDenied { names } => {
+            let whose = if provisioner == "admin" {
+                "the CA-wide [policy]".to_string()
+            } else {
+                format!("the policy of provisioner {provisioner:?}")
+            };
+            let when = if renewal {
+                ", which first issued this certificate, as configured now"
+            } else {
+                ""
+            };
+            ApiError::NameDenied {
+                rule: format!("names not allowed by {whose}{when}"),
+                names,
+            }
+        }
+        other => other.into(),
+    }
 }
 
 /// A requested `ttl`, parsed. One longer than any lifetime Signet can express is held back
@@ -935,14 +973,18 @@ async fn renew_inner(
     let origin = line_origin(st, rec).await?;
     let (policy, provisioner) = renewal_policy(st, &origin)?;
     let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
-    let cert = st.inner.ca.issue(
-        &request,
-        profile,
-        &st.limits(profile),
-        ttl,
-        &policy,
-        OffsetDateTime::now_utc(),
-    )?;
+    let cert = st
+        .inner
+        .ca
+        .issue(
+            &request,
+            profile,
+            &st.limits(profile),
+            ttl,
+            &policy,
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| whose_policy(e, &provisioner, true))?;
     st.record(&cert, actor, &origin, "renew", &provisioner, burn)
         .await
 }

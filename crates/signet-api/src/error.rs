@@ -48,6 +48,16 @@ pub enum ApiError {
     /// not on the provisioner's allow-lists.
     #[error("{0}")]
     ServiceAccountDenied(String),
+    /// Requested names that a rule of this request does not allow. `rule` says which (the
+    /// token's `sans` claim, a Kubernetes workload's own names, whose policy), so that the
+    /// refusal points at what to change. The problem type is `name-denied` whatever the rule.
+    #[error("{rule}: {}", .names.join(", "))]
+    NameDenied {
+        /// Which rule refused them, as a sentence.
+        rule: String,
+        /// Every refused name, in `type:value` form.
+        names: Vec<String>,
+    },
     /// A token was presented a second time.
     #[error("this token has already been used (tokens are single-use)")]
     TokenReplayed,
@@ -162,6 +172,7 @@ impl ApiError {
                 "service-account-denied",
                 "Service account not allowed",
             ),
+            ApiError::NameDenied { .. } => (S::FORBIDDEN, "name-denied", "Name not allowed"),
             ApiError::TokenReplayed => (S::UNAUTHORIZED, "token-replayed", "Token already used"),
             ApiError::RateLimited { .. } => {
                 (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+mod audience;
 mod audit;
 mod auth;
 mod certificates;
@@ -100,6 +101,9 @@ struct Inner {
     revocation_hook: std::sync::OnceLock<Hook>,
     /// Set at most once before serving; [`REQUEST_TIMEOUT`] when unset.
     request_timeout: std::sync::OnceLock<Duration>,
+    /// What provisioner tokens' `aud` may name; `config.ca_url` alone until
+    /// [`AppState::with_server_names`] adds the server's other names and ports.
+    audience: std::sync::OnceLock<audience::Audience>,
     /// Earlier issuing CAs of the same root whose certificates may still authenticate
     /// (renew onto the current CA, revoke themselves). Set at most once before serving.
     previous_issuers: std::sync::OnceLock<Vec<signet_ca::PreviousIssuer>>,
@@ -128,6 +132,7 @@ impl AppState {
                 metrics,
                 revocation_hook: std::sync::OnceLock::new(),
                 request_timeout: std::sync::OnceLock::new(),
+                audience: std::sync::OnceLock::new(),
                 previous_issuers: std::sync::OnceLock::new(),
             }),
         }
@@ -171,6 +176,24 @@ impl AppState {
             .get()?
             .iter()
             .find(|p| p.key_id == key_id)
+    }
+
+    /// Accept provisioner tokens whose `aud` names this CA under any of the server's own
+    /// names (`localhost`, its IP addresses, the names in its certificate) and ports, besides
+    /// `ca_url` itself: `https://localhost:8443` and `https://127.0.0.1:8443` are the same CA.
+    /// Set once, before [`app`]; a second call is ignored.
+    pub fn with_server_names(self, names: &[String], ports: &[u16]) -> Self {
+        let audience = audience::Audience::new(&self.inner.config.ca_url)
+            .with_names_and_ports(names, ports.iter().copied());
+        let _ = self.inner.audience.set(audience);
+        self
+    }
+
+    /// What provisioner tokens' `aud` may name.
+    pub(crate) fn audience(&self) -> &audience::Audience {
+        self.inner
+            .audience
+            .get_or_init(|| audience::Audience::new(&self.inner.config.ca_url))
     }
 
     /// The request timeout in force.
@@ -368,7 +391,8 @@ pub mod fuzzing {
         let token = crate::auth::bearer(&headers)
             .map_err(|e| e.slug())?
             .ok_or("unauthorized")?;
-        crate::auth::verify(token, admin, provisioners, audience)
+        let audience = crate::audience::Audience::new(audience);
+        crate::auth::verify(token, admin, provisioners, &audience)
             .map(|(identity, _)| identity.audit_name())
             .map_err(|e| e.slug())
     }

@@ -750,6 +750,133 @@ async fn bad_requests_get_specific_problems_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn token_audiences_name_the_ca_under_any_of_its_names_and_ports() {
+    let e = env_for(TestDb::sqlite().await).await;
+    // As `signet serve` sets it: its certificate's names and the port it listens on.
+    let _ = e.state.clone().with_server_names(
+        &[
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+            "ca.internal".into(),
+        ],
+        &[9443],
+    );
+    let claims = |aud: Value| json!({"iss": "default", "aud": aud, "sub": "svc", "sans": ["a.internal"], "iat": now(), "nbf": now(), "exp": now() + 300, "jti": jti()});
+    let (csr_pem, _) = csr(&["a.internal"]);
+    let mut issued = 0;
+    for aud in [
+        json!(CA_URL),
+        json!(format!("{CA_URL}/")),
+        json!("https://CA.TEST:8443"),
+        json!("https://localhost:8443"),
+        json!("https://127.0.0.1:9443"),
+        json!("https://[::1]:8443"),
+        json!("https://ca.internal:9443/"),
+        json!(["https://someone-else.example", "https://localhost:9443"]),
+    ] {
+        let (status, p, _) = e
+            .issue(&e.token_with(claims(aud.clone())), &csr_pem, "server")
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{aud}: {p}");
+        issued += 1;
+    }
+    for aud in [
+        json!("https://localhost:1"),
+        json!("https://localhost"),
+        json!("http://localhost:8443"),
+        json!("https://evil.example:8443"),
+        json!("https://localhost:8443/v1"),
+        json!("https://user@localhost:8443"),
+        json!("localhost:8443"),
+        json!(["https://someone-else.example"]),
+    ] {
+        let (status, p, _) = e
+            .issue(&e.token_with(claims(aud.clone())), &csr_pem, "server")
+            .await;
+        assert_eq!(
+            (status, problem_type(&p)),
+            (StatusCode::UNAUTHORIZED, "urn:signet:problem:unauthorized"),
+            "{aud}"
+        );
+        let detail = p["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("token audience ") && detail.contains("is not this CA"),
+            "{aud}: {detail}"
+        );
+        assert!(
+            detail.contains("https://ca.test:8443, or the same CA under any of its names (")
+                && detail.contains("[::1]")
+                && detail.contains("8443, 9443"),
+            "{aud}: {detail}"
+        );
+    }
+    // A token without aud is refused as lacking it.
+    let mut no_aud = claims(json!(CA_URL));
+    no_aud.as_object_mut().unwrap().remove("aud");
+    let (status, p, _) = e.issue(&e.token_with(no_aud), &csr_pem, "server").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(p["detail"].as_str().unwrap().contains("aud"), "{p}");
+    assert_eq!(e.count().await, issued);
+}
+
+#[tokio::test]
+async fn refusals_say_which_rule_refused() {
+    let e = env_for(TestDb::sqlite().await).await;
+    // A name outside the token's sans, though the policy allows it.
+    let (csr_pem, _) = csr(&["a.internal", "b.internal"]);
+    let (status, p, _) = e.issue(&e.token(&["a.internal"]), &csr_pem, "server").await;
+    assert_eq!(
+        (status, problem_type(&p)),
+        (StatusCode::FORBIDDEN, "urn:signet:problem:name-denied")
+    );
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("names not in the token's sans claim"),
+        "{detail}"
+    );
+    assert!(
+        detail.ends_with(": dns:b.internal") && !detail.contains("policy"),
+        "{detail}"
+    );
+    // A name in the sans but outside the provisioner's policy: the policy, and whose.
+    let (csr_pem, _) = csr(&["evil.example.com"]);
+    let (status, p, _) = e
+        .issue(&e.token(&["evil.example.com"]), &csr_pem, "server")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        p["detail"],
+        "names not allowed by the policy of provisioner \"default\": dns:evil.example.com"
+    );
+    // The admin is held to the CA-wide policy.
+    let (status, p, _) = e.issue(ADMIN, &csr_pem, "server").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        p["detail"],
+        "names not allowed by the CA-wide [policy]: dns:evil.example.com"
+    );
+    // A bearer that is neither a JWT nor the admin token is not called an admin token.
+    for (bearer, says) in [
+        ("not-a-token-at-all", "malformed bearer token"),
+        ("sa_not-the-admin-token", "invalid admin token"),
+        ("a.b.c", "malformed token"),
+    ] {
+        let (status, p, _) = e.issue(bearer, &csr_pem, "server").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bearer}");
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.starts_with(says), "{bearer}: {detail}");
+        if bearer != "sa_not-the-admin-token" {
+            assert!(
+                !detail.contains("invalid admin token"),
+                "{bearer}: {detail}"
+            );
+        }
+    }
+    assert_eq!(e.count().await, 0);
+}
+
+#[tokio::test]
 async fn a_ttl_beyond_the_maximum_names_the_maximum_that_applies() {
     let e = env_for(TestDb::sqlite().await).await;
     let (csr_pem, _) = csr(&["a.internal"]);

@@ -7,7 +7,10 @@
 //!   section 3.2), problem+json from the API; HTTP/1.0 without one is still served;
 //! - a `ttl` in days beyond the profile's maximum is `ttl-too-long` naming that maximum;
 //! - an mTLS client that sends only its leaf is accepted (the server completes the chain
-//!   with its own issuing CAs, current and kept).
+//!   with its own issuing CAs, current and kept);
+//! - a token's `aud` may name the CA under any of the server's names and its port
+//!   (`--ca-url https://localhost:PORT` against a server on 127.0.0.1), and refusals say
+//!   which rule refused (the token's `sans`, whose policy, a malformed bearer).
 //!
 //! Every refusal is checked for its status, problem type and message, and for having
 //! stored nothing.
@@ -582,5 +585,117 @@ fn an_mtls_client_sending_only_its_leaf_is_accepted() {
     let (status, body) = curl(&server.root(), &renew_url, &args);
     assert_eq!(status, 201, "{body}\n{}", server.log());
     assert_eq!(server.certificates(), before + 1);
+    server.stop();
+}
+
+#[test]
+fn tokens_name_the_ca_under_its_own_names_and_refusals_say_which_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = common::Server::start_blocking(
+        tmp.path(),
+        &[],
+        &["--dir", p(&data), "--hostname", "ca.internal"],
+    );
+    let server = Server { server, data };
+    let port = server.port();
+    let before = server.certificates();
+
+    // The README's flow with the name the server's certificate has, not its listen address:
+    // signet token and signet issue both given https://localhost:PORT.
+    let localhost = format!("https://localhost:{port}");
+    let _ = csr(tmp.path(), "local", &["local.internal"]);
+    let token = server.token_for(&localhost, &["local.internal"]);
+    let mut cmd = base_command();
+    cmd.args([
+        "issue",
+        "--ca-url",
+        &localhost,
+        "--ca-file",
+        p(&server.root()),
+    ])
+    .args(["--csr", p(&tmp.path().join("local.csr")), "--token", &token]);
+    let out = run_bounded(cmd, "signet issue");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BEGIN CERTIFICATE"));
+    assert_eq!(server.certificates(), before + 1);
+
+    // Any of its names with its port: ::1, the --hostname, sent to 127.0.0.1 by curl.
+    let (csr_pem, _) = csr(tmp.path(), "names", &["names.internal"]);
+    let mut issued = before + 1;
+    for aud in [
+        format!("https://[::1]:{port}"),
+        format!("https://ca.internal:{port}/"),
+    ] {
+        let token = server.token_for(&aud, &["names.internal"]);
+        let (status, body) =
+            server.post("/v1/certificates", Some(&token), &json!({"csr": csr_pem}));
+        assert_eq!(status, 201, "{aud}: {body}");
+        issued += 1;
+        assert_eq!(server.certificates(), issued);
+    }
+
+    // Another port or another host is another CA: refused, saying what tokens must name;
+    // nothing stored and the token not burned.
+    for aud in [
+        format!("https://localhost:{}", port.wrapping_add(1).max(1)),
+        format!("https://elsewhere.internal:{port}"),
+    ] {
+        let token = server.token_for(&aud, &["names.internal"]);
+        let (status, body) =
+            server.post("/v1/certificates", Some(&token), &json!({"csr": csr_pem}));
+        let (kind, detail) = problem(&body);
+        assert_eq!(
+            (status, kind),
+            (401, "urn:signet:problem:unauthorized"),
+            "{aud}: {body}"
+        );
+        assert!(
+            detail.contains(&format!("token audience \"{aud}\" is not this CA")),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("localhost") && detail.contains("ca.internal"),
+            "{detail}"
+        );
+        assert!(!server.burned(&jti_of(&token)), "{aud}");
+    }
+    assert_eq!(server.certificates(), issued);
+
+    // A name outside the token's sans, though the CA's policy allows it: the sans refused.
+    let (csr_pem, _) = csr(tmp.path(), "two", &["one.internal", "two.internal"]);
+    let token = server.token(&["one.internal"]);
+    let (status, body) = server.post("/v1/certificates", Some(&token), &json!({"csr": csr_pem}));
+    let (kind, detail) = problem(&body);
+    assert_eq!(
+        (status, kind),
+        (403, "urn:signet:problem:name-denied"),
+        "{body}"
+    );
+    assert!(
+        detail.starts_with("names not in the token's sans claim"),
+        "{detail}"
+    );
+    assert!(detail.ends_with(": dns:two.internal"), "{detail}");
+    // Outside the provisioner's policy: that policy, by name.
+    let (csr_pem, _) = csr(tmp.path(), "evil", &["evil.example.com"]);
+    let token = server.token(&["evil.example.com"]);
+    let (status, body) = server.post("/v1/certificates", Some(&token), &json!({"csr": csr_pem}));
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        problem(&body).1,
+        "names not allowed by the policy of provisioner \"default\": dns:evil.example.com"
+    );
+    // A malformed bearer is called that, not an invalid admin token.
+    let (status, body) = server.post(
+        "/v1/certificates",
+        Some("garbage"),
+        &json!({"csr": csr_pem}),
+    );
+    assert_eq!(status, 401, "{body}");
+    let detail = problem(&body).1;
+    assert!(detail.starts_with("malformed bearer token"), "{detail}");
+    assert!(!detail.contains("invalid admin token"), "{detail}");
+    assert_eq!(server.certificates(), issued);
     server.stop();
 }

@@ -188,6 +188,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let state = state.with_previous_issuers(kept.iter().map(|k| k.previous.clone()).collect());
+    // Tokens may name the CA under any of the server's own names and its port, not only
+    // the URL: `https://localhost:8443` is this CA when it listens on 127.0.0.1:8443.
+    let mut own_names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(String::from)
+        .chain(hostnames.iter().cloned())
+        .collect();
+    if !bound.ip().is_unspecified() {
+        own_names.push(bound.ip().to_string());
+    }
+    let state = state.with_server_names(&own_names, &[bound.port()]);
     // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
