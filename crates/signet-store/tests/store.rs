@@ -105,14 +105,15 @@ async fn connects_and_reports_backend() {
 
 #[tokio::test]
 async fn accepts_libpq_socket_url_form() {
-    // TestDb gives postgres:///postgres?host=<dir>&user=signet; the libpq
-    // spelling postgres://signet@/postgres?host=<dir> must work too.
-    let db = TestDb::postgres().await;
+    // A private cluster gives postgres:///postgres?host=<dir>&user=signet; the
+    // libpq spelling postgres://signet@/postgres?host=<dir> must work too. A
+    // private cluster also with DATABASE_URL set: a shared server's URL has
+    // another shape, and the test must not pass by returning early.
+    let db = TestDb::private_postgres().await;
     let url = db.url();
-    let Some(query) = url.strip_prefix("postgres:///postgres?") else {
-        // DATABASE_URL server: not a socket URL of this shape.
-        return;
-    };
+    let query = url
+        .strip_prefix("postgres:///postgres?")
+        .unwrap_or_else(|| panic!("not a socket URL: {url}"));
     let host = query
         .split('&')
         .find_map(|p| p.strip_prefix("host="))

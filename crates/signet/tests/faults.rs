@@ -470,6 +470,10 @@ async fn kill_9_scenario(db: Option<&TestDb>) {
         // Tokens minted in process (as `signet token` does), so the load is issuance only.
         let minter = Arc::new(Minter::new(&data, &base));
         let cut_off = Arc::new(AtomicUsize::new(0));
+        let (issued_before, revoked_before) = {
+            let t = told.lock().unwrap();
+            (t.issued.len(), t.revoked.len())
+        };
         let mut workers = Vec::new();
         for _ in 0..WORKERS {
             // One client (so one connection) per worker.
@@ -558,17 +562,23 @@ async fn kill_9_scenario(db: Option<&TestDb>) {
                 }
             })
         };
-        // Kill after a second of load, once this round has issued something (bounded).
-        let issued_before = told.lock().unwrap().issued.len();
+        // Kill once the load is well under way: this round has issued two certificates per
+        // worker and revoked one (so CRLs are being published), bounded.
         let started = Instant::now();
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        while told.lock().unwrap().issued.len() == issued_before {
+        loop {
+            {
+                let t = told.lock().unwrap();
+                if t.issued.len() >= issued_before + 2 * WORKERS && t.revoked.len() > revoked_before
+                {
+                    break;
+                }
+            }
             assert!(
                 started.elapsed() < STARTUP,
-                "[{backend}] nothing issued under load\n{}",
+                "[{backend}] the load did not get going\n{}",
                 server.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL).await;
         }
         server.kill9();
         let mut round_ok = 0;

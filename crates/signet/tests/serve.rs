@@ -7,7 +7,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,103 +16,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use signet_testkit::TestDb;
 
 mod common;
-use common::{free_port, p, text};
+use common::{STARTUP, Server, p, text};
 
-/// How long a server may take to come up (it may first create a CA and migrate a database).
-const STARTUP: Duration = Duration::from_secs(90);
-/// How long a server may take to exit after SIGTERM when it has nothing in flight.
-const PROMPT_EXIT: Duration = Duration::from_secs(10);
-
-/// A `signet serve` process, killed if the test ends (or fails) without stopping it.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Start `signet serve` on a free port; its log goes to `log_dir/serve-PORT.log`.
-    fn start(log_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
-        let port = free_port();
-        let log = log_dir.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
-        cmd.arg("serve")
-            .args(args)
-            .args(["--listen", &listen])
-            .env_remove("SIGNET_CA_PASSPHRASE")
-            .env_remove("SIGNET_DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Server {
-            child: cmd.spawn().unwrap(),
-            port,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Poll `url` until it answers 200; panics with the server's log if the server exits or
-    /// does not come up in time.
-    async fn wait_for(&mut self, client: &reqwest::Client, url: &str) -> reqwest::Response {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("signet serve exited early ({status}):\n{}", self.log());
-            }
-            match client.get(url).send().await {
-                Ok(resp) if resp.status().is_success() => return resp,
-                Ok(resp) if Instant::now() > deadline => {
-                    panic!("{url} answered {}:\n{}", resp.status(), self.log())
-                }
-                Err(e) if Instant::now() > deadline => {
-                    panic!("{url} did not answer: {e:?}\n{}", self.log())
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// SIGTERM, then wait (bounded) for the exit status. Async, so that this test's HTTP
-    /// clients keep running and answer the server's HTTP/2 GOAWAY and PING as it drains.
-    async fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(kill.success(), "kill -TERM {pid}");
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < PROMPT_EXIT,
-                "signet serve did not exit within {PROMPT_EXIT:?} of SIGTERM:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+/// `scheme://ADDR/path` on the server's API address.
+fn url(server: &Server, scheme: &str, path: &str) -> String {
+    format!("{scheme}://{}{path}", server.addr())
 }
 
 fn openssl(args: &[&str]) -> Output {
@@ -257,19 +165,15 @@ fn foreign_client_cert(dir: &Path) -> (PathBuf, PathBuf) {
 async fn first_start_initialises_the_directory_and_serves_https() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]);
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    // Ready (every socket bound) only once the directory is initialised.
     let root = data.join("root_ca.crt");
-    // The root appears before the server listens; until then, nothing answers.
-    let deadline = Instant::now() + STARTUP;
-    while !root.exists() {
-        assert!(Instant::now() < deadline, "no root:\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(root.exists());
     let https = client(&root, None);
 
     // Health over HTTPS, trusting only our root, with the API's security headers.
     let resp = server
-        .wait_for(&https, &server.url("https", "/healthz"))
+        .wait_for(&https, &url(&server, "https", "/healthz"))
         .await;
     assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN h2");
     let headers = resp.headers();
@@ -279,11 +183,11 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     );
     assert_eq!(headers["x-content-type-options"], "nosniff");
     server
-        .wait_for(&https, &server.url("https", "/readyz"))
+        .wait_for(&https, &url(&server, "https", "/readyz"))
         .await;
     // The certificate names localhost too.
     let by_name = https
-        .get(format!("https://localhost:{}/healthz", server.port))
+        .get(format!("https://localhost:{}/healthz", server.port()))
         .send()
         .await
         .unwrap();
@@ -330,7 +234,7 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     ] {
         let mut args = vec!["-CAfile", root_arg, "-verify_return_error"];
         args.extend_from_slice(&check);
-        let o = s_client(server.port, &args);
+        let o = s_client(server.port(), &args);
         assert!(o.status.success(), "{}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stdout).contains("Verify return code: 0 (ok)"),
@@ -340,11 +244,11 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     }
     // TLS 1.2 and 1.3 only: 1.1 is refused even by a client willing to use it.
     for version in ["-tls1_2", "-tls1_3"] {
-        let o = s_client(server.port, &["-CAfile", root_arg, version]);
+        let o = s_client(server.port(), &["-CAfile", root_arg, version]);
         assert!(o.status.success(), "{version}: {}", text(&o));
     }
     let o = s_client(
-        server.port,
+        server.port(),
         &[
             "-CAfile",
             root_arg,
@@ -358,7 +262,7 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     // Client certificates: one from our CA reaches the API (mTLS renewal works with it and
     // not without it); one from elsewhere is refused in the handshake.
     let (cert, key) = local_client_cert(tmp.path(), &data, "worker");
-    let renew = server.url("https", "/v1/certificates/renew");
+    let renew = url(&server, "https", "/v1/certificates/renew");
     let mtls = client(&root, Some((&cert, &key)));
     let resp = mtls.post(&renew).send().await.unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
@@ -368,7 +272,7 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     let foreign = client(&root, Some((&cert, &key)));
     assert!(
         foreign
-            .get(server.url("https", "/healthz"))
+            .get(url(&server, "https", "/healthz"))
             .send()
             .await
             .is_err(),
@@ -393,8 +297,10 @@ async fn first_start_initialises_the_directory_and_serves_https() {
     eprintln!("exited {took:?} after SIGTERM");
 
     // A second start reuses everything: same token, no second provisioner entry.
-    let mut again = Server::start(tmp.path(), &[], &["--dir", p(&data)]);
-    again.wait_for(&https, &again.url("https", "/readyz")).await;
+    let mut again = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    again
+        .wait_for(&https, &url(&again, "https", "/readyz"))
+        .await;
     assert_eq!(fs::read_to_string(&token_file).unwrap().trim(), token);
     let config = fs::read_to_string(data.join("signet.toml")).unwrap();
     assert_eq!(
@@ -410,7 +316,7 @@ async fn first_start_initialises_the_directory_and_serves_https() {
 async fn plain_http_serves_the_same_router_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data), "--plain-http"]);
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data), "--plain-http"]).await;
     // reqwest builds its TLS settings even for plain HTTP; give it our one provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
@@ -418,7 +324,7 @@ async fn plain_http_serves_the_same_router_with_a_warning() {
         .build()
         .unwrap();
     let resp = server
-        .wait_for(&http, &server.url("http", "/healthz"))
+        .wait_for(&http, &url(&server, "http", "/healthz"))
         .await;
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     let log = server.log();
@@ -454,11 +360,9 @@ async fn bad_configuration_exits_non_zero_before_listening() {
         (missing_key, "ci"),
     ] {
         fs::write(&config, &bad).unwrap();
-        let port = free_port();
         let started = Instant::now();
         let o = Command::new(env!("CARGO_BIN_EXE_signet"))
-            .args(["serve", "--dir", p(&data), "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
+            .args(["serve", "--dir", p(&data), "--listen", "127.0.0.1:0"])
             .env_remove("SIGNET_DATABASE_URL")
             .env_remove("SIGNET_CA_PASSPHRASE")
             .stdin(Stdio::null())
@@ -485,23 +389,20 @@ async fn two_servers_share_one_postgresql_database() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let env = [("SIGNET_DATABASE_URL", db.url())];
-    let mut first = Server::start(tmp.path(), &env, &["--dir", p(&data)]);
+    let mut first = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
     let root = data.join("root_ca.crt");
-    let deadline = Instant::now() + STARTUP;
-    while !root.exists() {
-        assert!(Instant::now() < deadline, "no root:\n{}", first.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let https = client(&root, None);
-    first.wait_for(&https, &first.url("https", "/readyz")).await;
+    first
+        .wait_for(&https, &url(&first, "https", "/readyz"))
+        .await;
     // The second shares the directory (so the CA) and the database.
-    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&data)]);
+    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
     second
-        .wait_for(&https, &second.url("https", "/readyz"))
+        .wait_for(&https, &url(&second, "https", "/readyz"))
         .await;
     for server in [&first, &second] {
         let resp = https
-            .get(server.url("https", "/readyz"))
+            .get(url(server, "https", "/readyz"))
             .send()
             .await
             .unwrap();
@@ -540,17 +441,12 @@ async fn a_client_that_never_completes_the_handshake_is_disconnected() {
     use tokio::io::AsyncReadExt;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]);
-    let deadline = Instant::now() + STARTUP;
-    while !data.join("root_ca.crt").exists() {
-        assert!(Instant::now() < deadline, "no root:\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
     let https = client(&data.join("root_ca.crt"), None);
     server
-        .wait_for(&https, &server.url("https", "/healthz"))
+        .wait_for(&https, &url(&server, "https", "/healthz"))
         .await;
-    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
         .await
         .unwrap();
     let started = Instant::now();
@@ -582,15 +478,16 @@ async fn after_new_issuing_old_certificates_renew_onto_the_new_ca() {
         tmp.path(),
         &[],
         &["--dir", p(&data), "--responder-listen", "off"],
-    );
+    )
+    .await;
     let root = data.join("root_ca.crt");
     let https = client(&root, None);
     server
-        .wait_for(&https, &server.url("https", "/readyz"))
+        .wait_for(&https, &url(&server, "https", "/readyz"))
         .await;
     let mtls = client(&root, Some((&cert, &key)));
     let resp = mtls
-        .post(server.url("https", "/v1/certificates/renew"))
+        .post(url(&server, "https", "/v1/certificates/renew"))
         .send()
         .await
         .unwrap();
@@ -625,7 +522,7 @@ async fn after_new_issuing_old_certificates_renew_onto_the_new_ca() {
     // The renewed certificate authenticates too (through the new CA).
     let mtls = client(&root, Some((&leaf_with_chain(&leaf, &chain_file), &key)));
     let resp = mtls
-        .post(server.url("https", "/v1/certificates/renew"))
+        .post(url(&server, "https", "/v1/certificates/renew"))
         .send()
         .await
         .unwrap();
@@ -672,17 +569,12 @@ async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
     let kept = data.join(format!("issuing_ca.{old_serial}.crt"));
     assert!(kept.exists());
 
-    let ocsp_port = free_port();
-    let ocsp_listen = format!("127.0.0.1:{ocsp_port}");
-    let mut server = Server::start(
-        tmp.path(),
-        &[],
-        &["--dir", p(&data), "--responder-listen", &ocsp_listen],
-    );
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    let ocsp_listen = format!("127.0.0.1:{}", server.ocsp_port());
     let root = data.join("root_ca.crt");
     let https = client(&root, None);
     server
-        .wait_for(&https, &server.url("https", "/readyz"))
+        .wait_for(&https, &url(&server, "https", "/readyz"))
         .await;
     let plain = client(&root, None);
     let chain_file = tmp.path().join("chain.pem");
@@ -754,7 +646,11 @@ async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
     };
     let admin = fs::read_to_string(data.join("admin.token")).unwrap();
     let resp = https
-        .post(server.url("https", &format!("/v1/certificates/{leaf_serial}/revoke")))
+        .post(url(
+            &server,
+            "https",
+            &format!("/v1/certificates/{leaf_serial}/revoke"),
+        ))
         .bearer_auth(admin.trim())
         .json(&serde_json::json!({"reason": "keyCompromise"}))
         .send()
@@ -778,25 +674,13 @@ async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
 
     // A standalone responder on the same data directory and database serves the same three
     // CRLs: it finds the kept certificate beside the issuing one and checks it with the root.
-    let standalone_port = free_port();
-    let log = tmp.path().join("standalone.log");
-    let out = fs::File::create(&log).unwrap();
-    let mut standalone = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args([
-            "responder",
-            "--dir",
-            p(&data),
-            "--listen",
-            &format!("127.0.0.1:{standalone_port}"),
-            "--database-url",
-            &format!("sqlite://{}", p(&data.join("signet.db"))),
-        ])
-        .env_remove("SIGNET_DATABASE_URL")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
+    let sqlite = format!("sqlite://{}", p(&data.join("signet.db")));
+    let mut standalone = Server::spawn_responder(
+        tmp.path(),
+        &[],
+        &["--dir", p(&data), "--database-url", &sqlite],
+    );
+    let standalone_port = standalone.ready().await.responder.unwrap().port();
     let deadline = Instant::now() + STARTUP;
     let chain = loop {
         if let Ok(resp) = plain
@@ -811,15 +695,11 @@ async fn the_old_issuing_cas_crl_is_still_published_after_new_issuing() {
                 break body;
             }
         }
-        assert!(
-            Instant::now() < deadline && standalone.try_wait().unwrap().is_none(),
-            "{}",
-            fs::read_to_string(&log).unwrap_or_default()
-        );
+        standalone.alive();
+        assert!(Instant::now() < deadline, "{}", standalone.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = standalone.kill();
-    let _ = standalone.wait();
+    drop(standalone);
     assert_eq!(
         chain.matches("-----BEGIN X509 CRL-----").count(),
         3,
