@@ -88,7 +88,7 @@ impl Responder {
     /// Load the latest stored CRL of each earlier issuing CA
     /// ([`Responder::set_previous_issuers`]) that is newer than the one served.
     pub async fn refresh_previous_crls(&self) -> Result<(), ResponderError> {
-        for p in self.previous() {
+        for p in self.previous().iter() {
             refresh(&self.inner.store, p.issuer.key_id_hex(), &p.slot).await?;
         }
         Ok(())
@@ -274,9 +274,9 @@ enum CrlFile {
     Root {
         pem: bool,
     },
-    /// An earlier issuing CA's, by index in [`Responder::previous`].
+    /// An earlier issuing CA's (one of [`Responder::previous`]).
     Previous {
-        index: usize,
+        crl: Arc<PreviousCrl>,
         pem: bool,
     },
     Chain,
@@ -298,8 +298,9 @@ fn crl_file(r: &Responder, file: &str) -> Option<CrlFile> {
     } else {
         r.previous()
             .iter()
-            .position(|p| p.name == name)
-            .map(|index| CrlFile::Previous { index, pem })
+            .find(|p| p.name == name)
+            .cloned()
+            .map(|crl| CrlFile::Previous { crl, pem })
     }
 }
 
@@ -350,9 +351,8 @@ async fn root_crl(r: &Responder) -> Result<Arc<PublishedCrl>, Response> {
 
 /// An earlier issuing CA's CRL, loading it once if nothing is loaded yet; 404 if none was
 /// ever stored.
-async fn previous_crl(r: &Responder, index: usize) -> Result<Arc<PublishedCrl>, Response> {
+async fn previous_crl(r: &Responder, p: &PreviousCrl) -> Result<Arc<PublishedCrl>, Response> {
     let none = || (StatusCode::NOT_FOUND, "no CRL of that CA is stored\n").into_response();
-    let p = r.previous().get(index).ok_or_else(none)?;
     if let Some(crl) = read(&p.slot) {
         return Ok(crl);
     }
@@ -373,7 +373,7 @@ pub(crate) async fn get_crl(
     let result = match which {
         CrlFile::Issuing { pem } => issuing_crl(&r).await.map(|c| one(&c, pem)),
         CrlFile::Root { pem } => root_crl(&r).await.map(|c| one(&c, pem)),
-        CrlFile::Previous { index, pem } => previous_crl(&r, index).await.map(|c| one(&c, pem)),
+        CrlFile::Previous { crl, pem } => previous_crl(&r, &crl).await.map(|c| one(&c, pem)),
         // The root first: without it, the chain file cannot exist (404), while a missing
         // issuing CRL is only not published yet (503). Earlier issuing CAs' CRLs go in
         // when there are some.

@@ -125,8 +125,9 @@ struct Inner {
     cache: cache::OcspCache,
     crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
     root_crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
-    /// Earlier issuing CAs of the same root whose CRLs are still served (set once).
-    previous: std::sync::OnceLock<Vec<crl::PreviousCrl>>,
+    /// Earlier issuing CAs of the same root whose CRLs are still served; replaced whole
+    /// (see [`Responder::set_previous_issuers`]), so requests take a snapshot.
+    previous: RwLock<Arc<Vec<Arc<crl::PreviousCrl>>>>,
     /// The last `/crl/chain.pem` body built, for the CRL numbers it was built from.
     chain_crl: RwLock<Option<Arc<crl::ChainCrl>>>,
     /// The root CRL state last warned about (number × 2 + expired; 0: none yet).
@@ -203,7 +204,7 @@ impl Responder {
                 cache,
                 crl: RwLock::new(None),
                 root_crl: RwLock::new(None),
-                previous: std::sync::OnceLock::new(),
+                previous: RwLock::new(Arc::new(Vec::new())),
                 chain_crl: RwLock::new(None),
                 root_crl_warned: std::sync::atomic::AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
@@ -217,22 +218,45 @@ impl Responder {
     /// `/crl/{issuer_name}-{serial}.crl` and `.pem`, and in `/crl/chain.pem` between the
     /// issuing CA's and the root's, so that relying parties checking CRLs for the whole
     /// chain still accept those CAs' unexpired certificates. OCSP stays for the current
-    /// issuing CA only. Set once; a second call is ignored.
+    /// issuing CA only. Each call replaces the set (`signet responder` does on SIGHUP, when
+    /// the kept files changed); a CA already served keeps the CRL it has loaded.
     pub fn set_previous_issuers(&self, issuers: Vec<IssuerCertificate>) {
+        let mut slot = self
+            .inner
+            .previous
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = slot.clone();
         let previous = issuers
             .into_iter()
             .filter(|i| i.key_id_hex() != self.inner.issuer.key_id_hex())
-            .map(|issuer| crl::PreviousCrl {
-                name: format!("{}-{}", self.inner.config.issuer_name, issuer.serial_hex()),
-                issuer,
-                slot: RwLock::new(None),
+            .map(|issuer| {
+                old.iter()
+                    .find(|p| p.issuer.der() == issuer.der())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(crl::PreviousCrl {
+                            name: format!(
+                                "{}-{}",
+                                self.inner.config.issuer_name,
+                                issuer.serial_hex()
+                            ),
+                            issuer,
+                            slot: RwLock::new(None),
+                        })
+                    })
             })
             .collect();
-        let _ = self.inner.previous.set(previous);
+        *slot = Arc::new(previous);
     }
 
-    pub(crate) fn previous(&self) -> &[crl::PreviousCrl] {
-        self.inner.previous.get().map_or(&[], Vec::as_slice)
+    /// The earlier issuing CAs served now.
+    pub(crate) fn previous(&self) -> Arc<Vec<Arc<crl::PreviousCrl>>> {
+        self.inner
+            .previous
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The issuing CA this responder answers for.

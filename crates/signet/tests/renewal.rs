@@ -796,3 +796,103 @@ fn renewal_tokens_are_signed_with_each_key_type_signet_accepts() {
         );
     }
 }
+
+/// GET a responder path with curl: the status code.
+fn http_status(url: &str) -> u16 {
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+        ])
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_standalone_responder_applies_the_kept_issuing_cas_on_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let work = tmp.path();
+    // serve goes on publishing the CRL of the issuing CA it started with; after
+    // `ca new-issuing` that CA is kept beside the new one, which the responder starts with.
+    let o = signet(work, &["ca", "new-issuing", "--dir", p(&server.data)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let kept: Vec<PathBuf> = std::fs::read_dir(&server.data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("issuing_ca.") && n.ends_with(".crt") && n != "issuing_ca.crt"
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let kept = kept[0].clone();
+    let serial = kept
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("issuing_ca.")
+        .trim_end_matches(".crt")
+        .to_string();
+    let port = free_port();
+    let rlog = work.join("responder.log");
+    let mut responder = base_command()
+        .current_dir(work)
+        .args(["responder", "--dir", p(&server.data), "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&rlog).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(&rlog, 0, "listening over HTTP", &mut responder);
+    let url = format!("http://127.0.0.1:{port}/crl/issuing-{serial}.crl");
+    // The old CA's CRL, which serve stored under its key.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_status(&url) != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "{url} never served:\n{}",
+            std::fs::read_to_string(&rlog).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its files removed (its certificates have expired, say) and SIGHUP: no longer served.
+    let aside = work.join("kept.crt");
+    std::fs::rename(&kept, &aside).unwrap();
+    let mark = std::fs::metadata(&rlog).unwrap().len() as usize;
+    kill(&responder, "HUP");
+    let said = wait_for_log(
+        &rlog,
+        mark,
+        "applied the kept earlier issuing CAs",
+        &mut responder,
+    );
+    assert!(!said.contains("NOT applied"), "{said}");
+    assert_eq!(http_status(&url), 404);
+    // Back, and SIGHUP: served again, from the database.
+    std::fs::rename(&aside, &kept).unwrap();
+    let mark = std::fs::metadata(&rlog).unwrap().len() as usize;
+    kill(&responder, "HUP");
+    wait_for_log(
+        &rlog,
+        mark,
+        "applied the kept earlier issuing CAs",
+        &mut responder,
+    );
+    assert_eq!(http_status(&url), 200);
+    assert!(
+        responder.try_wait().unwrap().is_none(),
+        "the responder ended on SIGHUP"
+    );
+    assert_eq!(terminate(responder), Some(0));
+}

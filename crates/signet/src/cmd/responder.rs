@@ -137,9 +137,17 @@ fn load(args: &ResponderArgs) -> anyhow::Result<Loaded> {
 }
 
 impl Loaded {
-    /// What differs in `new` from what is running, one line each. None of it can be applied
-    /// to a running responder: its socket, database, CA certificates and cache settings are
-    /// fixed at start.
+    /// The serials of the kept earlier issuing CAs.
+    fn kept(&self) -> Vec<String> {
+        self.previous
+            .iter()
+            .map(|p| p.serial_hex().to_string())
+            .collect()
+    }
+
+    /// What differs in `new` from what is running and cannot be applied to a running
+    /// responder, one line each: its socket, database, CA certificates and cache settings are
+    /// fixed at start. (The kept earlier issuing CAs can be; see [`reload_on_sighup`].)
     fn changes(&self, new: &Loaded) -> Vec<String> {
         let mut out = Vec::new();
         if self.listen != new.listen {
@@ -162,19 +170,6 @@ impl Loaded {
         {
             out.push("root CA certificate".to_string());
         }
-        let kept = |l: &Loaded| -> Vec<String> {
-            l.previous
-                .iter()
-                .map(|p| p.serial_hex().to_string())
-                .collect()
-        };
-        if kept(self) != kept(new) {
-            out.push(format!(
-                "kept earlier issuing CAs [{}] -> [{}]",
-                kept(self).join(", "),
-                kept(new).join(", ")
-            ));
-        }
         if self.section.ocsp_validity != new.section.ocsp_validity {
             out.push("[responder] ocsp_validity".to_string());
         }
@@ -186,13 +181,16 @@ impl Loaded {
     }
 }
 
-/// On every SIGHUP, read the settings again and say which changed; none is applied (see
-/// [`Loaded::changes`]), so the log says to restart for them. A SIGHUP no longer ends the
-/// process, as the default action would.
-async fn report_on_sighup(
+/// On every SIGHUP, read the settings again. The kept earlier issuing CAs whose CRLs are
+/// served (`issuing_ca.<serial>.crt` beside the issuing certificate, checked against the
+/// root) are applied in place, when the issuing and root certificates are unchanged; every
+/// other change is named in the log as not applied (see [`Loaded::changes`]), to take
+/// effect on restart. A SIGHUP no longer ends the process, as the default action would.
+async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     args: ResponderArgs,
-    running: Loaded,
+    mut running: Loaded,
+    responder: Responder,
 ) {
     while hangup.recv().await.is_some() {
         match load(&args) {
@@ -201,11 +199,31 @@ async fn report_on_sighup(
             ),
             Ok(new) => {
                 let changes = running.changes(&new);
-                if changes.is_empty() {
+                let same_hierarchy = running.issuer.der() == new.issuer.der()
+                    && running.root.as_ref().map(IssuerCertificate::der)
+                        == new.root.as_ref().map(IssuerCertificate::der);
+                let kept_changed = running.kept() != new.kept();
+                if kept_changed && same_hierarchy {
                     tracing::info!(
-                        "SIGHUP: the configuration and certificate files are as at start; \
-                         nothing to do"
+                        before = %running.kept().join(","),
+                        now = %new.kept().join(","),
+                        "SIGHUP: applied the kept earlier issuing CAs whose CRLs are served"
                     );
+                    responder.set_previous_issuers(new.previous.clone());
+                    running.previous = new.previous;
+                } else if kept_changed {
+                    tracing::warn!(
+                        "SIGHUP: the kept earlier issuing CAs changed too, but they belong to \
+                         the new issuing or root certificate: NOT applied"
+                    );
+                }
+                if changes.is_empty() {
+                    if !kept_changed {
+                        tracing::info!(
+                            "SIGHUP: the configuration and certificate files are as at start; \
+                             nothing to do"
+                        );
+                    }
                 } else {
                     tracing::warn!(
                         changes = %changes.join("; "),
@@ -281,7 +299,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
             &serde_json::json!({ "responder": bound.to_string() }),
         )?;
     }
-    let reports = tokio::spawn(report_on_sighup(hangup, args, loaded));
+    let reports = tokio::spawn(reload_on_sighup(hangup, args, loaded, responder.clone()));
     listener::serve(
         socket,
         signet_responder::app(responder),
