@@ -28,9 +28,11 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 
+mod binding;
 mod group;
 mod revocation;
 
+pub use binding::{CaBinding, DatabaseContents, NewCaBinding};
 pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, CrlInfo, CrlRecord, MAX_REVOCATION_PAGE, NewCrl,
     OcspSignerRequest, OcspSignerRequestState, RevocationEvent, RevocationStatus,
@@ -815,6 +817,10 @@ impl Store {
                     .await
             }
             Backend::Postgres => {
+                // As for SQLite: one direct connection first, bounded, so that a server
+                // that cannot be reached is reported at once with where and why, rather
+                // than as "pool timed out" after the acquire timeout.
+                probe_postgres(&normalize_postgres_url(url)).await?;
                 options
                     .max_connections(16)
                     .connect(&normalize_postgres_url(url))
@@ -1413,6 +1419,90 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::Io(e)),
+    }
+}
+
+/// How long the first connection to PostgreSQL may take (TCP, TLS, authentication) before
+/// [`Store::connect`] reports the server unreachable.
+pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens and closes one connection to the PostgreSQL server of `url`, within
+/// [`POSTGRES_CONNECT_TIMEOUT`]. A failure is [`StoreError::Unavailable`] naming the server
+/// (host and port, or the unix socket) and the cause: refused, unknown host, no answer,
+/// authentication, a missing database. Never the URL itself, which may hold a password.
+async fn probe_postgres(url: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let server = match options.get_socket() {
+        Some(dir) => format!(
+            "unix socket {}",
+            dir.join(format!(".s.PGSQL.{}", options.get_port()))
+                .display()
+        ),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let attempt = tokio::time::timeout(
+        POSTGRES_CONNECT_TIMEOUT,
+        sqlx::postgres::PgConnection::connect_with(&options),
+    )
+    .await;
+    let (kind, cause) = match attempt {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Err(_) => (
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer within {} s (a firewall dropping packets, or a wrong address)",
+                POSTGRES_CONNECT_TIMEOUT.as_secs()
+            ),
+        ),
+        Ok(Err(e)) => postgres_connect_cause(&e, options.get_username()),
+    };
+    Err(StoreError::Unavailable(sqlx::Error::Io(
+        std::io::Error::new(
+            kind,
+            format!("cannot connect to PostgreSQL at {server}: {cause}"),
+        ),
+    )))
+}
+
+/// Why a connection to PostgreSQL failed, in words an operator acts on.
+fn postgres_connect_cause(e: &sqlx::Error, user: &str) -> (std::io::ErrorKind, String) {
+    use std::io::ErrorKind;
+    match e {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => (
+                io.kind(),
+                "connection refused (is PostgreSQL running, and listening there?)".into(),
+            ),
+            ErrorKind::NotFound => (
+                io.kind(),
+                "no such socket (is PostgreSQL running, with its socket there?)".into(),
+            ),
+            _ if io.to_string().contains("lookup address") => {
+                (ErrorKind::NotFound, format!("unknown host ({io})"))
+            }
+            _ => (io.kind(), io.to_string()),
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let what = match code.as_str() {
+                // invalid_password, invalid_authorization_specification (also: no such
+                // role, no pg_hba.conf entry)
+                "28P01" | "28000" => format!("authentication failed for user {user:?}"),
+                "3D000" => format!("no such database (connecting as {user:?})"),
+                _ => format!("the server refused user {user:?}"),
+            };
+            (
+                ErrorKind::PermissionDenied,
+                format!("{what}: {} (SQLSTATE {code})", db.message()),
+            )
+        }
+        sqlx::Error::Tls(tls) => (ErrorKind::Other, format!("TLS: {tls}")),
+        other => (ErrorKind::Other, other.to_string()),
     }
 }
 

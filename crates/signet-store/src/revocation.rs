@@ -150,7 +150,7 @@ impl ChangeListener {
     }
 }
 
-fn validate_key_id(key_id: &str) -> Result<(), StoreError> {
+pub(crate) fn validate_key_id(key_id: &str) -> Result<(), StoreError> {
     if key_id.is_empty()
         || key_id.len() > MAX_KEY_ID_HEX_LEN
         || !key_id
@@ -164,7 +164,7 @@ fn validate_key_id(key_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn crl_counter(issuer_key_id: &str) -> String {
+pub(crate) fn crl_counter(issuer_key_id: &str) -> String {
     format!("crl:{issuer_key_id}")
 }
 
@@ -192,6 +192,38 @@ pub(crate) async fn bump_counter(
     .fetch_one(conn)
     .await?;
     Ok(row.try_get("value")?)
+}
+
+/// Inserts one CRL row (stored at `now`); a number stored already is
+/// [`StoreError::Conflict`].
+pub(crate) async fn insert_crl_row(
+    conn: &mut sqlx::AnyConnection,
+    crl: &NewCrl,
+    now: i64,
+) -> Result<(), StoreError> {
+    validate_key_id(&crl.issuer_key_id)?;
+    let number = i64::try_from(crl.number)
+        .map_err(|_| StoreError::InvalidInput("CRL number out of range".into()))?;
+    sqlx::query(
+        "INSERT INTO crls (issuer_key_id, number, this_update, next_update, der, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&crl.issuer_key_id)
+    .bind(number)
+    .bind(crl.this_update.unix_timestamp())
+    .bind(crl.next_update.unix_timestamp())
+    .bind(&crl.der)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!(
+            "CRL number {} of {} is already stored",
+            crl.number, crl.issuer_key_id
+        )),
+        other => other,
+    })?;
+    Ok(())
 }
 
 /// `NOTIFY` listeners of [`CHANGE_CHANNEL`] when the surrounding transaction commits
@@ -351,29 +383,9 @@ impl Store {
     /// with [`Store::change_listener`] are told when it commits.
     pub async fn store_crl(&self, crl: &NewCrl) -> Result<(), StoreError> {
         validate_key_id(&crl.issuer_key_id)?;
-        let number = i64::try_from(crl.number)
-            .map_err(|_| StoreError::InvalidInput("CRL number out of range".into()))?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO crls (issuer_key_id, number, this_update, next_update, der, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&crl.issuer_key_id)
-        .bind(number)
-        .bind(crl.this_update.unix_timestamp())
-        .bind(crl.next_update.unix_timestamp())
-        .bind(&crl.der)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!(
-                "CRL number {} of {} is already stored",
-                crl.number, crl.issuer_key_id
-            )),
-            other => other,
-        })?;
+        insert_crl_row(&mut tx, crl, now).await?;
         notify_change(&mut tx, self.backend, &crl_counter(&crl.issuer_key_id)).await?;
         tx.commit().await?;
         Ok(())

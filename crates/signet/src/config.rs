@@ -489,6 +489,19 @@ fn check_http_url(key: &str, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks that a database URL names a backend Signet speaks.
+pub fn check_database_url(db: &str) -> anyhow::Result<()> {
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
+        bail!(
+            "database URL must start with sqlite:// or postgres:// (check [database] url, {DATABASE_URL_ENV} or --database-url)"
+        );
+    }
+    Ok(())
+}
+
 /// Checks the extra names of the server's own certificate: DNS names or IP addresses,
 /// no wildcards.
 pub fn check_server_hostname(name: &str) -> anyhow::Result<()> {
@@ -670,16 +683,7 @@ impl Config {
                 bail!("[[provisioners]] name {:?} is used twice", p.name);
             }
         }
-        let db = self.database_url();
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            bail!(
-                "database URL must start with sqlite:// or postgres:// (check [database] url or {DATABASE_URL_ENV})"
-            );
-        }
-        Ok(())
+        check_database_url(&self.database_url())
     }
 
     /// The database to use: `SIGNET_DATABASE_URL` when set, else `[database] url`.
@@ -699,11 +703,114 @@ impl Config {
     }
 }
 
-/// The commented `signet.toml` that `signet init` writes: every default spelled out.
-pub fn render_default(name: &str) -> String {
-    // The name is the only variable part; serialise it as a TOML string so quotes are escaped.
-    let name = toml::Value::String(name.to_string()).to_string();
-    DEFAULT_TEMPLATE.replace("@NAME@", &name)
+/// What the first `signet serve` was told on its command line and in its environment, written
+/// into the `signet.toml` it creates so that later starts (and the other commands) use the
+/// same: the addresses it listens on, its database, its certificate's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--responder-listen` (an address or "off"); not given when `None`.
+    pub responder_listen: Option<ResponderListen>,
+    /// `--database-url` or `SIGNET_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--hostname`, repeated.
+    pub hostnames: Vec<String>,
+    /// The address the responder given by `--responder-listen` got (port 0 becomes the
+    /// port bound): where `[urls]` send relying parties.
+    pub responder_bound: Option<SocketAddr>,
+}
+
+impl Recorded {
+    /// Where certificates send relying parties for OCSP, the issuer's certificate and CRLs:
+    /// the responder's address (as bound) when it was given and is not a wildcard (nor
+    /// "off"), else the default responder address.
+    fn responder_base(&self) -> String {
+        match self.responder_listen {
+            Some(ResponderListen::Explicit(addr)) if !addr.ip().is_unspecified() => {
+                format!("http://{}", self.responder_bound.unwrap_or(addr))
+            }
+            _ => format!("http://{DEFAULT_RESPONDER_LISTEN}"),
+        }
+    }
+}
+
+/// Whether a database URL carries a password (`user:password@`, or a `password=` query
+/// parameter): a configuration holding it must be readable by its owner only.
+pub fn database_url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    };
+    let authority = authority.split('/').next().unwrap_or("");
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    in_userinfo
+        || query.split('&').any(|pair| {
+            pair.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+        })
+}
+
+/// The commented `signet.toml` for a new CA named `name`: every default spelled out, with
+/// what a first `signet serve` was told (`recorded`) in place of the defaults it overrides.
+pub fn render(name: &str, recorded: &Recorded) -> String {
+    // Values are serialised as TOML strings, so quotes and backslashes are escaped.
+    let string = |s: &str| toml::Value::String(s.to_string()).to_string();
+    const GIVEN: &str = "   # given to the first `signet serve`";
+    let listen = match recorded.listen {
+        Some(addr) => format!("listen = {}{GIVEN}", string(&addr.to_string())),
+        None => "listen = \"127.0.0.1:8443\"".to_string(),
+    };
+    let database = match &recorded.database_url {
+        Some(url) => format!("url = {}{GIVEN}", string(url)),
+        None => "url = \"sqlite://signet.db\"".to_string(),
+    };
+    let hostnames = if recorded.hostnames.is_empty() {
+        "hostnames = []".to_string()
+    } else {
+        let list: Vec<String> = recorded.hostnames.iter().map(|h| string(h)).collect();
+        format!("hostnames = [{}]{GIVEN}", list.join(", "))
+    };
+    let responder = match recorded.responder_listen {
+        Some(ResponderListen::Explicit(addr)) => {
+            format!("listen = {}{GIVEN}", string(&addr.to_string()))
+        }
+        Some(ResponderListen::Off) => format!("listen = \"off\"{GIVEN}"),
+        Some(ResponderListen::Default(_)) | None => {
+            format!("# listen = \"{DEFAULT_RESPONDER_LISTEN}\"")
+        }
+    };
+    let markers = [
+        ("@NAME@", string(name)),
+        ("@LISTEN@", listen),
+        ("@DATABASE_URL@", database),
+        ("@HOSTNAMES@", hostnames),
+        ("@RESPONDER_LISTEN@", responder),
+        ("@URLS@", recorded.responder_base()),
+    ];
+    // One pass over the template, so that a value holding a marker's text stays as it is.
+    let mut text = String::with_capacity(DEFAULT_TEMPLATE.len() + 256);
+    let mut rest = DEFAULT_TEMPLATE;
+    while let Some(at) = rest.find('@') {
+        text.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match markers.iter().find(|(m, _)| rest.starts_with(m)) {
+            Some((marker, value)) => {
+                text.push_str(value);
+                rest = &rest[marker.len()..];
+            }
+            None => {
+                text.push('@');
+                rest = &rest[1..];
+            }
+        }
+    }
+    text.push_str(rest);
+    text
 }
 
 const DEFAULT_TEMPLATE: &str = r#"# Signet configuration. Every setting below is at its default; unknown keys are errors.
@@ -724,15 +831,15 @@ issuing_key = "issuing_ca.key"
 [database]
 # SQLite file (embedded default) or PostgreSQL, e.g. "postgres://signet@db.internal/signet".
 # The SIGNET_DATABASE_URL environment variable overrides this.
-url = "sqlite://signet.db"
+@DATABASE_URL@
 # timeout = "10s"   # one database operation of a request, at most; then 503 database-unavailable
 
 [urls]
 # Written into every issued certificate: Authority Information Access (OCSP responder and
 # CA issuer certificate) and CRL Distribution Point. Relying parties fetch these over HTTP.
-ocsp = "http://127.0.0.1:8080/ocsp"
-ca_issuers = "http://127.0.0.1:8080/ca/issuing.crt"
-crl = "http://127.0.0.1:8080/crl/issuing.crl"
+ocsp = "@URLS@/ocsp"
+ca_issuers = "@URLS@/ca/issuing.crt"
+crl = "@URLS@/crl/issuing.crl"
 
 # Lifetimes per profile. server: EKU serverAuth; client: EKU clientAuth; peer: both.
 # Durations are written like "90m", "24h", "7d".
@@ -768,13 +875,13 @@ profiles = ["server", "client", "peer"]
 # `signet serve`: the REST API over HTTPS, with a certificate from this CA.
 [server]
 # The socket address to listen on; --listen overrides it.
-listen = "127.0.0.1:8443"
+@LISTEN@
 # The URL clients reach the CA at, and the audience provisioner tokens must name.
 # Unset, it is derived from the listen address: "https://" + listen.
 # url = "https://127.0.0.1:8443"
 # DNS names or IP addresses for the server's own certificate, on top of localhost,
 # 127.0.0.1 and ::1. --hostname (repeatable) replaces this list.
-hostnames = []
+@HOSTNAMES@
 # The admin bearer token (mode 0600). `signet serve` creates it when it is missing.
 admin_token_file = "admin.token"
 
@@ -793,7 +900,7 @@ admin_token_file = "admin.token"
 [responder]
 # The socket address to listen on, or "off"; --responder-listen overrides it. Unset, it is
 # 127.0.0.1:8080 (where the [urls] above point), skipped with a warning if that port is taken.
-# listen = "127.0.0.1:8080"
+@RESPONDER_LISTEN@
 # nextUpdate - thisUpdate of OCSP responses. Cached responses are re-signed at half of it.
 ocsp_validity = "4h"
 # Lifetime of the delegated OCSP signing certificate; it is replaced at half-life.
@@ -840,11 +947,15 @@ crl_validity = "24h"
 mod tests {
     use super::*;
 
+    fn render_default_for_tests(name: &str) -> String {
+        render(name, &Recorded::default())
+    }
+
     #[test]
     fn the_written_default_parses_to_the_built_in_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("signet.toml");
-        std::fs::write(&path, render_default("Acme \"Internal\" CA")).expect("write");
+        std::fs::write(&path, render_default_for_tests("Acme \"Internal\" CA")).expect("write");
         let cfg = Config::load(&path).expect("parses");
         assert_eq!(cfg.ca.name, "Acme \"Internal\" CA");
         assert_eq!(cfg.profiles, ProfilesSection::default());
@@ -874,8 +985,88 @@ mod tests {
     }
 
     #[test]
+    fn what_the_first_start_was_told_is_written_and_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        let recorded = Recorded {
+            listen: Some("127.0.0.1:9443".parse().expect("addr")),
+            responder_listen: Some(ResponderListen::Explicit(
+                "[::1]:9090".parse().expect("addr"),
+            )),
+            database_url: Some("postgres://signet@db.internal/signet?x=\"@URLS@\"".into()),
+            hostnames: vec!["ca.internal".into(), "10.0.0.7".into()],
+            responder_bound: None,
+        };
+        let text = render("x", &recorded);
+        let cfg = Config::parse(&text, &path).expect("parses");
+        assert_eq!(cfg.server.listen, "127.0.0.1:9443");
+        assert_eq!(cfg.server.hostnames, ["ca.internal", "10.0.0.7"]);
+        assert_eq!(
+            cfg.responder.listen_addr().expect("listen"),
+            ResponderListen::Explicit("[::1]:9090".parse().expect("addr"))
+        );
+        // Written as given, markers and quotes included.
+        assert_eq!(
+            cfg.database.url,
+            "postgres://signet@db.internal/signet?x=\"@URLS@\""
+        );
+        assert_eq!(cfg.urls.ocsp.as_deref(), Some("http://[::1]:9090/ocsp"));
+        assert_eq!(
+            cfg.urls.ca_issuers.as_deref(),
+            Some("http://[::1]:9090/ca/issuing.crt")
+        );
+        assert_eq!(
+            cfg.urls.crl.as_deref(),
+            Some("http://[::1]:9090/crl/issuing.crl")
+        );
+        assert!(
+            text.contains("listen = \"127.0.0.1:9443\"   # given to the first `signet serve`"),
+            "{text}"
+        );
+
+        // A wildcard responder address names no host clients could use: the defaults stay
+        // (and serve warns); "off" is recorded as off.
+        for (given, listen) in [
+            (
+                ResponderListen::Explicit("0.0.0.0:9090".parse().expect("addr")),
+                ResponderListen::Explicit("0.0.0.0:9090".parse().expect("addr")),
+            ),
+            (ResponderListen::Off, ResponderListen::Off),
+        ] {
+            let recorded = Recorded {
+                responder_listen: Some(given),
+                ..Recorded::default()
+            };
+            let cfg = Config::parse(&render("x", &recorded), &path).expect("parses");
+            assert_eq!(cfg.urls, UrlsSection::default());
+            assert_eq!(cfg.responder.listen_addr().expect("listen"), listen);
+        }
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_recognised() {
+        for url in [
+            "postgres://signet:secret@db/signet",
+            "postgresql://signet:@db/signet",
+            "postgres:///signet?host=/run/postgresql&password=secret",
+            "postgres://db/signet?sslmode=require&PASSWORD=secret",
+        ] {
+            assert!(database_url_has_password(url), "{url}");
+        }
+        for url in [
+            "sqlite://signet.db",
+            "sqlite:///var/lib/signet/a:b.db",
+            "postgres://signet@db/signet",
+            "postgres://db:5432/signet?user=signet",
+            "postgres:///signet?host=/run/postgresql&passfile=/x",
+        ] {
+            assert!(!database_url_has_password(url), "{url}");
+        }
+    }
+
+    #[test]
     fn the_commented_limits_example_parses_to_the_defaults() {
-        let text = render_default("x");
+        let text = render_default_for_tests("x");
         let start = text.find("# [server.limits]").expect("example");
         let example: String = text[start..]
             .lines()
@@ -931,7 +1122,7 @@ mod tests {
 
     #[test]
     fn the_commented_kubernetes_example_parses() {
-        let text = render_default("x");
+        let text = render_default_for_tests("x");
         let start = text.find("# name = \"k8s\"").expect("example");
         let example: String = text[start..]
             .lines()
@@ -955,7 +1146,7 @@ mod tests {
     fn the_database_timeout_defaults_to_ten_seconds_and_parses() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("signet.toml");
-        let cfg = Config::parse(&render_default("x"), &path).expect("parses");
+        let cfg = Config::parse(&render_default_for_tests("x"), &path).expect("parses");
         assert_eq!(cfg.database.timeout.duration(), Duration::from_secs(10));
         let doc = "[ca]\nname = \"x\"\n[database]\nurl = \"sqlite://x.db\"\ntimeout = \"2s\"\n";
         let cfg = Config::parse(doc, &path).expect("parses");

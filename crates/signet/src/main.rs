@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod binding;
 mod client;
 mod cmd;
 mod config;

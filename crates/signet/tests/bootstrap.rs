@@ -102,6 +102,7 @@ impl Server {
         let child = base_command()
             .args([
                 "serve",
+                "--init",
                 "--dir",
                 p(&data),
                 "--responder-listen",

@@ -934,6 +934,7 @@ async fn the_root_revokes_its_issuing_ca(db: Option<&TestDb>) {
             "60",
             env!("CARGO_BIN_EXE_signet"),
             "serve",
+            "--init",
             "--dir",
             p(&dir),
             "--listen",

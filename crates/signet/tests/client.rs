@@ -37,7 +37,7 @@ impl Server {
         let data = tmp.join("data");
         let log = tmp.join("serve.log");
         let child = base_command()
-            .args(["serve", "--dir", p(&data), "--listen"])
+            .args(["serve", "--init", "--dir", p(&data), "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -39,7 +39,14 @@ impl Server {
         let data = tmp.join("data");
         let log = tmp.join("serve.log");
         let child = base_command()
-            .args(["serve", "--dir", p(&data), "--responder-listen", responder])
+            .args([
+                "serve",
+                "--init",
+                "--dir",
+                p(&data),
+                "--responder-listen",
+                responder,
+            ])
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())

@@ -192,7 +192,7 @@ impl Server {
         let log = log_dir.join(format!("serve-{port}.log"));
         let out = fs::File::create(&log).unwrap();
         let child = base_command()
-            .args(["serve", "--dir", p(data)])
+            .args(["serve", "--init", "--dir", p(data)])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--responder-listen", &format!("127.0.0.1:{ocsp_port}")])
             .stdin(Stdio::null())

@@ -968,8 +968,10 @@ impl PgFixture {
         let data = tmp.path().join("data");
         let work = tmp.path().join("work");
         fs::create_dir(&work).unwrap();
+        // The CA is recorded in the database it will be served from.
         let init = base_command()
             .args(["init", "--dir", p(&data)])
+            .env("SIGNET_DATABASE_URL", db.url())
             .stdin(Stdio::null())
             .output()
             .unwrap();

@@ -80,9 +80,11 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
 
 /// A data directory made by `signet init` whose certificates point at a responder on
 /// `responder_port`, which `signet serve` listens on (from the configuration).
-fn init_dir(tmp: &Path, responder_port: u16) -> PathBuf {
+/// `env` names the database (`SIGNET_DATABASE_URL`) the CA is recorded in, if not the
+/// default SQLite file.
+fn init_dir(tmp: &Path, responder_port: u16, env: &[(&str, &str)]) -> PathBuf {
     let data = tmp.join("data");
-    let o = signet(&[], &["init", "--dir", p(&data)]);
+    let o = signet(env, &["init", "--dir", p(&data)]);
     assert!(o.status.success(), "{}", text(&o));
     let config = data.join("signet.toml");
     let toml = std::fs::read_to_string(&config).unwrap();
@@ -267,7 +269,7 @@ fn openssl_sees_good_then_revoked_over_ocsp_and_crl() {
     // The certificates must name the responder's address, so it is chosen before serve
     // starts (bind-then-release: a configuration names it); the API binds port 0.
     let ocsp_port = free_port();
-    let data = init_dir(tmp.path(), ocsp_port);
+    let data = init_dir(tmp.path(), ocsp_port, &[]);
     let mut serve = Server::spawn_with(
         tmp.path(),
         &[],
@@ -406,8 +408,8 @@ async fn a_standalone_responder_on_postgresql_sees_revocations_within_a_second()
     // As above, the responder's address is named in the certificates; the API and the
     // standalone responder bind port 0 and report theirs.
     let ocsp_port = free_port();
-    let data = init_dir(tmp.path(), ocsp_port);
     let env = [("SIGNET_DATABASE_URL", db.url())];
+    let data = init_dir(tmp.path(), ocsp_port, &env);
     let serve = Server::start(
         tmp.path(),
         &env,

@@ -395,8 +395,15 @@ async fn two_servers_share_one_postgresql_database() {
     first
         .wait_for(&https, &url(&first, "https", "/readyz"))
         .await;
-    // The second shares the directory (so the CA) and the database.
-    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
+    // The second has the same CA (a copy of the directory: one server per directory) and
+    // shares the database.
+    let copy = tmp.path().join("copy");
+    let o = Command::new("cp")
+        .args(["-a", p(&data), p(&copy)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&copy)]).await;
     second
         .wait_for(&https, &url(&second, "https", "/readyz"))
         .await;

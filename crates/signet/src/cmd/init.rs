@@ -1,5 +1,7 @@
 //! `signet init`: create a data directory holding a new CA hierarchy, or adopt an existing
-//! issuing CA, plus a commented `signet.toml` and an initialised database.
+//! issuing CA, plus a commented `signet.toml` and an initialised database that records which
+//! CA it belongs to. A first `signet serve` makes a new CA with the same [`create_ca`]; both
+//! leave nothing behind when they fail ([`Staging`]).
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -11,8 +13,10 @@ use signet_ca::{
     InitOptions, IssuingCa, KeyType, OffsetDateTime, encode_private_key, generate_ca, import_ca,
     sha256_fingerprint, write_private_key_file,
 };
+use signet_store::{AuditEntry, NewCrl};
 
-use crate::config::{self, Config};
+use crate::binding::{self, CaIdentity};
+use crate::config::{self, Config, Recorded};
 use crate::files::write_atomic;
 
 #[derive(Debug, Args)]
@@ -48,13 +52,53 @@ pub const ISSUING_CERT: &str = "issuing_ca.crt";
 pub const ISSUING_KEY: &str = "issuing_ca.key";
 pub const CONFIG: &str = "signet.toml";
 
+/// The CA's name when none is given.
+pub const DEFAULT_NAME: &str = "Signet Internal CA";
+
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     let import = args.import_cert.as_deref().zip(args.import_key.as_deref());
-    let ca = init_dir(dir, args.name.clone(), args.key_type, import).await?;
-    let pass = super::passphrase();
-
+    // The database given in the environment is the one the new CA is recorded in: the
+    // configuration says so from then on.
+    let recorded = Recorded {
+        database_url: std::env::var(config::DATABASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty()),
+        ..Recorded::default()
+    };
+    let staging = Staging::begin(dir)?;
+    let made = async {
+        refuse_existing_ca(dir)?;
+        let cfg = Config::parse(&config::render(DEFAULT_NAME, &recorded), &dir.join(CONFIG))?;
+        let url = cfg.database_url();
+        let store = super::open_store(&url).await?;
+        let made = async {
+            binding::ensure_new_database(&store, &binding::describe_database(&url)).await?;
+            create_ca(
+                dir,
+                args.name.clone(),
+                args.key_type,
+                import,
+                &recorded,
+                &store,
+                "signet-init",
+            )
+            .await
+        }
+        .await;
+        store.close().await;
+        made
+    }
+    .await;
+    let ca = staging.finish(made)?;
     println!("Initialised Signet CA in {}", dir.display());
+    print_summary(dir, &ca, args.import_cert.is_some());
+    Ok(())
+}
+
+/// What `init` prints about a new CA, and a first `serve` too: where its files are, the root's
+/// fingerprint, and what to do next (move the root key offline; renew the root CRL in time).
+pub fn print_summary(dir: &Path, ca: &IssuingCa, imported: bool) {
     println!("  root certificate:    {}", dir.join(ROOT_CERT).display());
     println!(
         "  root fingerprint:    {}",
@@ -79,31 +123,22 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             super::ca::ROOT_CRL_DEFAULT_VALIDITY,
             dir.display()
         );
-    } else if args.import_cert.is_some() {
+    } else if imported {
         println!(
             "No root CRL was written: the imported CA's root key is not here. Clients that \
              check CRLs for the whole chain (nginx ssl_crl) also need the root's CRL: get it \
              from whoever holds that root, or run `signet ca root-crl --root-key FILE` there."
         );
     }
-    if pass.is_some() {
+    if super::passphrase().is_some() {
         println!("CA keys are encrypted; set SIGNET_CA_PASSPHRASE to use them.");
     }
-    Ok(())
+    // Printed before a server's logs begin: make sure it is out first.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
-/// Create `dir` (mode 0700) with a new CA hierarchy, or adopt the issuing CA in `import`
-/// (certificate chain, key), then the default `signet.toml` and the database. Refuses to
-/// overwrite an existing CA. Returns the issuing CA, loaded as `issue` and `serve` load it.
-pub async fn init_dir(
-    dir: &Path,
-    name: Option<String>,
-    key_type: KeyType,
-    import: Option<(&Path, &Path)>,
-) -> anyhow::Result<IssuingCa> {
-    let passphrase = super::passphrase();
-    let pass = passphrase.as_ref().map(|p| p.as_str());
-    create_private_dir(dir)?;
+/// Refuses a directory that holds a CA (or its configuration) already.
+pub fn refuse_existing_ca(dir: &Path) -> anyhow::Result<()> {
     for existing in [CONFIG, ROOT_KEY, ISSUING_KEY, ISSUING_CERT] {
         if dir.join(existing).exists() {
             bail!(
@@ -112,6 +147,31 @@ pub async fn init_dir(
             );
         }
     }
+    Ok(())
+}
+
+/// Create a new CA hierarchy in `dir` (which exists), or adopt the issuing CA in `import`
+/// (certificate chain, key); record it in `store` (which must be a new database: see
+/// [`binding::ensure_new_database`]); then write `signet.toml` with what `recorded` says.
+/// Refuses to overwrite an existing CA. Returns the issuing CA, loaded as `issue` and
+/// `serve` load it.
+///
+/// The database is written once, in one transaction (the CA it belongs to, the root's first
+/// CRL, their audit rows), after every key and certificate file is in place and loads, and
+/// `signet.toml` is written last: its presence means the directory is complete. On an error
+/// the caller removes what was written ([`Staging`]); the database then holds nothing of it.
+pub async fn create_ca(
+    dir: &Path,
+    name: Option<String>,
+    key_type: KeyType,
+    import: Option<(&Path, &Path)>,
+    recorded: &Recorded,
+    store: &signet_store::Store,
+    actor: &str,
+) -> anyhow::Result<IssuingCa> {
+    let passphrase = super::passphrase();
+    let pass = passphrase.as_ref().map(|p| p.as_str());
+    refuse_existing_ca(dir)?;
 
     // Generated roots only: the root key is in hand until this function returns, so the
     // first root CRL is signed with it below. An imported CA brings no root key.
@@ -138,7 +198,7 @@ pub async fn init_dir(
             name.unwrap_or(imported.subject)
         }
         None => {
-            let name = name.unwrap_or_else(|| "Signet Internal CA".to_string());
+            let name = name.unwrap_or_else(|| DEFAULT_NAME.to_string());
             let mut opts = InitOptions::new(name.clone());
             opts.key_type = key_type;
             let bundle = generate_ca(&opts, OffsetDateTime::now_utc())?;
@@ -160,41 +220,167 @@ pub async fn init_dir(
             name
         }
     };
-    // The config goes last: its presence means the directory is complete.
-    write_atomic(
-        &dir.join(CONFIG),
-        config::render_default(&name).as_bytes(),
-        0o644,
-    )?;
-
-    let cfg = Config::load_dir(dir)?;
+    let config_text = config::render(&name, recorded);
+    let config_path = dir.join(CONFIG);
+    let cfg = Config::parse(&config_text, &config_path)?;
     // Prove the issuing CA loads exactly as `issue` and `serve` will load it.
     let ca = super::issue::load_issuing_ca(&cfg)?;
-    let store = super::open_store(&cfg.database_url()).await?;
-    let published = match new_root {
-        Some((root_pem, root_key)) => first_root_crl(dir, &store, &root_pem, root_key).await,
-        None => Ok(()),
+    let identity = CaIdentity::of_root(ca.root_der())?;
+
+    let mut audit = vec![AuditEntry {
+        actor: actor.to_string(),
+        action: "bind-database".into(),
+        serial: None,
+        outcome: "ok".into(),
+        detail: format!(
+            "a new CA: this database belongs to the CA with root {} (key id {})",
+            identity.root_fingerprint, identity.root_key_id
+        ),
+    }];
+    let root_crl = match new_root {
+        Some((root_pem, root_key)) => {
+            let crl = first_root_crl(store, &root_pem, root_key).await?;
+            audit.push(AuditEntry {
+                actor: actor.to_string(),
+                action: "publish-root-crl".into(),
+                serial: None,
+                outcome: "ok".into(),
+                detail: format!(
+                    "root {}: CRL number {}, 0 entries, nextUpdate {}",
+                    crl.issuer_key_id, crl.number, crl.next_update
+                ),
+            });
+            Some(crl)
+        }
+        None => None,
     };
-    store.close().await;
-    published?;
+    store
+        .record_new_ca(&identity.binding(), root_crl.as_ref(), &audit)
+        .await
+        .context("recording the new CA in the database")?;
+    if let Some(crl) = &root_crl {
+        let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &crl.der)
+            .map_err(|e| anyhow::anyhow!("encoding the root CRL as PEM: {e}"))?;
+        write_atomic(&dir.join(ROOT_CRL), pem.as_bytes(), 0o644)?;
+    }
+    // The config goes last: its presence means the directory is complete. A database URL
+    // with a password in it makes it private.
+    let mode = match &recorded.database_url {
+        Some(url) if config::database_url_has_password(url) => 0o600,
+        _ => 0o644,
+    };
+    write_atomic(&config_path, config_text.as_bytes(), mode)?;
     Ok(ca)
 }
 
-/// Sign the new root's first CRL (empty: it has revoked nothing), store it for the
-/// responders and write it to `dir/root_ca.crl`.
+/// The new root's first CRL (empty: it has revoked nothing), signed and numbered, to be
+/// recorded with the CA ([`signet_store::Store::record_new_ca`]).
 async fn first_root_crl(
-    dir: &Path,
     store: &signet_store::Store,
     root_pem: &str,
     root_key: rcgen::KeyPair,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<NewCrl> {
     let validity = humantime::parse_duration(super::ca::ROOT_CRL_DEFAULT_VALIDITY)
         .context("the default root CRL validity")?;
     let root = IssuingCa::root_for_crls(root_pem, root_key)?;
-    let crl = super::ca::publish_root_crl(store, &root, validity, "signet-init")
+    let issuer_key_id = hex::encode(root.key_id());
+    let this_update = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .context("the time")?;
+    let next_update = this_update + validity;
+    let number = store
+        .next_crl_number(&issuer_key_id)
         .await
-        .context("publishing the first root CRL (retry with `signet ca root-crl`)")?;
-    write_atomic(&dir.join(ROOT_CRL), crl.pem()?.as_bytes(), 0o644)
+        .context("taking the first root CRL number")?;
+    let der = signet_ca::build_crl(&root, number, this_update, next_update, Vec::new())
+        .context("signing the first root CRL")?;
+    Ok(NewCrl {
+        issuer_key_id,
+        number,
+        this_update,
+        next_update,
+        der,
+    })
+}
+
+/// A data directory being made by `init` or a first `serve`: on failure, everything made
+/// since [`Staging::begin`] is removed (the directory itself if it was made here), so that a
+/// retry starts from the same place a clean first start does.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    created: bool,
+    before: std::collections::BTreeSet<std::ffi::OsString>,
+}
+
+impl Staging {
+    /// Creates `dir` (mode 0700) if it does not exist, and notes what it holds.
+    pub fn begin(dir: &Path) -> anyhow::Result<Staging> {
+        let created = !dir.exists();
+        create_private_dir(dir)?;
+        Staging::after_lock(dir, created)
+    }
+
+    /// Notes what `dir` holds (nothing, if this process `created` it), once this process
+    /// alone may write there (`serve` holds its lock); makes it private.
+    pub fn after_lock(dir: &Path, created: bool) -> anyhow::Result<Staging> {
+        create_private_dir(dir)?;
+        let before = if created {
+            Default::default()
+        } else {
+            fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect()
+        };
+        Ok(Staging {
+            dir: dir.to_path_buf(),
+            created,
+            before,
+        })
+    }
+
+    /// Keeps what was made if `result` is Ok, else removes it, and hands `result` back.
+    pub fn finish<T>(self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        if result.is_err() {
+            self.undo();
+        }
+        result
+    }
+
+    /// Removes everything made since [`Staging::begin`].
+    pub fn undo(self) {
+        let removed = if self.created {
+            fs::remove_dir_all(&self.dir)
+        } else {
+            fs::read_dir(&self.dir).and_then(|entries| {
+                for entry in entries.flatten() {
+                    if self.before.contains(&entry.file_name()) {
+                        continue;
+                    }
+                    let path = entry.path();
+                    if entry.file_type()?.is_dir() {
+                        fs::remove_dir_all(&path)?;
+                    } else {
+                        fs::remove_file(&path)?;
+                    }
+                }
+                Ok(())
+            })
+        };
+        match removed {
+            Ok(()) => tracing::warn!(
+                dir = %self.dir.display(),
+                "the new CA was not completed: removed what was written for it"
+            ),
+            Err(e) => tracing::error!(
+                dir = %self.dir.display(),
+                error = %e,
+                "the new CA was not completed, and removing what was written for it failed: \
+                 remove the new files by hand before trying again"
+            ),
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -83,7 +83,24 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
     }
     let cfg = Config::load_dir(&args.dir)?;
     let ca = load_issuing_ca(&cfg)?;
-    let store = super::open_store(&cfg.database_url()).await?;
+    let history = crate::binding::directory_history(&cfg);
+    let url = cfg.database_url();
+    let store = super::open_store(&url).await?;
+    // Only into this CA's database (recorded now if it predates the record).
+    let checked = crate::binding::check_database(
+        &store,
+        &crate::binding::CaIdentity::of_root(ca.root_der())?,
+        &crate::binding::issuing_key_ids(&ca, &cfg.ca.issuing_cert),
+        &history,
+        &crate::binding::describe_database(&url),
+        &local_requester(),
+        crate::binding::Access::Bind,
+    )
+    .await;
+    if let Err(e) = checked {
+        store.close().await;
+        return Err(e);
+    }
     let requester = local_requester();
     let audit = |outcome: &str, serial: Option<String>, detail: String| AuditEntry {
         actor: requester.clone(),

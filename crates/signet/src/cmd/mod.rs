@@ -37,12 +37,25 @@ pub async fn open_store(url: &str) -> anyhow::Result<signet_store::Store> {
     use anyhow::Context;
     let store = signet_store::Store::connect(url)
         .await
+        .map_err(|e| anyhow::anyhow!(connect_error_message(&e)))
         .with_context(|| format!("opening the {} database", backend_name(url)))?;
     store
         .migrate()
         .await
         .context("applying database migrations")?;
     Ok(store)
+}
+
+/// Why the database could not be opened, said once: the store's error displays its source
+/// too, and the source of an unreachable database is the message naming where and why.
+pub fn connect_error_message(e: &signet_store::StoreError) -> String {
+    match e {
+        signet_store::StoreError::Unavailable(inner) => match std::error::Error::source(inner) {
+            Some(cause) => cause.to_string(),
+            None => e.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 fn backend_name(url: &str) -> &'static str {

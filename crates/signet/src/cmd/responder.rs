@@ -24,7 +24,7 @@ pub struct ResponderArgs {
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// The database `signet serve` uses [default: [database] url of DIR/signet.toml].
-    #[arg(long, env = crate::config::DATABASE_URL_ENV)]
+    #[arg(long, env = crate::config::DATABASE_URL_ENV, hide_env_values = true)]
     database_url: Option<String>,
     /// Data directory: its signet.toml, if there is one, gives the [responder] settings, the
     /// database and the issuing CA certificate; without one, DIR/issuing_ca.crt is read.
@@ -247,11 +247,42 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
     // schema, so it checks it rather than migrating.
     let store = signet_store::Store::connect(&loaded.database_url)
         .await
+        .map_err(|e| anyhow::anyhow!(super::connect_error_message(&e)))
         .context("opening the database")?;
     store.revocation_cursor().await.context(
         "the database lacks Signet's revocation tables: run `signet migrate` (or `signet serve`) \
          on it first",
     )?;
+    // Only the database of this CA, when the database says whose it is and the root is here
+    // to compare (an issuing certificate alone does not name the root). A responder writes
+    // nothing, so it never records it.
+    if let Some(root) = &loaded.root {
+        let url = crate::binding::describe_database(&loaded.database_url);
+        let identity = crate::binding::CaIdentity::of_root(root.der())?;
+        let checked = match store.ca_binding().await {
+            Ok(Some(_)) => {
+                crate::binding::check_database(
+                    &store,
+                    &identity,
+                    &[],
+                    &[],
+                    &url,
+                    "signet-responder",
+                    crate::binding::Access::CheckOnly,
+                )
+                .await
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which CA the database belongs to (run `signet migrate` or `signet serve` on it)");
+                Ok(())
+            }
+        };
+        if let Err(e) = checked {
+            store.close().await;
+            return Err(e);
+        }
+    }
     let key_id = issuer.key_id_hex().to_string();
     let responder = Responder::with_root(
         store.clone(),

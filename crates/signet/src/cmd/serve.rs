@@ -1,32 +1,40 @@
 //! `signet serve`: the REST API over HTTPS, and the OCSP responder and CRL download point over
-//! plain HTTP on a second listener. Everything is loaded and checked before a socket is bound,
-//! so a bad configuration exits at once with a message; a fresh directory is initialised first
-//! (see `serve::bootstrap` for what is added to it).
+//! plain HTTP on a second listener. The data directory is locked first (one server per
+//! directory); everything is loaded and checked before a socket is bound, so a bad
+//! configuration exits at once with a message; and nothing is written to the database before
+//! every socket is bound. A first start makes a new CA (as `init` does, recording what it was
+//! told in signet.toml), and leaves nothing behind if it fails; see `serve::bootstrap` for
+//! what is added to an existing directory.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use signet_api::{AdminCredential, ApiConfig, AppState};
 use signet_ca::{KeyType, Profile, sha256_fingerprint};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
-use super::init::{CONFIG, init_dir};
-use crate::config::{Config, ResponderListen, check_server_hostname};
+use super::init::{CONFIG, DEFAULT_NAME, Staging};
+use crate::binding::{Access, CaIdentity};
+use crate::config::{Config, Recorded, ResponderListen, check_server_hostname};
 use crate::serve::identity::{CertResolver, ServerIdentity};
 use crate::serve::revocation::{CaCertifier, CrlPublisher, answer_signer_requests};
-use crate::serve::{bootstrap, listener, reload, tls};
+use crate::serve::{bootstrap, listener, lock, reload, tls};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data directory. Initialised (as by `signet init`) when it has no signet.toml and no
-    /// --config is given.
-    #[arg(long, default_value = "signet-data")]
-    dir: PathBuf,
+    /// Data directory [default: signet-data]. Without a signet.toml in it (and no --config),
+    /// a new CA is made there, as by `signet init`. A directory that does not exist is made
+    /// only when it is the default or --init is given.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Make the data directory (and a new CA in it) if it does not exist.
+    #[arg(long, conflicts_with = "config")]
+    init: bool,
     /// Configuration file [default: DIR/signet.toml]. Relative paths in it, and the files
     /// `serve` creates, are relative to its directory.
     #[arg(long)]
@@ -50,29 +58,50 @@ pub struct ServeArgs {
     /// that a supervisor or a test can listen on port 0 and learn the port.
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// The database [default: [database] url, else sqlite://signet.db in the data
+    /// directory].
+    #[arg(long, env = crate::config::DATABASE_URL_ENV, hide_env_values = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Write the server's pid to FILE once it is ready to serve (for `kill -HUP "$(cat
+    /// FILE)"`), and remove it when it stops.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
 }
+
+/// The data directory when --dir is not given.
+const DEFAULT_DIR: &str = "signet-data";
 
 /// How long closing the database may take after the last request.
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    for name in &args.hostnames {
-        check_server_hostname(name).context("--hostname")?;
-    }
+/// What a start needs from the data directory once its CA exists: the configuration as
+/// loaded (with the admin token and `default` provisioner it may have lacked), checked.
+struct Loaded {
+    cfg: Config,
+    provisioners: Vec<signet_api::Provisioner>,
+    admin: AdminCredential,
+}
 
-    // 1. The configuration, creating the data directory if this is a first start.
-    let config_path = match &args.config {
-        Some(path) => path.clone(),
-        None => {
-            let path = args.dir.join(CONFIG);
-            if !path.exists() {
-                tracing::info!(dir = %args.dir.display(), "no configuration found: initialising a new CA");
-                init_dir(&args.dir, None, KeyType::default(), None).await?;
-            }
-            path
-        }
-    };
-    let mut cfg = Config::load(&config_path)?;
+/// Checks the admin token and the provisioners the directory has (file modes, public keys),
+/// writing nothing.
+fn check_credentials(config_path: &Path, cfg: &Config) -> anyhow::Result<()> {
+    if !cfg.provisioners.is_empty() {
+        reload::build_provisioners(cfg, config_path)?;
+    }
+    if cfg.server.admin_token_file.exists() {
+        AdminCredential::from_token_file(&cfg.server.admin_token_file).with_context(|| {
+            format!(
+                "reading the admin token {}",
+                cfg.server.admin_token_file.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Adds the admin token and the `default` provisioner if they are missing, then loads and
+/// checks both (file modes, public keys).
+fn load_credentials(config_path: &Path, mut cfg: Config) -> anyhow::Result<Loaded> {
     if bootstrap::ensure_admin_token(&cfg.server.admin_token_file)? {
         tracing::info!(
             path = %cfg.server.admin_token_file.display(),
@@ -80,26 +109,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     if cfg.provisioners.is_empty() {
-        let created = bootstrap::add_default_provisioner(&config_path, &cfg.base_dir, &cfg.policy)?;
+        let created = bootstrap::add_default_provisioner(config_path, &cfg.base_dir, &cfg.policy)?;
         tracing::info!(
             key = %created.key_file.display(),
             public_key = %created.public_key_file.display(),
             "created the token provisioner \"default\""
         );
-        cfg = Config::load(&config_path)?;
+        cfg = Config::load(config_path)?;
     }
-
-    // 2. Everything the server needs, checked before any socket is bound.
-    let listen = match args.listen {
-        Some(addr) => addr,
-        None => cfg.server.listen_addr()?,
-    };
-    let hostnames = if args.hostnames.is_empty() {
-        cfg.server.hostnames.clone()
-    } else {
-        args.hostnames.clone()
-    };
-    let provisioners = reload::build_provisioners(&cfg, &config_path)?;
+    let provisioners = reload::build_provisioners(&cfg, config_path)?;
     let admin =
         AdminCredential::from_token_file(&cfg.server.admin_token_file).with_context(|| {
             format!(
@@ -107,21 +125,173 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 cfg.server.admin_token_file.display()
             )
         })?;
-    let responder_listen = match &args.responder_listen {
-        Some(value) => ResponderListen::parse("--responder-listen", value)?,
+    Ok(Loaded {
+        cfg,
+        provisioners,
+        admin,
+    })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    for name in &args.hostnames {
+        check_server_hostname(name).context("--hostname")?;
+    }
+    let responder_flag = args
+        .responder_listen
+        .as_deref()
+        .map(|value| ResponderListen::parse("--responder-listen", value))
+        .transpose()?;
+    if let Some(url) = &args.database_url {
+        crate::config::check_database_url(url)?;
+    }
+
+    // 1. The data directory, locked for this process before anything is written to it. Only
+    // the default directory, or one named with --init, is made when missing: a mistyped
+    // --dir must not become a new CA.
+    let (config_path, dir) = match &args.config {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            (path.clone(), dir)
+        }
+        None => {
+            let dir = args
+                .dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
+            (dir.join(CONFIG), dir)
+        }
+    };
+    let mut created_dir = false;
+    if args.config.is_none() && !dir.exists() {
+        if args.dir.is_some() && !args.init {
+            bail!(
+                "the data directory {} does not exist. To make a new CA there, run `signet \
+                 init --dir {0}` (or start with `signet serve --dir {0} --init`); to serve an \
+                 existing CA, check the path",
+                dir.display()
+            );
+        }
+        created_dir = create_data_dir(&dir)?;
+    }
+    let _lock = lock::lock_data_dir(&dir)?;
+
+    // 2. The configuration: loaded, or for a first start, made from what this start was told
+    // (written into signet.toml with the new CA, once the sockets are bound and the database
+    // is known to be new).
+    let first = args.config.is_none() && !config_path.exists();
+    let mut recorded = Recorded {
+        listen: args.listen,
+        responder_listen: responder_flag,
+        database_url: args.database_url.clone(),
+        hostnames: args.hostnames.clone(),
+        responder_bound: None,
+    };
+    let (staging, cfg) = if first {
+        tracing::info!(dir = %dir.display(), "no configuration found: making a new CA");
+        let staging = Staging::after_lock(&dir, created_dir)?;
+        let text = crate::config::render(DEFAULT_NAME, &recorded);
+        match Config::parse(&text, &config_path) {
+            Ok(cfg) => (Some(staging), cfg),
+            Err(e) => return staging.finish(Err(e)),
+        }
+    } else {
+        (None, Config::load(&config_path)?)
+    };
+    let database_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| cfg.database_url());
+    let database = crate::binding::describe_database(&database_url);
+    // What the directory shows of the CA's past, before this start adds to it.
+    let history = crate::binding::directory_history(&cfg);
+    // An existing CA: everything is loaded and checked before any socket is bound.
+    let mut ca = match first {
+        true => None,
+        false => {
+            let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
+            check_credentials(&config_path, &cfg)?;
+            Some(ca)
+        }
+    };
+
+    // 3. The sockets, bound before anything is written to the database (or, on a first start,
+    // to the directory), so that a port in use fails here.
+    let listen = match args.listen {
+        Some(addr) => addr,
+        None => cfg.server.listen_addr()?,
+    };
+    let responder_listen = match responder_flag {
+        Some(value) => value,
         None => cfg.responder.listen_addr()?,
     };
-    let ca = Arc::new(super::issue::load_issuing_ca(&cfg)?);
-    let store = super::open_store(&cfg.database_url()).await?;
-    refuse_revoked_issuing_ca(&ca, &store).await?;
+    let sockets = reserve(listen)
+        .with_context(|| format!("listening on {listen}"))
+        .and_then(|socket| Ok((socket, reserve_responder(responder_listen)?)));
+    let (socket, responder_socket) = match (sockets, staging) {
+        (Ok(sockets), None) => sockets,
+        (Ok(sockets), Some(staging)) => {
+            // 4. A first start: the new CA, in a database that must be new. If anything
+            // fails, nothing of it is kept, here or in the database. Its certificates
+            // point at the responder where it listens.
+            recorded.responder_bound = sockets.1.as_ref().and_then(|s| s.local_addr().ok());
+            let made = async {
+                let store = super::open_store(&database_url).await?;
+                let made = async {
+                    crate::binding::ensure_new_database(&store, &database).await?;
+                    super::init::create_ca(
+                        &dir,
+                        None,
+                        KeyType::default(),
+                        None,
+                        &recorded,
+                        &store,
+                        "signet-serve",
+                    )
+                    .await
+                }
+                .await;
+                store.close().await;
+                made
+            }
+            .await;
+            let made = staging.finish(made)?;
+            super::init::print_summary(&dir, &made, false);
+            ca = Some(Arc::new(made));
+            sockets
+        }
+        (Err(e), Some(staging)) => return staging.finish(Err(e)),
+        (Err(e), None) => return Err(e),
+    };
+    let Some(ca) = ca else {
+        bail!("the CA was not loaded");
+    };
 
-    // The sockets, bound once everything is checked and before anything is written: the CA
-    // URL (the tokens' audience) names the address actually bound, so port 0 works.
-    let socket = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    // 5. The database: this CA's (recorded now if it predates the record), and the issuing
+    // CA not revoked by the root. Then what the directory lacks (the admin token, the
+    // `default` provisioner), made only for a CA whose database is in order.
+    let store = super::open_store(&database_url).await?;
+    crate::binding::check_database(
+        &store,
+        &CaIdentity::of_root(ca.root_der())?,
+        &crate::binding::issuing_key_ids(&ca, &cfg.ca.issuing_cert),
+        &history,
+        &database,
+        "signet-serve",
+        Access::Bind,
+    )
+    .await?;
+    refuse_revoked_issuing_ca(&ca, &store).await?;
+    let Loaded {
+        cfg,
+        provisioners,
+        admin,
+    } = load_credentials(&config_path, Config::load(&config_path)?)?;
+    // The CA URL (the tokens' audience) names the address actually bound, so port 0 works.
     let bound = socket.local_addr().unwrap_or(listen);
-    let responder_socket = bind_responder(responder_listen, &cfg).await?;
     let ca_url = cfg.server.ca_url(bound, args.plain_http);
     if cfg.server.url.is_none() && bound.ip().is_unspecified() {
         tracing::warn!(
@@ -129,9 +299,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "[server] url is not set and the listen address is a wildcard: set url to the address clients use"
         );
     }
+    let hostnames = if args.hostnames.is_empty() {
+        cfg.server.hostnames.clone()
+    } else {
+        args.hostnames.clone()
+    };
     let kept = kept_issuers(&ca, &cfg);
 
-    // 3. The server's certificate, recorded before it is used.
+    // 6. The server's certificate, recorded before it is used.
     let provider = tls::provider();
     let mut renewal = None;
     let acceptor = if args.plain_http {
@@ -199,7 +374,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         own_names.push(bound.ip().to_string());
     }
     let state = state.with_server_names(&own_names, &[bound.port()]);
-    // 4. Revocation: the responder (which never sees the CA key: its signer certificate is
+    // 7. Revocation: the responder (which never sees the CA key: its signer certificate is
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
     let rcfg = &cfg.responder;
@@ -289,7 +464,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_database_timeout(cfg.database.timeout.duration());
     let router = signet_api::app(state);
 
-    // 5. Serve until SIGTERM or Ctrl-C.
+    // 8. Serve until SIGTERM or Ctrl-C: connections are taken from here on.
+    let socket = socket
+        .listen(BACKLOG)
+        .with_context(|| format!("listening on {bound}"))?;
+    let responder_socket = match responder_socket {
+        Some(socket) => Some(listen_responder(socket, &cfg)?),
+        None => None,
+    };
     let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
     // SIGHUP reloads the provisioners. Installed before the "listening" line, so a SIGHUP
     // sent once the server says it listens never meets the default action (exit).
@@ -309,6 +491,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         path = %cfg.server.admin_token_file.display(),
         "admin token file"
     );
+    let _pid_file = args
+        .pid_file
+        .as_deref()
+        .map(lock::PidFile::write)
+        .transpose()?;
     tracing::info!(
         listen = %bound,
         url = %ca_url,
@@ -374,6 +561,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes a missing data directory (mode 0700, parents as needed); false if another process
+/// made it first.
+fn create_data_dir(dir: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+}
+
 /// Serves the responder on its own runtime and threads: OCSP and CRL answers then never wait
 /// behind the API's work (signature checks and signing under an issuance burst), and a
 /// cached answer is read, written and completed on one thread without cross-thread
@@ -420,12 +622,27 @@ fn spawn_responder_runtime(
         .context("starting the responder's thread")
 }
 
-/// The responder's socket: `None` when it is off, or when the default address is taken
-/// (a configured one must be free).
-async fn bind_responder(
-    listen: ResponderListen,
-    cfg: &Config,
-) -> anyhow::Result<Option<TcpListener>> {
+/// Connections waiting to be accepted, per listener (as tokio's `TcpListener::bind`).
+const BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` but not yet listening: the address is taken (a port in use is
+/// found here, and port 0 gets its port), while connections are refused until the server
+/// is ready to serve them.
+fn reserve(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind: a restart may reuse the port while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// The responder's socket, reserved: `None` when it is off, or when the default address is
+/// taken (a configured one must be free).
+fn reserve_responder(listen: ResponderListen) -> anyhow::Result<Option<TcpSocket>> {
     let (addr, explicit) = match listen {
         ResponderListen::Off => {
             tracing::info!("the OCSP responder is off (--responder-listen off)");
@@ -434,18 +651,26 @@ async fn bind_responder(
         ResponderListen::Default(addr) => (addr, false),
         ResponderListen::Explicit(addr) => (addr, true),
     };
-    let socket = match TcpListener::bind(addr).await {
-        Ok(socket) => socket,
+    match reserve(addr) {
+        Ok(socket) => Ok(Some(socket)),
         Err(e) if !explicit && e.kind() == std::io::ErrorKind::AddrInUse => {
             tracing::warn!(
                 listen = %addr,
                 "the default OCSP responder address is taken: not serving OCSP and CRLs \
                  (set [responder] listen or --responder-listen)"
             );
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(e).with_context(|| format!("responder: listening on {addr}")),
-    };
+        Err(e) => Err(e).with_context(|| format!("responder: listening on {addr}")),
+    }
+}
+
+/// The responder's reserved socket, listening; logged with the URLs certificates carry.
+fn listen_responder(socket: TcpSocket, cfg: &Config) -> anyhow::Result<TcpListener> {
+    let addr = socket.local_addr().context("the responder's address")?;
+    let socket = socket
+        .listen(BACKLOG)
+        .with_context(|| format!("responder: listening on {addr}"))?;
     let bound = socket.local_addr().unwrap_or(addr);
     tracing::info!(
         listen = %bound,
@@ -462,7 +687,7 @@ async fn bind_responder(
             "[urls] ocsp does not name the responder's address: check it reaches this listener"
         );
     }
-    Ok(Some(socket))
+    Ok(socket)
 }
 
 /// Refuse to serve with an issuing CA the root has revoked (`signet ca root-crl --revoke`):

@@ -6,6 +6,7 @@
 //! - [`tls`]: the rustls configuration (ring, TLS 1.2/1.3, optional client certificates
 //!   that must chain to our root);
 //! - [`listener`]: the accept loop, connection limits, and graceful shutdown;
+//! - [`lock`]: one server per data directory (`serve.lock`), and `--pid-file`;
 //! - [`reload`]: the provisioners, read again from the configuration on SIGHUP;
 //! - [`revocation`]: CRL publishing and OCSP signer certificates, done with the CA key for
 //!   the responder (`signet_responder`, served on a second, plain-HTTP listener).
@@ -16,6 +17,7 @@
 pub mod bootstrap;
 pub mod identity;
 pub mod listener;
+pub mod lock;
 pub mod reload;
 pub mod revocation;
 pub mod tls;

@@ -70,12 +70,17 @@ fn has(args: &[&str], flag: &str) -> bool {
 }
 
 impl Server {
-    /// Spawns `signet serve ARGS` with `env`, adding `--listen 127.0.0.1:0` and
-    /// `--responder-listen 127.0.0.1:0` unless ARGS give them, and `--ready-file`. Its
+    /// Spawns `signet serve ARGS` with `env`, adding `--init` (without `--config`),
+    /// `--listen 127.0.0.1:0` and `--responder-listen 127.0.0.1:0` unless ARGS give them,
+    /// and `--ready-file`. Its
     /// output goes to `log_dir/serve-N.log`. Does not wait: see [`Server::ready`].
     pub fn spawn(log_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut all = vec!["serve"];
         all.extend_from_slice(args);
+        // A data directory that does not exist yet is made only when asked.
+        if !has(args, "--config") && !has(args, "--init") {
+            all.push("--init");
+        }
         if !has(args, "--listen") {
             all.extend_from_slice(&["--listen", "127.0.0.1:0"]);
         }
