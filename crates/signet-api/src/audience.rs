@@ -7,8 +7,8 @@
 //! comparing one string made `--ca-url https://localhost:8443` fail against a server that
 //! listens on 127.0.0.1:8443. So the audience is compared as a URL: scheme, host (DNS names
 //! case-insensitively, IP addresses by value, IPv6 with or without brackets), port (the
-//! scheme's default when absent) and an empty path. Nothing else: no user info, no query,
-//! no other path.
+//! scheme's default when absent) and an empty path (for a renewal token, the renewal
+//! endpoint's path). Nothing else: no user info, no query, no other path.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -25,15 +25,16 @@ pub(crate) struct Audience {
     ports: BTreeSet<u16>,
 }
 
-/// A URL's scheme, normalised host and port, if it names an origin (nothing else).
-fn origin(url: &str) -> Option<(String, String, u16)> {
+/// A URL's scheme, normalised host and port, if it names an origin followed by `path` (a
+/// trailing `/` aside) and nothing else.
+fn origin(url: &str, path: &str) -> Option<(String, String, u16)> {
     let uri: Uri = url.trim().parse().ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
     let authority = uri.authority()?;
     if authority.as_str().contains('@') || uri.query().is_some() {
         return None;
     }
-    if !matches!(uri.path(), "" | "/") {
+    if uri.path().trim_end_matches('/') != path {
         return None;
     }
     let port = match (authority.port_u16(), scheme.as_str()) {
@@ -67,7 +68,7 @@ impl Audience {
             hosts: BTreeSet::new(),
             ports: BTreeSet::new(),
         };
-        if let Some((scheme, host, port)) = origin(&url) {
+        if let Some((scheme, host, port)) = origin(&url, "") {
             audience.schemes.insert(scheme);
             audience.schemes.insert("https".into());
             audience.hosts.insert(host);
@@ -94,10 +95,15 @@ impl Audience {
 
     /// Whether `aud` names this CA.
     pub(crate) fn accepts(&self, aud: &str) -> bool {
-        if aud.trim_end_matches('/') == self.url {
+        self.accepts_at(aud, "")
+    }
+
+    /// Whether `aud` names this CA's endpoint `path` (e.g. `/v1/certificates/renew`).
+    pub(crate) fn accepts_at(&self, aud: &str, path: &str) -> bool {
+        if aud.trim_end_matches('/') == format!("{}{path}", self.url) {
             return true;
         }
-        match origin(aud) {
+        match origin(aud, path) {
             Some((scheme, host, port)) => {
                 self.schemes.contains(&scheme)
                     && self.hosts.contains(&host)
@@ -109,6 +115,11 @@ impl Audience {
 
     /// What tokens may name, for a refusal's message.
     pub(crate) fn describe(&self) -> String {
+        self.describe_at("")
+    }
+
+    /// What tokens for the endpoint `path` may name, for a refusal's message.
+    pub(crate) fn describe_at(&self, path: &str) -> String {
         let hosts: Vec<String> = self
             .hosts
             .iter()
@@ -122,10 +133,10 @@ impl Audience {
             .collect();
         let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
         if hosts.len() <= 1 && ports.len() <= 1 {
-            return self.url.clone();
+            return format!("{}{path}", self.url);
         }
         format!(
-            "{}, or the same CA under any of its names ({}) and ports ({})",
+            "{}{path}, or the same CA under any of its names ({}) and ports ({})",
             self.url,
             hosts.join(", "),
             ports.join(", ")
@@ -170,6 +181,26 @@ mod tests {
         let d = a.describe();
         assert!(d.starts_with("https://127.0.0.1:8443, or"), "{d}");
         assert!(d.contains("[::1]") && d.contains("ca.internal"), "{d}");
+        // An endpoint of the CA (a renewal token's audience), under the same names.
+        let renew = "/v1/certificates/renew";
+        for ok in [
+            "https://127.0.0.1:8443/v1/certificates/renew",
+            "https://localhost:8443/v1/certificates/renew/",
+            "https://[::1]:8443/v1/certificates/renew",
+        ] {
+            assert!(a.accepts_at(ok, renew), "{ok}");
+        }
+        for bad in [
+            "https://localhost:8443",
+            "https://localhost:8443/v1/certificates",
+            "https://localhost:9443/v1/certificates/renew",
+        ] {
+            assert!(!a.accepts_at(bad, renew), "{bad}");
+        }
+        assert!(
+            a.describe_at(renew)
+                .starts_with("https://127.0.0.1:8443/v1/certificates/renew, or")
+        );
     }
 
     #[test]

@@ -873,8 +873,7 @@ async fn token_holder(
     if let Some(previous) = st.inner.previous_issuers.get() {
         issuers.extend(previous.iter().map(|p| p.der.as_slice()));
     }
-    let audience = format!("{}{}", st.inner.config.ca_url, crate::renewal::RENEW_PATH);
-    let token = crate::renewal::verify(token, &issuers, &audience, OffsetDateTime::now_utc())?;
+    let token = crate::renewal::verify(token, &issuers, st.audience(), OffsetDateTime::now_utc())?;
     let burn = TokenBurn {
         provisioner: token.burn_namespace(),
         jti: token.jti.clone(),
@@ -895,7 +894,8 @@ async fn token_holder(
 /// `Authorization: Bearer <renewal token>`: a compact JWS signed by the certificate's own
 /// key (`alg` ES256, ES384, EdDSA, RS256 or PS256, as the key is), with the certificate
 /// (and optionally its chain) in the `x5c` header, no `crit`, and the claims `aud` (this
-/// URL: the CA's URL followed by `/v1/certificates/renew`), `sub` (the certificate's serial
+/// URL: the CA's URL, or the same CA under another of its names or ports, followed by
+/// `/v1/certificates/renew`), `sub` (the certificate's serial
 /// number, hex), `iat`, `exp` (at most 5 minutes later), optionally `nbf`, and `jti` (single
 /// use). A bearer credential on this endpoint is always read as a renewal token.
 #[utoipa::path(post, path = "/v1/certificates/renew", tag = "certificates", request_body(content = RenewRequest, description = "optional"),

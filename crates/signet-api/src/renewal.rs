@@ -87,11 +87,11 @@ enum Audience {
 }
 
 impl Audience {
-    fn contains(&self, wanted: &str) -> bool {
-        let same = |a: &String| a.trim_end_matches('/') == wanted;
+    /// Whether any of the values satisfies `names_us`.
+    fn any(&self, names_us: impl Fn(&str) -> bool) -> bool {
         match self {
-            Audience::One(a) => same(a),
-            Audience::Many(all) => all.iter().any(same),
+            Audience::One(a) => names_us(a),
+            Audience::Many(all) => all.iter().any(|a| names_us(a)),
         }
     }
 }
@@ -153,11 +153,12 @@ fn b64url(part: &str, what: &str) -> Result<Vec<u8>, ApiError> {
 
 /// Verify a renewal token up to the store: structure, header, signature, issuer, claims.
 /// `issuers` are the DER issuing CA certificates whose certificates may renew (the current
-/// one first); `audience` is this CA's renewal endpoint URL.
+/// one first); `audience` is this CA, whose renewal endpoint (under any of its names and
+/// ports, see [`crate::audience`]) the token's `aud` must name.
 pub(crate) fn verify(
     token: &str,
     issuers: &[&[u8]],
-    audience: &str,
+    audience: &crate::audience::Audience,
     now: OffsetDateTime,
 ) -> Result<RenewalToken, ApiError> {
     if token.len() > MAX_TOKEN_BYTES {
@@ -240,10 +241,11 @@ pub(crate) fn verify(
     let claims: Claims = serde_json::from_slice(&b64url(c64, "payload")?)
         .map_err(|e| refuse(format!("malformed claims: {e}")))?;
     match &claims.aud {
-        Some(aud) if aud.contains(audience) => {}
+        Some(aud) if aud.any(|a| audience.accepts_at(a, RENEW_PATH)) => {}
         _ => {
             return Err(refuse(format!(
-                "aud must be this CA's renewal endpoint, {audience}"
+                "aud must be this CA's renewal endpoint, {}",
+                audience.describe_at(RENEW_PATH)
             )));
         }
     }
@@ -322,7 +324,7 @@ mod tests {
         verify(
             token,
             &[],
-            "https://ca/v1/certificates/renew",
+            &crate::audience::Audience::new("https://ca"),
             OffsetDateTime::now_utc(),
         )
         .unwrap_err()
@@ -367,11 +369,14 @@ mod tests {
 
     #[test]
     fn audiences_may_be_a_string_or_an_array() {
+        let ca = crate::audience::Audience::new("https://ca");
+        let names_us = |a: &str| ca.accepts_at(a, RENEW_PATH);
         let one: Audience = serde_json::from_str(r#""https://ca/v1/certificates/renew/""#).unwrap();
-        assert!(one.contains("https://ca/v1/certificates/renew"));
+        assert!(one.any(names_us));
         let many: Audience =
             serde_json::from_str(r#"["x","https://ca/v1/certificates/renew"]"#).unwrap();
-        assert!(many.contains("https://ca/v1/certificates/renew"));
-        assert!(!many.contains("https://ca"));
+        assert!(many.any(names_us));
+        let base: Audience = serde_json::from_str(r#"["x","https://ca"]"#).unwrap();
+        assert!(!base.any(names_us));
     }
 }

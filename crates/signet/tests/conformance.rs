@@ -662,6 +662,40 @@ fn tokens_name_the_ca_under_its_own_names_and_refusals_say_which_rule() {
     }
     assert_eq!(server.certificates(), issued);
 
+    // A renewal token (signed by the certificate's key, x5c) from `signet renew` for a
+    // server-profile certificate, with --ca-url https://localhost:PORT: its aud names the
+    // renewal endpoint under that name, and it renews.
+    let work = tmp.path().join("workload");
+    std::fs::create_dir(&work).unwrap();
+    let (csr_pem, key) = csr(tmp.path(), "renewed", &["renewed.internal"]);
+    let token = server.token(&["renewed.internal"]);
+    let (status, body) = server.post("/v1/certificates", Some(&token), &json!({"csr": csr_pem}));
+    assert_eq!(status, 201, "{body}");
+    issued += 1;
+    let mut chain = body["certificate"].as_str().unwrap().to_string();
+    for ca in body["chain"].as_array().unwrap() {
+        chain.push_str(ca.as_str().unwrap());
+    }
+    std::fs::write(work.join("tls.crt"), &chain).unwrap();
+    std::fs::copy(&key, work.join("tls.key")).unwrap();
+    std::fs::copy(server.root(), work.join("ca.crt")).unwrap();
+    let mut cmd = base_command();
+    cmd.args(["renew", "--once", "--force", "--ca-url", &localhost])
+        .args(["--dir", p(&work)]);
+    let out = run_bounded(cmd, "signet renew");
+    assert!(out.status.success(), "{}", text(&out));
+    issued += 1;
+    assert_eq!(server.certificates(), issued);
+    assert_ne!(
+        std::fs::read_to_string(work.join("tls.crt")).unwrap(),
+        chain
+    );
+    let renewals = sqlite3(
+        &server.db(),
+        "SELECT count(*) FROM audit_log WHERE action = 'renew' AND outcome = 'ok' AND actor LIKE 'x5c:%'",
+    );
+    assert_eq!(renewals, ["1"]);
+
     // A name outside the token's sans, though the CA's policy allows it: the sans refused.
     let (csr_pem, _) = csr(tmp.path(), "two", &["one.internal", "two.internal"]);
     let token = server.token(&["one.internal"]);
