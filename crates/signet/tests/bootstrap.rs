@@ -7,41 +7,25 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 mod common;
-use common::{base_command, p, text};
+use common::{Watched, base_command, free_port, p, text};
 
 // ---------------------------------------------------------------------------------------
 // Harness: a server, the binary, openssl.
 // ---------------------------------------------------------------------------------------
 
-/// A running `signet serve`, killed when dropped.
+/// A running `signet serve` (killed when dropped) and what a workload is given to reach it.
 struct Server {
-    child: Child,
+    proc: common::Server,
     url: String,
     data: PathBuf,
-    log: PathBuf,
     fingerprint: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {
@@ -57,9 +41,10 @@ impl Server {
         Server::start_full(tmp, setup, None)
     }
 
-    /// With the OCSP responder on `responder_port`, which the certificates' AIA names.
+    /// With the OCSP responder on `responder_port`, which the certificates' AIA names (so
+    /// it is picked before the server starts: see `common::free_port`).
     fn start_with_responder(tmp: &Path, responder_port: u16) -> Server {
-        let server = Server::start_full(
+        let mut server = Server::start_full(
             tmp,
             |data| {
                 let path = data.join("signet.toml");
@@ -69,6 +54,7 @@ impl Server {
             },
             Some(responder_port),
         );
+        assert_eq!(server.proc.ocsp_port(), responder_port);
         // Ready once its delegated signer is installed.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -81,6 +67,7 @@ impl Server {
             if ready {
                 break server;
             }
+            server.proc.alive();
             assert!(
                 Instant::now() < deadline,
                 "the responder never became ready:\n{}",
@@ -95,52 +82,23 @@ impl Server {
         let o = signet(tmp, &[], &["init", "--dir", p(&data)]);
         assert!(o.status.success(), "{}", text(&o));
         setup(&data);
-        let port = free_port();
-        let log = tmp.join("serve.log");
         let responder =
             responder_port.map_or_else(|| "off".to_string(), |p| format!("127.0.0.1:{p}"));
-        let child = base_command()
-            .args([
-                "serve",
-                "--init",
-                "--dir",
-                p(&data),
-                "--responder-listen",
-                &responder,
-                "--listen",
-            ])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("https://127.0.0.1:{port}"),
+        let proc = common::Server::start_blocking(
+            tmp,
+            &[],
+            &["--dir", p(&data), "--responder-listen", &responder],
+        );
+        Server {
+            url: proc.base(),
             fingerprint: root_fingerprint(&data.join("root_ca.crt")),
+            proc,
             data,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("signet serve exited with {status}:\n{}", server.log());
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not listen within 60 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        server
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log()
     }
 
     /// A one-time token of the `default` provisioner for these names.
@@ -347,69 +305,63 @@ fn assert_good_files(files: &Written, purpose: &str) {
 /// `openssl s_client` presenting the other workload's certificate, checking the server's
 /// against its ca.crt and `server_name`, and sending one line. Returns both outputs.
 fn run_mtls(server: &Written, client: &Written, server_name: &str) -> (Output, Output) {
-    let port = free_port();
-    let port_s = port.to_string();
-    let s_server = Command::new("openssl")
-        .args([
-            "s_server",
-            "-accept",
-            &port_s,
-            "-cert",
-            p(&server.cert),
-            "-cert_chain",
-            p(&server.cert),
-            "-key",
-            p(&server.key),
-            "-CAfile",
-            p(&server.ca),
-            "-Verify",
-            "1",
-            "-verify_return_error",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the openssl CLI must be installed (apt-get install openssl)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "openssl s_server did not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // s_server keeps serving after the probe connection above; it is killed at the end.
-    let mut s_client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-cert",
-            p(&client.cert),
-            "-cert_chain",
-            p(&client.cert),
-            "-key",
-            p(&client.key),
-            "-CAfile",
-            p(&client.ca),
-            "-verify_return_error",
-            "-verify_hostname",
-            server_name,
-            "-servername",
-            server_name,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Give the handshake time, then send a line and close.
-    std::thread::sleep(Duration::from_millis(1500));
-    {
-        let mut stdin = s_client.stdin.take().unwrap();
-        let _ = stdin.write_all(b"hello over mutual TLS\n");
-    }
-    let client_out = wait_output(s_client, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(200));
-    let server_out = wait_output(s_server, Duration::from_millis(1));
+    const LIMIT: Duration = Duration::from_secs(20);
+    // Port 0: s_server prints the address it bound ("ACCEPT 127.0.0.1:PORT").
+    let mut s_server = Watched::spawn(Command::new("openssl").args([
+        "s_server",
+        "-accept",
+        "127.0.0.1:0",
+        "-cert",
+        p(&server.cert),
+        "-cert_chain",
+        p(&server.cert),
+        "-key",
+        p(&server.key),
+        "-CAfile",
+        p(&server.ca),
+        "-Verify",
+        "1",
+        "-verify_return_error",
+    ]));
+    assert!(
+        s_server.wait_for("ACCEPT 127.0.0.1:", LIMIT),
+        "openssl s_server did not listen:\n{}",
+        s_server.printed()
+    );
+    let printed = s_server.printed();
+    let port: u16 = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("ACCEPT 127.0.0.1:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {printed:?}"));
+    let mut s_client = Watched::spawn(Command::new("openssl").args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-cert",
+        p(&client.cert),
+        "-cert_chain",
+        p(&client.cert),
+        "-key",
+        p(&client.key),
+        "-CAfile",
+        p(&client.ca),
+        "-verify_return_error",
+        "-verify_hostname",
+        server_name,
+        "-servername",
+        server_name,
+    ]));
+    // The handshake is over (from the client's side) once it prints its verification
+    // result; then one line, and close.
+    s_client.wait_for("Verify return code", LIMIT);
+    let _ = s_client.stdin().write_all(b"hello over mutual TLS\n");
+    s_client.close_stdin();
+    let client_out = s_client.finish(LIMIT);
+    // The server is done with the connection once it says so: DONE when the client closed
+    // after its line, ERROR when the handshake failed.
+    s_server.wait_for_any(&["\nDONE\n", "\nERROR\n"], LIMIT);
+    let server_out = s_server.finish(Duration::ZERO);
     (client_out, server_out)
 }
 
@@ -437,31 +389,11 @@ fn peer_sans(out: &Output, dir: &Path) -> String {
         .find("-----BEGIN CERTIFICATE-----")
         .unwrap_or_else(|| panic!("no peer certificate printed:\n{text}"));
     let end = text[begin..].find("-----END CERTIFICATE-----").unwrap() + begin + 25;
-    let file = dir.join(format!("peer-{}.pem", free_port()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = dir.join(format!("peer-{n}.pem"));
     std::fs::write(&file, format!("{}\n", &text[begin..end])).unwrap();
     sans_of(&file)
-}
-
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let status = child.wait().unwrap();
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_end(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_end(&mut err);
-    }
-    Output {
-        status,
-        stdout: out,
-        stderr: err,
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1370,7 +1302,31 @@ fn renew_keeps_a_verified_ocsp_staple_next_to_the_certificate() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the responder the certificate names says revoked (openssl asks it).
+    let ocsp_url = format!("http://127.0.0.1:{}/ocsp", server.proc.ocsp_port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = openssl(&[
+            "ocsp",
+            "-issuer",
+            p(&work.join("issuer.pem")),
+            "-cert",
+            p(&files.cert),
+            "-url",
+            &ocsp_url,
+            "-CAfile",
+            p(&files.ca),
+        ]);
+        if text(&o).contains(": revoked") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the responder never said revoked:\n{}",
+            text(&o)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let o = renew(&[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(stderr(&o).contains("REVOKED"), "{}", text(&o));

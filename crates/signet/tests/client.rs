@@ -3,74 +3,11 @@
 //! CSRs from `openssl req` and the issued chain checked by `openssl verify`.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 mod common;
-use common::{base_command, p, text};
-
-/// A running `signet serve`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(tmp: &Path) -> Server {
-        // A free port: bind to port 0, note the port, release it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = tmp.join("data");
-        let log = tmp.join("serve.log");
-        let child = base_command()
-            .args(["serve", "--init", "--dir", p(&data), "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("https://127.0.0.1:{port}"),
-            data,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("signet serve exited with {status}:\n{}", server.log());
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not listen within 60 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+use common::{Server, base_command, openssl, p, text};
 
 /// Run `signet` in `cwd` (a directory without signet-data, like a client machine).
 fn signet(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -88,13 +25,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl CLI must be installed (apt-get install openssl)")
 }
 
 /// A P-256 key and CSR made by `openssl req`.
@@ -144,9 +74,10 @@ fn serial_of(pem: &Path) -> String {
 #[test]
 fn client_commands_against_a_running_server() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(tmp.path());
-    let url = server.url.as_str();
-    let data = server.data.clone();
+    let data = tmp.path().join("data");
+    let server = Server::start_blocking(tmp.path(), &[], &["--dir", p(&data)]);
+    let url = server.base();
+    let url = url.as_str();
     // The client side works from a directory with no signet-data in it.
     let client = tmp.path().join("client");
     std::fs::create_dir(&client).unwrap();

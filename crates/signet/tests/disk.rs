@@ -29,18 +29,14 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
 mod common;
-use common::{base_command, free_port, p, sqlite3, text};
+use common::{Server, base_command, client, p, sqlite3, text};
 
-const STARTUP: Duration = Duration::from_secs(90);
 /// An answer under a storage fault may take the SQLite busy timeout (5 s) plus slack; never
 /// the 30 s request timeout.
 const PROMPT: Duration = Duration::from_secs(12);
@@ -170,127 +166,21 @@ impl Drop for Mount {
     }
 }
 
-/// A `signet serve` process (log outside the data directory), killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    ocsp_port: u16,
-    log: PathBuf,
+/// `signet serve --dir DATA` (its log outside the data directory) once its API and its
+/// responder answer `/readyz`; with a client trusting its root.
+async fn start(log_dir: &Path, data: &Path) -> (Server, reqwest::Client) {
+    let mut server = Server::start(log_dir, &[], &["--dir", p(data)]).await;
+    let https = client(&data.join("root_ca.crt"));
+    server.wait_ready(&https).await;
+    server.wait_for(&https, &server.ocsp_url("/readyz")).await;
+    (server, https)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(log_dir: &Path, data: &Path) -> Server {
-        let port = free_port();
-        let ocsp_port = free_port();
-        let log = log_dir.join(format!("serve-{port}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let child = base_command()
-            .args(["serve", "--init", "--dir", p(data)])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--responder-listen", &format!("127.0.0.1:{ocsp_port}")])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Server {
-            child,
-            port,
-            ocsp_port,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base())
-    }
-
-    fn ocsp_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ocsp_port)
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("signet serve exited ({status}):\n{}", self.log());
-        }
-    }
-
-    async fn wait_ready(&mut self, data: &Path) -> reqwest::Client {
-        let deadline = Instant::now() + STARTUP;
-        while !data.join("admin.token").exists() {
-            self.assert_running();
-            assert!(Instant::now() < deadline, "no admin token:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let https = client(&data.join("root_ca.crt"));
-        for url in [self.url("/readyz"), self.ocsp_url("/readyz")] {
-            loop {
-                self.assert_running();
-                match https.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => break,
-                    _ => {
-                        assert!(Instant::now() < deadline, "{url}:\n{}", self.log());
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-        https
-    }
-
-    /// SIGTERM, and a clean exit within 40 s.
-    fn stop(&mut self) {
-        let o = run("kill", &["-TERM", &self.child.id().to_string()]);
-        assert!(o.status.success(), "{}", text(&o));
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "serve exited {status}:\n{}", self.log());
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit on SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn client(root: &Path) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(root).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+/// SIGTERM, and a clean exit within 40 s.
+fn stop(server: &mut Server) {
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(40));
+    assert!(status.success(), "serve exited {status}:\n{}", server.log());
 }
 
 /// A P-256 CSR for `name` made by `openssl req` (PEM); its key stays in `dir`.
@@ -435,8 +325,7 @@ async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
 
-    let mut server = Server::start(tmp.path(), &data);
-    let https = server.wait_ready(&data).await;
+    let (mut server, https) = start(tmp.path(), &data).await;
     let base = server.base();
     let admin = admin_token(&data);
     let csr_pem = csr(&work, "disk.internal");
@@ -495,7 +384,7 @@ async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
         log.contains("database or disk is full"),
         "no SQLITE_FULL in the server log: the 503s had another cause"
     );
-    server.assert_running();
+    server.alive();
 
     // Full: the server still reads. /readyz only checks that the database answers a query,
     // not that it can write, so it stays 200 (reads, OCSP and CRLs still work).
@@ -557,8 +446,8 @@ async fn a_full_disk_answers_503_and_recovers_without_a_restart() {
     }
     let revoked = revoked_while_full || revoke(&https, &base, &admin, &first).await.status == 200;
     let log = server.log();
-    server.assert_running();
-    server.stop();
+    server.alive();
+    stop(&mut server);
     eprintln!(
         "pooled connections closed for being left inside a transaction: {}",
         server.log().matches("left inside a transaction").count()
@@ -628,8 +517,7 @@ async fn a_data_directory_gone_read_only_answers_503_and_keeps_serving_ocsp() {
     let work = tmp.path().join("work");
     fs::create_dir(&work).unwrap();
 
-    let mut server = Server::start(tmp.path(), &data);
-    let https = server.wait_ready(&data).await;
+    let (mut server, https) = start(tmp.path(), &data).await;
     let base = server.base();
     let admin = admin_token(&data);
     let csr_pem = csr(&work, "ro.internal");
@@ -677,7 +565,7 @@ async fn a_data_directory_gone_read_only_answers_503_and_keeps_serving_ocsp() {
         let a = issue(&https, &base, &admin, &csr_pem).await;
         assert_unavailable("issuance on a read-only filesystem", &a);
     }
-    server.assert_running();
+    server.alive();
 
     // OCSP: cached good, revoked and an uncached good (a read) all answer; lookups work.
     let o = ocsp(&ocsp_url, &data, &work, &leaves[1].1);
@@ -702,13 +590,12 @@ async fn a_data_directory_gone_read_only_answers_503_and_keeps_serving_ocsp() {
         "remount,rw after the error (expected to be refused): {}",
         o.status
     );
-    server.stop();
+    stop(&mut server);
     let o = mount.unmount();
     assert!(o.status.success(), "umount: {}", text(&o));
     mount.mount_again();
     check_database(&data.join("signet.db"), &acknowledged);
-    let mut server = Server::start(tmp.path(), &data);
-    let https = server.wait_ready(&data).await;
+    let (mut server, https) = start(tmp.path(), &data).await;
     let base = server.base();
     let a = issue(&https, &base, &admin, &csr_pem).await;
     assert_eq!(a.status, 201, "after recovery: {}", a.body);
@@ -716,7 +603,7 @@ async fn a_data_directory_gone_read_only_answers_503_and_keeps_serving_ocsp() {
     assert_eq!(a.status, 200, "after recovery: {}", a.body);
     let o = ocsp(&server.ocsp_url("/ocsp"), &data, &work, &leaves[0].1);
     assert!(text(&o).contains(": revoked"), "{}", text(&o));
-    server.stop();
+    stop(&mut server);
 }
 
 #[test]
@@ -727,17 +614,15 @@ fn serve_on_a_read_only_data_directory_fails_with_a_clear_message() {
     // A complete directory (CA, database, admin token, provisioner), then stopped.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut server = Server::start(tmp.path(), &data);
-        server.wait_ready(&data).await;
-        server.stop();
+        let (mut server, _) = start(tmp.path(), &data).await;
+        stop(&mut server);
     });
     mount.remount("ro");
     assert!(fs::write(data.join("probe"), b"x").is_err());
 
-    let port = free_port();
     let o = base_command()
         .args(["serve", "--dir", p(&data), "--responder-listen", "off"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -764,8 +649,7 @@ fn serve_on_a_read_only_data_directory_fails_with_a_clear_message() {
 
     mount.remount("rw");
     rt.block_on(async {
-        let mut server = Server::start(tmp.path(), &data);
-        server.wait_ready(&data).await;
-        server.stop();
+        let (mut server, _) = start(tmp.path(), &data).await;
+        stop(&mut server);
     });
 }
