@@ -5,10 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+mod common;
 
 use serde_norway::Value;
 
@@ -689,50 +689,28 @@ fn the_configmap_signet_toml_is_accepted_by_signet_serve() {
         "alg": "ES256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
     std::fs::write(data.join("kubernetes-jwks.json"), jwks.to_string()).unwrap();
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = tmp.path().join("serve.log");
-    // The listen addresses are checked above; here they move to free local ports, and the
-    // database (PostgreSQL in the cluster, from a Secret) to SQLite, as the Secret would.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(["serve", "--dir"])
-        .arg(&data)
-        .args([
+    // The listen addresses are checked above; here the API moves to port 0 (the server
+    // reports the port it got) and the responder is off, and the database (PostgreSQL in the
+    // cluster, from a Secret) moves to SQLite, as the Secret would.
+    let sqlite = format!("sqlite://{}/signet.db", data.display());
+    let mut server = common::Server::spawn_with(
+        tmp.path(),
+        &[("SIGNET_DATABASE_URL", &sqlite)],
+        &[
+            "serve",
+            "--dir",
+            data.to_str().unwrap(),
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--responder-listen",
             "off",
-        ])
-        .env(
-            "SIGNET_DATABASE_URL",
-            format!("sqlite://{}/signet.db", data.display()),
-        )
-        .env_remove("SIGNET_CA_PASSPHRASE")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let result = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Err(format!("signet serve exited with {status}"));
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break Ok(());
-        }
-        if Instant::now() > deadline {
-            break Err("signet serve did not listen within 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
-    if let Err(e) = result {
-        panic!("{e}: the ConfigMap's signet.toml is refused:\n{log}");
+        ],
+    );
+    let result = server.ready_or_exit_blocking().map(|_| ());
+    let log = server.log();
+    drop(server);
+    if let Err(status) = result {
+        panic!("signet serve exited with {status}: the ConfigMap's signet.toml is refused:\n{log}");
     }
     // The kubernetes provisioner was loaded (serve made no default token provisioner).
     assert!(
