@@ -342,6 +342,21 @@ fn http11_requests_without_host_get_400_on_both_listeners() {
     let answer = raw_http(rp, "GET /healthz HTTP/1.0\r\n\r\n");
     assert!(answer.contains(" 200 OK"), "{answer}");
 
+    // A standalone `signet responder` on the same data directory: the same rule.
+    let mut standalone =
+        common::Server::spawn_responder(tmp.path(), &[], &["--dir", p(&server.data)]);
+    let sp = standalone.ready_blocking().responder.unwrap().port();
+    let answer = raw_http(sp, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("Host header"), "{answer}");
+    let answer = raw_http(sp, "GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(answer.contains(" 200 OK"), "{answer}");
+    assert!(
+        standalone.terminate_blocking().success(),
+        "{}",
+        standalone.log_tail()
+    );
+
     // The API over TLS (openssl s_client, no ALPN so HTTP/1.1): problem+json.
     let answer = raw_https(
         &server,
