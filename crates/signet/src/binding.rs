@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use signet_store::{AuditEntry, CaBinding, NewCaBinding, Store};
 
 use crate::config::Config;
@@ -164,6 +164,47 @@ pub async fn check_database(
         );
     }
     Ok(())
+}
+
+/// [`check_database`] for the CA of a data directory's configuration (its `[ca] root_cert`,
+/// issuing certificate and kept issuing CAs), recording it with `Access::Bind`: for the
+/// offline commands that write into the database (`ca root-crl`, `ca new-issuing`).
+pub async fn check_directory_database(
+    store: &Store,
+    cfg: &Config,
+    url: &str,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let first = |path: &Path| -> anyhow::Result<Vec<u8>> {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(crate::client::parse_certificates(&pem)
+            .with_context(|| format!("reading {}", path.display()))?
+            .into_iter()
+            .next()
+            .with_context(|| format!("no certificate in {}", path.display()))?
+            .to_vec())
+    };
+    let identity = CaIdentity::of_root(&first(&cfg.ca.root_cert)?)?;
+    let mut key_ids = vec![
+        signet_responder::IssuerCertificate::from_der(&first(&cfg.ca.issuing_cert)?)?
+            .key_id_hex()
+            .to_string(),
+    ];
+    for kept in crate::cmd::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
+        if let Ok(c) = signet_responder::IssuerCertificate::from_der(&kept.der) {
+            key_ids.push(c.key_id_hex().to_string());
+        }
+    }
+    check_database(
+        store,
+        &identity,
+        &key_ids,
+        &directory_history(cfg),
+        &describe_database(url),
+        actor,
+        Access::Bind,
+    )
+    .await
 }
 
 /// Refuses a database that already belongs to a CA, or holds records, for a new CA.

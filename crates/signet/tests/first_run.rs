@@ -513,7 +513,8 @@ async fn a_database_of_another_ca_is_refused_and_an_old_one_of_this_ca_is_adopte
     );
     let b_before = written(&b);
 
-    // serve, issue --local and a standalone responder of B, each pointed at A's database.
+    // serve, issue --local, a standalone responder, ca root-crl and ca new-issuing of B,
+    // each pointed at A's database.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let request = csr(tmp.path(), "api.internal");
@@ -530,6 +531,8 @@ async fn a_database_of_another_ca_is_refused_and_an_old_one_of_this_ca_is_adopte
         ],
         vec!["issue", "--local", "--dir", p(&b), "--csr", p(&request)],
         vec!["responder", "--dir", p(&b), "--listen", &listen],
+        vec!["ca", "root-crl", "--dir", p(&b)],
+        vec!["ca", "new-issuing", "--dir", p(&b)],
     ] {
         let (o, _) = signet_within(&args, &env, tmp.path(), REFUSAL);
         let error = error_line(&o);

@@ -319,8 +319,11 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", cfg.ca.root_cert.display()))?;
     IssuingCa::new(&new.cert_pem, &root_pem, new.key, cfg.issuance_urls())?;
 
-    // Recorded first: the root issued it, and that is never lost.
-    let store = super::open_store(&cfg.database_url()).await?;
+    // Recorded first: the root issued it, and that is never lost. Only in this CA's
+    // database.
+    let url = cfg.database_url();
+    let store = super::open_store(&url).await?;
+    crate::binding::check_directory_database(&store, &cfg, &url, &local_actor()).await?;
     let serial = new.serial.to_hex();
     let sub = signet_ca::SubordinateCa {
         serial: new.serial.clone(),
@@ -521,8 +524,11 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let store = super::open_store(&cfg.database_url()).await?;
+    let url = cfg.database_url();
+    let store = super::open_store(&url).await?;
     let actor = local_actor();
+    // Only into this CA's database.
+    crate::binding::check_directory_database(&store, &cfg, &url, &actor).await?;
     let result = async {
         if let Some((der, sub, reason, name)) = &to_revoke {
             revoke_subordinate(&store, &root, der, sub, *reason, &actor).await?;
