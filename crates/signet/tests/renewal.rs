@@ -17,65 +17,29 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 
 mod common;
-use common::{base_command, free_port, p, sqlite3, text};
+use common::{base_command, p, sqlite3, text};
 
+/// `signet serve` on port 0 (common::Server, killed when dropped) and what clients use.
 struct Server {
-    child: Child,
+    /// Held so that the process lives as long as this.
+    _proc: common::Server,
     url: String,
     data: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start(tmp: &Path) -> Server {
-        let port = free_port();
         let data = tmp.join("data");
-        let log = tmp.join("serve.log");
-        let child = base_command()
-            .args([
-                "serve",
-                "--init",
-                "--dir",
-                p(&data),
-                "--responder-listen",
-                "off",
-            ])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("https://127.0.0.1:{port}"),
+        let proc = common::Server::start_blocking(
+            tmp,
+            &[],
+            &["--init", "--dir", p(&data), "--responder-listen", "off"],
+        );
+        Server {
+            url: proc.base(),
+            _proc: proc,
             data,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("signet serve exited with {status}:\n{}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not listen within 60 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn root(&self) -> PathBuf {
@@ -547,6 +511,18 @@ fn wait_for_log(log: &Path, skip: usize, needle: &str, child: &mut Child) -> Str
     }
 }
 
+/// The port of the `listen=127.0.0.1:PORT` field of the "listening" line in `log` (the
+/// process bound port 0 and says which port it got).
+fn bound_port(log: &str) -> u16 {
+    log.lines()
+        .find(|l| l.contains("listening"))
+        .and_then(|l| l.split("listen=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no listen=ADDR in:\n{log}"))
+}
+
 fn kill(child: &Child, signal: &str) {
     let o = Command::new("kill")
         .args(["-s", signal, &child.id().to_string()])
@@ -653,17 +629,26 @@ fn renew_works_on_any_file_names_and_sighup_keeps_renew_and_responder_running() 
 
     // The standalone responder: SIGHUP with nothing changed, then with a change it cannot
     // apply in place; it says so and stays up.
-    let port = free_port();
     let rlog = work.join("responder.log");
     let mut responder = base_command()
         .current_dir(work)
-        .args(["responder", "--dir", p(&server.data), "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "responder",
+            "--dir",
+            p(&server.data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&rlog).unwrap())
         .spawn()
         .unwrap();
-    wait_for_log(&rlog, 0, "listening over HTTP", &mut responder);
+    let port = bound_port(&wait_for_log(
+        &rlog,
+        0,
+        "listening over HTTP",
+        &mut responder,
+    ));
     let mark = std::fs::metadata(&rlog).unwrap().len() as usize;
     kill(&responder, "HUP");
     wait_for_log(&rlog, mark, "nothing to do", &mut responder);
@@ -851,17 +836,26 @@ fn a_standalone_responder_applies_the_kept_issuing_cas_on_sighup() {
         .trim_start_matches("issuing_ca.")
         .trim_end_matches(".crt")
         .to_string();
-    let port = free_port();
     let rlog = work.join("responder.log");
     let mut responder = base_command()
         .current_dir(work)
-        .args(["responder", "--dir", p(&server.data), "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
+        .args([
+            "responder",
+            "--dir",
+            p(&server.data),
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&rlog).unwrap())
         .spawn()
         .unwrap();
-    wait_for_log(&rlog, 0, "listening over HTTP", &mut responder);
+    let port = bound_port(&wait_for_log(
+        &rlog,
+        0,
+        "listening over HTTP",
+        &mut responder,
+    ));
     let url = format!("http://127.0.0.1:{port}/crl/issuing-{serial}.crl");
     // The old CA's CRL, which serve stored under its key.
     let deadline = Instant::now() + Duration::from_secs(30);
