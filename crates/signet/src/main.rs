@@ -71,7 +71,8 @@ enum Command {
     /// Get this workload its first certificate with a bearer token (Kubernetes init
     /// container): writes ca.crt, tls.key and tls.crt.
     Bootstrap(cmd::bootstrap::BootstrapArgs),
-    /// Keep the certificate from `bootstrap` fresh, renewing over mTLS (Kubernetes sidecar).
+    /// Keep a certificate fresh (the one `bootstrap` wrote, or --cert/--key), renewing with it
+    /// over mTLS or with a renewal token its key signs (Kubernetes sidecar, cron).
     Renew(cmd::renew::RenewArgs),
 }
 
