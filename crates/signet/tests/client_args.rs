@@ -4,29 +4,20 @@
 //! no certificate, no burned token).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{base_command, free_port, p, sqlite3, text};
+use common::{base_command, p, sqlite3, text};
 
-/// A running `signet serve` on a free port, killed when dropped.
+/// A running `signet serve` on port 0 (common::Server, killed when dropped).
 struct Server {
-    child: Child,
+    proc: common::Server,
     url: String,
     data: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -35,47 +26,21 @@ impl Server {
     }
 
     fn start_with(tmp: &Path, responder: &str) -> Server {
-        let port = free_port();
         let data = tmp.join("data");
-        let log = tmp.join("serve.log");
-        let child = base_command()
-            .args([
-                "serve",
-                "--init",
-                "--dir",
-                p(&data),
-                "--responder-listen",
-                responder,
-            ])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("https://127.0.0.1:{port}"),
+        let proc = common::Server::start_blocking(
+            tmp,
+            &[],
+            &["--init", "--dir", p(&data), "--responder-listen", responder],
+        );
+        Server {
+            url: proc.base(),
+            proc,
             data,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("signet serve exited with {status}:\n{}", server.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signet serve did not listen within 60 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.proc.log()
     }
 
     /// Rows of audit, certificates and used tokens that a client's request leaves behind
@@ -364,8 +329,7 @@ fn every_client_command_says_the_ca_url_needs_https() {
 #[test]
 fn list_shows_requested_certificates_unless_asked_for_all() {
     let tmp = tempfile::tempdir().unwrap();
-    let responder = format!("127.0.0.1:{}", free_port());
-    let server = Server::start_with(tmp.path(), &responder);
+    let server = Server::start_with(tmp.path(), "127.0.0.1:0");
     let url = server.url.as_str();
     let data = p(&server.data);
     let db = server.data.join("signet.db");
