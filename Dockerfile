@@ -5,7 +5,9 @@
 # built by the test suite.
 
 # ---- build ----------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+# The same Rust release as rust-toolchain.toml (which rustup in this image would otherwise
+# download on the first cargo call).
+FROM rust:1.95.0-bookworm AS builder
 WORKDIR /src
 COPY . .
 # The bundled SQLite and ring are compiled with the image's C compiler; no OpenSSL needed.
