@@ -1,3 +1,6 @@
+//! **Needs root** (it mounts filesystems; CI runs the suite as root). Run as another user,
+//! each test here fails at once with "must run as root": none is skipped.
+//!
 //! Storage faults with SQLite (issue 7, hardening): a full disk and a data directory that
 //! turns read-only. "A clear error, no corrupt state."
 //!
