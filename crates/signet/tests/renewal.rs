@@ -897,3 +897,51 @@ fn a_standalone_responder_applies_the_kept_issuing_cas_on_sighup() {
     );
     assert_eq!(terminate(responder), Some(0));
 }
+
+#[test]
+fn sighup_does_not_end_renew_once_while_it_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path());
+    let work = tmp.path();
+    let dir = work.join("svc");
+    server.bootstrap(work, &dir, "once.internal", "24h");
+    let before = serial_of(&dir.join("tls.crt"));
+    // A CA URL where nothing listens: renew --once retries until --timeout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let log = work.join("once.log");
+    let mut child = base_command()
+        .current_dir(work)
+        .args([
+            "renew",
+            "--once",
+            "--force",
+            "--timeout",
+            "4s",
+            "--ca-url",
+            &url,
+            "--dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_log(&log, 0, "will retry", &mut child);
+    kill(&child, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "renew --once did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(&log).unwrap();
+    // Ended by its own timeout (1: gave up), not by the signal (129, or no code at all).
+    assert_eq!(status.code(), Some(1), "{status:?}\n{said}");
+    assert!(said.contains("SIGHUP received during --once"), "{said}");
+    assert!(said.contains("gave up"), "{said}");
+    assert_eq!(serial_of(&dir.join("tls.crt")), before, "the files changed");
+}

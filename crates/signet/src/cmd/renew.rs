@@ -154,7 +154,18 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
         staple_file: args.staple_file.clone(),
     };
     if args.once {
-        run_once(&settings, args.force, args.timeout).await
+        // A SIGHUP (a closed terminal, a process manager's reload) does not end a run that
+        // may be retrying: it has read its files already, so there is nothing to re-read.
+        let mut hup =
+            tokio::signal::unix::signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        let ignore = tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received during --once: carrying on");
+            }
+        });
+        let result = run_once(&settings, args.force, args.timeout).await;
+        ignore.abort();
+        result
     } else {
         watch(&settings).await
     }
