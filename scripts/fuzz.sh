@@ -13,11 +13,13 @@
 #   FUZZ_JOBS       parallel fuzzing processes per target (default 1)
 #
 # The targets live in fuzz/fuzz_targets, their seeds in fuzz/corpus/<target> (committed,
-# never written to). What a run discovers goes to fuzz/target/corpus/<target>; crashes to
-# fuzz/artifacts/<target>/. Stable Rust runs cargo-fuzz with RUSTC_BOOTSTRAP=1 (it needs
+# never written to; each target must have some), and inputs that once crashed a target in
+# fuzz/regressions/<target> (committed, replayed by every run). What a run discovers goes to
+# fuzz/target/corpus/<target>; crashes to fuzz/artifacts/<target>/. Stable Rust runs cargo-fuzz with RUSTC_BOOTSTRAP=1 (it needs
 # -Z flags). Exits non-zero if any target crashed, after running all of them. To reproduce
 # a crash: `RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none TARGET fuzz/artifacts/TARGET/crash-...`
-# (from fuzz/); then add the input as a regression test in the owning crate's tests.
+# (from fuzz/); then, with the bug fixed, keep the input as a regression: see
+# fuzz/regressions/README.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
@@ -50,6 +52,13 @@ case "$profile" in
 esac
 
 targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
+# Every target starts from a committed seed corpus; a target without one is an error.
+for target in $targets; do
+    if [ -z "$(ls -A "corpus/$target" 2>/dev/null)" ]; then
+        echo "fuzz target $target has no seed corpus in fuzz/corpus/$target" >&2
+        exit 1
+    fi
+done
 started=$SECONDS
 echo "building fuzz targets ($profile, sanitizer $sanitizer): $targets"
 for target in $targets; do
@@ -72,7 +81,11 @@ for target in $targets; do
     if [ "$jobs" -gt 1 ]; then
         flags+=(-jobs="$jobs" -workers="$jobs")
     fi
-    if cargo fuzz run "${build_flags[@]}" "$target" "$work" "corpus/$target" -- \
+    # Inputs that once crashed a target (fuzz/regressions/TARGET, see its README) are read
+    # with the seeds, so every run replays them first; libFuzzer writes only to $work.
+    corpora=("corpus/$target")
+    [ -d "regressions/$target" ] && corpora+=("regressions/$target")
+    if cargo fuzz run "${build_flags[@]}" "$target" "$work" "${corpora[@]}" -- \
         "${flags[@]}" >"$log" 2>&1; then
         grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || tail -n 3 "$log"
         echo "== $target: OK in $((SECONDS - t0)) s"
