@@ -194,7 +194,7 @@ impl IssuingCa {
         let ttl = policy.approve(profile, limits, ttl, csr.names())?;
         let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
         if now < self.not_before || now >= self.not_after {
-            return Err(CaError::IssuerExpired(self.not_after.to_string()));
+            return Err(CaError::IssuerExpired(crate::rfc3339(self.not_after)));
         }
         let serial = Serial::random()?;
         let mut params = CertificateParams::default();
@@ -283,7 +283,7 @@ impl IssuingCa {
         crate::ocsp::SignerAlg::from_spki_der(spki_der)?;
         let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
         if now < self.not_before || now >= self.not_after {
-            return Err(CaError::IssuerExpired(self.not_after.to_string()));
+            return Err(CaError::IssuerExpired(crate::rfc3339(self.not_after)));
         }
         let ca = Certificate::from_der(&self.cert_der).map_err(CaError::internal)?;
         let cn = ocsp_signer_common_name(common_name(&ca.tbs_certificate.subject).as_deref());

@@ -58,7 +58,7 @@ pub use ocsp::{
     build_ocsp_request, ocsp_responder_urls, verify_ocsp_response,
 };
 pub use policy::{DnsPattern, Policy};
-pub use profile::{Lifetime, Profile, ProfileLimits};
+pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
 pub use serial::Serial;
 
 /// Re-exported so callers can name certificate times without depending on `time` directly.

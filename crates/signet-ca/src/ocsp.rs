@@ -788,11 +788,11 @@ pub enum OcspCheckError {
     NonceMismatch,
 
     /// thisUpdate is later than now plus [`OCSP_CLOCK_SKEW`].
-    #[error("the OCSP response is not valid yet: thisUpdate {0} is in the future")]
+    #[error("the OCSP response is not valid yet: thisUpdate {} is in the future", crate::rfc3339(*.0))]
     NotYetValid(OffsetDateTime),
 
     /// nextUpdate is not later than now: the response is stale.
-    #[error("the OCSP response has expired: its nextUpdate {0} has passed")]
+    #[error("the OCSP response has expired: its nextUpdate {} has passed", crate::rfc3339(*.0))]
     Expired(OffsetDateTime),
 }
 

@@ -104,6 +104,47 @@ impl Lifetime {
     }
 }
 
+/// Parse a duration in Signet's one syntax, used alike in `signet.toml`, the API (`ttl`,
+/// `expiring_within`) and on the command line: one or more `<number><unit>` terms,
+/// optionally separated by spaces, with units `ms`, `s`, `m`, `h`, `d` (and the long forms
+/// `sec`, `min`, `hours`, `days`...), e.g. `90s`, `5m`, `24h`, `7d`, `1d12h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| {
+        format!(
+            "{:?} is not a duration like \"90s\", \"24h\" or \"7d\"",
+            s.chars().take(64).collect::<String>()
+        )
+    })
+}
+
+/// Write a duration in that syntax, largest unit first: `7d`, `1d 12h`, `90m` is `1h 30m`,
+/// `500ms`; zero is `0s`. [`parse_duration`] reads it back exactly.
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    let millis = d.subsec_millis();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
+        let n = secs / size;
+        if n > 0 {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&format!("{n}{unit}"));
+            secs %= size;
+        }
+    }
+    if millis > 0 {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&format!("{millis}ms"));
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
 impl FromStr for Lifetime {
     type Err = CaError;
     fn from_str(s: &str) -> Result<Self, CaError> {
@@ -132,28 +173,12 @@ pub(crate) fn fmt_span(d: Duration) -> String {
     if d == Duration::MAX {
         return "more than 2^64 seconds".into();
     }
-    let secs = d.as_secs();
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs / 3600 % 24, "h"),
-        (secs / 60 % 60, "m"),
-        (secs % 60, "s"),
-    ];
-    let text: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        format!("{}ms", d.as_millis())
-    } else {
-        text.join(" ")
-    }
+    format_duration(d)
 }
 
 impl fmt::Display for Lifetime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        f.write_str(&format_duration(self.0))
     }
 }
 
@@ -193,6 +218,30 @@ impl Default for ProfileLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_have_one_syntax() {
+        for (text, secs, canonical) in [
+            ("7d", 7 * 86_400, "7d"),
+            ("7days", 7 * 86_400, "7d"),
+            ("24h", 86_400, "1d"),
+            ("36h", 36 * 3_600, "1d 12h"),
+            ("90m", 5_400, "1h 30m"),
+            ("1h 30m", 5_400, "1h 30m"),
+            ("5m", 300, "5m"),
+            ("100000d", 100_000 * 86_400, "100000d"),
+        ] {
+            let d = parse_duration(text).expect(text);
+            assert_eq!(d, Duration::from_secs(secs), "{text}");
+            assert_eq!(format_duration(d), canonical, "{text}");
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        for bad in ["", "10", "soon", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn lifetimes_parse() {

@@ -287,7 +287,7 @@ impl Responder {
         let rotate_at = now + (signer.not_after() - now) / 2;
         tracing::info!(
             serial = %signer.serial(),
-            not_after = %signer.not_after(),
+            not_after = %signet_ca::rfc3339(signer.not_after()),
             "OCSP signer installed"
         );
         let active = Arc::new(ActiveSigner { signer, rotate_at });

@@ -11,8 +11,9 @@
 //!   this CA URL;
 //! - otherwise `DIR/root_ca.crt` (the root `signet init` wrote) when it exists.
 //!
-//! Errors: a 4xx answer becomes [`Refused`] (exit code 2) carrying the problem document's
-//! `detail` and `type`; anything else is exit code 1. Credentials never appear in messages.
+//! Errors: a 4xx answer becomes [`RefusedByCa`] (exit code 3) carrying the problem document's
+//! `detail` and `type`; bad local input is [`Refused`] (exit code 2); anything else is exit
+//! code 1 (see `cmd::exit_code`). Credentials never appear in messages.
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -32,7 +33,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use crate::cmd::Refused;
+use crate::cmd::{Refused, RefusedByCa};
 
 /// Environment variable holding the admin token itself (as opposed to a file holding it).
 pub const ADMIN_TOKEN_ENV: &str = "SIGNET_ADMIN_TOKEN";
@@ -67,8 +68,9 @@ pub struct ClientArgs {
 /// The admin credential. Flattened into the commands that need it.
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
-    /// File holding the admin token (default: DIR/admin.token if it exists). The token may
-    /// also be given in the environment variable SIGNET_ADMIN_TOKEN.
+    /// File holding the admin token (default: DIR/admin.token if it exists); `-` reads it
+    /// from standard input. The token may also be given in the environment variable
+    /// SIGNET_ADMIN_TOKEN.
     #[arg(long, env = "SIGNET_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
 }
@@ -121,6 +123,9 @@ impl AdminArgs {
         use_default_file: bool,
     ) -> anyhow::Result<Option<(Bearer, String)>> {
         if let Some(path) = &self.admin_token_file {
+            if path.as_os_str() == "-" {
+                return read_token_source(path).map(|b| Some((b, "standard input".to_string())));
+            }
             return read_token_file(path).map(|b| Some((b, path.display().to_string())));
         }
         if let Ok(t) = std::env::var(ADMIN_TOKEN_ENV)
@@ -582,7 +587,7 @@ pub struct Problem {
     pub detail: String,
 }
 
-/// Turn a non-2xx answer into an error: 4xx is [`Refused`] (exit 2), the rest exit 1.
+/// Turn a non-2xx answer into an error: 4xx is [`RefusedByCa`] (exit 3), the rest exit 1.
 pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response> {
     let status = resp.status();
     if status.is_success() {
@@ -591,7 +596,7 @@ pub async fn check(resp: reqwest::Response) -> anyhow::Result<reqwest::Response>
     let body = read_body(resp).await.unwrap_or_default();
     let message = describe_failure(status, &body);
     if status.is_client_error() {
-        Err(Refused(message).into())
+        Err(RefusedByCa(message).into())
     } else {
         Err(anyhow!("the server failed: {message}"))
     }

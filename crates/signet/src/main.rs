@@ -96,6 +96,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // Timestamps in RFC 3339, UTC (as every time Signet prints; the fields too).
+        .with_timer(tracing_subscriber::fmt::time::SystemTime)
         // No colour codes in log files and journals.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -134,17 +136,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let refused = e.downcast_ref::<cmd::Refused>().is_some();
-            eprintln!("error: {e:#}");
-            if let Some(w) = e.downcast_ref::<workload::ExitWith>() {
-                ExitCode::from(w.code)
-            } else if e.downcast_ref::<client::RootMismatch>().is_some() {
-                ExitCode::from(workload::exit::ROOT_MISMATCH)
-            } else if refused {
-                ExitCode::from(2)
-            } else {
-                ExitCode::FAILURE
-            }
+            eprintln!("error: {}", cmd::describe(&e));
+            ExitCode::from(cmd::exit_code(&e))
         }
     }
 }

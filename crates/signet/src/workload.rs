@@ -190,7 +190,7 @@ impl Files {
 
 /// A time as RFC 3339 (`2026-12-07T01:20:00Z`), for logs.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    humantime::format_rfc3339_seconds(t.into()).to_string()
+    signet_ca::rfc3339(t)
 }
 
 /// PEM of certificates, one after the other.
@@ -532,8 +532,8 @@ impl Failure {
                 ExitWith::error(exit::REFUSED, format!("refused by the CA: {m}"))
             }
             Failure::RootMismatch(m) => ExitWith::error(exit::ROOT_MISMATCH, m),
-            Failure::Fatal(e) => ExitWith::error(exit::FAILED, format!("{e:#}")),
-            Failure::Usage(e) => ExitWith::error(exit::USAGE, format!("{e:#}")),
+            Failure::Fatal(e) => ExitWith::error(exit::FAILED, crate::cmd::describe(&e)),
+            Failure::Usage(e) => ExitWith::error(exit::USAGE, crate::cmd::describe(&e)),
         }
     }
 
@@ -543,7 +543,7 @@ impl Failure {
             Failure::Transient { message, .. } => message.clone(),
             Failure::Refused(m) => format!("refused by the CA: {m}"),
             Failure::RootMismatch(m) => m.clone(),
-            Failure::Fatal(e) | Failure::Usage(e) => format!("{e:#}"),
+            Failure::Fatal(e) | Failure::Usage(e) => crate::cmd::describe(e),
         }
     }
 
@@ -552,13 +552,16 @@ impl Failure {
         if let Some(m) = e.downcast_ref::<client::RootMismatch>() {
             return Failure::RootMismatch(m.0.clone());
         }
-        if let Some(r) = e.downcast_ref::<crate::cmd::Refused>() {
+        if let Some(r) = e.downcast_ref::<crate::cmd::RefusedByCa>() {
             return Failure::Refused(r.0.clone());
+        }
+        if let Some(r) = e.downcast_ref::<crate::cmd::Refused>() {
+            return Failure::Usage(anyhow!("{}", r.0));
         }
         // Unreachable, timed out, a 5xx, or garbage from something in front of the CA while
         // it starts: all worth another try.
         Failure::Transient {
-            message: format!("{e:#}"),
+            message: crate::cmd::describe(&e),
             retry_after: None,
         }
     }
@@ -611,7 +614,7 @@ pub async fn post_for_certificate<B: serde::Serialize>(
     let body = client::read_body(resp)
         .await
         .map_err(|e| Failure::Transient {
-            message: format!("POST {endpoint}: {e:#}"),
+            message: format!("POST {endpoint}: {}", crate::cmd::describe(&e)),
             retry_after: None,
         })?;
     if status.is_success() {
@@ -760,11 +763,15 @@ impl Trust {
             .filter(|s| !s.trim().is_empty())
             .map(Fingerprint::parse)
             .transpose()
-            .map_err(|e| ExitWith::error(exit::USAGE, format!("{e:#}")))?;
+            .map_err(|e| ExitWith::error(exit::USAGE, crate::cmd::describe(&e)))?;
         match (ca_file, fingerprint) {
             (Some(file), fp) => {
-                let roots = client::read_certificates(file)
-                    .map_err(|e| ExitWith::error(exit::USAGE, format!("--ca-file: {e:#}")))?;
+                let roots = client::read_certificates(file).map_err(|e| {
+                    ExitWith::error(
+                        exit::USAGE,
+                        format!("--ca-file: {}", crate::cmd::describe(&e)),
+                    )
+                })?;
                 if let Some(fp) = fp
                     && !roots.iter().any(|r| fp.matches(r))
                 {

@@ -319,7 +319,8 @@ fn refusals_leave_nothing_behind() {
     // Refused by the server: a name outside the CA's policy. The minted token asked for it,
     // so the server refuses (and audits) it; no file is written.
     let o = run(&["api.example.com"], &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(stderr(&o).contains("refused by the CA"), "{}", text(&o));
     assert!(stderr(&o).contains("api.example.com"), "{}", text(&o));
     assert!(stderr(&o).contains("HTTP 403"), "{}", text(&o));
     assert!(empty(&client), "a refused request wrote files");
@@ -343,7 +344,7 @@ fn refusals_leave_nothing_behind() {
     );
     let token = stdout(&o);
     let o = run(&["b.internal", "--token", token.trim()], &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(stderr(&o).contains("b.internal"), "{}", text(&o));
     assert!(empty(&client), "a refused request wrote files");
     assert_eq!(count("certificates"), start.0);

@@ -137,7 +137,7 @@ async fn init_issue_verify_and_record(db: Option<&TestDb>) {
     }
     let toml = std::fs::read_to_string(dir.join("signet.toml")).unwrap();
     assert!(
-        toml.contains("# ") && toml.contains("max_ttl = \"7days\""),
+        toml.contains("# ") && toml.contains("max_ttl = \"7d\""),
         "commented config with defaults"
     );
 
@@ -336,7 +336,7 @@ async fn refusals_store_nothing(db: Option<&TestDb>) {
     ];
     for (what, file, extra, reason) in &cases {
         let out = issue(&dir, &env, file, extra);
-        assert_eq!(out.status.code(), Some(2), "{what}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("refused") && err.contains(reason),

@@ -266,9 +266,9 @@ fn client_commands_against_a_running_server() {
     assert!(o.status.success(), "{}", text(&o));
     let serial = serial_of(&issued);
 
-    // The same token a second time is refused (exit 2), and the token is not echoed.
+    // The same token a second time is refused by the CA (exit 3), and the token is not echoed.
     let o = issue(&svc, &client.join("again.pem"), &[("SIGNET_TOKEN", &token)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(!stderr(&o).contains(&token));
 
     // A name the token does not allow is refused.
@@ -285,7 +285,7 @@ fn client_commands_against_a_running_server() {
         &client.join("other-cert.pem"),
         &[("SIGNET_TOKEN", &token2)],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
     // No credential at all is refused before anything is sent.
     let o = issue(&svc, &client.join("none.pem"), &[]);
@@ -337,7 +337,7 @@ fn client_commands_against_a_running_server() {
         &[("SIGNET_ADMIN_TOKEN", "sa_notthetokennotthetoken")],
         &["list", "--ca-url", url, "--ca-file", p(&root)],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(!stderr(&o).contains("sa_notthetoken"), "{}", text(&o));
 
     // revoke, then the listing shows it revoked; revoking again is refused.
@@ -390,7 +390,7 @@ fn client_commands_against_a_running_server() {
         "{revoked:?}"
     );
     let o = revoke();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
     // audit (admin): the certificate's history, newest first, as a table and as JSON; the
     // refusals are there too.
@@ -455,7 +455,7 @@ fn client_commands_against_a_running_server() {
         &[("SIGNET_ADMIN_TOKEN", "sa_notthetokennotthetoken")],
         &["audit", "--ca-url", url, "--ca-file", p(&root)],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 
     // The admin credential also issues, found as DIR/admin.token and trusting DIR/root_ca.crt.
     let o = signet(

@@ -129,8 +129,9 @@ fn openssl_made_certificates_csrs_and_crls_read_back() {
     let c = &objects[0];
     assert_eq!(c["kind"], "certificate");
     assert_eq!(c["version"], 3);
+    // openssl pads to whole octets; Signet strips leading zero octets: compare as numbers.
     assert_eq!(
-        c["serial"].as_str().unwrap(),
+        c["serial"].as_str().unwrap().trim_start_matches('0'),
         hex_of(&openssl_ok(&["x509", "-in", p(&crt), "-noout", "-serial"])).trim_start_matches('0')
     );
     assert_eq!(c["subject"], "O=Acme\\, Inc.,CN=Test CA");

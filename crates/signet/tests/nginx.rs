@@ -691,12 +691,12 @@ fn nginx_staples_signet_ocsp_responses_fetched_itself_and_from_signet_staple() {
     assert!(out.contains("Cert Status: good"), "{out}");
     drop(nginx);
 
-    // Revoke. `signet staple` now exits 2, says so, and still writes the (verified,
+    // Revoke. `signet staple` now exits 5, says so, and still writes the (verified,
     // truthful) revoked staple.
     ca.revoke(&web.serial);
     let revoked = dir.join("revoked.ocsp");
     let o = staple(&web.leaf, Some(&issuing), &revoked, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("revoked at"),
         "{}",

@@ -38,7 +38,8 @@ pub struct BootstrapArgs {
     #[arg(long, env = "SIGNET_CA_FILE", value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// File holding the bearer token: a projected service-account token or a Signet
-    /// provisioner token. Read anew on each attempt (the kubelet rotates it).
+    /// provisioner token. Read anew on each attempt (the kubelet rotates it); `-` reads
+    /// standard input once. Left at its default, a non-empty SIGNET_TOKEN is used instead.
     #[arg(long, env = "SIGNET_TOKEN_FILE", value_name = "FILE", default_value = DEFAULT_TOKEN_FILE)]
     token_file: PathBuf,
     /// Directory to write ca.crt, tls.key (0600) and tls.crt (leaf, then chain) to, the one
@@ -88,7 +89,7 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 
 pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
     // Everything local is checked before any file is read or any connection made.
-    let url = CaUrl::parse(&args.ca_url).map_err(|e| usage(format!("{e:#}")))?;
+    let url = CaUrl::parse(&args.ca_url).map_err(|e| usage(crate::cmd::describe(&e)))?;
     if let Some(p) = &args.profile {
         p.parse::<Profile>()
             .map_err(|e| usage(format!("--profile: {e}")))?;
@@ -144,7 +145,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
     }
     files
         .create_dir()
-        .map_err(|e| ExitWith::error(exit::FAILED, format!("{e:#}")))?;
+        .map_err(|e| ExitWith::error(exit::FAILED, crate::cmd::describe(&e)))?;
 
     let mut retry = Retry::new("requesting a certificate", args.timeout);
     let mut roots = match &trust {
@@ -259,7 +260,28 @@ async fn attempt(
 /// The token file's contents (never logged). Kubernetes writes the projected token before
 /// the container starts, so a missing or empty file is a configuration mistake (exit 2), not
 /// something to wait for.
+///
+/// `-` reads standard input (once: later attempts reuse it). Without `--token-file` (the
+/// default path), a non-empty `SIGNET_TOKEN` is the token, as in every other command.
 fn read_token(path: &std::path::Path) -> Result<Zeroizing<String>, Failure> {
+    if path == std::path::Path::new(DEFAULT_TOKEN_FILE)
+        && let Ok(t) = std::env::var(client::TOKEN_ENV)
+        && !t.trim().is_empty()
+    {
+        return Ok(Zeroizing::new(t));
+    }
+    if path.as_os_str() == "-" {
+        static STDIN: std::sync::OnceLock<Result<Zeroizing<String>, String>> =
+            std::sync::OnceLock::new();
+        let read = STDIN.get_or_init(|| {
+            client::read_token_source(path)
+                .map(|b| Zeroizing::new(b.as_str().to_string()))
+                .map_err(|e| crate::cmd::describe(&e))
+        });
+        return read
+            .clone()
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("{e}")));
+    }
     let text = std::fs::read_to_string(path)
         .map(Zeroizing::new)
         .map_err(|e| {

@@ -91,7 +91,7 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         std::fs::File::open(path)
             .and_then(|f| f.take(limit).read_to_end(&mut data))
             .with_context(|| format!("reading {}", path.display()))
-            .map_err(|e| usage(format!("{e:#}")))?;
+            .map_err(|e| usage(crate::cmd::describe(&e)))?;
     }
     if data.len() > MAX_INSPECT_LEN {
         return Err(usage(format!(
@@ -182,7 +182,7 @@ async fn check_ocsp(
     };
     let staple = fetch_staple(leaf, &issuer, args.url.as_deref(), args.timeout)
         .await
-        .map_err(|e| ExitWith::error(exit::FAILED, format!("{e:#}")))?;
+        .map_err(|e| ExitWith::error(exit::FAILED, crate::cmd::describe(&e)))?;
     let r = &staple.response;
     let (status, revoked_at, revocation_reason) = match &r.status {
         CertStatusKind::Good => ("good", None, None),

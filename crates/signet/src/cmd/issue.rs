@@ -139,7 +139,7 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
                 .await
                 .context("writing the audit record")?;
             store.close().await;
-            return Err(Refused(e.to_string()).into());
+            return Err(super::RefusedByCa(e.to_string()).into());
         }
         Err(e) => return Err(e.into()),
     };

@@ -122,7 +122,7 @@ struct Settings {
 }
 
 pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
-    let url = CaUrl::parse(&args.ca_url).map_err(|e| usage(format!("{e:#}")))?;
+    let url = CaUrl::parse(&args.ca_url).map_err(|e| usage(crate::cmd::describe(&e)))?;
     if let Some(t) = &args.ttl {
         t.parse::<Lifetime>()
             .map_err(|e| usage(format!("--ttl: {e}")))?;
@@ -176,7 +176,10 @@ async fn run_once(s: &Settings, force: bool, timeout: Duration) -> anyhow::Resul
     let current = Current::read(&s.files).map_err(|e| {
         ExitWith::error(
             exit::FAILED,
-            format!("{e:#} (run `signet bootstrap` first, or name the files with --cert, --key and --ca-file)"),
+            format!(
+                "{} (run `signet bootstrap` first, or name the files with --cert, --key and --ca-file)",
+                crate::cmd::describe(&e)
+            ),
         )
     })?;
     let now = OffsetDateTime::now_utc();
@@ -190,7 +193,7 @@ async fn run_once(s: &Settings, force: bool, timeout: Duration) -> anyhow::Resul
         if s.staple_file.is_some() {
             refresh_staple(s, &current)
                 .await
-                .map_err(|e| ExitWith::error(exit::FAILED, format!("{e:#}")))?;
+                .map_err(|e| ExitWith::error(exit::FAILED, crate::cmd::describe(&e)))?;
             after_renewal(s, &current).await;
         }
         return Ok(());
@@ -217,7 +220,8 @@ async fn run_once(s: &Settings, force: bool, timeout: Duration) -> anyhow::Resul
                 after_renewal(s, &new).await;
                 // The new certificate is in place either way; a missing staple still fails
                 // the run, so cron notices.
-                return stapled.map_err(|e| ExitWith::error(exit::FAILED, format!("{e:#}")));
+                return stapled
+                    .map_err(|e| ExitWith::error(exit::FAILED, crate::cmd::describe(&e)));
             }
             Err(Failure::Transient {
                 message,
@@ -426,8 +430,8 @@ async fn refresh_staple(s: &Settings, current: &Current) -> anyhow::Result<Offse
     tracing::info!(
         serial = %current.serial(),
         responder = %staple.url,
-        next_update = ?r.next_update,
-        refresh_at = %refresh,
+        next_update = %r.next_update.map(signet_ca::rfc3339).unwrap_or_default(),
+        refresh_at = %signet_ca::rfc3339(refresh),
         "OCSP staple written to {}",
         path.display()
     );

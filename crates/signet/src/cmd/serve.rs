@@ -326,7 +326,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             serial = %issued.serial,
             names = identity.names().join(","),
-            not_after = %issued.not_after,
+            not_after = %signet_ca::rfc3339(issued.not_after),
             "issued the server certificate"
         );
         let resolver = Arc::new(CertResolver::new(issued.key.clone()));

@@ -13,6 +13,7 @@ use super::Refused;
 use crate::client::parse_certificates;
 use crate::files::write_atomic;
 use crate::staple::{DEFAULT_TIMEOUT, MAX_TIMEOUT, Staple, fetch_staple};
+use crate::workload::{ExitWith, exit};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -23,12 +24,13 @@ OCSPResponse, replaced atomically, mode 0644.
 
 Exit status:
   0  the certificate is good; the staple was written.
-  2  the responder says the certificate is revoked or unknown. A revoked answer is still \
+  5  the responder says the certificate is revoked or unknown. A revoked answer is still \
 written: it is the truth, and a client shown it refuses the certificate, as it should. An \
 unknown answer is not written (the previous file, if any, is left in place): it means the \
 responder does not know this certificate, usually a wrong --issuer or --url.
   1  no verified answer (responder unreachable, HTTP error, tryLater, bad signature, stale \
 response, unreadable files); nothing was written.
+  2  bad command line or input; nothing was asked or written.
 
 Run it from cron (e.g. every hour, well inside the responder's nextUpdate) and reload the TLS \
 server when the file changes.")]
@@ -53,11 +55,12 @@ pub struct StapleArgs {
 
 pub async fn run(args: StapleArgs) -> anyhow::Result<()> {
     if args.timeout.is_zero() || args.timeout > MAX_TIMEOUT {
-        bail!(
+        return Err(Refused(format!(
             "--timeout must be between 1s and {} (the default is {})",
             humantime::format_duration(MAX_TIMEOUT),
             humantime::format_duration(DEFAULT_TIMEOUT)
-        );
+        ))
+        .into());
     }
     let chain = read_certificates(&args.cert)?;
     let leaf = chain
@@ -87,18 +90,22 @@ pub async fn run(args: StapleArgs) -> anyhow::Result<()> {
         CertStatusKind::Revoked { .. } => {
             write_atomic(&args.out, &staple.der, 0o644)?;
             println!("{}: {summary}", args.out.display());
-            Err(Refused(format!(
-                "the certificate is REVOKED ({summary}); the revoked staple was written to {}",
-                args.out.display()
+            Err(ExitWith::error(
+                exit::NOT_GOOD,
+                format!(
+                    "the certificate is REVOKED ({summary}); the revoked staple was written to {}",
+                    args.out.display()
+                ),
             ))
-            .into())
         }
-        CertStatusKind::Unknown => Err(Refused(format!(
-            "the responder does not know this certificate ({summary}); {} was not written \
-             (check --issuer and --url)",
-            args.out.display()
-        ))
-        .into()),
+        CertStatusKind::Unknown => Err(ExitWith::error(
+            exit::NOT_GOOD,
+            format!(
+                "the responder does not know this certificate ({summary}); {} was not written \
+                 (check --issuer and --url)",
+                args.out.display()
+            ),
+        )),
     }
 }
 
@@ -109,13 +116,13 @@ fn describe(staple: &Staple) -> String {
         CertStatusKind::Good => "good".to_string(),
         CertStatusKind::Unknown => "unknown".to_string(),
         CertStatusKind::Revoked { at, reason } => match reason.and_then(reason_name) {
-            Some(name) => format!("revoked at {at} ({name})"),
-            None => format!("revoked at {at}"),
+            Some(name) => format!("revoked at {} ({name})", signet_ca::rfc3339(at)),
+            None => format!("revoked at {}", signet_ca::rfc3339(at)),
         },
     };
     let next = r
         .next_update
-        .map(|t| t.to_string())
+        .map(signet_ca::rfc3339)
         .unwrap_or_else(|| "none".into());
     let signer = match &r.signer {
         OcspResponseSigner::Issuer => "the issuer".to_string(),
@@ -123,7 +130,8 @@ fn describe(staple: &Staple) -> String {
     };
     format!(
         "{status}; thisUpdate {}, nextUpdate {next}; signed by {signer}; from {}",
-        r.this_update, staple.url
+        signet_ca::rfc3339(r.this_update),
+        staple.url
     )
 }
 

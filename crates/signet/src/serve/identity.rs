@@ -168,7 +168,7 @@ impl ServerIdentity {
                 Ok(next) => {
                     tracing::info!(
                         serial = %next.serial,
-                        not_after = %next.not_after,
+                        not_after = %signet_ca::rfc3339(next.not_after),
                         "renewed the server certificate"
                     );
                     renew_at = next.renew_at();
@@ -179,7 +179,7 @@ impl ServerIdentity {
                     let left = until(not_after);
                     let retry = (left / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
                     tracing::error!(
-                        error = format!("{e:#}"),
+                        error = crate::cmd::describe(&e),
                         expires_in_s = left.as_secs(),
                         retry_in_s = retry.as_secs(),
                         "renewing the server certificate failed"

@@ -59,7 +59,7 @@ pub async fn reload_on_sighup(mut hangup: Signal, config_path: PathBuf, state: A
             }
             Err(e) => tracing::error!(
                 config = %config_path.display(),
-                error = format!("{e:#}"),
+                error = crate::cmd::describe(&e),
                 "SIGHUP: the provisioners could not be reloaded; the previous ones stay in force"
             ),
         }

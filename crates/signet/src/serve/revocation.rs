@@ -167,7 +167,7 @@ impl CrlPublisher {
                 Ok(_) => self.interval,
                 Err(e) => {
                     tracing::warn!(
-                        error = format!("{e:#}"),
+                        error = crate::cmd::describe(&e),
                         "publishing a CRL failed; retrying"
                     );
                     RETRY_AFTER
