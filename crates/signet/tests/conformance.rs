@@ -449,7 +449,8 @@ fn a_ttl_in_days_beyond_the_maximum_is_ttl_too_long() {
     ])
     .args(["--csr", p(&csr_file), "--token", &token, "--ttl", "100000d"]);
     let out = run_bounded(cmd, "signet issue");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // Refused by the CA: exit 3 (README, "Exit status").
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ttl-too-long"), "{}", text(&out));
     assert!(
@@ -470,7 +471,7 @@ fn a_ttl_in_days_beyond_the_maximum_is_ttl_too_long() {
         "100000d",
     ]);
     let out = run_bounded(cmd, "signet issue --local");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("lifetime 100000d exceeds the maximum 7d"),
         "{}",
