@@ -117,7 +117,8 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
                     );
                 } else if let Err(e) = current.verify(SystemTime::now()) {
                     tracing::info!(
-                        "the current certificate is not usable ({e:#}); requesting a new one"
+                        "the current certificate is not usable ({}); requesting a new one",
+                        crate::cmd::Causes(&e)
                     );
                 } else if current.is_fresh(now) {
                     tracing::info!(
@@ -137,7 +138,8 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<()> {
             }
             Err(e) if files.cert.exists() || files.key.exists() => {
                 tracing::info!(
-                    "the current files are not usable ({e:#}); requesting a new certificate"
+                    "the current files are not usable ({}); requesting a new certificate",
+                    crate::cmd::Causes(&e)
                 );
             }
             Err(_) => {}

@@ -48,6 +48,16 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
+/// An error shown through [`describe`] in a format string or log message.
+#[derive(Debug)]
+pub struct Causes<'a>(pub &'a anyhow::Error);
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self.0))
+    }
+}
+
 /// An error and its causes on one line, each said once.
 ///
 /// Many error types both print their source and return it from `source()` (the store's and

@@ -257,10 +257,11 @@ async fn watch(s: &Settings) -> anyhow::Result<()> {
         let wait = match Current::read(&s.files) {
             Err(e) => {
                 tracing::error!(
-                    "cannot use {} with {}: {e:#}; retrying (run `signet bootstrap` to write \
+                    "cannot use {} with {}: {}; retrying (run `signet bootstrap` to write \
                      them)",
                     s.files.cert.display(),
-                    s.files.key.display()
+                    s.files.key.display(),
+                    crate::cmd::Causes(&e)
                 );
                 backoff.next_delay()
             }
@@ -285,7 +286,8 @@ async fn watch(s: &Settings) -> anyhow::Result<()> {
                                 }
                                 Err(e) => {
                                     tracing::error!(
-                                        "OCSP staple not refreshed (retrying in a minute): {e:#}"
+                                        "OCSP staple not refreshed (retrying in a minute): {}",
+                                        crate::cmd::Causes(&e)
                                     );
                                     now + Duration::from_secs(60)
                                 }
@@ -326,7 +328,8 @@ async fn watch(s: &Settings) -> anyhow::Result<()> {
                                     Err(e) => {
                                         tracing::error!(
                                             "OCSP staple for the renewed certificate not \
-                                             fetched (retrying in a minute): {e:#}"
+                                             fetched (retrying in a minute): {}",
+                                            crate::cmd::Causes(&e)
                                         );
                                         OffsetDateTime::now_utc() + Duration::from_secs(60)
                                     }
@@ -564,13 +567,13 @@ async fn after_renewal(s: &Settings, new: &Current) {
     if let Some(cmd) = &s.exec {
         match run_exec(cmd, &s.files, new).await {
             Ok(()) => tracing::info!("--exec command succeeded"),
-            Err(e) => tracing::error!("--exec command failed: {e:#}"),
+            Err(e) => tracing::error!("--exec command failed: {}", crate::cmd::Causes(&e)),
         }
     }
     if let Some((sig, pid_file)) = &s.signal {
         match send_signal(sig, pid_file).await {
             Ok(pid) => tracing::info!(pid, "sent SIG{sig}"),
-            Err(e) => tracing::error!("--signal {sig}: {e:#}"),
+            Err(e) => tracing::error!("--signal {sig}: {}", crate::cmd::Causes(&e)),
         }
     }
 }

@@ -195,7 +195,8 @@ async fn reload_on_sighup(
     while hangup.recv().await.is_some() {
         match load(&args) {
             Err(e) => tracing::warn!(
-                "SIGHUP: the settings do not load ({e:#}); the running responder is unchanged"
+                "SIGHUP: the settings do not load ({}); the running responder is unchanged",
+                crate::cmd::Causes(&e)
             ),
             Ok(new) => {
                 let changes = running.changes(&new);
