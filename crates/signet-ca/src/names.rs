@@ -56,6 +56,18 @@ impl DnsName {
         if name == "*" {
             return Err(invalid("a bare wildcard is not a name"));
         }
+        // RFC 3696 section 2: a top-level label is never all-numeric. This is what keeps an
+        // IP address literal ("10.0.0.1", "0.0.0.0") out of a dNSName: it is an `ip:` name
+        // and goes in an iPAddress SAN (RFC 5280 4.2.1.6), never in both.
+        if name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid(
+                "the last DNS label is not all digits (an IP address is an ip: name)",
+            ));
+        }
         Ok(DnsName(name))
     }
 
@@ -258,6 +270,10 @@ mod tests {
             "bücher.de",
             "a_b.c",
             &"a".repeat(64),
+            "0.0.0.0",
+            "10.1.2.3",
+            "api.123",
+            "8",
         ] {
             assert!(DnsName::parse(bad).is_err(), "{bad:?} should be refused");
         }
