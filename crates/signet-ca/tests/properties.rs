@@ -164,12 +164,15 @@ fn label() -> impl Strategy<Value = String> {
 /// A DNS name of 2 to 4 labels. The last starts with a letter: an all-numeric top-level
 /// label is not a DNS name (RFC 3696 section 2), and "0.0.0.0" would be an IP address.
 fn dns() -> impl Strategy<Value = String> {
-    (proptest::collection::vec(label(), 1..=3), 0..26usize, label()).prop_map(
-        |(mut labels, letter, last)| {
+    (
+        proptest::collection::vec(label(), 1..=3),
+        0..26usize,
+        label(),
+    )
+        .prop_map(|(mut labels, letter, last)| {
             labels.push(format!("{}{last}", ALNUM[letter] as char));
             labels.join(".")
-        },
-    )
+        })
 }
 
 /// Any name Signet issues, in the `type:value` form.
