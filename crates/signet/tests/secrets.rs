@@ -219,30 +219,14 @@ fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-/// A P-256 key and CSR for `name` made by `openssl req`: (key file, CSR file, CSR PEM).
+/// `common::csr`, with the paths of the key and CSR files it wrote: (key, CSR, CSR PEM).
 fn csr(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
-    let key = dir.join(format!("{name}.key"));
-    let csr = dir.join(format!("{name}.csr"));
-    let o = openssl(&[
-        "req",
-        "-new",
-        "-nodes",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-keyout",
-        p(&key),
-        "-out",
-        p(&csr),
-        "-subj",
-        &format!("/CN={name}"),
-        "-addext",
-        &format!("subjectAltName=DNS:{name}"),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let pem = fs::read_to_string(&csr).unwrap();
-    (key, csr, pem)
+    let pem = common::csr(dir, name);
+    (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+        pem,
+    )
 }
 
 /// Mints provisioner tokens in process, as `signet token` does.
