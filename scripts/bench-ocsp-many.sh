@@ -3,6 +3,7 @@
 # (BENCHMARKS.md, "OCSP for 1,000,000 issued certificates"). Not part of the test suite.
 #
 #   scripts/bench-ocsp-many.sh DATA_DIR DATABASE_URL [ISSUED] [ASKED] [SECONDS] [THREADS]
+#   (SIGNET=path/to/signet to use another binary than target/release/signet)
 #
 # Against a running `signet serve` (API on 127.0.0.1:18443, responder on 127.0.0.1:18080)
 # whose data directory is DATA_DIR and database DATABASE_URL (PostgreSQL, psql-style URL):
@@ -52,7 +53,7 @@ SQL
 # 16-octet serial), asked about with `openssl ocsp`; the others differ in the serial only.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/k.pem" \
   -subj /CN=template.internal -addext subjectAltName=DNS:template.internal -out "$W/t.csr" 2>/dev/null
-"$ROOT/target/release/signet" issue --admin --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/t.csr" \
+"${SIGNET:-$ROOT/target/release/signet}" issue --admin --ca-url https://127.0.0.1:18443 --dir "$D" --csr "$W/t.csr" \
   --out "$W/t.chain" >/dev/null
 openssl x509 -in "$W/t.chain" -out "$W/t.pem"
 TEMPLATE_SERIAL=$(openssl x509 -in "$W/t.pem" -noout -serial | cut -d= -f2)
