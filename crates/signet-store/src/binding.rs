@@ -6,8 +6,10 @@
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::revocation::{NewCrl, insert_crl_row, notify_change};
-use crate::{AuditEntry, Store, StoreError, from_unix, insert_audit};
+use crate::audit::insert_audit;
+use crate::crl::insert_crl_row;
+use crate::revocation::notify_change;
+use crate::{AuditEntry, NewCrl, Store, StoreError, from_unix};
 
 /// The CA a database belongs to, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +148,7 @@ impl Store {
             notify_change(
                 &mut tx,
                 self.backend,
-                &crate::revocation::crl_counter(&crl.issuer_key_id),
+                &crate::crl::crl_counter(&crl.issuer_key_id),
             )
             .await?;
         }

@@ -37,10 +37,9 @@ use std::sync::{Arc, OnceLock};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::{
-    AuditEntry, Backend, NewCertificate, StoreError, audit_error, insert_audit,
-    insert_certificate_row,
-};
+use crate::audit::{audit_error, insert_audit};
+use crate::certificates::insert_certificate_row;
+use crate::{AuditEntry, Backend, NewCertificate, StoreError};
 
 /// Most jobs committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 256;

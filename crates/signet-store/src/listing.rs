@@ -1,0 +1,389 @@
+//! Listing with keyset pagination: certificates (by creation time and serial, behind an
+//! opaque cursor) and audit rows (by id), filtered by values that are always bound,
+//! never written into the SQL.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use crate::audit::audit_from_row;
+use crate::certificates::certificate_from_row;
+use crate::{
+    AuditRecord, CertStatus, CertificateRecord, SERVER_REQUESTER, Store, StoreError, duration_secs,
+    validate_serial,
+};
+
+/// Page size of a [`CertificateFilter::default`].
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Largest page [`Store::list_certificates`] returns; larger limits are
+/// clamped to it.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Longest accepted `profile` or `name` filter value, in bytes.
+const MAX_FILTER_LEN: usize = 1024;
+
+/// Which certificates [`Store::list_certificates`] returns. Every filter
+/// that is set must match (they are ANDed); unset filters match everything.
+///
+/// Build one with struct update syntax from the default:
+/// `CertificateFilter { profile: Some("server".into()), ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFilter {
+    /// Only certificates with this status now (see [`CertificateRecord::status`]).
+    pub status: Option<CertStatus>,
+    /// Only certificates issued under this profile (exact, case-sensitive).
+    pub profile: Option<String>,
+    /// Only certificates with this subject alternative name, in tagged form
+    /// (`"dns:api.internal"`, `"ip:10.0.0.1"`…): an exact, case-sensitive
+    /// match against one whole element of [`CertificateRecord::sans`].
+    pub name: Option<String>,
+    /// Only good certificates (not revoked, not yet expired) whose
+    /// `not_after` is at most this far from now.
+    pub expiring_within: Option<Duration>,
+    /// Only certificates someone asked for: profiles `server`, `client` and `peer`, not
+    /// requested by [`SERVER_REQUESTER`]. This leaves out the server's own TLS
+    /// certificates, the OCSP responders' signer certificates (profile `ocsp-signer`) and
+    /// CA certificates recorded under the root (profile `ca`).
+    pub requested_only: bool,
+    /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
+    pub limit: u32,
+    /// Where to continue: the [`CertificatePage::next_cursor`] of the
+    /// previous page, or `None` for the first page.
+    pub cursor: Option<String>,
+}
+
+impl Default for CertificateFilter {
+    /// No filters, first page, [`DEFAULT_PAGE_SIZE`] rows.
+    fn default() -> Self {
+        CertificateFilter {
+            status: None,
+            profile: None,
+            name: None,
+            expiring_within: None,
+            requested_only: false,
+            limit: DEFAULT_PAGE_SIZE,
+            cursor: None,
+        }
+    }
+}
+
+/// One page of [`Store::list_certificates`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificatePage {
+    /// The certificates, newest first (by `created_at`, then serial,
+    /// descending).
+    pub items: Vec<CertificateRecord>,
+    /// Opaque cursor for the next page, present only if more rows match.
+    /// Pass it back unchanged in [`CertificateFilter::cursor`] with the same
+    /// filters.
+    pub next_cursor: Option<String>,
+}
+
+/// Which audit rows [`Store::list_audit_page`] returns: those matching every filter
+/// given, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only rows about this certificate (canonical serial).
+    pub serial: Option<String>,
+    /// Only rows by this actor (exact), e.g. `admin` or `token:default:svc`.
+    pub actor: Option<String>,
+    /// Only this action (exact), e.g. `issue`, `renew`, `revoke`.
+    pub action: Option<String>,
+    /// Only this outcome (exact): `ok` or `refused`.
+    pub outcome: Option<String>,
+    /// Only rows older than this id: the previous page's [`AuditPage::next_before`].
+    pub before: Option<i64>,
+    /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
+    pub limit: u32,
+}
+
+impl Default for AuditFilter {
+    fn default() -> Self {
+        AuditFilter {
+            serial: None,
+            actor: None,
+            action: None,
+            outcome: None,
+            before: None,
+            limit: 100,
+        }
+    }
+}
+
+/// One page of [`Store::list_audit_page`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The rows, newest first (by id, descending).
+    pub items: Vec<AuditRecord>,
+    /// Present only if more rows match: pass it as [`AuditFilter::before`] with the same
+    /// filters for the next page.
+    pub next_before: Option<i64>,
+}
+
+/// Checks a `profile` or `name` filter value: 1 to [`MAX_FILTER_LEN`] bytes,
+/// no NUL. (Values are always bound, never put into SQL: this only keeps
+/// nonsense from reaching the database.)
+fn validate_filter_text(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() || value.len() > MAX_FILTER_LEN {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} filter must be 1 to {MAX_FILTER_LEN} bytes long"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(StoreError::InvalidInput(format!(
+            "{what} filter must not contain NUL"
+        )));
+    }
+    Ok(())
+}
+
+/// A position in the listing order: the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    created_at: i64,
+    serial: String,
+}
+
+impl Cursor {
+    /// `"<created_at unix seconds>:<serial>"`, e.g. `"1700000000:7fa3c901"`.
+    fn encode(&self) -> String {
+        format!("{}:{}", self.created_at, self.serial)
+    }
+
+    /// Parses exactly what [`Cursor::encode`] produces: a non-negative
+    /// decimal without sign or leading zeros, `:`, a canonical serial.
+    fn decode(s: &str) -> Result<Cursor, StoreError> {
+        let bad = || StoreError::InvalidInput("malformed page cursor".to_owned());
+        let (secs, serial) = s.split_once(':').ok_or_else(bad)?;
+        if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let created_at: i64 = secs.parse().map_err(|_| bad())?;
+        if created_at.to_string() != secs {
+            return Err(bad()); // leading zeros: not a cursor we made
+        }
+        validate_serial(serial).map_err(|_| bad())?;
+        Ok(Cursor {
+            created_at,
+            serial: serial.to_owned(),
+        })
+    }
+}
+
+/// A value bound to a dynamically assembled listing query.
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// Assembles the `WHERE` clause of a listing from fixed SQL fragments, with
+/// numbered placeholders for every value. No value ever becomes SQL text:
+/// the SQL depends only on which filters are present.
+#[derive(Default)]
+struct Conditions {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Conditions {
+    /// Adds `param` and returns its placeholder, `$N`.
+    fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn push(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
+    /// Runs `select` with these conditions, then `ORDER BY order LIMIT limit`, binding every
+    /// value; returns the rows.
+    async fn fetch_all(
+        mut self,
+        pool: &AnyPool,
+        select: &str,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let fetch = self.bind(Param::Int(limit));
+        let mut sql = String::from(select);
+        if !self.clauses.is_empty() {
+            sql.push_str(" WHERE (");
+            sql.push_str(&self.clauses.join(") AND ("));
+            sql.push(')');
+        }
+        sql.push_str(" ORDER BY ");
+        sql.push_str(order);
+        sql.push_str(" LIMIT ");
+        sql.push_str(&fetch);
+        // Safe to run as built: `sql` is made only of the callers' constant fragments and
+        // `$N` placeholders; every value is bound below.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for param in self.params {
+            query = match param {
+                Param::Int(v) => query.bind(v),
+                Param::Text(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_all(pool).await?)
+    }
+}
+
+impl Store {
+    /// One page of stored certificates matching `filter`, newest first
+    /// (`created_at` descending, then serial descending), with keyset
+    /// pagination: pass [`CertificatePage::next_cursor`] back in
+    /// [`CertificateFilter::cursor`] for the next page. Walking the pages
+    /// with unchanged filters returns every matching row exactly once, even
+    /// while certificates are being added (a row added meanwhile appears at
+    /// most once, on a later page or on a fresh first page).
+    ///
+    /// Status filters are evaluated at the current time, to the second.
+    /// A malformed cursor, or an empty, over-long or NUL-containing `profile`
+    /// or `name`, gives [`StoreError::InvalidInput`] and no query is run.
+    pub async fn list_certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<CertificatePage, StoreError> {
+        let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
+        let cursor = filter.cursor.as_deref().map(Cursor::decode).transpose()?;
+        if let Some(profile) = &filter.profile {
+            validate_filter_text("profile", profile)?;
+        }
+        if let Some(name) = &filter.name {
+            validate_filter_text("name", name)?;
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+
+        let mut cond = Conditions::default();
+        match filter.status {
+            None => {}
+            Some(CertStatus::Revoked) => cond.push("c.revoked_at IS NOT NULL".to_owned()),
+            Some(CertStatus::Expired) => {
+                let p = cond.bind(Param::Int(now));
+                cond.push(format!("c.revoked_at IS NULL AND c.not_after <= {p}"));
+            }
+            Some(CertStatus::Good) => {
+                let p = cond.bind(Param::Int(now));
+                cond.push(format!("c.revoked_at IS NULL AND c.not_after > {p}"));
+            }
+        }
+        if let Some(within) = filter.expiring_within {
+            let from = cond.bind(Param::Int(now));
+            let until = cond.bind(Param::Int(now.saturating_add(duration_secs(within))));
+            cond.push(format!(
+                "c.revoked_at IS NULL AND c.not_after > {from} AND c.not_after <= {until}"
+            ));
+        }
+        if let Some(profile) = &filter.profile {
+            let p = cond.bind(Param::Text(profile.clone()));
+            cond.push(format!("c.profile = {p}"));
+        }
+        if filter.requested_only {
+            let server = cond.bind(Param::Text(SERVER_REQUESTER.to_owned()));
+            cond.push(format!(
+                "c.profile IN ('server', 'client', 'peer') AND c.requester <> {server}"
+            ));
+        }
+        if let Some(name) = &filter.name {
+            // certificate_names is kept in step with sans by triggers
+            // (migration 0002): an exact, indexed match on one element.
+            let p = cond.bind(Param::Text(name.clone()));
+            cond.push(format!(
+                "EXISTS (SELECT 1 FROM certificate_names AS n \
+                 WHERE n.name = {p} AND n.serial = c.serial)"
+            ));
+        }
+        if let Some(cursor) = cursor {
+            let at = cond.bind(Param::Int(cursor.created_at));
+            let serial = cond.bind(Param::Text(cursor.serial));
+            cond.push(format!(
+                "(c.created_at < {at} OR (c.created_at = {at} AND c.serial < {serial}))"
+            ));
+        }
+        // One extra row tells whether another page exists.
+        let rows = cond
+            .fetch_all(
+                &self.pool,
+                "SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
+                 c.not_before, c.not_after, c.requester, c.der, c.created_at, \
+                 c.revoked_at, c.revocation_reason \
+                 FROM certificates AS c",
+                "c.created_at DESC, c.serial DESC",
+                i64::from(limit) + 1,
+            )
+            .await?;
+
+        let mut items = rows
+            .iter()
+            .map(certificate_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let page_len = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > page_len {
+            items.truncate(page_len);
+            items.last().map(|last| {
+                Cursor {
+                    created_at: last.created_at.unix_timestamp(),
+                    serial: last.serial.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(CertificatePage { items, next_cursor })
+    }
+
+    /// A page of audit rows matching `filter`, newest first. Keyset pagination on the id,
+    /// which only grows, so pages never skip or repeat a row while new ones are appended.
+    /// A serial filter uses the `audit_log_serial_idx` index.
+    pub async fn list_audit_page(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
+        let mut cond = Conditions::default();
+        if let Some(serial) = &filter.serial {
+            validate_serial(serial)?;
+            let p = cond.bind(Param::Text(serial.clone()));
+            cond.push(format!("serial = {p}"));
+        }
+        for (column, value) in [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("outcome", &filter.outcome),
+        ] {
+            if let Some(v) = value {
+                validate_filter_text(column, v)?;
+                let p = cond.bind(Param::Text(v.clone()));
+                cond.push(format!("{column} = {p}"));
+            }
+        }
+        if let Some(before) = filter.before {
+            let p = cond.bind(Param::Int(before));
+            cond.push(format!("id < {p}"));
+        }
+        // One extra row tells whether another page exists. The column names in the
+        // conditions come from the fixed list above.
+        let rows = cond
+            .fetch_all(
+                &self.pool,
+                "SELECT id, at, actor, action, serial, outcome, detail FROM audit_log",
+                "id DESC",
+                i64::from(limit) + 1,
+            )
+            .await?;
+        let mut items = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let page_len = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_before = if items.len() > page_len {
+            items.truncate(page_len);
+            items.last().map(|last| last.id)
+        } else {
+            None
+        };
+        Ok(AuditPage { items, next_before })
+    }
+}
