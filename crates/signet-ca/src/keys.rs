@@ -6,9 +6,8 @@
 //! (scrypt would be stronger per guess, but OpenSSL refuses scrypt parameters worth having
 //! with "memory limit exceeded".) We also read scrypt-protected keys.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -231,22 +230,10 @@ pub fn decode_private_key(pem: &str, passphrase: Option<&str>) -> Result<KeyPair
         .map_err(|e| CaError::Key(format!("unsupported or malformed PKCS#8 key: {e}")))
 }
 
-/// Write a secret to a new file readable only by its owner (0600), and fsync it.
-/// Refuses to overwrite an existing file.
+/// Write a secret to a new file readable only by its owner (0600), and fsync it and its
+/// directory ([`crate::files::write_new`]). Refuses to overwrite an existing file.
 pub fn write_private_key_file(path: &Path, pem: &str) -> Result<(), CaError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CaError::io(path, e))?;
-    // The mode passed to open is filtered by the umask; make sure it is exactly 0600.
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(|e| CaError::io(path, e))?;
-    f.write_all(pem.as_bytes())
-        .map_err(|e| CaError::io(path, e))?;
-    f.sync_all().map_err(|e| CaError::io(path, e))?;
-    sync_parent(path)
+    crate::files::write_new(path, pem.as_bytes(), 0o600).map_err(|e| CaError::io(path, e))
 }
 
 /// Read a key file, refusing one that group or others can read.
@@ -261,16 +248,6 @@ pub fn read_private_key_file(path: &Path, passphrase: Option<&str>) -> Result<Ke
     }
     let pem = Zeroizing::new(fs::read_to_string(path).map_err(|e| CaError::io(path, e))?);
     decode_private_key(&pem, passphrase)
-}
-
-/// fsync the directory holding `path`, so a new file's directory entry is durable too.
-pub(crate) fn sync_parent(path: &Path) -> Result<(), CaError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| CaError::io(dir, e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

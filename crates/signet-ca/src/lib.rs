@@ -19,6 +19,7 @@
 mod crl;
 mod csr;
 mod error;
+pub mod files;
 mod init;
 mod inspect;
 mod issue;
@@ -32,6 +33,7 @@ mod serial;
 pub use crl::{RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
+pub use files::{write_atomic, write_new};
 pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, import_ca};
 pub use inspect::{
     AuthorityInfoAccessView, BasicConstraintsView, CertificateInfo, CertificateView, CrlEntryView,

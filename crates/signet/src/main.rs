@@ -10,12 +10,8 @@ mod binding;
 mod client;
 mod cmd;
 mod config;
-mod context;
 mod files;
-mod renewal_token;
 mod serve;
-mod staple;
-mod workload;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,7 +81,7 @@ fn main() -> ExitCode {
             "warn,signet=info,signet_api=info,signet_responder=info"
         }
         // The workload's init container and sidecar say what they did.
-        Command::Bootstrap(_) | Command::Renew(_) => "warn,signet=info",
+        Command::Bootstrap(_) | Command::Renew(_) => "warn,signet=info,signet_agent=info",
         // Copying a large database is one statement that is slow by nature.
         Command::Backup(_) => "warn,sqlx::query=error",
         _ => "warn",

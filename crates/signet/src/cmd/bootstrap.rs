@@ -3,7 +3,7 @@
 //! It reads a bearer token from a file (a projected Kubernetes service-account token, or a
 //! Signet provisioner token from `signet token`), generates the private key in process, sends
 //! a CSR to `POST /v1/certificates`, and writes `ca.crt`, `tls.key` and `tls.crt` atomically
-//! (see [`crate::workload`] for the order). A certificate already there that chains to the
+//! (see [`signet_agent::workload`] for the order). A certificate already there that chains to the
 //! trusted root, matches its key and has more than a third of its life left is kept, and
 //! nothing is requested (`--force` requests anyway).
 
@@ -16,7 +16,7 @@ use signet_ca::{KeyType, Lifetime, OffsetDateTime, Profile, SubjectName};
 use zeroize::Zeroizing;
 
 use crate::client::{self, Api, Bearer, CaUrl};
-use crate::workload::{
+use signet_agent::workload::{
     self, Current, EXIT_CODES_HELP, ExitWith, Failure, Files, Retry, Trust, exit,
 };
 

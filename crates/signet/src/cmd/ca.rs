@@ -30,6 +30,7 @@ use signet_ca::{IssuingCa, OffsetDateTime, RevokedEntry, Serial, build_crl};
 use signet_store::{AuditEntry, NewCertificate, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
+use super::init::ROOT_CRL_DEFAULT_VALIDITY;
 use crate::client::{
     Api, ClientArgs, certificate_pem, fetch_pinned_root, parse_certificates, read_certificates,
     single_certificate,
@@ -147,8 +148,6 @@ fn reason_code(name: &str) -> Option<u8> {
     })
 }
 
-/// How long a root CRL is valid unless `--validity` says otherwise.
-pub const ROOT_CRL_DEFAULT_VALIDITY: &str = "90d";
 /// The shortest `--validity` accepted.
 const ROOT_CRL_MIN_VALIDITY: Duration = Duration::from_secs(3600);
 /// Revoked certificates read per query (a root revokes a handful at most).

@@ -165,7 +165,7 @@ pub async fn run(args: CertificateArgs) -> anyhow::Result<()> {
 
     let key = args.key_type.generate()?;
     let key_pem = signet_ca::encode_private_key(&key, None)?;
-    let csr = crate::workload::csr_pem(&key, &names)?;
+    let csr = signet_agent::workload::csr_pem(&key, &names)?;
     let (api, roots) = args.client.connect_with_roots(&args.dir).await?;
     let bearer = match credential {
         Credential::Given(b) => b,
@@ -184,7 +184,7 @@ pub async fn run(args: CertificateArgs) -> anyhow::Result<()> {
         &bearer,
     )
     .await?;
-    crate::workload::verify_chain(&issued.chain, &roots, SystemTime::now())
+    signet_agent::workload::verify_chain(&issued.chain, &roots, SystemTime::now())
         .context("the certificate the server returned")?;
 
     // The key first: a certificate on disk always has its key beside it.

@@ -1,4 +1,4 @@
-//! `signet context`: save, show or remove the client context (see [`crate::context`]).
+//! `signet context`: save, show or remove the client context (see [`signet_agent::context`]).
 //!
 //! `save` is `step ca bootstrap`: the root is fetched from the CA once without verifying
 //! the connection, kept only if its SHA-256 is the fingerprint given, and then the CA's
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Refused;
 use crate::client::{Api, CaUrl, Fingerprint, fetch_pinned_root, parse_certificates};
-use crate::context;
+use signet_agent::context;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]

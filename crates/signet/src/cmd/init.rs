@@ -52,6 +52,10 @@ pub const ISSUING_CERT: &str = "issuing_ca.crt";
 pub const ISSUING_KEY: &str = "issuing_ca.key";
 pub const CONFIG: &str = "signet.toml";
 
+/// How long a root CRL is valid unless `--validity` says otherwise: the first one `init`
+/// writes, and each `signet ca root-crl` signs.
+pub const ROOT_CRL_DEFAULT_VALIDITY: &str = "90d";
+
 /// The CA's name when none is given.
 pub const DEFAULT_NAME: &str = "Signet Internal CA";
 
@@ -120,7 +124,7 @@ pub fn print_summary(dir: &Path, ca: &IssuingCa, imported: bool) {
         println!(
             "The root CRL is valid for {}: before it ends, bring the root key back and run \
              `signet ca root-crl --dir {}` (clients that check CRLs refuse an expired one).",
-            super::ca::ROOT_CRL_DEFAULT_VALIDITY,
+            ROOT_CRL_DEFAULT_VALIDITY,
             dir.display()
         );
     } else if imported {
@@ -280,7 +284,7 @@ async fn first_root_crl(
     root_pem: &str,
     root_key: rcgen::KeyPair,
 ) -> anyhow::Result<NewCrl> {
-    let validity = humantime::parse_duration(super::ca::ROOT_CRL_DEFAULT_VALIDITY)
+    let validity = humantime::parse_duration(ROOT_CRL_DEFAULT_VALIDITY)
         .context("the default root CRL validity")?;
     let root = IssuingCa::root_for_crls(root_pem, root_key)?;
     let issuer_key_id = hex::encode(root.key_id());

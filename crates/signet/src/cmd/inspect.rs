@@ -20,8 +20,8 @@ use signet_ca::{
 
 use super::Refused;
 use crate::client::{parse_certificates, sanitize};
-use crate::staple::{DEFAULT_TIMEOUT, MAX_TIMEOUT, fetch_staple};
-use crate::workload::{ExitWith, exit};
+use signet_agent::staple::{DEFAULT_TIMEOUT, MAX_TIMEOUT, fetch_staple};
+use signet_agent::workload::{ExitWith, exit};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\

@@ -4,14 +4,14 @@
 //! lifetime (brought forward by a random part of up to a tenth of it), renews with the
 //! current certificate: over mutual TLS when it can be a TLS client certificate (the
 //! clientAuth EKU, profiles `peer` and `client`), else with a renewal token its key signs
-//! (see [`crate::renewal_token`]): `POST /v1/certificates/renew` with a CSR for a **new key**
+//! (see [`signet_agent::renewal_token`]): `POST /v1/certificates/renew` with a CSR for a **new key**
 //! each time (the server certifies the CSR's key and keeps the names and profile). It then
-//! rewrites `tls.key` and `tls.crt` atomically (key first; see [`crate::workload`]) and runs
+//! rewrites `tls.key` and `tls.crt` atomically (key first; see [`signet_agent::workload`]) and runs
 //! `--exec` or sends `--signal` to the process in `--pid-file`.
 //!
 //! With `--staple-file F` it also keeps an OCSP staple for the certificate in `F` (DER, as
 //! nginx's `ssl_stapling_file` and HAProxy's `.ocsp` files want it): fetched from the
-//! responder in the certificate's AIA and verified (see [`crate::staple`]) after each
+//! responder in the certificate's AIA and verified (see [`signet_agent::staple`]) after each
 //! renewal, and again at half of the staple's validity; only a "good" answer is written.
 //! A refreshed staple also triggers `--exec`/`--signal`, so the server loads it.
 //!
@@ -30,8 +30,8 @@ use serde::Serialize;
 use signet_ca::{KeyType, Lifetime, OffsetDateTime, SubjectName};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::client::{self, Api, Bearer, CaUrl, ClientArgs};
-use crate::workload::{
+use crate::client::{self, Api, Bearer, CaUrl, ClientOptions};
+use signet_agent::workload::{
     self, Backoff, Current, EXIT_CODES_HELP, ExitWith, Failure, Files, Retry, exit,
 };
 
@@ -400,8 +400,13 @@ async fn refresh_staple(s: &Settings, current: &Current) -> anyhow::Result<Offse
             s.files.cert.display()
         )
     })?;
-    let staple =
-        crate::staple::fetch_staple(leaf, issuer, None, crate::staple::DEFAULT_TIMEOUT).await?;
+    let staple = signet_agent::staple::fetch_staple(
+        leaf,
+        issuer,
+        None,
+        signet_agent::staple::DEFAULT_TIMEOUT,
+    )
+    .await?;
     let r = &staple.response;
     match r.status {
         signet_ca::CertStatusKind::Good => {}
@@ -487,18 +492,16 @@ fn report_failure(current: &Current, failure: &Failure, retry_in: Duration) {
 /// signs), the answer checked against ca.crt, the files rewritten.
 async fn renew(s: &Settings, current: &Current) -> Result<Current, Failure> {
     let (identity, bearer) = if current.can_renew_over_mtls() {
-        let identity = ClientArgs {
-            ca_url: None,
-            root_fingerprint: None,
-            ca_file: None,
+        let identity = ClientOptions {
             client_cert: Some(s.files.cert.clone()),
             client_key: Some(s.files.key.clone()),
+            ..ClientOptions::default()
         }
         .client_identity()
         .map_err(Failure::Fatal)?;
         (identity, None)
     } else {
-        let token = crate::renewal_token::renewal_token(
+        let token = signet_agent::renewal_token::renewal_token(
             &current.key,
             &current.chain,
             &current.serial(),
@@ -519,7 +522,7 @@ async fn renew(s: &Settings, current: &Current) -> Result<Current, Failure> {
     };
     let issued = workload::post_for_certificate(
         &api,
-        crate::renewal_token::RENEW_PATH,
+        signet_agent::renewal_token::RENEW_PATH,
         &body,
         bearer.as_ref(),
     )

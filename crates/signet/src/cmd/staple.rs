@@ -12,8 +12,8 @@ use signet_ca::{CertStatusKind, OcspResponseSigner};
 use super::Refused;
 use crate::client::parse_certificates;
 use crate::files::write_atomic;
-use crate::staple::{DEFAULT_TIMEOUT, MAX_TIMEOUT, Staple, fetch_staple};
-use crate::workload::{ExitWith, exit};
+use signet_agent::staple::{DEFAULT_TIMEOUT, MAX_TIMEOUT, Staple, fetch_staple};
+use signet_agent::workload::{ExitWith, exit};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "\

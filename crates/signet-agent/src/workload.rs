@@ -39,6 +39,7 @@ use signet_ca::{CertificateInfo, KeyType, OffsetDateTime, SubjectName};
 use zeroize::Zeroizing;
 
 use crate::client::{self, Api, Bearer, Fingerprint};
+pub use crate::error::{EXIT_CODES_HELP, ExitWith, exit};
 use crate::files::write_atomic;
 
 /// The CA root(s), PEM.
@@ -64,55 +65,6 @@ pub fn workload_dir(flag: Option<&Path>) -> PathBuf {
         None => std::env::var_os(OLD_DIR_ENV)
             .filter(|v| !v.is_empty())
             .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from),
-    }
-}
-
-/// Exit codes of `signet bootstrap` and `signet renew` (also listed in their `--help`).
-pub mod exit {
-    /// The CA could not be reached (or kept answering 5xx/429) within --timeout, or a local
-    /// failure (files, an unexpected answer).
-    pub const FAILED: u8 = 1;
-    /// Bad command line or input (bad flag, missing token file, unreadable --ca-file).
-    pub const USAGE: u8 = 2;
-    /// The CA refused the request (4xx: bad or replayed token, name or profile not allowed,
-    /// revoked or expired certificate). Retrying the same request cannot succeed.
-    pub const REFUSED: u8 = 3;
-    /// The root the CA presented does not have the pinned --root-fingerprint, or --ca-file
-    /// does not hold it.
-    pub const ROOT_MISMATCH: u8 = 4;
-    /// An OCSP responder says the certificate is revoked or unknown (`signet staple`,
-    /// `signet inspect --ocsp`).
-    pub const NOT_GOOD: u8 = 5;
-}
-
-/// The exit code table for `--help`.
-pub const EXIT_CODES_HELP: &str = "Exit codes:
-  0  success (a certificate was written, or the current one is still good)
-  1  failure: the CA was unreachable or answered 5xx/429 until --timeout ran out, or a local
-     error (files, an unexpected answer)
-  2  bad command line or input (e.g. a missing token file)
-  3  refused by the CA (HTTP 400/401/403/404/409/413/415/422): the problem detail is printed;
-     retrying the same request cannot help
-  4  root fingerprint mismatch: the CA presented another root than --root-fingerprint names";
-
-/// An error that ends the process with its own exit code (see [`exit`]).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ExitWith {
-    /// The process exit code.
-    pub code: u8,
-    /// What went wrong, with its causes.
-    pub message: String,
-}
-
-impl ExitWith {
-    /// Wrap a message with an exit code.
-    pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
-        ExitWith {
-            code,
-            message: message.into(),
-        }
-        .into()
     }
 }
 
@@ -532,8 +484,8 @@ impl Failure {
                 ExitWith::error(exit::REFUSED, format!("refused by the CA: {m}"))
             }
             Failure::RootMismatch(m) => ExitWith::error(exit::ROOT_MISMATCH, m),
-            Failure::Fatal(e) => ExitWith::error(exit::FAILED, crate::cmd::describe(&e)),
-            Failure::Usage(e) => ExitWith::error(exit::USAGE, crate::cmd::describe(&e)),
+            Failure::Fatal(e) => ExitWith::error(exit::FAILED, crate::error::describe(&e)),
+            Failure::Usage(e) => ExitWith::error(exit::USAGE, crate::error::describe(&e)),
         }
     }
 
@@ -543,25 +495,25 @@ impl Failure {
             Failure::Transient { message, .. } => message.clone(),
             Failure::Refused(m) => format!("refused by the CA: {m}"),
             Failure::RootMismatch(m) => m.clone(),
-            Failure::Fatal(e) | Failure::Usage(e) => crate::cmd::describe(e),
+            Failure::Fatal(e) | Failure::Usage(e) => crate::error::describe(e),
         }
     }
 
     /// Classify an error from the shared client (fetching the pinned root).
     pub fn from_client_error(e: anyhow::Error) -> Failure {
-        if let Some(m) = e.downcast_ref::<client::RootMismatch>() {
+        if let Some(m) = e.downcast_ref::<crate::error::RootMismatch>() {
             return Failure::RootMismatch(m.0.clone());
         }
-        if let Some(r) = e.downcast_ref::<crate::cmd::RefusedByCa>() {
+        if let Some(r) = e.downcast_ref::<crate::error::RefusedByCa>() {
             return Failure::Refused(r.0.clone());
         }
-        if let Some(r) = e.downcast_ref::<crate::cmd::Refused>() {
+        if let Some(r) = e.downcast_ref::<crate::error::Refused>() {
             return Failure::Usage(anyhow!("{}", r.0));
         }
         // Unreachable, timed out, a 5xx, or garbage from something in front of the CA while
         // it starts: all worth another try.
         Failure::Transient {
-            message: crate::cmd::describe(&e),
+            message: crate::error::describe(&e),
             retry_after: None,
         }
     }
@@ -614,7 +566,7 @@ pub async fn post_for_certificate<B: serde::Serialize>(
     let body = client::read_body(resp)
         .await
         .map_err(|e| Failure::Transient {
-            message: format!("POST {endpoint}: {}", crate::cmd::describe(&e)),
+            message: format!("POST {endpoint}: {}", crate::error::describe(&e)),
             retry_after: None,
         })?;
     if status.is_success() {
@@ -763,13 +715,13 @@ impl Trust {
             .filter(|s| !s.trim().is_empty())
             .map(Fingerprint::parse)
             .transpose()
-            .map_err(|e| ExitWith::error(exit::USAGE, crate::cmd::describe(&e)))?;
+            .map_err(|e| ExitWith::error(exit::USAGE, crate::error::describe(&e)))?;
         match (ca_file, fingerprint) {
             (Some(file), fp) => {
                 let roots = client::read_certificates(file).map_err(|e| {
                     ExitWith::error(
                         exit::USAGE,
-                        format!("--ca-file: {}", crate::cmd::describe(&e)),
+                        format!("--ca-file: {}", crate::error::describe(&e)),
                     )
                 })?;
                 if let Some(fp) = fp

@@ -84,7 +84,7 @@ pub async fn fetch_staple(
         };
         match attempt.await {
             Ok(staple) => return Ok(staple),
-            Err(e) => failures.push(format!("{url}: {}", crate::cmd::describe(&e))),
+            Err(e) => failures.push(format!("{url}: {}", crate::error::describe(&e))),
         }
     }
     Err(anyhow!("no OCSP staple: {}", failures.join("; ")))
