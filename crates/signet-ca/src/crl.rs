@@ -13,7 +13,7 @@ use der::{Decode, Header, Reader, SliceReader, Tag};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::CaError;
-use crate::issue::{IssuanceUrls, IssuingCa, find_extension, parse_pem_certificates};
+use crate::issue::{CaKey, IssuanceUrls, IssuingCa, find_extension, parse_pem_certificates};
 use crate::serial::Serial;
 
 /// One revoked certificate to list.
@@ -28,32 +28,168 @@ pub struct RevokedEntry {
     pub reason: Option<u8>,
 }
 
-/// Build and sign an X.509 v2 CRL with the issuing CA's key.
-///
-/// The CRL carries the CRL Number `number` and an authority key identifier equal to the CA's
-/// subject key identifier (both required by RFC 5280 section 5.2), and lists `revoked` in the
-/// order given. Each entry's reason code is checked with the same rules as OCSP (see
-/// [`CaError::InvalidRevocationReason`]). `next_update` must be after `this_update`.
-///
-/// ```text
-/// CertificateList  ::=  SEQUENCE  {
-///      tbsCertList          TBSCertList,
-///      signatureAlgorithm   AlgorithmIdentifier,
-///      signatureValue       BIT STRING  }
-///
-/// TBSCertList  ::=  SEQUENCE  {
-///      version                 Version OPTIONAL, -- if present, MUST be v2
-///      signature               AlgorithmIdentifier,
-///      issuer                  Name,
-///      thisUpdate              Time,
-///      nextUpdate              Time OPTIONAL,
-///      revokedCertificates     SEQUENCE OF SEQUENCE  {
-///           userCertificate         CertificateSerialNumber,
-///           revocationDate          Time,
-///           crlEntryExtensions      Extensions OPTIONAL } OPTIONAL,
-///      crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
-/// ```
-/// (RFC 5280 section 5.1, <https://www.rfc-editor.org/rfc/rfc5280#section-5.1>.)
+/// What signs a CA's CRLs, and nothing else: the CA's name as its certificate spells it, its
+/// key identifier and its key. CRL publishers hold this rather than the [`IssuingCa`], so
+/// they can sign CRLs for it but never a certificate. Made by [`IssuingCa::crl_signer`] for
+/// an issuing CA, or by [`CrlSigner::for_root`] for the (offline) root's CRL.
+#[derive(Clone)]
+pub struct CrlSigner {
+    /// The CA certificate's subject Name, the complete TLV as it was signed (the CRL's issuer
+    /// must match it byte for byte).
+    issuer_name: Vec<u8>,
+    /// The same subject as an RFC 4514 string, for people.
+    subject: String,
+    /// The CA's subject key identifier: the CRL's authority key identifier, and what the
+    /// store files the CA's certificates and CRLs under.
+    key_id: Vec<u8>,
+    /// The signature AlgorithmIdentifier of `key`, DER.
+    sig_alg: &'static [u8],
+    key: CaKey,
+}
+
+impl std::fmt::Debug for CrlSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrlSigner")
+            .field("issuer", &self.subject)
+            .field("key_id", &hex::encode(&self.key_id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuingCa {
+    /// A handle that signs this CA's CRLs and can do nothing else (see [`CrlSigner`]).
+    pub fn crl_signer(&self) -> Result<CrlSigner, CaError> {
+        let (issuer_name, _) = raw_subject_and_key(self.cert_der())?;
+        Ok(CrlSigner {
+            issuer_name: issuer_name.to_vec(),
+            subject: self.subject().to_string(),
+            key_id: self.key_id().to_vec(),
+            sig_alg: self.signature_algorithm_der()?,
+            key: self.key().clone(),
+        })
+    }
+}
+
+impl CrlSigner {
+    /// The signer of the root's own CRL: the self-signed root in `root_pem` with its key
+    /// `key`, checked as [`IssuingCa::root_for_crls`] checks them.
+    pub fn for_root(root_pem: &str, key: rcgen::KeyPair) -> Result<CrlSigner, CaError> {
+        IssuingCa::root_for_crls(root_pem, key)?.crl_signer()
+    }
+
+    /// The CA's subject key identifier (what its CRLs carry as authority key identifier).
+    pub fn key_id(&self) -> &[u8] {
+        &self.key_id
+    }
+
+    /// The CA's subject DN, for people.
+    pub fn issuer(&self) -> &str {
+        &self.subject
+    }
+
+    /// Build and sign an X.509 v2 CRL with the CA's key.
+    ///
+    /// The CRL carries the CRL Number `number` and an authority key identifier equal to the CA's
+    /// subject key identifier (both required by RFC 5280 section 5.2), and lists `revoked` in the
+    /// order given. Each entry's reason code is checked with the same rules as OCSP (see
+    /// [`CaError::InvalidRevocationReason`]). `next_update` must be after `this_update`.
+    ///
+    /// ```text
+    /// CertificateList  ::=  SEQUENCE  {
+    ///      tbsCertList          TBSCertList,
+    ///      signatureAlgorithm   AlgorithmIdentifier,
+    ///      signatureValue       BIT STRING  }
+    ///
+    /// TBSCertList  ::=  SEQUENCE  {
+    ///      version                 Version OPTIONAL, -- if present, MUST be v2
+    ///      signature               AlgorithmIdentifier,
+    ///      issuer                  Name,
+    ///      thisUpdate              Time,
+    ///      nextUpdate              Time OPTIONAL,
+    ///      revokedCertificates     SEQUENCE OF SEQUENCE  {
+    ///           userCertificate         CertificateSerialNumber,
+    ///           revocationDate          Time,
+    ///           crlEntryExtensions      Extensions OPTIONAL } OPTIONAL,
+    ///      crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
+    /// ```
+    /// (RFC 5280 section 5.1, <https://www.rfc-editor.org/rfc/rfc5280#section-5.1>.)
+    pub fn sign_crl<I>(
+        &self,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        revoked: I,
+    ) -> Result<Vec<u8>, CaError>
+    where
+        I: IntoIterator<Item = RevokedEntry>,
+    {
+        let this_update = whole_seconds(this_update);
+        let next_update = whole_seconds(next_update);
+        if next_update <= this_update {
+            return Err(CaError::Internal(
+                "a CRL's nextUpdate must be after its thisUpdate".into(),
+            ));
+        }
+        let (sig_alg, issuer_name) = (self.sig_alg, self.issuer_name.as_slice());
+
+        // Everything before revokedCertificates: version v2 (INTEGER 1), signature, issuer,
+        // thisUpdate, nextUpdate.
+        let mut prefix = Vec::with_capacity(64 + issuer_name.len());
+        prefix.extend_from_slice(&[0x02, 0x01, 0x01]);
+        prefix.extend_from_slice(sig_alg);
+        prefix.extend_from_slice(issuer_name);
+        push_time(&mut prefix, this_update)?;
+        push_time(&mut prefix, next_update)?;
+
+        let suffix = crl_extensions(&self.key_id, number);
+
+        // One buffer: room for the outer and TBS headers, the prefix and the revokedCertificates
+        // header, then the entries streamed in, then the extensions. The headers are filled in
+        // right-aligned once the lengths are known, so only the small front part ever moves.
+        let head = 2 * MAX_HEADER + prefix.len() + MAX_HEADER;
+        let revoked = revoked.into_iter();
+        let estimate = revoked.size_hint().0.saturating_mul(MAX_ENTRY_LEN);
+        let mut buf = Vec::with_capacity(head.saturating_add(estimate).saturating_add(256));
+        buf.resize(head, 0);
+        for entry in revoked {
+            push_entry(&mut buf, &entry)?;
+        }
+        let entries_len = buf.len() - head;
+        buf.extend_from_slice(&suffix);
+
+        // RFC 5280 section 5.1.2.6: with no revoked certificates the list MUST be absent.
+        let mut front = Vec::with_capacity(2 * MAX_HEADER + prefix.len());
+        let revoked_field_len = match entries_len {
+            0 => 0,
+            n => header_len(n) + n,
+        };
+        push_header(
+            &mut front,
+            TAG_SEQUENCE,
+            prefix.len() + revoked_field_len + suffix.len(),
+        );
+        front.extend_from_slice(&prefix);
+        if entries_len > 0 {
+            push_header(&mut front, TAG_SEQUENCE, entries_len);
+        }
+        let tbs_start = head - front.len();
+        buf[tbs_start..head].copy_from_slice(&front);
+
+        let signature = self.key.sign_raw(&buf[tbs_start..])?;
+        buf.extend_from_slice(sig_alg);
+        push_bit_string(&mut buf, &signature);
+
+        let mut outer = Vec::with_capacity(MAX_HEADER);
+        push_header(&mut outer, TAG_SEQUENCE, buf.len() - tbs_start);
+        let start = tbs_start - outer.len();
+        buf[start..tbs_start].copy_from_slice(&outer);
+        buf.drain(..start);
+        Ok(buf)
+    }
+}
+
+/// Build and sign an X.509 v2 CRL with the issuing CA's key: [`CrlSigner::sign_crl`] with
+/// `ca`'s [`IssuingCa::crl_signer`].
 pub fn build_crl<I>(
     ca: &IssuingCa,
     number: u64,
@@ -64,69 +200,8 @@ pub fn build_crl<I>(
 where
     I: IntoIterator<Item = RevokedEntry>,
 {
-    let this_update = whole_seconds(this_update);
-    let next_update = whole_seconds(next_update);
-    if next_update <= this_update {
-        return Err(CaError::Internal(
-            "a CRL's nextUpdate must be after its thisUpdate".into(),
-        ));
-    }
-    let sig_alg = ca.signature_algorithm_der()?;
-    let (issuer_name, _) = raw_subject_and_key(ca.cert_der())?;
-
-    // Everything before revokedCertificates: version v2 (INTEGER 1), signature, issuer,
-    // thisUpdate, nextUpdate.
-    let mut prefix = Vec::with_capacity(64 + issuer_name.len());
-    prefix.extend_from_slice(&[0x02, 0x01, 0x01]);
-    prefix.extend_from_slice(sig_alg);
-    prefix.extend_from_slice(issuer_name);
-    push_time(&mut prefix, this_update)?;
-    push_time(&mut prefix, next_update)?;
-
-    let suffix = crl_extensions(ca.key_id(), number);
-
-    // One buffer: room for the outer and TBS headers, the prefix and the revokedCertificates
-    // header, then the entries streamed in, then the extensions. The headers are filled in
-    // right-aligned once the lengths are known, so only the small front part ever moves.
-    let head = 2 * MAX_HEADER + prefix.len() + MAX_HEADER;
-    let revoked = revoked.into_iter();
-    let estimate = revoked.size_hint().0.saturating_mul(MAX_ENTRY_LEN);
-    let mut buf = Vec::with_capacity(head.saturating_add(estimate).saturating_add(256));
-    buf.resize(head, 0);
-    for entry in revoked {
-        push_entry(&mut buf, &entry)?;
-    }
-    let entries_len = buf.len() - head;
-    buf.extend_from_slice(&suffix);
-
-    // RFC 5280 section 5.1.2.6: with no revoked certificates the list MUST be absent.
-    let mut front = Vec::with_capacity(2 * MAX_HEADER + prefix.len());
-    let revoked_field_len = match entries_len {
-        0 => 0,
-        n => header_len(n) + n,
-    };
-    push_header(
-        &mut front,
-        TAG_SEQUENCE,
-        prefix.len() + revoked_field_len + suffix.len(),
-    );
-    front.extend_from_slice(&prefix);
-    if entries_len > 0 {
-        push_header(&mut front, TAG_SEQUENCE, entries_len);
-    }
-    let tbs_start = head - front.len();
-    buf[tbs_start..head].copy_from_slice(&front);
-
-    let signature = ca.sign_raw(&buf[tbs_start..])?;
-    buf.extend_from_slice(sig_alg);
-    push_bit_string(&mut buf, &signature);
-
-    let mut outer = Vec::with_capacity(MAX_HEADER);
-    push_header(&mut outer, TAG_SEQUENCE, buf.len() - tbs_start);
-    let start = tbs_start - outer.len();
-    buf[start..tbs_start].copy_from_slice(&outer);
-    buf.drain(..start);
-    Ok(buf)
+    ca.crl_signer()?
+        .sign_crl(number, this_update, next_update, revoked)
 }
 
 impl IssuingCa {
@@ -567,6 +642,57 @@ mod tests {
         let (root_subject, _) = raw_subject_and_key(root.cert_der()).expect("root");
         assert!(crl.windows(root_subject.len()).any(|w| w == root_subject));
         assert!(IssuingCa::ROOT_CRL_MAX_VALIDITY >= std::time::Duration::from_secs(365 * 86_400));
+    }
+
+    #[test]
+    fn a_crl_signer_signs_what_its_ca_would() {
+        // Ed25519 signatures are deterministic, so the handle's CRL and the CA's are equal
+        // byte for byte when they sign the same list.
+        let mut opts = crate::InitOptions::new("CRL signer");
+        opts.key_type = crate::KeyType::Ed25519;
+        let now = OffsetDateTime::now_utc();
+        let a = crate::generate_ca(&opts, now).expect("generate");
+        let ca = IssuingCa::new(
+            &a.issuing_cert_pem,
+            &a.root_cert_pem,
+            a.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .expect("issuing");
+        let signer = ca.crl_signer().expect("signer");
+        assert_eq!(signer.key_id(), ca.key_id());
+        assert_eq!(signer.issuer(), ca.subject());
+        let entries = || {
+            [RevokedEntry {
+                serial: Serial::from_hex("01ab").expect("serial"),
+                revoked_at: now,
+                reason: Some(1),
+            }]
+        };
+        let next = now + time::Duration::days(1);
+        assert_eq!(
+            signer.sign_crl(3, now, next, entries()).expect("handle"),
+            build_crl(&ca, 3, now, next, entries()).expect("ca")
+        );
+        // The key never shows in its Debug form.
+        let shown = format!("{signer:?}");
+        assert!(shown.contains("CrlSigner") && shown.contains(&hex::encode(ca.key_id())));
+        assert!(!shown.to_lowercase().contains("key:"), "{shown}");
+
+        let root = CrlSigner::for_root(&a.root_cert_pem, a.root_key).expect("root signer");
+        let root_ca = x509_cert::Certificate::from_der(
+            &parse_pem_certificates(&a.root_cert_pem).expect("pem")[0],
+        )
+        .expect("root");
+        assert_eq!(
+            root.key_id(),
+            crate::issue::key_identifier(&root_ca).expect("key id")
+        );
+        let b = crate::generate_ca(&opts, now).expect("generate");
+        assert!(matches!(
+            CrlSigner::for_root(&a.root_cert_pem, b.root_key),
+            Err(CaError::CaCertificate(why)) if why.contains("does not match")
+        ));
     }
 
     #[test]

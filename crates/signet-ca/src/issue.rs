@@ -1,5 +1,6 @@
 //! The issuing CA: turns an approved request into a signed end-entity certificate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use const_oid::db::rfc5280;
@@ -101,7 +102,7 @@ pub const OCSP_SIGNER_MAX_LIFETIME: Duration = Duration::from_secs(90 * 86_400);
 
 /// An issuing CA whose key is loaded: the only thing in Signet that signs certificates.
 pub struct IssuingCa {
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     cert_der: Vec<u8>,
     /// Certificates between the issuing CA and the root (exclusive), DER, nearest first.
     intermediates_der: Vec<Vec<u8>>,
@@ -163,8 +164,11 @@ impl IssuingCa {
         let not_before = to_offset(validity.not_before.to_unix_duration())?;
         let not_after = to_offset(validity.not_after.to_unix_duration())?;
         let subject = cert.tbs_certificate.subject.to_string();
-        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
-            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let issuer = Issuer::from_ca_cert_der(
+            &CertificateDer::from(cert_der.as_slice()),
+            CaKey(Arc::new(key)),
+        )
+        .map_err(|e| CaError::CaCertificate(e.to_string()))?;
         Ok(IssuingCa {
             issuer,
             cert_der,
@@ -324,56 +328,27 @@ impl IssuingCa {
         })
     }
 
-    /// Sign `message` with the issuing CA's key; the signature goes with
-    /// [`Self::signature_algorithm_der`]. For CRLs, which rcgen would build less frugally.
     /// The rcgen issuer (certificate and key) this CA signs with.
-    pub(crate) fn rcgen_issuer(&self) -> &Issuer<'static, KeyPair> {
+    pub(crate) fn rcgen_issuer(&self) -> &Issuer<'static, CaKey> {
         &self.issuer
     }
 
+    /// Sign `message` with the CA's key, as CRLs are signed (the OCSP tests sign responses
+    /// by hand with it).
+    #[cfg(test)]
     pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        rcgen::SigningKey::sign(self.issuer.key(), message).map_err(CaError::internal)
+        self.issuer.key().sign_raw(message)
     }
 
-    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what [`Self::sign_raw`]
-    /// produces, matching what rcgen writes in certificates for the same key.
+    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what the CA's key signs,
+    /// matching what rcgen writes in certificates for the same key.
     pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
-        let alg = self.issuer.key().algorithm();
-        // ecdsa-with-SHA256 / -SHA384 (RFC 5758 section 3.2): parameters absent.
-        const ECDSA_SHA256: &[u8] = &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
-        ];
-        const ECDSA_SHA384: &[u8] = &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
-        ];
-        // id-Ed25519 (RFC 8410 section 3): parameters absent.
-        const ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
-        // sha{256,384,512}WithRSAEncryption (RFC 4055 section 5): parameters NULL.
-        const RSA_SHA256: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
-            0x00,
-        ];
-        const RSA_SHA384: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05,
-            0x00,
-        ];
-        const RSA_SHA512: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05,
-            0x00,
-        ];
-        let known: [(&rcgen::SignatureAlgorithm, &'static [u8]); 6] = [
-            (&rcgen::PKCS_ECDSA_P256_SHA256, ECDSA_SHA256),
-            (&rcgen::PKCS_ECDSA_P384_SHA384, ECDSA_SHA384),
-            (&rcgen::PKCS_ED25519, ED25519),
-            (&rcgen::PKCS_RSA_SHA256, RSA_SHA256),
-            (&rcgen::PKCS_RSA_SHA384, RSA_SHA384),
-            (&rcgen::PKCS_RSA_SHA512, RSA_SHA512),
-        ];
-        known
-            .into_iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, der)| der)
-            .ok_or_else(|| CaError::Internal(format!("no CRL signing support for {alg:?}")))
+        self.issuer.key().signature_algorithm_der()
+    }
+
+    /// The CA's key, shared: what a [`crate::CrlSigner`] signs with.
+    pub(crate) fn key(&self) -> &CaKey {
+        self.issuer.key()
     }
 
     /// AuthorityInfoAccessSyntax (RFC 5280 section 4.2.2.1):
@@ -453,6 +428,75 @@ impl IssuingCa {
     /// The URLs written into certificates.
     pub fn urls(&self) -> &IssuanceUrls {
         &self.urls
+    }
+}
+
+/// A CA's private key, shared between the [`IssuingCa`] that signs certificates with it and
+/// the [`crate::CrlSigner`] handles that sign CRLs with it (which hold nothing else of the CA).
+#[derive(Clone)]
+pub(crate) struct CaKey(Arc<KeyPair>);
+
+impl CaKey {
+    /// Sign `message`; the signature goes with [`Self::signature_algorithm_der`].
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
+        rcgen::SigningKey::sign(self.0.as_ref(), message).map_err(CaError::internal)
+    }
+
+    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what [`Self::sign_raw`]
+    /// produces, matching what rcgen writes in certificates for the same key.
+    pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
+        // ecdsa-with-SHA256 / -SHA384 (RFC 5758 section 3.2): parameters absent.
+        const ECDSA_SHA256: &[u8] = &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
+        ];
+        const ECDSA_SHA384: &[u8] = &[
+            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
+        ];
+        // id-Ed25519 (RFC 8410 section 3): parameters absent.
+        const ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+        // sha{256,384,512}WithRSAEncryption (RFC 4055 section 5): parameters NULL.
+        const RSA_SHA256: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
+            0x00,
+        ];
+        const RSA_SHA384: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05,
+            0x00,
+        ];
+        const RSA_SHA512: &[u8] = &[
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05,
+            0x00,
+        ];
+        let alg = self.0.algorithm();
+        let known: [(&rcgen::SignatureAlgorithm, &'static [u8]); 6] = [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, ECDSA_SHA256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, ECDSA_SHA384),
+            (&rcgen::PKCS_ED25519, ED25519),
+            (&rcgen::PKCS_RSA_SHA256, RSA_SHA256),
+            (&rcgen::PKCS_RSA_SHA384, RSA_SHA384),
+            (&rcgen::PKCS_RSA_SHA512, RSA_SHA512),
+        ];
+        known
+            .into_iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, der)| der)
+            .ok_or_else(|| CaError::Internal(format!("no CRL signing support for {alg:?}")))
+    }
+}
+
+impl rcgen::PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.0.sign(msg)
     }
 }
 

@@ -11,7 +11,8 @@
 //!    requested name, then builds the certificate from policy alone: nothing in the CSR other
 //!    than its public key and approved names reaches the certificate.
 //!
-//! Revocation: [`build_crl`] writes CRLs signed by the issuing CA; the OCSP responder, which
+//! Revocation: a [`CrlSigner`] (the CA's name, key identifier and key, and nothing else)
+//! signs CRLs for the CA's publisher ([`build_crl`] with the whole CA); the OCSP responder, which
 //! never holds the CA key, answers [`parse_ocsp_request`]ed requests with [`build_response`]
 //! signed by an [`OcspSigner`] whose certificate comes from [`IssuingCa::issue_ocsp_signer`].
 #![forbid(unsafe_code)]
@@ -30,7 +31,7 @@ mod policy;
 mod profile;
 mod serial;
 
-pub use crl::{RevokedEntry, SubordinateCa, build_crl};
+pub use crl::{CrlSigner, RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
 pub use files::{write_atomic, write_new};

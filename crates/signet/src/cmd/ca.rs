@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use signet_ca::{IssuingCa, OffsetDateTime, RevokedEntry, Serial, build_crl};
+use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevokedEntry, Serial};
 use signet_store::{AuditEntry, NewCertificate, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
@@ -188,13 +188,13 @@ impl RootCrl {
     }
 }
 
-/// Sign the root's next CRL with `root` (from [`IssuingCa::root_for_crls`]), valid for
+/// Sign the root's next CRL with `root` (from [`CrlSigner::for_root`]), valid for
 /// `validity`, and store it under the root's key id with the next CRL Number for that key
 /// (so numbers only grow, whichever machine signs). It lists what the store records as
 /// issued by the root's key and revoked (normally nothing). `actor` goes in the audit row.
 pub async fn publish_root_crl(
     store: &Store,
-    root: &IssuingCa,
+    root: &CrlSigner,
     validity: Duration,
     actor: &str,
 ) -> anyhow::Result<RootCrl> {
@@ -230,7 +230,8 @@ pub async fn publish_root_crl(
         }
     }
     let count = entries.len();
-    let der = build_crl(root, number, this_update, next_update, entries)
+    let der = root
+        .sign_crl(number, this_update, next_update, entries)
         .context("signing the root CRL")?;
     store
         .store_crl(&NewCrl {
@@ -537,7 +538,7 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
                 sub.serial.to_hex()
             );
         }
-        publish_root_crl(&store, &root, args.validity, &actor).await
+        publish_root_crl(&store, &root.crl_signer()?, args.validity, &actor).await
     }
     .await;
     store.close().await;

@@ -286,7 +286,7 @@ async fn first_root_crl(
 ) -> anyhow::Result<NewCrl> {
     let validity = humantime::parse_duration(ROOT_CRL_DEFAULT_VALIDITY)
         .context("the default root CRL validity")?;
-    let root = IssuingCa::root_for_crls(root_pem, root_key)?;
+    let root = signet_ca::CrlSigner::for_root(root_pem, root_key)?;
     let issuer_key_id = hex::encode(root.key_id());
     let this_update = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -296,7 +296,8 @@ async fn first_root_crl(
         .next_crl_number(&issuer_key_id)
         .await
         .context("taking the first root CRL number")?;
-    let der = signet_ca::build_crl(&root, number, this_update, next_update, Vec::new())
+    let der = root
+        .sign_crl(number, this_update, next_update, Vec::new())
         .context("signing the first root CRL")?;
     Ok(NewCrl {
         issuer_key_id,

@@ -404,7 +404,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("issuing the OCSP responder's signing certificate")?;
     let publisher = CrlPublisher::new(
-        ca.clone(),
+        ca.crl_signer()?,
         store.clone(),
         Some(responder.clone()),
         rcfg.crl_interval.duration(),
@@ -421,7 +421,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     for k in &kept {
         let Some(kept_ca) = &k.ca else { continue };
         let p = CrlPublisher::new(
-            kept_ca.clone(),
+            kept_ca.crl_signer()?,
             store.clone(),
             None,
             rcfg.crl_interval.duration(),

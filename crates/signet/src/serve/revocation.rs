@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use signet_ca::OffsetDateTime;
-use signet_ca::{IssuingCa, OcspSignerCertificate, RevokedEntry, Serial, build_crl};
+use signet_ca::{CrlSigner, IssuingCa, OcspSignerCertificate, RevokedEntry, Serial};
 use signet_responder::{CertifySigner, Responder, ResponderError};
 use signet_store::{AuditEntry, NewCertificate, NewCrl, Store};
 use tokio::sync::Notify;
@@ -33,10 +33,11 @@ const SIGNER_REQUEST_POLL: Duration = Duration::from_secs(1);
 const SIGNER_REQUEST_MAX_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// Publishes CRLs: one per call of [`CrlPublisher::trigger`] (coalesced: revocations that
-/// arrive during a build are covered by the next one) and one every `interval`.
+/// arrive during a build are covered by the next one) and one every `interval`. It holds the
+/// CA's [`CrlSigner`], never the CA: it can sign CRLs and nothing else.
 #[derive(Clone, Debug)]
 pub struct CrlPublisher {
-    ca: Arc<IssuingCa>,
+    signer: CrlSigner,
     store: Store,
     /// The in-process responder, told at once about each new CRL.
     responder: Option<Responder>,
@@ -47,14 +48,14 @@ pub struct CrlPublisher {
 
 impl CrlPublisher {
     pub fn new(
-        ca: Arc<IssuingCa>,
+        signer: CrlSigner,
         store: Store,
         responder: Option<Responder>,
         interval: Duration,
         validity: Duration,
     ) -> Self {
         CrlPublisher {
-            ca,
+            signer,
             store,
             responder,
             interval,
@@ -71,7 +72,7 @@ impl CrlPublisher {
     /// Publish now unless a still valid CRL of this CA is stored; returns when the next
     /// scheduled publication is due (zero when it is overdue).
     pub async fn publish_if_stale(&self) -> anyhow::Result<Duration> {
-        let key_id = hex::encode(self.ca.key_id());
+        let key_id = hex::encode(self.signer.key_id());
         let now = OffsetDateTime::now_utc();
         // Only the number and dates: the responder loads the DER itself (`watch_changes`,
         // or the first request), after the listeners are up, so a large CRL does not delay
@@ -91,7 +92,7 @@ impl CrlPublisher {
 
     /// Build, sign and store a CRL of every unexpired revoked certificate; returns its number.
     pub async fn publish(&self) -> anyhow::Result<u64> {
-        let key_id = hex::encode(self.ca.key_id());
+        let key_id = hex::encode(self.signer.key_id());
         let this_update = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .context("the time")?;
@@ -101,9 +102,9 @@ impl CrlPublisher {
         let number = self.store.next_crl_number(&key_id).await?;
 
         // The entries stream from the store a page at a time into the one buffer that
-        // becomes the CRL, on a blocking thread since build_crl reads a plain iterator.
+        // becomes the CRL, on a blocking thread since sign_crl reads a plain iterator.
         let started = std::time::Instant::now();
-        let (ca, store, key) = (self.ca.clone(), self.store.clone(), key_id.clone());
+        let (signer, store, key) = (self.signer.clone(), self.store.clone(), key_id.clone());
         let handle = tokio::runtime::Handle::current();
         let (der, count) = tokio::task::spawn_blocking(move || {
             let mut entries = StoredEntries {
@@ -117,7 +118,7 @@ impl CrlPublisher {
                 count: 0,
                 failure: None,
             };
-            let der = build_crl(&ca, number, this_update, next_update, &mut entries)?;
+            let der = signer.sign_crl(number, this_update, next_update, &mut entries)?;
             match entries.failure {
                 Some(e) => Err(e.context("reading revoked certificates")),
                 None => Ok((der, entries.count)),
