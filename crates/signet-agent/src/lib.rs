@@ -2,6 +2,10 @@
 //! cron job) to get, renew and staple its certificate, and the client side of Signet's REST
 //! API that the `signet` binary's client commands use too.
 //!
+//! - [`bootstrap`]: `signet bootstrap`, a workload's first certificate with a bearer token
+//!   (the Kubernetes init container).
+//! - [`renew`]: `signet renew`, keeping that certificate (and an OCSP staple) fresh, over mTLS
+//!   or with a renewal token (the sidecar, cron).
 //! - [`client`]: the HTTPS client (rustls with ring, trusting only the Signet root given by
 //!   file, by pinned fingerprint or by the saved context), credentials, problem documents.
 //! - [`context`]: the saved client context (`signet context`) in the user's configuration
@@ -9,7 +13,7 @@
 //! - [`workload`]: what `bootstrap` and `renew` share: the workload's files, keys and CSRs,
 //!   chain verification with webpki, retries.
 //! - [`renewal_token`]: the renewal token a certificate's own key signs.
-//! - [`staple`]: fetching and verifying an OCSP response for stapling.
+//! - [`staple`]: `signet staple`, fetching and verifying an OCSP response for stapling.
 //! - [`error`]: the typed markers in an error chain, the exit codes, and how an error is said.
 //!
 //! It talks to a Signet server only over HTTPS: it depends on the CA core (`signet-ca`) for
@@ -19,10 +23,12 @@
 //! code (the binary's `main` prints them with [`error::describe`]).
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod client;
 pub mod context;
 pub mod error;
 pub mod files;
+pub mod renew;
 pub mod renewal_token;
 pub mod staple;
 pub mod workload;
