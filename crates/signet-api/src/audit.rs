@@ -9,7 +9,6 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Identity;
 use crate::certificates::{canonical_serial, rfc3339};
 use crate::{ApiError, AppState};
 
@@ -85,7 +84,7 @@ async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditList>, ApiError> {
     let identity = st.authenticate(&headers).await?;
-    if !matches!(identity, Identity::Admin) {
+    if !identity.is_admin() {
         return Err(ApiError::Forbidden(
             "reading the audit log needs the admin credential".into(),
         ));

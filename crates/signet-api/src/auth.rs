@@ -20,14 +20,12 @@ use signet_ca::{Policy, SubjectName};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use signet_authority::{KubernetesNames, Requester, SingleUse};
+
 use crate::audience::Audience;
+use crate::claims::{LEEWAY_SECS, MAX_TOKEN_LIFETIME_SECS};
 use crate::error::{ApiError, ConfigError};
 use crate::kubernetes::{KubernetesSettings, KubernetesVerifier};
-
-/// Longest a token may live, from now to its `exp`.
-pub const MAX_TOKEN_LIFETIME_SECS: i64 = 300;
-/// Clock skew tolerated on `exp`, `nbf` and `iat`.
-pub const LEEWAY_SECS: u64 = 30;
 
 /// Kinds of provisioner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,11 +118,12 @@ pub struct ProvisionerConfig {
     pub rate_limit_per_identity_burst: Option<u32>,
 }
 
-/// A provisioner ready to verify tokens.
+/// A provisioner ready to verify tokens: how its tokens are verified and how fast it may be
+/// used, around what the authority knows of it (name, policy, Kubernetes names), which
+/// every requester it vouches for carries.
 pub struct Provisioner {
-    pub(crate) name: String,
+    pub(crate) issuance: Arc<signet_authority::Provisioner>,
     pub(crate) verifier: Verifier,
-    pub(crate) policy: Policy,
     pub(crate) limiter: Arc<DefaultDirectRateLimiter>,
     rate: (u32, u32),
     /// One bucket per requester, if configured.
@@ -238,7 +237,7 @@ pub(crate) enum Verifier {
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Provisioner");
-        d.field("name", &self.name);
+        d.field("name", &self.name());
         match &self.verifier {
             Verifier::Token { algorithm, .. } => d.field("algorithm", algorithm),
             Verifier::Kubernetes(k) => d.field("kubernetes", k),
@@ -280,7 +279,7 @@ impl Provisioner {
             }
             (Some(rate), burst) => Some((rate, burst.unwrap_or(rate.saturating_mul(2)))),
         };
-        let verifier = match cfg.kind {
+        let (verifier, issuance) = match cfg.kind {
             ProvisionerKind::Token => {
                 let k8s_only = [
                     ("issuer", cfg.issuer.is_some()),
@@ -310,7 +309,10 @@ impl Provisioner {
                     .map_err(|e| err(format!("{}: {e}", path.display())))?;
                 let (key, algorithm) =
                     decoding_key(&pem).map_err(|e| err(format!("{}: {e}", path.display())))?;
-                Verifier::Token { key, algorithm }
+                (
+                    Verifier::Token { key, algorithm },
+                    signet_authority::Provisioner::token(&cfg.name, cfg.policy.clone()),
+                )
             }
             ProvisionerKind::Kubernetes => {
                 if cfg.public_key_file.is_some() {
@@ -340,20 +342,25 @@ impl Provisioner {
                     issuer,
                     audience,
                     jwks_json: &jwks_json,
-                    namespaces: &cfg.namespaces,
-                    service_accounts: &cfg.service_accounts,
-                    trust_domain: cfg.trust_domain.as_deref(),
-                    templates: cfg.names.as_deref(),
                     max_token_age: cfg.max_token_age,
                 })
                 .map_err(err)?;
-                Verifier::Kubernetes(Box::new(verifier))
+                let names = KubernetesNames::new(
+                    &cfg.namespaces,
+                    &cfg.service_accounts,
+                    cfg.trust_domain.as_deref(),
+                    cfg.names.as_deref(),
+                )
+                .map_err(err)?;
+                (
+                    Verifier::Kubernetes(Box::new(verifier)),
+                    signet_authority::Provisioner::kubernetes(&cfg.name, cfg.policy.clone(), names),
+                )
             }
         };
         let p = Provisioner::build(
-            &cfg.name,
+            Arc::new(issuance),
             verifier,
-            cfg.policy.clone(),
             cfg.rate_limit_per_second,
             cfg.rate_limit_burst,
         )
@@ -374,18 +381,16 @@ impl Provisioner {
         burst: u32,
     ) -> Result<Provisioner, String> {
         Provisioner::build(
-            name,
+            Arc::new(signet_authority::Provisioner::token(name, policy)),
             Verifier::Token { key, algorithm },
-            policy,
             per_second,
             burst,
         )
     }
 
     fn build(
-        name: &str,
+        issuance: Arc<signet_authority::Provisioner>,
         verifier: Verifier,
-        policy: Policy,
         per_second: u32,
         burst: u32,
     ) -> Result<Provisioner, String> {
@@ -396,9 +401,8 @@ impl Provisioner {
             Quota::per_second(rate).allow_burst(burst_n),
         ));
         Ok(Provisioner {
-            name: name.to_string(),
+            issuance,
             verifier,
-            policy,
             limiter,
             rate: (per_second, burst),
             identity_limiter: None,
@@ -418,7 +422,7 @@ impl Provisioner {
 
     /// The provisioner's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.issuance.name()
     }
 
     /// The provisioner's kind.
@@ -433,7 +437,7 @@ impl Provisioner {
     /// for `kubernetes`.
     pub fn token_issuer(&self) -> &str {
         match &self.verifier {
-            Verifier::Token { .. } => &self.name,
+            Verifier::Token { .. } => self.name(),
             Verifier::Kubernetes(k) => &k.issuer,
         }
     }
@@ -442,7 +446,7 @@ impl Provisioner {
     /// (a configuration reload does not refill buckets). The provisioner's bucket and the
     /// per-requester buckets carry over each on its own, when its own limits are unchanged.
     pub(crate) fn inherit_limiter(&mut self, old: &Provisioner) {
-        if old.name != self.name {
+        if old.name() != self.name() {
             return;
         }
         if old.rate == self.rate {
@@ -463,15 +467,15 @@ pub fn check_provisioners(provisioners: &[Provisioner]) -> Result<(), ConfigErro
     let mut names = BTreeSet::new();
     let mut issuers = BTreeSet::new();
     for p in provisioners {
-        if !names.insert(p.name.as_str()) {
+        if !names.insert(p.name()) {
             return Err(ConfigError::Provisioner {
-                name: p.name.clone(),
+                name: p.name().to_string(),
                 reason: "the name is used twice".into(),
             });
         }
         if !issuers.insert(p.token_issuer()) {
             return Err(ConfigError::Provisioner {
-                name: p.name.clone(),
+                name: p.name().to_string(),
                 reason: format!(
                     "another provisioner is already selected by tokens with iss {:?}",
                     p.token_issuer()
@@ -579,69 +583,59 @@ impl AdminCredential {
     }
 }
 
-/// The authenticated caller of one request.
+/// The authenticated caller of one request: the requester the authority is asked for (which
+/// carries its provisioner), and that provisioner's rate limits.
 #[derive(Clone, Debug)]
-pub enum Identity {
-    /// The admin credential.
-    Admin,
-    /// A requester vouched for by a provisioner's token.
-    Token {
-        /// The provisioner.
-        provisioner: String,
-        /// The token's `sub`.
-        subject: String,
-        /// Names the token allows.
-        sans: BTreeSet<SubjectName>,
-    },
-    /// A Kubernetes workload, by its service-account token.
-    Kubernetes {
-        /// The provisioner.
-        provisioner: String,
-        /// The service account's namespace.
-        namespace: String,
-        /// The service account's name.
-        service_account: String,
-        /// The names its templates give.
-        names: BTreeSet<SubjectName>,
-    },
+pub struct Identity {
+    requester: Requester,
+    limits: Option<RateLimits>,
+}
+
+/// A provisioner's buckets, as one request found them.
+#[derive(Clone, Debug)]
+pub(crate) struct RateLimits {
+    pub(crate) provisioner: Arc<DefaultDirectRateLimiter>,
+    pub(crate) per_requester: Option<Arc<IdentityLimiter>>,
 }
 
 impl Identity {
-    /// The requester as its provisioner knows it, for per-requester rate limits: a token's
-    /// `sub`, a Kubernetes `namespace/serviceaccount`; `None` for the admin.
-    pub(crate) fn requester(&self) -> Option<(&str, String)> {
-        match self {
-            Identity::Admin => None,
-            Identity::Token {
-                provisioner,
-                subject,
-                ..
-            } => Some((provisioner, subject.clone())),
-            Identity::Kubernetes {
-                provisioner,
-                namespace,
-                service_account,
-                ..
-            } => Some((provisioner, format!("{namespace}/{service_account}"))),
+    /// The admin credential.
+    fn admin() -> Identity {
+        Identity {
+            requester: Requester::Admin,
+            limits: None,
         }
+    }
+
+    /// A requester vouched for by `provisioner`.
+    fn vouched(provisioner: &Provisioner, requester: Requester) -> Identity {
+        Identity {
+            requester,
+            limits: Some(RateLimits {
+                provisioner: provisioner.limiter.clone(),
+                per_requester: provisioner.identity_limiter.clone(),
+            }),
+        }
+    }
+
+    /// Who is asking, as the authority reads it.
+    pub fn requester(&self) -> &Requester {
+        &self.requester
+    }
+
+    /// Whether this is the admin credential.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.requester, Requester::Admin)
+    }
+
+    /// The rate limits the request counts against, if a provisioner vouched for it.
+    pub(crate) fn limits(&self) -> Option<&RateLimits> {
+        self.limits.as_ref()
     }
 
     /// How the caller appears in the audit log and the certificate record.
     pub fn audit_name(&self) -> String {
-        match self {
-            Identity::Admin => "admin".into(),
-            Identity::Token {
-                provisioner,
-                subject,
-                ..
-            } => format!("token:{provisioner}:{subject}"),
-            Identity::Kubernetes {
-                provisioner,
-                namespace,
-                service_account,
-                ..
-            } => format!("k8s:{provisioner}:{namespace}/{service_account}"),
-        }
+        self.requester.to_string()
     }
 }
 
@@ -738,9 +732,6 @@ pub(crate) fn reject_critical_extensions(token: &str) -> Result<(), ApiError> {
     )))
 }
 
-/// A token's single-use obligation: (provisioner, jti, exp).
-pub(crate) type TokenUse = (String, String, OffsetDateTime);
-
 /// Verify a bearer credential. Returns the identity and, for tokens, the `jti` and `exp`
 /// the caller must consume (single use) before acting.
 pub(crate) fn verify(
@@ -748,10 +739,10 @@ pub(crate) fn verify(
     admin: &AdminCredential,
     provisioners: &[Provisioner],
     audience: &Audience,
-) -> Result<(Identity, Option<TokenUse>), ApiError> {
+) -> Result<(Identity, Option<SingleUse>), ApiError> {
     if !token.contains('.') {
         return if admin.matches(token) {
-            Ok((Identity::Admin, None))
+            Ok((Identity::admin(), None))
         } else if token.starts_with("sa_") {
             Err(ApiError::Unauthorized("invalid admin token".into()))
         } else {
@@ -780,19 +771,27 @@ pub(crate) fn verify(
         Verifier::Kubernetes(k8s) => {
             // Reusable until it ages out: no single-use obligation.
             let workload = k8s.verify(token)?;
-            let identity = Identity::Kubernetes {
-                provisioner: prov.name.clone(),
+            let names = match prov.issuance.kubernetes_names() {
+                Some(names) => names.names_for(&workload.namespace, &workload.service_account)?,
+                None => {
+                    return Err(ApiError::Internal(
+                        "a kubernetes verifier without names".into(),
+                    ));
+                }
+            };
+            let requester = Requester::Kubernetes {
+                provisioner: prov.issuance.clone(),
                 namespace: workload.namespace,
                 service_account: workload.service_account,
-                names: workload.names,
+                names,
             };
-            return Ok((identity, None));
+            return Ok((Identity::vouched(prov, requester), None));
         }
     };
     let mut v = Validation::new(algorithm);
     // `aud` is required (below) but compared here as a URL, under any of the CA's names.
     v.validate_aud = false;
-    v.set_issuer(&[prov.name.as_str()]);
+    v.set_issuer(&[prov.name()]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.leeway = LEEWAY_SECS;
     v.validate_nbf = true;
@@ -845,12 +844,17 @@ pub(crate) fn verify(
         .map_err(|e| ApiError::Unauthorized(format!("token sans: {e}")))?;
     let exp = OffsetDateTime::from_unix_timestamp(claims.exp)
         .map_err(|_| ApiError::Unauthorized("token exp out of range".into()))?;
-    let identity = Identity::Token {
-        provisioner: prov.name.clone(),
+    let requester = Requester::Token {
+        provisioner: prov.issuance.clone(),
         subject: claims.sub,
         sans,
     };
-    Ok((identity, Some((prov.name.clone(), claims.jti, exp))))
+    let single_use = SingleUse {
+        namespace: prov.name().to_string(),
+        jti: claims.jti,
+        expires_at: exp,
+    };
+    Ok((Identity::vouched(prov, requester), Some(single_use)))
 }
 
 #[cfg(test)]

@@ -6,20 +6,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use signet_ca::{
-    CaError, CertificateInfo, Csr, IssuedCertificate, Lifetime, Policy, Profile, Serial,
-    SubjectName,
+use signet_authority::{
+    HolderProof, IssueRequest as AuthorityIssue, Recorded, RenewRequest as AuthorityRenew,
+    Requester, SingleUse,
 };
-use signet_store::{
-    AuditEntry, CertStatus, CertificateFilter, CertificateRecord, NewCertificate, RevokeOutcome,
-};
+use signet_ca::{CaError, CertificateInfo, Lifetime, Profile, Serial, SubjectName};
+use signet_store::{AuditEntry, CertStatus, CertificateFilter, CertificateRecord, RevokeOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{self, Identity, Verifier};
+use crate::auth::{self, Identity};
 use crate::{ApiError, AppState, ClientCertificate, MAX_BODY_BYTES};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -280,14 +279,6 @@ fn retry_after_secs(wait: std::time::Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// A single-use token's `jti`, still to be burned.
-#[derive(Debug)]
-struct TokenBurn {
-    provisioner: String,
-    jti: String,
-    expires_at: OffsetDateTime,
-}
-
 impl AppState {
     /// Authenticate the bearer credential; for tokens, enforce the rate limit and burn the jti.
     pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, ApiError> {
@@ -304,7 +295,7 @@ impl AppState {
     async fn authenticate_deferred(
         &self,
         headers: &HeaderMap,
-    ) -> Result<(Identity, Option<TokenBurn>), ApiError> {
+    ) -> Result<(Identity, Option<SingleUse>), ApiError> {
         let token = auth::bearer(headers)?.ok_or_else(|| {
             ApiError::Unauthorized("missing `Authorization: Bearer` credential".into())
         })?;
@@ -315,10 +306,10 @@ impl AppState {
         // The requester's own bucket first, so that a requester refused for flooding does
         // not also drain its provisioner's bucket and starve the provisioner's other
         // requesters. Nothing is burned here: a refused token stays usable.
-        if let Some((provisioner, requester)) = identity.requester()
-            && let Some(p) = provisioners.iter().find(|p| p.name == provisioner)
-        {
-            if let Some(per_identity) = &p.identity_limiter
+        if let Some(limits) = identity.limits() {
+            let provisioner = identity.requester().provisioner_name();
+            if let Some(per_identity) = &limits.per_requester
+                && let Some(requester) = identity.requester().provisioner_subject()
                 && let Err(wait) = per_identity.check(&requester)
             {
                 return Err(ApiError::RateLimited {
@@ -329,7 +320,7 @@ impl AppState {
                     retry_after_secs: retry_after_secs(wait),
                 });
             }
-            if let Err(not_until) = p.limiter.check() {
+            if let Err(not_until) = limits.provisioner.check() {
                 let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
                 let wait = not_until.wait_time_from(now);
                 return Err(ApiError::RateLimited {
@@ -338,22 +329,15 @@ impl AppState {
                 });
             }
         }
-        Ok((
-            identity,
-            consume.map(|(provisioner, jti, expires_at)| TokenBurn {
-                provisioner,
-                jti,
-                expires_at,
-            }),
-        ))
+        Ok((identity, consume))
     }
 
     /// Burn a single-use token's `jti` on its own; a replay is [`ApiError::TokenReplayed`].
-    async fn burn(&self, burn: &TokenBurn) -> Result<(), ApiError> {
+    async fn burn(&self, burn: &SingleUse) -> Result<(), ApiError> {
         if self
             .inner
             .store
-            .consume_token(&burn.provisioner, &burn.jti, burn.expires_at)
+            .consume_token(&burn.namespace, &burn.jti, burn.expires_at)
             .await?
         {
             Ok(())
@@ -391,79 +375,26 @@ impl AppState {
         err
     }
 
-    /// Durably record a certificate with its audit row (and, for a single-use token, burn
-    /// its `jti` in the same transaction), then describe it. A replayed token records
-    /// nothing: the certificate just signed is dropped unseen.
-    ///
-    /// `actor` is who asked (the audit row's actor); `requester` is whom the certificate's
-    /// line was issued to (the record's requester). They differ only for a renewal, whose
-    /// actor is the certificate that asked (`mtls:<serial>`).
-    async fn record(
-        &self,
-        cert: &IssuedCertificate,
-        actor: &str,
-        requester: &str,
-        action: &str,
-        provisioner: &str,
-        burn: Option<&TokenBurn>,
-    ) -> Result<IssueResponse, ApiError> {
-        let ca = &self.inner.ca;
-        let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
-        let record = NewCertificate {
-            serial: cert.serial.to_hex(),
-            issuer: ca.subject().to_string(),
-            issuer_key_id: hex::encode(ca.key_id()),
-            subject: cert.subject.clone(),
-            sans: sans.clone(),
-            profile: cert.profile.to_string(),
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            requester: requester.to_string(),
-            der: cert.der.clone(),
-        };
-        let audit = AuditEntry {
-            actor: actor.to_string(),
-            action: action.into(),
-            serial: Some(record.serial.clone()),
-            outcome: "ok".into(),
-            detail: format!("profile={} names={}", cert.profile, sans.join(",")),
-        };
-        match burn {
-            None => self.inner.store.insert_certificate(&record, &audit).await?,
-            Some(b) => {
-                let fresh = self
-                    .inner
-                    .store
-                    .insert_certificate_with_token(
-                        &b.provisioner,
-                        &b.jti,
-                        b.expires_at,
-                        &record,
-                        &audit,
-                    )
-                    .await?;
-                if !fresh {
-                    return Err(ApiError::TokenReplayed);
-                }
-            }
-        }
+    /// Count and describe a certificate the authority recorded (`action`: `issue` or
+    /// `renew`).
+    fn issued(&self, recorded: Recorded, action: &str) -> IssueResponse {
+        let cert = &recorded.certificate;
         self.inner
             .metrics
             .issued
             .get_or_create(&crate::metrics::IssuedLabels {
                 profile: cert.profile.to_string(),
-                provisioner: provisioner.to_string(),
+                provisioner: recorded.counted_against.clone(),
                 operation: action.to_string(),
             })
             .inc();
-        tracing::info!(serial = %record.serial, actor, requester, profile = %cert.profile, "certificate {action}d");
-        Ok(IssueResponse {
-            serial_number: record.serial,
+        IssueResponse {
+            serial_number: recorded.serial,
             certificate: cert.pem(),
-            chain: ca.chain_pem(),
+            chain: self.inner.ca.chain_pem(),
             not_before: rfc3339(cert.not_before),
             not_after: rfc3339(cert.not_after),
-        })
+        }
     }
 }
 
@@ -520,283 +451,39 @@ async fn issue(
 async fn issue_inner(
     st: &AppState,
     identity: &Identity,
-    burn: Option<&TokenBurn>,
+    burn: Option<&SingleUse>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<IssueResponse, ApiError> {
-    if let Identity::Kubernetes {
-        provisioner,
-        namespace,
-        service_account,
-        ..
-    } = identity
-    {
-        kubernetes_verifier(st, provisioner, |k8s| k8s.admit(namespace, service_account))?;
-    }
+    let requester = identity.requester();
+    // A workload its provisioner does not admit is told so before its body is read.
+    st.inner.authority.admit(requester)?;
     let req: IssueRequest = json_body(headers, body, false)?;
-    let default_profile = match identity {
-        Identity::Kubernetes { .. } => "peer",
-        _ => "server",
+    let request = AuthorityIssue {
+        csr: req.csr.as_bytes(),
+        profile: req.profile.as_deref(),
+        ttl: req.ttl.as_deref(),
     };
-    let profile: Profile = req.profile.as_deref().unwrap_or(default_profile).parse()?;
-    let ttl = parse_ttl(req.ttl.as_deref())?;
-    let mut csr = Csr::from_pem_or_der(req.csr.as_bytes())?;
-    let (policy, provisioner) = match identity {
-        Identity::Admin => (st.inner.config.admin_policy.clone(), "admin".to_string()),
-        Identity::Token {
-            provisioner, sans, ..
-        } => {
-            let outside: Vec<String> = csr
-                .names()
-                .iter()
-                .filter(|n| !sans.contains(n))
-                .map(SubjectName::to_tagged)
-                .collect();
-            if !outside.is_empty() {
-                return Err(ApiError::NameDenied {
-                    rule: "names not in the token's sans claim (a token allows only the names it was minted for: signet token --san NAME, for every name in the CSR, CN included)".into(),
-                    names: outside,
-                });
-            }
-            let provisioners = st.provisioners();
-            let p = provisioners
-                .iter()
-                .find(|p| &p.name == provisioner)
-                .ok_or_else(|| provisioner_gone(provisioner))?;
-            (p.policy.clone(), provisioner.clone())
-        }
-        Identity::Kubernetes {
-            provisioner, names, ..
-        } => {
-            let provisioners = st.provisioners();
-            let p = provisioners
-                .iter()
-                .find(|p| &p.name == provisioner)
-                .ok_or_else(|| provisioner_gone(provisioner))?;
-            // The template names are the workload's own; anything else needs the policy.
-            let outside: Vec<String> = csr
-                .names()
-                .iter()
-                .filter(|n| !names.contains(n) && !p.policy.allows(n))
-                .map(SubjectName::to_tagged)
-                .collect();
-            if !outside.is_empty() {
-                return Err(ApiError::NameDenied {
-                    rule: format!(
-                        "names neither the service account's own (the name templates of provisioner {provisioner:?}) nor allowed by that provisioner's policy"
-                    ),
-                    names: outside,
-                });
-            }
-            if csr.names().is_empty() {
-                csr = Csr::from_parts(csr.spki_der(), None, names.iter().cloned().collect())?;
-            }
-            let mut policy = p.policy.clone();
-            for name in names {
-                allow_exactly(&mut policy, name)?;
-            }
-            (policy, provisioner.clone())
-        }
-    };
-    let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
-    let cert = st
-        .inner
-        .ca
-        .issue(
-            &csr,
-            profile,
-            &st.limits(profile),
-            ttl,
-            &policy,
-            OffsetDateTime::now_utc(),
-        )
-        .map_err(|e| whose_policy(e, &provisioner, false))?;
-    let who = identity.audit_name();
-    let resp = st
-        .record(&cert, &who, &who, "issue", &provisioner, burn)
-        .await?;
-    if let Identity::Kubernetes {
+    let recorded = st.inner.authority.issue(request, requester, burn).await?;
+    let resp = st.issued(recorded, "issue");
+    if let Requester::Kubernetes {
         provisioner,
         namespace,
         service_account,
         ..
-    } = identity
+    } = requester
     {
         st.inner
             .metrics
             .kubernetes_issued
             .get_or_create(&crate::metrics::WorkloadLabels {
-                provisioner: provisioner.clone(),
+                provisioner: provisioner.name().to_string(),
                 namespace: namespace.clone(),
                 service_account: service_account.clone(),
             })
             .inc();
     }
     Ok(resp)
-}
-
-/// A policy's refusal of names, saying whose policy it was: that of the provisioner the
-/// request counts against, or the CA-wide `[policy]` (the admin's, and that of the server's
-/// own and `issue --local` certificates). `renewal` says the policy is that of the line's
-/// first issuer, as configured now.
-fn whose_policy(err: CaError, provisioner: &str, renewal: bool) -> ApiError {
-    match err {
-        CaError::NameDenied { names } => {
-            let whose = if provisioner == "admin" {
-                "the CA-wide [policy]".to_string()
-            } else {
-                format!("the policy of provisioner {provisioner:?}")
-            };
-            let when = if renewal {
-                ", which first issued this certificate, as configured now"
-            } else {
-                ""
-            };
-            ApiError::NameDenied {
-                rule: format!("names not allowed by {whose}{when}"),
-                names,
-            }
-        }
-        other => other.into(),
-    }
-}
-
-/// A requested `ttl`, parsed. One longer than any lifetime Signet can express is held back
-/// as the inner `Err` until the maximum that applies to the request is known, so that its
-/// `ttl-too-long` names that maximum (see [`CaError::against_max`]); any other parse error is
-/// refused at once.
-fn parse_ttl(ttl: Option<&str>) -> Result<Result<Option<Lifetime>, CaError>, ApiError> {
-    match ttl.map(str::parse::<Lifetime>).transpose() {
-        Err(e @ CaError::LifetimeTooLong { .. }) => Ok(Err(e)),
-        other => Ok(Ok(other?)),
-    }
-}
-
-fn provisioner_gone(name: &str) -> ApiError {
-    // A reload removed it between authentication and issuance.
-    ApiError::Unauthorized(format!("provisioner {name:?} is no longer configured"))
-}
-
-/// Run `f` on the current `kubernetes` provisioner called `name`.
-fn kubernetes_verifier<T>(
-    st: &AppState,
-    name: &str,
-    f: impl FnOnce(&crate::kubernetes::KubernetesVerifier) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let provisioners = st.provisioners();
-    match provisioners.iter().find(|p| p.name == name) {
-        Some(p) => match &p.verifier {
-            Verifier::Kubernetes(k8s) => f(k8s),
-            Verifier::Token { .. } => Err(provisioner_gone(name)),
-        },
-        None => Err(provisioner_gone(name)),
-    }
-}
-
-/// Widen `policy` to allow exactly `name` (a Kubernetes template name, already checked to be
-/// the workload's own).
-fn allow_exactly(policy: &mut Policy, name: &SubjectName) -> Result<(), ApiError> {
-    match name {
-        SubjectName::Dns(d) => policy.dns.push(signet_ca::DnsPattern::Exact(d.clone())),
-        SubjectName::Ip(ip) => {
-            let bits = if ip.is_ipv4() { 32 } else { 128 };
-            policy.ip.push(
-                format!("{ip}/{bits}")
-                    .parse()
-                    .map_err(|_| ApiError::Internal(format!("host network of {ip}")))?,
-            );
-        }
-        // A prefix without a trailing '/' matches itself (and paths below it, which the
-        // exact check before this excludes).
-        SubjectName::Uri(u) => policy.uri_prefixes.push(u.clone()),
-        SubjectName::Email(e) => policy.email.push(e.clone()),
-    }
-    Ok(())
-}
-
-/// How many `mtls:<serial>` requesters [`line_origin`] follows back.
-const MAX_RENEWAL_HOPS: usize = 10_000;
-
-/// Whom a certificate's line was first issued to (`token:…`, `k8s:…`, `admin`, `local:…`).
-///
-/// A renewal records its line's origin as the requester (its audit row's actor names the
-/// certificate that asked), so this is normally the record's own requester. Records written
-/// before renewals did that name `mtls:<serial>` of the certificate that renewed: those are
-/// followed back, and the renewal about to be recorded carries the answer forward.
-async fn line_origin(st: &AppState, rec: &CertificateRecord) -> Result<String, ApiError> {
-    let mut requester = rec.requester.clone();
-    for _ in 0..MAX_RENEWAL_HOPS {
-        let Some(parent) = requester.strip_prefix("mtls:") else {
-            return Ok(requester);
-        };
-        let untraceable = || {
-            ApiError::Forbidden(format!(
-                "this certificate's renewals cannot be traced back to its first issuance \
-                 (there is no record of {parent}): request a new certificate"
-            ))
-        };
-        requester = st
-            .inner
-            .store
-            .get_certificate(parent)
-            .await?
-            .ok_or_else(untraceable)?
-            .requester;
-    }
-    Err(ApiError::Forbidden(format!(
-        "this certificate was renewed more than {MAX_RENEWAL_HOPS} times before renewals \
-         recorded their origin: request a new certificate"
-    )))
-}
-
-fn renewal_provisioner_gone(name: &str) -> ApiError {
-    ApiError::Forbidden(format!(
-        "this certificate was first issued through provisioner {name:?}, which is no longer \
-         configured, so it cannot be renewed: request a new certificate"
-    ))
-}
-
-/// The policy a renewal must meet, and the provisioner it counts against: those of whoever
-/// the line was first issued to, as configured now. A tightened policy, a narrowed
-/// Kubernetes allow-list or a removed provisioner therefore takes effect at the next
-/// renewal instead of never. Certificates first issued with the admin credential, by
-/// `signet issue --local` (the CA key's holder) or for the server itself meet the CA-wide
-/// policy, as the admin's do.
-fn renewal_policy(st: &AppState, origin: &str) -> Result<(Policy, String), ApiError> {
-    let mut parts = origin.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("token"), Some(name), Some(_)) => {
-            let provisioners = st.provisioners();
-            match provisioners.iter().find(|p| p.name == name) {
-                Some(p) if matches!(p.verifier, Verifier::Token { .. }) => {
-                    Ok((p.policy.clone(), name.to_string()))
-                }
-                _ => Err(renewal_provisioner_gone(name)),
-            }
-        }
-        (Some("k8s"), Some(name), Some(workload)) => {
-            let (namespace, service_account) = workload.split_once('/').ok_or_else(|| {
-                ApiError::Internal(format!("malformed requester {origin:?} on record"))
-            })?;
-            let provisioners = st.provisioners();
-            let p = provisioners
-                .iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| renewal_provisioner_gone(name))?;
-            let Verifier::Kubernetes(k8s) = &p.verifier else {
-                return Err(renewal_provisioner_gone(name));
-            };
-            k8s.admit(namespace, service_account)?;
-            // As at issuance: the template names are the workload's own, anything else
-            // needs the provisioner's policy.
-            let mut policy = p.policy.clone();
-            for n in k8s.names_for(namespace, service_account)? {
-                allow_exactly(&mut policy, &n)?;
-            }
-            Ok((policy, name.to_string()))
-        }
-        _ => Ok((st.inner.config.admin_policy.clone(), "admin".to_string())),
-    }
 }
 
 /// The caller's current client certificate, checked against the store: issued by us, not
@@ -868,14 +555,14 @@ async fn known_certificate(
 async fn token_holder(
     st: &AppState,
     token: &str,
-) -> Result<(CertificateInfo, CertificateRecord, TokenBurn), ApiError> {
+) -> Result<(CertificateInfo, CertificateRecord, SingleUse), ApiError> {
     let mut issuers: Vec<&[u8]> = vec![st.inner.ca.cert_der()];
     if let Some(previous) = st.inner.previous_issuers.get() {
         issuers.extend(previous.iter().map(|p| p.der.as_slice()));
     }
     let token = crate::renewal::verify(token, &issuers, st.audience(), OffsetDateTime::now_utc())?;
-    let burn = TokenBurn {
-        provisioner: token.burn_namespace(),
+    let burn = SingleUse {
+        namespace: token.burn_namespace(),
         jti: token.jti.clone(),
         expires_at: token.expires_at,
     };
@@ -915,14 +602,20 @@ async fn renew(
     let (info, rec, burn, actor) = match bearer {
         Some(token) => match token_holder(&st, token).await {
             Ok((info, rec, burn)) => {
-                let actor = format!("x5c:{}", rec.serial);
+                let actor = Requester::Holder {
+                    serial: rec.serial.clone(),
+                    proof: HolderProof::RenewalToken,
+                };
                 (info, rec, Some(burn), actor)
             }
             Err(e) => return Err(st.refuse("x5c:unknown", "renew", None, e).await),
         },
         None => match holder(&st, client).await {
             Ok((info, rec)) => {
-                let actor = format!("mtls:{}", rec.serial);
+                let actor = Requester::Holder {
+                    serial: rec.serial.clone(),
+                    proof: HolderProof::Mtls,
+                };
                 (info, rec, None, actor)
             }
             Err(e) => return Err(st.refuse("mtls:unknown", "renew", None, e).await),
@@ -940,7 +633,7 @@ async fn renew(
                 _ => e,
             };
             Err(st
-                .refuse(&actor, "renew", Some(rec.serial.clone()), e)
+                .refuse(&actor.to_string(), "renew", Some(rec.serial.clone()), e)
                 .await)
         }
     }
@@ -950,43 +643,33 @@ async fn renew_inner(
     st: &AppState,
     info: &CertificateInfo,
     rec: &CertificateRecord,
-    actor: &str,
+    holder: &Requester,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    burn: Option<&TokenBurn>,
+    burn: Option<&SingleUse>,
 ) -> Result<IssueResponse, ApiError> {
     let req: RenewRequest = json_body(headers, body, true)?;
-    let profile: Profile = rec.profile.parse()?;
-    let ttl = parse_ttl(req.ttl.as_deref())?;
-    let spki = match &req.csr {
-        Some(pem) => Csr::from_pem_or_der(pem.as_bytes())?.spki_der().to_vec(),
-        None => info.spki_der.clone(),
+    let request = AuthorityRenew {
+        record: rec,
+        spki_der: &info.spki_der,
+        common_name: info.common_name.as_deref(),
+        csr: req.csr.as_deref().map(str::as_bytes),
+        ttl: req.ttl.as_deref(),
     };
-    let names = rec
-        .sans
-        .iter()
-        .map(|s| SubjectName::parse_tagged(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let request = Csr::from_parts(&spki, info.common_name.clone(), names)?;
-    // Renewal keeps the names, but they must still be allowed to whoever the line was
-    // first issued to.
-    let origin = line_origin(st, rec).await?;
-    let (policy, provisioner) = renewal_policy(st, &origin)?;
-    let ttl = ttl.map_err(|e| e.against_max(policy.max_lifetime(&st.limits(profile))))?;
-    let cert = st
+    // The line's first provisioner, as configured now.
+    let provisioners = st.provisioners();
+    let find = |name: &str| {
+        provisioners
+            .iter()
+            .find(|p| p.name() == name)
+            .map(|p| p.issuance.clone())
+    };
+    let recorded = st
         .inner
-        .ca
-        .issue(
-            &request,
-            profile,
-            &st.limits(profile),
-            ttl,
-            &policy,
-            OffsetDateTime::now_utc(),
-        )
-        .map_err(|e| whose_policy(e, &provisioner, true))?;
-    st.record(&cert, actor, &origin, "renew", &provisioner, burn)
-        .await
+        .authority
+        .renew(request, holder, find, burn)
+        .await?;
+    Ok(st.issued(recorded, "renew"))
 }
 
 pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
@@ -1022,7 +705,7 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CertificateList>, ApiError> {
     let identity = st.authenticate(&headers).await?;
-    if !matches!(identity, Identity::Admin) {
+    if !identity.is_admin() {
         return Err(ApiError::Forbidden(
             "listing certificates needs the admin credential".into(),
         ));
@@ -1106,7 +789,7 @@ async fn revoke(
 ) -> Result<Json<CertificateView>, ApiError> {
     let actor = if auth::bearer(&headers).ok().flatten().is_some() {
         match st.authenticate(&headers).await {
-            Ok(Identity::Admin) => "admin".to_string(),
+            Ok(identity) if identity.is_admin() => "admin".to_string(),
             Ok(_) => {
                 return Err(st
                     .refuse(
@@ -1125,18 +808,23 @@ async fn revoke(
     } else {
         match holder(&st, client).await {
             Ok((info, _)) => {
+                let actor = Requester::Holder {
+                    serial: info.serial.to_hex(),
+                    proof: HolderProof::Mtls,
+                }
+                .to_string();
                 if canonical_serial(&serial).ok().as_deref() != Some(info.serial.to_hex().as_str())
                 {
                     return Err(st
                         .refuse(
-                            &format!("mtls:{}", info.serial),
+                            &actor,
                             "revoke",
                             None,
                             ApiError::Forbidden("a certificate may revoke only itself".into()),
                         )
                         .await);
                 }
-                format!("mtls:{}", info.serial)
+                actor
             }
             Err(e) => return Err(st.refuse("anonymous", "revoke", None, e).await),
         }

@@ -4,7 +4,8 @@
 //! frozen server or host, a lock held for ever, a pool with no free connection) is answered
 //! 503 `database-unavailable` within that bound instead of holding the request until the
 //! request timeout. Only the operations handlers use are here, each a thin bound around the
-//! store's own.
+//! store's own; the authority bounds its own (recording a certificate, following a renewal's
+//! lineage) by the same timeout.
 //!
 //! An operation cut off by the bound is abandoned, not undone: a write already handed to the
 //! database may still commit once it answers again. The client was told 503, never success,
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use signet_store::{
     AuditEntry, AuditFilter, AuditPage, CertificateFilter, CertificatePage, CertificateRecord,
-    NewCertificate, RevokeOutcome, Store, StoreError,
+    RevokeOutcome, Store, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -58,32 +59,6 @@ impl Bounded {
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.bound(self.store.ping()).await
-    }
-
-    pub(crate) async fn insert_certificate(
-        &self,
-        cert: &NewCertificate,
-        audit: &AuditEntry,
-    ) -> Result<(), StoreError> {
-        self.bound(self.store.insert_certificate(cert, audit)).await
-    }
-
-    pub(crate) async fn insert_certificate_with_token(
-        &self,
-        provisioner: &str,
-        jti: &str,
-        expires_at: OffsetDateTime,
-        cert: &NewCertificate,
-        audit: &AuditEntry,
-    ) -> Result<bool, StoreError> {
-        self.bound(self.store.insert_certificate_with_token(
-            provisioner,
-            jti,
-            expires_at,
-            cert,
-            audit,
-        ))
-        .await
     }
 
     pub(crate) async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {

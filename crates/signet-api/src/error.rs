@@ -266,6 +266,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<signet_authority::Refusal> for ApiError {
+    /// The authority's refusals, one to one onto the problems the API has always answered.
+    fn from(refusal: signet_authority::Refusal) -> Self {
+        use signet_authority::Refusal as R;
+        match refusal {
+            R::Ca(e) => ApiError::Ca(e),
+            R::Store(e) => e.into(),
+            R::NameDenied { rule, names } => ApiError::NameDenied { rule, names },
+            R::ServiceAccountDenied(why) => ApiError::ServiceAccountDenied(why),
+            R::RenewalDenied(why) => ApiError::Forbidden(why),
+            R::TokenReplayed => ApiError::TokenReplayed,
+            R::Internal(why) => ApiError::Internal(why),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Configuration errors found while building the API state (before serving).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

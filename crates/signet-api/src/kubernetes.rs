@@ -13,31 +13,25 @@
 //!   `max_token_age` (default one hour) ago is refused, whatever its `exp` says. This also
 //!   limits the year-long tokens some clusters hand out for backwards compatibility.
 //! - The namespace and service account come from the `kubernetes.io` claim and must agree
-//!   with `sub` (`system:serviceaccount:NS:SA`); then the allow-lists apply.
-//! - The names a workload may have come from templates over `{ns}`, `{sa}` and
-//!   `{trust_domain}`.
+//!   with `sub` (`system:serviceaccount:NS:SA`).
+//!
+//! What a verified workload may then be issued (the provisioner's allow-lists, and the names
+//! its templates over `{ns}`, `{sa}` and `{trust_domain}` give) is the authority's:
+//! [`signet_authority::KubernetesNames`].
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use signet_ca::{Lifetime, SubjectName};
+use signet_authority::{is_namespace, is_service_account};
+use signet_ca::Lifetime;
 use time::OffsetDateTime;
 
-use crate::auth::LEEWAY_SECS;
+use crate::claims::LEEWAY_SECS;
 use crate::error::ApiError;
 
-/// The names a Kubernetes workload gets when its provisioner names no templates.
-pub const DEFAULT_NAME_TEMPLATES: [&str; 3] = [
-    "{sa}.{ns}.svc",
-    "{sa}.{ns}.svc.cluster.local",
-    "spiffe://{trust_domain}/ns/{ns}/sa/{sa}",
-];
-/// The SPIFFE trust domain when none is configured.
-pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
 /// How old (since `iat`) a token may be when none is configured.
 pub const DEFAULT_MAX_TOKEN_AGE: Lifetime = Lifetime::from_hours(1);
 /// Most keys one JWKS may hold.
@@ -57,10 +51,6 @@ pub(crate) struct KubernetesVerifier {
     pub(crate) issuer: String,
     pub(crate) audience: String,
     keys: Vec<ClusterKey>,
-    namespaces: BTreeSet<String>,
-    service_accounts: BTreeSet<String>,
-    trust_domain: String,
-    templates: Vec<String>,
     max_token_age: Lifetime,
 }
 
@@ -73,10 +63,6 @@ impl std::fmt::Debug for KubernetesVerifier {
                 "kids",
                 &self.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
             )
-            .field("namespaces", &self.namespaces)
-            .field("service_accounts", &self.service_accounts)
-            .field("trust_domain", &self.trust_domain)
-            .field("templates", &self.templates)
             .finish_non_exhaustive()
     }
 }
@@ -87,10 +73,6 @@ pub(crate) struct KubernetesSettings<'a> {
     pub issuer: &'a str,
     pub audience: &'a str,
     pub jwks_json: &'a str,
-    pub namespaces: &'a [String],
-    pub service_accounts: &'a [String],
-    pub trust_domain: Option<&'a str>,
-    pub templates: Option<&'a [String]>,
     pub max_token_age: Option<Lifetime>,
 }
 
@@ -177,29 +159,6 @@ fn parse_jwks(json: &str) -> Result<Vec<ClusterKey>, String> {
     Ok(keys)
 }
 
-/// A Kubernetes namespace: an RFC 1123 label.
-fn is_namespace(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A service account name: an RFC 1123 subdomain.
-fn is_service_account(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_namespace)
-}
-
-/// Fill a name template.
-fn render(template: &str, ns: &str, sa: &str, trust_domain: &str) -> String {
-    template
-        .replace("{ns}", ns)
-        .replace("{sa}", sa)
-        .replace("{trust_domain}", trust_domain)
-}
-
 impl KubernetesVerifier {
     /// Build and check everything that can be checked before a token arrives.
     pub(crate) fn new(s: &KubernetesSettings<'_>) -> Result<Self, String> {
@@ -210,77 +169,15 @@ impl KubernetesVerifier {
             return Err("audience must be 1 to 1024 characters".into());
         }
         let keys = parse_jwks(s.jwks_json).map_err(|e| format!("JWKS: {e}"))?;
-        let mut namespaces = BTreeSet::new();
-        for ns in s.namespaces {
-            if !is_namespace(ns) {
-                return Err(format!(
-                    "namespaces: {ns:?} is not a Kubernetes namespace name"
-                ));
-            }
-            namespaces.insert(ns.clone());
-        }
-        let mut service_accounts = BTreeSet::new();
-        for entry in s.service_accounts {
-            let ok = entry
-                .split_once('/')
-                .is_some_and(|(ns, sa)| is_namespace(ns) && is_service_account(sa));
-            if !ok {
-                return Err(format!(
-                    "service_accounts: {entry:?} is not NAMESPACE/SERVICEACCOUNT"
-                ));
-            }
-            service_accounts.insert(entry.clone());
-        }
-        let trust_domain = s.trust_domain.unwrap_or(DEFAULT_TRUST_DOMAIN).to_string();
-        match signet_ca::DnsName::parse(&trust_domain) {
-            Ok(d) if !d.is_wildcard() && d.as_str() == trust_domain => {}
-            _ => {
-                return Err(format!(
-                    "trust_domain {trust_domain:?} is not a lowercase DNS name"
-                ));
-            }
-        }
-        let templates: Vec<String> = match s.templates {
-            Some(t) => t.to_vec(),
-            None => DEFAULT_NAME_TEMPLATES
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
-        };
-        if templates.is_empty() {
-            return Err("names: at least one name template is needed".into());
-        }
-        for t in &templates {
-            // Every placeholder must be known, and a sample rendering must be a valid name.
-            let rest = render(t, "", "", "");
-            if rest.contains(['{', '}']) {
-                return Err(format!(
-                    "names: {t:?}: the placeholders are {{ns}}, {{sa}} and {{trust_domain}}"
-                ));
-            }
-            let sample = render(t, "default", "app", &trust_domain);
-            match SubjectName::parse_loose(&sample) {
-                Ok(SubjectName::Dns(d)) if d.is_wildcard() => {
-                    return Err(format!("names: {t:?}: wildcards are not templates"));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(format!("names: {t:?}: {e}")),
-            }
-        }
         Ok(KubernetesVerifier {
             issuer: s.issuer.to_string(),
             audience: s.audience.to_string(),
             keys,
-            namespaces,
-            service_accounts,
-            trust_domain,
-            templates,
             max_token_age: s.max_token_age.unwrap_or(DEFAULT_MAX_TOKEN_AGE),
         })
     }
 
-    /// Verify a service-account token. Returns the namespace, the service account and the
-    /// names its templates give.
+    /// Verify a service-account token. Returns the namespace and the service account.
     pub(crate) fn verify(&self, token: &str) -> Result<Workload, ApiError> {
         self.verify_at(token, OffsetDateTime::now_utc().unix_timestamp())
     }
@@ -375,39 +272,10 @@ impl KubernetesVerifier {
                 "token sub does not match its kubernetes.io namespace and service account".into(),
             ));
         }
-        let names = self.names_for(&ns, &sa)?;
         Ok(Workload {
             namespace: ns,
             service_account: sa,
-            names,
         })
-    }
-
-    /// The names this provisioner's templates give the service account `ns/sa`.
-    pub(crate) fn names_for(&self, ns: &str, sa: &str) -> Result<BTreeSet<SubjectName>, ApiError> {
-        // A valid template can still give an invalid name for a long service account
-        // (over 253 characters): that is the requester's invalid name (400), not our error.
-        Ok(self
-            .templates
-            .iter()
-            .map(|t| SubjectName::parse_loose(&render(t, ns, sa, &self.trust_domain)))
-            .collect::<Result<BTreeSet<_>, _>>()?)
-    }
-
-    /// Whether the allow-lists admit this workload; `Err` says why not.
-    pub(crate) fn admit(&self, namespace: &str, service_account: &str) -> Result<(), ApiError> {
-        if !self.namespaces.is_empty() && !self.namespaces.contains(namespace) {
-            return Err(ApiError::ServiceAccountDenied(format!(
-                "namespace {namespace:?} is not allowed by this provisioner"
-            )));
-        }
-        let who = format!("{namespace}/{service_account}");
-        if !self.service_accounts.is_empty() && !self.service_accounts.contains(&who) {
-            return Err(ApiError::ServiceAccountDenied(format!(
-                "service account {who} is not allowed by this provisioner"
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -416,7 +284,6 @@ impl KubernetesVerifier {
 pub(crate) struct Workload {
     pub namespace: String,
     pub service_account: String,
-    pub names: BTreeSet<SubjectName>,
 }
 
 /// Read a JWKS file (relative to `base_dir`).
@@ -466,6 +333,7 @@ struct ObjectRef {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::collections::BTreeSet;
 
     const P256_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
 
@@ -487,36 +355,6 @@ mod tests {
         assert!(check_jwks("not json").is_err());
         let twice = format!(r#"{{"keys":[{P256_JWK},{P256_JWK}]}}"#);
         assert!(check_jwks(&twice).is_err());
-    }
-
-    #[test]
-    fn templates_are_checked_and_rendered() {
-        let jwks = format!(r#"{{"keys":[{P256_JWK}]}}"#);
-        let settings = |templates: Option<&'static [String]>| KubernetesSettings {
-            issuer: "https://k8s.test",
-            audience: "signet",
-            jwks_json: Box::leak(jwks.clone().into_boxed_str()),
-            namespaces: &[],
-            service_accounts: &[],
-            trust_domain: None,
-            templates,
-            max_token_age: None,
-        };
-        assert!(KubernetesVerifier::new(&settings(None)).is_ok());
-        for bad in ["{pod}.svc", "*.{ns}.svc", "spiffe://{ns}?x", ""] {
-            let t: &'static [String] = Box::leak(vec![bad.to_string()].into_boxed_slice());
-            assert!(
-                KubernetesVerifier::new(&settings(Some(t))).is_err(),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            render(DEFAULT_NAME_TEMPLATES[2], "prod", "api", "cluster.local"),
-            "spiffe://cluster.local/ns/prod/sa/api"
-        );
-        assert!(is_service_account("a.b-c"));
-        assert!(!is_service_account("a/b"));
-        assert!(!is_namespace("Prod"));
     }
 
     /// Kubernetes' own fixtures (discovery document, JWKS, signing keys) and tokens laid out
@@ -553,10 +391,6 @@ mod tests {
             issuer: &issuer,
             audience,
             jwks_json: vector::JWKS,
-            namespaces: &[],
-            service_accounts: &[],
-            trust_domain: None,
-            templates: None,
             max_token_age: None,
         })
         .expect("Kubernetes' JWKS and discovery issuer make a valid provisioner")
@@ -648,7 +482,14 @@ mod tests {
                 (w.namespace.as_str(), w.service_account.as_str()),
                 ("prod", "api")
             );
-            let names: BTreeSet<String> = w.names.iter().map(|n| n.to_string()).collect();
+            // The names the default templates give that workload (the authority's part).
+            let templates = signet_authority::KubernetesNames::new(&[], &[], None, None).unwrap();
+            let names: BTreeSet<String> = templates
+                .names_for(&w.namespace, &w.service_account)
+                .unwrap()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
             assert_eq!(names, expected);
             // exp = iat + 3600: accepted up to the leeway past it, refused a second later.
             let exp = vector::IAT + 3600;

@@ -2,8 +2,9 @@
 //!
 //! [`app`] builds the axum router from an [`AppState`]; the binary serves it over rustls
 //! (and inserts a [`ClientCertificate`] extension for mTLS callers). Handlers authenticate
-//! the caller, let the CA core decide, make the store record the outcome, and only then
-//! answer. Every error leaves through [`ApiError`] as RFC 7807 problem+json.
+//! the caller (and rate-limit it), ask the authority ([`signet_authority::Authority`]) to
+//! decide, sign and record, and only then answer. Every error leaves through [`ApiError`] as
+//! RFC 7807 problem+json.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ mod audience;
 mod audit;
 mod auth;
 mod certificates;
+mod claims;
 mod db;
 mod error;
 mod jwt_crypto;
@@ -39,9 +41,8 @@ pub use auth::{
 };
 pub use db::DATABASE_TIMEOUT;
 pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
-pub use kubernetes::{
-    DEFAULT_MAX_TOKEN_AGE, DEFAULT_NAME_TEMPLATES, DEFAULT_TRUST_DOMAIN, check_jwks,
-};
+pub use kubernetes::{DEFAULT_MAX_TOKEN_AGE, check_jwks};
+pub use signet_authority::{DEFAULT_NAME_TEMPLATES, DEFAULT_TRUST_DOMAIN};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -91,6 +92,8 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     ca: Arc<IssuingCa>,
+    /// Issuance and renewal decisions, and recording what is issued.
+    authority: signet_authority::Authority,
     /// The store, each operation bounded by the database timeout.
     store: db::Bounded,
     /// Replaced whole on a configuration reload; requests take a snapshot.
@@ -122,9 +125,16 @@ impl AppState {
         jwt_crypto::install();
         config.ca_url = config.ca_url.trim_end_matches('/').to_string();
         let metrics = metrics::Metrics::new();
+        let authority = signet_authority::Authority::new(
+            ca.clone(),
+            store.clone(),
+            config.admin_policy.clone(),
+            config.profiles.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 ca,
+                authority,
                 store: db::Bounded::new(store),
                 provisioners: std::sync::RwLock::new(Arc::new(provisioners)),
                 admin,
@@ -157,6 +167,7 @@ impl AppState {
     /// then reported within that bound. Set once, before [`app`]; a second value is ignored.
     pub fn with_database_timeout(self, timeout: Duration) -> Self {
         let _ = self.inner.store.timeout.set(timeout);
+        self.inner.authority.set_database_timeout(timeout);
         self
     }
 
@@ -230,7 +241,7 @@ impl AppState {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for p in &mut provisioners {
-            if let Some(old) = slot.iter().find(|o| o.name == p.name) {
+            if let Some(old) = slot.iter().find(|o| o.name() == p.name()) {
                 p.inherit_limiter(old);
             }
         }
@@ -242,7 +253,7 @@ impl AppState {
     pub fn provisioner_names(&self) -> Vec<(String, ProvisionerKind)> {
         self.provisioners()
             .iter()
-            .map(|p| (p.name.clone(), p.kind()))
+            .map(|p| (p.name().to_string(), p.kind()))
             .collect()
     }
 
@@ -253,12 +264,7 @@ impl AppState {
     }
 
     fn limits(&self, profile: Profile) -> ProfileLimits {
-        self.inner
-            .config
-            .profiles
-            .get(&profile)
-            .copied()
-            .unwrap_or_default()
+        self.inner.authority.limits(profile)
     }
 }
 
@@ -301,6 +307,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole API as an axum router.
 pub fn app(state: AppState) -> Router {
+    // The authority's store operations get the same bound as the handlers' (the default
+    // unless `with_database_timeout` set one).
+    state
+        .inner
+        .authority
+        .set_database_timeout(state.inner.store.timeout());
     let (router, api) = routes().split_for_parts();
     router
         // Serves the document at /openapi.json and names that URL in the page's

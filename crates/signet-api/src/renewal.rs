@@ -34,7 +34,7 @@ use signet_ca::{CertificateInfo, CsrKeyType, PublicKey};
 use time::OffsetDateTime;
 
 use crate::ApiError;
-use crate::auth::{LEEWAY_SECS, MAX_TOKEN_LIFETIME_SECS};
+use crate::claims::{LEEWAY_SECS, MAX_TOKEN_LIFETIME_SECS};
 
 /// The path a renewal token's audience names, after the CA's URL.
 pub(crate) const RENEW_PATH: &str = "/v1/certificates/renew";

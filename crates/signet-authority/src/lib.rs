@@ -1,6 +1,37 @@
-//! Signet's authority: the one place that turns "this requester asks for this CSR under this
-//! profile" into a decision, a signature, a record and an audit row.
+//! Signet's authority (what Boulder calls the registration authority): the one place that
+//! turns "this requester asks for this CSR under this profile" into a decision, a signature,
+//! a record and an audit row.
 //!
-//! This crate is being filled in by issue 15: issuance and renewal decisions move here from
-//! the API crate and the binary, and revocation publishing becomes one component here.
+//! - [`Requester`]: who asks, typed (a provisioner's token holder or Kubernetes workload
+//!   carrying its [`Provisioner`], the admin, the holder of a certificate renewing it, the
+//!   CA key's local holder, the server itself, an OCSP responder), rendered in one place
+//!   into the string the store records.
+//! - [`Authority::issue`] and [`Authority::renew`] decide: a token's `sans` bound its names,
+//!   a Kubernetes workload gets its template names ([`KubernetesNames`]), a renewal meets the
+//!   current policy of whoever its line was first issued to (its lineage is followed back
+//!   through the store), and profile and TTL limits apply. They return a [`Recorded`]
+//!   certificate or a typed [`Refusal`], which the API maps to problem+json.
+//! - [`Authority::record`] is the one sign -> record -> audit path: every certificate the
+//!   CA signs (issued, renewed, the server's own, an OCSP signer's, an issuing CA's) is
+//!   durably stored with its audit row, in one transaction, before anyone is given it.
+//!
+//! It depends on the CA core (signet-ca) and the store (signet-store), never on the HTTP
+//! layer: authentication, rate limits and problem+json stay in signet-api.
 #![forbid(unsafe_code)]
+
+mod authority;
+mod error;
+mod provisioner;
+mod requester;
+
+pub use authority::{
+    Authority, IssueRequest, Recorded, RenewRequest, SingleUse, ToRecord, Ttl, record,
+};
+pub use error::Refusal;
+pub use provisioner::{
+    DEFAULT_NAME_TEMPLATES, DEFAULT_TRUST_DOMAIN, KubernetesNames, Provisioner, is_namespace,
+    is_service_account,
+};
+pub use requester::{
+    HolderProof, MalformedRequester, OCSP_SIGNER_REQUESTER, RecordedRequester, Requester,
+};

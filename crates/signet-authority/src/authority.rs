@@ -1,0 +1,615 @@
+//! [`Authority`]: issuance and renewal decisions, and the one sign -> record -> audit path.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use signet_ca::{
+    CaError, Csr, IssuedCertificate, IssuingCa, Lifetime, Policy, Profile, ProfileLimits,
+    SubjectName,
+};
+use signet_store::{AuditEntry, CertificateRecord, NewCertificate, Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::Refusal;
+use crate::provisioner::Provisioner;
+use crate::requester::{RecordedRequester, Requester};
+
+/// How many `mtls:<serial>` requesters [`Authority::line_origin`] follows back.
+const MAX_RENEWAL_HOPS: usize = 10_000;
+
+/// The issuing side of the CA: its key (through the CA core), its records (the store), and
+/// the CA-wide policy and profile limits.
+#[derive(Debug)]
+pub struct Authority {
+    ca: Arc<IssuingCa>,
+    store: Store,
+    /// The CA-wide `[policy]`: the admin's, the local CA holder's, and that of renewals of
+    /// lines they (or the server) started.
+    policy: Policy,
+    profiles: BTreeMap<Profile, ProfileLimits>,
+    /// Each store operation is bounded by this, when set (see
+    /// [`Authority::set_database_timeout`]).
+    database_timeout: OnceLock<Duration>,
+}
+
+/// A request for a new certificate, as the requester wrote it.
+#[derive(Clone, Copy, Debug)]
+pub struct IssueRequest<'a> {
+    /// The PKCS#10 CSR, PEM or DER.
+    pub csr: &'a [u8],
+    /// The profile's name (`server`, `client`, `peer`); `None`: the requester's default.
+    pub profile: Option<&'a str>,
+    /// The lifetime, e.g. `24h`; `None`: the profile's default.
+    pub ttl: Option<&'a str>,
+}
+
+/// A request to renew a certificate, made by its holder.
+#[derive(Clone, Copy, Debug)]
+pub struct RenewRequest<'a> {
+    /// The certificate's record, as the holder's proof was checked against.
+    pub record: &'a CertificateRecord,
+    /// The certificate's public key (SubjectPublicKeyInfo, DER).
+    pub spki_der: &'a [u8],
+    /// The certificate's subject common name, kept.
+    pub common_name: Option<&'a str>,
+    /// A CSR for a new key (rekey), PEM or DER; its names are ignored.
+    pub csr: Option<&'a [u8]>,
+    /// The lifetime, e.g. `24h`; `None`: the profile's default.
+    pub ttl: Option<&'a str>,
+}
+
+/// A single-use token's `jti`, burned in the same transaction that records the certificate.
+#[derive(Clone, Debug)]
+pub struct SingleUse {
+    /// The namespace the `jti` is unique in (the provisioner's name, `renew:<serial>`).
+    pub namespace: String,
+    /// The token's `jti`.
+    pub jti: String,
+    /// The token's `exp` (the burn is kept until then).
+    pub expires_at: OffsetDateTime,
+}
+
+/// A requested lifetime, parsed. One longer than any lifetime Signet can express is held
+/// back until the maximum that applies to the request is known, so that its
+/// `ttl-too-long` names that maximum (see [`CaError::against_max`]).
+#[derive(Debug)]
+pub enum Ttl {
+    /// The profile's default.
+    Default,
+    /// This lifetime.
+    Requested(Lifetime),
+    /// Longer than Signet can express.
+    BeyondAnyLimit(CaError),
+}
+
+impl Ttl {
+    /// Parse `ttl`; any error but one of length is refused at once.
+    pub fn parse(ttl: Option<&str>) -> Result<Ttl, CaError> {
+        match ttl.map(str::parse::<Lifetime>).transpose() {
+            Ok(None) => Ok(Ttl::Default),
+            Ok(Some(l)) => Ok(Ttl::Requested(l)),
+            Err(e @ CaError::LifetimeTooLong { .. }) => Ok(Ttl::BeyondAnyLimit(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The lifetime to ask the CA core for, now that `max` is known.
+    fn within(self, max: Lifetime) -> Result<Option<Lifetime>, CaError> {
+        match self {
+            Ttl::Default => Ok(None),
+            Ttl::Requested(l) => Ok(Some(l)),
+            Ttl::BeyondAnyLimit(e) => Err(e.against_max(max)),
+        }
+    }
+}
+
+impl From<Option<Lifetime>> for Ttl {
+    fn from(ttl: Option<Lifetime>) -> Ttl {
+        ttl.map_or(Ttl::Default, Ttl::Requested)
+    }
+}
+
+/// A certificate signed and durably recorded, with its audit row.
+#[derive(Debug)]
+pub struct Recorded {
+    /// The certificate.
+    pub certificate: IssuedCertificate,
+    /// Its serial, lowercase hex, as recorded.
+    pub serial: String,
+    /// Whom the certificate's line was issued to, as recorded.
+    pub requester: String,
+    /// What it counts against: the provisioner's name, or `admin` (metrics).
+    pub counted_against: String,
+}
+
+/// A certificate signed by a CA key (issuing CA or root), ready to be recorded by
+/// [`Authority::record`].
+#[derive(Debug)]
+pub struct ToRecord<'a> {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// The signer's subject DN and key identifier.
+    pub issuer: &'a IssuingCa,
+    /// The subject DN (RFC 4514).
+    pub subject: String,
+    /// The names, tagged (`dns:…`).
+    pub sans: Vec<String>,
+    /// The profile it is filed under.
+    pub profile: String,
+    /// Validity.
+    pub not_before: OffsetDateTime,
+    /// Validity.
+    pub not_after: OffsetDateTime,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
+impl Authority {
+    /// The authority issuing with `ca` into `store`, under the CA-wide `policy` and the
+    /// profile limits `profiles` (a profile not listed has the default limits).
+    pub fn new(
+        ca: Arc<IssuingCa>,
+        store: Store,
+        policy: Policy,
+        profiles: BTreeMap<Profile, ProfileLimits>,
+    ) -> Authority {
+        Authority {
+            ca,
+            store,
+            policy,
+            profiles,
+            database_timeout: OnceLock::new(),
+        }
+    }
+
+    /// Bound every store operation by `timeout`: one that has not completed by then is
+    /// [`StoreError::Unavailable`] (abandoned, not undone). Set once; a second value is
+    /// ignored. Unset: unbounded (the store's own waits apply).
+    pub fn set_database_timeout(&self, timeout: Duration) {
+        let _ = self.database_timeout.set(timeout);
+    }
+
+    /// The issuing CA.
+    pub fn ca(&self) -> &Arc<IssuingCa> {
+        &self.ca
+    }
+
+    /// The limits of `profile`.
+    pub fn limits(&self, profile: Profile) -> ProfileLimits {
+        self.profiles.get(&profile).copied().unwrap_or_default()
+    }
+
+    async fn bound<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match self.database_timeout.get() {
+            None => op.await,
+            Some(&limit) => match tokio::time::timeout(limit, op).await {
+                Ok(result) => result,
+                Err(_) => Err(StoreError::timed_out(limit)),
+            },
+        }
+    }
+
+    /// Refuse a Kubernetes workload its provisioner's allow-lists do not admit (anyone else
+    /// passes). [`Authority::issue`] checks this too; callers may check it first, before
+    /// reading the rest of the request.
+    pub fn admit(&self, requester: &Requester) -> Result<(), Refusal> {
+        if let Requester::Kubernetes {
+            provisioner,
+            namespace,
+            service_account,
+            ..
+        } = requester
+            && let Some(names) = provisioner.kubernetes_names()
+        {
+            names.admit(namespace, service_account)?;
+        }
+        Ok(())
+    }
+
+    /// Issue a certificate for `request` to `requester`, and record it (burning `burn` in the
+    /// same transaction, if given).
+    ///
+    /// The names must be within a token's `sans` and its provisioner's policy; a Kubernetes
+    /// workload may have its template names and names its provisioner's policy allows (a CSR
+    /// without names gets the template names; the default profile is `peer`); the admin and
+    /// the local CA holder meet the CA-wide policy; the server's own certificate any name.
+    pub async fn issue(
+        &self,
+        request: IssueRequest<'_>,
+        requester: &Requester,
+        burn: Option<&SingleUse>,
+    ) -> Result<Recorded, Refusal> {
+        self.admit(requester)?;
+        let default_profile = match requester {
+            Requester::Kubernetes { .. } => "peer",
+            _ => "server",
+        };
+        let profile: Profile = request.profile.unwrap_or(default_profile).parse()?;
+        let ttl = Ttl::parse(request.ttl)?;
+        let csr = Csr::from_pem_or_der(request.csr)?;
+        self.issue_csr(csr, profile, ttl, requester, burn).await
+    }
+
+    /// [`Authority::issue`] for a CSR, profile and lifetime already read.
+    pub async fn issue_csr(
+        &self,
+        mut csr: Csr,
+        profile: Profile,
+        ttl: Ttl,
+        requester: &Requester,
+        burn: Option<&SingleUse>,
+    ) -> Result<Recorded, Refusal> {
+        self.admit(requester)?;
+        let policy = match requester {
+            Requester::Token {
+                provisioner, sans, ..
+            } => {
+                let outside: Vec<String> = csr
+                    .names()
+                    .iter()
+                    .filter(|n| !sans.contains(n))
+                    .map(SubjectName::to_tagged)
+                    .collect();
+                if !outside.is_empty() {
+                    return Err(Refusal::NameDenied {
+                        rule: "names not in the token's sans claim (a token allows only the names it was minted for: signet token --san NAME, for every name in the CSR, CN included)".into(),
+                        names: outside,
+                    });
+                }
+                provisioner.policy().clone()
+            }
+            Requester::Kubernetes {
+                provisioner, names, ..
+            } => {
+                // The template names are the workload's own; anything else needs the policy.
+                let outside: Vec<String> = csr
+                    .names()
+                    .iter()
+                    .filter(|n| !names.contains(n) && !provisioner.policy().allows(n))
+                    .map(SubjectName::to_tagged)
+                    .collect();
+                if !outside.is_empty() {
+                    return Err(Refusal::NameDenied {
+                        rule: format!(
+                            "names neither the service account's own (the name templates of provisioner {:?}) nor allowed by that provisioner's policy",
+                            provisioner.name()
+                        ),
+                        names: outside,
+                    });
+                }
+                if csr.names().is_empty() {
+                    csr = Csr::from_parts(csr.spki_der(), None, names.iter().cloned().collect())?;
+                }
+                widen(provisioner, names)?
+            }
+            // The server names itself: its configured hostnames and addresses.
+            Requester::Server => Policy::allow_all(),
+            _ => self.policy.clone(),
+        };
+        let limits = self.limits(profile);
+        let ttl = ttl.within(policy.max_lifetime(&limits))?;
+        let cert = self
+            .ca
+            .issue(
+                &csr,
+                profile,
+                &limits,
+                ttl,
+                &policy,
+                OffsetDateTime::now_utc(),
+            )
+            .map_err(|e| whose_policy(e, requester, false))?;
+        let recorded = requester.to_string();
+        self.record_issued(cert, &recorded, &recorded, "issue", burn)
+            .await
+            .map(|(certificate, serial)| Recorded {
+                certificate,
+                serial,
+                requester: recorded.clone(),
+                counted_against: requester.provisioner_name().to_string(),
+            })
+    }
+
+    /// Renew a certificate for its holder `holder` (as [`Requester::Holder`]): the same
+    /// names and profile, for the same key or a CSR's (rekey), if they still meet the current
+    /// policy of whoever the certificate's line was first issued to. `provisioners` finds a
+    /// provisioner in force now by name. The new certificate is recorded as that line's,
+    /// with `holder` as the audit row's actor (burning `burn` in the same transaction).
+    pub async fn renew(
+        &self,
+        request: RenewRequest<'_>,
+        holder: &Requester,
+        provisioners: impl Fn(&str) -> Option<Arc<Provisioner>>,
+        burn: Option<&SingleUse>,
+    ) -> Result<Recorded, Refusal> {
+        let rec = request.record;
+        let profile: Profile = rec.profile.parse()?;
+        let ttl = Ttl::parse(request.ttl)?;
+        let spki = match request.csr {
+            Some(csr) => Csr::from_pem_or_der(csr)?.spki_der().to_vec(),
+            None => request.spki_der.to_vec(),
+        };
+        let names = rec
+            .sans
+            .iter()
+            .map(|s| SubjectName::parse_tagged(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let csr = Csr::from_parts(&spki, request.common_name.map(str::to_string), names)?;
+        // Renewal keeps the names, but they must still be allowed to whoever the line was
+        // first issued to.
+        let origin = self.line_origin(rec).await?;
+        let (policy, counted_against) = self.renewal_policy(&origin, provisioners)?;
+        let limits = self.limits(profile);
+        let ttl = ttl.within(policy.max_lifetime(&limits))?;
+        let cert = self
+            .ca
+            .issue(
+                &csr,
+                profile,
+                &limits,
+                ttl,
+                &policy,
+                OffsetDateTime::now_utc(),
+            )
+            .map_err(|e| name_denied_by(e, &counted_against, true))?;
+        let actor = holder.to_string();
+        let (certificate, serial) = self
+            .record_issued(cert, &actor, &origin, "renew", burn)
+            .await?;
+        Ok(Recorded {
+            certificate,
+            serial,
+            requester: origin,
+            counted_against,
+        })
+    }
+
+    /// Whom a certificate's line was first issued to (`token:…`, `k8s:…`, `admin`,
+    /// `local:…`), as recorded.
+    ///
+    /// A renewal records its line's origin as the requester (its audit row's actor names the
+    /// certificate that asked), so this is normally the record's own requester. Records
+    /// written before renewals did that name `mtls:<serial>` of the certificate that
+    /// renewed: those are followed back, and the renewal about to be recorded carries the
+    /// answer forward.
+    async fn line_origin(&self, rec: &CertificateRecord) -> Result<String, Refusal> {
+        let mut requester = rec.requester.clone();
+        for _ in 0..MAX_RENEWAL_HOPS {
+            let parent = match RecordedRequester::parse(&requester) {
+                Ok(RecordedRequester::Renewal { serial }) => serial.to_string(),
+                _ => return Ok(requester),
+            };
+            let untraceable = || {
+                Refusal::RenewalDenied(format!(
+                    "this certificate's renewals cannot be traced back to its first issuance \
+                     (there is no record of {parent}): request a new certificate"
+                ))
+            };
+            requester = self
+                .bound(self.store.get_certificate(&parent))
+                .await?
+                .ok_or_else(untraceable)?
+                .requester;
+        }
+        Err(Refusal::RenewalDenied(format!(
+            "this certificate was renewed more than {MAX_RENEWAL_HOPS} times before renewals \
+             recorded their origin: request a new certificate"
+        )))
+    }
+
+    /// The policy a renewal must meet, and the provisioner it counts against: those of
+    /// whoever the line was first issued to, as configured now. A tightened policy, a
+    /// narrowed Kubernetes allow-list or a removed provisioner therefore takes effect at the
+    /// next renewal instead of never. Certificates first issued with the admin credential,
+    /// by `signet issue --local` (the CA key's holder) or for the server itself meet the
+    /// CA-wide policy, as the admin's do.
+    fn renewal_policy(
+        &self,
+        origin: &str,
+        provisioners: impl Fn(&str) -> Option<Arc<Provisioner>>,
+    ) -> Result<(Policy, String), Refusal> {
+        let gone = |name: &str| {
+            Refusal::RenewalDenied(format!(
+                "this certificate was first issued through provisioner {name:?}, which is no \
+                 longer configured, so it cannot be renewed: request a new certificate"
+            ))
+        };
+        match RecordedRequester::parse(origin).map_err(|e| Refusal::Internal(e.to_string()))? {
+            RecordedRequester::Token { provisioner, .. } => match provisioners(provisioner) {
+                Some(p) if p.kubernetes_names().is_none() => {
+                    Ok((p.policy().clone(), provisioner.to_string()))
+                }
+                _ => Err(gone(provisioner)),
+            },
+            RecordedRequester::Kubernetes {
+                provisioner,
+                namespace,
+                service_account,
+            } => {
+                let p = provisioners(provisioner).ok_or_else(|| gone(provisioner))?;
+                let k8s = p.kubernetes_names().ok_or_else(|| gone(provisioner))?;
+                k8s.admit(namespace, service_account)?;
+                // As at issuance: the template names are the workload's own, anything else
+                // needs the provisioner's policy.
+                let names = k8s.names_for(namespace, service_account)?;
+                Ok((widen(&p, &names)?, provisioner.to_string()))
+            }
+            RecordedRequester::Renewal { .. } | RecordedRequester::CaWide => {
+                Ok((self.policy.clone(), "admin".to_string()))
+            }
+        }
+    }
+
+    /// Record a certificate the issuing CA just signed, as issued to `requester`, with an
+    /// audit row by `actor`.
+    async fn record_issued(
+        &self,
+        cert: IssuedCertificate,
+        actor: &str,
+        requester: &str,
+        action: &str,
+        burn: Option<&SingleUse>,
+    ) -> Result<(IssuedCertificate, String), Refusal> {
+        let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
+        let detail = format!("profile={} names={}", cert.profile, sans.join(","));
+        let to_record = ToRecord {
+            serial: cert.serial.to_hex(),
+            issuer: &self.ca,
+            subject: cert.subject.clone(),
+            sans,
+            profile: cert.profile.to_string(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            der: cert.der.clone(),
+        };
+        let serial = self
+            .record(to_record, requester, actor, action, detail, burn)
+            .await?;
+        tracing::info!(%serial, actor, requester, profile = %cert.profile, "certificate {action}d");
+        Ok((cert, serial))
+    }
+
+    /// The one sign -> record -> audit path: durably record `cert` as issued to `requester`,
+    /// with an audit row (`actor`, `action`, outcome `ok`, `detail`) in the same transaction,
+    /// burning `burn` there too if given. Returns the serial as recorded. Nothing is recorded
+    /// when the token was already used ([`Refusal::TokenReplayed`]): the certificate just
+    /// signed is then dropped unseen.
+    pub async fn record(
+        &self,
+        cert: ToRecord<'_>,
+        requester: &str,
+        actor: &str,
+        action: &str,
+        detail: String,
+        burn: Option<&SingleUse>,
+    ) -> Result<String, Refusal> {
+        record(
+            &self.store,
+            self.database_timeout.get().copied(),
+            cert,
+            requester,
+            actor,
+            action,
+            detail,
+            burn,
+        )
+        .await
+    }
+}
+
+/// [`Authority::record`] for a certificate signed by a CA key outside an [`Authority`] (the
+/// root signing an issuing CA), into `store`, bounded by `timeout` if given.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    store: &Store,
+    timeout: Option<Duration>,
+    cert: ToRecord<'_>,
+    requester: &str,
+    actor: &str,
+    action: &str,
+    detail: String,
+    burn: Option<&SingleUse>,
+) -> Result<String, Refusal> {
+    let record = NewCertificate {
+        serial: cert.serial,
+        issuer: cert.issuer.subject().to_string(),
+        issuer_key_id: hex::encode(cert.issuer.key_id()),
+        subject: cert.subject,
+        sans: cert.sans,
+        profile: cert.profile,
+        not_before: cert.not_before,
+        not_after: cert.not_after,
+        requester: requester.to_string(),
+        der: cert.der,
+    };
+    let audit = AuditEntry {
+        actor: actor.to_string(),
+        action: action.into(),
+        serial: Some(record.serial.clone()),
+        outcome: "ok".into(),
+        detail,
+    };
+    let write = async {
+        match burn {
+            None => store
+                .insert_certificate(&record, &audit)
+                .await
+                .map(|()| true),
+            Some(b) => {
+                store
+                    .insert_certificate_with_token(
+                        &b.namespace,
+                        &b.jti,
+                        b.expires_at,
+                        &record,
+                        &audit,
+                    )
+                    .await
+            }
+        }
+    };
+    let fresh = match timeout {
+        None => write.await?,
+        Some(limit) => match tokio::time::timeout(limit, write).await {
+            Ok(result) => result?,
+            Err(_) => return Err(StoreError::timed_out(limit).into()),
+        },
+    };
+    if !fresh {
+        return Err(Refusal::TokenReplayed);
+    }
+    Ok(record.serial)
+}
+
+/// `provisioner`'s policy widened to allow exactly a workload's template `names`.
+fn widen(
+    provisioner: &Provisioner,
+    names: &std::collections::BTreeSet<SubjectName>,
+) -> Result<Policy, Refusal> {
+    match provisioner.kubernetes_names() {
+        Some(k8s) => k8s.widen(provisioner.policy(), names),
+        None => Ok(provisioner.policy().clone()),
+    }
+}
+
+/// A policy's refusal of names, saying whose policy it was, for requesters of the API.
+fn whose_policy(err: CaError, requester: &Requester, renewal: bool) -> Refusal {
+    match requester {
+        Requester::Admin | Requester::Token { .. } | Requester::Kubernetes { .. } => {
+            name_denied_by(err, requester.provisioner_name(), renewal)
+        }
+        // The CA holder and the server itself read the CA core's own words.
+        _ => Refusal::Ca(err),
+    }
+}
+
+/// A policy's refusal of names, saying whose policy it was: that of the provisioner the
+/// request counts against, or the CA-wide `[policy]` (`admin`: the admin's, and that of the
+/// server's own and `issue --local` certificates). `renewal` says the policy is that of the
+/// line's first issuer, as configured now.
+fn name_denied_by(err: CaError, counted_against: &str, renewal: bool) -> Refusal {
+    match err {
+        CaError::NameDenied { names } => {
+            let whose = if counted_against == "admin" {
+                "the CA-wide [policy]".to_string()
+            } else {
+                format!("the policy of provisioner {counted_against:?}")
+            };
+            let when = if renewal {
+                ", which first issued this certificate, as configured now"
+            } else {
+                ""
+            };
+            Refusal::NameDenied {
+                rule: format!("names not allowed by {whose}{when}"),
+                names,
+            }
+        }
+        other => other.into(),
+    }
+}
