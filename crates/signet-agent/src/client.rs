@@ -10,7 +10,8 @@
 //!   root (so every later request is verified normally);
 //! - otherwise the saved context's root (`signet context save`), when the context is for
 //!   this CA URL;
-//! - otherwise `DIR/root_ca.crt` (the root `signet init` wrote) when it exists.
+//! - otherwise the data directory's root (`DIR/root_ca.crt`, which `signet init` wrote; the
+//!   caller names it) when it exists.
 //!
 //! Errors: a 4xx answer becomes [`RefusedByCa`] (exit code 3) carrying the problem document's
 //! `detail` and `type`; bad local input is [`Refused`] (exit code 2); anything else is exit
@@ -106,10 +107,15 @@ impl Bearer {
 
 impl AdminOptions {
     /// The admin token: from --admin-token-file (or SIGNET_ADMIN_TOKEN_FILE), else from
-    /// SIGNET_ADMIN_TOKEN, else from DIR/admin.token when `use_default_file` and it exists.
-    pub fn credential(&self, dir: &Path, use_default_file: bool) -> anyhow::Result<Option<Bearer>> {
+    /// SIGNET_ADMIN_TOKEN, else from `default_file` (the data directory's admin token) when
+    /// `use_default_file` and it exists.
+    pub fn credential(
+        &self,
+        default_file: &Path,
+        use_default_file: bool,
+    ) -> anyhow::Result<Option<Bearer>> {
         Ok(self
-            .credential_and_source(dir, use_default_file)?
+            .credential_and_source(default_file, use_default_file)?
             .map(|(b, _)| b))
     }
 
@@ -117,7 +123,7 @@ impl AdminOptions {
     /// the variable's name, never the token), for telling the user what was used.
     pub fn credential_and_source(
         &self,
-        dir: &Path,
+        default_file: &Path,
         use_default_file: bool,
     ) -> anyhow::Result<Option<(Bearer, String)>> {
         if let Some(path) = &self.admin_token_file {
@@ -131,19 +137,27 @@ impl AdminOptions {
         {
             return Bearer::new(&t, ADMIN_TOKEN_ENV).map(|b| Some((b, ADMIN_TOKEN_ENV.into())));
         }
-        let default = dir.join("admin.token");
-        if use_default_file && default.exists() {
-            return read_token_file(&default).map(|b| Some((b, default.display().to_string())));
+        if use_default_file && default_file.exists() {
+            return read_token_file(default_file)
+                .map(|b| Some((b, default_file.display().to_string())));
         }
         Ok(None)
     }
 
     /// Like [`AdminOptions::credential`], but a missing credential is an error.
-    pub fn require(&self, dir: &Path) -> anyhow::Result<Bearer> {
-        self.credential(dir, true)?.ok_or_else(|| {
+    pub fn require(&self, default_file: &Path) -> anyhow::Result<Bearer> {
+        self.credential(default_file, true)?.ok_or_else(|| {
+            let name = default_file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy();
+            let dir = match default_file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
             Refused(format!(
                 "no admin credential: pass --admin-token-file FILE, set {ADMIN_TOKEN_ENV}, \
-                 or use --dir with a data directory holding admin.token (looked in {})",
+                 or use --dir with a data directory holding {name} (looked in {})",
                 dir.display()
             ))
             .into()
@@ -312,15 +326,16 @@ impl ClientOptions {
             .transpose()
     }
 
-    /// Connect with the usual trust rules (see the module documentation).
-    pub async fn connect(&self, dir: &Path) -> anyhow::Result<Api> {
-        Ok(self.connect_with_roots(dir).await?.0)
+    /// Connect with the usual trust rules (see the module documentation); `default_root` is
+    /// the root the data directory holds, the last resort.
+    pub async fn connect(&self, default_root: &Path) -> anyhow::Result<Api> {
+        Ok(self.connect_with_roots(default_root).await?.0)
     }
 
     /// Like [`ClientOptions::connect`], also giving the roots the connection trusts.
     pub async fn connect_with_roots(
         &self,
-        dir: &Path,
+        default_root: &Path,
     ) -> anyhow::Result<(Api, Vec<CertificateDer<'static>>)> {
         let url = self.ca_url()?;
         let fingerprint = self.fingerprint()?;
@@ -342,7 +357,7 @@ impl ClientOptions {
         } else if let Some(ctx) = self.context_for(&url)? {
             vec![ctx.root]
         } else {
-            let default = dir.join("root_ca.crt");
+            let default = default_root;
             if !default.exists() {
                 return Err(Refused(format!(
                     "which root should the connection trust? Pass --root-fingerprint sha256:HEX \
@@ -352,7 +367,7 @@ impl ClientOptions {
                 ))
                 .into());
             }
-            read_certificates(&default)?
+            read_certificates(default)?
         };
         let api = Api::new(url, &roots, self.client_identity()?)?;
         Ok((api, roots))
@@ -865,21 +880,18 @@ mod tests {
         let args = AdminOptions {
             admin_token_file: Some(path.clone()),
         };
-        let e = args.credential(dir.path(), true).expect_err("0644");
+        let e = args.credential(&path, true).expect_err("0644");
         assert!(e.to_string().contains("chmod 600"), "{e}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let b = args
-            .credential(dir.path(), true)
-            .expect("0600")
-            .expect("some");
+        let b = args.credential(&path, true).expect("0600").expect("some");
         assert_eq!(b.as_str(), "sa_0123456789abcdef0123");
         // The default file in DIR is found when asked for.
         let none = AdminOptions {
             admin_token_file: None,
         };
         if std::env::var(ADMIN_TOKEN_ENV).is_err() {
-            assert!(none.credential(dir.path(), true).expect("ok").is_some());
-            assert!(none.credential(dir.path(), false).expect("ok").is_none());
+            assert!(none.credential(&path, true).expect("ok").is_some());
+            assert!(none.credential(&path, false).expect("ok").is_none());
         }
     }
 }

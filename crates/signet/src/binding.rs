@@ -52,12 +52,12 @@ impl CaIdentity {
 /// Kubernetes manifests do for a CA whose database starts empty).
 pub fn directory_history(cfg: &Config) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let root_crl = cfg.base_dir.join(crate::cmd::init::ROOT_CRL);
+    let root_crl = crate::datadir::DataDir::new(&cfg.base_dir).root_crl();
     if root_crl.exists() {
         found.push(root_crl);
     }
     found.extend(
-        crate::cmd::kept_issuing_ca_files(&cfg.ca.issuing_cert)
+        crate::datadir::kept_issuing_ca_files(&cfg.ca.issuing_cert)
             .into_iter()
             .map(|k| k.path),
     );
@@ -190,7 +190,7 @@ pub async fn check_directory_database(
             .key_id_hex()
             .to_string(),
     ];
-    for kept in crate::cmd::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
+    for kept in crate::datadir::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
         if let Ok(c) = signet_responder::IssuerCertificate::from_der(&kept.der) {
             key_ids.push(c.key_id_hex().to_string());
         }
@@ -255,7 +255,7 @@ pub fn describe_database(url: &str) -> String {
 /// it, for recognising this CA's records in a database.
 pub fn issuing_key_ids(ca: &signet_ca::IssuingCa, issuing_cert: &Path) -> Vec<String> {
     let mut ids = vec![hex::encode(ca.key_id())];
-    for kept in crate::cmd::kept_issuing_ca_files(issuing_cert) {
+    for kept in crate::datadir::kept_issuing_ca_files(issuing_cert) {
         if let Ok(c) = signet_responder::IssuerCertificate::from_der(&kept.der) {
             ids.push(c.key_id_hex().to_string());
         }

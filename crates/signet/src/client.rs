@@ -11,6 +11,8 @@ use rustls::pki_types::CertificateDer;
 pub use signet_agent::client::*;
 use signet_agent::context::SavedContext;
 
+use crate::datadir::DataDir;
+
 /// Where the server is and which root to trust. Flattened into each API command.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
@@ -59,9 +61,9 @@ impl ClientArgs {
         self.options().fingerprint()
     }
 
-    /// See [`ClientOptions::connect`].
+    /// See [`ClientOptions::connect`]; the last resort is the root in the data directory `dir`.
     pub async fn connect(&self, dir: &Path) -> anyhow::Result<Api> {
-        self.options().connect(dir).await
+        self.options().connect(&DataDir::new(dir).root_cert()).await
     }
 
     /// See [`ClientOptions::connect_with_roots`].
@@ -69,7 +71,9 @@ impl ClientArgs {
         &self,
         dir: &Path,
     ) -> anyhow::Result<(Api, Vec<CertificateDer<'static>>)> {
-        self.options().connect_with_roots(dir).await
+        self.options()
+            .connect_with_roots(&DataDir::new(dir).root_cert())
+            .await
     }
 
     /// See [`ClientOptions::client_identity`].
@@ -96,9 +100,10 @@ impl AdminArgs {
         }
     }
 
-    /// See [`AdminOptions::credential`].
+    /// See [`AdminOptions::credential`]; the default file is the data directory's admin token.
     pub fn credential(&self, dir: &Path, use_default_file: bool) -> anyhow::Result<Option<Bearer>> {
-        self.options().credential(dir, use_default_file)
+        self.options()
+            .credential(&DataDir::new(dir).admin_token(), use_default_file)
     }
 
     /// See [`AdminOptions::credential_and_source`].
@@ -107,12 +112,13 @@ impl AdminArgs {
         dir: &Path,
         use_default_file: bool,
     ) -> anyhow::Result<Option<(Bearer, String)>> {
-        self.options().credential_and_source(dir, use_default_file)
+        self.options()
+            .credential_and_source(&DataDir::new(dir).admin_token(), use_default_file)
     }
 
     /// See [`AdminOptions::require`].
     pub fn require(&self, dir: &Path) -> anyhow::Result<Bearer> {
-        self.options().require(dir)
+        self.options().require(&DataDir::new(dir).admin_token())
     }
 }
 

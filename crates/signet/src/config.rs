@@ -292,7 +292,7 @@ fn default_listen() -> String {
     "127.0.0.1:8443".into()
 }
 fn default_admin_token_file() -> PathBuf {
-    "admin.token".into()
+    crate::datadir::ADMIN_TOKEN.into()
 }
 
 impl ServerSection {
@@ -498,13 +498,13 @@ impl ProfilesSection {
 }
 
 fn default_root_cert() -> PathBuf {
-    "root_ca.crt".into()
+    crate::datadir::ROOT_CERT.into()
 }
 fn default_issuing_cert() -> PathBuf {
-    "issuing_ca.crt".into()
+    crate::datadir::ISSUING_CERT.into()
 }
 fn default_issuing_key() -> PathBuf {
-    "issuing_ca.key".into()
+    crate::datadir::ISSUING_KEY.into()
 }
 
 /// The policy `signet init` writes: the usual internal names, private address ranges and
@@ -567,7 +567,7 @@ impl Config {
 
     /// Load `DIR/signet.toml`.
     pub fn load_dir(dir: &Path) -> anyhow::Result<Config> {
-        let path = dir.join("signet.toml");
+        let path = crate::datadir::DataDir::new(dir).config();
         if !path.exists() {
             bail!(
                 "{} does not exist: run `signet init --dir {}` first",

@@ -10,6 +10,7 @@ mod binding;
 mod client;
 mod cmd;
 mod config;
+mod datadir;
 mod files;
 mod serve;
 

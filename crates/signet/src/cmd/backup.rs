@@ -23,7 +23,7 @@ use crate::config::Config;
 pub struct BackupArgs {
     /// Data directory whose signet.toml names the database (SIGNET_DATABASE_URL overrides
     /// it).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// Where to write the copy (a new file; mode 0600).
     #[arg(long, value_name = "FILE")]

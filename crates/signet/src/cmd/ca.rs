@@ -70,7 +70,7 @@ enum CaCommand {
 struct NewIssuingArgs {
     /// Data directory: its signet.toml names the root and the issuing CA files and the
     /// database (SIGNET_DATABASE_URL overrides it).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE,
     /// which also encrypts the new key) [default: DIR/root_ca.key].
@@ -100,7 +100,7 @@ fn parse_issuing_validity(s: &str) -> Result<Duration, String> {
 struct RootCrlArgs {
     /// Data directory: its signet.toml gives the root certificate ([ca] root_cert) and the
     /// database (SIGNET_DATABASE_URL overrides it).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE)
     /// [default: DIR/root_ca.key].
@@ -272,7 +272,7 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
     let old = single_issuing_certificate(cert_path)?;
     let old_serial = signet_ca::CertificateInfo::from_der(&old)?.serial.to_hex();
     let archive =
-        |path: &Path, ext: &str| path.with_file_name(format!("issuing_ca.{old_serial}.{ext}"));
+        |path: &Path, ext: &str| crate::datadir::kept_issuing_file(path, &old_serial, ext);
     let (old_cert_archive, old_key_archive) =
         (archive(cert_path, "crt"), archive(issuing_key_path, "key"));
     for path in [&old_cert_archive, &old_key_archive] {
@@ -583,7 +583,7 @@ fn config_and_root(
     let cfg = crate::config::Config::load_dir(dir)?;
     let key_path = root_key
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.join(super::init::ROOT_KEY));
+        .unwrap_or_else(|| crate::datadir::DataDir::new(dir).root_key());
     let root = load_root(&cfg.ca.root_cert, &key_path)?;
     Ok((cfg, root))
 }
@@ -620,7 +620,7 @@ struct FetchArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Data directory (for the default root_ca.crt of `ca chain`).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     #[command(flatten)]
     client: ClientArgs,

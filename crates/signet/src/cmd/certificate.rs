@@ -57,7 +57,7 @@ pub struct CertificateArgs {
     #[arg(long)]
     subject: Option<String>,
     /// Data directory (provisioner keys, and the default root_ca.crt).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     #[command(flatten)]
     client: ClientArgs,

@@ -17,12 +17,13 @@ use signet_store::{AuditEntry, NewCrl};
 
 use crate::binding::{self, CaIdentity};
 use crate::config::{self, Config, Recorded};
+use crate::datadir::{CONFIG, DataDir, ISSUING_CERT, ISSUING_KEY, ROOT_KEY};
 use crate::files::write_atomic;
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Data directory to create (mode 0700). Existing CA files are never overwritten.
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The CA's name, used in the CA certificates' subjects.
     /// [default: "Signet Internal CA"; with --import-cert, the imported CA's subject]
@@ -42,15 +43,6 @@ pub struct InitArgs {
 pub(crate) fn parse_key_type(s: &str) -> Result<KeyType, String> {
     s.parse().map_err(|e: signet_ca::CaError| e.to_string())
 }
-
-/// The files `init` writes, relative to the data directory.
-pub const ROOT_CERT: &str = "root_ca.crt";
-pub const ROOT_KEY: &str = "root_ca.key";
-/// The root CA's first CRL, PEM, written by `init` while it holds the new root key.
-pub const ROOT_CRL: &str = "root_ca.crl";
-pub const ISSUING_CERT: &str = "issuing_ca.crt";
-pub const ISSUING_KEY: &str = "issuing_ca.key";
-pub const CONFIG: &str = "signet.toml";
 
 /// How long a root CRL is valid unless `--validity` says otherwise: the first one `init`
 /// writes, and each `signet ca root-crl` signs.
@@ -73,7 +65,10 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let staging = Staging::begin(dir)?;
     let made = async {
         refuse_existing_ca(dir)?;
-        let cfg = Config::parse(&config::render(DEFAULT_NAME, &recorded), &dir.join(CONFIG))?;
+        let cfg = Config::parse(
+            &config::render(DEFAULT_NAME, &recorded),
+            &DataDir::new(dir).config(),
+        )?;
         let url = cfg.database_url();
         let store = super::open_store(&url).await?;
         let made = async {
@@ -103,23 +98,32 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
 /// What `init` prints about a new CA, and a first `serve` too: where its files are, the root's
 /// fingerprint, and what to do next (move the root key offline; renew the root CRL in time).
 pub fn print_summary(dir: &Path, ca: &IssuingCa, imported: bool) {
-    println!("  root certificate:    {}", dir.join(ROOT_CERT).display());
+    println!(
+        "  root certificate:    {}",
+        DataDir::new(dir).root_cert().display()
+    );
     println!(
         "  root fingerprint:    {}",
         sha256_fingerprint(ca.root_der())
     );
     println!(
         "  issuing certificate: {}",
-        dir.join(ISSUING_CERT).display()
+        DataDir::new(dir).issuing_cert().display()
     );
-    if dir.join(ROOT_CRL).exists() {
-        println!("  root CRL:            {}", dir.join(ROOT_CRL).display());
+    if DataDir::new(dir).root_crl().exists() {
+        println!(
+            "  root CRL:            {}",
+            DataDir::new(dir).root_crl().display()
+        );
     }
-    println!("  configuration:       {}", dir.join(CONFIG).display());
-    if dir.join(ROOT_KEY).exists() {
+    println!(
+        "  configuration:       {}",
+        DataDir::new(dir).config().display()
+    );
+    if DataDir::new(dir).root_key().exists() {
         println!(
             "The root key {} is not needed to issue certificates: move it offline.",
-            dir.join(ROOT_KEY).display()
+            DataDir::new(dir).root_key().display()
         );
         println!(
             "The root CRL is valid for {}: before it ends, bring the root key back and run \
@@ -190,15 +194,19 @@ pub async fn create_ca(
             let key = signet_ca::decode_private_key(&key_pem, pass)?;
             let imported = import_ca(&cert_pem, key)?;
             write_private_key_file(
-                &dir.join(ISSUING_KEY),
+                &DataDir::new(dir).issuing_key(),
                 &encode_private_key(&imported.key, pass)?,
             )?;
             write_atomic(
-                &dir.join(ISSUING_CERT),
+                &DataDir::new(dir).issuing_cert(),
                 imported.chain_pem.as_bytes(),
                 0o644,
             )?;
-            write_atomic(&dir.join(ROOT_CERT), imported.root_pem.as_bytes(), 0o644)?;
+            write_atomic(
+                &DataDir::new(dir).root_cert(),
+                imported.root_pem.as_bytes(),
+                0o644,
+            )?;
             name.unwrap_or(imported.subject)
         }
         None => {
@@ -207,16 +215,20 @@ pub async fn create_ca(
             opts.key_type = key_type;
             let bundle = generate_ca(&opts, OffsetDateTime::now_utc())?;
             write_private_key_file(
-                &dir.join(ROOT_KEY),
+                &DataDir::new(dir).root_key(),
                 &encode_private_key(&bundle.root_key, pass)?,
             )?;
             write_private_key_file(
-                &dir.join(ISSUING_KEY),
+                &DataDir::new(dir).issuing_key(),
                 &encode_private_key(&bundle.issuing_key, pass)?,
             )?;
-            write_atomic(&dir.join(ROOT_CERT), bundle.root_cert_pem.as_bytes(), 0o644)?;
             write_atomic(
-                &dir.join(ISSUING_CERT),
+                &DataDir::new(dir).root_cert(),
+                bundle.root_cert_pem.as_bytes(),
+                0o644,
+            )?;
+            write_atomic(
+                &DataDir::new(dir).issuing_cert(),
                 bundle.issuing_cert_pem.as_bytes(),
                 0o644,
             )?;
@@ -225,7 +237,7 @@ pub async fn create_ca(
         }
     };
     let config_text = config::render(&name, recorded);
-    let config_path = dir.join(CONFIG);
+    let config_path = DataDir::new(dir).config();
     let cfg = Config::parse(&config_text, &config_path)?;
     // Prove the issuing CA loads exactly as `issue` and `serve` will load it.
     let ca = super::issue::load_issuing_ca(&cfg)?;
@@ -265,7 +277,7 @@ pub async fn create_ca(
     if let Some(crl) = &root_crl {
         let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &crl.der)
             .map_err(|e| anyhow::anyhow!("encoding the root CRL as PEM: {e}"))?;
-        write_atomic(&dir.join(ROOT_CRL), pem.as_bytes(), 0o644)?;
+        write_atomic(&DataDir::new(dir).root_crl(), pem.as_bytes(), 0o644)?;
     }
     // The config goes last: its presence means the directory is complete. A database URL
     // with a password in it makes it private.

@@ -24,7 +24,7 @@ pub struct IssueArgs {
     #[arg(long)]
     local: bool,
     /// Data directory created by `signet init`.
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The CSR, PEM or DER.
     #[arg(long)]

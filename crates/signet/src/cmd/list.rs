@@ -136,7 +136,7 @@ pub(crate) struct Paging {
     #[arg(long)]
     json: bool,
     /// Data directory (for the default root_ca.crt and admin.token).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     #[command(flatten)]
     client: ClientArgs,

@@ -16,10 +16,9 @@ use signet_ca::{KeyType, Lifetime, Profile, encode_private_key, write_private_ke
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 
 use super::Refused;
-use super::init::CONFIG;
 use crate::config::Config;
+use crate::datadir::{CONFIG, DataDir, provisioner_jwks_entry, provisioner_public_key_entry};
 use crate::files::write_atomic;
-use crate::serve::bootstrap::PROVISIONERS_DIR;
 use crate::serve::reload::build_provisioners;
 
 #[derive(Debug, Args)]
@@ -51,7 +50,7 @@ enum AddKind {
 #[derive(Debug, Args)]
 struct Location {
     /// Data directory.
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// Configuration file [default: DIR/signet.toml].
     #[arg(long)]
@@ -171,7 +170,7 @@ impl Current {
     }
 
     fn provisioners_dir(&self) -> anyhow::Result<PathBuf> {
-        let dir = self.config.base_dir.join(PROVISIONERS_DIR);
+        let dir = DataDir::new(&self.config.base_dir).provisioners();
         if !dir.exists() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -278,7 +277,7 @@ fn add_kubernetes(a: AddKubernetesArgs) -> anyhow::Result<()> {
             .map_err(|e| Refused(format!("--max-token-age: {e}")))?;
     }
 
-    let rel_jwks = format!("{PROVISIONERS_DIR}/{}.jwks.json", a.name);
+    let rel_jwks = provisioner_jwks_entry(&a.name);
     let mut entry = Table::new();
     entry.insert("name", value(&a.name));
     entry.insert("type", value(ProvisionerKind::Kubernetes.as_str()));
@@ -347,9 +346,10 @@ fn add_token(a: AddTokenArgs) -> anyhow::Result<()> {
     check_name(&a.name)?;
     let cur = current(&a.location)?;
     cur.refuse_duplicate(&a.name)?;
-    let dir = cur.provisioners_dir()?;
-    let pub_path = dir.join(format!("{}.pub", a.name));
-    let key_path = dir.join(format!("{}.key", a.name));
+    cur.provisioners_dir()?;
+    let data_dir = DataDir::new(&cur.config.base_dir);
+    let pub_path = data_dir.provisioner_public_key(&a.name);
+    let key_path = data_dir.provisioner_key(&a.name);
     let mut written = vec![];
     let pem = match &a.public_key {
         Some(file) => {
@@ -378,7 +378,7 @@ fn add_token(a: AddTokenArgs) -> anyhow::Result<()> {
         entry.insert("type", value(ProvisionerKind::Token.as_str()));
         entry.insert(
             "public_key_file",
-            value(format!("{PROVISIONERS_DIR}/{}.pub", a.name)),
+            value(provisioner_public_key_entry(&a.name)),
         );
         let policy_toml =
             toml::to_string(&cur.config.policy).context("writing the policy as TOML")?;
@@ -513,7 +513,7 @@ fn remove(r: &RemoveArgs) -> anyhow::Result<()> {
         cur.path.display()
     );
     // The JWKS `add kubernetes` copied is public and now unused; key files are left alone.
-    let ours = PathBuf::from(format!("{PROVISIONERS_DIR}/{}.jwks.json", r.name));
+    let ours = PathBuf::from(provisioner_jwks_entry(&r.name));
     if old.kind == ProvisionerKind::Kubernetes && old.jwks_file.as_deref() == Some(ours.as_path()) {
         discard(&config.base_dir.join(&ours));
     }

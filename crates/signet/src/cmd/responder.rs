@@ -28,7 +28,7 @@ pub struct ResponderArgs {
     database_url: Option<String>,
     /// Data directory: its signet.toml, if there is one, gives the [responder] settings, the
     /// database and the issuing CA certificate; without one, DIR/issuing_ca.crt is read.
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The issuing CA certificate, PEM (a chain file is fine: the first certificate is used)
     /// [default: [ca] issuing_cert of DIR/signet.toml, else DIR/issuing_ca.crt].
@@ -61,7 +61,7 @@ struct Loaded {
 }
 
 fn load(args: &ResponderArgs) -> anyhow::Result<Loaded> {
-    let config_path = args.dir.join(super::init::CONFIG);
+    let config_path = crate::datadir::DataDir::new(&args.dir).config();
     let cfg = if config_path.exists() {
         Some(Config::load(&config_path)?)
     } else {
@@ -91,7 +91,7 @@ fn load(args: &ResponderArgs) -> anyhow::Result<Loaded> {
     };
     let cert_path = args.issuing_cert.clone().unwrap_or_else(|| {
         cfg.as_ref().map_or_else(
-            || args.dir.join("issuing_ca.crt"),
+            || crate::datadir::DataDir::new(&args.dir).issuing_cert(),
             |c| c.ca.issuing_cert.clone(),
         )
     });
@@ -105,7 +105,7 @@ fn load(args: &ResponderArgs) -> anyhow::Result<Loaded> {
     // belong to this hierarchy needs the root.
     let previous = match &root {
         None => Vec::new(),
-        Some(root) => super::kept_issuing_ca_files(&cert_path)
+        Some(root) => crate::datadir::kept_issuing_ca_files(&cert_path)
             .into_iter()
             .filter_map(|kept| {
                 let checked =
@@ -360,7 +360,7 @@ fn load_root(
         Some(path) => (path.clone(), true),
         None => (
             cfg.map_or_else(
-                || args.dir.join(super::init::ROOT_CERT),
+                || crate::datadir::DataDir::new(&args.dir).root_cert(),
                 |c| c.ca.root_cert.clone(),
             ),
             false,

@@ -28,7 +28,7 @@ pub struct RevokeArgs {
     #[arg(long, default_value = "unspecified", value_parser = REASONS)]
     reason: String,
     /// Data directory (for the default root_ca.crt and admin.token).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     #[command(flatten)]
     client: ClientArgs,

@@ -18,7 +18,7 @@ use signet_api::{AdminCredential, ApiConfig, AppState};
 use signet_ca::{KeyType, Profile, sha256_fingerprint};
 use tokio::net::{TcpListener, TcpSocket};
 
-use super::init::{CONFIG, DEFAULT_NAME, Staging};
+use super::init::{DEFAULT_NAME, Staging};
 use crate::binding::{Access, CaIdentity};
 use crate::config::{Config, Recorded, ResponderListen, check_server_hostname};
 use crate::serve::identity::{CertResolver, ServerIdentity};
@@ -69,7 +69,7 @@ pub struct ServeArgs {
 }
 
 /// The data directory when --dir is not given.
-const DEFAULT_DIR: &str = "signet-data";
+use crate::datadir::DEFAULT_DIR;
 
 /// How long closing the database may take after the last request.
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -162,7 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-            (dir.join(CONFIG), dir)
+            (crate::datadir::DataDir::new(&dir).config(), dir)
         }
     };
     let mut created_dir = false;
@@ -732,14 +732,10 @@ struct KeptIssuer {
 /// are still published. A kept file that is not such a CA, or a key that does not load, is
 /// skipped with a warning.
 fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<KeptIssuer> {
-    let key_dir = match cfg.ca.issuing_key.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
     let passphrase = super::passphrase();
     let root_pem = crate::client::certificate_pem(ca.root_der());
     let mut found = Vec::new();
-    for kept in super::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
+    for kept in crate::datadir::kept_issuing_ca_files(&cfg.ca.issuing_cert) {
         let previous = match ca.previous_issuer(&kept.der) {
             Ok(p) => p,
             Err(e) => {
@@ -747,7 +743,7 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
                 continue;
             }
         };
-        let key_path = key_dir.join(format!("issuing_ca.{}.key", kept.serial));
+        let key_path = crate::datadir::kept_issuing_file(&cfg.ca.issuing_key, &kept.serial, "key");
         let kept_ca = if key_path.exists() {
             let loaded = signet_ca::read_private_key_file(
                 &key_path,

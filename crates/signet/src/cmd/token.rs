@@ -32,7 +32,7 @@ pub struct TokenArgs {
     #[arg(long = "san", value_name = "NAME", required = true)]
     sans: Vec<String>,
     /// Data directory created by `signet init` (holds provisioners/NAME.key).
-    #[arg(long, default_value = "signet-data")]
+    #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The provisioner that signs the token (its `iss` and `kid`).
     #[arg(long, default_value = "default")]
@@ -183,7 +183,7 @@ pub fn sign(claims: &TokenClaims, key: &rcgen::KeyPair) -> anyhow::Result<String
 
 /// The default key file of a provisioner.
 pub fn default_key_path(dir: &Path, provisioner: &str) -> PathBuf {
-    dir.join("provisioners").join(format!("{provisioner}.key"))
+    crate::datadir::DataDir::new(dir).provisioner_key(provisioner)
 }
 
 /// Read a provisioner's signing key (decrypted with SIGNET_CA_PASSPHRASE when encrypted).
@@ -354,7 +354,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = signet_ca::KeyType::P256.generate().expect("key");
         let pem = encode_private_key(&key, None).expect("pem");
-        std::fs::create_dir(dir.path().join("provisioners")).expect("mkdir");
+        std::fs::create_dir(crate::datadir::DataDir::new(dir.path()).provisioners())
+            .expect("mkdir");
         let path = default_key_path(dir.path(), "default");
         signet_ca::write_private_key_file(&path, &pem).expect("write");
         let args = |ttl: &str| TokenArgs {

@@ -18,14 +18,13 @@ use signet_ca::{
 };
 use zeroize::Zeroizing;
 
+use crate::datadir::{DataDir, provisioner_public_key_entry};
 use crate::files::write_atomic;
 
 /// The admin token's prefix: makes a leaked token easy to recognise (and to scan for).
 pub const ADMIN_TOKEN_PREFIX: &str = "sa_";
 /// The provisioner created for a directory that has none.
 pub const DEFAULT_PROVISIONER: &str = "default";
-/// Where provisioner keys live, relative to the configuration's directory.
-pub const PROVISIONERS_DIR: &str = "provisioners";
 
 /// A fresh admin token: `sa_` then 32 random bytes, base64url without padding (so no dots,
 /// and nothing a shell or an HTTP header would mangle).
@@ -103,7 +102,8 @@ pub fn add_default_provisioner(
     base_dir: &Path,
     policy: &Policy,
 ) -> anyhow::Result<DefaultProvisioner> {
-    let dir = base_dir.join(PROVISIONERS_DIR);
+    let data_dir = DataDir::new(base_dir);
+    let dir = data_dir.provisioners();
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -111,8 +111,8 @@ pub fn add_default_provisioner(
             .create(&dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    let key_file = dir.join(format!("{DEFAULT_PROVISIONER}.key"));
-    let public_key_file = dir.join(format!("{DEFAULT_PROVISIONER}.pub"));
+    let key_file = data_dir.provisioner_key(DEFAULT_PROVISIONER);
+    let public_key_file = data_dir.provisioner_public_key(DEFAULT_PROVISIONER);
     let key = if key_file.exists() {
         read_private_key_file(&key_file, None)
             .with_context(|| format!("reading the provisioner key {}", key_file.display()))?
@@ -144,11 +144,12 @@ pub fn add_default_provisioner(
 /// The `[[provisioners]]` entry for `default`, as TOML, with its policy spelled out.
 fn provisioner_entry(policy: &Policy) -> anyhow::Result<String> {
     let policy = toml::to_string(policy).context("writing the provisioner policy as TOML")?;
+    let public_key_file = provisioner_public_key_entry(DEFAULT_PROVISIONER);
     let text = format!(
         "[[provisioners]]\n\
          name = \"{DEFAULT_PROVISIONER}\"\n\
          type = \"token\"\n\
-         public_key_file = \"{PROVISIONERS_DIR}/{DEFAULT_PROVISIONER}.pub\"\n\
+         public_key_file = \"{public_key_file}\"\n\
          \n\
          [provisioners.policy]\n\
          {policy}"

@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The lock file, in the data directory.
-pub const LOCK_FILE: &str = "serve.lock";
-
 /// The held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub struct DirLock {
@@ -25,7 +22,7 @@ pub struct DirLock {
 
 /// Takes the data directory's lock, or says which process holds it.
 pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DirLock> {
-    let path = dir.join(LOCK_FILE);
+    let path = crate::datadir::DataDir::new(dir).lock_file();
     let opened = OpenOptions::new()
         .read(true)
         .write(true)
