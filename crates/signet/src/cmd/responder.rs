@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use signet_responder::{IssuerCertificate, Responder, ResponderConfig, StoreCertifier};
+use signet_responder::{IssuerCertificate, Responder, StoreCertifier};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ResponderListen, ResponderSection};
-use crate::serve::listener;
+use crate::serve::{listener, wiring};
 
 #[derive(Debug, Args)]
 pub struct ResponderArgs {
@@ -285,16 +285,13 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         }
     }
     let key_id = issuer.key_id_hex().to_string();
-    let responder = Responder::with_root(
+    let responder = wiring::responder(
         store.clone(),
         issuer,
         loaded.root.clone(),
-        ResponderConfig {
-            ocsp_validity: loaded.section.ocsp_validity.duration(),
-            ..Default::default()
-        },
+        loaded.previous.clone(),
+        loaded.section.ocsp_validity.duration(),
     )?;
-    responder.set_previous_issuers(loaded.previous.clone());
     let limits = loaded
         .cfg
         .as_ref()
@@ -304,20 +301,18 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
 
     // 3. Serve; the signer arrives in the background. SIGHUP is caught from before the
     // socket is bound, so that one sent once it listens never ends the process.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
+    let hangup = wiring::hangup()?;
     let socket = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let bound = socket.local_addr().unwrap_or(listen);
-    let background = [
-        tokio::spawn(responder.clone().watch_changes()),
-        tokio::spawn(
-            responder
-                .clone()
-                .run_signer(StoreCertifier::new(store.clone(), &key_id)),
-        ),
-    ];
+    let mut background = wiring::Background::default();
+    background.spawn(responder.clone().watch_changes());
+    background.spawn(
+        responder
+            .clone()
+            .run_signer(StoreCertifier::new(store.clone(), &key_id)),
+    );
     tracing::info!(
         listen = %bound,
         database = store.backend().as_str(),
@@ -341,12 +336,8 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         shutdown,
     )
     .await;
-    for task in background {
-        task.abort();
-    }
-    reports.abort();
-    store.close().await;
-    tracing::info!("stopped");
+    background.adopt(&reports);
+    background.stop(&store).await;
     Ok(())
 }
 

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -70,9 +69,7 @@ pub struct ServeArgs {
 
 /// The data directory when --dir is not given.
 use crate::datadir::DEFAULT_DIR;
-
-/// How long closing the database may take after the last request.
-const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::serve::wiring;
 
 /// What a start needs from the data directory once its CA exists: the configuration as
 /// loaded (with the admin token and `default` provisioner it may have lacked), checked.
@@ -378,22 +375,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // signed here), CRLs published on every revocation and on a schedule, and signer
     // certificates for standalone responders sharing the database.
     let rcfg = &cfg.responder;
-    let responder = signet_responder::Responder::with_root(
+    let responder = wiring::responder(
         store.clone(),
         signet_responder::IssuerCertificate::from_der(ca.cert_der())?,
         Some(signet_responder::IssuerCertificate::from_der(
             ca.root_der(),
         )?),
-        signet_responder::ResponderConfig {
-            ocsp_validity: rcfg.ocsp_validity.duration(),
-            ..Default::default()
-        },
-    )?;
-    responder.set_previous_issuers(
         kept.iter()
             .map(|k| signet_responder::IssuerCertificate::from_der(&k.previous.der))
             .collect::<Result<_, _>>()?,
-    );
+        rcfg.ocsp_validity.duration(),
+    )?;
     let certifier = CaCertifier {
         ca: ca.clone(),
         store: store.clone(),
@@ -445,18 +437,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
     });
-    let mut background = vec![
-        tokio::spawn(responder.clone().run_signer(certifier)),
-        tokio::spawn(responder.clone().watch_changes()),
-        tokio::spawn(publisher.run(first_crl)),
-        tokio::spawn(answer_signer_requests(
-            ca.clone(),
-            store.clone(),
-            rcfg.signer_lifetime.duration(),
-        )),
-    ];
+    let mut background = wiring::Background::default();
+    background.spawn(responder.clone().run_signer(certifier));
+    background.spawn(responder.clone().watch_changes());
+    background.spawn(publisher.run(first_crl));
+    background.spawn(answer_signer_requests(
+        ca.clone(),
+        store.clone(),
+        rcfg.signer_lifetime.duration(),
+    ));
     for (p, first) in previous_publishers {
-        background.push(tokio::spawn(p.run(first)));
+        background.spawn(p.run(first));
     }
     let reload_state = state.clone();
     let state = state
@@ -475,8 +466,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
     // SIGHUP reloads the provisioners. Installed before the "listening" line, so a SIGHUP
     // sent once the server says it listens never meets the default action (exit).
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
+    let hangup = wiring::hangup()?;
     let reloader = tokio::spawn(reload::reload_on_sighup(
         hangup,
         config_path.clone(),
@@ -544,20 +534,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
 
-    if let Some(task) = renewal {
-        task.abort();
+    if let Some(task) = &renewal {
+        background.adopt(task);
     }
-    reloader.abort();
-    for task in background {
-        task.abort();
-    }
-    if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the database did not close in time");
-    }
-    tracing::info!("stopped");
+    background.adopt(&reloader);
+    background.stop(&store).await;
     Ok(())
 }
 

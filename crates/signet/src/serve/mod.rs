@@ -8,6 +8,9 @@
 //! - [`listener`]: the accept loop, connection limits, and graceful shutdown;
 //! - [`lock`]: one server per data directory (`serve.lock`), and `--pid-file`;
 //! - [`reload`]: the provisioners, read again from the configuration on SIGHUP;
+//! - [`wiring`]: what `serve` and `responder` share around their accept loops: the OCSP
+//!   responder over the store, the SIGHUP handler, and stopping (background tasks ended, the
+//!   database closed within a deadline);
 //! - [`revocation`]: CRL publishing and OCSP signer certificates, done with the CA key for
 //!   the responder (`signet_responder`, served on a second, plain-HTTP listener).
 //!
@@ -21,6 +24,7 @@ pub mod lock;
 pub mod reload;
 pub mod revocation;
 pub mod tls;
+pub mod wiring;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, so
 /// call it just before serving: until then the signals keep their default action.
@@ -37,16 +41,11 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'st
     })
 }
 
-/// Writes `--ready-file`: `value` as JSON to a temporary file beside `path`, then renamed over
-/// it, so a reader polling for `path` never sees it half-written.
+/// Writes `--ready-file`: `value` as JSON, replaced atomically (the workspace's one atomic
+/// write), so a reader polling for `path` never sees it half-written.
 pub fn write_ready_file(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
     use anyhow::Context;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, format!("{value}\n"))
-        .with_context(|| format!("writing the ready file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
+    signet_ca::files::write_atomic(path, format!("{value}\n").as_bytes(), 0o644)
         .with_context(|| format!("writing the ready file {}", path.display()))
 }
 
