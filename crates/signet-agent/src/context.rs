@@ -19,8 +19,9 @@ use anyhow::{Context as _, anyhow};
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{CaUrl, Fingerprint, RootMismatch, certificate_pem, read_certificates};
+use crate::error::RootMismatch;
 use crate::files::write_atomic;
+use crate::roots::{CaUrl, Fingerprint, certificate_pem, read_certificates};
 
 /// The context file in the configuration directory.
 pub const CONTEXT_FILE: &str = "context.toml";

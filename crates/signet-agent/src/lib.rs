@@ -8,6 +8,7 @@
 //!   or with a renewal token (the sidecar, cron).
 //! - [`client`]: the HTTPS client (rustls with ring, trusting only the Signet root given by
 //!   file, by pinned fingerprint or by the saved context), credentials, problem documents.
+//! - [`roots`]: the CA URL, a root fingerprint, certificates from PEM.
 //! - [`context`]: the saved client context (`signet context`) in the user's configuration
 //!   directory.
 //! - [`workload`]: what `bootstrap` and `renew` share: the workload's files, keys and CSRs,
@@ -30,5 +31,6 @@ pub mod error;
 pub mod files;
 pub mod renew;
 pub mod renewal_token;
+pub mod roots;
 pub mod staple;
 pub mod workload;

@@ -169,7 +169,7 @@ pub fn kept_issuing_ca_files(issuing_cert: &std::path::Path) -> Vec<KeptFile> {
         let read = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|pem| {
-                let der = crate::client::parse_certificates(pem.as_bytes())
+                let der = signet_agent::roots::parse_certificates(pem.as_bytes())
                     .map_err(|e| e.to_string())?
                     .into_iter()
                     .next()
