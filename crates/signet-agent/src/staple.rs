@@ -255,19 +255,9 @@ fn describe(staple: &Staple) -> String {
 
 /// RFC 5280 section 5.3.1 CRLReason names.
 fn reason_name(code: u8) -> Option<&'static str> {
-    Some(match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        8 => "removeFromCRL",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => return None,
-    })
+    signet_ca::RevocationReason::from_code(code)
+        .ok()
+        .map(signet_ca::RevocationReason::name)
 }
 
 /// Every certificate in a PEM file, or the one certificate of a DER file.

@@ -10,7 +10,9 @@ use signet_authority::{
     HolderProof, IssueRequest as AuthorityIssue, Recorded, RenewRequest as AuthorityRenew,
     Requester, SingleUse,
 };
-use signet_ca::{CaError, CertificateInfo, Lifetime, Profile, Serial, SubjectName};
+use signet_ca::{
+    CaError, CertificateInfo, Lifetime, Profile, RevocationReason, Serial, SubjectName,
+};
 use signet_store::{AuditEntry, CertStatus, CertificateFilter, CertificateRecord, RevokeOutcome};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -139,20 +141,11 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-const REASONS: [(&str, u8); 6] = [
-    ("unspecified", 0),
-    ("keyCompromise", 1),
-    ("affiliationChanged", 3),
-    ("superseded", 4),
-    ("cessationOfOperation", 5),
-    ("privilegeWithdrawn", 9),
-];
-
+/// The name of a stored CRLReason code; a code RFC 5280 does not define (which the store
+/// never holds) is shown as `reason<N>`.
 fn reason_name(code: u8) -> String {
-    REASONS
-        .iter()
-        .find(|(_, c)| *c == code)
-        .map_or_else(|| format!("reason{code}"), |(n, _)| n.to_string())
+    RevocationReason::from_code(code)
+        .map_or_else(|_| format!("reason{code}"), |r| r.name().to_string())
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
@@ -676,7 +669,7 @@ pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
     if s.len() > 64 {
         return Err(CaError::InvalidSerial("too long".into()).into());
     }
-    Ok(Serial::from_hex(s)?.to_hex())
+    Ok(Serial::from_hex(s).map_err(CaError::from)?.to_hex())
 }
 
 /// Look up one certificate: metadata, status and PEM.
@@ -854,15 +847,19 @@ async fn revoke_inner(
 ) -> Result<CertificateView, ApiError> {
     let serial = canonical_serial(serial)?;
     let req: RevokeRequest = json_body(headers, body, true)?;
-    let code = REASONS
-        .iter()
-        .find(|(n, _)| *n == req.reason)
-        .map(|(_, c)| *c)
+    let code = req
+        .reason
+        .parse::<RevocationReason>()
+        .ok()
+        .filter(|r| RevocationReason::FOR_LEAF.contains(r))
+        .map(RevocationReason::code)
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "reason {:?}: expected one of {}",
                 req.reason.chars().take(32).collect::<String>(),
-                REASONS.map(|r| r.0).join(", ")
+                RevocationReason::FOR_LEAF
+                    .map(RevocationReason::name)
+                    .join(", ")
             ))
         })?;
     let audit = AuditEntry {

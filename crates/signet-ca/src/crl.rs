@@ -14,7 +14,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::CaError;
 use crate::issue::{CaKey, IssuanceUrls, IssuingCa, find_extension, parse_pem_certificates};
-use crate::serial::Serial;
+use signet_pkix::{RevocationReason, Serial};
 
 /// One revoked certificate to list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -383,18 +383,11 @@ fn push_entry(out: &mut Vec<u8>, entry: &RevokedEntry) -> Result<(), CaError> {
     Ok(())
 }
 
-/// A reason code to write, or `None` to write none (for absent and unspecified).
-///
-/// CRLReason (RFC 5280 section 5.3.1): unspecified (0), keyCompromise (1), cACompromise (2),
-/// affiliationChanged (3), superseded (4), cessationOfOperation (5), certificateHold (6),
-/// removeFromCRL (8), privilegeWithdrawn (9), aACompromise (10). 7 is unassigned and 8 is
-/// for delta CRLs only, so neither belongs in a full CRL or an OCSP answer.
+/// A reason code to write, or `None` to write none (for absent and unspecified); 7, codes
+/// above 10 and removeFromCRL (8, for delta CRLs only) are refused. The table is
+/// [`RevocationReason`]'s.
 pub(crate) fn checked_reason(reason: Option<u8>) -> Result<Option<u8>, CaError> {
-    match reason {
-        None | Some(0) => Ok(None),
-        Some(code @ (1..=6 | 9 | 10)) => Ok(Some(code)),
-        Some(code) => Err(CaError::InvalidRevocationReason(code)),
-    }
+    Ok(RevocationReason::for_full_status(reason)?.map(RevocationReason::code))
 }
 
 /// The issuer's subject Name (a complete TLV) and the contents of its subjectPublicKey BIT

@@ -153,6 +153,19 @@ pub enum CaError {
     Internal(String),
 }
 
+impl From<signet_pkix::PkixError> for CaError {
+    fn from(e: signet_pkix::PkixError) -> Self {
+        use signet_pkix::PkixError as P;
+        match e {
+            P::InvalidSerial(detail) => CaError::InvalidSerial(detail),
+            P::InvalidRevocationReason(code) => CaError::InvalidRevocationReason(code),
+            // The random number generator failing; the CA core parses no reason names, so
+            // an unknown one cannot come from its input.
+            other => CaError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl CaError {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         CaError::Io {

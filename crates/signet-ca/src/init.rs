@@ -14,7 +14,7 @@ use x509_cert::Certificate;
 use crate::CaError;
 use crate::issue::{BACKDATE, check_is_ca, parse_pem_certificates, to_pem};
 use crate::keys::KeyType;
-use crate::serial::Serial;
+use signet_pkix::Serial;
 
 /// What `signet init` asks for.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectAltName};
 use crate::CaError;
 use crate::issue::find_extension;
 use crate::names::SubjectName;
-use crate::serial::Serial;
+use signet_pkix::{RevocationReason, Serial};
 
 /// The parts of an issued certificate Signet acts on.
 #[derive(Clone, Debug)]
@@ -525,20 +525,9 @@ fn eku_name(oid: &const_oid::ObjectIdentifier) -> String {
 }
 
 fn reason_name(r: x509_cert::ext::pkix::CrlReason) -> String {
-    use x509_cert::ext::pkix::CrlReason as R;
-    match r {
-        R::Unspecified => "unspecified",
-        R::KeyCompromise => "keyCompromise",
-        R::CaCompromise => "cACompromise",
-        R::AffiliationChanged => "affiliationChanged",
-        R::Superseded => "superseded",
-        R::CessationOfOperation => "cessationOfOperation",
-        R::CertificateHold => "certificateHold",
-        R::RemoveFromCRL => "removeFromCRL",
-        R::PrivilegeWithdrawn => "privilegeWithdrawn",
-        R::AaCompromise => "aACompromise",
-    }
-    .to_string()
+    // x509-cert's CrlReason carries RFC 5280's codes as its discriminants.
+    RevocationReason::from_code(r as u8)
+        .map_or_else(|_| format!("reason {}", r as u8), |r| r.name().to_string())
 }
 
 fn public_key(spki: &spki::SubjectPublicKeyInfoOwned) -> PublicKeyView {

@@ -24,7 +24,7 @@ use crate::csr::Csr;
 use crate::names::SubjectName;
 use crate::policy::Policy;
 use crate::profile::{Lifetime, Profile, ProfileLimits};
-use crate::serial::Serial;
+use signet_pkix::Serial;
 
 /// How far notBefore is backdated, for clients whose clocks run slow.
 pub const BACKDATE: Duration = Duration::from_secs(60);

@@ -29,7 +29,6 @@ mod names;
 mod ocsp;
 mod policy;
 mod profile;
-mod serial;
 
 pub use crl::{CrlSigner, RevokedEntry, SubordinateCa, build_crl};
 pub use csr::{Csr, CsrKeyType, PublicKey};
@@ -62,7 +61,9 @@ pub use ocsp::{
 };
 pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
-pub use serial::Serial;
+/// Serials and revocation reasons live in `signet-pkix` (one rule, one table for the whole
+/// workspace); re-exported so `signet_ca::Serial` keeps working for the CA core's callers.
+pub use signet_pkix::{PkixError, RevocationReason, Serial};
 
 /// Re-exported so callers can name certificate times without depending on `time` directly.
 pub use time::OffsetDateTime;

@@ -26,7 +26,7 @@ use crate::crl::{
     push_generalized_time, push_header, push_tlv, raw_subject_and_key, whole_seconds,
 };
 use crate::issue::find_extension;
-use crate::serial::Serial;
+use signet_pkix::Serial;
 
 /// The largest OCSP request read. A request for ten CertIDs with a nonce is under 1 KiB; a
 /// signed one with a certificate chain a few KiB.

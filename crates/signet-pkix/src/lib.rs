@@ -2,7 +2,20 @@
 //! and the revocation publishers (the OCSP responder and the CRL endpoints, which must never
 //! reach an issuing key) need to speak X.509.
 //!
+//! It owns:
+//! - [`Serial`]: certificate serial numbers with Signet's one length rule (RFC 5280 section
+//!   4.1.2.2: at most 20 octets of DER content, the sign octet included);
+//! - [`RevocationReason`]: RFC 5280's CRLReason, the one table of reason codes and names.
+//!
 //! This crate is being filled in by issue 15 (the authority layer and the key-custody seam):
-//! serials, the one table of revocation reasons, the DER writer and PEM encoder, CRL and OCSP
-//! encoding, and the signing-key trait move here from `signet-ca`.
+//! the DER writer and PEM encoder, CRL and OCSP encoding, and the signing-key trait move here
+//! from `signet-ca` next.
 #![forbid(unsafe_code)]
+
+mod error;
+mod reason;
+mod serial;
+
+pub use error::PkixError;
+pub use reason::RevocationReason;
+pub use serial::Serial;

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevokedEntry, Serial};
+use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
 use signet_store::{AuditEntry, NewCertificate, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
@@ -118,34 +118,8 @@ struct RootCrlArgs {
     #[arg(long, value_name = "FILE")]
     revoke: Option<PathBuf>,
     /// Why --revoke revokes it [default: unspecified].
-    #[arg(long, requires = "revoke", value_parser = CA_REVOCATION_REASONS)]
+    #[arg(long, requires = "revoke", value_parser = RevocationReason::FOR_CA.map(RevocationReason::name))]
     reason: Option<String>,
-}
-
-/// Reasons a root may give for revoking a CA certificate (RFC 5280 section 5.3.1).
-/// certificateHold is not offered: Signet's revocations are final.
-const CA_REVOCATION_REASONS: [&str; 7] = [
-    "unspecified",
-    "keyCompromise",
-    "cACompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-];
-
-/// The CRLReason code of a name in [`CA_REVOCATION_REASONS`].
-fn reason_code(name: &str) -> Option<u8> {
-    Some(match name {
-        "unspecified" => 0,
-        "keyCompromise" => 1,
-        "cACompromise" => 2,
-        "affiliationChanged" => 3,
-        "superseded" => 4,
-        "cessationOfOperation" => 5,
-        "privilegeWithdrawn" => 9,
-        _ => return None,
-    })
 }
 
 /// The shortest `--validity` accepted.
@@ -518,8 +492,12 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
                 .certificate_to_revoke(&der)
                 .with_context(|| format!("--revoke {}", file.display()))?;
             let name = args.reason.as_deref().unwrap_or("unspecified");
-            let reason =
-                reason_code(name).with_context(|| format!("unknown revocation reason {name}"))?;
+            let reason = name
+                .parse::<RevocationReason>()
+                .ok()
+                .filter(|r| RevocationReason::FOR_CA.contains(r))
+                .map(RevocationReason::code)
+                .with_context(|| format!("unknown revocation reason {name}"))?;
             Some((der, sub, reason, name))
         }
         None => None,

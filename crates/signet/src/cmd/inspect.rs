@@ -213,19 +213,8 @@ async fn check_ocsp(
 }
 
 fn reason_name(code: u8) -> String {
-    match code {
-        0 => "unspecified",
-        1 => "keyCompromise",
-        2 => "cACompromise",
-        3 => "affiliationChanged",
-        4 => "superseded",
-        5 => "cessationOfOperation",
-        6 => "certificateHold",
-        9 => "privilegeWithdrawn",
-        10 => "aACompromise",
-        _ => return format!("reason {code}"),
-    }
-    .to_string()
+    signet_ca::RevocationReason::from_code(code)
+        .map_or_else(|_| format!("reason {code}"), |r| r.name().to_string())
 }
 
 /// The certificates of PEM input, or a DER certificate.

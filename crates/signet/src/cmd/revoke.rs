@@ -5,27 +5,17 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use signet_ca::Serial;
+use signet_ca::{RevocationReason, Serial};
 
 use super::Refused;
 use crate::client::{AdminArgs, ClientArgs, sanitize};
-
-/// Revocation reasons the API accepts (RFC 5280 names).
-pub const REASONS: [&str; 6] = [
-    "unspecified",
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-];
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Serial number of the certificate, in hex (colons allowed).
     serial: String,
-    /// Why the certificate is revoked.
-    #[arg(long, default_value = "unspecified", value_parser = REASONS)]
+    /// Why the certificate is revoked (the RFC 5280 names the API accepts).
+    #[arg(long, default_value = "unspecified", value_parser = RevocationReason::FOR_LEAF.map(RevocationReason::name))]
     reason: String,
     /// Data directory (for the default root_ca.crt and admin.token).
     #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
