@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use signet_ca::{
-    CaError, Csr, IssuedCertificate, IssuingCa, Lifetime, Policy, Profile, ProfileLimits,
-    SubjectName,
+    CaError, Csr, IssuedCertificate, IssuingCa, Lifetime, OcspSignerCertificate, Policy, Profile,
+    ProfileLimits, SubjectName,
 };
 use signet_store::{AuditEntry, CertificateRecord, NewCertificate, Store, StoreError};
 use time::OffsetDateTime;
@@ -18,6 +18,30 @@ use crate::requester::{RecordedRequester, Requester};
 
 /// How many `mtls:<serial>` requesters [`Authority::line_origin`] follows back.
 const MAX_RENEWAL_HOPS: usize = 10_000;
+/// The audit action of the server's own certificates ([`Requester::Server`]).
+pub const SERVER_CERT_ACTION: &str = "issue-server-cert";
+/// The audit action of a delegated OCSP signer certificate.
+pub const OCSP_SIGNER_ACTION: &str = "issue-ocsp-signer";
+
+/// What else commits in the one transaction that records a certificate and its audit row.
+#[derive(Clone, Copy, Debug)]
+pub enum AlsoCommit<'a> {
+    /// Nothing else.
+    Nothing,
+    /// Burn this single-use token; if it was already used, nothing is recorded
+    /// ([`Refusal::TokenReplayed`]).
+    BurnToken(&'a SingleUse),
+    /// Answer this standalone responder's signer request (`ocsp_signer_requests` id) with the
+    /// certificate; if another process answered it first, nothing is recorded
+    /// ([`Refusal::AlreadyAnswered`]).
+    SignerRequest(i64),
+}
+
+impl<'a> From<Option<&'a SingleUse>> for AlsoCommit<'a> {
+    fn from(burn: Option<&'a SingleUse>) -> AlsoCommit<'a> {
+        burn.map_or(AlsoCommit::Nothing, AlsoCommit::BurnToken)
+    }
+}
 
 /// The issuing side of the CA: its key (through the CA core), its records (the store), and
 /// the CA-wide policy and profile limits.
@@ -305,7 +329,11 @@ impl Authority {
             )
             .map_err(|e| whose_policy(e, requester, false))?;
         let recorded = requester.to_string();
-        self.record_issued(cert, &recorded, &recorded, "issue", burn)
+        let action = match requester {
+            Requester::Server => SERVER_CERT_ACTION,
+            _ => "issue",
+        };
+        self.record_issued(cert, &recorded, &recorded, action, burn)
             .await
             .map(|(certificate, serial)| Recorded {
                 certificate,
@@ -468,17 +496,61 @@ impl Authority {
             der: cert.der.clone(),
         };
         let serial = self
-            .record(to_record, requester, actor, action, detail, burn)
+            .record(to_record, requester, actor, action, detail, burn.into())
             .await?;
         tracing::info!(%serial, actor, requester, profile = %cert.profile, "certificate {action}d");
         Ok((cert, serial))
     }
 
+    /// Sign a delegated OCSP signer certificate for `spki_der` (RFC 6960 section 4.2.2.2)
+    /// valid for `lifetime`, and record it (requester [`Requester::OcspSigner`], profile
+    /// [`OcspSignerCertificate::PROFILE`]) before it is handed out: to the in-process
+    /// responder (`request` `None`), or as the answer to a standalone responder's signer
+    /// request `request`, in the same transaction.
+    pub async fn certify_ocsp_signer(
+        &self,
+        spki_der: &[u8],
+        lifetime: Duration,
+        request: Option<i64>,
+    ) -> Result<OcspSignerCertificate, Refusal> {
+        let cert = self
+            .ca
+            .issue_ocsp_signer(spki_der, lifetime, OffsetDateTime::now_utc())?;
+        let (detail, also) = match request {
+            None => ("in-process responder".to_string(), AlsoCommit::Nothing),
+            Some(id) => (
+                format!("signer request {id}"),
+                AlsoCommit::SignerRequest(id),
+            ),
+        };
+        let requester = Requester::OcspSigner.to_string();
+        let to_record = ToRecord {
+            serial: cert.serial.to_hex(),
+            issuer: &self.ca,
+            subject: cert.subject.clone(),
+            sans: Vec::new(),
+            profile: OcspSignerCertificate::PROFILE.into(),
+            not_before: cert.not_before,
+            not_after: cert.not_after,
+            der: cert.der.clone(),
+        };
+        self.record(
+            to_record,
+            &requester,
+            &requester,
+            OCSP_SIGNER_ACTION,
+            detail,
+            also,
+        )
+        .await?;
+        Ok(cert)
+    }
+
     /// The one sign -> record -> audit path: durably record `cert` as issued to `requester`,
     /// with an audit row (`actor`, `action`, outcome `ok`, `detail`) in the same transaction,
-    /// burning `burn` there too if given. Returns the serial as recorded. Nothing is recorded
-    /// when the token was already used ([`Refusal::TokenReplayed`]): the certificate just
-    /// signed is then dropped unseen.
+    /// and `also` there too. Returns the serial as recorded. Nothing is recorded when `also`
+    /// cannot be done (a token already used, a signer request already answered): the
+    /// certificate just signed is then dropped unseen.
     pub async fn record(
         &self,
         cert: ToRecord<'_>,
@@ -486,7 +558,7 @@ impl Authority {
         actor: &str,
         action: &str,
         detail: String,
-        burn: Option<&SingleUse>,
+        also: AlsoCommit<'_>,
     ) -> Result<String, Refusal> {
         record(
             &self.store,
@@ -496,7 +568,7 @@ impl Authority {
             actor,
             action,
             detail,
-            burn,
+            also,
         )
         .await
     }
@@ -513,7 +585,7 @@ pub async fn record(
     actor: &str,
     action: &str,
     detail: String,
-    burn: Option<&SingleUse>,
+    also: AlsoCommit<'_>,
 ) -> Result<String, Refusal> {
     let record = NewCertificate {
         serial: cert.serial,
@@ -535,12 +607,12 @@ pub async fn record(
         detail,
     };
     let write = async {
-        match burn {
-            None => store
+        match also {
+            AlsoCommit::Nothing => store
                 .insert_certificate(&record, &audit)
                 .await
                 .map(|()| true),
-            Some(b) => {
+            AlsoCommit::BurnToken(b) => {
                 store
                     .insert_certificate_with_token(
                         &b.namespace,
@@ -550,6 +622,9 @@ pub async fn record(
                         &audit,
                     )
                     .await
+            }
+            AlsoCommit::SignerRequest(id) => {
+                store.fulfil_ocsp_signer_request(id, &record, &audit).await
             }
         }
     };
@@ -561,7 +636,10 @@ pub async fn record(
         },
     };
     if !fresh {
-        return Err(Refusal::TokenReplayed);
+        return Err(match also {
+            AlsoCommit::SignerRequest(_) => Refusal::AlreadyAnswered,
+            _ => Refusal::TokenReplayed,
+        });
     }
     Ok(record.serial)
 }

@@ -34,6 +34,10 @@ pub enum Refusal {
     /// The single-use token presented with the request was already used: nothing recorded.
     #[error("this token has already been used")]
     TokenReplayed,
+    /// A standalone responder's signer request that another process answered first:
+    /// nothing recorded.
+    #[error("the signer request was already answered")]
+    AlreadyAnswered,
     /// A bug or an inconsistency in the records (logged, answered without detail).
     #[error("{0}")]
     Internal(String),

@@ -11,9 +11,10 @@
 //!   current policy of whoever its line was first issued to (its lineage is followed back
 //!   through the store), and profile and TTL limits apply. They return a [`Recorded`]
 //!   certificate or a typed [`Refusal`], which the API maps to problem+json.
-//! - [`Authority::record`] is the one sign -> record -> audit path: every certificate the
-//!   CA signs (issued, renewed, the server's own, an OCSP signer's, an issuing CA's) is
-//!   durably stored with its audit row, in one transaction, before anyone is given it.
+//! - [`Authority::record`] (and [`record`] for the root's signatures) is the one sign ->
+//!   record -> audit path: every certificate a CA key signs (issued, renewed, the server's
+//!   own, an OCSP signer's by [`Authority::certify_ocsp_signer`], an issuing CA's) is durably
+//!   stored with its audit row, in one transaction, before anyone is given it.
 //!
 //! It depends on the CA core (signet-ca) and the store (signet-store), never on the HTTP
 //! layer: authentication, rate limits and problem+json stay in signet-api.
@@ -25,7 +26,8 @@ mod provisioner;
 mod requester;
 
 pub use authority::{
-    Authority, IssueRequest, Recorded, RenewRequest, SingleUse, ToRecord, Ttl, record,
+    AlsoCommit, Authority, IssueRequest, OCSP_SIGNER_ACTION, Recorded, RenewRequest,
+    SERVER_CERT_ACTION, SingleUse, ToRecord, Ttl, record,
 };
 pub use error::Refusal;
 pub use provisioner::{

@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
-use signet_store::{AuditEntry, NewCertificate, NewCrl, RevokeOutcome, Store};
+use signet_store::{AuditEntry, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
 use super::init::ROOT_CRL_DEFAULT_VALIDITY;
@@ -385,7 +385,8 @@ fn read_one_certificate(file: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Record the CA certificate `der` (described by `sub`) as issued by `root`, with an audit
-/// row `action` by `actor` whose detail ends with `note`.
+/// row `action` by `actor` whose detail ends with `note`: the authority's one record path,
+/// for a certificate the root signed.
 async fn record_ca_certificate(
     store: &Store,
     root: &IssuingCa,
@@ -394,29 +395,31 @@ async fn record_ca_certificate(
     actor: &str,
     action: &str,
     note: &str,
-) -> Result<(), signet_store::StoreError> {
-    let serial = sub.serial.to_hex();
+) -> Result<(), signet_authority::Refusal> {
     let key_id = hex::encode(root.key_id());
-    let record = NewCertificate {
-        serial: serial.clone(),
-        issuer: root.subject().to_string(),
-        issuer_key_id: key_id.clone(),
+    let cert = signet_authority::ToRecord {
+        serial: sub.serial.to_hex(),
+        issuer: root,
         subject: sub.subject.clone(),
         sans: Vec::new(),
         profile: "ca".into(),
         not_before: sub.not_before,
         not_after: sub.not_after,
-        requester: actor.to_string(),
         der: der.to_vec(),
     };
-    let audit = AuditEntry {
-        actor: actor.to_string(),
-        action: action.into(),
-        serial: Some(serial),
-        outcome: "ok".into(),
-        detail: format!("{} signed by root {key_id}, {note}", sub.subject),
-    };
-    store.insert_certificate(&record, &audit).await
+    let detail = format!("{} signed by root {key_id}, {note}", sub.subject);
+    signet_authority::record(
+        store,
+        None,
+        cert,
+        actor,
+        actor,
+        action,
+        detail,
+        signet_authority::AlsoCommit::Nothing,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Record `der` (checked by [`IssuingCa::certificate_to_revoke`]) under the root's key id,
@@ -474,12 +477,13 @@ async fn revoke_subordinate(
     Ok(())
 }
 
-/// Who signed, for the audit row: the local OS user.
+/// Who signed, for the audit row: the local OS user (by name only).
 fn local_actor() -> String {
-    match std::env::var("USER").ok().filter(|u| !u.is_empty()) {
-        Some(user) => format!("local:{user}"),
-        None => "local:unknown".into(),
+    signet_authority::Requester::Local {
+        user: std::env::var("USER").ok().filter(|u| !u.is_empty()),
+        uid: None,
     }
+    .to_string()
 }
 
 async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {

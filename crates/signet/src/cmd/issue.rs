@@ -2,16 +2,18 @@
 //! the admin token), or with `--local`, sign it with the data directory's CA and record it,
 //! without a server (for offline and break-glass use).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
+use signet_authority::{Authority, IssueRequest, Refusal, Requester};
 use signet_ca::{
-    CaError, CertificateInfo, Csr, IssuingCa, Lifetime, OffsetDateTime, Profile,
-    read_private_key_file,
+    CaError, CertificateInfo, Csr, IssuingCa, Lifetime, Profile, read_private_key_file,
 };
-use signet_store::{AuditEntry, NewCertificate};
+use signet_store::AuditEntry;
 
 use super::Refused;
 use crate::client::{AdminArgs, Api, Bearer, ClientArgs, TokenInput};
@@ -64,19 +66,6 @@ pub fn load_issuing_ca(cfg: &Config) -> anyhow::Result<IssuingCa> {
     Ok(IssuingCa::new(&chain, &root, key, cfg.issuance_urls())?)
 }
 
-/// Who is asking, for the audit trail: the local OS user.
-fn local_requester() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    match (user, uid) {
-        (Some(u), Some(id)) => format!("local:{u}(uid {id})"),
-        (Some(u), None) => format!("local:{u}"),
-        (None, Some(id)) => format!("local:uid {id}"),
-        (None, None) => "local:unknown".into(),
-    }
-}
-
 pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
     if !args.local {
         return run_remote(args).await;
@@ -93,7 +82,7 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
         &crate::binding::issuing_key_ids(&ca, &cfg.ca.issuing_cert),
         &history,
         &crate::binding::describe_database(&url),
-        &local_requester(),
+        &Requester::local_user().to_string(),
         crate::binding::Access::Bind,
     )
     .await;
@@ -101,71 +90,52 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
         store.close().await;
         return Err(e);
     }
-    let requester = local_requester();
-    let audit = |outcome: &str, serial: Option<String>, detail: String| AuditEntry {
-        actor: requester.clone(),
-        action: "issue".into(),
-        serial,
-        outcome: outcome.into(),
-        detail,
-    };
+    // Whoever holds the CA key here: the CA-wide policy applies, in the CA core's words.
+    let requester = Requester::local_user();
+    let profiles: BTreeMap<Profile, signet_ca::ProfileLimits> = Profile::ALL
+        .iter()
+        .map(|p| (*p, *cfg.profiles.limits(*p)))
+        .collect();
+    let authority = Authority::new(Arc::new(ca), store.clone(), cfg.policy.clone(), profiles);
 
     let csr_bytes =
         std::fs::read(&args.csr).with_context(|| format!("reading {}", args.csr.display()))?;
-    let signed = (|| -> Result<_, CaError> {
-        let profile: Profile = args.profile.parse()?;
-        let ttl = args
-            .ttl
-            .as_deref()
-            .map(str::parse::<Lifetime>)
-            .transpose()
-            .map_err(|e| e.against_max(cfg.policy.max_lifetime(cfg.profiles.limits(profile))))?;
-        let csr = Csr::from_pem_or_der(&csr_bytes)?;
-        ca.issue(
-            &csr,
-            profile,
-            cfg.profiles.limits(profile),
-            ttl,
-            &cfg.policy,
-            OffsetDateTime::now_utc(),
-        )
-    })();
-    let cert = match signed {
-        Ok(cert) => cert,
-        Err(e) if e.is_client_error() => {
+    let request = IssueRequest {
+        csr: &csr_bytes,
+        profile: Some(&args.profile),
+        ttl: args.ttl.as_deref(),
+    };
+    // Signed, then durably recorded (with its audit row, in one transaction) before anyone
+    // sees it.
+    let recorded = match authority.issue(request, &requester, None).await {
+        Ok(recorded) => recorded,
+        Err(Refusal::Ca(e)) if e.is_client_error() => {
             // The refusal is audited; nothing else is written.
+            let audit = AuditEntry {
+                actor: requester.to_string(),
+                action: "issue".into(),
+                serial: None,
+                outcome: "refused".into(),
+                detail: e.to_string(),
+            };
             store
-                .append_audit(&audit("refused", None, e.to_string()))
+                .append_audit(&audit)
                 .await
                 .context("writing the audit record")?;
             store.close().await;
             return Err(super::RefusedByCa(e.to_string()).into());
         }
-        Err(e) => return Err(e.into()),
+        Err(Refusal::Ca(e)) => return Err(e.into()),
+        Err(Refusal::Store(e)) => {
+            return Err(anyhow::Error::new(e).context("recording the certificate"));
+        }
+        Err(other) => return Err(other.into()),
     };
-
-    let record = NewCertificate {
-        serial: cert.serial.to_hex(),
-        issuer: ca.subject().to_string(),
-        issuer_key_id: hex::encode(ca.key_id()),
-        subject: cert.subject.clone(),
-        sans: cert.names.iter().map(|n| n.to_tagged()).collect(),
-        profile: cert.profile.to_string(),
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        requester: requester.clone(),
-        der: cert.der.clone(),
-    };
-    let detail = format!("profile={} names={}", cert.profile, record.sans.join(","));
-    // Durably recorded (with its audit row, in one transaction) before anyone sees it.
-    store
-        .insert_certificate(&record, &audit("ok", Some(record.serial.clone()), detail))
-        .await
-        .context("recording the certificate")?;
     store.close().await;
+    let cert = &recorded.certificate;
 
     let mut pem = cert.pem();
-    for c in ca.chain_pem() {
+    for c in authority.ca().chain_pem() {
         pem.push_str(&c);
     }
     match &args.out {
@@ -173,7 +143,7 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
             write_atomic(out, pem.as_bytes(), 0o644)?;
             eprintln!(
                 "issued serial {} (valid until {}) -> {}",
-                record.serial,
+                recorded.serial,
                 signet_ca::rfc3339(cert.not_after),
                 out.display()
             );

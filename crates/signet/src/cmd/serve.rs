@@ -386,11 +386,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?,
         rcfg.ocsp_validity.duration(),
     )?;
-    let certifier = CaCertifier {
-        ca: ca.clone(),
-        store: store.clone(),
-        lifetime: rcfg.signer_lifetime.duration(),
-    };
+    let certifier = CaCertifier::new(ca.clone(), store.clone(), rcfg.signer_lifetime.duration());
     responder
         .rotate_signer(&certifier)
         .await

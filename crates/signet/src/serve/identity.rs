@@ -1,6 +1,7 @@
 //! The server's own TLS certificate. It comes from the CA it serves, like any other: a fresh
-//! P-256 key held only in memory, a CSR, `IssuingCa::issue` under the `server` profile, and a
-//! row in the store (with its audit entry) written before the certificate is used. A
+//! P-256 key held only in memory, a CSR, and the authority's issuance
+//! (`signet_authority::Authority::issue_csr` for `Requester::Server`) under the `server`
+//! profile, which records it in the store (with its audit entry) before it is used. A
 //! background task renews it at two thirds of its lifetime; rustls picks up the new one
 //! through [`CertResolver`] on the next handshake.
 
@@ -13,21 +14,19 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use signet_authority::{Authority, Requester, Ttl};
 use signet_ca::{Csr, IssuingCa, KeyType, OffsetDateTime, Policy, Profile, ProfileLimits};
-use signet_store::{AuditEntry, NewCertificate, Store};
+use signet_store::Store;
 use zeroize::Zeroizing;
 
-/// Who the store records as having asked for the server's certificates.
-pub const REQUESTER: &str = signet_store::SERVER_REQUESTER;
-/// The audit action of a server certificate issuance.
-pub const AUDIT_ACTION: &str = "issue-server-cert";
 /// The names every server certificate carries, before the configured ones.
 pub const BUILT_IN_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// Everything needed to issue (and re-issue) the server's certificate.
 #[derive(Debug)]
 pub struct ServerIdentity {
-    ca: Arc<IssuingCa>,
+    authority: Authority,
+    #[cfg(test)]
     store: Store,
     names: Vec<String>,
     limits: ProfileLimits,
@@ -69,9 +68,14 @@ impl ServerIdentity {
                 names.push(name);
             }
         }
+        // The server's requests name only itself: the authority issues them under the
+        // server profile's `limits`, whatever the CA-wide policy (which it does not consult
+        // for `Requester::Server`).
+        let profiles = [(Profile::Server, limits)].into_iter().collect();
         ServerIdentity {
-            ca,
-            store,
+            #[cfg(test)]
+            store: store.clone(),
+            authority: Authority::new(ca, store, Policy::default(), profiles),
             names,
             limits,
             provider,
@@ -104,42 +108,22 @@ impl ServerIdentity {
             .serialize_request(&key)
             .context("signing the server certificate request")?;
         let csr = Csr::from_der(request.der())?;
-        let cert = self.ca.issue(
-            &csr,
-            Profile::Server,
-            &self.limits,
-            Some(self.limits.default_ttl),
-            &Policy::allow_all(),
-            OffsetDateTime::now_utc(),
-        )?;
-
-        let record = NewCertificate {
-            serial: cert.serial.to_hex(),
-            issuer: self.ca.subject().to_string(),
-            issuer_key_id: hex::encode(self.ca.key_id()),
-            subject: cert.subject.clone(),
-            sans: cert.names.iter().map(|n| n.to_tagged()).collect(),
-            profile: cert.profile.to_string(),
-            not_before: cert.not_before,
-            not_after: cert.not_after,
-            requester: REQUESTER.into(),
-            der: cert.der.clone(),
-        };
-        let audit = AuditEntry {
-            actor: REQUESTER.into(),
-            action: AUDIT_ACTION.into(),
-            serial: Some(record.serial.clone()),
-            outcome: "ok".into(),
-            detail: format!("profile=server names={}", record.sans.join(",")),
-        };
-        // Recorded (durably, with its audit row) before any client sees it.
-        self.store
-            .insert_certificate(&record, &audit)
+        // Signed, then recorded (durably, with its audit row) before any client sees it.
+        let recorded = self
+            .authority
+            .issue_csr(
+                csr,
+                Profile::Server,
+                Ttl::Requested(self.limits.default_ttl),
+                &Requester::Server,
+                None,
+            )
             .await
-            .context("recording the server certificate")?;
+            .context("issuing and recording the server certificate")?;
+        let cert = recorded.certificate;
 
         let mut chain = vec![CertificateDer::from(cert.der)];
-        for pem in self.ca.chain_pem() {
+        for pem in self.authority.ca().chain_pem() {
             chain.push(
                 CertificateDer::from_pem_slice(pem.as_bytes())
                     .context("reading the issuing CA chain")?,
@@ -151,7 +135,7 @@ impl ServerIdentity {
             .context("loading the server certificate into rustls")?;
         Ok(Issued {
             key: Arc::new(certified),
-            serial: record.serial,
+            serial: recorded.serial,
             not_before: cert.not_before,
             not_after: cert.not_after,
         })
@@ -236,6 +220,9 @@ impl ResolvesServerCert for CertResolver {
 mod tests {
     use super::*;
     use signet_ca::{InitOptions, IssuanceUrls, Lifetime, generate_ca};
+
+    /// Who the store records as having asked for the server's certificates.
+    const REQUESTER: &str = signet_store::SERVER_REQUESTER;
 
     async fn identity(hostnames: &[String]) -> (ServerIdentity, signet_testkit::TestDb) {
         let bundle = generate_ca(

@@ -4,25 +4,23 @@
 //! - [`CrlPublisher`]: builds and signs a full CRL from the store on every revocation and on a
 //!   schedule, and stores it under the next CRL number for every responder to serve;
 //! - [`CaCertifier`]: signs the in-process responder's delegated OCSP certificate, recording
-//!   it first like any other certificate;
+//!   it first like any other certificate (`signet_authority::Authority::certify_ocsp_signer`);
 //! - [`answer_signer_requests`]: signs the certificates standalone `signet responder`
-//!   processes ask for through the database.
+//!   processes ask for through the database (the same authority path, answering the
+//!   request in the transaction that records the certificate).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use signet_authority::{Authority, Refusal};
 use signet_ca::OffsetDateTime;
-use signet_ca::{CrlSigner, IssuingCa, OcspSignerCertificate, RevokedEntry, Serial};
+use signet_ca::{CrlSigner, IssuingCa, Policy, RevokedEntry, Serial};
 use signet_responder::{CertifySigner, Responder, ResponderError};
-use signet_store::{AuditEntry, NewCertificate, NewCrl, Store};
+use signet_store::{NewCrl, Store};
 use tokio::sync::Notify;
 
-/// Who the store records as having asked for delegated OCSP signer certificates.
-pub const SIGNER_REQUESTER: &str = "signet-responder";
-/// The audit action of a delegated OCSP signer certificate.
-const SIGNER_AUDIT_ACTION: &str = "issue-ocsp-signer";
 /// Revoked certificates read from the store per query while building a CRL.
 const CRL_PAGE: u32 = 10_000;
 /// How long to wait before retrying a failed publication.
@@ -237,49 +235,45 @@ impl Iterator for StoredEntries {
     }
 }
 
-/// The store record of a delegated OCSP signer certificate.
-fn signer_record(ca: &IssuingCa, cert: &OcspSignerCertificate) -> NewCertificate {
-    NewCertificate {
-        serial: cert.serial.to_hex(),
-        issuer: ca.subject().to_string(),
-        issuer_key_id: hex::encode(ca.key_id()),
-        subject: cert.subject.clone(),
-        sans: vec![],
-        profile: OcspSignerCertificate::PROFILE.into(),
-        not_before: cert.not_before,
-        not_after: cert.not_after,
-        requester: SIGNER_REQUESTER.into(),
-        der: cert.der.clone(),
-    }
-}
-
-fn signer_audit(record: &NewCertificate, detail: String) -> AuditEntry {
-    AuditEntry {
-        actor: SIGNER_REQUESTER.into(),
-        action: SIGNER_AUDIT_ACTION.into(),
-        serial: Some(record.serial.clone()),
-        outcome: "ok".into(),
-        detail,
-    }
-}
-
 /// Signs the in-process responder's signer certificates with the CA key directly.
 #[derive(Debug)]
 pub struct CaCertifier {
-    pub ca: Arc<IssuingCa>,
-    pub store: Store,
-    pub lifetime: Duration,
+    authority: Authority,
+    lifetime: Duration,
+}
+
+impl CaCertifier {
+    /// Certify with `ca`, recording into `store`; each certificate valid for `lifetime`.
+    pub fn new(ca: Arc<IssuingCa>, store: Store, lifetime: Duration) -> CaCertifier {
+        CaCertifier {
+            authority: signer_authority(ca, store),
+            lifetime,
+        }
+    }
+}
+
+/// The authority that certifies OCSP signers (it consults no policy or profile for them).
+fn signer_authority(ca: Arc<IssuingCa>, store: Store) -> Authority {
+    Authority::new(ca, store, Policy::default(), Default::default())
+}
+
+/// An authority refusal as the responder reports it.
+fn responder_error(refusal: Refusal) -> ResponderError {
+    match refusal {
+        Refusal::Ca(e) => e.into(),
+        Refusal::Store(e) => e.into(),
+        other => ResponderError::Signer(other.to_string()),
+    }
 }
 
 impl CertifySigner for CaCertifier {
     async fn certify(&self, spki_der: &[u8]) -> Result<Vec<u8>, ResponderError> {
-        let cert = self
-            .ca
-            .issue_ocsp_signer(spki_der, self.lifetime, OffsetDateTime::now_utc())?;
-        let record = signer_record(&self.ca, &cert);
-        let audit = signer_audit(&record, "in-process responder".into());
         // Recorded (durably, with its audit row) before any response is signed with it.
-        self.store.insert_certificate(&record, &audit).await?;
+        let cert = self
+            .authority
+            .certify_ocsp_signer(spki_der, self.lifetime, None)
+            .await
+            .map_err(responder_error)?;
         Ok(cert.der)
     }
 }
@@ -289,6 +283,7 @@ impl CertifySigner for CaCertifier {
 /// each request.
 pub async fn answer_signer_requests(ca: Arc<IssuingCa>, store: Store, lifetime: Duration) {
     let key_id = hex::encode(ca.key_id());
+    let authority = signer_authority(ca, store.clone());
     let mut refused = HashSet::new();
     let mut next_purge = tokio::time::Instant::now();
     loop {
@@ -302,26 +297,20 @@ pub async fn answer_signer_requests(ca: Arc<IssuingCa>, store: Store, lifetime: 
                     if refused.contains(&req.id) {
                         continue;
                     }
-                    let cert = match ca.issue_ocsp_signer(&req.spki, lifetime, now) {
-                        Ok(cert) => cert,
-                        Err(e) => {
-                            tracing::warn!(request = req.id, error = %e, "refused a signer request");
-                            refused.insert(req.id);
-                            continue;
-                        }
-                    };
-                    let record = signer_record(&ca, &cert);
-                    let audit = signer_audit(&record, format!("signer request {}", req.id));
-                    match store
-                        .fulfil_ocsp_signer_request(req.id, &record, &audit)
+                    match authority
+                        .certify_ocsp_signer(&req.spki, lifetime, Some(req.id))
                         .await
                     {
-                        Ok(true) => tracing::info!(
+                        Ok(cert) => tracing::info!(
                             request = req.id,
-                            serial = %record.serial,
+                            serial = %cert.serial,
                             "issued an OCSP signer certificate to a standalone responder"
                         ),
-                        Ok(false) => {} // another process answered first
+                        Err(Refusal::AlreadyAnswered) => {} // another process answered first
+                        Err(Refusal::Ca(e)) => {
+                            tracing::warn!(request = req.id, error = %e, "refused a signer request");
+                            refused.insert(req.id);
+                        }
                         Err(e) => {
                             tracing::warn!(request = req.id, error = %e, "answering a signer request failed")
                         }
