@@ -304,3 +304,63 @@ pub enum ConfigError {
         reason: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use signet_authority::Refusal;
+
+    /// Each refusal of the authority is the problem the API answered before the authority
+    /// existed: same `type`, status and detail.
+    #[test]
+    fn authority_refusals_keep_their_problems() {
+        let cases: Vec<(Refusal, StatusCode, &str, String)> = vec![
+            (
+                Refusal::NameDenied {
+                    rule: "names not in the token's sans claim".into(),
+                    names: vec!["dns:a.example".into(), "ip:10.0.0.1".into()],
+                },
+                StatusCode::FORBIDDEN,
+                "name-denied",
+                "names not in the token's sans claim: dns:a.example, ip:10.0.0.1".into(),
+            ),
+            (
+                Refusal::ServiceAccountDenied("namespace \"dev\" is not allowed".into()),
+                StatusCode::FORBIDDEN,
+                "service-account-denied",
+                "namespace \"dev\" is not allowed".into(),
+            ),
+            (
+                Refusal::RenewalDenied("request a new certificate".into()),
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "request a new certificate".into(),
+            ),
+            (
+                Refusal::TokenReplayed,
+                StatusCode::UNAUTHORIZED,
+                "token-replayed",
+                ApiError::TokenReplayed.to_string(),
+            ),
+            (
+                Refusal::Ca(CaError::UnknownProfile("gold".into())),
+                StatusCode::BAD_REQUEST,
+                "unknown-profile",
+                CaError::UnknownProfile("gold".into()).to_string(),
+            ),
+            (
+                Refusal::Store(StoreError::timed_out(std::time::Duration::from_secs(1))),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                StoreError::timed_out(std::time::Duration::from_secs(1)).to_string(),
+            ),
+        ];
+        for (refusal, status, slug, detail) in cases {
+            let err = ApiError::from(refusal);
+            let (s, k, _) = err.classify();
+            assert_eq!((s, k), (status, slug), "{err:?}");
+            assert_eq!(err.to_string(), detail);
+        }
+    }
+}
