@@ -309,3 +309,50 @@ async fn the_local_holder_meets_the_ca_wide_policy_in_the_ca_cores_words() {
     ));
     assert_eq!(e.store.count_certificates().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_server_and_ocsp_signers_are_recorded_as_themselves() {
+    let e = env().await;
+    // The server names itself: any name, outside the CA-wide policy too.
+    let server = e
+        .authority
+        .issue_csr(
+            signet_ca::Csr::from_pem_or_der(csr(&["localhost", "127.0.0.1"]).as_bytes()).unwrap(),
+            Profile::Server,
+            signet_authority::Ttl::Default,
+            &Requester::Server,
+            None,
+        )
+        .await
+        .unwrap();
+    let rec = e
+        .store
+        .get_certificate(&server.serial)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.requester, signet_store::SERVER_REQUESTER);
+    assert_eq!(rec.sans, vec!["dns:localhost", "ip:127.0.0.1"]);
+
+    let key = KeyType::P256.generate().unwrap();
+    let signer = e
+        .authority
+        .certify_ocsp_signer(
+            &rcgen::PublicKeyData::subject_public_key_info(&key),
+            std::time::Duration::from_secs(3600),
+            None,
+        )
+        .await
+        .unwrap();
+    let rec = e
+        .store
+        .get_certificate(&signer.serial.to_hex())
+        .await
+        .unwrap()
+        .expect("recorded before it is handed out");
+    assert_eq!(rec.requester, "signet-responder");
+    assert_eq!(rec.profile, signet_ca::OcspSignerCertificate::PROFILE);
+    assert_eq!(rec.der, signer.der);
+    assert!(rec.sans.is_empty());
+    assert_eq!(e.store.count_certificates().await.unwrap(), 2);
+}
