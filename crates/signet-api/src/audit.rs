@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use signet_store::{AuditFilter, AuditRecord};
+use signet_store::{AuditAction, AuditFilter, AuditOutcome, AuditRecord};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,9 +68,9 @@ fn view(r: AuditRecord) -> AuditView {
         id: r.id,
         at: rfc3339(r.at),
         actor: r.actor,
-        action: r.action,
+        action: r.action.to_string(),
         serial: r.serial,
-        outcome: r.outcome,
+        outcome: r.outcome.to_string(),
         detail: r.detail,
     }
 }
@@ -109,8 +109,8 @@ async fn list(
     let filter = AuditFilter {
         serial: q.serial.as_deref().map(canonical_serial).transpose()?,
         actor: q.actor,
-        action: q.action,
-        outcome: q.outcome,
+        action: q.action.as_deref().map(AuditAction::parse),
+        outcome: q.outcome.as_deref().map(AuditOutcome::parse),
         before,
         limit: q.limit.unwrap_or(100),
     };

@@ -13,7 +13,10 @@ use signet_authority::{
 use signet_ca::{
     CaError, CertificateInfo, Lifetime, Profile, RevocationReason, Serial, SubjectName,
 };
-use signet_store::{AuditEntry, CertStatus, CertificateFilter, CertificateRecord, RevokeOutcome};
+use signet_store::{
+    AuditAction, AuditEntry, AuditOutcome, CertStatus, CertificateFilter, CertificateRecord,
+    RevokeOutcome,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
@@ -343,7 +346,7 @@ impl AppState {
     async fn refuse(
         &self,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         serial: Option<String>,
         err: ApiError,
     ) -> ApiError {
@@ -354,14 +357,14 @@ impl AppState {
         ) {
             return err;
         }
+        tracing::info!(actor, action = %action, problem = err.slug(), detail = %err, "request refused");
         let entry = AuditEntry {
             actor: actor.into(),
-            action: action.into(),
+            action,
             serial,
-            outcome: "refused".into(),
+            outcome: AuditOutcome::Refused,
             detail: format!("{}: {err}", err.slug()),
         };
-        tracing::info!(actor, action, problem = err.slug(), detail = %err, "request refused");
         if let Err(e) = self.inner.store.append_audit(&entry).await {
             tracing::error!(error = %e, "could not write the audit record of a refusal");
         }
@@ -370,7 +373,7 @@ impl AppState {
 
     /// Count and describe a certificate the authority recorded (`action`: `issue` or
     /// `renew`).
-    fn issued(&self, recorded: Recorded, action: &str) -> IssueResponse {
+    fn issued(&self, recorded: Recorded, action: AuditAction) -> IssueResponse {
         let cert = &recorded.certificate;
         self.inner
             .metrics
@@ -408,7 +411,7 @@ async fn issue(
 ) -> Result<(StatusCode, Json<IssueResponse>), ApiError> {
     let (identity, burn) = match st.authenticate_deferred(&headers).await {
         Ok(id) => id,
-        Err(e) => return Err(st.refuse("anonymous", "issue", None, e).await),
+        Err(e) => return Err(st.refuse("anonymous", AuditAction::Issue, None, e).await),
     };
     let actor = identity.audit_name();
     match issue_inner(&st, &identity, burn.as_ref(), &headers, body).await {
@@ -436,7 +439,7 @@ async fn issue(
                 }
                 _ => e,
             };
-            Err(st.refuse(&actor, "issue", None, e).await)
+            Err(st.refuse(&actor, AuditAction::Issue, None, e).await)
         }
     }
 }
@@ -458,7 +461,7 @@ async fn issue_inner(
         ttl: req.ttl.as_deref(),
     };
     let recorded = st.inner.authority.issue(request, requester, burn).await?;
-    let resp = st.issued(recorded, "issue");
+    let resp = st.issued(recorded, AuditAction::Issue);
     if let Requester::Kubernetes {
         provisioner,
         namespace,
@@ -590,7 +593,7 @@ async fn renew(
     // An explicit credential wins over a client certificate the connection may carry.
     let bearer = match auth::bearer(&headers) {
         Ok(b) => b,
-        Err(e) => return Err(st.refuse("anonymous", "renew", None, e).await),
+        Err(e) => return Err(st.refuse("anonymous", AuditAction::Renew, None, e).await),
     };
     let (info, rec, burn, actor) = match bearer {
         Some(token) => match token_holder(&st, token).await {
@@ -601,7 +604,7 @@ async fn renew(
                 };
                 (info, rec, Some(burn), actor)
             }
-            Err(e) => return Err(st.refuse("x5c:unknown", "renew", None, e).await),
+            Err(e) => return Err(st.refuse("x5c:unknown", AuditAction::Renew, None, e).await),
         },
         None => match holder(&st, client).await {
             Ok((info, rec)) => {
@@ -611,7 +614,7 @@ async fn renew(
                 };
                 (info, rec, None, actor)
             }
-            Err(e) => return Err(st.refuse("mtls:unknown", "renew", None, e).await),
+            Err(e) => return Err(st.refuse("mtls:unknown", AuditAction::Renew, None, e).await),
         },
     };
     match renew_inner(&st, &info, &rec, &actor, &headers, body, burn.as_ref()).await {
@@ -626,7 +629,12 @@ async fn renew(
                 _ => e,
             };
             Err(st
-                .refuse(&actor.to_string(), "renew", Some(rec.serial.clone()), e)
+                .refuse(
+                    &actor.to_string(),
+                    AuditAction::Renew,
+                    Some(rec.serial.clone()),
+                    e,
+                )
                 .await)
         }
     }
@@ -662,7 +670,7 @@ async fn renew_inner(
         .authority
         .renew(request, holder, find, burn)
         .await?;
-    Ok(st.issued(recorded, "renew"))
+    Ok(st.issued(recorded, AuditAction::Renew))
 }
 
 pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
@@ -787,7 +795,7 @@ async fn revoke(
                 return Err(st
                     .refuse(
                         "token",
-                        "revoke",
+                        AuditAction::Revoke,
                         None,
                         ApiError::Forbidden(
                             "revocation needs the admin credential or the certificate itself"
@@ -796,7 +804,7 @@ async fn revoke(
                     )
                     .await);
             }
-            Err(e) => return Err(st.refuse("anonymous", "revoke", None, e).await),
+            Err(e) => return Err(st.refuse("anonymous", AuditAction::Revoke, None, e).await),
         }
     } else {
         match holder(&st, client).await {
@@ -811,7 +819,7 @@ async fn revoke(
                     return Err(st
                         .refuse(
                             &actor,
-                            "revoke",
+                            AuditAction::Revoke,
                             None,
                             ApiError::Forbidden("a certificate may revoke only itself".into()),
                         )
@@ -819,13 +827,18 @@ async fn revoke(
                 }
                 actor
             }
-            Err(e) => return Err(st.refuse("anonymous", "revoke", None, e).await),
+            Err(e) => return Err(st.refuse("anonymous", AuditAction::Revoke, None, e).await),
         }
     };
     match revoke_inner(&st, &serial, &actor, &headers, body).await {
         Ok(v) => Ok(Json(v)),
         Err(e) => Err(st
-            .refuse(&actor, "revoke", canonical_serial(&serial).ok(), e)
+            .refuse(
+                &actor,
+                AuditAction::Revoke,
+                canonical_serial(&serial).ok(),
+                e,
+            )
             .await),
     }
 }
@@ -864,9 +877,9 @@ async fn revoke_inner(
         })?;
     let audit = AuditEntry {
         actor: actor.into(),
-        action: "revoke".into(),
+        action: AuditAction::Revoke,
         serial: Some(serial.clone()),
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: format!("reason={}", req.reason),
     };
     match st

@@ -1125,9 +1125,9 @@ async fn record_leaf(e: &Env, ca: &IssuingCa, requester: String) -> Vec<u8> {
     };
     let audit = signet_store::AuditEntry {
         actor: record.requester.clone(),
-        action: "issue".into(),
+        action: signet_store::AuditAction::Issue,
         serial: Some(record.serial.clone()),
-        outcome: "ok".into(),
+        outcome: signet_store::AuditOutcome::Ok,
         detail: String::new(),
     };
     e.store.insert_certificate(&record, &audit).await.unwrap();
@@ -1367,19 +1367,27 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
             requester: "local:test".into(),
             der: old.cert_der().to_vec(),
         };
-        let audit = |action: &str| signet_store::AuditEntry {
+        let audit = |action| signet_store::AuditEntry {
             actor: "local:test".into(),
-            action: action.into(),
+            action,
             serial: Some(ca_serial.clone()),
-            outcome: "ok".into(),
+            outcome: signet_store::AuditOutcome::Ok,
             detail: String::new(),
         };
         e.store
-            .insert_certificate(&ca_record, &audit("record-ca-certificate"))
+            .insert_certificate(
+                &ca_record,
+                &audit(signet_store::AuditAction::RecordCaCertificate),
+            )
             .await
             .unwrap();
         e.store
-            .revoke(&ca_serial, now, 2, &audit("revoke"))
+            .revoke(
+                &ca_serial,
+                now,
+                2,
+                &audit(signet_store::AuditAction::Revoke),
+            )
             .await
             .unwrap();
         let before = e.count().await;

@@ -9,7 +9,9 @@ use signet_ca::{
     CaError, Csr, IssuedCertificate, IssuingCa, Lifetime, OcspSignerCertificate, Policy, Profile,
     ProfileLimits, SubjectName,
 };
-use signet_store::{AuditEntry, CertificateRecord, NewCertificate, Store, StoreError};
+use signet_store::{
+    AuditAction, AuditEntry, AuditOutcome, CertificateRecord, NewCertificate, Store, StoreError,
+};
 use time::OffsetDateTime;
 
 use crate::Refusal;
@@ -19,9 +21,9 @@ use crate::requester::{RecordedRequester, Requester};
 /// How many `mtls:<serial>` requesters [`Authority::line_origin`] follows back.
 const MAX_RENEWAL_HOPS: usize = 10_000;
 /// The audit action of the server's own certificates ([`Requester::Server`]).
-pub const SERVER_CERT_ACTION: &str = "issue-server-cert";
+pub const SERVER_CERT_ACTION: AuditAction = AuditAction::IssueServerCert;
 /// The audit action of a delegated OCSP signer certificate.
-pub const OCSP_SIGNER_ACTION: &str = "issue-ocsp-signer";
+pub const OCSP_SIGNER_ACTION: AuditAction = AuditAction::IssueOcspSigner;
 
 /// What else commits in the one transaction that records a certificate and its audit row.
 #[derive(Clone, Copy, Debug)]
@@ -331,7 +333,7 @@ impl Authority {
         let recorded = requester.to_string();
         let action = match requester {
             Requester::Server => SERVER_CERT_ACTION,
-            _ => "issue",
+            _ => AuditAction::Issue,
         };
         self.record_issued(cert, &recorded, &recorded, action, burn)
             .await
@@ -387,7 +389,7 @@ impl Authority {
             .map_err(|e| name_denied_by(e, &counted_against, true))?;
         let actor = holder.to_string();
         let (certificate, serial) = self
-            .record_issued(cert, &actor, &origin, "renew", burn)
+            .record_issued(cert, &actor, &origin, AuditAction::Renew, burn)
             .await?;
         Ok(Recorded {
             certificate,
@@ -480,7 +482,7 @@ impl Authority {
         cert: IssuedCertificate,
         actor: &str,
         requester: &str,
-        action: &str,
+        action: AuditAction,
         burn: Option<&SingleUse>,
     ) -> Result<(IssuedCertificate, String), Refusal> {
         let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
@@ -496,7 +498,14 @@ impl Authority {
             der: cert.der.clone(),
         };
         let serial = self
-            .record(to_record, requester, actor, action, detail, burn.into())
+            .record(
+                to_record,
+                requester,
+                actor,
+                action.clone(),
+                detail,
+                burn.into(),
+            )
             .await?;
         tracing::info!(%serial, actor, requester, profile = %cert.profile, "certificate {action}d");
         Ok((cert, serial))
@@ -556,7 +565,7 @@ impl Authority {
         cert: ToRecord<'_>,
         requester: &str,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         detail: String,
         also: AlsoCommit<'_>,
     ) -> Result<String, Refusal> {
@@ -583,7 +592,7 @@ pub async fn record(
     cert: ToRecord<'_>,
     requester: &str,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     detail: String,
     also: AlsoCommit<'_>,
 ) -> Result<String, Refusal> {
@@ -601,9 +610,9 @@ pub async fn record(
     };
     let audit = AuditEntry {
         actor: actor.to_string(),
-        action: action.into(),
+        action,
         serial: Some(record.serial.clone()),
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail,
     };
     let write = async {

@@ -826,9 +826,9 @@ async fn store_load(db: &str, no_token: bool, combined: bool, load: &Load) -> an
                 };
                 let audit = signet_store::AuditEntry {
                     actor: "token:default:bench".into(),
-                    action: "issue".into(),
+                    action: signet_store::AuditAction::Issue,
                     serial: Some(serial.clone()),
-                    outcome: "ok".into(),
+                    outcome: signet_store::AuditOutcome::Ok,
                     detail: String::new(),
                 };
                 let t = Instant::now();

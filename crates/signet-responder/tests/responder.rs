@@ -26,7 +26,7 @@ use signet_responder::{
     CertifySigner, IssuerCertificate, Responder, ResponderConfig, ResponderError, StoreCertifier,
     app,
 };
-use signet_store::{AuditEntry, NewCertificate, NewCrl, Store};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCertificate, NewCrl, Store};
 use signet_testkit::TestDb;
 use tower::ServiceExt;
 use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus};
@@ -48,12 +48,12 @@ fn new_ca() -> Arc<IssuingCa> {
     )
 }
 
-fn audit(action: &str, serial: &str) -> AuditEntry {
+fn audit(action: AuditAction, serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "test".into(),
-        action: action.into(),
+        action,
         serial: Some(serial.into()),
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
 }
@@ -90,7 +90,7 @@ impl CertifySigner for Direct {
         self.store
             .insert_certificate(
                 &signer_record(&self.ca, &c),
-                &audit("issue-ocsp-signer", &serial),
+                &audit(AuditAction::IssueOcspSigner, &serial),
             )
             .await?;
         Ok(c.der)
@@ -152,7 +152,7 @@ impl Fixture {
             der: cert.der.clone(),
         };
         self.store
-            .insert_certificate(&record, &audit("issue", &record.serial))
+            .insert_certificate(&record, &audit(AuditAction::Issue, &record.serial))
             .await
             .unwrap();
         cert
@@ -183,7 +183,12 @@ impl Fixture {
     async fn revoke(&self, serial: &Serial, reason: u8) {
         let s = serial.to_hex();
         self.store
-            .revoke(&s, OffsetDateTime::now_utc(), reason, &audit("revoke", &s))
+            .revoke(
+                &s,
+                OffsetDateTime::now_utc(),
+                reason,
+                &audit(AuditAction::Revoke, &s),
+            )
             .await
             .unwrap();
     }
@@ -615,7 +620,7 @@ async fn a_revocation_flips_the_cached_answer() {
                 &b.serial.to_hex(),
                 OffsetDateTime::now_utc(),
                 1,
-                &audit("revoke", &b.serial.to_hex()),
+                &audit(AuditAction::Revoke, &b.serial.to_hex()),
             )
             .await
             .unwrap();
@@ -764,7 +769,7 @@ async fn a_standalone_responder_gets_its_signer_through_the_database() {
                         .fulfil_ocsp_signer_request(
                             req.id,
                             &signer_record(&ca, &c),
-                            &audit("issue-ocsp-signer", &serial),
+                            &audit(AuditAction::IssueOcspSigner, &serial),
                         )
                         .await
                         .unwrap();

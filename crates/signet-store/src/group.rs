@@ -554,9 +554,9 @@ fn audit_row(n: usize, i: Option<usize>, audit: &AuditEntry, now: i64) -> AuditR
         i,
         at: now,
         actor: &audit.actor,
-        action: &audit.action,
+        action: audit.action.as_str(),
         serial: audit.serial.as_deref(),
-        outcome: &audit.outcome,
+        outcome: audit.outcome.as_str(),
         detail: &audit.detail,
     }
 }
@@ -777,9 +777,9 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
                 query = query
                     .bind(*now)
                     .bind(&audit.actor)
-                    .bind(&audit.action)
+                    .bind(audit.action.as_str())
                     .bind(audit.serial.as_deref())
-                    .bind(&audit.outcome)
+                    .bind(audit.outcome.as_str())
                     .bind(&audit.detail);
             }
             // A failed batch is retried job by job (`run_single`), so this

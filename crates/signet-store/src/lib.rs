@@ -51,7 +51,7 @@ mod revocation;
 mod serial;
 mod tokens;
 
-pub use audit::{AuditEntry, AuditRecord};
+pub use audit::{AuditAction, AuditEntry, AuditOutcome, AuditRecord, UnknownAuditValue};
 pub use binding::{CaBinding, DatabaseContents, NewCaBinding};
 pub use certificates::{CertStatus, CertificateRecord, NewCertificate, SERVER_REQUESTER};
 pub use connection::{Backend, POSTGRES_CONNECT_TIMEOUT, Store};

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use crate::audit::audit_from_row;
 use crate::certificates::certificate_from_row;
 use crate::{
-    AuditRecord, CertStatus, CertificateRecord, SERVER_REQUESTER, Store, StoreError, duration_secs,
-    validate_serial,
+    AuditAction, AuditOutcome, AuditRecord, CertStatus, CertificateRecord, SERVER_REQUESTER, Store,
+    StoreError, duration_secs, validate_serial,
 };
 
 /// Page size of a [`CertificateFilter::default`].
@@ -90,10 +90,11 @@ pub struct AuditFilter {
     pub serial: Option<String>,
     /// Only rows by this actor (exact), e.g. `admin` or `token:default:svc`.
     pub actor: Option<String>,
-    /// Only this action (exact), e.g. `issue`, `renew`, `revoke`.
-    pub action: Option<String>,
-    /// Only this outcome (exact): `ok` or `refused`.
-    pub outcome: Option<String>,
+    /// Only this action (compared by its stored spelling). An `Other` value matches rows
+    /// holding exactly that string.
+    pub action: Option<AuditAction>,
+    /// Only this outcome (compared by its stored spelling).
+    pub outcome: Option<AuditOutcome>,
     /// Only rows older than this id: the previous page's [`AuditPage::next_before`].
     pub before: Option<i64>,
     /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
@@ -349,13 +350,13 @@ impl Store {
             cond.push(format!("serial = {p}"));
         }
         for (column, value) in [
-            ("actor", &filter.actor),
-            ("action", &filter.action),
-            ("outcome", &filter.outcome),
+            ("actor", filter.actor.as_deref()),
+            ("action", filter.action.as_ref().map(AuditAction::as_str)),
+            ("outcome", filter.outcome.as_ref().map(AuditOutcome::as_str)),
         ] {
             if let Some(v) = value {
                 validate_filter_text(column, v)?;
-                let p = cond.bind(Param::Text(v.clone()));
+                let p = cond.bind(Param::Text(v.to_owned()));
                 cond.push(format!("{column} = {p}"));
             }
         }

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use signet_store::{AuditEntry, NewCaBinding, NewCertificate, NewCrl, Store, StoreError};
+use signet_store::{
+    AuditAction, AuditEntry, AuditOutcome, NewCaBinding, NewCertificate, NewCrl, Store, StoreError,
+};
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
 
@@ -17,12 +19,12 @@ fn binding(key: &str, fill: char) -> NewCaBinding {
     }
 }
 
-fn audit(action: &str) -> AuditEntry {
+fn audit(action: AuditAction) -> AuditEntry {
     AuditEntry {
         actor: "test".to_owned(),
-        action: action.to_owned(),
+        action,
         serial: None,
-        outcome: "ok".to_owned(),
+        outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
 }
@@ -61,7 +63,10 @@ async fn a_new_ca_is_recorded_whole_once_and_only_once() {
             .record_new_ca(
                 &binding(ROOT, 'a'),
                 Some(&crl(ROOT, number)),
-                &[audit("bind-database"), audit("publish-root-crl")],
+                &[
+                    audit(AuditAction::BindDatabase),
+                    audit(AuditAction::PublishRootCrl),
+                ],
             )
             .await
             .unwrap();
@@ -87,7 +92,7 @@ async fn a_new_ca_is_recorded_whole_once_and_only_once() {
             .record_new_ca(
                 &binding(other, 'b'),
                 Some(&crl(other, 1)),
-                &[audit("bind-database")],
+                &[audit(AuditAction::BindDatabase)],
             )
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))), "[{db}] {r:?}");
@@ -96,7 +101,7 @@ async fn a_new_ca_is_recorded_whole_once_and_only_once() {
 
         // bind_ca keeps the first binding and says which it is; audits only a new one.
         let kept = store
-            .bind_ca(&binding(other, 'b'), &audit("bind-database"))
+            .bind_ca(&binding(other, 'b'), &audit(AuditAction::BindDatabase))
             .await
             .unwrap();
         assert_eq!(kept.root_key_id, ROOT, "[{db}]");
@@ -112,7 +117,11 @@ async fn a_failed_record_leaves_nothing_and_a_bad_binding_runs_no_query() {
         // The CRL's number is taken: the whole record fails, the binding included.
         store.store_crl(&crl(ROOT, 1)).await.unwrap();
         let r = store
-            .record_new_ca(&binding(ROOT, 'a'), Some(&crl(ROOT, 1)), &[audit("x")])
+            .record_new_ca(
+                &binding(ROOT, 'a'),
+                Some(&crl(ROOT, 1)),
+                &[audit(AuditAction::parse("x"))],
+            )
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))), "[{db}] {r:?}");
         assert_eq!(store.ca_binding().await.unwrap(), None, "[{db}]");
@@ -128,7 +137,7 @@ async fn a_failed_record_leaves_nothing_and_a_bad_binding_runs_no_query() {
                 root_fingerprint: "sha1:abcd".into(),
             },
         ] {
-            let r = store.bind_ca(&bad, &audit("x")).await;
+            let r = store.bind_ca(&bad, &audit(AuditAction::parse("x"))).await;
             assert!(
                 matches!(r, Err(StoreError::InvalidInput(_))),
                 "[{db}] {r:?}"
@@ -152,7 +161,7 @@ async fn a_failed_record_leaves_nothing_and_a_bad_binding_runs_no_query() {
                     requester: "test".into(),
                     der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
                 },
-                &audit("issue"),
+                &audit(AuditAction::Issue),
             )
             .await
             .unwrap();

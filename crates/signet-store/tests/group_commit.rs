@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use signet_store::{AuditEntry, NewCertificate, Store, StoreError};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCertificate, Store, StoreError};
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
@@ -37,9 +37,9 @@ fn cert(serial: &str) -> NewCertificate {
 fn audit(serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "token:default:test".to_owned(),
-        action: "issue".to_owned(),
+        action: AuditAction::Issue,
         serial: Some(serial.to_owned()),
-        outcome: "ok".to_owned(),
+        outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
 }
@@ -223,9 +223,9 @@ async fn tokens_and_audits_are_batched_correctly() {
                 store
                     .append_audit(&AuditEntry {
                         actor: "anonymous".to_owned(),
-                        action: "issue".to_owned(),
+                        action: AuditAction::Issue,
                         serial: None,
-                        outcome: "refused".to_owned(),
+                        outcome: AuditOutcome::Refused,
                         detail: format!("refusal {i}"),
                     })
                     .await?;

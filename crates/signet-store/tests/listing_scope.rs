@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use signet_store::{AuditEntry, CertificateFilter, NewCertificate, SERVER_REQUESTER, Store};
+use signet_store::{
+    AuditAction, AuditEntry, AuditOutcome, CertificateFilter, NewCertificate, SERVER_REQUESTER,
+    Store,
+};
 use signet_testkit::TestDb;
 use sqlx::Connection;
 use time::OffsetDateTime;
@@ -47,9 +50,9 @@ async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly()
         for (i, (serial, profile, requester)) in rows.iter().enumerate() {
             let audit = AuditEntry {
                 actor: (*requester).to_owned(),
-                action: "issue".to_owned(),
+                action: AuditAction::Issue,
                 serial: Some((*serial).to_owned()),
-                outcome: "ok".to_owned(),
+                outcome: AuditOutcome::Ok,
                 detail: String::new(),
             };
             store

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use signet_store::{
-    AuditEntry, NewCertificate, NewCrl, OcspSignerRequestState, RevokeOutcome, Store, StoreError,
+    AuditAction, AuditEntry, AuditOutcome, NewCertificate, NewCrl, OcspSignerRequestState,
+    RevokeOutcome, Store, StoreError,
 };
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
@@ -38,12 +39,12 @@ fn cert(serial: &str, key_id: &str, not_after: OffsetDateTime) -> NewCertificate
     }
 }
 
-fn audit(action: &str, serial: &str) -> AuditEntry {
+fn audit(action: AuditAction, serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "test".to_owned(),
-        action: action.to_owned(),
+        action,
         serial: Some(serial.to_owned()),
-        outcome: "ok".to_owned(),
+        outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
 }
@@ -61,14 +62,17 @@ async fn open(db: &TestDb) -> Store {
 
 async fn add(store: &Store, serial: &str, not_after: OffsetDateTime) {
     store
-        .insert_certificate(&cert(serial, KEY_ID, not_after), &audit("issue", serial))
+        .insert_certificate(
+            &cert(serial, KEY_ID, not_after),
+            &audit(AuditAction::Issue, serial),
+        )
         .await
         .unwrap();
 }
 
 async fn revoke(store: &Store, serial: &str, at: i64, reason: u8) -> RevokeOutcome {
     store
-        .revoke(serial, ts(at), reason, &audit("revoke", serial))
+        .revoke(serial, ts(at), reason, &audit(AuditAction::Revoke, serial))
         .await
         .unwrap()
 }
@@ -161,8 +165,13 @@ async fn revocations_are_sequenced_in_commit_order() {
             };
             tasks.push(tokio::spawn(async move {
                 let serial = format!("1{i:03x}");
-                s.revoke(&serial, ts(1_700_000_000), 4, &audit("revoke", &serial))
-                    .await
+                s.revoke(
+                    &serial,
+                    ts(1_700_000_000),
+                    4,
+                    &audit(AuditAction::Revoke, &serial),
+                )
+                .await
             }));
         }
         for t in tasks {
@@ -293,7 +302,10 @@ async fn crl_entries_page_through_unexpired_revoked_certificates_of_one_issuer()
         add(&store, "7001", t - Duration::from_secs(1)).await;
         revoke(&store, "7001", 1_700_000_000, 1).await;
         store
-            .insert_certificate(&cert("7002", "ff", later), &audit("issue", "7002"))
+            .insert_certificate(
+                &cert("7002", "ff", later),
+                &audit(AuditAction::Issue, "7002"),
+            )
             .await
             .unwrap();
         revoke(&store, "7002", 1_700_000_000, 1).await;
@@ -397,7 +409,11 @@ async fn ocsp_signer_requests_are_fulfilled_once_and_recorded() {
         signer.profile = "ocsp-signer".into();
         assert!(
             store
-                .fulfil_ocsp_signer_request(id, &signer, &audit("issue-ocsp-signer", "5e01"))
+                .fulfil_ocsp_signer_request(
+                    id,
+                    &signer,
+                    &audit(AuditAction::IssueOcspSigner, "5e01")
+                )
                 .await
                 .unwrap()
         );
@@ -406,7 +422,7 @@ async fn ocsp_signer_requests_are_fulfilled_once_and_recorded() {
         late.profile = "ocsp-signer".into();
         assert!(
             !store
-                .fulfil_ocsp_signer_request(id, &late, &audit("issue-ocsp-signer", "5e02"))
+                .fulfil_ocsp_signer_request(id, &late, &audit(AuditAction::IssueOcspSigner, "5e02"))
                 .await
                 .unwrap()
         );

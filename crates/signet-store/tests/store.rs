@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use signet_store::{
-    AuditEntry, AuditFilter, Backend, CertStatus, CertificateFilter, CertificateRecord,
-    MAX_PAGE_SIZE, NewCertificate, RevokeOutcome, Store, StoreError,
+    AuditAction, AuditEntry, AuditFilter, AuditOutcome, Backend, CertStatus, CertificateFilter,
+    CertificateRecord, MAX_PAGE_SIZE, NewCertificate, RevokeOutcome, Store, StoreError,
 };
 use signet_testkit::TestDb;
 use sqlx::Connection;
@@ -42,12 +42,12 @@ fn cert(serial: &str) -> NewCertificate {
     }
 }
 
-fn audit(action: &str, serial: Option<&str>, detail: &str) -> AuditEntry {
+fn audit(action: AuditAction, serial: Option<&str>, detail: &str) -> AuditEntry {
     AuditEntry {
         actor: "user:alice".to_owned(),
-        action: action.to_owned(),
+        action,
         serial: serial.map(str::to_owned),
-        outcome: "ok".to_owned(),
+        outcome: AuditOutcome::Ok,
         detail: detail.to_owned(),
     }
 }
@@ -135,7 +135,7 @@ async fn migrate_is_idempotent() {
             .await
             .unwrap_or_else(|e| panic!("[{db}] second migrate: {e}"));
         store
-            .insert_certificate(&cert("01"), &audit("issue", Some("01"), ""))
+            .insert_certificate(&cert("01"), &audit(AuditAction::Issue, Some("01"), ""))
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert: {e}"));
         // A third migrate, from a separate store, leaves data in place.
@@ -158,7 +158,7 @@ async fn concurrent_migrate_does_not_fail() {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     ra.expect("migrate a");
     rb.expect("migrate b");
-    a.insert_certificate(&cert("02"), &audit("issue", Some("02"), ""))
+    a.insert_certificate(&cert("02"), &audit(AuditAction::Issue, Some("02"), ""))
         .await
         .expect("insert after concurrent migrate");
     assert_eq!(b.count_certificates().await.unwrap(), 1);
@@ -171,7 +171,10 @@ async fn insert_and_get_round_trip() {
         let new = cert("7fa3c901");
         let before = OffsetDateTime::now_utc().unix_timestamp();
         store
-            .insert_certificate(&new, &audit("issue", Some("7fa3c901"), "profile=server"))
+            .insert_certificate(
+                &new,
+                &audit(AuditAction::Issue, Some("7fa3c901"), "profile=server"),
+            )
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert: {e}"));
         let after = OffsetDateTime::now_utc().unix_timestamp();
@@ -228,7 +231,7 @@ async fn empty_sans_round_trip() {
         let mut new = cert("0b");
         new.sans.clear();
         store
-            .insert_certificate(&new, &audit("issue", Some("0b"), ""))
+            .insert_certificate(&new, &audit(AuditAction::Issue, Some("0b"), ""))
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert: {e}"));
         let got = store.get_certificate("0b").await.unwrap().unwrap();
@@ -241,14 +244,17 @@ async fn duplicate_serial_is_conflict_and_writes_nothing() {
     for db in TestDb::all().await {
         let store = open(&db).await;
         store
-            .insert_certificate(&cert("abcd"), &audit("issue", Some("abcd"), "first"))
+            .insert_certificate(
+                &cert("abcd"),
+                &audit(AuditAction::Issue, Some("abcd"), "first"),
+            )
             .await
             .unwrap_or_else(|e| panic!("[{db}] first insert: {e}"));
 
         let mut second = cert("abcd");
         second.subject = "CN=impostor".to_owned();
         let err = store
-            .insert_certificate(&second, &audit("issue", Some("abcd"), "second"))
+            .insert_certificate(&second, &audit(AuditAction::Issue, Some("abcd"), "second"))
             .await
             .expect_err("duplicate serial must fail");
         assert!(
@@ -267,7 +273,10 @@ async fn duplicate_serial_is_conflict_and_writes_nothing() {
 
         // The store still works after the failed transaction.
         store
-            .insert_certificate(&cert("abce"), &audit("issue", Some("abce"), "third"))
+            .insert_certificate(
+                &cert("abce"),
+                &audit(AuditAction::Issue, Some("abce"), "third"),
+            )
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert after conflict: {e}"));
         assert_eq!(store.count_certificates().await.unwrap(), 2, "[{db}]");
@@ -299,7 +308,7 @@ async fn invalid_serials_are_rejected_before_sql() {
                 "[{db}] get {serial:?}: {e:?}"
             );
             let e = store
-                .insert_certificate(&cert(serial), &audit("issue", None, ""))
+                .insert_certificate(&cert(serial), &audit(AuditAction::Issue, None, ""))
                 .await
                 .expect_err("insert");
             assert!(
@@ -307,7 +316,12 @@ async fn invalid_serials_are_rejected_before_sql() {
                 "[{db}] insert {serial:?}: {e:?}"
             );
             let e = store
-                .revoke(serial, ts(1_700_000_100), 1, &audit("revoke", None, ""))
+                .revoke(
+                    serial,
+                    ts(1_700_000_100),
+                    1,
+                    &audit(AuditAction::Revoke, None, ""),
+                )
                 .await
                 .expect_err("revoke");
             assert!(
@@ -316,7 +330,12 @@ async fn invalid_serials_are_rejected_before_sql() {
             );
         }
         let e = store
-            .revoke("01", ts(1_700_000_100), 7, &audit("revoke", None, ""))
+            .revoke(
+                "01",
+                ts(1_700_000_100),
+                7,
+                &audit(AuditAction::Revoke, None, ""),
+            )
             .await
             .expect_err("reason 7");
         assert!(
@@ -336,7 +355,7 @@ async fn revoke_outcomes() {
     for db in TestDb::all().await {
         let store = open(&db).await;
         store
-            .insert_certificate(&cert("1234"), &audit("issue", Some("1234"), ""))
+            .insert_certificate(&cert("1234"), &audit(AuditAction::Issue, Some("1234"), ""))
             .await
             .unwrap();
 
@@ -345,7 +364,7 @@ async fn revoke_outcomes() {
                 "1234",
                 ts(1_700_000_500),
                 1,
-                &audit("revoke", Some("1234"), "keyCompromise"),
+                &audit(AuditAction::Revoke, Some("1234"), "keyCompromise"),
             )
             .await
             .unwrap_or_else(|e| panic!("[{db}] revoke: {e}"));
@@ -360,7 +379,7 @@ async fn revoke_outcomes() {
                 "1234",
                 ts(1_700_000_900),
                 4,
-                &audit("revoke", Some("1234"), "superseded"),
+                &audit(AuditAction::Revoke, Some("1234"), "superseded"),
             )
             .await
             .unwrap();
@@ -374,7 +393,7 @@ async fn revoke_outcomes() {
                 "5678",
                 ts(1_700_000_900),
                 0,
-                &audit("revoke", Some("5678"), ""),
+                &audit(AuditAction::Revoke, Some("5678"), ""),
             )
             .await
             .unwrap();
@@ -393,7 +412,7 @@ async fn revoke_outcomes() {
 
         // Reason 10 (aACompromise), the largest code, round-trips.
         store
-            .insert_certificate(&cert("99"), &audit("issue", Some("99"), ""))
+            .insert_certificate(&cert("99"), &audit(AuditAction::Issue, Some("99"), ""))
             .await
             .unwrap();
         assert_eq!(
@@ -402,7 +421,7 @@ async fn revoke_outcomes() {
                     "99",
                     ts(1_700_001_000),
                     10,
-                    &audit("revoke", Some("99"), "")
+                    &audit(AuditAction::Revoke, Some("99"), "")
                 )
                 .await
                 .unwrap(),
@@ -419,7 +438,7 @@ async fn concurrent_revokes_revoke_once() {
     for db in TestDb::all().await {
         let store = open(&db).await;
         store
-            .insert_certificate(&cert("42"), &audit("issue", Some("42"), ""))
+            .insert_certificate(&cert("42"), &audit(AuditAction::Issue, Some("42"), ""))
             .await
             .unwrap();
         let tasks: Vec<_> = (0..8u8)
@@ -430,7 +449,7 @@ async fn concurrent_revokes_revoke_once() {
                         "42",
                         ts(1_700_000_000 + i64::from(i)),
                         1,
-                        &audit("revoke", Some("42"), "race"),
+                        &audit(AuditAction::Revoke, Some("42"), "race"),
                     )
                     .await
                 })
@@ -468,9 +487,9 @@ async fn audit_list_is_newest_first_and_limited() {
             store
                 .append_audit(&AuditEntry {
                     actor: format!("actor{i}"),
-                    action: "login".to_owned(),
+                    action: AuditAction::parse("login"),
                     serial: None,
-                    outcome: if i % 2 == 0 { "ok" } else { "denied" }.to_owned(),
+                    outcome: AuditOutcome::parse(if i % 2 == 0 { "ok" } else { "denied" }),
                     detail: format!("n={i}"),
                 })
                 .await
@@ -495,7 +514,7 @@ async fn audit_log_is_append_only() {
     for db in TestDb::all().await {
         let store = open(&db).await;
         store
-            .append_audit(&audit("issue", Some("01"), "original"))
+            .append_audit(&audit(AuditAction::Issue, Some("01"), "original"))
             .await
             .unwrap();
 
@@ -520,7 +539,7 @@ async fn audit_log_is_append_only() {
 
         // Inserting is still allowed, and the original row is unchanged.
         store
-            .append_audit(&audit("issue", None, "second"))
+            .append_audit(&audit(AuditAction::Issue, None, "second"))
             .await
             .unwrap();
         let log = store.list_audit(10).await.unwrap();
@@ -536,7 +555,10 @@ async fn data_survives_reopen() {
         {
             let store = open(&db).await;
             store
-                .insert_certificate(&cert("c0ffee"), &audit("issue", Some("c0ffee"), "kept"))
+                .insert_certificate(
+                    &cert("c0ffee"),
+                    &audit(AuditAction::Issue, Some("c0ffee"), "kept"),
+                )
                 .await
                 .unwrap();
             store
@@ -544,7 +566,7 @@ async fn data_survives_reopen() {
                     "c0ffee",
                     ts(1_700_000_777),
                     5,
-                    &audit("revoke", Some("c0ffee"), ""),
+                    &audit(AuditAction::Revoke, Some("c0ffee"), ""),
                 )
                 .await
                 .unwrap();
@@ -578,7 +600,7 @@ async fn sqlite_file_settings() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "db file mode {mode:o}");
     store
-        .insert_certificate(&cert("01"), &audit("issue", Some("01"), ""))
+        .insert_certificate(&cert("01"), &audit(AuditAction::Issue, Some("01"), ""))
         .await
         .unwrap();
     let wal = path.with_file_name("signet.db-wal");
@@ -950,14 +972,19 @@ async fn listing_fixture(db: &TestDb, store: &Store) {
     let mut conn = raw(db).await;
     for (i, c) in certs.iter().enumerate() {
         store
-            .insert_certificate(c, &audit("issue", Some(&c.serial), ""))
+            .insert_certificate(c, &audit(AuditAction::Issue, Some(&c.serial), ""))
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert {}: {e}", c.serial));
         set_created_at(&mut conn, &c.serial, 1000 + i as i64).await;
     }
     for serial in ["04", "06"] {
         let r = store
-            .revoke(serial, now(), 1, &audit("revoke", Some(serial), ""))
+            .revoke(
+                serial,
+                now(),
+                1,
+                &audit(AuditAction::Revoke, Some(serial), ""),
+            )
             .await
             .unwrap();
         assert_eq!(r, RevokeOutcome::Revoked, "[{db}]");
@@ -1159,7 +1186,7 @@ async fn list_certificates_paginates_without_gaps_or_duplicates() {
                         &["dns:p.example"],
                         now() + time::Duration::days(30),
                     ),
-                    &audit("issue", Some(&serial), ""),
+                    &audit(AuditAction::Issue, Some(&serial), ""),
                 )
                 .await
                 .unwrap_or_else(|e| panic!("[{db}] insert: {e}"));
@@ -1338,7 +1365,7 @@ async fn list_certificates_sql_metacharacters_match_literally() {
             now() + time::Duration::days(5),
         );
         store
-            .insert_certificate(&tricky, &audit("issue", Some("77"), ""))
+            .insert_certificate(&tricky, &audit(AuditAction::Issue, Some("77"), ""))
             .await
             .unwrap();
 
@@ -1422,7 +1449,7 @@ async fn name_index_follows_sans_changes() {
         store
             .insert_certificate(
                 &cert_with("0abc", "server", &["dns:old.example"], in_an_hour()),
-                &audit("issue", Some("0abc"), ""),
+                &audit(AuditAction::Issue, Some("0abc"), ""),
             )
             .await
             .unwrap();
@@ -1454,7 +1481,12 @@ async fn name_index_follows_sans_changes() {
         );
         // Revocation (an UPDATE of other columns) leaves names alone.
         store
-            .revoke("0abc", now(), 4, &audit("revoke", Some("0abc"), ""))
+            .revoke(
+                "0abc",
+                now(),
+                4,
+                &audit(AuditAction::Revoke, Some("0abc"), ""),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -1496,14 +1528,14 @@ async fn migration_0002_backfills_names() {
                     &["dns:x.example", "dns:x.example", "ip:10.0.0.9"],
                     in_an_hour(),
                 ),
-                &audit("issue", Some("01"), ""),
+                &audit(AuditAction::Issue, Some("01"), ""),
             )
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert before 0002: {e}"));
         store
             .insert_certificate(
                 &cert_with("02", "server", &[], in_an_hour()),
-                &audit("issue", Some("02"), ""),
+                &audit(AuditAction::Issue, Some("02"), ""),
             )
             .await
             .unwrap();
@@ -1597,11 +1629,11 @@ fn status_helper_and_names() {
 async fn audit_pages_filter_and_follow_each_other() {
     for db in TestDb::all().await {
         let store = open(&db).await;
-        let entry = |actor: &str, action: &str, serial: Option<&str>, outcome: &str| AuditEntry {
+        let entry = |actor: &str, action: AuditAction, serial: Option<&str>, outcome| AuditEntry {
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action,
             serial: serial.map(str::to_owned),
-            outcome: outcome.to_owned(),
+            outcome,
             detail: String::new(),
         };
         for i in 0..25 {
@@ -1610,15 +1642,24 @@ async fn audit_pages_filter_and_follow_each_other() {
             } else {
                 "token:default:svc"
             };
-            let outcome = if i % 7 == 0 { "refused" } else { "ok" };
+            let outcome = if i % 7 == 0 {
+                AuditOutcome::Refused
+            } else {
+                AuditOutcome::Ok
+            };
             let serial = format!("{:02x}", 0x40 + i);
             store
-                .append_audit(&entry(actor, "issue", Some(&serial), outcome))
+                .append_audit(&entry(actor, AuditAction::Issue, Some(&serial), outcome))
                 .await
                 .unwrap();
         }
         store
-            .append_audit(&entry("admin", "revoke", Some("41"), "ok"))
+            .append_audit(&entry(
+                "admin",
+                AuditAction::Revoke,
+                Some("41"),
+                AuditOutcome::Ok,
+            ))
             .await
             .unwrap();
 
@@ -1659,7 +1700,7 @@ async fn audit_pages_filter_and_follow_each_other() {
         assert_eq!(actions, ["revoke", "issue"], "[{db}]");
         let admin_issues = all(AuditFilter {
             actor: Some("admin".into()),
-            action: Some("issue".into()),
+            action: Some(AuditAction::Issue),
             limit: 2,
             ..AuditFilter::default()
         })
@@ -1667,7 +1708,7 @@ async fn audit_pages_filter_and_follow_each_other() {
         assert_eq!(admin_issues.len(), 5, "[{db}]");
         let refused = store
             .list_audit_page(&AuditFilter {
-                outcome: Some("refused".into()),
+                outcome: Some(AuditOutcome::Refused),
                 ..AuditFilter::default()
             })
             .await
@@ -1684,7 +1725,7 @@ async fn audit_pages_filter_and_follow_each_other() {
             .await
             .unwrap();
         store
-            .append_audit(&entry("admin", "issue", None, "ok"))
+            .append_audit(&entry("admin", AuditAction::Issue, None, AuditOutcome::Ok))
             .await
             .unwrap();
         let rest = all(AuditFilter {
@@ -1704,7 +1745,7 @@ async fn audit_pages_filter_and_follow_each_other() {
                 ..AuditFilter::default()
             },
             AuditFilter {
-                action: Some("a\0b".into()),
+                action: Some(AuditAction::parse("a\0b")),
                 ..AuditFilter::default()
             },
         ] {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use signet_store::{AuditEntry, CaBinding, NewCaBinding, Store};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, CaBinding, NewCaBinding, Store};
 
 use crate::config::Config;
 
@@ -134,9 +134,9 @@ pub async fn check_database(
     }
     let audit = AuditEntry {
         actor: actor.to_string(),
-        action: "bind-database".into(),
+        action: AuditAction::BindDatabase,
         serial: None,
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: format!(
             "this database belongs to the CA with root {} (key id {})",
             ca.root_fingerprint, ca.root_key_id

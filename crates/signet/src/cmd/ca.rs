@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
-use signet_store::{AuditEntry, NewCrl, RevokeOutcome, Store};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCrl, RevokeOutcome, Store};
 
 use super::Refused;
 use super::init::ROOT_CRL_DEFAULT_VALIDITY;
@@ -219,9 +219,9 @@ pub async fn publish_root_crl(
         .context("storing the root CRL")?;
     let audit = AuditEntry {
         actor: actor.to_string(),
-        action: "publish-root-crl".into(),
+        action: AuditAction::PublishRootCrl,
         serial: None,
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: format!(
             "root {key_id}: CRL number {number}, {count} entries, nextUpdate {next_update}"
         ),
@@ -311,7 +311,7 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
         &new_der,
         &sub,
         &local_actor(),
-        "create-issuing-ca",
+        AuditAction::CreateIssuingCa,
         &format!("replacing serial {old_serial}"),
     )
     .await;
@@ -393,7 +393,7 @@ async fn record_ca_certificate(
     der: &[u8],
     sub: &signet_ca::SubordinateCa,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     note: &str,
 ) -> Result<(), signet_authority::Refusal> {
     let key_id = hex::encode(root.key_id());
@@ -447,7 +447,7 @@ async fn revoke_subordinate(
             der,
             sub,
             actor,
-            "record-ca-certificate",
+            AuditAction::RecordCaCertificate,
             "to be revoked",
         )
         .await
@@ -455,9 +455,9 @@ async fn revoke_subordinate(
     }
     let audit = AuditEntry {
         actor: actor.to_string(),
-        action: "revoke".into(),
+        action: AuditAction::Revoke,
         serial: Some(serial.clone()),
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: format!("CA certificate {} revoked by the root", sub.subject),
     };
     match store

@@ -13,7 +13,7 @@ use signet_ca::{
     InitOptions, IssuingCa, KeyType, OffsetDateTime, encode_private_key, generate_ca, import_ca,
     sha256_fingerprint, write_private_key_file,
 };
-use signet_store::{AuditEntry, NewCrl};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCrl};
 
 use crate::binding::{self, CaIdentity};
 use crate::config::{self, Config, Recorded};
@@ -245,9 +245,9 @@ pub async fn create_ca(
 
     let mut audit = vec![AuditEntry {
         actor: actor.to_string(),
-        action: "bind-database".into(),
+        action: AuditAction::BindDatabase,
         serial: None,
-        outcome: "ok".into(),
+        outcome: AuditOutcome::Ok,
         detail: format!(
             "a new CA: this database belongs to the CA with root {} (key id {})",
             identity.root_fingerprint, identity.root_key_id
@@ -258,9 +258,9 @@ pub async fn create_ca(
             let crl = first_root_crl(store, &root_pem, root_key).await?;
             audit.push(AuditEntry {
                 actor: actor.to_string(),
-                action: "publish-root-crl".into(),
+                action: AuditAction::PublishRootCrl,
                 serial: None,
-                outcome: "ok".into(),
+                outcome: AuditOutcome::Ok,
                 detail: format!(
                     "root {}: CRL number {}, 0 entries, nextUpdate {}",
                     crl.issuer_key_id, crl.number, crl.next_update

@@ -13,7 +13,7 @@ use signet_authority::{Authority, IssueRequest, Refusal, Requester};
 use signet_ca::{
     CaError, CertificateInfo, Csr, IssuingCa, Lifetime, Profile, read_private_key_file,
 };
-use signet_store::AuditEntry;
+use signet_store::{AuditAction, AuditEntry, AuditOutcome};
 
 use super::Refused;
 use crate::client::{AdminArgs, Api, Bearer, ClientArgs, TokenInput};
@@ -113,9 +113,9 @@ pub async fn run(args: IssueArgs) -> anyhow::Result<()> {
             // The refusal is audited; nothing else is written.
             let audit = AuditEntry {
                 actor: requester.to_string(),
-                action: "issue".into(),
+                action: AuditAction::Issue,
                 serial: None,
-                outcome: "refused".into(),
+                outcome: AuditOutcome::Refused,
                 detail: e.to_string(),
             };
             store
