@@ -318,7 +318,8 @@ async fn run_remote(args: IssueArgs) -> anyhow::Result<()> {
                     Refused(format!(
                         "--admin: no admin token found: pass --admin-token-file FILE, set \
                          SIGNET_ADMIN_TOKEN, or use --dir with a data directory holding \
-                         admin.token (looked in {})",
+                         {} (looked in {})",
+                        crate::datadir::ADMIN_TOKEN,
                         args.dir.display()
                     ))
                 })?;

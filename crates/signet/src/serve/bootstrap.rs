@@ -6,8 +6,7 @@
 //! `signet.toml` only after its key files are complete.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -41,44 +40,22 @@ pub fn generate_admin_token() -> anyhow::Result<Zeroizing<String>> {
 
 /// Create the admin token file (mode 0600) unless it exists. Returns whether it was created.
 ///
-/// The token is written to a temporary file, synced, then hard-linked into place: the link
-/// fails if another process created the file first, so the token on disk is never replaced
-/// or seen half-written.
+/// Through the workspace's one atomic create (`signet_ca::files::write_new`): the token is
+/// written to a temporary file, synced, then hard-linked into place; the link fails if
+/// another process created the file first, so the token on disk is never replaced or seen
+/// half-written.
 pub fn ensure_admin_token(path: &Path) -> anyhow::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
     let token = generate_admin_token()?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .context("the admin token path has no file name")?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| -> std::io::Result<bool> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // The mode given to open is filtered by the umask; make it exactly 0600.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(token.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        let created = match fs::hard_link(&tmp, path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e),
-        };
-        fs::File::open(dir)?.sync_all()?;
-        Ok(created)
-    })();
-    let _ = fs::remove_file(&tmp);
+    let mut text = Zeroizing::new(token.to_string());
+    text.push('\n');
+    let result = match signet_ca::files::write_new(path, text.as_bytes(), 0o600) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    };
     result.with_context(|| format!("creating the admin token {}", path.display()))
 }
 
