@@ -1,5 +1,6 @@
 //! Configuration loading: `signet.toml` through the binary's own `Config::load` (the file
-//! `crates/signet/src/config.rs`, included by path since the binary has no library target),
+//! `crates/signet/src/config.rs`, included by path since the binary has no library target,
+//! with the data directory's file names it takes its defaults from, `datadir/layout.rs`),
 //! plus the pieces it is made of that other code parses on their own: `Policy` and
 //! `ProvisionerConfig`.
 //!
@@ -10,6 +11,10 @@
 #[allow(dead_code, clippy::all)]
 #[path = "../../crates/signet/src/config.rs"]
 mod config;
+// config.rs takes its default file names from the binary's data-directory layout.
+#[allow(dead_code, clippy::all)]
+#[path = "../../crates/signet/src/datadir/layout.rs"]
+mod datadir;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
