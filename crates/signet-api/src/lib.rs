@@ -130,7 +130,9 @@ impl AppState {
             store.clone(),
             config.admin_policy.clone(),
             config.profiles.clone(),
-        );
+        )
+        // The same bound as the handlers' own store operations (db.rs).
+        .bounded_by_default(DATABASE_TIMEOUT);
         AppState {
             inner: Arc::new(Inner {
                 ca,
@@ -307,12 +309,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole API as an axum router.
 pub fn app(state: AppState) -> Router {
-    // The authority's store operations get the same bound as the handlers' (the default
-    // unless `with_database_timeout` set one).
-    state
-        .inner
-        .authority
-        .set_database_timeout(state.inner.store.timeout());
     let (router, api) = routes().split_for_parts();
     router
         // Serves the document at /openapi.json and names that URL in the page's

@@ -56,8 +56,10 @@ pub struct Authority {
     policy: Policy,
     profiles: BTreeMap<Profile, ProfileLimits>,
     /// Each store operation is bounded by this, when set (see
-    /// [`Authority::set_database_timeout`]).
+    /// [`Authority::set_database_timeout`]) ...
     database_timeout: OnceLock<Duration>,
+    /// ... else by this, when given (see [`Authority::bounded_by_default`]).
+    default_database_timeout: Option<Duration>,
 }
 
 /// A request for a new certificate, as the requester wrote it.
@@ -187,12 +189,21 @@ impl Authority {
             policy,
             profiles,
             database_timeout: OnceLock::new(),
+            default_database_timeout: None,
         }
+    }
+
+    /// Bound every store operation by `timeout` until [`Authority::set_database_timeout`]
+    /// sets another bound (the API's default database timeout).
+    pub fn bounded_by_default(mut self, timeout: Duration) -> Authority {
+        self.default_database_timeout = Some(timeout);
+        self
     }
 
     /// Bound every store operation by `timeout`: one that has not completed by then is
     /// [`StoreError::Unavailable`] (abandoned, not undone). Set once; a second value is
-    /// ignored. Unset: unbounded (the store's own waits apply).
+    /// ignored. Unset: the default bound if one was given, else none (the store's own waits
+    /// apply).
     pub fn set_database_timeout(&self, timeout: Duration) {
         let _ = self.database_timeout.set(timeout);
     }
@@ -207,13 +218,21 @@ impl Authority {
         self.profiles.get(&profile).copied().unwrap_or_default()
     }
 
+    /// The bound on each store operation in force.
+    fn database_timeout(&self) -> Option<Duration> {
+        self.database_timeout
+            .get()
+            .copied()
+            .or(self.default_database_timeout)
+    }
+
     async fn bound<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match self.database_timeout.get() {
+        match self.database_timeout() {
             None => op.await,
-            Some(&limit) => match tokio::time::timeout(limit, op).await {
+            Some(limit) => match tokio::time::timeout(limit, op).await {
                 Ok(result) => result,
                 Err(_) => Err(StoreError::timed_out(limit)),
             },
@@ -571,7 +590,7 @@ impl Authority {
     ) -> Result<String, Refusal> {
         record(
             &self.store,
-            self.database_timeout.get().copied(),
+            self.database_timeout(),
             cert,
             requester,
             actor,
