@@ -65,7 +65,7 @@ pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, MAX_REVOCATION_PAGE, RevocationEvent, RevocationStatus,
     RevokeOutcome,
 };
-pub use serial::{MAX_SERIAL_HEX_LEN, canonical_serial, validate_serial};
+pub use serial::{canonical_serial, validate_serial};
 pub use tokens::{MAX_EXPIRED_TOKEN_AGE, MAX_JTI_LEN, MAX_PROVISIONER_LEN, USED_TOKEN_RETENTION};
 
 /// `secs` as a whole number of seconds for SQL arithmetic, saturating.
