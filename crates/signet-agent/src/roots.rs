@@ -132,7 +132,7 @@ pub fn parse_certificates(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'stat
 
 /// PEM of one DER certificate.
 pub fn certificate_pem(der: &[u8]) -> String {
-    pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
+    signet_ca::pem::certificate(der)
 }
 
 /// Exactly one certificate from PEM text.

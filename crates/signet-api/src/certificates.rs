@@ -156,18 +156,6 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-fn pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 fn view(rec: CertificateRecord, with_requester: bool) -> CertificateView {
     let status = match rec.status(OffsetDateTime::now_utc()) {
         CertStatus::Good => "good",
@@ -185,7 +173,7 @@ fn view(rec: CertificateRecord, with_requester: bool) -> CertificateView {
         revoked_at: rec.revoked_at.map(rfc3339),
         revocation_reason: rec.revocation_reason.map(reason_name),
         requester: with_requester.then_some(rec.requester),
-        certificate: pem(&rec.der),
+        certificate: signet_ca::pem::certificate(&rec.der),
     }
 }
 

@@ -31,29 +31,17 @@ fn pem_response(pem: String) -> Response {
     resp
 }
 
-fn der_to_pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 /// The root CA certificate (PEM). Clients pin it by its SHA-256 fingerprint.
 #[utoipa::path(get, path = "/v1/ca/root", tag = "ca", responses((status = 200, description = "Root certificate", content_type = "application/x-pem-file", body = String)))]
 async fn root(State(st): State<AppState>) -> Response {
-    pem_response(der_to_pem(st.inner.ca.root_der()))
+    pem_response(signet_ca::pem::certificate(st.inner.ca.root_der()))
 }
 
 /// The issuing chain (PEM): the issuing CA, any intermediates, then the root.
 #[utoipa::path(get, path = "/v1/ca/chain", tag = "ca", responses((status = 200, description = "CA chain", content_type = "application/x-pem-file", body = String)))]
 async fn chain(State(st): State<AppState>) -> Response {
     let mut pem: String = st.inner.ca.chain_pem().concat();
-    pem.push_str(&der_to_pem(st.inner.ca.root_der()));
+    pem.push_str(&signet_ca::pem::certificate(st.inner.ca.root_der()));
     pem_response(pem)
 }
 

@@ -1,5 +1,5 @@
-//! Certificate revocation lists (RFC 5280 section 5), signed by the issuing CA, and the small
-//! DER writer that this module and [`crate::ocsp`] share.
+//! Certificate revocation lists (RFC 5280 section 5), signed by the issuing CA with
+//! `signet-pkix`'s DER writer.
 //!
 //! The CRL is written by hand rather than with rcgen's `CertificateRevocationListParams`:
 //! a CRL of 1,000,000 entries must build and sign in under 3 s and 300 MB. rcgen needs every
@@ -9,11 +9,16 @@
 //! the issuer field the CA certificate's subject bytes exactly and the AKI the CA's actual SKI,
 //! whatever method made it.
 
-use der::{Decode, Header, Reader, SliceReader, Tag};
-use time::{OffsetDateTime, UtcOffset};
+use der::Decode;
+use signet_pkix::cert::{find_extension, raw_subject_and_key};
+use signet_pkix::der_writer::{
+    MAX_HEADER, TAG_INTEGER, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
+    push_header, push_time, push_tlv, push_unsigned_integer, uses_utc_time, whole_seconds,
+};
+use time::OffsetDateTime;
 
 use crate::CaError;
-use crate::issue::{CaKey, IssuanceUrls, IssuingCa, find_extension, parse_pem_certificates};
+use crate::issue::{CaKey, IssuanceUrls, IssuingCa, parse_pem_certificates};
 use signet_pkix::{RevocationReason, Serial};
 
 /// One revoked certificate to list.
@@ -390,221 +395,14 @@ pub(crate) fn checked_reason(reason: Option<u8>) -> Result<Option<u8>, CaError> 
     Ok(RevocationReason::for_full_status(reason)?.map(RevocationReason::code))
 }
 
-/// The issuer's subject Name (a complete TLV) and the contents of its subjectPublicKey BIT
-/// STRING, sliced from the certificate as it was signed, never re-encoded: CRL issuer names
-/// and OCSP issuer hashes must match these bytes exactly.
-///
-/// ```text
-/// Certificate ::= SEQUENCE { tbsCertificate TBSCertificate, ... }
-/// TBSCertificate ::= SEQUENCE { version [0] EXPLICIT Version DEFAULT v1,
-///      serialNumber, signature, issuer, validity, subject Name,
-///      subjectPublicKeyInfo SubjectPublicKeyInfo, ... }
-/// ```
-/// (RFC 5280 section 4.1.)
-pub(crate) fn raw_subject_and_key(cert_der: &[u8]) -> Result<(&[u8], &[u8]), CaError> {
-    let bad = |e: der::Error| CaError::CaCertificate(format!("unreadable certificate: {e}"));
-    let mut cert = SliceReader::new(cert_der).map_err(bad)?;
-    Header::decode(&mut cert)
-        .and_then(|h| h.tag.assert_eq(Tag::Sequence))
-        .map_err(bad)?;
-    let tbs_tlv = cert.tlv_bytes().map_err(bad)?;
-    let mut tbs = SliceReader::new(tbs_tlv).map_err(bad)?;
-    Header::decode(&mut tbs)
-        .and_then(|h| h.tag.assert_eq(Tag::Sequence))
-        .map_err(bad)?;
-    let version_tag = Tag::ContextSpecific {
-        constructed: true,
-        number: der::TagNumber::N0,
-    };
-    if tbs.peek_tag().map_err(bad)? == version_tag {
-        tbs.tlv_bytes().map_err(bad)?;
-    }
-    for _ in 0..4 {
-        // serialNumber, signature, issuer, validity
-        tbs.tlv_bytes().map_err(bad)?;
-    }
-    let subject = tbs.tlv_bytes().map_err(bad)?;
-    let spki_tlv = tbs.tlv_bytes().map_err(bad)?;
-    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_tlv).map_err(bad)?;
-    let key = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or_else(|| CaError::CaCertificate("subjectPublicKey has unused bits".into()))?;
-    Ok((subject, key))
-}
-
-// ---- A minimal DER writer, shared with ocsp.rs -------------------------------------------
-
-pub(crate) const TAG_INTEGER: u8 = 0x02;
-pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
-pub(crate) const TAG_SEQUENCE: u8 = 0x30;
-const TAG_BIT_STRING: u8 = 0x03;
-const TAG_UTC_TIME: u8 = 0x17;
-const TAG_GENERALIZED_TIME: u8 = 0x18;
-
-/// The longest header we write: a tag and a length of up to four octets.
-const MAX_HEADER: usize = 6;
-
 /// id-ce-authorityKeyIdentifier (2.5.29.35), content octets.
 const OID_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
 /// id-ce-cRLNumber (2.5.29.20), content octets.
 const OID_CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
 
-/// The length of a header for `len` content octets (X.690 section 8.1.3, definite form).
-pub(crate) fn header_len(len: usize) -> usize {
-    match len {
-        0..=0x7f => 2,
-        0x80..=0xff => 3,
-        0x100..=0xffff => 4,
-        0x1_0000..=0xff_ffff => 5,
-        _ => 6,
-    }
-}
-
-/// A tag and the shortest definite length for `len` (X.690 sections 8.1.3 and 10.1).
-pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-}
-
-pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
-    push_header(out, tag, content.len());
-    out.extend_from_slice(content);
-}
-
-/// A BIT STRING holding whole octets (no unused bits), as signatures are.
-pub(crate) fn push_bit_string(out: &mut Vec<u8>, bits: &[u8]) {
-    push_header(out, TAG_BIT_STRING, bits.len() + 1);
-    out.push(0);
-    out.extend_from_slice(bits);
-}
-
-/// A non-negative INTEGER from unsigned big-endian bytes: leading zeros dropped, one 0x00
-/// added when the top bit is set (X.690 section 8.3).
-pub(crate) fn push_unsigned_integer(out: &mut Vec<u8>, be: &[u8]) {
-    let skip = be.iter().take_while(|b| **b == 0).count();
-    let digits = &be[skip..];
-    if digits.is_empty() {
-        out.extend_from_slice(&[TAG_INTEGER, 0x01, 0x00]);
-        return;
-    }
-    let pad = digits[0] & 0x80 != 0;
-    push_header(out, TAG_INTEGER, digits.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(digits);
-}
-
-/// `Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE,
-/// extnValue OCTET STRING }` (RFC 5280 section 4.1), non-critical, so `critical` is absent.
-pub(crate) fn push_extension(out: &mut Vec<u8>, oid_content: &[u8], value_der: &[u8]) {
-    let len = 2 + oid_content.len() + header_len(value_der.len()) + value_der.len();
-    push_header(out, TAG_SEQUENCE, len);
-    push_tlv(out, 0x06, oid_content);
-    push_tlv(out, TAG_OCTET_STRING, value_der);
-}
-
-pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(UtcOffset::UTC);
-    t - time::Duration::nanoseconds(i64::from(t.nanosecond()))
-}
-
-/// RFC 5280 section 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
-fn uses_utc_time(t: OffsetDateTime) -> bool {
-    (1950..2050).contains(&t.year())
-}
-
-/// `Time ::= CHOICE { utcTime UTCTime, generalTime GeneralizedTime }` (RFC 5280 section
-/// 4.1.2.5, 5.1.2.4): "YYMMDDHHMMSSZ" before 2050, "YYYYMMDDHHMMSSZ" after.
-fn push_time(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), CaError> {
-    let t = whole_seconds(t);
-    if uses_utc_time(t) {
-        out.extend_from_slice(&[TAG_UTC_TIME, 13]);
-        push_two_digits(out, (t.year() % 100) as u8);
-        push_time_tail(out, t);
-        Ok(())
-    } else {
-        push_generalized_time(out, t)
-    }
-}
-
-/// GeneralizedTime "YYYYMMDDHHMMSSZ", whole seconds, UTC (RFC 5280 section 4.1.2.5.2; RFC
-/// 6960 uses the same form).
-pub(crate) fn push_generalized_time(out: &mut Vec<u8>, t: OffsetDateTime) -> Result<(), CaError> {
-    let t = whole_seconds(t);
-    let year = t.year();
-    if !(1950..=9999).contains(&year) {
-        return Err(CaError::Internal(format!(
-            "time {t} is outside the years 1950 to 9999"
-        )));
-    }
-    out.extend_from_slice(&[TAG_GENERALIZED_TIME, 15]);
-    push_two_digits(out, (year / 100) as u8);
-    push_two_digits(out, (year % 100) as u8);
-    push_time_tail(out, t);
-    Ok(())
-}
-
-fn push_time_tail(out: &mut Vec<u8>, t: OffsetDateTime) {
-    push_two_digits(out, u8::from(t.month()));
-    push_two_digits(out, t.day());
-    push_two_digits(out, t.hour());
-    push_two_digits(out, t.minute());
-    push_two_digits(out, t.second());
-    out.push(b'Z');
-}
-
-fn push_two_digits(out: &mut Vec<u8>, n: u8) {
-    out.push(b'0' + n / 10);
-    out.push(b'0' + n % 10);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lengths_are_shortest_form() {
-        for (len, want) in [
-            (0usize, vec![0x30, 0x00]),
-            (0x7f, vec![0x30, 0x7f]),
-            (0x80, vec![0x30, 0x81, 0x80]),
-            (0x100, vec![0x30, 0x82, 0x01, 0x00]),
-            (0x1234567, vec![0x30, 0x84, 0x01, 0x23, 0x45, 0x67]),
-        ] {
-            let mut out = Vec::new();
-            push_header(&mut out, TAG_SEQUENCE, len);
-            assert_eq!(out, want, "{len:#x}");
-            assert_eq!(header_len(len), want.len());
-        }
-    }
-
-    #[test]
-    fn integers_and_times() {
-        let mut out = Vec::new();
-        push_unsigned_integer(&mut out, &0u64.to_be_bytes());
-        push_unsigned_integer(&mut out, &42u64.to_be_bytes());
-        push_unsigned_integer(&mut out, &0x80u64.to_be_bytes());
-        assert_eq!(out, [2, 1, 0, 2, 1, 42, 2, 2, 0, 0x80]);
-
-        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("valid");
-        let mut out = Vec::new();
-        push_time(&mut out, t + time::Duration::milliseconds(999)).expect("in range");
-        assert_eq!(out[2..], *b"231114221320Z");
-        let later = OffsetDateTime::from_unix_timestamp(2_600_000_000).expect("valid");
-        let mut out = Vec::new();
-        push_time(&mut out, later).expect("in range");
-        assert_eq!(out[..2], [TAG_GENERALIZED_TIME, 15]);
-        assert_eq!(out[2..], *b"20520522141320Z");
-    }
 
     #[test]
     fn root_crls_are_signed_by_the_root_only() {

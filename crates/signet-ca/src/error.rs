@@ -159,6 +159,9 @@ impl From<signet_pkix::PkixError> for CaError {
         match e {
             P::InvalidSerial(detail) => CaError::InvalidSerial(detail),
             P::InvalidRevocationReason(code) => CaError::InvalidRevocationReason(code),
+            P::Certificate(detail) => CaError::CaCertificate(detail),
+            P::UnsupportedKey(detail) => CaError::UnsupportedKey(detail),
+            P::Encoding(detail) => CaError::Internal(detail),
             // The random number generator failing; the CA core parses no reason names, so
             // an unknown one cannot come from its input.
             other => CaError::Internal(other.to_string()),

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use x509_cert::Certificate;
 
 use crate::CaError;
-use crate::issue::{BACKDATE, check_is_ca, parse_pem_certificates, to_pem};
+use crate::issue::{BACKDATE, check_is_ca, parse_pem_certificates};
 use crate::keys::KeyType;
 use signet_pkix::Serial;
 
@@ -149,7 +149,7 @@ impl crate::IssuingCa {
     ) -> Result<NewIssuingCa, CaError> {
         let root = Certificate::from_der(self.cert_der())
             .map_err(|e| CaError::CaCertificate(e.to_string()))?;
-        let ku = crate::issue::find_extension::<x509_cert::ext::pkix::KeyUsage>(
+        let ku = signet_pkix::cert::find_extension::<x509_cert::ext::pkix::KeyUsage>(
             &root,
             const_oid::db::rfc5280::ID_CE_KEY_USAGE,
         )?;
@@ -158,7 +158,7 @@ impl crate::IssuingCa {
                 "the root certificate's keyUsage lacks keyCertSign".into(),
             ));
         }
-        let bc = crate::issue::find_extension::<x509_cert::ext::pkix::BasicConstraints>(
+        let bc = signet_pkix::cert::find_extension::<x509_cert::ext::pkix::BasicConstraints>(
             &root,
             const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
         )?;
@@ -284,11 +284,11 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
     let chain_end = if ders.len() > 1 { ders.len() - 1 } else { 1 };
     let chain_pem = ders[..chain_end]
         .iter()
-        .map(|d| to_pem("CERTIFICATE", d))
+        .map(|d| signet_pkix::pem::certificate(d))
         .collect::<String>();
     Ok(ImportedCa {
         chain_pem,
-        root_pem: to_pem("CERTIFICATE", last_der),
+        root_pem: signet_pkix::pem::certificate(last_der),
         key,
         subject: first.tbs_certificate.subject.to_string(),
     })

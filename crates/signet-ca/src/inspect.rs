@@ -15,8 +15,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectAltName};
 
 use crate::CaError;
-use crate::issue::find_extension;
 use crate::names::SubjectName;
+use signet_pkix::cert::find_extension;
 use signet_pkix::{RevocationReason, Serial};
 
 /// The parts of an issued certificate Signet acts on.
@@ -778,8 +778,9 @@ pub fn describe_certificate(der_bytes: &[u8]) -> Result<CertificateView, CaError
     let ext = read_extensions(tbs.extensions.as_deref().unwrap_or(&[]));
     let self_signed = tbs.issuer == tbs.subject
         && tbs.subject_public_key_info.to_der().is_ok_and(|spki| {
-            signed_parts(der_bytes)
-                .is_some_and(|(t, alg, sig)| crate::ocsp::signature_verifies(&spki, alg, t, sig))
+            signed_parts(der_bytes).is_some_and(|(t, alg, sig)| {
+                signet_pkix::cert::signature_verifies(&spki, alg, t, sig)
+            })
         });
     Ok(CertificateView {
         version: match tbs.version {
@@ -831,7 +832,7 @@ pub fn describe_csr(der_bytes: &[u8]) -> Result<CsrView, CaError> {
     problems.extend(ext.problems);
     let signature_valid = req.info.public_key.to_der().is_ok_and(|spki| {
         signed_parts(der_bytes)
-            .is_some_and(|(t, alg, sig)| crate::ocsp::signature_verifies(&spki, alg, t, sig))
+            .is_some_and(|(t, alg, sig)| signet_pkix::cert::signature_verifies(&spki, alg, t, sig))
     });
     Ok(CsrView {
         subject: dn(&req.info.subject),

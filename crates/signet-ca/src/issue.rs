@@ -25,6 +25,7 @@ use crate::names::SubjectName;
 use crate::policy::Policy;
 use crate::profile::{Lifetime, Profile, ProfileLimits};
 use signet_pkix::Serial;
+use signet_pkix::cert::find_extension;
 
 /// How far notBefore is backdated, for clients whose clocks run slow.
 pub const BACKDATE: Duration = Duration::from_secs(60);
@@ -66,7 +67,7 @@ pub struct IssuedCertificate {
 impl IssuedCertificate {
     /// The certificate as PEM.
     pub fn pem(&self) -> String {
-        to_pem("CERTIFICATE", &self.der)
+        signet_pkix::pem::certificate(&self.der)
     }
 }
 
@@ -92,7 +93,7 @@ impl OcspSignerCertificate {
 
     /// The certificate as PEM.
     pub fn pem(&self) -> String {
-        to_pem("CERTIFICATE", &self.der)
+        signet_pkix::pem::certificate(&self.der)
     }
 }
 
@@ -397,7 +398,7 @@ impl IssuingCa {
     pub fn chain_pem(&self) -> Vec<String> {
         std::iter::once(&self.cert_der)
             .chain(self.intermediates_der.iter())
-            .map(|der| to_pem("CERTIFICATE", der))
+            .map(|der| signet_pkix::pem::certificate(der))
             .collect()
     }
 
@@ -555,7 +556,7 @@ pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> Result<bool
     let Some(signature) = cert.signature.as_bytes() else {
         return Ok(false);
     };
-    Ok(crate::ocsp::signature_verifies(
+    Ok(signet_pkix::cert::signature_verifies(
         &spki, &algorithm, &message, signature,
     ))
 }
@@ -604,11 +605,6 @@ impl PreviousIssuer {
     }
 }
 
-pub(crate) fn to_pem(label: &str, der: &[u8]) -> String {
-    // Encoding a byte slice as PEM cannot fail for a valid label; fall back to empty if it did.
-    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
-}
-
 /// Every CERTIFICATE block in `pem`, in order.
 pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, CaError> {
     let mut out = Vec::new();
@@ -645,21 +641,6 @@ pub(crate) fn check_is_ca(cert: &Certificate) -> Result<(), CaError> {
         return Err(CaError::CaCertificate("keyUsage lacks keyCertSign".into()));
     }
     Ok(())
-}
-
-pub(crate) fn find_extension<T: for<'a> Decode<'a>>(
-    cert: &Certificate,
-    oid: const_oid::ObjectIdentifier,
-) -> Result<Option<T>, CaError> {
-    let Some(exts) = &cert.tbs_certificate.extensions else {
-        return Ok(None);
-    };
-    match exts.iter().find(|e| e.extn_id == oid) {
-        Some(e) => T::from_der(e.extn_value.as_bytes())
-            .map(Some)
-            .map_err(|e| CaError::CaCertificate(e.to_string())),
-        None => Ok(None),
-    }
 }
 
 /// The first commonName of `name`, when it is a UTF8String, PrintableString or IA5String.

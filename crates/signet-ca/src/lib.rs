@@ -63,7 +63,7 @@ pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
 /// Serials and revocation reasons live in `signet-pkix` (one rule, one table for the whole
 /// workspace); re-exported so `signet_ca::Serial` keeps working for the CA core's callers.
-pub use signet_pkix::{PkixError, RevocationReason, Serial};
+pub use signet_pkix::{PkixError, RevocationReason, Serial, pem};
 
 /// Re-exported so callers can name certificate times without depending on `time` directly.
 pub use time::OffsetDateTime;

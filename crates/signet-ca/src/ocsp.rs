@@ -9,7 +9,7 @@
 //! copies and one signature.
 //!
 //! Requests are parsed with x509-ocsp (strict DER) and then checked against what Signet
-//! answers; responses are written by hand with the small DER writer in [`crate::crl`], each
+//! answers; responses are written by hand with `signet-pkix`'s small DER writer, each
 //! structure quoted from RFC 6960 next to the code that writes it.
 
 use der::{Decode, Encode, Tagged};
@@ -21,12 +21,12 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 
 use crate::CaError;
-use crate::crl::{
-    TAG_OCTET_STRING, TAG_SEQUENCE, checked_reason, header_len, push_bit_string, push_extension,
-    push_generalized_time, push_header, push_tlv, raw_subject_and_key, whole_seconds,
+use signet_pkix::cert::{KeyAlgorithm, find_extension, raw_subject_and_key, signature_verifies};
+use signet_pkix::der_writer::{
+    TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
+    push_generalized_time, push_header, push_tlv, whole_seconds,
 };
-use crate::issue::find_extension;
-use signet_pkix::Serial;
+use signet_pkix::{RevocationReason, Serial};
 
 /// The largest OCSP request read. A request for ten CertIDs with a nonce is under 1 KiB; a
 /// signed one with a certificate chain a few KiB.
@@ -370,29 +370,18 @@ impl SignerAlg {
     }
 
     fn from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self, CaError> {
-        const EC_PUBLIC_KEY: der::asn1::ObjectIdentifier =
-            der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-        const P256: der::asn1::ObjectIdentifier =
-            der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-        const P384: der::asn1::ObjectIdentifier =
-            der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.34");
-        const ED25519: der::asn1::ObjectIdentifier =
-            der::asn1::ObjectIdentifier::new_unwrap("1.3.101.112");
-        let alg = &spki.algorithm;
-        if alg.oid == ED25519 && alg.parameters.is_none() {
-            return Ok(SignerAlg::Ed25519);
+        let refuse = || {
+            CaError::UnsupportedKey(format!(
+                "an OCSP signer key must be ECDSA P-256, P-384 or Ed25519, not {}",
+                spki.algorithm.oid
+            ))
+        };
+        match KeyAlgorithm::from_spki(spki) {
+            Ok(KeyAlgorithm::EcdsaP256) => Ok(SignerAlg::EcdsaP256),
+            Ok(KeyAlgorithm::EcdsaP384) => Ok(SignerAlg::EcdsaP384),
+            Ok(KeyAlgorithm::Ed25519) => Ok(SignerAlg::Ed25519),
+            _ => Err(refuse()),
         }
-        if alg.oid == EC_PUBLIC_KEY {
-            match alg.parameters_oid() {
-                Ok(P256) => return Ok(SignerAlg::EcdsaP256),
-                Ok(P384) => return Ok(SignerAlg::EcdsaP384),
-                _ => {}
-            }
-        }
-        Err(CaError::UnsupportedKey(format!(
-            "an OCSP signer key must be ECDSA P-256, P-384 or Ed25519, not {}",
-            alg.oid
-        )))
     }
 
     /// The DER AlgorithmIdentifier of the signatures: ecdsa-with-SHA256 / -SHA384 (RFC 5758
@@ -713,7 +702,7 @@ fn push_single_response(
         CertStatusKind::Good => cert_status.extend_from_slice(&[0x80, 0x00]),
         CertStatusKind::Unknown => cert_status.extend_from_slice(&[0x82, 0x00]),
         CertStatusKind::Revoked { at, reason } => {
-            let reason = checked_reason(*reason)?;
+            let reason = RevocationReason::for_full_status(*reason)?.map(RevocationReason::code);
             let mut info = Vec::with_capacity(22);
             push_generalized_time(&mut info, *at)?;
             if let Some(code) = reason {
@@ -835,8 +824,8 @@ pub fn build_ocsp_request(
         .transpose()
         .map_err(|e| OcspCheckError::Certificate(e.to_string()))?;
     let leaf = RawCertificate::parse(leaf_der).map_err(|e| cert_err(e.with("the leaf")))?;
-    let (issuer_name, issuer_key) =
-        raw_subject_and_key(issuer_der).map_err(|e| cert_err(e.with("the issuer")))?;
+    let (issuer_name, issuer_key) = raw_subject_and_key(issuer_der)
+        .map_err(|e| cert_err(CaError::from(e).with("the issuer")))?;
     if leaf.issuer != issuer_name {
         return Err(OcspCheckError::Certificate(
             "the leaf's issuer name is not the issuer certificate's subject".into(),
@@ -1001,7 +990,8 @@ pub fn verify_ocsp_response(
             "the request's CertID names another issuer".into(),
         ));
     }
-    let (issuer_name, issuer_key) = raw_subject_and_key(issuer_der).map_err(issuer_err)?;
+    let (issuer_name, issuer_key) =
+        raw_subject_and_key(issuer_der).map_err(|e| issuer_err(e.into()))?;
     let issuer_spki = spki_der_of(issuer_der).map_err(issuer_err)?;
 
     // 2. The signer.
@@ -1017,7 +1007,9 @@ pub fn verify_ocsp_response(
         let mut found = None;
         for cert_der in &raw.certs {
             let (name, key) = raw_subject_and_key(cert_der).map_err(|e| {
-                OcspCheckError::Malformed(e.with("a responder certificate").to_string())
+                OcspCheckError::Malformed(
+                    CaError::from(e).with("a responder certificate").to_string(),
+                )
             })?;
             if names(name, key) {
                 found = Some(*cert_der);
@@ -1298,64 +1290,6 @@ impl<'a> RawBasicResponse<'a> {
             certs,
         })
     }
-}
-
-/// Whether `signature` over `message` verifies with the key in `spki_der` under the DER
-/// AlgorithmIdentifier `algorithm`: ECDSA (P-256, P-384) with SHA-256 or SHA-384, Ed25519,
-/// and RSA PKCS#1 v1.5 with SHA-256, SHA-384 or SHA-512 (2048 bits and up). Anything else
-/// (SHA-1, RSA-PSS, other curves) does not verify.
-pub(crate) fn signature_verifies(
-    spki_der: &[u8],
-    algorithm: &[u8],
-    message: &[u8],
-    signature: &[u8],
-) -> bool {
-    use der::asn1::ObjectIdentifier as Oid;
-    const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
-    const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
-    const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
-    const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
-    const RSA_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
-    const RSA_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
-    const RSA_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
-    let Ok(alg) = spki::AlgorithmIdentifierRef::from_der(algorithm) else {
-        return false;
-    };
-    let Ok(spki) = spki::SubjectPublicKeyInfoRef::from_der(spki_der) else {
-        return false;
-    };
-    let Some(key) = spki.subject_public_key.as_bytes() else {
-        return false;
-    };
-    let key_alg = if spki.algorithm.oid == RSA {
-        None
-    } else {
-        match SignerAlg::from_spki(&spki) {
-            Ok(a) => Some(a),
-            Err(_) => return false,
-        }
-    };
-    let verifier: &dyn ring_sig::VerificationAlgorithm = match (alg.oid, key_alg) {
-        (ECDSA_SHA256, Some(SignerAlg::EcdsaP256)) => &ring_sig::ECDSA_P256_SHA256_ASN1,
-        (ECDSA_SHA256, Some(SignerAlg::EcdsaP384)) => &ring_sig::ECDSA_P384_SHA256_ASN1,
-        (ECDSA_SHA384, Some(SignerAlg::EcdsaP256)) => &ring_sig::ECDSA_P256_SHA384_ASN1,
-        (ECDSA_SHA384, Some(SignerAlg::EcdsaP384)) => &ring_sig::ECDSA_P384_SHA384_ASN1,
-        (ED25519, Some(SignerAlg::Ed25519)) => &ring_sig::ED25519,
-        (RSA_SHA256, None) => &ring_sig::RSA_PKCS1_2048_8192_SHA256,
-        (RSA_SHA384, None) => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
-        (RSA_SHA512, None) => &ring_sig::RSA_PKCS1_2048_8192_SHA512,
-        _ => return false,
-    };
-    // ECDSA and Ed25519 take no parameters (RFC 5758 section 3.2, RFC 8410 section 3); the
-    // RSA PKCS#1 ones take NULL or none.
-    let params_ok = match &alg.parameters {
-        None => true,
-        Some(p) => key_alg.is_none() && p.tag() == der::Tag::Null,
-    };
-    params_ok
-        && ring_sig::UnparsedPublicKey::new(verifier, key)
-            .verify(message, signature)
-            .is_ok()
 }
 
 #[cfg(test)]

@@ -20,6 +20,20 @@ pub enum PkixError {
     #[error("unknown revocation reason {0:?}")]
     UnknownRevocationReason(String),
 
+    /// A certificate could not be read where its bytes were needed (subject, key,
+    /// extensions). Worded as the CA core words an unusable CA certificate, which is what
+    /// its callers read with it.
+    #[error("CA certificate: {0}")]
+    Certificate(String),
+
+    /// A public key of a type Signet does not handle here.
+    #[error("unsupported key: {0}")]
+    UnsupportedKey(String),
+
+    /// Something could not be DER-encoded (a time outside what X.509 can say).
+    #[error("{0}")]
+    Encoding(String),
+
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,

@@ -5,14 +5,20 @@
 //! It owns:
 //! - [`Serial`]: certificate serial numbers with Signet's one length rule (RFC 5280 section
 //!   4.1.2.2: at most 20 octets of DER content, the sign octet included);
-//! - [`RevocationReason`]: RFC 5280's CRLReason, the one table of reason codes and names.
+//! - [`RevocationReason`]: RFC 5280's CRLReason, the one table of reason codes and names;
+//! - [`der_writer`]: the small DER writer CRLs and OCSP responses are written with;
+//! - [`pem`]: the one PEM encoder;
+//! - [`cert`]: reading a certificate's subject, key and extensions as signed, and verifying
+//!   signatures with ring.
 //!
 //! This crate is being filled in by issue 15 (the authority layer and the key-custody seam):
-//! the DER writer and PEM encoder, CRL and OCSP encoding, and the signing-key trait move here
-//! from `signet-ca` next.
+//! CRL and OCSP encoding and the signing-key trait move here from `signet-ca` next.
 #![forbid(unsafe_code)]
 
+pub mod cert;
+pub mod der_writer;
 mod error;
+pub mod pem;
 mod reason;
 mod serial;
 

@@ -229,14 +229,7 @@ impl PublishedCrl {
     /// The PEM form, made once.
     fn pem(&self) -> Bytes {
         self.pem
-            .get_or_init(|| {
-                // Encoding into a String cannot fail for a buffer that fits in memory; an
-                // empty body would only follow an impossible length overflow.
-                let pem =
-                    pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &self.der)
-                        .unwrap_or_default();
-                Bytes::from(pem)
-            })
+            .get_or_init(|| Bytes::from(signet_pkix::pem::crl(&self.der)))
             .clone()
     }
 }

@@ -59,8 +59,7 @@ impl IssuerCertificate {
         .ok()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .ok_or_else(|| bad(&"notAfter out of range"))?;
-        let pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
-            .map_err(|e| bad(&e))?;
+        let pem = signet_pkix::pem::certificate(der);
         Ok(IssuerCertificate {
             der: der.to_vec(),
             pem,

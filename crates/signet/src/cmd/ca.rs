@@ -157,8 +157,7 @@ impl RootCrl {
     }
 
     pub fn pem(&self) -> anyhow::Result<String> {
-        pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &self.der)
-            .map_err(|e| anyhow::anyhow!("encoding the CRL as PEM: {e}"))
+        Ok(signet_ca::pem::crl(&self.der))
     }
 }
 

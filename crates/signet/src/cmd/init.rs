@@ -275,8 +275,7 @@ pub async fn create_ca(
         .await
         .context("recording the new CA in the database")?;
     if let Some(crl) = &root_crl {
-        let pem = pem_rfc7468::encode_string("X509 CRL", pem_rfc7468::LineEnding::LF, &crl.der)
-            .map_err(|e| anyhow::anyhow!("encoding the root CRL as PEM: {e}"))?;
+        let pem = signet_ca::pem::crl(&crl.der);
         write_atomic(&DataDir::new(dir).root_crl(), pem.as_bytes(), 0o644)?;
     }
     // The config goes last: its presence means the directory is complete. A database URL

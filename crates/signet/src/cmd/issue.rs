@@ -187,12 +187,10 @@ impl RemoteIssued {
 pub fn csr_as_pem(csr_bytes: &[u8]) -> anyhow::Result<String> {
     match std::str::from_utf8(csr_bytes) {
         Ok(text) if text.contains("-----BEGIN") => Ok(text.to_string()),
-        _ => pem_rfc7468::encode_string(
-            "CERTIFICATE REQUEST",
-            pem_rfc7468::LineEnding::LF,
+        _ => Ok(signet_ca::pem::encode(
+            signet_ca::pem::Label::CertificateRequest,
             csr_bytes,
-        )
-        .context("encoding the CSR as PEM"),
+        )),
     }
 }
 
