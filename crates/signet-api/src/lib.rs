@@ -93,7 +93,7 @@ pub struct AppState {
 struct Inner {
     ca: Arc<IssuingCa>,
     /// Issuance and renewal decisions, and recording what is issued.
-    authority: signet_authority::Authority,
+    authority: Arc<signet_authority::Authority>,
     /// The store, each operation bounded by the database timeout.
     store: db::Bounded,
     /// Replaced whole on a configuration reload; requests take a snapshot.
@@ -133,6 +133,7 @@ impl AppState {
         )
         // The same bound as the handlers' own store operations (db.rs).
         .bounded_by_default(DATABASE_TIMEOUT);
+        let authority = Arc::new(authority);
         AppState {
             inner: Arc::new(Inner {
                 ca,
@@ -171,6 +172,13 @@ impl AppState {
         let _ = self.inner.store.timeout.set(timeout);
         self.inner.authority.set_database_timeout(timeout);
         self
+    }
+
+    /// The authority the API issues through (the CA-wide policy for the admin, the profile
+    /// limits, and the database bound of [`AppState::with_database_timeout`]), for the server
+    /// wiring to issue its own certificates through the same one.
+    pub fn authority(&self) -> &Arc<signet_authority::Authority> {
+        &self.inner.authority
     }
 
     /// Let certificates signed by these earlier issuing CAs of the same root (kept by

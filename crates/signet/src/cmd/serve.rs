@@ -303,6 +303,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let kept = kept_issuers(&ca, &cfg);
 
+    let profiles: BTreeMap<Profile, signet_ca::ProfileLimits> = Profile::ALL
+        .iter()
+        .map(|p| (*p, *cfg.profiles.limits(*p)))
+        .collect();
+    let state = AppState::new(
+        ca.clone(),
+        store.clone(),
+        provisioners,
+        admin,
+        ApiConfig {
+            ca_url: ca_url.clone(),
+            profiles,
+            // The admin may use any profile, but only names the CA-wide [policy] allows.
+            admin_policy: signet_ca::Policy {
+                profiles: signet_ca::Profile::ALL.to_vec(),
+                ..cfg.policy.clone()
+            },
+        },
+    )
+    // Every store operation of the authority (the API's, the server certificate's, the OCSP
+    // signers') is bounded by `[database] timeout` from the first one on.
+    .with_database_timeout(cfg.database.timeout.duration());
+    // The one authority: the API, the server's own certificate and the OCSP signers'
+    // certificates all issue and record through it.
+    let authority = state.authority().clone();
+
     // 6. The server's certificate, recorded before it is used.
     let provider = tls::provider();
     let mut renewal = None;
@@ -313,10 +339,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     } else {
         let identity = Arc::new(ServerIdentity::new(
-            ca.clone(),
-            store.clone(),
+            authority.clone(),
             &hostnames,
-            *cfg.profiles.limits(Profile::Server),
             provider.clone(),
         ));
         let issued = identity.issue().await?;
@@ -340,25 +364,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     };
 
-    let profiles: BTreeMap<Profile, signet_ca::ProfileLimits> = Profile::ALL
-        .iter()
-        .map(|p| (*p, *cfg.profiles.limits(*p)))
-        .collect();
-    let state = AppState::new(
-        ca.clone(),
-        store.clone(),
-        provisioners,
-        admin,
-        ApiConfig {
-            ca_url: ca_url.clone(),
-            profiles,
-            // The admin may use any profile, but only names the CA-wide [policy] allows.
-            admin_policy: signet_ca::Policy {
-                profiles: signet_ca::Profile::ALL.to_vec(),
-                ..cfg.policy.clone()
-            },
-        },
-    );
     let state = state.with_previous_issuers(kept.iter().map(|k| k.previous.clone()).collect());
     // Tokens may name the CA under any of the server's own names and its port, not only
     // the URL: `https://localhost:8443` is this CA when it listens on 127.0.0.1:8443.
@@ -386,7 +391,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?,
         rcfg.ocsp_validity.duration(),
     )?;
-    let certifier = CaCertifier::new(ca.clone(), store.clone(), rcfg.signer_lifetime.duration());
+    let certifier = CaCertifier::new(authority.clone(), rcfg.signer_lifetime.duration());
     responder
         .rotate_signer(&certifier)
         .await
@@ -438,7 +443,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     background.spawn(responder.clone().watch_changes());
     background.spawn(publisher.run(first_crl));
     background.spawn(answer_signer_requests(
-        ca.clone(),
+        authority,
         store.clone(),
         rcfg.signer_lifetime.duration(),
     ));
@@ -446,9 +451,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         background.spawn(p.run(first));
     }
     let reload_state = state.clone();
-    let state = state
-        .with_request_timeout(cfg.server.limits.request_timeout.duration())
-        .with_database_timeout(cfg.database.timeout.duration());
+    let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
     let router = signet_api::app(state);
 
     // 8. Serve until SIGTERM or Ctrl-C: connections are taken from here on.

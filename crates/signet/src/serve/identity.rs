@@ -15,8 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use signet_authority::{Authority, Requester, Ttl};
-use signet_ca::{Csr, IssuingCa, KeyType, OffsetDateTime, Policy, Profile, ProfileLimits};
-use signet_store::Store;
+use signet_ca::{Csr, KeyType, OffsetDateTime, Profile, ProfileLimits};
 use zeroize::Zeroizing;
 
 /// The names every server certificate carries, before the configured ones.
@@ -25,9 +24,7 @@ pub const BUILT_IN_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 /// Everything needed to issue (and re-issue) the server's certificate.
 #[derive(Debug)]
 pub struct ServerIdentity {
-    authority: Authority,
-    #[cfg(test)]
-    store: Store,
+    authority: Arc<Authority>,
     names: Vec<String>,
     limits: ProfileLimits,
     provider: Arc<CryptoProvider>,
@@ -50,12 +47,11 @@ impl Issued {
 }
 
 impl ServerIdentity {
-    /// `hostnames` come after the built-in names; duplicates are dropped.
+    /// Issued through `authority` (the one the API issues through) under its `server`
+    /// profile's limits; `hostnames` come after the built-in names; duplicates are dropped.
     pub fn new(
-        ca: Arc<IssuingCa>,
-        store: Store,
+        authority: Arc<Authority>,
         hostnames: &[String],
-        limits: ProfileLimits,
         provider: Arc<CryptoProvider>,
     ) -> ServerIdentity {
         let mut names: Vec<String> = Vec::new();
@@ -69,13 +65,11 @@ impl ServerIdentity {
             }
         }
         // The server's requests name only itself: the authority issues them under the
-        // server profile's `limits`, whatever the CA-wide policy (which it does not consult
+        // server profile's limits, whatever the CA-wide policy (which it does not consult
         // for `Requester::Server`).
-        let profiles = [(Profile::Server, limits)].into_iter().collect();
+        let limits = authority.limits(Profile::Server);
         ServerIdentity {
-            #[cfg(test)]
-            store: store.clone(),
-            authority: Authority::new(ca, store, Policy::default(), profiles),
+            authority,
             names,
             limits,
             provider,
@@ -219,12 +213,13 @@ impl ResolvesServerCert for CertResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use signet_ca::{InitOptions, IssuanceUrls, Lifetime, generate_ca};
+    use signet_ca::{InitOptions, IssuanceUrls, IssuingCa, Lifetime, Policy, generate_ca};
+    use signet_store::Store;
 
     /// Who the store records as having asked for the server's certificates.
     const REQUESTER: &str = signet_store::SERVER_REQUESTER;
 
-    async fn identity(hostnames: &[String]) -> (ServerIdentity, signet_testkit::TestDb) {
+    async fn identity(hostnames: &[String]) -> (ServerIdentity, Store, signet_testkit::TestDb) {
         let bundle = generate_ca(
             &InitOptions::new("Serve Test CA"),
             OffsetDateTime::now_utc(),
@@ -243,20 +238,21 @@ mod tests {
             default_ttl: Lifetime::from_hours(3),
             max_ttl: Lifetime::from_hours(24),
         };
+        // The server profile's limits; the authority consults no policy for the server.
+        let profiles = [(Profile::Server, limits)].into_iter().collect();
+        let authority = Authority::new(Arc::new(ca), store.clone(), Policy::default(), profiles);
         let identity = ServerIdentity::new(
-            Arc::new(ca),
-            store,
+            Arc::new(authority),
             hostnames,
-            limits,
             super::super::tls::provider(),
         );
-        (identity, db)
+        (identity, store, db)
     }
 
     #[tokio::test]
     async fn each_issue_is_a_new_recorded_certificate_renewed_at_two_thirds() {
         let hostnames = vec!["CA.Internal".to_string(), "localhost".to_string()];
-        let (identity, _db) = identity(&hostnames).await;
+        let (identity, store, _db) = identity(&hostnames).await;
         assert_eq!(
             identity.names(),
             ["localhost", "127.0.0.1", "::1", "ca.internal"]
@@ -275,8 +271,7 @@ mod tests {
             lifetime * 2 / 3
         );
         for issued in [&first, &second] {
-            let rec = identity
-                .store
+            let rec = store
                 .get_certificate(&issued.serial)
                 .await
                 .expect("lookup")

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use signet_authority::{Authority, Refusal};
 use signet_ca::OffsetDateTime;
-use signet_ca::{CrlSigner, IssuingCa, Policy, RevokedEntry, Serial};
+use signet_ca::{CrlSigner, RevokedEntry, Serial};
 use signet_responder::{CertifySigner, Responder, ResponderError};
 use signet_store::{NewCrl, Store};
 use tokio::sync::Notify;
@@ -238,23 +238,19 @@ impl Iterator for StoredEntries {
 /// Signs the in-process responder's signer certificates with the CA key directly.
 #[derive(Debug)]
 pub struct CaCertifier {
-    authority: Authority,
+    authority: Arc<Authority>,
     lifetime: Duration,
 }
 
 impl CaCertifier {
-    /// Certify with `ca`, recording into `store`; each certificate valid for `lifetime`.
-    pub fn new(ca: Arc<IssuingCa>, store: Store, lifetime: Duration) -> CaCertifier {
+    /// Certify through `authority` (which signs with its CA and records; it consults no
+    /// policy or profile for OCSP signers); each certificate valid for `lifetime`.
+    pub fn new(authority: Arc<Authority>, lifetime: Duration) -> CaCertifier {
         CaCertifier {
-            authority: signer_authority(ca, store),
+            authority,
             lifetime,
         }
     }
-}
-
-/// The authority that certifies OCSP signers (it consults no policy or profile for them).
-fn signer_authority(ca: Arc<IssuingCa>, store: Store) -> Authority {
-    Authority::new(ca, store, Policy::default(), Default::default())
 }
 
 /// An authority refusal as the responder reports it.
@@ -278,12 +274,11 @@ impl CertifySigner for CaCertifier {
     }
 }
 
-/// Answer standalone responders' requests for signer certificates addressed to this CA,
-/// until the task is dropped. Every `signet serve` runs this; the store lets only one answer
-/// each request.
-pub async fn answer_signer_requests(ca: Arc<IssuingCa>, store: Store, lifetime: Duration) {
-    let key_id = hex::encode(ca.key_id());
-    let authority = signer_authority(ca, store.clone());
+/// Answer standalone responders' requests for signer certificates addressed to
+/// `authority`'s CA (read from `store`), certifying through `authority`, until the task is
+/// dropped. Every `signet serve` runs this; the store lets only one answer each request.
+pub async fn answer_signer_requests(authority: Arc<Authority>, store: Store, lifetime: Duration) {
+    let key_id = hex::encode(authority.ca().key_id());
     let mut refused = HashSet::new();
     let mut next_purge = tokio::time::Instant::now();
     loop {
