@@ -853,7 +853,6 @@ async fn revoke_inner(
         .parse::<RevocationReason>()
         .ok()
         .filter(|r| RevocationReason::FOR_LEAF.contains(r))
-        .map(RevocationReason::code)
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "reason {:?}: expected one of {}",

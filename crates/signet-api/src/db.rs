@@ -76,7 +76,7 @@ impl Bounded {
         &self,
         serial: &str,
         at: OffsetDateTime,
-        reason: u8,
+        reason: signet_ca::RevocationReason,
         audit: &AuditEntry,
     ) -> Result<RevokeOutcome, StoreError> {
         self.bound(self.store.revoke(serial, at, reason, audit))

@@ -1385,7 +1385,7 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
             .revoke(
                 &ca_serial,
                 now,
-                2,
+                signet_ca::RevocationReason::CaCompromise,
                 &audit(signet_store::AuditAction::Revoke),
             )
             .await

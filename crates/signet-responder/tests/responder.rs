@@ -20,7 +20,8 @@ use der::{Decode, Encode};
 use http_body_util::BodyExt;
 use signet_ca::{
     Csr, InitOptions, IssuanceUrls, IssuedCertificate, IssuingCa, OcspSignerCertificate,
-    OffsetDateTime, Policy, Profile, ProfileLimits, RevokedEntry, Serial, build_crl, generate_ca,
+    OffsetDateTime, Policy, Profile, ProfileLimits, RevocationReason, RevokedEntry, Serial,
+    build_crl, generate_ca,
 };
 use signet_responder::{
     CertifySigner, IssuerCertificate, Responder, ResponderConfig, ResponderError, StoreCertifier,
@@ -180,7 +181,7 @@ impl Fixture {
             .unwrap()
     }
 
-    async fn revoke(&self, serial: &Serial, reason: u8) {
+    async fn revoke(&self, serial: &Serial, reason: RevocationReason) {
         let s = serial.to_hex();
         self.store
             .revoke(
@@ -413,7 +414,8 @@ async fn ocsp_answers_good_revoked_unknown_and_errors() {
 
         // Revoked, with time and reason.
         let revoked = f.leaf("revoked.internal").await;
-        f.revoke(&revoked.serial, 1).await;
+        f.revoke(&revoked.serial, RevocationReason::KeyCompromise)
+            .await;
         let a = ok(
             &f.ca,
             &f.post(request(vec![f.cert_id(&revoked.serial, false)], None))
@@ -602,7 +604,7 @@ async fn a_revocation_flips_the_cached_answer() {
         let a = f.leaf("a.internal").await;
         let req_a = request(vec![f.cert_id(&a.serial, false)], None);
         assert!(is_good(&ok(&f.ca, &f.get_ocsp(&req_a).await).statuses[0]));
-        f.revoke(&a.serial, 4).await;
+        f.revoke(&a.serial, RevocationReason::Superseded).await;
         f.responder.certificate_revoked(&a.serial.to_hex());
         let after = ok(&f.ca, &f.get_ocsp(&req_a).await);
         assert!(
@@ -619,7 +621,7 @@ async fn a_revocation_flips_the_cached_answer() {
             .revoke(
                 &b.serial.to_hex(),
                 OffsetDateTime::now_utc(),
-                1,
+                RevocationReason::KeyCompromise,
                 &audit(AuditAction::Revoke, &b.serial.to_hex()),
             )
             .await
@@ -651,7 +653,8 @@ async fn crls_and_the_ca_certificate_are_served_with_etags() {
             "[{name}] nothing published yet"
         );
         let cert = f.leaf("crl.internal").await;
-        f.revoke(&cert.serial, 1).await;
+        f.revoke(&cert.serial, RevocationReason::KeyCompromise)
+            .await;
 
         // Publish as `signet serve` does.
         let key_id = hex::encode(f.ca.key_id());

@@ -41,11 +41,6 @@ pub enum StoreError {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    /// A revocation reason is not an RFC 5280 CRLReason code (0–10 except 7).
-    /// No query was run.
-    #[error("invalid revocation reason code: {0}")]
-    InvalidRevocationReason(u8),
-
     /// Applying the embedded schema migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] MigrateError),

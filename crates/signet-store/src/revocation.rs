@@ -3,6 +3,15 @@
 //! responders poll, and change notices (schema: migration 0003). CRLs are `crl.rs`; the
 //! OCSP signer hand-off is `ocsp_signer.rs`.
 //!
+//! **Reasons.** [`Store::revoke`] takes a [`RevocationReason`], so only RFC 5280 codes are
+//! ever written. Reading gives the code as stored (a `u8`), not the enum: a database can
+//! hold a code outside the table (7, 11...: written by hand or by another program), and
+//! such a row must still read as revoked. A typed read error there would turn "revoked"
+//! into "cannot answer" for OCSP and the CRL, which relying parties that soft-fail accept;
+//! the raw code lets each reader decide (the API shows `reason<N>`, the OCSP responder
+//! leaves the reason out). A stored code that does not fit a `u8` (negative, above 255) is
+//! [`StoreError::Corrupt`].
+//!
 //! Change signalling has two layers. Every responder polls [`Store::revocations_since`]
 //! (an indexed range scan that is empty almost always), which alone bounds how stale an
 //! answer can be. On PostgreSQL, [`Store::revoke`] and [`Store::store_crl`] also send a
@@ -13,6 +22,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::audit::insert_audit;
+use signet_pkix::RevocationReason;
+
 use crate::{AuditEntry, Backend, Store, StoreError, from_unix, validate_serial};
 
 /// The PostgreSQL channel on which revocations and new CRLs are announced. The payload is
@@ -61,14 +72,6 @@ pub enum RevokeOutcome {
     AlreadyRevoked,
     /// No certificate has that serial; nothing was written.
     NotFound,
-}
-
-/// RFC 5280 CRLReason: 0–10, with 7 unused.
-fn validate_reason(reason: u8) -> Result<(), StoreError> {
-    if reason > 10 || reason == 7 {
-        return Err(StoreError::InvalidRevocationReason(reason));
-    }
-    Ok(())
 }
 
 /// Wakes a responder when another process revokes a certificate or publishes a CRL
@@ -142,8 +145,8 @@ pub(crate) async fn notify_change(
 }
 
 impl Store {
-    /// Marks a certificate revoked at `at` (stored to the second) for RFC 5280
-    /// CRLReason `reason`, and writes `audit`, in one transaction.
+    /// Marks a certificate revoked at `at` (stored to the second) for `reason` (stored as
+    /// its RFC 5280 CRLReason code), and writes `audit`, in one transaction.
     ///
     /// The revocation gets the next number of the sequence
     /// [`Store::revocations_since`] reads, and on PostgreSQL a `NOTIFY` on
@@ -160,11 +163,10 @@ impl Store {
         &self,
         serial: &str,
         at: OffsetDateTime,
-        reason: u8,
+        reason: RevocationReason,
         audit: &AuditEntry,
     ) -> Result<RevokeOutcome, StoreError> {
         validate_serial(serial)?;
-        validate_reason(reason)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
 
         let mut tx = self.pool.begin().await?;
@@ -181,7 +183,7 @@ impl Store {
              WHERE serial = $4 AND revoked_at IS NULL",
         )
         .bind(at.unix_timestamp())
-        .bind(i32::from(reason))
+        .bind(i32::from(reason.code()))
         .bind(seq)
         .bind(serial)
         .execute(&mut *tx)
@@ -290,23 +292,5 @@ impl Store {
             .map_err(StoreError::Unavailable)?;
         inner.listen(CHANGE_CHANNEL).await?;
         Ok(Some(ChangeListener { inner }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reason_validation() {
-        for r in [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] {
-            assert!(validate_reason(r).is_ok());
-        }
-        for r in [7, 11, 255] {
-            assert!(matches!(
-                validate_reason(r),
-                Err(StoreError::InvalidRevocationReason(x)) if x == r
-            ));
-        }
     }
 }

@@ -3,13 +3,19 @@
 //! attacker with write access could), read back through the store on both backends. The
 //! store must read them without panicking and say what they hold; and what the store
 //! writes must read, through those independent clients, as the same strings as ever.
+//! The decisions are documented in `src/audit.rs` (audit values) and `src/revocation.rs`
+//! (reason codes).
 
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 
-use signet_store::{AuditAction, AuditEntry, AuditFilter, AuditOutcome, Store};
+use signet_store::{
+    AuditAction, AuditEntry, AuditFilter, AuditOutcome, CertStatus, NewCertificate, Store,
+    StoreError,
+};
 use signet_testkit::TestDb;
+use time::OffsetDateTime;
 
 /// Runs `sql` on `db` with its backend's own command-line client; returns standard output.
 fn run_sql(db: &TestDb, sql: &str) -> String {
@@ -184,5 +190,86 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
             ],
             "[{db}]"
         );
+    }
+}
+
+fn cert(serial: &str, issuer_key_id: &str) -> NewCertificate {
+    let now = OffsetDateTime::now_utc();
+    NewCertificate {
+        serial: serial.to_owned(),
+        issuer: "CN=Test CA".to_owned(),
+        issuer_key_id: issuer_key_id.to_owned(),
+        subject: "CN=svc".to_owned(),
+        sans: vec!["dns:svc.internal".to_owned()],
+        profile: "server".to_owned(),
+        not_before: now,
+        not_after: now + time::Duration::days(1),
+        requester: "test".to_owned(),
+        der: vec![0x30, 0x00],
+    }
+}
+
+/// Revocation reasons outside RFC 5280's table, written directly: a code that fits a byte
+/// (7, unused by the RFC; 11, past its end) still reads as revoked, with the code as
+/// stored, in every read an OCSP responder, a CRL publisher or the API makes; a code that
+/// does not fit a byte is a typed `Corrupt` error, never a panic.
+#[tokio::test]
+async fn foreign_revocation_reasons_written_directly_still_read_as_revoked() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let (kid, other_kid) = ("aa01", "bb02");
+        for (serial, key_id) in [("07", kid), ("0b", kid), ("012c", other_kid)] {
+            let audit = AuditEntry {
+                actor: "test".into(),
+                action: AuditAction::Issue,
+                serial: Some(serial.into()),
+                outcome: AuditOutcome::Ok,
+                detail: String::new(),
+            };
+            store
+                .insert_certificate(&cert(serial, key_id), &audit)
+                .await
+                .unwrap();
+        }
+        run_sql(
+            &db,
+            "UPDATE certificates SET revoked_at = 1700000000, revocation_reason = \
+             CASE serial WHEN '07' THEN 7 WHEN '0b' THEN 11 ELSE 300 END",
+        );
+
+        let now = OffsetDateTime::now_utc();
+        for (serial, code) in [("07", 7u8), ("0b", 11)] {
+            let rec = store.get_certificate(serial).await.unwrap().unwrap();
+            assert_eq!(rec.revocation_reason, Some(code), "[{db}] {serial}");
+            assert_eq!(rec.status(now), CertStatus::Revoked, "[{db}] {serial}");
+            let status = store.certificate_status(serial).await.unwrap().unwrap();
+            assert!(status.revoked_at.is_some(), "[{db}] {serial}");
+            assert_eq!(status.reason, Some(code), "[{db}] {serial}");
+        }
+        let listed = store.revoked_for_crl(kid, now, None, 100).await.unwrap();
+        let listed: Vec<(&str, u8)> = listed
+            .iter()
+            .map(|r| (r.serial.as_str(), r.reason))
+            .collect();
+        assert_eq!(listed, [("07", 7), ("0b", 11)], "[{db}]");
+
+        // 300 does not fit a CRLReason at all: a typed error for that row, no panic.
+        let e = store.get_certificate("012c").await.unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
+        let e = store.certificate_status("012c").await.unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
+
+        // Reading changed nothing.
+        assert_eq!(
+            run_sql(
+                &db,
+                "SELECT serial || ':' || revocation_reason FROM certificates ORDER BY serial"
+            )
+            .lines()
+            .collect::<Vec<_>>(),
+            ["012c:300", "07:7", "0b:11"],
+            "[{db}]"
+        );
+        store.close().await;
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use signet_pkix::RevocationReason;
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, NewCertificate, NewCrl, OcspSignerRequestState,
     RevokeOutcome, Store, StoreError,
@@ -72,7 +73,12 @@ async fn add(store: &Store, serial: &str, not_after: OffsetDateTime) {
 
 async fn revoke(store: &Store, serial: &str, at: i64, reason: u8) -> RevokeOutcome {
     store
-        .revoke(serial, ts(at), reason, &audit(AuditAction::Revoke, serial))
+        .revoke(
+            serial,
+            ts(at),
+            RevocationReason::from_code(reason).unwrap(),
+            &audit(AuditAction::Revoke, serial),
+        )
         .await
         .unwrap()
 }
@@ -168,7 +174,7 @@ async fn revocations_are_sequenced_in_commit_order() {
                 s.revoke(
                     &serial,
                     ts(1_700_000_000),
-                    4,
+                    RevocationReason::Superseded,
                     &audit(AuditAction::Revoke, &serial),
                 )
                 .await

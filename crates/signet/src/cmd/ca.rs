@@ -429,7 +429,7 @@ async fn revoke_subordinate(
     root: &IssuingCa,
     der: &[u8],
     sub: &signet_ca::SubordinateCa,
-    reason: u8,
+    reason: RevocationReason,
     actor: &str,
 ) -> anyhow::Result<()> {
     let serial = sub.serial.to_hex();
@@ -499,7 +499,6 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
                 .parse::<RevocationReason>()
                 .ok()
                 .filter(|r| RevocationReason::FOR_CA.contains(r))
-                .map(RevocationReason::code)
                 .with_context(|| format!("unknown revocation reason {name}"))?;
             Some((der, sub, reason, name))
         }
