@@ -662,10 +662,15 @@ async fn renew_inner(
 }
 
 pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
+    Ok(parse_serial(s)?.to_hex())
+}
+
+/// A serial from a request path: hex, colons allowed.
+fn parse_serial(s: &str) -> Result<Serial, ApiError> {
     if s.len() > 64 {
         return Err(CaError::InvalidSerial("too long".into()).into());
     }
-    Ok(Serial::from_hex(s).map_err(CaError::from)?.to_hex())
+    Ok(Serial::from_hex(s).map_err(CaError::from)?)
 }
 
 /// Look up one certificate: metadata, status and PEM.
@@ -846,9 +851,10 @@ async fn revoke_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<CertificateView, ApiError> {
-    let serial = canonical_serial(serial)?;
+    let parsed = parse_serial(serial)?;
+    let serial = parsed.to_hex();
     let req: RevokeRequest = json_body(headers, body, true)?;
-    let code = req
+    let reason = req
         .reason
         .parse::<RevocationReason>()
         .ok()
@@ -872,7 +878,7 @@ async fn revoke_inner(
     match st
         .inner
         .store
-        .revoke(&serial, OffsetDateTime::now_utc(), code, &audit)
+        .revoke(&serial, OffsetDateTime::now_utc(), reason, &audit)
         .await?
     {
         RevokeOutcome::Revoked => {}
@@ -889,7 +895,7 @@ async fn revoke_inner(
     }
     st.inner.metrics.revoked.inc();
     tracing::info!(%serial, actor, reason = %req.reason, "certificate revoked");
-    st.revoked(&serial);
+    st.revoked(&parsed, reason);
     let rec = st
         .inner
         .store

@@ -16,7 +16,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use signet_ca::{IssuingCa, Profile, ProfileLimits};
+use signet_ca::{IssuingCa, Profile, ProfileLimits, RevocationReason, Serial};
 use signet_store::Store;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
@@ -70,10 +70,12 @@ pub struct ClientCertificate {
     pub der: Arc<[u8]>,
 }
 
-/// Called with the serial of each certificate the API revokes, after the revocation is
-/// committed and before the request is answered. Must be quick and must not block: the
-/// binary uses it to drop an OCSP responder's cached answer and to schedule a new CRL.
-pub type RevocationHook = Arc<dyn Fn(&str) + Send + Sync>;
+/// Called with the serial and the reason of each certificate the API revokes, after the
+/// revocation is committed and before the request is answered. Must be quick and must
+/// not block: the binary gives the revocation publisher's
+/// (`signet_authority::RevocationPublisher::revoked`), which drops the OCSP responder's
+/// cached answer and schedules new CRLs.
+pub type RevocationHook = Arc<dyn Fn(&Serial, RevocationReason) + Send + Sync>;
 
 struct Hook(RevocationHook);
 
@@ -267,9 +269,9 @@ impl AppState {
             .collect()
     }
 
-    fn revoked(&self, serial: &str) {
+    fn revoked(&self, serial: &Serial, reason: RevocationReason) {
         if let Some(Hook(hook)) = self.inner.revocation_hook.get() {
-            hook(serial);
+            hook(serial, reason);
         }
     }
 

@@ -15,6 +15,10 @@
 //!   record -> audit path: every certificate a CA key signs (issued, renewed, the server's
 //!   own, an OCSP signer's by [`Authority::certify_ocsp_signer`], an issuing CA's) is durably
 //!   stored with its audit row, in one transaction, before anyone is given it.
+//! - [`revocation`]: revocation publishing, one component: [`RevocationPublisher`] signs
+//!   the CRLs of the current and the kept issuing CAs (on each revocation, through its typed
+//!   hook [`RevocationPublisher::revoked`], and on a schedule) and the offline root's CRL,
+//!   through the CA core's narrow `CrlSigner`, never the issuing CA itself.
 //!
 //! It depends on the CA core (signet-ca) and the store (signet-store), never on the HTTP
 //! layer: authentication, rate limits and problem+json stay in signet-api.
@@ -24,6 +28,7 @@ mod authority;
 mod error;
 mod provisioner;
 mod requester;
+pub mod revocation;
 
 pub use authority::{
     AlsoCommit, Authority, IssueRequest, OCSP_SIGNER_ACTION, Recorded, RenewRequest,
@@ -36,4 +41,7 @@ pub use provisioner::{
 };
 pub use requester::{
     HolderProof, MalformedRequester, OCSP_SIGNER_REQUESTER, RecordedRequester, Requester,
+};
+pub use revocation::{
+    CrlSchedule, FirstWaits, PublishError, RevocationListener, RevocationPublisher, RootCrl,
 };

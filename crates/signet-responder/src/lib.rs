@@ -316,12 +316,8 @@ impl Responder {
     /// Tell the responder that `serial` was just revoked (by this process): its cached
     /// answer is dropped now, before the caller's revocation request returns, so the next
     /// OCSP request already reads the revocation from the database.
-    pub fn certificate_revoked(&self, serial: &str) {
-        match signet_ca::Serial::from_hex(serial) {
-            Ok(serial) => self.inner.cache.invalidate(&serial),
-            // Not a serial we could have cached; drop everything to be safe.
-            Err(_) => self.inner.cache.clear(),
-        }
+    pub fn certificate_revoked(&self, serial: &signet_ca::Serial) {
+        self.inner.cache.invalidate(serial);
         self.inner.wake.notify_one();
     }
 

@@ -605,7 +605,7 @@ async fn a_revocation_flips_the_cached_answer() {
         let req_a = request(vec![f.cert_id(&a.serial, false)], None);
         assert!(is_good(&ok(&f.ca, &f.get_ocsp(&req_a).await).statuses[0]));
         f.revoke(&a.serial, RevocationReason::Superseded).await;
-        f.responder.certificate_revoked(&a.serial.to_hex());
+        f.responder.certificate_revoked(&a.serial);
         let after = ok(&f.ca, &f.get_ocsp(&req_a).await);
         assert!(
             matches!(after.statuses[0], CertStatus::Revoked(_)),

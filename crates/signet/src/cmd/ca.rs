@@ -26,8 +26,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use signet_ca::{CrlSigner, IssuingCa, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
-use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCrl, RevokeOutcome, Store};
+use signet_authority::{RevocationPublisher, RootCrl};
+use signet_ca::{IssuingCa, OffsetDateTime, RevocationReason};
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, RevokeOutcome, Store};
 
 use super::Refused;
 use super::init::ROOT_CRL_DEFAULT_VALIDITY;
@@ -124,8 +125,6 @@ struct RootCrlArgs {
 
 /// The shortest `--validity` accepted.
 const ROOT_CRL_MIN_VALIDITY: Duration = Duration::from_secs(3600);
-/// Revoked certificates read per query (a root revokes a handful at most).
-const ROOT_CRL_PAGE: u32 = 1000;
 
 fn parse_root_crl_validity(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -141,100 +140,9 @@ fn parse_root_crl_validity(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A root CRL signed and stored by [`publish_root_crl`].
-#[derive(Debug)]
-pub struct RootCrl {
-    pub number: u64,
-    pub next_update: OffsetDateTime,
-    pub entries: usize,
-    pub der: Vec<u8>,
-}
-
-impl RootCrl {
-    /// nextUpdate as RFC 3339, for people.
-    pub fn next_update_text(&self) -> String {
-        humantime::format_rfc3339_seconds(self.next_update.into()).to_string()
-    }
-
-    pub fn pem(&self) -> anyhow::Result<String> {
-        Ok(signet_ca::pem::crl(&self.der))
-    }
-}
-
-/// Sign the root's next CRL with `root` (from [`CrlSigner::for_root`]), valid for
-/// `validity`, and store it under the root's key id with the next CRL Number for that key
-/// (so numbers only grow, whichever machine signs). It lists what the store records as
-/// issued by the root's key and revoked (normally nothing). `actor` goes in the audit row.
-pub async fn publish_root_crl(
-    store: &Store,
-    root: &CrlSigner,
-    validity: Duration,
-    actor: &str,
-) -> anyhow::Result<RootCrl> {
-    let key_id = hex::encode(root.key_id());
-    let this_update = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .context("the time")?;
-    let next_update = this_update + validity;
-    // Taken before the entries are read, as the issuing CA's publisher does.
-    let number = store
-        .next_crl_number(&key_id)
-        .await
-        .context("taking the next root CRL number")?;
-    let mut entries = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .revoked_for_crl(&key_id, this_update, after.as_deref(), ROOT_CRL_PAGE)
-            .await
-            .context("reading the certificates the root revoked")?;
-        let done = page.len() < ROOT_CRL_PAGE as usize;
-        after = page.last().map(|r| r.serial.clone());
-        for r in page {
-            entries.push(RevokedEntry {
-                serial: Serial::from_hex(&r.serial).with_context(|| r.serial.clone())?,
-                revoked_at: r.revoked_at,
-                // removeFromCRL (8) belongs in delta CRLs only.
-                reason: Some(r.reason).filter(|c| *c != 8),
-            });
-        }
-        if done {
-            break;
-        }
-    }
-    let count = entries.len();
-    let der = root
-        .sign_crl(number, this_update, next_update, entries)
-        .context("signing the root CRL")?;
-    store
-        .store_crl(&NewCrl {
-            issuer_key_id: key_id.clone(),
-            number,
-            this_update,
-            next_update,
-            der: der.clone(),
-        })
-        .await
-        .context("storing the root CRL")?;
-    let audit = AuditEntry {
-        actor: actor.to_string(),
-        action: AuditAction::PublishRootCrl,
-        serial: None,
-        outcome: AuditOutcome::Ok,
-        detail: format!(
-            "root {key_id}: CRL number {number}, {count} entries, nextUpdate {next_update}"
-        ),
-    };
-    if let Err(e) = store.append_audit(&audit).await {
-        // The CRL is stored and valid; the audit row is a record of it, not a condition.
-        tracing::warn!(error = %e, "recording the root CRL in the audit log failed");
-    }
-    Ok(RootCrl {
-        number,
-        next_update,
-        entries: count,
-        der,
-    })
+/// A root CRL's nextUpdate as RFC 3339, for people.
+fn next_update_text(crl: &RootCrl) -> String {
+    humantime::format_rfc3339_seconds(crl.next_update.into()).to_string()
 }
 
 /// `ca new-issuing`: sign, record, then put in place; nothing changes on disk unless the
@@ -518,7 +426,11 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
                 sub.serial.to_hex()
             );
         }
-        publish_root_crl(&store, &root.crl_signer()?, args.validity, &actor).await
+        // Signed and stored by the one revocation publisher, with the root's CRL signer.
+        let signer = root.crl_signer()?;
+        RevocationPublisher::publish_root_crl(&store, &signer, args.validity, &actor)
+            .await
+            .map_err(anyhow::Error::from)
     }
     .await;
     store.close().await;
@@ -528,7 +440,7 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("pem"));
         let bytes = if is_pem {
-            crl.pem()?.into_bytes()
+            signet_ca::pem::crl(&crl.der).into_bytes()
         } else {
             crl.der.clone()
         };
@@ -543,14 +455,14 @@ async fn root_crl(args: RootCrlArgs) -> anyhow::Result<()> {
         "Signed root CRL number {} ({} revoked), valid until {}.",
         crl.number,
         crl.entries,
-        crl.next_update_text()
+        next_update_text(&crl)
     );
     println!(
         "It is stored in the database: responders serve it at /crl/root.crl, /crl/root.pem and /crl/chain.pem."
     );
     println!(
         "Sign the next one before {}: clients that check CRLs (nginx ssl_crl) refuse an expired one.",
-        crl.next_update_text()
+        next_update_text(&crl)
     );
     Ok(())
 }

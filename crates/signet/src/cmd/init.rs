@@ -288,8 +288,8 @@ pub async fn create_ca(
     Ok(ca)
 }
 
-/// The new root's first CRL (empty: it has revoked nothing), signed and numbered, to be
-/// recorded with the CA ([`signet_store::Store::record_new_ca`]).
+/// The new root's first CRL (empty: it has revoked nothing), signed and numbered by the
+/// revocation publisher, to be recorded with the CA ([`signet_store::Store::record_new_ca`]).
 async fn first_root_crl(
     store: &signet_store::Store,
     root_pem: &str,
@@ -298,25 +298,7 @@ async fn first_root_crl(
     let validity = humantime::parse_duration(ROOT_CRL_DEFAULT_VALIDITY)
         .context("the default root CRL validity")?;
     let root = signet_ca::CrlSigner::for_root(root_pem, root_key)?;
-    let issuer_key_id = hex::encode(root.key_id());
-    let this_update = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .context("the time")?;
-    let next_update = this_update + validity;
-    let number = store
-        .next_crl_number(&issuer_key_id)
-        .await
-        .context("taking the first root CRL number")?;
-    let der = root
-        .sign_crl(number, this_update, next_update, Vec::new())
-        .context("signing the first root CRL")?;
-    Ok(NewCrl {
-        issuer_key_id,
-        number,
-        this_update,
-        next_update,
-        der,
-    })
+    Ok(signet_authority::RevocationPublisher::sign_first_root_crl(store, &root, validity).await?)
 }
 
 /// A data directory being made by `init` or a first `serve`: on failure, everything made

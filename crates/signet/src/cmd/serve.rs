@@ -14,14 +14,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use signet_api::{AdminCredential, ApiConfig, AppState};
-use signet_ca::{KeyType, Profile, sha256_fingerprint};
+use signet_authority::{CrlSchedule, RevocationPublisher};
+use signet_ca::{KeyType, Profile, RevocationReason, Serial, sha256_fingerprint};
 use tokio::net::{TcpListener, TcpSocket};
 
 use super::init::{DEFAULT_NAME, Staging};
 use crate::binding::{Access, CaIdentity};
 use crate::config::{Config, Recorded, ResponderListen, check_server_hostname};
 use crate::serve::identity::{CertResolver, ServerIdentity};
-use crate::serve::revocation::{CaCertifier, CrlPublisher, answer_signer_requests};
+use crate::serve::revocation::{CaCertifier, ResponderListener, answer_signer_requests};
 use crate::serve::{bootstrap, listener, lock, reload, tls};
 
 #[derive(Debug, Args)]
@@ -396,60 +397,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .rotate_signer(&certifier)
         .await
         .context("issuing the OCSP responder's signing certificate")?;
-    let publisher = CrlPublisher::new(
-        ca.crl_signer()?,
+    // CRLs of the current issuing CA and of the earlier ones whose keys were kept (not to the
+    // in-process responder's issuing slot: it loads those from the store), so that relying
+    // parties checking CRLs for the whole chain accept their certificates until they are
+    // renewed. One publisher, holding only the CAs' CRL signers.
+    let publisher = RevocationPublisher::new(
         store.clone(),
-        Some(responder.clone()),
-        rcfg.crl_interval.duration(),
-        rcfg.crl_validity.duration(),
+        ca.crl_signer()?,
+        kept.iter()
+            .filter_map(|k| k.ca.as_ref().map(|c| c.crl_signer()))
+            .collect::<Result<_, _>>()?,
+        CrlSchedule {
+            interval: rcfg.crl_interval.duration(),
+            validity: rcfg.crl_validity.duration(),
+        },
+        Some(Arc::new(ResponderListener(responder.clone()))),
     );
-    let first_crl = publisher
-        .publish_if_stale()
-        .await
-        .context("publishing the CRL")?;
-    // Earlier issuing CAs whose keys were kept go on publishing CRLs (not to the in-process
-    // responder's issuing slot: it loads them from the store), so that relying parties
-    // checking CRLs for the whole chain accept their certificates until they are renewed.
-    let mut previous_publishers = Vec::new();
-    for k in &kept {
-        let Some(kept_ca) = &k.ca else { continue };
-        let p = CrlPublisher::new(
-            kept_ca.crl_signer()?,
-            store.clone(),
-            None,
-            rcfg.crl_interval.duration(),
-            rcfg.crl_validity.duration(),
-        );
-        let first = p
-            .publish_if_stale()
-            .await
-            .context("publishing the CRL of an earlier issuing CA")?;
-        previous_publishers.push((p, first));
-    }
+    let first_crls = publisher.publish_if_stale().await?;
     let state = state.with_revocation_hook({
-        let (responder, publisher) = (responder.clone(), publisher.clone());
-        let others: Vec<CrlPublisher> =
-            previous_publishers.iter().map(|(p, _)| p.clone()).collect();
-        Arc::new(move |serial: &str| {
-            responder.certificate_revoked(serial);
-            publisher.trigger();
-            for p in &others {
-                p.trigger();
-            }
-        })
+        let publisher = publisher.clone();
+        Arc::new(move |serial: &Serial, reason: RevocationReason| publisher.revoked(serial, reason))
     });
     let mut background = wiring::Background::default();
     background.spawn(responder.clone().run_signer(certifier));
     background.spawn(responder.clone().watch_changes());
-    background.spawn(publisher.run(first_crl));
+    background.spawn(publisher.run(first_crls));
     background.spawn(answer_signer_requests(
         authority,
         store.clone(),
         rcfg.signer_lifetime.duration(),
     ));
-    for (p, first) in previous_publishers {
-        background.spawn(p.run(first));
-    }
     let reload_state = state.clone();
     let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
     let router = signet_api::app(state);
