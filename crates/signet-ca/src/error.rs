@@ -143,6 +143,11 @@ pub enum CaError {
     #[error("OCSP signer: {0}")]
     OcspSigner(String),
 
+    /// A CA or OCSP signer key did not sign: unavailable (a token or KMS out of reach) or
+    /// failing. Nothing was signed or returned.
+    #[error("signing key: {0}")]
+    SigningKey(signet_pkix::SigningError),
+
     /// An object given to [`crate::inspect`] is not a readable certificate, CSR, CRL or
     /// OCSP response.
     #[error("{0}")]
@@ -204,6 +209,7 @@ impl CaError {
                 | CaError::CaCertificate(_)
                 | CaError::Io { .. }
                 | CaError::OcspSigner(_)
+                | CaError::SigningKey(_)
                 | CaError::Internal(_)
         )
     }

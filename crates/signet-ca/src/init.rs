@@ -191,7 +191,7 @@ impl crate::IssuingCa {
         params.use_authority_key_identifier_extension = true;
         let cert = params
             .signed_by(&key, self.rcgen_issuer())
-            .map_err(CaError::internal)?;
+            .map_err(crate::issue::CaKey::signing_failure)?;
         let parsed =
             Certificate::from_der(cert.der()).map_err(|e| CaError::CaCertificate(e.to_string()))?;
         Ok(NewIssuingCa {

@@ -24,8 +24,8 @@ use crate::csr::Csr;
 use crate::names::SubjectName;
 use crate::policy::Policy;
 use crate::profile::{Lifetime, Profile, ProfileLimits};
-use signet_pkix::Serial;
 use signet_pkix::cert::find_extension;
+use signet_pkix::{Serial, SigningError, SigningKey};
 
 /// How far notBefore is backdated, for clients whose clocks run slow.
 pub const BACKDATE: Duration = Duration::from_secs(60);
@@ -137,6 +137,20 @@ impl IssuingCa {
         key: KeyPair,
         urls: IssuanceUrls,
     ) -> Result<Self, CaError> {
+        Self::with_signing_key(chain_pem, root_pem, CaKey::from_key_pair(&key)?.0, urls)
+    }
+
+    /// [`IssuingCa::new`] with the key behind any [`SigningKey`]: the in-memory
+    /// [`signet_pkix::Pkcs8Key`] that `new` makes, or a key kept elsewhere (a PKCS#11 token).
+    /// Everything the CA signs (certificates, CRLs through its [`crate::CrlSigner`]) goes
+    /// through `key`; a key that fails gives [`CaError::SigningKey`].
+    pub fn with_signing_key(
+        chain_pem: &str,
+        root_pem: &str,
+        key: Arc<dyn SigningKey>,
+        urls: IssuanceUrls,
+    ) -> Result<Self, CaError> {
+        let key = CaKey::new(key)?;
         let mut chain = parse_pem_certificates(chain_pem)?;
         let root_der = parse_pem_certificates(root_pem)?
             .into_iter()
@@ -155,7 +169,7 @@ impl IssuingCa {
             .subject_public_key_info
             .subject_public_key
             .raw_bytes();
-        if spk != key.public_key_raw() {
+        if spk != key.0.subject_public_key() {
             return Err(CaError::CaCertificate(
                 "the private key does not match the issuing CA certificate".into(),
             ));
@@ -165,11 +179,8 @@ impl IssuingCa {
         let not_before = to_offset(validity.not_before.to_unix_duration())?;
         let not_after = to_offset(validity.not_after.to_unix_duration())?;
         let subject = cert.tbs_certificate.subject.to_string();
-        let issuer = Issuer::from_ca_cert_der(
-            &CertificateDer::from(cert_der.as_slice()),
-            CaKey(Arc::new(key)),
-        )
-        .map_err(|e| CaError::CaCertificate(e.to_string()))?;
+        let issuer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
+            .map_err(|e| CaError::CaCertificate(e.to_string()))?;
         Ok(IssuingCa {
             issuer,
             cert_der,
@@ -244,7 +255,7 @@ impl IssuingCa {
             .map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
         let cert = params
             .signed_by(&spki, &self.issuer)
-            .map_err(CaError::internal)?;
+            .map_err(CaKey::signing_failure)?;
         let subject = match csr.common_name().filter(|cn| cn.len() <= MAX_CN_LEN) {
             Some(_) => Certificate::from_der(cert.der())
                 .map(|c| c.tbs_certificate.subject.to_string())
@@ -316,7 +327,7 @@ impl IssuingCa {
             .map_err(|e| CaError::UnsupportedKey(e.to_string()))?;
         let cert = params
             .signed_by(&spki, &self.issuer)
-            .map_err(CaError::internal)?;
+            .map_err(CaKey::signing_failure)?;
         let subject = Certificate::from_der(cert.der())
             .map(|c| c.tbs_certificate.subject.to_string())
             .map_err(CaError::internal)?;
@@ -434,70 +445,98 @@ impl IssuingCa {
 
 /// A CA's private key, shared between the [`IssuingCa`] that signs certificates with it and
 /// the [`crate::CrlSigner`] handles that sign CRLs with it (which hold nothing else of the CA).
+/// It holds the key only through [`SigningKey`] and adapts it to rcgen's key traits, so
+/// certificate signing, CRL signing and any future key store share one path.
 #[derive(Clone)]
-pub(crate) struct CaKey(Arc<KeyPair>);
+pub(crate) struct CaKey(Arc<dyn SigningKey>, &'static rcgen::SignatureAlgorithm);
+
+thread_local! {
+    /// The typed error of the last failed signature on this thread: rcgen's signing
+    /// callback can only answer `rcgen::Error::RemoteKeyError`, so the adapter leaves the
+    /// [`SigningError`] here for the caller, which signs on the same thread, to take back.
+    static LAST_SIGNING_ERROR: std::cell::RefCell<Option<SigningError>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 impl CaKey {
+    fn new(key: Arc<dyn SigningKey>) -> Result<Self, CaError> {
+        use signet_pkix::SignatureAlgorithm as A;
+        let rcgen_alg = match key.algorithm() {
+            A::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            A::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            A::Ed25519 => &rcgen::PKCS_ED25519,
+            A::RsaPkcs1Sha256 => &rcgen::PKCS_RSA_SHA256,
+            A::RsaPkcs1Sha384 => &rcgen::PKCS_RSA_SHA384,
+            A::RsaPkcs1Sha512 => &rcgen::PKCS_RSA_SHA512,
+            other => {
+                return Err(CaError::Key(format!(
+                    "a CA key signing with {other:?} is not supported"
+                )));
+            }
+        };
+        Ok(CaKey(key, rcgen_alg))
+    }
+
+    /// An rcgen key pair (how CA keys are read from files and generated) as an in-memory
+    /// [`signet_pkix::Pkcs8Key`].
+    pub(crate) fn from_key_pair(key: &KeyPair) -> Result<Self, CaError> {
+        use signet_pkix::SignatureAlgorithm as A;
+        let alg = key.algorithm();
+        let ours = [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, A::EcdsaP256Sha256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, A::EcdsaP384Sha384),
+            (&rcgen::PKCS_ED25519, A::Ed25519),
+            (&rcgen::PKCS_RSA_SHA256, A::RsaPkcs1Sha256),
+            (&rcgen::PKCS_RSA_SHA384, A::RsaPkcs1Sha384),
+            (&rcgen::PKCS_RSA_SHA512, A::RsaPkcs1Sha512),
+        ]
+        .into_iter()
+        .find(|(a, _)| *a == alg)
+        .map(|(_, ours)| ours)
+        .ok_or_else(|| CaError::Key(format!("a CA key of algorithm {alg:?} is not supported")))?;
+        let pkcs8 = zeroize::Zeroizing::new(key.serialize_der());
+        let key = signet_pkix::Pkcs8Key::from_pkcs8_der(&pkcs8, ours)
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        Self::new(Arc::new(key))
+    }
+
     /// Sign `message`; the signature goes with [`Self::signature_algorithm_der`].
     pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        rcgen::SigningKey::sign(self.0.as_ref(), message).map_err(CaError::internal)
+        self.0.sign(message).map_err(CaError::SigningKey)
     }
 
     /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what [`Self::sign_raw`]
     /// produces, matching what rcgen writes in certificates for the same key.
     pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
-        // ecdsa-with-SHA256 / -SHA384 (RFC 5758 section 3.2): parameters absent.
-        const ECDSA_SHA256: &[u8] = &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
-        ];
-        const ECDSA_SHA384: &[u8] = &[
-            0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
-        ];
-        // id-Ed25519 (RFC 8410 section 3): parameters absent.
-        const ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
-        // sha{256,384,512}WithRSAEncryption (RFC 4055 section 5): parameters NULL.
-        const RSA_SHA256: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05,
-            0x00,
-        ];
-        const RSA_SHA384: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05,
-            0x00,
-        ];
-        const RSA_SHA512: &[u8] = &[
-            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05,
-            0x00,
-        ];
-        let alg = self.0.algorithm();
-        let known: [(&rcgen::SignatureAlgorithm, &'static [u8]); 6] = [
-            (&rcgen::PKCS_ECDSA_P256_SHA256, ECDSA_SHA256),
-            (&rcgen::PKCS_ECDSA_P384_SHA384, ECDSA_SHA384),
-            (&rcgen::PKCS_ED25519, ED25519),
-            (&rcgen::PKCS_RSA_SHA256, RSA_SHA256),
-            (&rcgen::PKCS_RSA_SHA384, RSA_SHA384),
-            (&rcgen::PKCS_RSA_SHA512, RSA_SHA512),
-        ];
-        known
-            .into_iter()
-            .find(|(a, _)| *a == alg)
-            .map(|(_, der)| der)
-            .ok_or_else(|| CaError::Internal(format!("no CRL signing support for {alg:?}")))
+        Ok(self.0.algorithm().algorithm_identifier())
+    }
+
+    /// The error of a failed rcgen signing call made on this thread: the key's typed
+    /// [`SigningError`] when it was the key that failed, else rcgen's own.
+    pub(crate) fn signing_failure(e: rcgen::Error) -> CaError {
+        match LAST_SIGNING_ERROR.with(|last| last.borrow_mut().take()) {
+            Some(key_error) => CaError::SigningKey(key_error),
+            None => CaError::internal(e),
+        }
     }
 }
 
 impl rcgen::PublicKeyData for CaKey {
     fn der_bytes(&self) -> &[u8] {
-        self.0.der_bytes()
+        self.0.subject_public_key()
     }
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        self.0.algorithm()
+        self.1
     }
 }
 
 impl rcgen::SigningKey for CaKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.0.sign(msg)
+        self.0.sign(msg).map_err(|e| {
+            LAST_SIGNING_ERROR.with(|last| *last.borrow_mut() = Some(e));
+            rcgen::Error::RemoteKeyError
+        })
     }
 }
 

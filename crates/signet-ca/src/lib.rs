@@ -63,7 +63,10 @@ pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
 /// Serials and revocation reasons live in `signet-pkix` (one rule, one table for the whole
 /// workspace); re-exported so `signet_ca::Serial` keeps working for the CA core's callers.
-pub use signet_pkix::{PkixError, RevocationReason, Serial, pem};
+pub use signet_pkix::{
+    Pkcs8Key, PkixError, RevocationReason, Serial, SignatureAlgorithm, SigningError, SigningKey,
+    pem,
+};
 
 /// Re-exported so callers can name certificate times without depending on `time` directly.
 pub use time::OffsetDateTime;

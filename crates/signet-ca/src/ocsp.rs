@@ -14,8 +14,6 @@
 
 use der::{Decode, Encode, Tagged};
 use ring::digest;
-use ring::rand::SystemRandom;
-use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
@@ -26,7 +24,8 @@ use signet_pkix::der_writer::{
     TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
     push_generalized_time, push_header, push_tlv, whole_seconds,
 };
-use signet_pkix::{RevocationReason, Serial};
+use signet_pkix::{Pkcs8Key, RevocationReason, Serial, SignatureAlgorithm, SigningKey};
+use std::sync::Arc;
 
 /// The largest OCSP request read. A request for ten CertIDs with a nonce is under 1 KiB; a
 /// signed one with a certificate chain a few KiB.
@@ -384,6 +383,15 @@ impl SignerAlg {
         }
     }
 
+    /// What a key of this type signs with.
+    pub(crate) fn signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            SignerAlg::EcdsaP256 => SignatureAlgorithm::EcdsaP256Sha256,
+            SignerAlg::EcdsaP384 => SignatureAlgorithm::EcdsaP384Sha384,
+            SignerAlg::Ed25519 => SignatureAlgorithm::Ed25519,
+        }
+    }
+
     /// The DER AlgorithmIdentifier of the signatures: ecdsa-with-SHA256 / -SHA384 (RFC 5758
     /// section 3.2) or id-Ed25519 (RFC 8410 section 3), parameters absent.
     fn algorithm_identifier(self) -> &'static [u8] {
@@ -399,16 +407,11 @@ impl SignerAlg {
     }
 }
 
-enum SignerKey {
-    Ecdsa(EcdsaKeyPair),
-    Ed25519(Ed25519KeyPair),
-}
-
-/// A delegated OCSP responder: its private key (held only in the responder's memory) and its
-/// certificate, with every constant part of a response encoded once.
+/// A delegated OCSP responder: its private key (held only in the responder's memory, or
+/// wherever its [`SigningKey`] keeps it) and its certificate, with every constant part of a
+/// response encoded once.
 pub struct OcspSigner {
-    key: SignerKey,
-    rng: SystemRandom,
+    key: Arc<dyn SigningKey>,
     alg: SignerAlg,
     /// `[2] EXPLICIT KeyHash` (ResponderID byKey), ready to copy.
     responder_id: Vec<u8>,
@@ -428,60 +431,57 @@ impl std::fmt::Debug for OcspSigner {
     }
 }
 
+/// The signer certificate, checked: readable, EKU id-kp-OCSPSigning, a key type a signer may
+/// have; and its subjectPublicKey bits.
+fn checked_signer_certificate(cert_der: &[u8]) -> Result<(Certificate, SignerAlg, &[u8]), CaError> {
+    let cert = Certificate::from_der(cert_der)
+        .map_err(|e| CaError::OcspSigner(format!("unreadable certificate: {e}")))?;
+    let eku =
+        find_extension::<ExtendedKeyUsage>(&cert, const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+            .map_err(|e| CaError::OcspSigner(e.to_string()))?;
+    if !eku.is_some_and(|eku| eku.0.contains(&ID_KP_OCSP_SIGNING)) {
+        return Err(CaError::OcspSigner(
+            "the certificate lacks EKU id-kp-OCSPSigning".into(),
+        ));
+    }
+    let (_, spk) = raw_subject_and_key(cert_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
+    let spki_der = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(CaError::internal)?;
+    let alg =
+        SignerAlg::from_spki_der(&spki_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
+    Ok((cert, alg, spk))
+}
+
 impl OcspSigner {
-    /// From the responder's PKCS#8 private key and the certificate the CA issued for it.
+    /// From the responder's PKCS#8 private key and the certificate the CA issued for it: an
+    /// in-memory [`Pkcs8Key`] given to [`OcspSigner::with_key`].
     ///
     /// Refuses a key that does not match the certificate, a key type other than ECDSA P-256,
     /// P-384 or Ed25519, and a certificate without EKU id-kp-OCSPSigning (RFC 6960 section
     /// 4.2.2.2), since clients would reject every response it signs.
     pub fn new(pkcs8_der: &[u8], cert_der: &[u8]) -> Result<Self, CaError> {
-        let cert = Certificate::from_der(cert_der)
-            .map_err(|e| CaError::OcspSigner(format!("unreadable certificate: {e}")))?;
-        let eku =
-            find_extension::<ExtendedKeyUsage>(&cert, const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-                .map_err(|e| CaError::OcspSigner(e.to_string()))?;
-        if !eku.is_some_and(|eku| eku.0.contains(&ID_KP_OCSP_SIGNING)) {
-            return Err(CaError::OcspSigner(
-                "the certificate lacks EKU id-kp-OCSPSigning".into(),
-            ));
+        let (_, alg, _) = checked_signer_certificate(cert_der)?;
+        let key = Pkcs8Key::from_pkcs8_der(pkcs8_der, alg.signature_algorithm())
+            .map_err(|e| CaError::OcspSigner(format!("key: {e}")))?;
+        Self::with_key(Arc::new(key), cert_der)
+    }
+
+    /// From any [`SigningKey`] and the certificate the CA issued for it, with the checks of
+    /// [`OcspSigner::new`]; the key must sign with the algorithm its certificate's key
+    /// implies (ECDSA P-256 with SHA-256, P-384 with SHA-384, or Ed25519).
+    pub fn with_key(key: Arc<dyn SigningKey>, cert_der: &[u8]) -> Result<Self, CaError> {
+        let (cert, alg, spk) = checked_signer_certificate(cert_der)?;
+        if key.algorithm() != alg.signature_algorithm() {
+            return Err(CaError::OcspSigner(format!(
+                "the key signs with {:?}, the certificate's key needs {:?}",
+                key.algorithm(),
+                alg.signature_algorithm()
+            )));
         }
-        let (_, spk) =
-            raw_subject_and_key(cert_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
-        let spki_der = cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(CaError::internal)?;
-        let alg =
-            SignerAlg::from_spki_der(&spki_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
-        let rng = SystemRandom::new();
-        let rejected = |e: ring::error::KeyRejected| CaError::OcspSigner(format!("key: {e}"));
-        let key = match alg {
-            SignerAlg::EcdsaP256 => SignerKey::Ecdsa(
-                EcdsaKeyPair::from_pkcs8(
-                    &ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING,
-                    pkcs8_der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-            ),
-            SignerAlg::EcdsaP384 => SignerKey::Ecdsa(
-                EcdsaKeyPair::from_pkcs8(
-                    &ring_sig::ECDSA_P384_SHA384_ASN1_SIGNING,
-                    pkcs8_der,
-                    &rng,
-                )
-                .map_err(rejected)?,
-            ),
-            SignerAlg::Ed25519 => SignerKey::Ed25519(
-                Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_der).map_err(rejected)?,
-            ),
-        };
-        let public = match &key {
-            SignerKey::Ecdsa(k) => k.public_key().as_ref(),
-            SignerKey::Ed25519(k) => k.public_key().as_ref(),
-        };
-        if public != spk {
+        if key.subject_public_key() != spk {
             return Err(CaError::OcspSigner(
                 "the private key does not match the certificate".into(),
             ));
@@ -517,7 +517,6 @@ impl OcspSigner {
         .map_err(CaError::internal)?;
         Ok(OcspSigner {
             key,
-            rng,
             alg,
             responder_id,
             certs,
@@ -537,13 +536,7 @@ impl OcspSigner {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        match &self.key {
-            SignerKey::Ecdsa(k) => k
-                .sign(&self.rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| CaError::Internal("ECDSA signing failed".into())),
-            SignerKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
-        }
+        self.key.sign(message).map_err(CaError::SigningKey)
     }
 }
 

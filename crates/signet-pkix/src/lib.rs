@@ -10,9 +10,10 @@
 //! - [`pem`]: the one PEM encoder;
 //! - [`cert`]: reading a certificate's subject, key and extensions as signed, and verifying
 //!   signatures with ring.
+//! - [`SigningKey`]: the key-custody seam (sign bytes, say the algorithm and public key),
+//!   with [`Pkcs8Key`], the in-memory ring implementation.
 //!
-//! This crate is being filled in by issue 15 (the authority layer and the key-custody seam):
-//! CRL and OCSP encoding and the signing-key trait move here from `signet-ca` next.
+//! Issue 15 moves CRL and OCSP encoding here from `signet-ca` next.
 #![forbid(unsafe_code)]
 
 pub mod cert;
@@ -21,7 +22,9 @@ mod error;
 pub mod pem;
 mod reason;
 mod serial;
+mod signing;
 
 pub use error::PkixError;
 pub use reason::RevocationReason;
 pub use serial::Serial;
+pub use signing::{Pkcs8Key, SignatureAlgorithm, SigningError, SigningKey};
