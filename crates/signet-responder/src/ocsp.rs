@@ -273,11 +273,15 @@ impl Responder {
     }
 }
 
-/// The CRLReason to put in a response: the stored code, except those RFC 5280 keeps out of
-/// full CRLs and OCSP (7 is unassigned, removeFromCRL (8) is for delta CRLs), which say
-/// nothing rather than fail the response.
+/// The CRLReason to put in a response: the stored code, except unspecified and those RFC
+/// 5280 keeps out of full CRLs and OCSP (7 is unassigned, removeFromCRL (8) is for delta
+/// CRLs), which say nothing rather than fail the response. The table is
+/// [`signet_pkix::RevocationReason`]'s.
 pub(crate) fn reason_code(reason: Option<u8>) -> Option<u8> {
-    reason.filter(|r| matches!(r, 1..=6 | 9 | 10))
+    signet_pkix::RevocationReason::for_full_status(reason)
+        .ok()
+        .flatten()
+        .map(signet_pkix::RevocationReason::code)
 }
 
 fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
