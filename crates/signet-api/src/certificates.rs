@@ -587,7 +587,7 @@ async fn renew(
         Some(token) => match token_holder(&st, token).await {
             Ok((info, rec, burn)) => {
                 let actor = Requester::Holder {
-                    serial: rec.serial.clone(),
+                    serial: info.serial.clone(),
                     proof: HolderProof::RenewalToken,
                 };
                 (info, rec, Some(burn), actor)
@@ -597,7 +597,7 @@ async fn renew(
         None => match holder(&st, client).await {
             Ok((info, rec)) => {
                 let actor = Requester::Holder {
-                    serial: rec.serial.clone(),
+                    serial: info.serial.clone(),
                     proof: HolderProof::Mtls,
                 };
                 (info, rec, None, actor)
@@ -803,7 +803,7 @@ async fn revoke(
         match holder(&st, client).await {
             Ok((info, _)) => {
                 let actor = Requester::Holder {
-                    serial: info.serial.to_hex(),
+                    serial: info.serial.clone(),
                     proof: HolderProof::Mtls,
                 }
                 .to_string();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use signet_ca::SubjectName;
+use signet_ca::{Serial, SubjectName};
 
 use crate::provisioner::Provisioner;
 
@@ -44,8 +44,8 @@ pub enum Requester {
     /// The holder of a certificate this CA issued, renewing it. Recorded (as an audit actor)
     /// as `mtls:<serial>` or `x5c:<serial>`, by how it proved to hold the certificate.
     Holder {
-        /// The certificate's serial, lowercase hex.
-        serial: String,
+        /// The certificate's serial (recorded in lowercase hex).
+        serial: Serial,
         /// How the holder proved it.
         proof: HolderProof,
     },
@@ -246,14 +246,14 @@ mod tests {
             ),
             (
                 Requester::Holder {
-                    serial: "0a1b".into(),
+                    serial: Serial::from_hex("0a1b").unwrap(),
                     proof: HolderProof::Mtls,
                 },
                 "mtls:0a1b",
             ),
             (
                 Requester::Holder {
-                    serial: "0a1b".into(),
+                    serial: Serial::from_hex("0a1b").unwrap(),
                     proof: HolderProof::RenewalToken,
                 },
                 "x5c:0a1b",

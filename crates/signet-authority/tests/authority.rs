@@ -255,7 +255,7 @@ async fn a_renewal_follows_its_line_to_the_provisioner_in_force_now() {
         .unwrap();
     let info = signet_ca::CertificateInfo::from_der(&rec.der).unwrap();
     let holder = Requester::Holder {
-        serial: rec.serial.clone(),
+        serial: info.serial.clone(),
         proof: HolderProof::Mtls,
     };
     let renewal = RenewRequest {
