@@ -160,6 +160,22 @@ impl TestDb {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        // A killed postmaster is a zombie until whoever adopted it (pg_ctl exits at start, so
+        // that is PID 1 or a subreaper, not this test) reaps it, which some init processes do
+        // late. PostgreSQL's lock-file check (`kill(pid, 0)`) counts a zombie as a running
+        // postmaster, so the restart would refuse: "lock file postmaster.pid already exists".
+        // After a real crash no such process is left at all; the dead server's lock file is
+        // stale, and removing it changes nothing else (crash recovery still runs, from
+        // pg_control's state). Only a zombie's (never a live server's) lock file goes.
+        let postmaster = pids[0];
+        if zombie(postmaster) {
+            let lock = cluster.dir().join("data").join("postmaster.pid");
+            if let Err(e) = std::fs::remove_file(&lock)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                panic!("removing the killed server's {}: {e}", lock.display());
+            }
+        }
     }
 
     /// Freezes a private cluster's server with SIGSTOP (the postmaster and every backend):
@@ -552,6 +568,15 @@ fn alive(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// Whether `pid` is a zombie: dead, but not yet reaped by its parent.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z")
+    })
 }
 
 /// The pids whose parent is `parent`, from /proc/*/stat.
