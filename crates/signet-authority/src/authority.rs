@@ -336,19 +336,9 @@ impl Authority {
             Requester::Server => Policy::allow_all(),
             _ => self.policy.clone(),
         };
-        let limits = self.limits(profile);
-        let ttl = ttl.within(policy.max_lifetime(&limits))?;
-        let cert = self
-            .ca
-            .issue(
-                &csr,
-                profile,
-                &limits,
-                ttl,
-                &policy,
-                OffsetDateTime::now_utc(),
-            )
-            .map_err(|e| whose_policy(e, requester, false))?;
+        let cert = self.sign(&csr, profile, ttl, &policy, |e| {
+            whose_policy(e, requester, false)
+        })?;
         let recorded = requester.to_string();
         let action = match requester {
             Requester::Server => SERVER_CERT_ACTION,
@@ -393,19 +383,9 @@ impl Authority {
         // first issued to.
         let origin = self.line_origin(rec).await?;
         let (policy, counted_against) = self.renewal_policy(&origin, provisioners)?;
-        let limits = self.limits(profile);
-        let ttl = ttl.within(policy.max_lifetime(&limits))?;
-        let cert = self
-            .ca
-            .issue(
-                &csr,
-                profile,
-                &limits,
-                ttl,
-                &policy,
-                OffsetDateTime::now_utc(),
-            )
-            .map_err(|e| name_denied_by(e, &counted_against, true))?;
+        let cert = self.sign(&csr, profile, ttl, &policy, |e| {
+            name_denied_by(e, &counted_against, true)
+        })?;
         let actor = holder.to_string();
         let (certificate, serial) = self
             .record_issued(cert, &actor, &origin, AuditAction::Renew, burn)
@@ -416,6 +396,30 @@ impl Authority {
             requester: origin,
             counted_against,
         })
+    }
+
+    /// Sign `csr` under `profile`'s limits and `policy`, for `ttl` within the lifetime they
+    /// allow; a refusal of the CA core's is turned into the caller's words by `refused`.
+    fn sign(
+        &self,
+        csr: &Csr,
+        profile: Profile,
+        ttl: Ttl,
+        policy: &Policy,
+        refused: impl FnOnce(CaError) -> Refusal,
+    ) -> Result<IssuedCertificate, Refusal> {
+        let limits = self.limits(profile);
+        let ttl = ttl.within(policy.max_lifetime(&limits))?;
+        self.ca
+            .issue(
+                csr,
+                profile,
+                &limits,
+                ttl,
+                policy,
+                OffsetDateTime::now_utc(),
+            )
+            .map_err(refused)
     }
 
     /// Whom a certificate's line was first issued to (`token:…`, `k8s:…`, `admin`,
