@@ -269,6 +269,33 @@ async fn http01_against_challtestsrv() {
         FailureKind::Dns,
         "broken.example.test",
     );
+    // A name with an AAAA record is tried over IPv6 first (as Boulder does); nothing
+    // listens on [::1], so the VA falls back to the A record's address.
+    srv.manage(
+        "/add-aaaa",
+        serde_json::json!({ "host": "dual.example.test.", "addresses": ["::1"] }),
+    )
+    .await;
+    let dual = srv.va(|cfg| {
+        cfg.networks = NetworkPolicy::parse_list("127.0.0.0/8, ::1/128").expect("policy");
+    });
+    let record = dual
+        .validate(
+            ChallengeKind::Http01,
+            &dns("dual.example.test"),
+            TOKEN,
+            KEY_AUTH,
+        )
+        .await
+        .expect("falls back to IPv4");
+    assert_eq!(
+        record.addresses_resolved,
+        vec![
+            "::1".parse::<IpAddr>().expect("ip"),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        ]
+    );
+    assert_eq!(record.address_used, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     // Nothing listens on the port.
     let closed = srv.va(|cfg| cfg.http01_port = free_port());
     expect_failure(
