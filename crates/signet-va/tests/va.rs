@@ -853,6 +853,11 @@ enum AlpnCert {
     WrongDigest,
     /// A good certificate, but the server does not speak acme-tls/1.
     NoAlpn,
+    /// Good certificates with other keys, on a server that speaks only TLS 1.2 (whose
+    /// handshake signature the VA checks against the certificate's key by itself).
+    Tls12P256,
+    Tls12P384,
+    Tls12Ed25519,
 }
 
 struct AlpnServer {
@@ -896,7 +901,12 @@ fn alpn_config(id: &Identifier, how: AlpnCert) -> Arc<rustls::ServerConfig> {
             .custom_extensions
             .push(CustomExtension::new_acme_identifier(digest.as_ref())),
     }
-    let key = KeyPair::generate().expect("key");
+    let key = match how {
+        AlpnCert::Tls12P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        AlpnCert::Tls12Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        _ => KeyPair::generate(),
+    }
+    .expect("key");
     let cert = params.self_signed(&key).expect("self-signed");
     // with_single_cert would refuse the certificate (webpki does not know the critical
     // acmeIdentifier extension), so the key is served through a resolver.
@@ -911,8 +921,14 @@ fn alpn_config(id: &Identifier, how: AlpnCert) -> Arc<rustls::ServerConfig> {
         vec![CertificateDer::from(cert.der().to_vec())],
         signing_key,
     ));
+    let versions: &[&rustls::SupportedProtocolVersion] = match how {
+        AlpnCert::Tls12P256 | AlpnCert::Tls12P384 | AlpnCert::Tls12Ed25519 => {
+            &[&rustls::version::TLS12]
+        }
+        _ => rustls::DEFAULT_VERSIONS,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Fixed(certified)));
@@ -974,6 +990,9 @@ async fn tls_alpn01_checks_the_certificate() {
     let srv = ChallTestSrv::start().await;
     let cases = [
         ("good.example.test", AlpnCert::Good),
+        ("tls12-p256.example.test", AlpnCert::Tls12P256),
+        ("tls12-p384.example.test", AlpnCert::Tls12P384),
+        ("tls12-ed25519.example.test", AlpnCert::Tls12Ed25519),
         ("noext.example.test", AlpnCert::NoExtension),
         ("noncritical.example.test", AlpnCert::NotCritical),
         ("two.example.test", AlpnCert::TwoNames),
@@ -1016,6 +1035,15 @@ async fn tls_alpn01_checks_the_certificate() {
             Some("1.0.0.127.in-addr.arpa".to_owned())
         ]
     );
+    for name in [
+        "tls12-p256.example.test",
+        "tls12-p384.example.test",
+        "tls12-ed25519.example.test",
+    ] {
+        va.validate(ChallengeKind::TlsAlpn01, &dns(name), TOKEN, KEY_AUTH)
+            .await
+            .unwrap_or_else(|e| panic!("{name} over TLS 1.2: {e}"));
+    }
 
     for (name, how, kind, detail) in [
         (
