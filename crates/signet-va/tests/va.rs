@@ -351,6 +351,26 @@ async fn dns01_against_challtestsrv() {
         .expect("dns-01 validates a wildcard");
     assert_eq!(record.hostname, "example.test");
 
+    // Delegation through a CNAME (as acme-dns setups do): the TXT record is followed to
+    // the name the CNAME points at.
+    srv.manage(
+        "/set-cname",
+        serde_json::json!({
+            "host": "_acme-challenge.delegated.example.test.",
+            "target": "token1.auth.example.test."
+        }),
+    )
+    .await;
+    srv.set_txt("token1.auth.example.test.", &expected).await;
+    va.validate(
+        ChallengeKind::Dns01,
+        &dns("delegated.example.test"),
+        TOKEN,
+        KEY_AUTH,
+    )
+    .await
+    .expect("dns-01 validates through a CNAME");
+
     // A record that is there but wrong.
     srv.set_txt("_acme-challenge.wrong.example.test.", "not-the-digest")
         .await;
