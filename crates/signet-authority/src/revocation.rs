@@ -8,7 +8,7 @@
 //!   the next CRL number of its CA for every responder to serve.
 //! - [`RevocationPublisher::publish_root_crl`] signs the offline root's CRL (`signet ca
 //!   root-crl`) and [`RevocationPublisher::sign_first_root_crl`] the new root's first one
-//!   (`signet init`), with a [`CrlSigner::for_root`] made while the root key is at hand.
+//!   (`signet init`), with a [`signet_ca::root_crl_signer`] made while the root key is at hand.
 //!
 //! CRL numbers come from the store's counter per CA key ([`Store::next_crl_number`]), taken
 //! before the entries are read, so numbers only grow, whichever process signs, and a larger
@@ -65,6 +65,13 @@ pub enum PublishError {
         #[source]
         source: Box<PublishError>,
     },
+}
+
+/// CRL encoding and signing are `signet-pkix`'s; its refusals read as the CA core's.
+impl From<signet_ca::PkixError> for PublishError {
+    fn from(e: signet_ca::PkixError) -> Self {
+        PublishError::Ca(e.into())
+    }
 }
 
 impl PublishError {
@@ -194,7 +201,7 @@ impl RevocationPublisher {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Sign the root's next CRL with `root` (from [`CrlSigner::for_root`]), valid for
+    /// Sign the root's next CRL with `root` (from [`signet_ca::root_crl_signer`]), valid for
     /// `validity`, and store it under the root's key id with the next CRL Number for that
     /// key (so numbers only grow, whichever machine signs). It lists what the store records
     /// as issued by the root's key and revoked (normally nothing). `actor` goes in the audit

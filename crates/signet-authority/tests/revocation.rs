@@ -10,8 +10,9 @@ use std::time::Duration;
 use rcgen::PublicKeyData;
 use signet_authority::{CrlSchedule, RevocationListener, RevocationPublisher};
 use signet_ca::{
-    CrlSigner, Csr, InitOptions, IssuanceUrls, IssuingCa, KeyType, OffsetDateTime, Policy, Profile,
+    Csr, InitOptions, IssuanceUrls, IssuingCa, KeyType, OffsetDateTime, Policy, Profile,
     ProfileLimits, RevocationReason, Serial, SubjectName, describe_crl, generate_ca,
+    root_crl_signer,
 };
 use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCertificate, RevokeOutcome, Store};
 use signet_testkit::TestDb;
@@ -312,7 +313,7 @@ async fn root_crls_are_numbered_stored_and_audited() {
         let store = Store::connect(db.url()).await.unwrap();
         store.migrate().await.unwrap();
         let bundle = generate_ca(&InitOptions::new("Root"), OffsetDateTime::now_utc()).unwrap();
-        let root = CrlSigner::for_root(&bundle.root_cert_pem, bundle.root_key).unwrap();
+        let root = root_crl_signer(&bundle.root_cert_pem, bundle.root_key).unwrap();
         let key_id = hex::encode(root.key_id());
         let validity = Duration::from_secs(90 * 86_400);
 

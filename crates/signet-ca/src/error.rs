@@ -166,7 +166,10 @@ impl From<signet_pkix::PkixError> for CaError {
             P::InvalidRevocationReason(code) => CaError::InvalidRevocationReason(code),
             P::Certificate(detail) => CaError::CaCertificate(detail),
             P::UnsupportedKey(detail) => CaError::UnsupportedKey(detail),
-            P::Encoding(detail) => CaError::Internal(detail),
+            P::Encoding(detail) | P::InvalidResponse(detail) => CaError::Internal(detail),
+            P::MalformedOcspRequest(detail) => CaError::MalformedOcspRequest(detail),
+            P::OcspSigner(detail) => CaError::OcspSigner(detail),
+            P::SigningKey(e) => CaError::SigningKey(e),
             // The random number generator failing; the CA core parses no reason names, so
             // an unknown one cannot come from its input.
             other => CaError::Internal(other.to_string()),
@@ -175,6 +178,18 @@ impl From<signet_pkix::PkixError> for CaError {
 }
 
 impl CaError {
+    /// The OCSP status to answer with when handling a request failed with this error:
+    /// `malformedRequest` for what the client sent, `internalError` for everything else
+    /// (as [`signet_pkix::PkixError::ocsp_status`] says for the errors it returns).
+    pub fn ocsp_status(&self) -> signet_pkix::ocsp::OcspErrorStatus {
+        match self {
+            CaError::MalformedOcspRequest(_) => {
+                signet_pkix::ocsp::OcspErrorStatus::MalformedRequest
+            }
+            _ => signet_pkix::ocsp::OcspErrorStatus::InternalError,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         CaError::Io {
             path: path.display().to_string(),

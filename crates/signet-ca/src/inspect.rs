@@ -9,15 +9,14 @@
 
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
-use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectAltName};
 
 use crate::CaError;
 use crate::names::SubjectName;
 use signet_pkix::cert::find_extension;
-use signet_pkix::{RevocationReason, Serial};
+use signet_pkix::{RevocationReason, Serial, rfc3339};
 
 /// The parts of an issued certificate Signet acts on.
 #[derive(Clone, Debug)]
@@ -84,17 +83,6 @@ impl CertificateInfo {
             authority_key_id: aki,
         })
     }
-}
-
-/// A time as RFC 3339 in UTC, to the second (`2026-12-07T01:15:29Z`): how every Signet output
-/// and log field writes a time. A year RFC 3339 cannot write (before 0 or after 9999, which
-/// no X.509 time can hold) falls back to Unix seconds.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let utc = t.to_offset(UtcOffset::UTC);
-    utc.replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{}", utc.unix_timestamp()))
 }
 
 /// The largest input [`inspect`] reads: far more than any chain or CRL Signet makes.

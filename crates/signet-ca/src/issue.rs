@@ -296,7 +296,7 @@ impl IssuingCa {
                 max: OCSP_SIGNER_MAX_LIFETIME,
             });
         }
-        crate::ocsp::SignerAlg::from_spki_der(spki_der)?;
+        signet_pkix::ocsp::signer_key_algorithm(spki_der)?;
         let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
         if now < self.not_before || now >= self.not_after {
             return Err(CaError::IssuerExpired(crate::rfc3339(self.not_after)));
@@ -343,19 +343,6 @@ impl IssuingCa {
     /// The rcgen issuer (certificate and key) this CA signs with.
     pub(crate) fn rcgen_issuer(&self) -> &Issuer<'static, CaKey> {
         &self.issuer
-    }
-
-    /// Sign `message` with the CA's key, as CRLs are signed (the OCSP tests sign responses
-    /// by hand with it).
-    #[cfg(test)]
-    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        self.issuer.key().sign_raw(message)
-    }
-
-    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what the CA's key signs,
-    /// matching what rcgen writes in certificates for the same key.
-    pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
-        self.issuer.key().signature_algorithm_der()
     }
 
     /// The CA's key, shared: what a [`crate::CrlSigner`] signs with.
@@ -500,15 +487,10 @@ impl CaKey {
         Self::new(Arc::new(key))
     }
 
-    /// Sign `message`; the signature goes with [`Self::signature_algorithm_der`].
-    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        self.0.sign(message).map_err(CaError::SigningKey)
-    }
-
-    /// The DER AlgorithmIdentifier (RFC 5280 section 4.1.1.2) of what [`Self::sign_raw`]
-    /// produces, matching what rcgen writes in certificates for the same key.
-    pub(crate) fn signature_algorithm_der(&self) -> Result<&'static [u8], CaError> {
-        Ok(self.0.algorithm().algorithm_identifier())
+    /// The key itself, for a handle that signs one kind of thing with it (a
+    /// [`signet_pkix::crl::CrlSigner`]).
+    pub(crate) fn signing_key(&self) -> Arc<dyn SigningKey> {
+        Arc::clone(&self.0)
     }
 
     /// The error of a failed rcgen signing call made on this thread: the key's typed

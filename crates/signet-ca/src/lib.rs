@@ -11,10 +11,12 @@
 //!    requested name, then builds the certificate from policy alone: nothing in the CSR other
 //!    than its public key and approved names reaches the certificate.
 //!
-//! Revocation: a [`CrlSigner`] (the CA's name, key identifier and key, and nothing else)
-//! signs CRLs for the CA's publisher ([`build_crl`] with the whole CA); the OCSP responder, which
-//! never holds the CA key, answers [`parse_ocsp_request`]ed requests with [`build_response`]
-//! signed by an [`OcspSigner`] whose certificate comes from [`IssuingCa::issue_ocsp_signer`].
+//! Revocation: [`IssuingCa::crl_signer`] and [`root_crl_signer`] hand out a [`CrlSigner`]
+//! (the CA's name, key identifier and key, and nothing else) for the CA's publisher, and
+//! [`IssuingCa::issue_ocsp_signer`] certifies the OCSP responder's own key. CRL and OCSP
+//! encoding live in `signet-pkix` (`signet_pkix::crl`, `signet_pkix::ocsp`), below this
+//! crate, so that the responder can answer without depending on the CA core; they are
+//! re-exported here so the CA core's callers name them as before.
 #![forbid(unsafe_code)]
 
 mod crl;
@@ -26,11 +28,10 @@ mod inspect;
 mod issue;
 mod keys;
 mod names;
-mod ocsp;
 mod policy;
 mod profile;
 
-pub use crl::{CrlSigner, RevokedEntry, SubordinateCa, build_crl};
+pub use crl::{SubordinateCa, build_crl, root_crl_signer};
 pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
 pub use files::{write_atomic, write_new};
@@ -39,7 +40,7 @@ pub use inspect::{
     AuthorityInfoAccessView, BasicConstraintsView, CertificateInfo, CertificateView, CrlEntryView,
     CrlView, CsrView, ExtensionView, FingerprintsView, Inspected, MAX_INSPECT_LEN,
     OcspResponseView, OcspSingleView, PublicKeyView, describe_certificate, describe_crl,
-    describe_csr, describe_ocsp_response, inspect, rfc3339,
+    describe_csr, describe_ocsp_response, inspect,
 };
 pub use issue::{
     IssuanceUrls, IssuedCertificate, IssuingCa, OCSP_SIGNER_MAX_LIFETIME, OcspSignerCertificate,
@@ -50,22 +51,24 @@ pub use keys::{
     write_private_key_file,
 };
 pub use names::{DnsName, SubjectName};
-pub use ocsp::{
-    CertIdHash, CertStatusKind, MAX_OCSP_CERT_IDS, MAX_OCSP_REQUEST_LEN, OCSP_NONCE_LEN,
-    OcspCertId, OcspErrorStatus, OcspIssuerIds, OcspSigner, ParsedOcspRequest, build_response,
-    error_response, parse_ocsp_request,
-};
-pub use ocsp::{
-    OCSP_CLOCK_SKEW, OcspCheckError, OcspRequestFor, OcspResponseSigner, VerifiedOcspResponse,
-    build_ocsp_request, ocsp_responder_urls, verify_ocsp_response,
-};
 pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
+/// CRL encoding and its narrow signing handle live in `signet-pkix`; re-exported for the CA
+/// core's callers.
+pub use signet_pkix::crl::{CrlSigner, RevokedEntry};
+/// OCSP (responder and client side) lives in `signet-pkix`; re-exported for the CA core's
+/// callers. Its errors are [`PkixError`]s, which convert into [`CaError`].
+pub use signet_pkix::ocsp::{
+    CertIdHash, CertStatusKind, MAX_OCSP_CERT_IDS, MAX_OCSP_REQUEST_LEN, OCSP_CLOCK_SKEW,
+    OCSP_NONCE_LEN, OcspCertId, OcspCheckError, OcspErrorStatus, OcspIssuerIds, OcspRequestFor,
+    OcspResponseSigner, OcspSigner, ParsedOcspRequest, VerifiedOcspResponse, build_ocsp_request,
+    build_response, error_response, ocsp_responder_urls, parse_ocsp_request, verify_ocsp_response,
+};
 /// Serials and revocation reasons live in `signet-pkix` (one rule, one table for the whole
 /// workspace); re-exported so `signet_ca::Serial` keeps working for the CA core's callers.
 pub use signet_pkix::{
     Pkcs8Key, PkixError, RevocationReason, Serial, SignatureAlgorithm, SigningError, SigningKey,
-    pem,
+    pem, rfc3339,
 };
 
 /// Re-exported so callers can name certificate times without depending on `time` directly.

@@ -13,8 +13,8 @@ use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair};
 use signet_ca::{
     CaError, CertIdHash, CertStatusKind, Csr, InitOptions, IssuanceUrls, IssuedCertificate,
     IssuingCa, KeyType, OCSP_SIGNER_MAX_LIFETIME, OcspErrorStatus, OcspIssuerIds, OcspSigner,
-    OcspSignerCertificate, OffsetDateTime, Policy, Profile, ProfileLimits, RevokedEntry, Serial,
-    build_crl, build_response, error_response, generate_ca, parse_ocsp_request,
+    OcspSignerCertificate, OffsetDateTime, PkixError, Policy, Profile, ProfileLimits, RevokedEntry,
+    Serial, build_crl, build_response, error_response, generate_ca, parse_ocsp_request,
 };
 
 struct Fixture {
@@ -325,12 +325,12 @@ fn delegated_signer_issuance_refuses_what_it_cannot_serve() {
     let pkcs8 = key.serialize_der();
     assert!(matches!(
         OcspSigner::new(&pkcs8, &leaf.der),
-        Err(CaError::OcspSigner(_))
+        Err(PkixError::OcspSigner(_))
     ));
     let (_, signer_cert) = f.signer(KeyType::P256);
     assert!(matches!(
         OcspSigner::new(&pkcs8, &signer_cert.der),
-        Err(CaError::OcspSigner(_))
+        Err(PkixError::OcspSigner(_))
     ));
 }
 
@@ -496,7 +496,7 @@ fn response_without_nonce_and_request_without_nonce() {
             t + time::Duration::hours(1),
             None
         ),
-        Err(CaError::InvalidRevocationReason(7))
+        Err(PkixError::InvalidRevocationReason(7))
     ));
 }
 
@@ -531,9 +531,10 @@ fn with_nonce(req_der: &[u8], nonce: &[u8]) -> Vec<u8> {
 
 fn assert_malformed(what: &str, input: &[u8]) {
     match parse_ocsp_request(input) {
-        Err(e @ CaError::MalformedOcspRequest(_)) => {
+        Err(e @ PkixError::MalformedOcspRequest(_)) => {
             assert_eq!(e.ocsp_status(), OcspErrorStatus::MalformedRequest, "{what}");
-            assert!(e.is_client_error(), "{what}");
+            // The CA core's callers see it as the requester's fault too.
+            assert!(CaError::from(e).is_client_error(), "{what}");
         }
         other => panic!("{what}: expected malformedRequest, got {other:?}"),
     }

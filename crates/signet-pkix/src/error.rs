@@ -37,4 +37,45 @@ pub enum PkixError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+
+    /// An OCSP request is not one Signet answers: not DER, too large, too many CertIDs, an
+    /// unsupported hash algorithm, or a nonce outside 1 to 32 octets (RFC 8954). Answered
+    /// with the OCSP status `malformedRequest` ([`PkixError::ocsp_status`]).
+    #[error("malformed OCSP request: {0}")]
+    MalformedOcspRequest(String),
+
+    /// The delegated OCSP signer (its key or certificate) is unusable: mismatched key and
+    /// certificate, missing EKU OCSPSigning, or an unsupported key type.
+    #[error("OCSP signer: {0}")]
+    OcspSigner(String),
+
+    /// A key did not sign a CRL or an OCSP response: unavailable (a token or KMS out of
+    /// reach) or failing. Nothing was signed or returned.
+    #[error("signing key: {0}")]
+    SigningKey(crate::SigningError),
+
+    /// A CRL or OCSP response was asked for with times it cannot carry: a nextUpdate not
+    /// after its thisUpdate, or no status to answer with. A fault of the caller, not of
+    /// whoever sent a request.
+    #[error("{0}")]
+    InvalidResponse(String),
+}
+
+impl PkixError {
+    /// The OCSP status to answer with when handling a request failed with this error:
+    /// `malformedRequest` for what the client sent, `internalError` for everything else.
+    pub fn ocsp_status(&self) -> crate::ocsp::OcspErrorStatus {
+        match self {
+            PkixError::MalformedOcspRequest(_) => crate::ocsp::OcspErrorStatus::MalformedRequest,
+            _ => crate::ocsp::OcspErrorStatus::InternalError,
+        }
+    }
+
+    /// Prefix a certificate error with which certificate it is about.
+    pub(crate) fn with(self, which: &str) -> PkixError {
+        match self {
+            PkixError::Certificate(why) => PkixError::Certificate(format!("{which}: {why}")),
+            other => other,
+        }
+    }
 }

@@ -11,20 +11,30 @@
 //! - [`cert`]: reading a certificate's subject, key and extensions as signed, and verifying
 //!   signatures with ring.
 //! - [`SigningKey`]: the key-custody seam (sign bytes, say the algorithm and public key),
-//!   with [`Pkcs8Key`], the in-memory ring implementation.
+//!   with [`Pkcs8Key`], the in-memory ring implementation;
+//! - [`crl`]: CRL encoding, signed by a [`crl::CrlSigner`] (a CA's name, key identifier and
+//!   key, and nothing else);
+//! - [`ocsp`]: OCSP request parsing, response building with a delegated [`ocsp::OcspSigner`],
+//!   and the client side (requests for a staple, verifying responses);
+//! - [`rfc3339`]: how every Signet output writes a time.
 //!
-//! Issue 15 moves CRL and OCSP encoding here from `signet-ca` next.
+//! It never makes or loads a CA: everything here signs only with a key it is handed, which
+//! is why the OCSP responder can depend on it and not on `signet-ca`.
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod crl;
 pub mod der_writer;
 mod error;
+pub mod ocsp;
 pub mod pem;
 mod reason;
 mod serial;
 mod signing;
+mod times;
 
 pub use error::PkixError;
 pub use reason::RevocationReason;
 pub use serial::Serial;
 pub use signing::{Pkcs8Key, SignatureAlgorithm, SigningError, SigningKey};
+pub use times::rfc3339;

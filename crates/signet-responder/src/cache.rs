@@ -18,7 +18,8 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, header};
-use signet_ca::{CertStatusKind, Serial};
+use signet_pkix::Serial;
+use signet_pkix::ocsp::CertStatusKind;
 use time::OffsetDateTime;
 
 use crate::http::http_date;

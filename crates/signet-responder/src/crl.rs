@@ -122,14 +122,14 @@ impl Responder {
         if expired {
             tracing::error!(
                 number = crl.number,
-                next_update = %signet_ca::rfc3339(crl.next_update),
+                next_update = %signet_pkix::rfc3339(crl.next_update),
                 "the root CA's CRL has expired: clients checking CRLs (nginx ssl_crl) now refuse \
                  every certificate; sign a new one with `signet ca root-crl`"
             );
         } else {
             tracing::warn!(
                 number = crl.number,
-                next_update = %signet_ca::rfc3339(crl.next_update),
+                next_update = %signet_pkix::rfc3339(crl.next_update),
                 "the root CA's CRL expires soon: sign a new one with `signet ca root-crl` \
                  before then"
             );

@@ -2,7 +2,7 @@
 
 use const_oid::db::rfc5280;
 use der::{Decode, Encode};
-use signet_ca::OcspIssuerIds;
+use signet_pkix::ocsp::OcspIssuerIds;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, SubjectKeyIdentifier};
 
@@ -46,7 +46,7 @@ impl IssuerCertificate {
         };
         let subject_der = cert.tbs_certificate.subject.to_der().map_err(|e| bad(&e))?;
         let serial_hex =
-            signet_ca::Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
+            signet_pkix::Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
                 .map_err(|e| bad(&e))?
                 .to_hex();
         let not_after = i64::try_from(

@@ -2,9 +2,9 @@
 //! HTTP, as relying parties (OpenSSL, nginx stapling, Go, rustls) expect.
 //!
 //! The responder never holds the CA's issuing key. It holds:
-//! - the issuing CA *certificate*, to recognise its CertIDs ([`signet_ca::OcspIssuerIds`])
+//! - the issuing CA *certificate*, to recognise its CertIDs ([`signet_pkix::ocsp::OcspIssuerIds`])
 //!   and to serve it at `/ca/issuing.crt` for AIA caIssuers;
-//! - a delegated OCSP signer ([`signet_ca::OcspSigner`]): a P-256 key generated in memory at
+//! - a delegated OCSP signer ([`signet_pkix::ocsp::OcspSigner`]): a P-256 key generated in memory at
 //!   start and never written anywhere, with a short-lived certificate that a process holding
 //!   the CA key signs ([`CertifySigner`]), rotated at half its life ([`Responder::run_signer`]);
 //! - the database, which is the single source of truth for revocation. CRLs are signed by the
@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use signet_ca::{CaError, OcspSigner};
+use signet_pkix::PkixError;
+use signet_pkix::ocsp::OcspSigner;
 use signet_store::{Store, StoreError};
 use time::OffsetDateTime;
 
@@ -98,9 +99,15 @@ pub enum ResponderError {
     #[error("OCSP signer: {0}")]
     Signer(String),
 
-    /// The CA core refused something (a signer certificate, a key).
+    /// An OCSP signer, an OCSP request or response that the PKIX layer refused (a signer
+    /// certificate and key that do not go together, a key that did not sign).
     #[error(transparent)]
-    Ca(#[from] CaError),
+    Pkix(#[from] PkixError),
+
+    /// Whatever certifies the responder's key (the CA, through [`CertifySigner`]) refused or
+    /// failed; its error as it gave it. The responder holds no CA and names none of its types.
+    #[error(transparent)]
+    Certifier(Box<dyn std::error::Error + Send + Sync>),
 
     /// The database failed.
     #[error(transparent)]
@@ -287,7 +294,7 @@ impl Responder {
         let rotate_at = now + (signer.not_after() - now) / 2;
         tracing::info!(
             serial = %signer.serial(),
-            not_after = %signet_ca::rfc3339(signer.not_after()),
+            not_after = %signet_pkix::rfc3339(signer.not_after()),
             "OCSP signer installed"
         );
         let active = Arc::new(ActiveSigner { signer, rotate_at });
@@ -316,7 +323,7 @@ impl Responder {
     /// Tell the responder that `serial` was just revoked (by this process): its cached
     /// answer is dropped now, before the caller's revocation request returns, so the next
     /// OCSP request already reads the revocation from the database.
-    pub fn certificate_revoked(&self, serial: &signet_ca::Serial) {
+    pub fn certificate_revoked(&self, serial: &signet_pkix::Serial) {
         self.inner.cache.invalidate(serial);
         self.inner.wake.notify_one();
     }

@@ -20,10 +20,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use signet_ca::{
-    CaError, CertStatusKind, MAX_OCSP_REQUEST_LEN, OcspCertId, OcspErrorStatus, ParsedOcspRequest,
-    Serial, build_response, error_response, parse_ocsp_request,
+use signet_pkix::ocsp::{
+    CertStatusKind, MAX_OCSP_REQUEST_LEN, OcspCertId, OcspErrorStatus, ParsedOcspRequest,
+    build_response, error_response, parse_ocsp_request,
 };
+use signet_pkix::{PkixError, Serial};
 use time::OffsetDateTime;
 
 use crate::Responder;
@@ -302,7 +303,7 @@ pub(crate) struct ParsedRequests {
 impl ParsedRequests {
     const CAPACITY: usize = 8192;
 
-    pub(crate) fn parse(&self, der: &[u8]) -> Result<Arc<ParsedOcspRequest>, CaError> {
+    pub(crate) fn parse(&self, der: &[u8]) -> Result<Arc<ParsedOcspRequest>, PkixError> {
         if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(der).cloned()) {
             return Ok(hit);
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use der::Encode;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-use signet_ca::OcspSigner;
+use signet_pkix::ocsp::OcspSigner;
 use signet_store::{OcspSignerRequestState, Store};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;

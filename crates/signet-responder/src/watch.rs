@@ -77,7 +77,7 @@ impl Responder {
             let events = self.inner.store.revocations_since(*cursor, PAGE).await?;
             for event in &events {
                 tracing::debug!(serial = %event.serial, "revocation seen");
-                match signet_ca::Serial::from_hex(&event.serial) {
+                match signet_pkix::Serial::from_hex(&event.serial) {
                     Ok(serial) => self.inner.cache.invalidate(&serial),
                     Err(_) => self.inner.cache.clear(),
                 }

@@ -82,11 +82,14 @@ fn signer_record(ca: &IssuingCa, c: &OcspSignerCertificate) -> NewCertificate {
 
 impl CertifySigner for Direct {
     async fn certify(&self, spki_der: &[u8]) -> Result<Vec<u8>, ResponderError> {
-        let c = self.ca.issue_ocsp_signer(
-            spki_der,
-            Duration::from_secs(86_400),
-            OffsetDateTime::now_utc(),
-        )?;
+        let c = self
+            .ca
+            .issue_ocsp_signer(
+                spki_der,
+                Duration::from_secs(86_400),
+                OffsetDateTime::now_utc(),
+            )
+            .map_err(|e| ResponderError::Certifier(Box::new(e)))?;
         let serial = c.serial.to_hex();
         self.store
             .insert_certificate(

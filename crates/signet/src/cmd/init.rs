@@ -297,7 +297,7 @@ async fn first_root_crl(
 ) -> anyhow::Result<NewCrl> {
     let validity = humantime::parse_duration(ROOT_CRL_DEFAULT_VALIDITY)
         .context("the default root CRL validity")?;
-    let root = signet_ca::CrlSigner::for_root(root_pem, root_key)?;
+    let root = signet_ca::root_crl_signer(root_pem, root_key)?;
     Ok(signet_authority::RevocationPublisher::sign_first_root_crl(store, &root, validity).await?)
 }
 

@@ -66,7 +66,7 @@ impl CaCertifier {
 /// An authority refusal as the responder reports it.
 fn responder_error(refusal: Refusal) -> ResponderError {
     match refusal {
-        Refusal::Ca(e) => e.into(),
+        Refusal::Ca(e) => ResponderError::Certifier(Box::new(e)),
         Refusal::Store(e) => e.into(),
         other => ResponderError::Signer(other.to_string()),
     }

@@ -1,723 +1,21 @@
-//! OCSP (RFC 6960) under the RFC 5019 lightweight profile: reading requests, recognising our
-//! issuer in them, and writing responses signed by a delegated responder certificate.
-//!
-//! The responder never holds the issuing CA's key. It generates its own key in memory, has the
-//! CA sign a short-lived certificate for it with [`crate::IssuingCa::issue_ocsp_signer`], and
-//! signs responses with an [`OcspSigner`] built from the two. Everything in a response that
-//! does not change between calls (the signer certificate, the responder ID, the algorithm
-//! identifier) is encoded once in [`OcspSigner::new`]; building a response is a few small
-//! copies and one signature.
-//!
-//! Requests are parsed with x509-ocsp (strict DER) and then checked against what Signet
-//! answers; responses are written by hand with `signet-pkix`'s small DER writer, each
-//! structure quoted from RFC 6960 next to the code that writes it.
+//! The client side of OCSP: the request a TLS server sends to fetch a staple for its
+//! certificate, and the checks a TLS client makes of the response (RFC 6960 sections 3.2
+//! and 4.2.2.2), run before the response is stapled (`signet staple`, `signet renew`).
 
-use der::{Decode, Encode, Tagged};
+use der::{Decode, Encode};
 use ring::digest;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 
-use crate::CaError;
-use signet_pkix::cert::{KeyAlgorithm, find_extension, raw_subject_and_key, signature_verifies};
-use signet_pkix::der_writer::{
-    TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
-    push_generalized_time, push_header, push_tlv, whole_seconds,
+use super::{
+    CertIdHash, CertStatusKind, ID_KP_OCSP_SIGNING, ID_PKIX_OCSP_NONCE, OcspCertId, OcspIssuerIds,
+    checked_nonce, parse_ocsp_request,
 };
-use signet_pkix::{Pkcs8Key, RevocationReason, Serial, SignatureAlgorithm, SigningKey};
-use std::sync::Arc;
-
-/// The largest OCSP request read. A request for ten CertIDs with a nonce is under 1 KiB; a
-/// signed one with a certificate chain a few KiB.
-pub const MAX_OCSP_REQUEST_LEN: usize = 16 * 1024;
-
-/// The most CertIDs answered in one request (RFC 5019 clients send one).
-pub const MAX_OCSP_CERT_IDS: usize = 10;
-
-/// The nonce sizes accepted (RFC 8954 section 2.1: `Nonce ::= OCTET STRING(SIZE(1..32))`).
-pub const OCSP_NONCE_LEN: std::ops::RangeInclusive<usize> = 1..=32;
-
-/// id-pkix-ocsp-nonce (1.3.6.1.5.5.7.48.1.2), RFC 6960 section 4.4.1.
-const ID_PKIX_OCSP_NONCE: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
-/// id-kp-OCSPSigning (1.3.6.1.5.5.7.3.9), RFC 5280 section 4.2.1.12.
-const ID_KP_OCSP_SIGNING: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
-const ID_SHA1: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const ID_SHA256: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-
-/// The non-successful OCSPResponseStatus values a responder sends (RFC 6960 section 4.2.1).
-/// These responses carry no responseBytes and are not signed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OcspErrorStatus {
-    /// malformedRequest (1): the request did not parse or is not one we answer.
-    MalformedRequest,
-    /// internalError (2): the responder is in an inconsistent state.
-    InternalError,
-    /// tryLater (3): the responder cannot answer now (e.g. no status data yet).
-    TryLater,
-    /// unauthorized (6): the responder is not authoritative for the CertID (RFC 5019
-    /// section 2.2.3: an issuer it does not serve).
-    Unauthorized,
-}
-
-impl OcspErrorStatus {
-    /// The ENUMERATED value.
-    pub fn code(self) -> u8 {
-        match self {
-            OcspErrorStatus::MalformedRequest => 1,
-            OcspErrorStatus::InternalError => 2,
-            OcspErrorStatus::TryLater => 3,
-            OcspErrorStatus::Unauthorized => 6,
-        }
-    }
-}
-
-impl CaError {
-    /// The OCSP status to answer with when handling a request failed with this error:
-    /// `malformedRequest` for what the client sent, `internalError` for everything else.
-    pub fn ocsp_status(&self) -> OcspErrorStatus {
-        match self {
-            CaError::MalformedOcspRequest(_) => OcspErrorStatus::MalformedRequest,
-            _ => OcspErrorStatus::InternalError,
-        }
-    }
-}
-
-/// An unsuccessful OCSPResponse: `SEQUENCE { responseStatus ENUMERATED }` with no
-/// responseBytes (RFC 6960 section 4.2.1).
-pub fn error_response(status: OcspErrorStatus) -> Vec<u8> {
-    vec![0x30, 0x03, 0x0a, 0x01, status.code()]
-}
-
-/// The hash algorithm of a CertID. SHA-1 is what RFC 5019 clients (and `openssl ocsp`) send
-/// by default; SHA-256 is what newer ones may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CertIdHash {
-    /// id-sha1 (1.3.14.3.2.26).
-    Sha1,
-    /// id-sha256 (2.16.840.1.101.3.4.2.1).
-    Sha256,
-}
-
-impl CertIdHash {
-    fn output_len(self) -> usize {
-        match self {
-            CertIdHash::Sha1 => 20,
-            CertIdHash::Sha256 => 32,
-        }
-    }
-}
-
-/// One CertID as a client sent it, checked: a supported hash, hashes of the right length and
-/// a positive serial of at most 20 octets.
-///
-/// ```text
-/// CertID ::= SEQUENCE {
-///     hashAlgorithm       AlgorithmIdentifier,
-///     issuerNameHash      OCTET STRING, -- Hash of issuer's DN
-///     issuerKeyHash       OCTET STRING, -- Hash of issuer's public key
-///     serialNumber        CertificateSerialNumber }
-/// ```
-/// (RFC 6960 section 4.1.1.) The DER as received is kept, because the response must echo
-/// the CertID exactly as requested.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct OcspCertId {
-    hash: CertIdHash,
-    issuer_name_hash: Vec<u8>,
-    issuer_key_hash: Vec<u8>,
-    serial: Serial,
-    der: Vec<u8>,
-}
-
-impl OcspCertId {
-    fn from_x509_ocsp(id: &x509_ocsp::CertId) -> Result<Self, CaError> {
-        let malformed = |why: &str| CaError::MalformedOcspRequest(why.to_string());
-        let hash = match id.hash_algorithm.oid {
-            ID_SHA1 => CertIdHash::Sha1,
-            ID_SHA256 => CertIdHash::Sha256,
-            other => {
-                return Err(CaError::MalformedOcspRequest(format!(
-                    "unsupported CertID hash algorithm {other}"
-                )));
-            }
-        };
-        // The parameters are NULL or absent for both hashes (RFC 5754 section 2).
-        if let Some(params) = &id.hash_algorithm.parameters
-            && params.tag() != der::Tag::Null
-        {
-            return Err(malformed("hash algorithm parameters are not NULL"));
-        }
-        let name_hash = id.issuer_name_hash.as_bytes();
-        let key_hash = id.issuer_key_hash.as_bytes();
-        if name_hash.len() != hash.output_len() || key_hash.len() != hash.output_len() {
-            return Err(malformed("issuer hash length does not match the algorithm"));
-        }
-        let serial_content = id.serial_number.as_bytes();
-        if serial_content.first().is_some_and(|b| b & 0x80 != 0) {
-            return Err(malformed("negative serial number"));
-        }
-        let serial = Serial::from_be_bytes(serial_content)
-            .map_err(|e| CaError::MalformedOcspRequest(e.to_string()))?;
-        let der = id
-            .to_der()
-            .map_err(|e| CaError::MalformedOcspRequest(e.to_string()))?;
-        Ok(OcspCertId {
-            hash,
-            issuer_name_hash: name_hash.to_vec(),
-            issuer_key_hash: key_hash.to_vec(),
-            serial,
-            der,
-        })
-    }
-
-    /// The hash algorithm of the issuer hashes.
-    pub fn hash_algorithm(&self) -> CertIdHash {
-        self.hash
-    }
-
-    /// issuerNameHash: the hash of the issuer's DER-encoded subject.
-    pub fn issuer_name_hash(&self) -> &[u8] {
-        &self.issuer_name_hash
-    }
-
-    /// issuerKeyHash: the hash of the issuer's subjectPublicKey bits.
-    pub fn issuer_key_hash(&self) -> &[u8] {
-        &self.issuer_key_hash
-    }
-
-    /// The serial number asked about.
-    pub fn serial(&self) -> &Serial {
-        &self.serial
-    }
-
-    /// The CertID DER as received, echoed in the response.
-    pub fn der(&self) -> &[u8] {
-        &self.der
-    }
-}
-
-/// A checked OCSP request: the CertIDs to answer and the nonce to echo.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParsedOcspRequest {
-    cert_ids: Vec<OcspCertId>,
-    nonce: Option<Vec<u8>>,
-}
-
-impl ParsedOcspRequest {
-    /// The CertIDs, in request order: 1 to [`MAX_OCSP_CERT_IDS`].
-    pub fn cert_ids(&self) -> &[OcspCertId] {
-        &self.cert_ids
-    }
-
-    /// The nonce (RFC 8954), 1 to 32 octets, when the client sent one.
-    pub fn nonce(&self) -> Option<&[u8]> {
-        self.nonce.as_deref()
-    }
-}
-
-/// Parse and check an OCSP request (the body of a POST, or the base64-decoded path of a GET).
-///
-/// ```text
-/// OCSPRequest ::= SEQUENCE {
-///     tbsRequest                  TBSRequest,
-///     optionalSignature   [0]     EXPLICIT Signature OPTIONAL }
-/// TBSRequest ::= SEQUENCE {
-///     version             [0]     EXPLICIT Version DEFAULT v1,
-///     requestorName       [1]     EXPLICIT GeneralName OPTIONAL,
-///     requestList                 SEQUENCE OF Request,
-///     requestExtensions   [2]     EXPLICIT Extensions OPTIONAL }
-/// Request ::= SEQUENCE {
-///     reqCert                     CertID,
-///     singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
-/// ```
-/// (RFC 6960 section 4.1.1.) A signature is allowed and ignored (RFC 6960 section 4.1.2
-/// leaves checking it to the responder; RFC 5019 clients do not sign). Every failure is
-/// [`CaError::MalformedOcspRequest`]: input over [`MAX_OCSP_REQUEST_LEN`], anything not
-/// strict DER or with trailing data, no CertID or more than [`MAX_OCSP_CERT_IDS`], a CertID
-/// hash other than SHA-1 or SHA-256, and a nonce outside 1 to 32 octets or sent twice.
-pub fn parse_ocsp_request(der: &[u8]) -> Result<ParsedOcspRequest, CaError> {
-    if der.len() > MAX_OCSP_REQUEST_LEN {
-        return Err(CaError::MalformedOcspRequest(format!(
-            "request of {} bytes exceeds {MAX_OCSP_REQUEST_LEN}",
-            der.len()
-        )));
-    }
-    let req = x509_ocsp::OcspRequest::from_der(der)
-        .map_err(|e| CaError::MalformedOcspRequest(e.to_string()))?;
-    let list = &req.tbs_request.request_list;
-    if list.is_empty() {
-        return Err(CaError::MalformedOcspRequest(
-            "no CertID in the request".into(),
-        ));
-    }
-    if list.len() > MAX_OCSP_CERT_IDS {
-        return Err(CaError::MalformedOcspRequest(format!(
-            "{} CertIDs in one request (at most {MAX_OCSP_CERT_IDS})",
-            list.len()
-        )));
-    }
-    let cert_ids = list
-        .iter()
-        .map(|r| OcspCertId::from_x509_ocsp(&r.req_cert))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let mut nonce = None;
-    let nonces = req
-        .tbs_request
-        .request_extensions
-        .iter()
-        .flatten()
-        .filter(|e| e.extn_id == ID_PKIX_OCSP_NONCE);
-    for ext in nonces {
-        if nonce.is_some() {
-            return Err(CaError::MalformedOcspRequest(
-                "the nonce extension appears twice".into(),
-            ));
-        }
-        // extnValue holds the DER of `Nonce ::= OCTET STRING` (RFC 8954 section 2.1).
-        let value = der::asn1::OctetStringRef::from_der(ext.extn_value.as_bytes())
-            .map_err(|e| CaError::MalformedOcspRequest(format!("nonce: {e}")))?;
-        nonce = Some(checked_nonce(value.as_bytes())?.to_vec());
-    }
-    Ok(ParsedOcspRequest { cert_ids, nonce })
-}
-
-fn checked_nonce(nonce: &[u8]) -> Result<&[u8], CaError> {
-    if OCSP_NONCE_LEN.contains(&nonce.len()) {
-        Ok(nonce)
-    } else {
-        Err(CaError::MalformedOcspRequest(format!(
-            "a nonce of {} octets (RFC 8954 allows 1 to 32)",
-            nonce.len()
-        )))
-    }
-}
-
-/// What identifies one issuing CA inside CertIDs, computed once per CA: SHA-1 and SHA-256 of
-/// its DER subject Name and of its subjectPublicKey bits (RFC 6960 section 4.1.1).
-#[derive(Clone, PartialEq, Eq)]
-pub struct OcspIssuerIds {
-    sha1_name: [u8; 20],
-    sha1_key: [u8; 20],
-    sha256_name: [u8; 32],
-    sha256_key: [u8; 32],
-}
-
-impl std::fmt::Debug for OcspIssuerIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OcspIssuerIds")
-            .field("sha1_key", &hex::encode(self.sha1_key))
-            .field("sha256_key", &hex::encode(self.sha256_key))
-            .finish_non_exhaustive()
-    }
-}
-
-impl OcspIssuerIds {
-    /// From the issuing CA certificate, DER (e.g. [`crate::IssuingCa::cert_der`]).
-    pub fn from_cert_der(cert_der: &[u8]) -> Result<Self, CaError> {
-        let (name, key) = raw_subject_and_key(cert_der)?;
-        let hash = |alg, data: &[u8]| digest::digest(alg, data);
-        let mut ids = OcspIssuerIds {
-            sha1_name: [0; 20],
-            sha1_key: [0; 20],
-            sha256_name: [0; 32],
-            sha256_key: [0; 32],
-        };
-        ids.sha1_name
-            .copy_from_slice(hash(&digest::SHA1_FOR_LEGACY_USE_ONLY, name).as_ref());
-        ids.sha1_key
-            .copy_from_slice(hash(&digest::SHA1_FOR_LEGACY_USE_ONLY, key).as_ref());
-        ids.sha256_name
-            .copy_from_slice(hash(&digest::SHA256, name).as_ref());
-        ids.sha256_key
-            .copy_from_slice(hash(&digest::SHA256, key).as_ref());
-        Ok(ids)
-    }
-
-    /// Whether `id` names this issuer (both hashes match under its algorithm).
-    pub fn matches(&self, id: &OcspCertId) -> bool {
-        let (name, key): (&[u8], &[u8]) = match id.hash {
-            CertIdHash::Sha1 => (&self.sha1_name, &self.sha1_key),
-            CertIdHash::Sha256 => (&self.sha256_name, &self.sha256_key),
-        };
-        id.issuer_name_hash == name && id.issuer_key_hash == key
-    }
-
-    /// SHA-1 of the issuer's subjectPublicKey bits: its OCSP KeyHash.
-    pub fn sha1_key_hash(&self) -> &[u8; 20] {
-        &self.sha1_key
-    }
-}
-
-/// The key types a delegated OCSP signer may have, and how each signs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SignerAlg {
-    EcdsaP256,
-    EcdsaP384,
-    Ed25519,
-}
-
-impl SignerAlg {
-    pub(crate) fn from_spki_der(spki_der: &[u8]) -> Result<Self, CaError> {
-        let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
-            .map_err(|e| CaError::UnsupportedKey(format!("unreadable public key: {e}")))?;
-        Self::from_spki(&spki)
-    }
-
-    fn from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self, CaError> {
-        let refuse = || {
-            CaError::UnsupportedKey(format!(
-                "an OCSP signer key must be ECDSA P-256, P-384 or Ed25519, not {}",
-                spki.algorithm.oid
-            ))
-        };
-        match KeyAlgorithm::from_spki(spki) {
-            Ok(KeyAlgorithm::EcdsaP256) => Ok(SignerAlg::EcdsaP256),
-            Ok(KeyAlgorithm::EcdsaP384) => Ok(SignerAlg::EcdsaP384),
-            Ok(KeyAlgorithm::Ed25519) => Ok(SignerAlg::Ed25519),
-            _ => Err(refuse()),
-        }
-    }
-
-    /// What a key of this type signs with.
-    pub(crate) fn signature_algorithm(self) -> SignatureAlgorithm {
-        match self {
-            SignerAlg::EcdsaP256 => SignatureAlgorithm::EcdsaP256Sha256,
-            SignerAlg::EcdsaP384 => SignatureAlgorithm::EcdsaP384Sha384,
-            SignerAlg::Ed25519 => SignatureAlgorithm::Ed25519,
-        }
-    }
-
-    /// The DER AlgorithmIdentifier of the signatures: ecdsa-with-SHA256 / -SHA384 (RFC 5758
-    /// section 3.2) or id-Ed25519 (RFC 8410 section 3), parameters absent.
-    fn algorithm_identifier(self) -> &'static [u8] {
-        match self {
-            SignerAlg::EcdsaP256 => &[
-                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02,
-            ],
-            SignerAlg::EcdsaP384 => &[
-                0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03,
-            ],
-            SignerAlg::Ed25519 => &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70],
-        }
-    }
-}
-
-/// A delegated OCSP responder: its private key (held only in the responder's memory, or
-/// wherever its [`SigningKey`] keeps it) and its certificate, with every constant part of a
-/// response encoded once.
-pub struct OcspSigner {
-    key: Arc<dyn SigningKey>,
-    alg: SignerAlg,
-    /// `[2] EXPLICIT KeyHash` (ResponderID byKey), ready to copy.
-    responder_id: Vec<u8>,
-    /// `[0] EXPLICIT SEQUENCE OF Certificate` holding the signer certificate, ready to copy.
-    certs: Vec<u8>,
-    serial: Serial,
-    not_after: OffsetDateTime,
-}
-
-impl std::fmt::Debug for OcspSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OcspSigner")
-            .field("alg", &self.alg)
-            .field("serial", &self.serial)
-            .field("not_after", &self.not_after)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The signer certificate, checked: readable, EKU id-kp-OCSPSigning, a key type a signer may
-/// have; and its subjectPublicKey bits.
-fn checked_signer_certificate(cert_der: &[u8]) -> Result<(Certificate, SignerAlg, &[u8]), CaError> {
-    let cert = Certificate::from_der(cert_der)
-        .map_err(|e| CaError::OcspSigner(format!("unreadable certificate: {e}")))?;
-    let eku =
-        find_extension::<ExtendedKeyUsage>(&cert, const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
-            .map_err(|e| CaError::OcspSigner(e.to_string()))?;
-    if !eku.is_some_and(|eku| eku.0.contains(&ID_KP_OCSP_SIGNING)) {
-        return Err(CaError::OcspSigner(
-            "the certificate lacks EKU id-kp-OCSPSigning".into(),
-        ));
-    }
-    let (_, spk) = raw_subject_and_key(cert_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
-    let spki_der = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(CaError::internal)?;
-    let alg =
-        SignerAlg::from_spki_der(&spki_der).map_err(|e| CaError::OcspSigner(e.to_string()))?;
-    Ok((cert, alg, spk))
-}
-
-impl OcspSigner {
-    /// From the responder's PKCS#8 private key and the certificate the CA issued for it: an
-    /// in-memory [`Pkcs8Key`] given to [`OcspSigner::with_key`].
-    ///
-    /// Refuses a key that does not match the certificate, a key type other than ECDSA P-256,
-    /// P-384 or Ed25519, and a certificate without EKU id-kp-OCSPSigning (RFC 6960 section
-    /// 4.2.2.2), since clients would reject every response it signs.
-    pub fn new(pkcs8_der: &[u8], cert_der: &[u8]) -> Result<Self, CaError> {
-        let (_, alg, _) = checked_signer_certificate(cert_der)?;
-        let key = Pkcs8Key::from_pkcs8_der(pkcs8_der, alg.signature_algorithm())
-            .map_err(|e| CaError::OcspSigner(format!("key: {e}")))?;
-        Self::with_key(Arc::new(key), cert_der)
-    }
-
-    /// From any [`SigningKey`] and the certificate the CA issued for it, with the checks of
-    /// [`OcspSigner::new`]; the key must sign with the algorithm its certificate's key
-    /// implies (ECDSA P-256 with SHA-256, P-384 with SHA-384, or Ed25519).
-    pub fn with_key(key: Arc<dyn SigningKey>, cert_der: &[u8]) -> Result<Self, CaError> {
-        let (cert, alg, spk) = checked_signer_certificate(cert_der)?;
-        if key.algorithm() != alg.signature_algorithm() {
-            return Err(CaError::OcspSigner(format!(
-                "the key signs with {:?}, the certificate's key needs {:?}",
-                key.algorithm(),
-                alg.signature_algorithm()
-            )));
-        }
-        if key.subject_public_key() != spk {
-            return Err(CaError::OcspSigner(
-                "the private key does not match the certificate".into(),
-            ));
-        }
-
-        // ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }, explicitly tagged;
-        // KeyHash ::= OCTET STRING -- SHA-1 of the subjectPublicKey bits (RFC 6960 4.2.1).
-        let key_hash = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, spk);
-        let mut inner = Vec::with_capacity(22);
-        push_tlv(&mut inner, TAG_OCTET_STRING, key_hash.as_ref());
-        let mut responder_id = Vec::with_capacity(24);
-        push_tlv(&mut responder_id, 0xa2, &inner);
-
-        // certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL (RFC 6960 section 4.2.1).
-        let mut seq = Vec::with_capacity(cert_der.len() + 8);
-        push_tlv(&mut seq, TAG_SEQUENCE, cert_der);
-        let mut certs = Vec::with_capacity(seq.len() + 8);
-        push_tlv(&mut certs, 0xa0, &seq);
-
-        let serial_content = cert.tbs_certificate.serial_number.as_bytes();
-        let serial = Serial::from_be_bytes(serial_content)
-            .map_err(|e| CaError::OcspSigner(e.to_string()))?;
-        let not_after = OffsetDateTime::from_unix_timestamp(
-            i64::try_from(
-                cert.tbs_certificate
-                    .validity
-                    .not_after
-                    .to_unix_duration()
-                    .as_secs(),
-            )
-            .map_err(CaError::internal)?,
-        )
-        .map_err(CaError::internal)?;
-        Ok(OcspSigner {
-            key,
-            alg,
-            responder_id,
-            certs,
-            serial,
-            not_after,
-        })
-    }
-
-    /// The signer certificate's serial number.
-    pub fn serial(&self) -> &Serial {
-        &self.serial
-    }
-
-    /// When the signer certificate expires: rotate before this.
-    pub fn not_after(&self) -> OffsetDateTime {
-        self.not_after
-    }
-
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CaError> {
-        self.key.sign(message).map_err(CaError::SigningKey)
-    }
-}
-
-/// The status of one certificate in a response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CertStatusKind {
-    /// Issued by this CA and not revoked.
-    Good,
-    /// Revoked at `at`, with an RFC 5280 CRLReason code (`None` and `Some(0)`, unspecified,
-    /// write no reason).
-    Revoked {
-        /// When it was revoked.
-        at: OffsetDateTime,
-        /// The CRLReason code.
-        reason: Option<u8>,
-    },
-    /// Not a certificate this CA issued (RFC 6960 section 2.2: answer "unknown", never
-    /// "good", for serials with no issuance record).
-    Unknown,
-}
-
-/// Build a successful, signed OCSPResponse (DER) answering each CertID in `responses`.
-///
-/// Each CertID is echoed exactly as requested. thisUpdate and nextUpdate are written as given
-/// (whole seconds); producedAt is `this_update`, since the response is signed when its
-/// status is taken. `nonce`, when given, is echoed in a response extension (RFC 8954). The
-/// response carries the signer certificate in `certs` and identifies the responder by key
-/// hash, as RFC 5019 section 2.2.2 asks.
-///
-/// ```text
-/// OCSPResponse ::= SEQUENCE {
-///    responseStatus         OCSPResponseStatus,      -- successful (0)
-///    responseBytes          [0] EXPLICIT ResponseBytes OPTIONAL }
-/// ResponseBytes ::= SEQUENCE {
-///    responseType   OBJECT IDENTIFIER,               -- id-pkix-ocsp-basic
-///    response       OCTET STRING }                   -- DER of BasicOCSPResponse
-/// BasicOCSPResponse ::= SEQUENCE {
-///    tbsResponseData      ResponseData,
-///    signatureAlgorithm   AlgorithmIdentifier,
-///    signature            BIT STRING,
-///    certs            [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL }
-/// ResponseData ::= SEQUENCE {
-///    version              [0] EXPLICIT Version DEFAULT v1,
-///    responderID              ResponderID,
-///    producedAt               GeneralizedTime,
-///    responses                SEQUENCE OF SingleResponse,
-///    responseExtensions   [1] EXPLICIT Extensions OPTIONAL }
-/// ```
-/// (RFC 6960 section 4.2.1, <https://www.rfc-editor.org/rfc/rfc6960#section-4.2.1>.)
-pub fn build_response(
-    signer: &OcspSigner,
-    responses: &[(&OcspCertId, CertStatusKind)],
-    this_update: OffsetDateTime,
-    next_update: OffsetDateTime,
-    nonce: Option<&[u8]>,
-) -> Result<Vec<u8>, CaError> {
-    if responses.is_empty() {
-        return Err(CaError::Internal("an OCSP response needs a status".into()));
-    }
-    if whole_seconds(next_update) <= whole_seconds(this_update) {
-        return Err(CaError::Internal(
-            "an OCSP response's nextUpdate must be after its thisUpdate".into(),
-        ));
-    }
-    let nonce = nonce.map(checked_nonce).transpose()?;
-    let mut this_time = Vec::with_capacity(17);
-    push_generalized_time(&mut this_time, this_update)?;
-    let mut next_time = Vec::with_capacity(17);
-    push_generalized_time(&mut next_time, next_update)?;
-
-    // responses SEQUENCE OF SingleResponse
-    let mut singles = Vec::with_capacity(responses.len() * 128);
-    for (id, status) in responses {
-        push_single_response(&mut singles, id, status, &this_time, &next_time)?;
-    }
-
-    // ResponseData, version omitted (v1 is the DEFAULT).
-    let mut extensions = Vec::new();
-    if let Some(nonce) = nonce {
-        // responseExtensions [1] EXPLICIT Extensions, holding the nonce extension whose
-        // extnValue is the DER of `Nonce ::= OCTET STRING` (RFC 8954 section 2.1).
-        let mut value = Vec::with_capacity(nonce.len() + 2);
-        push_tlv(&mut value, TAG_OCTET_STRING, nonce);
-        let mut ext = Vec::with_capacity(value.len() + 16);
-        push_extension(&mut ext, &[0x2b, 6, 1, 5, 5, 7, 0x30, 1, 2], &value);
-        let mut seq = Vec::with_capacity(ext.len() + 2);
-        push_tlv(&mut seq, TAG_SEQUENCE, &ext);
-        push_tlv(&mut extensions, 0xa1, &seq);
-    }
-    let data_len = signer.responder_id.len()
-        + this_time.len()
-        + header_len(singles.len())
-        + singles.len()
-        + extensions.len();
-    let mut tbs = Vec::with_capacity(header_len(data_len) + data_len);
-    push_header(&mut tbs, TAG_SEQUENCE, data_len);
-    tbs.extend_from_slice(&signer.responder_id);
-    tbs.extend_from_slice(&this_time); // producedAt
-    push_tlv(&mut tbs, TAG_SEQUENCE, &singles);
-    tbs.extend_from_slice(&extensions);
-
-    let signature = signer.sign(&tbs)?;
-    let alg = signer.alg.algorithm_identifier();
-    let sig_field_len = header_len(signature.len() + 1) + signature.len() + 1;
-    let basic_len = tbs.len() + alg.len() + sig_field_len + signer.certs.len();
-    let basic_tlv_len = header_len(basic_len) + basic_len;
-    // id-pkix-ocsp-basic (1.3.6.1.5.5.7.48.1.1)
-    const ID_PKIX_OCSP_BASIC: &[u8] = &[0x06, 0x09, 0x2b, 6, 1, 5, 5, 7, 0x30, 1, 1];
-    let bytes_len = ID_PKIX_OCSP_BASIC.len() + header_len(basic_tlv_len) + basic_tlv_len;
-    let bytes_tlv_len = header_len(bytes_len) + bytes_len;
-    let total_len = 3 + header_len(bytes_tlv_len) + bytes_tlv_len;
-
-    let mut out = Vec::with_capacity(header_len(total_len) + total_len);
-    push_header(&mut out, TAG_SEQUENCE, total_len);
-    out.extend_from_slice(&[0x0a, 0x01, 0x00]); // responseStatus: successful (0)
-    push_header(&mut out, 0xa0, bytes_tlv_len); // responseBytes [0] EXPLICIT
-    push_header(&mut out, TAG_SEQUENCE, bytes_len); // ResponseBytes
-    out.extend_from_slice(ID_PKIX_OCSP_BASIC);
-    push_header(&mut out, TAG_OCTET_STRING, basic_tlv_len);
-    push_header(&mut out, TAG_SEQUENCE, basic_len); // BasicOCSPResponse
-    out.extend_from_slice(&tbs);
-    out.extend_from_slice(alg);
-    push_bit_string(&mut out, &signature);
-    out.extend_from_slice(&signer.certs);
-    debug_assert_eq!(out.len(), header_len(total_len) + total_len);
-    Ok(out)
-}
-
-/// One SingleResponse (RFC 6960 section 4.2.1; the module's tags are EXPLICIT except where
-/// marked IMPLICIT):
-///
-/// ```text
-/// SingleResponse ::= SEQUENCE {
-///    certID                       CertID,
-///    certStatus                   CertStatus,
-///    thisUpdate                   GeneralizedTime,
-///    nextUpdate         [0]       EXPLICIT GeneralizedTime OPTIONAL,
-///    singleExtensions   [1]       EXPLICIT Extensions OPTIONAL }
-/// CertStatus ::= CHOICE {
-///     good        [0]     IMPLICIT NULL,
-///     revoked     [1]     IMPLICIT RevokedInfo,
-///     unknown     [2]     IMPLICIT UnknownInfo }   -- UnknownInfo ::= NULL
-/// RevokedInfo ::= SEQUENCE {
-///     revocationTime              GeneralizedTime,
-///     revocationReason    [0]     EXPLICIT CRLReason OPTIONAL }
-/// ```
-fn push_single_response(
-    out: &mut Vec<u8>,
-    id: &OcspCertId,
-    status: &CertStatusKind,
-    this_time: &[u8],
-    next_time: &[u8],
-) -> Result<(), CaError> {
-    let mut cert_status = Vec::with_capacity(24);
-    match status {
-        CertStatusKind::Good => cert_status.extend_from_slice(&[0x80, 0x00]),
-        CertStatusKind::Unknown => cert_status.extend_from_slice(&[0x82, 0x00]),
-        CertStatusKind::Revoked { at, reason } => {
-            let reason = RevocationReason::for_full_status(*reason)?.map(RevocationReason::code);
-            let mut info = Vec::with_capacity(22);
-            push_generalized_time(&mut info, *at)?;
-            if let Some(code) = reason {
-                info.extend_from_slice(&[0xa0, 0x03, 0x0a, 0x01, code]);
-            }
-            push_tlv(&mut cert_status, 0xa1, &info);
-        }
-    }
-    let len = id.der.len()
-        + cert_status.len()
-        + this_time.len()
-        + header_len(next_time.len())
-        + next_time.len();
-    push_header(out, TAG_SEQUENCE, len);
-    out.extend_from_slice(&id.der);
-    out.extend_from_slice(&cert_status);
-    out.extend_from_slice(this_time);
-    push_tlv(out, 0xa0, next_time);
-    Ok(())
-}
-
-// ---- The client side: requests for a staple, and checking the responses -----------------
+use crate::PkixError;
+use crate::Serial;
+use crate::cert::{find_extension, raw_subject_and_key, signature_verifies};
+use crate::der_writer::{TAG_OCTET_STRING, TAG_SEQUENCE, push_extension, push_tlv};
 
 /// How far a response's thisUpdate (and a delegated signer's notBefore) may be ahead of the
 /// local clock: the 5 minutes `openssl ocsp` allows by default (`-validity_period`).
@@ -811,14 +109,14 @@ pub fn build_ocsp_request(
     hash: CertIdHash,
     nonce: Option<&[u8]>,
 ) -> Result<OcspRequestFor, OcspCheckError> {
-    let cert_err = |e: CaError| OcspCheckError::Certificate(e.to_string());
+    let cert_err = |e: PkixError| OcspCheckError::Certificate(e.to_string());
     let nonce = nonce
         .map(checked_nonce)
         .transpose()
         .map_err(|e| OcspCheckError::Certificate(e.to_string()))?;
     let leaf = RawCertificate::parse(leaf_der).map_err(|e| cert_err(e.with("the leaf")))?;
-    let (issuer_name, issuer_key) = raw_subject_and_key(issuer_der)
-        .map_err(|e| cert_err(CaError::from(e).with("the issuer")))?;
+    let (issuer_name, issuer_key) =
+        raw_subject_and_key(issuer_der).map_err(|e| cert_err(e.with("the issuer")))?;
     if leaf.issuer != issuer_name {
         return Err(OcspCheckError::Certificate(
             "the leaf's issuer name is not the issuer certificate's subject".into(),
@@ -976,15 +274,14 @@ pub fn verify_ocsp_response(
     let raw = RawBasicResponse::parse(basic_der).map_err(malformed)?;
     let data = &basic.tbs_response_data;
 
-    let issuer_err = |e: CaError| OcspCheckError::Certificate(e.with("the issuer").to_string());
+    let issuer_err = |e: PkixError| OcspCheckError::Certificate(e.with("the issuer").to_string());
     let issuer_ids = OcspIssuerIds::from_cert_der(issuer_der).map_err(issuer_err)?;
     if !issuer_ids.matches(&request.cert_id) {
         return Err(OcspCheckError::Certificate(
             "the request's CertID names another issuer".into(),
         ));
     }
-    let (issuer_name, issuer_key) =
-        raw_subject_and_key(issuer_der).map_err(|e| issuer_err(e.into()))?;
+    let (issuer_name, issuer_key) = raw_subject_and_key(issuer_der).map_err(issuer_err)?;
     let issuer_spki = spki_der_of(issuer_der).map_err(issuer_err)?;
 
     // 2. The signer.
@@ -1000,9 +297,7 @@ pub fn verify_ocsp_response(
         let mut found = None;
         for cert_der in &raw.certs {
             let (name, key) = raw_subject_and_key(cert_der).map_err(|e| {
-                OcspCheckError::Malformed(
-                    CaError::from(e).with("a responder certificate").to_string(),
-                )
+                OcspCheckError::Malformed(e.with("a responder certificate").to_string())
             })?;
             if names(name, key) {
                 found = Some(*cert_der);
@@ -1168,20 +463,10 @@ fn unix_time(d: std::time::Duration) -> Result<OffsetDateTime, OcspCheckError> {
 }
 
 /// The SubjectPublicKeyInfo of a DER certificate, DER.
-fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>, CaError> {
+fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>, PkixError> {
     Certificate::from_der(cert_der)
         .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der())
-        .map_err(|e| CaError::CaCertificate(format!("unreadable certificate: {e}")))
-}
-
-impl CaError {
-    /// Prefix a certificate error with which certificate it is about.
-    fn with(self, which: &str) -> CaError {
-        match self {
-            CaError::CaCertificate(why) => CaError::CaCertificate(format!("{which}: {why}")),
-            other => other,
-        }
-    }
+        .map_err(|e| PkixError::Certificate(format!("unreadable certificate: {e}")))
 }
 
 /// The parts of a signed certificate a signature check needs, sliced from the DER as signed.
@@ -1201,9 +486,9 @@ struct RawCertificate<'a> {
 }
 
 impl<'a> RawCertificate<'a> {
-    fn parse(der_bytes: &'a [u8]) -> Result<Self, CaError> {
+    fn parse(der_bytes: &'a [u8]) -> Result<Self, PkixError> {
         use der::{Header, Reader, SliceReader, Tag};
-        let bad = |e: der::Error| CaError::CaCertificate(format!("unreadable certificate: {e}"));
+        let bad = |e: der::Error| PkixError::Certificate(format!("unreadable certificate: {e}"));
         let mut outer = SliceReader::new(der_bytes).map_err(bad)?;
         Header::decode(&mut outer)
             .and_then(|h| h.tag.assert_eq(Tag::Sequence))
@@ -1213,9 +498,9 @@ impl<'a> RawCertificate<'a> {
         let signature = der::asn1::BitStringRef::from_der(outer.tlv_bytes().map_err(bad)?)
             .map_err(bad)?
             .as_bytes()
-            .ok_or_else(|| CaError::CaCertificate("the signature has unused bits".into()))?;
+            .ok_or_else(|| PkixError::Certificate("the signature has unused bits".into()))?;
         if !outer.is_finished() {
-            return Err(CaError::CaCertificate(
+            return Err(PkixError::Certificate(
                 "trailing data in the certificate".into(),
             ));
         }
@@ -1291,73 +576,106 @@ mod client_tests {
 
     use std::time::Duration;
 
-    use der::{Decode, Encode};
-    use rcgen::PublicKeyData;
+    use der::{Decode, Encode, Tagged};
     use ring::rand::SystemRandom;
     use ring::signature::{self as ring_sig, EcdsaKeyPair};
 
+    use super::super::{ID_SHA1, OcspErrorStatus, OcspSigner, build_response, error_response};
     use super::*;
-    use crate::{
-        Csr, InitOptions, IssuanceUrls, IssuingCa, Policy, Profile, ProfileLimits, generate_ca,
-    };
+    use crate::der_writer::whole_seconds;
+    use crate::{Pkcs8Key, SignatureAlgorithm, SigningKey};
 
     const OCSP_URL: &str = "http://127.0.0.1:9/ocsp";
 
-    fn ca(name: &str) -> IssuingCa {
-        let bundle = generate_ca(&InitOptions::new(name), OffsetDateTime::now_utc()).unwrap();
-        IssuingCa::new(
-            &bundle.issuing_cert_pem,
-            &bundle.root_cert_pem,
-            bundle.issuing_key,
-            IssuanceUrls {
-                ocsp: Some(OCSP_URL.into()),
-                ca_issuers: None,
-                crl: None,
-            },
-        )
-        .unwrap()
+    /// A CA made with rcgen (an implementation independent of the code under test): its
+    /// certificate and its key, as rcgen and as a [`Pkcs8Key`] for signing by hand.
+    struct TestCa {
+        issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+        key: Pkcs8Key,
+        der: Vec<u8>,
     }
 
-    fn leaf(ca: &IssuingCa, host: &str) -> Vec<u8> {
+    impl TestCa {
+        fn cert_der(&self) -> &[u8] {
+            &self.der
+        }
+    }
+
+    fn ca(name: &str) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let pkcs8 =
+            Pkcs8Key::from_pkcs8_der(&key.serialize_der(), SignatureAlgorithm::EcdsaP256Sha256)
+                .unwrap();
+        TestCa {
+            issuer: rcgen::Issuer::new(params, key),
+            key: pkcs8,
+            der,
+        }
+    }
+
+    /// A server certificate for `host` whose AIA names [`OCSP_URL`] as its responder.
+    fn leaf(ca: &TestCa, host: &str) -> Vec<u8> {
+        use x509_cert::ext::pkix::name::GeneralName;
+        use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, host);
-        let csr = params.serialize_request(&key).unwrap();
-        let csr = Csr::from_pem_or_der(csr.der()).unwrap();
-        ca.issue(
-            &csr,
-            Profile::Server,
-            &ProfileLimits::default(),
-            None,
-            &Policy::allow_all(),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap()
-        .der
+        let mut serial = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial).unwrap();
+        serial[0] &= 0x7f;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: ID_AD_OCSP,
+            access_location: GeneralName::UniformResourceIdentifier(
+                der::asn1::Ia5String::new(OCSP_URL).unwrap(),
+            ),
+        }]);
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                aia.to_der().unwrap(),
+            ));
+        params.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
     }
 
-    fn signer(ca: &IssuingCa) -> OcspSigner {
+    /// A delegated responder: a P-256 key and a certificate for it with EKU OCSPSigning,
+    /// signed by `ca`.
+    fn signer(ca: &TestCa) -> OcspSigner {
         let rng = SystemRandom::new();
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let spki = rcgen::KeyPair::try_from(pkcs8.as_ref())
-            .unwrap()
-            .subject_public_key_info();
-        let cert = ca
-            .issue_ocsp_signer(
-                &spki,
-                Duration::from_secs(86_400),
-                OffsetDateTime::now_utc(),
-            )
-            .unwrap();
-        OcspSigner::new(pkcs8.as_ref(), &cert.der).unwrap()
+        let key = rcgen::KeyPair::try_from(pkcs8.as_ref()).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "OCSP responder");
+        params.not_before = OffsetDateTime::now_utc() - Duration::from_secs(60);
+        params.not_after = OffsetDateTime::now_utc() + Duration::from_secs(86_400);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::OcspSigning];
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        OcspSigner::new(pkcs8.as_ref(), cert.der()).unwrap()
     }
 
     struct Setup {
-        ca: IssuingCa,
+        ca: TestCa,
         signer: OcspSigner,
         leaf: Vec<u8>,
         request: OcspRequestFor,
@@ -1421,8 +739,9 @@ mod client_tests {
                 .unwrap()
                 .matches(id)
         );
-        let info = crate::CertificateInfo::from_der(&s.leaf).unwrap();
-        assert_eq!(id.serial(), &info.serial);
+        let leaf = Certificate::from_der(&s.leaf).unwrap();
+        let serial = Serial::from_be_bytes(leaf.tbs_certificate.serial_number.as_bytes()).unwrap();
+        assert_eq!(id.serial(), &serial);
         // id-sha1 with NULL parameters, as `openssl ocsp` writes it.
         let x = x509_ocsp::OcspRequest::from_der(&s.request.der).unwrap();
         let alg = &x.tbs_request.request_list[0].req_cert.hash_algorithm;
@@ -1495,11 +814,12 @@ mod client_tests {
             );
             basic.certs = None;
             let tbs = basic.tbs_response_data.to_der().unwrap();
-            basic.signature_algorithm =
-                spki::AlgorithmIdentifierOwned::from_der(s.ca.signature_algorithm_der().unwrap())
-                    .unwrap();
+            basic.signature_algorithm = spki::AlgorithmIdentifierOwned::from_der(
+                s.ca.key.algorithm().algorithm_identifier(),
+            )
+            .unwrap();
             basic.signature =
-                der::asn1::BitString::from_bytes(&s.ca.sign_raw(&tbs).unwrap()).unwrap();
+                der::asn1::BitString::from_bytes(&s.ca.key.sign(&tbs).unwrap()).unwrap();
         });
         let ok = s.verify(&issuer_signed).unwrap();
         assert_eq!(ok.signer, OcspResponseSigner::Issuer);
