@@ -464,9 +464,12 @@ fn crl_entry(r: signet_store::RevokedCertificate) -> Result<RevokedEntry, Publis
         Ok(serial) => Ok(RevokedEntry {
             serial,
             revoked_at: r.revoked_at,
-            // removeFromCRL (8) belongs in delta CRLs only: list the entry as unspecified
-            // rather than fail the whole CRL.
-            reason: Some(r.reason).filter(|c| *c != 8),
+            // A reason a full CRL cannot carry (removeFromCRL, for delta CRLs only): list
+            // the entry as unspecified rather than fail the whole CRL. The one reason table
+            // decides which that is.
+            reason: Some(r.reason).filter(|&code| {
+                RevocationReason::from_code(code).map_or(true, RevocationReason::fits_full_status)
+            }),
         }),
         Err(e) => Err(PublishError::StoredSerial {
             serial: r.serial,

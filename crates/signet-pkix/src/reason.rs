@@ -138,9 +138,15 @@ impl RevocationReason {
     pub fn for_full_status(code: Option<u8>) -> Result<Option<Self>, PkixError> {
         match code.map(Self::from_code).transpose()? {
             None | Some(Self::Unspecified) => Ok(None),
-            Some(Self::RemoveFromCrl) => Err(PkixError::InvalidRevocationReason(8)),
+            Some(r) if !r.fits_full_status() => Err(PkixError::InvalidRevocationReason(r.code())),
             Some(r) => Ok(Some(r)),
         }
+    }
+
+    /// Whether a full CRL entry or an OCSP answer may carry this reason: every reason but
+    /// removeFromCRL (8), which RFC 5280 section 5.3.1 gives to delta CRLs only.
+    pub const fn fits_full_status(self) -> bool {
+        !matches!(self, Self::RemoveFromCrl)
     }
 }
 
@@ -207,6 +213,17 @@ mod tests {
             assert_eq!(
                 RevocationReason::for_full_status(Some(bad)),
                 Err(PkixError::InvalidRevocationReason(bad))
+            );
+        }
+    }
+
+    #[test]
+    fn only_remove_from_crl_stays_out_of_full_crls() {
+        for r in RevocationReason::ALL {
+            assert_eq!(
+                r.fits_full_status(),
+                r != RevocationReason::RemoveFromCrl,
+                "{r}"
             );
         }
     }
