@@ -6,7 +6,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use signet_ca::CaError;
+use signet_ca::{CaError, SigningError};
 use signet_store::StoreError;
 use utoipa::ToSchema;
 
@@ -148,6 +148,11 @@ impl ApiError {
                     "ca-unavailable",
                     "The issuing CA is not valid",
                 ),
+                CaError::SigningKey(SigningError::KeyUnavailable(_)) => (
+                    S::SERVICE_UNAVAILABLE,
+                    "ca-key-unavailable",
+                    "The CA key is unavailable",
+                ),
                 _ => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::Store(e) => match e {
@@ -217,6 +222,12 @@ impl IntoResponse for ApiError {
             match &self {
                 ApiError::Store(StoreError::Unavailable(_)) => {
                     "the database is unavailable; retry later".to_string()
+                }
+                // The cause (which token, the module's error code) stays in the log.
+                ApiError::Ca(CaError::SigningKey(SigningError::KeyUnavailable(_))) => {
+                    "the CA's signing key (its token or key store) is unavailable; nothing was \
+                     signed or recorded; retry later"
+                        .to_string()
                 }
                 ApiError::AuditFailed(_) | ApiError::Ca(CaError::IssuerExpired(_)) => {
                     self.to_string()
@@ -362,5 +373,34 @@ mod tests {
             assert_eq!((s, k), (status, slug), "{err:?}");
             assert_eq!(err.to_string(), detail);
         }
+    }
+
+    /// A CA key that cannot sign now (its token removed) is a 503 the client may retry,
+    /// and the answer names neither the token nor the module's error; a key that refused
+    /// this one signature stays a 500.
+    #[tokio::test]
+    async fn an_unavailable_ca_key_is_a_503_that_leaks_nothing() {
+        let err = ApiError::from(Refusal::Ca(CaError::SigningKey(
+            SigningError::KeyUnavailable("pkcs11:token=hsm-7;object=k: DeviceRemoved".into()),
+        )));
+        let (status, slug, _) = err.classify();
+        assert_eq!(
+            (status, slug),
+            (StatusCode::SERVICE_UNAVAILABLE, "ca-key-unavailable")
+        );
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            body.contains("urn:signet:problem:ca-key-unavailable"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("hsm-7") && !body.contains("DeviceRemoved"),
+            "{body}"
+        );
+        let failed = ApiError::Ca(CaError::SigningKey(SigningError::Failed("x".into())));
+        assert_eq!(failed.classify().0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -29,6 +29,15 @@ pub fn root_crl_signer(root_pem: &str, key: rcgen::KeyPair) -> Result<CrlSigner,
     IssuingCa::root_for_crls(root_pem, key)?.crl_signer()
 }
 
+/// [`root_crl_signer`] with the root's key behind any [`signet_pkix::SigningKey`] (a key in a
+/// PKCS#11 token).
+pub fn root_key_crl_signer(
+    root_pem: &str,
+    key: std::sync::Arc<dyn signet_pkix::SigningKey>,
+) -> Result<CrlSigner, CaError> {
+    IssuingCa::root_key_for_crls(root_pem, key)?.crl_signer()
+}
+
 /// Build and sign an X.509 v2 CRL with the issuing CA's key: [`CrlSigner::sign_crl`] with
 /// `ca`'s [`IssuingCa::crl_signer`].
 pub fn build_crl<I>(
@@ -63,6 +72,18 @@ impl IssuingCa {
     /// certificate under the issuing CA. The root must be self-signed, a CA, allowed to sign
     /// CRLs (keyUsage cRLSign, or no keyUsage), and `key` must be its key.
     pub fn root_for_crls(root_pem: &str, key: rcgen::KeyPair) -> Result<IssuingCa, CaError> {
+        Self::root_key_for_crls(
+            root_pem,
+            crate::issue::CaKey::from_key_pair(&key)?.signing_key(),
+        )
+    }
+
+    /// [`IssuingCa::root_for_crls`] with the root's key behind any
+    /// [`signet_pkix::SigningKey`] (a key in a PKCS#11 token).
+    pub fn root_key_for_crls(
+        root_pem: &str,
+        key: std::sync::Arc<dyn signet_pkix::SigningKey>,
+    ) -> Result<IssuingCa, CaError> {
         let der = parse_pem_certificates(root_pem)?
             .into_iter()
             .next()
@@ -75,7 +96,7 @@ impl IssuingCa {
                 "the root certificate is not self-signed".into(),
             ));
         }
-        if tbs.subject_public_key_info.subject_public_key.raw_bytes() != key.public_key_raw() {
+        if tbs.subject_public_key_info.subject_public_key.raw_bytes() != key.subject_public_key() {
             return Err(CaError::CaCertificate(
                 "the private key does not match the root certificate".into(),
             ));
@@ -89,7 +110,7 @@ impl IssuingCa {
                 "the root certificate's keyUsage lacks cRLSign: it cannot sign CRLs".into(),
             ));
         }
-        IssuingCa::new(root_pem, root_pem, key, IssuanceUrls::default())
+        IssuingCa::with_signing_key(root_pem, root_pem, key, IssuanceUrls::default())
     }
 }
 

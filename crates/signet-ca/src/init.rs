@@ -1,6 +1,7 @@
 //! Creating a new CA hierarchy (root and issuing intermediate), or adopting an existing
 //! issuing CA.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use der::Decode;
@@ -12,9 +13,9 @@ use time::OffsetDateTime;
 use x509_cert::Certificate;
 
 use crate::CaError;
-use crate::issue::{BACKDATE, check_is_ca, parse_pem_certificates};
+use crate::issue::{BACKDATE, CaKey, check_is_ca, parse_pem_certificates};
 use crate::keys::KeyType;
-use signet_pkix::Serial;
+use signet_pkix::{Serial, SigningKey};
 
 /// What `signet init` asks for.
 #[derive(Clone, Debug)]
@@ -61,15 +62,46 @@ impl std::fmt::Debug for CaBundle {
 
 /// Generate a root and an issuing intermediate.
 pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, CaError> {
-    let name = opts.name.trim();
-    if name.is_empty() || name.len() > 50 {
-        return Err(CaError::CaCertificate(
-            "the CA name is 1 to 50 characters".into(),
-        ));
-    }
-    let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+    check_ca_name(&opts.name)?;
     let root_key = opts.key_type.generate()?;
     let issuing_key = opts.key_type.generate()?;
+    let certs = certify_ca_keys(
+        opts,
+        CaKey::from_key_pair(&root_key)?.signing_key(),
+        CaKey::from_key_pair(&issuing_key)?.signing_key(),
+        now,
+    )?;
+    Ok(CaBundle {
+        root_cert_pem: certs.root_cert_pem,
+        root_key,
+        issuing_cert_pem: certs.issuing_cert_pem,
+        issuing_key,
+    })
+}
+
+/// The certificates of a new hierarchy whose keys are kept elsewhere ([`certify_ca_keys`]).
+#[derive(Clone, Debug)]
+pub struct CaCertificates {
+    /// Self-signed root, PEM (pathLen 1).
+    pub root_cert_pem: String,
+    /// Issuing intermediate, PEM (pathLen 0), signed by the root.
+    pub issuing_cert_pem: String,
+}
+
+/// The root and issuing CA certificates of a new hierarchy for two existing keys (a key made
+/// in a PKCS#11 token, say): the root self-signed with `root_key`, the issuing CA for
+/// `issuing_key` signed by it, exactly as [`generate_ca`] makes them. `opts.key_type` is
+/// not used: the keys say what they are.
+pub fn certify_ca_keys(
+    opts: &InitOptions,
+    root_key: Arc<dyn SigningKey>,
+    issuing_key: Arc<dyn SigningKey>,
+    now: OffsetDateTime,
+) -> Result<CaCertificates, CaError> {
+    let name = check_ca_name(&opts.name)?;
+    let now = now.replace_nanosecond(0).map_err(CaError::internal)?;
+    let root_key = CaKey::new(root_key)?;
+    let issuing_key = CaKey::new(issuing_key)?;
 
     let mut root = ca_params(
         name,
@@ -79,7 +111,9 @@ pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, 
         now + opts.root_validity,
     )?;
     root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let root_cert = root.self_signed(&root_key).map_err(CaError::internal)?;
+    let root_cert = root
+        .self_signed(&root_key)
+        .map_err(CaKey::signing_failure)?;
 
     let issuing_not_after = (now + opts.issuing_validity).min(root.not_after);
     let mut issuing = ca_params(
@@ -98,14 +132,28 @@ pub fn generate_ca(opts: &InitOptions, now: OffsetDateTime) -> Result<CaBundle, 
     let root_issuer = Issuer::from_params(&root, &root_key);
     let issuing_cert = issuing
         .signed_by(&issuing_key, &root_issuer)
-        .map_err(CaError::internal)?;
+        .map_err(CaKey::signing_failure)?;
 
-    Ok(CaBundle {
+    Ok(CaCertificates {
         root_cert_pem: root_cert.pem(),
-        root_key,
         issuing_cert_pem: issuing_cert.pem(),
-        issuing_key,
     })
+}
+
+/// A key generated or read as an rcgen [`KeyPair`] (a file key) behind the
+/// [`SigningKey`] seam, for the functions that take any key.
+pub fn signing_key_of(key: &KeyPair) -> Result<Arc<dyn SigningKey>, CaError> {
+    Ok(CaKey::from_key_pair(key)?.signing_key())
+}
+
+fn check_ca_name(name: &str) -> Result<&str, CaError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 50 {
+        return Err(CaError::CaCertificate(
+            "the CA name is 1 to 50 characters".into(),
+        ));
+    }
+    Ok(name)
 }
 
 /// A new issuing CA signed by a root ([`IssuingCa::sign_issuing_ca`]).
@@ -114,6 +162,22 @@ pub struct NewIssuingCa {
     pub cert_pem: String,
     /// Its key.
     pub key: KeyPair,
+    /// Its subject, RFC 4514 string.
+    pub subject: String,
+    /// Its serial number.
+    pub serial: Serial,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+/// The certificate of a new issuing CA whose key is kept elsewhere
+/// ([`IssuingCa::sign_issuing_ca_for_key`](crate::IssuingCa::sign_issuing_ca_for_key)).
+#[derive(Clone, Debug)]
+pub struct IssuingCaCertificate {
+    /// The certificate, PEM.
+    pub cert_pem: String,
     /// Its subject, RFC 4514 string.
     pub subject: String,
     /// Its serial number.
@@ -147,6 +211,34 @@ impl crate::IssuingCa {
         validity: Duration,
         now: OffsetDateTime,
     ) -> Result<NewIssuingCa, CaError> {
+        let key = key_type.generate()?;
+        let signed = self.sign_issuing_ca_for_key(
+            org,
+            cn,
+            CaKey::from_key_pair(&key)?.signing_key(),
+            validity,
+            now,
+        )?;
+        Ok(NewIssuingCa {
+            cert_pem: signed.cert_pem,
+            key,
+            subject: signed.subject,
+            serial: signed.serial,
+            not_before: signed.not_before,
+            not_after: signed.not_after,
+        })
+    }
+
+    /// [`IssuingCa::sign_issuing_ca`] for a key that exists already and is kept elsewhere
+    /// (made in a PKCS#11 token): the same certificate, for `key`'s public key.
+    pub fn sign_issuing_ca_for_key(
+        &self,
+        org: &str,
+        cn: &str,
+        key: Arc<dyn SigningKey>,
+        validity: Duration,
+        now: OffsetDateTime,
+    ) -> Result<IssuingCaCertificate, CaError> {
         let root = Certificate::from_der(self.cert_der())
             .map_err(|e| CaError::CaCertificate(e.to_string()))?;
         let ku = signet_pkix::cert::find_extension::<x509_cert::ext::pkix::KeyUsage>(
@@ -181,7 +273,6 @@ impl crate::IssuingCa {
                 "the organisation and common name are 1 to 64 characters".into(),
             ));
         }
-        let key = key_type.generate()?;
         let mut params = ca_params(org, cn, 0, now, not_after)?;
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -189,14 +280,14 @@ impl crate::IssuingCa {
             KeyUsagePurpose::DigitalSignature,
         ];
         params.use_authority_key_identifier_extension = true;
+        let key = CaKey::new(key)?;
         let cert = params
             .signed_by(&key, self.rcgen_issuer())
             .map_err(crate::issue::CaKey::signing_failure)?;
         let parsed =
             Certificate::from_der(cert.der()).map_err(|e| CaError::CaCertificate(e.to_string()))?;
-        Ok(NewIssuingCa {
+        Ok(IssuingCaCertificate {
             cert_pem: cert.pem(),
-            key,
             subject: parsed.tbs_certificate.subject.to_string(),
             serial: Serial::from_be_bytes(parsed.tbs_certificate.serial_number.as_bytes())?,
             not_before: params.not_before,
@@ -245,6 +336,33 @@ impl std::fmt::Debug for ImportedCa {
 /// up to and including a self-signed root (or is itself a self-signed root); the key must
 /// match and the certificate must be a CA allowed to sign certificates.
 pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
+    let chain = import_ca_for_key(cert_pem, key.public_key_raw())?;
+    Ok(ImportedCa {
+        chain_pem: chain.chain_pem,
+        root_pem: chain.root_pem,
+        key,
+        subject: chain.subject,
+    })
+}
+
+/// The certificates of an existing issuing CA whose key is kept elsewhere (a PKCS#11 token),
+/// checked as [`import_ca`] checks them.
+#[derive(Clone, Debug)]
+pub struct ImportedChain {
+    /// The issuing certificate and any intermediates above it, PEM, root excluded.
+    pub chain_pem: String,
+    /// The self-signed root at the top of the given chain, PEM.
+    pub root_pem: String,
+    /// The issuing CA's subject, RFC 4514 string.
+    pub subject: String,
+}
+
+/// [`import_ca`] for a key kept elsewhere: `subject_public_key` is the contents of its
+/// subjectPublicKey BIT STRING ([`SigningKey::subject_public_key`]).
+pub fn import_ca_for_key(
+    cert_pem: &str,
+    subject_public_key: &[u8],
+) -> Result<ImportedChain, CaError> {
     let ders = parse_pem_certificates(cert_pem)?;
     let certs: Vec<Certificate> = ders
         .iter()
@@ -259,7 +377,7 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         .subject_public_key_info
         .subject_public_key
         .raw_bytes()
-        != key.public_key_raw()
+        != subject_public_key
     {
         return Err(CaError::CaCertificate(
             "the private key does not match the certificate".into(),
@@ -286,10 +404,9 @@ pub fn import_ca(cert_pem: &str, key: KeyPair) -> Result<ImportedCa, CaError> {
         .iter()
         .map(|d| signet_pkix::pem::certificate(d))
         .collect::<String>();
-    Ok(ImportedCa {
+    Ok(ImportedChain {
         chain_pem,
         root_pem: signet_pkix::pem::certificate(last_der),
-        key,
         subject: first.tbs_certificate.subject.to_string(),
     })
 }

@@ -446,7 +446,7 @@ thread_local! {
 }
 
 impl CaKey {
-    fn new(key: Arc<dyn SigningKey>) -> Result<Self, CaError> {
+    pub(crate) fn new(key: Arc<dyn SigningKey>) -> Result<Self, CaError> {
         use signet_pkix::SignatureAlgorithm as A;
         let rcgen_alg = match key.algorithm() {
             A::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,

@@ -31,11 +31,14 @@ mod names;
 mod policy;
 mod profile;
 
-pub use crl::{SubordinateCa, build_crl, root_crl_signer};
+pub use crl::{SubordinateCa, build_crl, root_crl_signer, root_key_crl_signer};
 pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
 pub use files::{write_atomic, write_new};
-pub use init::{CaBundle, ImportedCa, InitOptions, NewIssuingCa, generate_ca, import_ca};
+pub use init::{
+    CaBundle, CaCertificates, ImportedCa, ImportedChain, InitOptions, IssuingCaCertificate,
+    NewIssuingCa, certify_ca_keys, generate_ca, import_ca, import_ca_for_key, signing_key_of,
+};
 pub use inspect::{
     AuthorityInfoAccessView, BasicConstraintsView, CertificateInfo, CertificateView, CrlEntryView,
     CrlView, CsrView, ExtensionView, FingerprintsView, Inspected, MAX_INSPECT_LEN,

@@ -1,4 +1,5 @@
-//! Test helpers for Signet: throwaway databases for both backends.
+//! Test helpers for Signet: throwaway databases for both backends, and throwaway SoftHSM2
+//! tokens ([`softhsm`]).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -21,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
+
+pub mod softhsm;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -30,6 +30,9 @@ pub struct Config {
     pub server: ServerSection,
     #[serde(default)]
     pub responder: ResponderSection,
+    /// The PKCS#11 module holding CA keys named by `pkcs11:` URIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<Pkcs11Section>,
     /// Who may request certificates from the API, each under its own policy.
     #[serde(default)]
     pub provisioners: Vec<ProvisionerConfig>,
@@ -48,6 +51,65 @@ pub struct CaSection {
     pub issuing_cert: PathBuf,
     #[serde(default = "default_issuing_key")]
     pub issuing_key: PathBuf,
+}
+
+/// `[pkcs11]`: the module holding CA keys named by `pkcs11:` URIs (`[ca] issuing_key`,
+/// `--root-key`), and where the token's user PIN comes from. The PIN itself is never in
+/// this file: `pin_file` names a file holding it, else `SIGNET_PKCS11_PIN` holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Section {
+    /// The module (a shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// A file holding the user PIN (first line), mode 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_file: Option<PathBuf>,
+    /// How many sessions may sign at once (each a PKCS#11 session of its own).
+    #[serde(default = "default_pkcs11_sessions")]
+    pub sessions: usize,
+}
+
+fn default_pkcs11_sessions() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
+}
+
+impl Pkcs11Section {
+    /// The user PIN: from `pin_file`, else from `SIGNET_PKCS11_PIN`.
+    pub fn pin(&self) -> anyhow::Result<signet_pkcs11::Pin> {
+        match &self.pin_file {
+            Some(file) => Ok(signet_pkcs11::Pin::from_file(file)?),
+            None => signet_pkcs11::Pin::from_env().with_context(|| {
+                format!(
+                    "the token's PIN: set [pkcs11] pin_file or {}",
+                    signet_pkcs11::PIN_ENV
+                )
+            }),
+        }
+    }
+}
+
+/// Where a CA key is kept: a PKCS#8 file, or a key in a PKCS#11 token named by its URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    /// A PKCS#8 PEM file.
+    File(PathBuf),
+    /// A key in a token (RFC 7512 URI).
+    Pkcs11(signet_pkcs11::Pkcs11Uri),
+}
+
+impl KeyRef {
+    /// A key setting or argument: a `pkcs11:` URI, else a file path.
+    pub fn parse(value: &Path) -> anyhow::Result<KeyRef> {
+        match value.to_str() {
+            Some(s) if signet_pkcs11::Pkcs11Uri::is_uri(s) => Ok(KeyRef::Pkcs11(s.parse()?)),
+            _ => Ok(KeyRef::File(value.to_path_buf())),
+        }
+    }
+
+    /// Whether `value` is written as a `pkcs11:` URI.
+    pub fn is_uri(value: &Path) -> bool {
+        value.to_str().is_some_and(signet_pkcs11::Pkcs11Uri::is_uri)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -579,12 +641,19 @@ impl Config {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
+        let issuing_key =
+            (!KeyRef::is_uri(&self.ca.issuing_key)).then_some(&mut self.ca.issuing_key);
+        let pin_file = self.pkcs11.as_mut().and_then(|p| p.pin_file.as_mut());
         for p in [
-            &mut self.ca.root_cert,
-            &mut self.ca.issuing_cert,
-            &mut self.ca.issuing_key,
-            &mut self.server.admin_token_file,
-        ] {
+            Some(&mut self.ca.root_cert),
+            Some(&mut self.ca.issuing_cert),
+            issuing_key,
+            Some(&mut self.server.admin_token_file),
+            pin_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -606,6 +675,20 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if self.ca.name.trim().is_empty() {
             bail!("[ca] name must not be empty");
+        }
+        if let KeyRef::Pkcs11(uri) =
+            KeyRef::parse(&self.ca.issuing_key).context("[ca] issuing_key")?
+            && uri.module_path.is_none()
+            && self.pkcs11.is_none()
+        {
+            bail!(
+                "[ca] issuing_key is a key in a PKCS#11 token: name the module in [pkcs11] module"
+            );
+        }
+        if let Some(p) = &self.pkcs11
+            && !(1..=1024).contains(&p.sessions)
+        {
+            bail!("[pkcs11] sessions = {} must be 1 to 1024", p.sessions);
         }
         for (section, limits) in [
             ("server", &self.profiles.server),
@@ -690,6 +773,19 @@ pub struct Recorded {
     /// The address the responder given by `--responder-listen` got (port 0 becomes the
     /// port bound): where `[urls]` send relying parties.
     pub responder_bound: Option<SocketAddr>,
+    /// `init --key-store pkcs11`: the issuing key's URI and the `[pkcs11]` section.
+    pub pkcs11: Option<RecordedPkcs11>,
+}
+
+/// What `init --key-store pkcs11` (or `--import-key pkcs11:…`) writes into `signet.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordedPkcs11 {
+    /// `[ca] issuing_key`: the issuing CA key's URI, when it is in the token.
+    pub issuing_key: Option<String>,
+    /// `[pkcs11] module`.
+    pub module: PathBuf,
+    /// `[pkcs11] pin_file`, when the PIN came from a file.
+    pub pin_file: Option<PathBuf>,
 }
 
 impl Recorded {
@@ -755,8 +851,46 @@ pub fn render(name: &str, recorded: &Recorded) -> String {
             format!("# listen = \"{DEFAULT_RESPONDER_LISTEN}\"")
         }
     };
+    let default_key = "issuing_key = \"issuing_ca.key\"".to_string();
+    let (issuing_key, pkcs11) = match &recorded.pkcs11 {
+        Some(p) => {
+            let pin = match &p.pin_file {
+                Some(f) => format!("pin_file = {}", string(&f.to_string_lossy())),
+                None => format!(
+                    "# pin_file = \"pkcs11.pin\"   # else the PIN comes from {}",
+                    signet_pkcs11::PIN_ENV
+                ),
+            };
+            (
+                p.issuing_key
+                    .as_ref()
+                    .map_or(default_key, |k| format!("issuing_key = {}", string(k))),
+                format!(
+                    "[pkcs11]\n# The PKCS#11 module holding the CA keys named by pkcs11: URIs, and the \
+                     token's\n# user PIN (a file holding it; else the {} environment \
+                     variable).\nmodule = {}\n{pin}\n# sessions = 8   # signatures at once (default: twice the CPUs)\n",
+                    signet_pkcs11::PIN_ENV,
+                    string(&p.module.to_string_lossy())
+                ),
+            )
+        }
+        None => (
+            default_key,
+            format!(
+                "# A key kept in a PKCS#11 token (an HSM) is named by its RFC 7512 URI instead, with\n\
+                 # the module below; the token's user PIN comes from pin_file or {}:\n\
+                 # issuing_key = \"pkcs11:token=signet;object=issuing-ca\"\n\
+                 # [pkcs11]\n\
+                 # module = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+                 # pin_file = \"pkcs11.pin\"\n",
+                signet_pkcs11::PIN_ENV
+            ),
+        ),
+    };
     let markers = [
         ("@NAME@", string(name)),
+        ("@ISSUING_KEY@", issuing_key),
+        ("@PKCS11@", pkcs11),
         ("@LISTEN@", listen),
         ("@DATABASE_URL@", database),
         ("@HOSTNAMES@", hostnames),
@@ -797,8 +931,8 @@ root_cert = "root_ca.crt"
 # The key is PKCS#8 PEM, mode 0600; if encrypted, the passphrase comes from
 # the SIGNET_CA_PASSPHRASE environment variable.
 issuing_cert = "issuing_ca.crt"
-issuing_key = "issuing_ca.key"
-
+@ISSUING_KEY@
+@PKCS11@
 [database]
 # SQLite file (embedded default) or PostgreSQL, e.g. "postgres://signet@db.internal/signet".
 # The SIGNET_DATABASE_URL environment variable overrides this.
@@ -967,6 +1101,7 @@ mod tests {
             database_url: Some("postgres://signet@db.internal/signet?x=\"@URLS@\"".into()),
             hostnames: vec!["ca.internal".into(), "10.0.0.7".into()],
             responder_bound: None,
+            pkcs11: None,
         };
         let text = render("x", &recorded);
         let cfg = Config::parse(&text, &path).expect("parses");
@@ -1151,6 +1286,59 @@ mod tests {
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn a_key_in_a_token_is_named_by_its_uri_with_the_module_in_pkcs11() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        let recorded = Recorded {
+            pkcs11: Some(RecordedPkcs11 {
+                issuing_key: Some("pkcs11:token=signet;object=issuing-ca;id=%01".into()),
+                module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                pin_file: Some("token.pin".into()),
+            }),
+            ..Recorded::default()
+        };
+        let text = render("x", &recorded);
+        let cfg = Config::parse(&text, &path).expect("parses");
+        // The URI is kept as written (not made a path under the directory); the PIN file is.
+        assert_eq!(
+            cfg.ca.issuing_key,
+            PathBuf::from("pkcs11:token=signet;object=issuing-ca;id=%01")
+        );
+        assert!(matches!(
+            KeyRef::parse(&cfg.ca.issuing_key).expect("uri"),
+            KeyRef::Pkcs11(uri) if uri.object.as_deref() == Some("issuing-ca")
+        ));
+        let section = cfg.pkcs11.expect("[pkcs11]");
+        assert_eq!(section.pin_file, Some(dir.path().join("token.pin")));
+        assert!(section.sessions >= 1);
+
+        // The commented example in the default file is what a token key needs.
+        let text = render_default_for_tests("x");
+        assert!(text.contains("# issuing_key = \"pkcs11:token=signet;object=issuing-ca\""));
+        let uncommented = text
+            .replace("issuing_key = \"issuing_ca.key\"\n", "")
+            .replace("# issuing_key = ", "issuing_key = ")
+            .replace("# [pkcs11]", "[pkcs11]")
+            .replace("# module = ", "module = ")
+            .replace("# pin_file = ", "pin_file = ");
+        let cfg = Config::parse(&uncommented, &path).expect("the example parses");
+        assert!(cfg.pkcs11.is_some());
+
+        for bad in [
+            // A token key without a module to find it in.
+            "[ca]\nname = \"x\"\nissuing_key = \"pkcs11:token=signet;object=k\"\n",
+            // A PIN in the URI.
+            "[ca]\nname = \"x\"\nissuing_key = \"pkcs11:object=k;pin-value=1234\"\n\
+             [pkcs11]\nmodule = \"/m.so\"\n",
+            "[ca]\nname = \"x\"\n[pkcs11]\nmodule = \"/m.so\"\nsessions = 0\n",
+            "[ca]\nname = \"x\"\n[pkcs11]\nmodule = \"/m.so\"\npin = \"1234\"\n",
+        ] {
+            let e = Config::parse(bad, &path).expect_err(bad);
+            assert!(!format!("{e:#}").contains("1234"), "{e:#}");
         }
     }
 }

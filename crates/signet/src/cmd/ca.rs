@@ -36,6 +36,7 @@ use crate::client::{
     Api, ClientArgs, certificate_pem, fetch_pinned_root, parse_certificates, read_certificates,
     single_certificate,
 };
+use crate::config::KeyRef;
 use crate::files::write_atomic;
 
 #[derive(Debug, Args)]
@@ -74,12 +75,21 @@ struct NewIssuingArgs {
     #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
     /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE,
-    /// which also encrypts the new key) [default: DIR/root_ca.key].
-    #[arg(long, value_name = "FILE")]
+    /// which also encrypts the new key), or its PKCS#11 URI in the [pkcs11] module
+    /// [default: DIR/root_ca.key].
+    #[arg(long, value_name = "FILE|URI")]
     root_key: Option<PathBuf>,
-    /// Key type of the new issuing CA: p256, p384 or ed25519.
-    #[arg(long, default_value = "p256", value_parser = super::init::parse_key_type)]
-    key_type: signet_ca::KeyType,
+    /// Key type of the new issuing CA: p256, p384 or ed25519 in a file; p256, p384,
+    /// rsa2048, rsa3072 or rsa4096 in a token.
+    #[arg(long, default_value = "p256")]
+    key_type: String,
+    /// Where the new issuing key is made [default: where the current one is]: `pkcs11`
+    /// makes it in the token of the current key (or --pkcs11-token), through [pkcs11].
+    #[arg(long, value_enum)]
+    key_store: Option<super::init::KeyStore>,
+    /// The label of the token to make the new key in [default: the current key's token].
+    #[arg(long, value_name = "LABEL")]
+    pkcs11_token: Option<String>,
     /// Lifetime of the new issuing CA, never past the root's.
     #[arg(long, default_value = "1826d", value_parser = parse_issuing_validity)]
     validity: Duration,
@@ -103,9 +113,9 @@ struct RootCrlArgs {
     /// database (SIGNET_DATABASE_URL overrides it).
     #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
     dir: PathBuf,
-    /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE)
-    /// [default: DIR/root_ca.key].
-    #[arg(long, value_name = "FILE")]
+    /// The root CA's key, PKCS#8 PEM, mode 0600 (encrypted keys use SIGNET_CA_PASSPHRASE),
+    /// or its PKCS#11 URI in the [pkcs11] module [default: DIR/root_ca.key].
+    #[arg(long, value_name = "FILE|URI")]
     root_key: Option<PathBuf>,
     /// How long the CRL is valid (nextUpdate - thisUpdate): 1h to 366d.
     #[arg(long, default_value = ROOT_CRL_DEFAULT_VALIDITY, value_parser = parse_root_crl_validity)]
@@ -149,6 +159,22 @@ fn next_update_text(crl: &RootCrl) -> String {
 /// database has recorded the new certificate.
 async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
     let (cfg, root) = config_and_root(&args.dir, args.root_key.as_deref())?;
+    let current_in_token = KeyRef::is_uri(&cfg.ca.issuing_key);
+    let into_token = match args.key_store {
+        Some(store) => store == super::init::KeyStore::Pkcs11,
+        None => current_in_token,
+    };
+    if into_token || current_in_token {
+        if !into_token {
+            bail!(
+                "the issuing key is in a PKCS#11 token: make the new one there too \
+                 (--key-store pkcs11)"
+            );
+        }
+        return new_issuing_in_token(args, cfg, root).await;
+    }
+    let key_type = super::init::parse_key_type(&args.key_type)
+        .map_err(|e| anyhow::anyhow!("--key-type: {e}"))?;
     let (cert_path, issuing_key_path) = (&cfg.ca.issuing_cert, &cfg.ca.issuing_key);
     let old = single_issuing_certificate(cert_path)?;
     let old_serial = signet_ca::CertificateInfo::from_der(&old)?.serial.to_hex();
@@ -174,20 +200,9 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
     }
 
     let now = OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute()
-    );
-    let org = cfg.ca.name.trim();
-    let mut cn = format!("{org} Issuing {stamp}");
-    if cn.len() > 64 {
-        cn = format!("Issuing CA {stamp}");
-    }
-    let new = root.sign_issuing_ca(org, &cn, args.key_type, args.validity, now)?;
+    let (org, cn, _) = new_issuing_names(&cfg, now);
+    let org = org.as_str();
+    let new = root.sign_issuing_ca(org, &cn, key_type, args.validity, now)?;
     let new_der = parse_certificates(new.cert_pem.as_bytes())?
         .into_iter()
         .next()
@@ -259,6 +274,176 @@ async fn new_issuing(args: NewIssuingArgs) -> anyhow::Result<()> {
         old_cert_archive.display()
     );
     Ok(())
+}
+
+/// The new issuing CA's organisation, common name and a stamp naming it (UTC minute).
+fn new_issuing_names(cfg: &crate::config::Config, now: OffsetDateTime) -> (String, String, String) {
+    let stamp = format!(
+        "{:04}{:02}{:02}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute()
+    );
+    let org = cfg.ca.name.trim().to_string();
+    let mut cn = format!("{org} Issuing {stamp}");
+    if cn.len() > 64 {
+        cn = format!("Issuing CA {stamp}");
+    }
+    (org, cn, stamp)
+}
+
+/// `ca new-issuing` with the new key made in the [pkcs11] module's token: the key is made
+/// and certified, the certificate recorded, then the certificate file replaced and
+/// `[ca] issuing_key` pointed at the new key. The old key stays in the token (or its file
+/// is kept as `issuing_ca.<serial>.key`); its URI is kept as `issuing_ca.<serial>.uri`, so
+/// `serve` goes on publishing its CRLs. A key made for a run that fails is deleted again.
+async fn new_issuing_in_token(
+    args: NewIssuingArgs,
+    cfg: crate::config::Config,
+    root: IssuingCa,
+) -> anyhow::Result<()> {
+    let section = cfg
+        .pkcs11
+        .clone()
+        .context("a new issuing key in a PKCS#11 token needs [pkcs11] module in signet.toml")?;
+    let current = KeyRef::parse(&cfg.ca.issuing_key)?;
+    let token = match (&args.pkcs11_token, &current) {
+        (Some(t), _) => t.clone(),
+        (None, KeyRef::Pkcs11(uri)) => uri
+            .token
+            .clone()
+            .context("the current issuing key's URI names no token: give --pkcs11-token")?,
+        (None, KeyRef::File(_)) => bail!("give --pkcs11-token LABEL: the token to make the key in"),
+    };
+    let kind: signet_pkcs11::KeyKind = args.key_type.parse()?;
+    let cert_path = &cfg.ca.issuing_cert;
+    let old = single_issuing_certificate(cert_path)?;
+    let old_serial = signet_ca::CertificateInfo::from_der(&old)?.serial.to_hex();
+    let old_cert_archive = crate::datadir::kept_issuing_file(cert_path, &old_serial, "crt");
+    let old_key_archive = match &current {
+        KeyRef::File(path) => crate::datadir::kept_issuing_file(path, &old_serial, "key"),
+        KeyRef::Pkcs11(_) => crate::datadir::kept_issuing_file(cert_path, &old_serial, "uri"),
+    };
+    for path in [&old_cert_archive, &old_key_archive] {
+        if path.exists() {
+            bail!(
+                "{} already exists: refusing to overwrite a kept issuing CA",
+                path.display()
+            );
+        }
+    }
+    let staged_cert = cert_path.with_extension("crt.new");
+
+    let now = OffsetDateTime::now_utc();
+    let (org, cn, stamp) = new_issuing_names(&cfg, now);
+    let module = signet_pkcs11::Module::open(&section.module)?;
+    let pin = section.pin()?;
+    let label = format!("issuing-ca-{stamp}");
+    let where_ = signet_pkcs11::Pkcs11Uri {
+        token: Some(token.clone()),
+        object: Some(label.clone()),
+        ..Default::default()
+    };
+    let uri = signet_pkcs11::generate_key_pair(&module, &pin, &where_, &label, kind)
+        .with_context(|| format!("making the new issuing key {label} in the token {token}"))?;
+    let made = async {
+        let key = super::issue::open_pkcs11_key(Some(&section), uri.clone())?;
+        let new = root.sign_issuing_ca_for_key(&org, &cn, key.clone(), args.validity, now)?;
+        let new_der = parse_certificates(new.cert_pem.as_bytes())?
+            .into_iter()
+            .next()
+            .context("the new issuing certificate")?
+            .to_vec();
+        // Proves the pair loads as `serve` will load it, before anything is recorded.
+        let root_pem = std::fs::read_to_string(&cfg.ca.root_cert)
+            .with_context(|| format!("reading {}", cfg.ca.root_cert.display()))?;
+        IssuingCa::with_signing_key(&new.cert_pem, &root_pem, key, cfg.issuance_urls())?;
+        let url = cfg.database_url();
+        let store = super::open_store(&url).await?;
+        crate::binding::check_directory_database(&store, &cfg, &url, &local_actor()).await?;
+        let sub = signet_ca::SubordinateCa {
+            serial: new.serial.clone(),
+            subject: new.subject.clone(),
+            not_before: new.not_before,
+            not_after: new.not_after,
+        };
+        let recorded = record_ca_certificate(
+            &store,
+            &root,
+            &new_der,
+            &sub,
+            &local_actor(),
+            AuditAction::CreateIssuingCa,
+            &format!("replacing serial {old_serial}; key {uri}"),
+        )
+        .await;
+        store.close().await;
+        recorded.context("recording the new issuing CA certificate")?;
+        Ok::<_, anyhow::Error>(new)
+    }
+    .await;
+    let new = match made {
+        Ok(new) => new,
+        Err(e) => {
+            if let Err(undo) = signet_pkcs11::destroy_key_pair(&module, &pin, &uri) {
+                eprintln!("warning: deleting the new key {uri} from the token failed: {undo}");
+            }
+            return Err(e);
+        }
+    };
+
+    // The certificate is recorded: from here on, put the files in place.
+    write_atomic(&staged_cert, new.cert_pem.as_bytes(), 0o644)?;
+    match &current {
+        KeyRef::File(path) => std::fs::rename(path, &old_key_archive)
+            .with_context(|| format!("keeping the old key as {}", old_key_archive.display()))?,
+        KeyRef::Pkcs11(old_uri) => {
+            write_atomic(&old_key_archive, format!("{old_uri}\n").as_bytes(), 0o644)?
+        }
+    }
+    std::fs::hard_link(cert_path, &old_cert_archive).with_context(|| {
+        format!(
+            "keeping the old certificate as {}",
+            old_cert_archive.display()
+        )
+    })?;
+    set_issuing_key(&args.dir, &uri.to_string())?;
+    std::fs::rename(&staged_cert, cert_path)
+        .with_context(|| format!("installing {}", cert_path.display()))?;
+    println!(
+        "New issuing CA {} (serial {}), its key {uri} in the token, valid until {}.",
+        new.subject,
+        new.serial.to_hex(),
+        humantime::format_rfc3339_seconds(new.not_after.into())
+    );
+    println!(
+        "The old one (serial {old_serial}) is kept as {} and {}.",
+        old_cert_archive.display(),
+        old_key_archive.display()
+    );
+    println!(
+        "Restart `signet serve` and any `signet responder` to use it. To revoke the old one: \
+         signet ca root-crl --revoke {}",
+        old_cert_archive.display()
+    );
+    Ok(())
+}
+
+/// Point `[ca] issuing_key` in DIR/signet.toml at `value`, keeping every comment and
+/// every other setting (written atomically, mode kept).
+fn set_issuing_key(dir: &Path, value: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = crate::datadir::DataDir::new(dir).config();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    doc["ca"]["issuing_key"] = toml_edit::value(value);
+    let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+    write_atomic(&path, doc.to_string().as_bytes(), mode)
 }
 
 /// The issuing CA certificate file: exactly one certificate, as `init` writes it (an
@@ -476,6 +661,22 @@ fn config_and_root(
     let key_path = root_key
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::datadir::DataDir::new(dir).root_key());
+    if let KeyRef::Pkcs11(uri) = KeyRef::parse(&key_path).context("--root-key")? {
+        let key = super::issue::open_pkcs11_key(cfg.pkcs11.as_ref(), uri.clone())?;
+        let pem = std::fs::read_to_string(&cfg.ca.root_cert).with_context(|| {
+            format!(
+                "reading the root certificate {}",
+                cfg.ca.root_cert.display()
+            )
+        })?;
+        let root = IssuingCa::root_key_for_crls(&pem, key).with_context(|| {
+            format!(
+                "the root certificate {} with the key {uri}",
+                cfg.ca.root_cert.display()
+            )
+        })?;
+        return Ok((cfg, root));
+    }
     let root = load_root(&cfg.ca.root_cert, &key_path)?;
     Ok((cfg, root))
 }

@@ -11,13 +11,14 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use signet_authority::{Authority, IssueRequest, Refusal, Requester};
 use signet_ca::{
-    CaError, CertificateInfo, Csr, IssuingCa, Lifetime, Profile, read_private_key_file,
+    CaError, CertificateInfo, Csr, IssuingCa, Lifetime, Profile, SigningKey, read_private_key_file,
 };
+use signet_pkcs11::Pkcs11Uri;
 use signet_store::{AuditAction, AuditEntry, AuditOutcome};
 
 use super::Refused;
 use crate::client::{AdminArgs, Api, Bearer, ClientArgs, TokenInput};
-use crate::config::Config;
+use crate::config::{Config, KeyRef, Pkcs11Section};
 use crate::files::write_atomic;
 
 #[derive(Debug, Args)]
@@ -55,15 +56,53 @@ pub struct IssueArgs {
 
 /// Load the issuing CA named by the configuration, decrypting its key if needed.
 pub fn load_issuing_ca(cfg: &Config) -> anyhow::Result<IssuingCa> {
-    let passphrase = super::passphrase();
-    // Name the file: a wrong or missing passphrase says nothing about which key.
-    let key = read_private_key_file(&cfg.ca.issuing_key, passphrase.as_ref().map(|p| p.as_str()))
-        .with_context(|| format!("issuing CA key {}", cfg.ca.issuing_key.display()))?;
     let chain = std::fs::read_to_string(&cfg.ca.issuing_cert)
         .with_context(|| format!("reading {}", cfg.ca.issuing_cert.display()))?;
     let root = std::fs::read_to_string(&cfg.ca.root_cert)
         .with_context(|| format!("reading {}", cfg.ca.root_cert.display()))?;
-    Ok(IssuingCa::new(&chain, &root, key, cfg.issuance_urls())?)
+    match KeyRef::parse(&cfg.ca.issuing_key).context("[ca] issuing_key")? {
+        KeyRef::File(path) => {
+            let passphrase = super::passphrase();
+            // Name the file: a wrong or missing passphrase says nothing about which key.
+            let key = read_private_key_file(&path, passphrase.as_ref().map(|p| p.as_str()))
+                .with_context(|| format!("issuing CA key {}", path.display()))?;
+            Ok(IssuingCa::new(&chain, &root, key, cfg.issuance_urls())?)
+        }
+        KeyRef::Pkcs11(uri) => {
+            let key = open_pkcs11_key(cfg.pkcs11.as_ref(), uri)?;
+            Ok(IssuingCa::with_signing_key(
+                &chain,
+                &root,
+                key,
+                cfg.issuance_urls(),
+            )?)
+        }
+    }
+}
+
+/// Open the key `uri` names, in the module `section` (or the URI's `module-path`) names,
+/// logged in with the PIN `section` says where to find (else `SIGNET_PKCS11_PIN`). The key
+/// signs a test message before it is returned, so a wrong PIN or a missing key fails here,
+/// before anything is served.
+pub fn open_pkcs11_key(
+    section: Option<&Pkcs11Section>,
+    uri: Pkcs11Uri,
+) -> anyhow::Result<Arc<dyn SigningKey>> {
+    let module_path = uri
+        .module_path
+        .clone()
+        .or_else(|| section.map(|s| s.module.clone()))
+        .with_context(|| format!("{uri}: name the PKCS#11 module in [pkcs11] module"))?;
+    let pin = match section {
+        Some(s) => s.pin()?,
+        None => signet_pkcs11::Pin::from_env()
+            .with_context(|| format!("the token's PIN: set {}", signet_pkcs11::PIN_ENV))?,
+    };
+    let sessions = section.map_or(4, |s| s.sessions);
+    let module = signet_pkcs11::Module::open(&module_path)?;
+    let key = signet_pkcs11::Pkcs11Key::open(module, pin, uri.clone(), sessions)
+        .with_context(|| format!("CA key {uri}"))?;
+    Ok(Arc::new(key))
 }
 
 pub async fn run(args: IssueArgs) -> anyhow::Result<()> {

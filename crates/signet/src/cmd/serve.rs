@@ -187,6 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url.clone(),
         hostnames: args.hostnames.clone(),
         responder_bound: None,
+        pkcs11: None,
     };
     let (staging, cfg) = if first {
         tracing::info!(dir = %dir.display(), "no configuration found: making a new CA");
@@ -245,6 +246,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                         None,
                         KeyType::default(),
                         None,
+                        &super::init::KeyStores::default(),
                         &recorded,
                         &store,
                         "signet-serve",
@@ -700,8 +702,36 @@ fn kept_issuers(ca: &signet_ca::IssuingCa, cfg: &crate::config::Config) -> Vec<K
                 continue;
             }
         };
-        let key_path = crate::datadir::kept_issuing_file(&cfg.ca.issuing_key, &kept.serial, "key");
-        let kept_ca = if key_path.exists() {
+        // A key in a token has no file to sit beside: kept files sit beside the certificate.
+        let key_base = if crate::config::KeyRef::is_uri(&cfg.ca.issuing_key) {
+            &cfg.ca.issuing_cert
+        } else {
+            &cfg.ca.issuing_key
+        };
+        let key_path = crate::datadir::kept_issuing_file(key_base, &kept.serial, "key");
+        let uri_path = crate::datadir::kept_issuing_file(&cfg.ca.issuing_cert, &kept.serial, "uri");
+        let kept_ca = if !key_path.exists() && uri_path.exists() {
+            // Its key is in a token (`ca new-issuing` kept its URI).
+            let loaded = std::fs::read_to_string(&uri_path)
+                .map_err(anyhow::Error::from)
+                .and_then(|uri| Ok(uri.trim().parse::<signet_pkcs11::Pkcs11Uri>()?))
+                .and_then(|uri| super::issue::open_pkcs11_key(cfg.pkcs11.as_ref(), uri))
+                .and_then(|key| {
+                    Ok(signet_ca::IssuingCa::with_signing_key(
+                        &kept.pem,
+                        &root_pem,
+                        key,
+                        cfg.issuance_urls(),
+                    )?)
+                });
+            match loaded {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::warn!(file = %uri_path.display(), error = %e, "not publishing CRLs for a kept issuing CA: its key in the token does not load");
+                    None
+                }
+            }
+        } else if key_path.exists() {
             let loaded = signet_ca::read_private_key_file(
                 &key_path,
                 passphrase.as_ref().map(|p| p.as_str()),
