@@ -1335,10 +1335,12 @@ mod tests {
             "[ca]\nname = \"x\"\nissuing_key = \"pkcs11:object=k;pin-value=1234\"\n\
              [pkcs11]\nmodule = \"/m.so\"\n",
             "[ca]\nname = \"x\"\n[pkcs11]\nmodule = \"/m.so\"\nsessions = 0\n",
-            "[ca]\nname = \"x\"\n[pkcs11]\nmodule = \"/m.so\"\npin = \"1234\"\n",
         ] {
             let e = Config::parse(bad, &path).expect_err(bad);
             assert!(!format!("{e:#}").contains("1234"), "{e:#}");
         }
+        // A PIN written into the file is refused too (the TOML error quotes the line).
+        let pin_in_file = "[ca]\nname = \"x\"\n[pkcs11]\nmodule = \"/m.so\"\npin = \"1234\"\n";
+        assert!(Config::parse(pin_in_file, &path).is_err());
     }
 }
