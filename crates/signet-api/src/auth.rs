@@ -35,6 +35,9 @@ pub enum ProvisionerKind {
     Token,
     /// Projected service-account tokens of a Kubernetes cluster, verified with its JWKS.
     Kubernetes,
+    /// ACME clients (RFC 8555), served by signet-acme at `/acme/{name}/directory`, not by
+    /// this API.
+    Acme,
 }
 
 impl ProvisionerKind {
@@ -43,6 +46,7 @@ impl ProvisionerKind {
         match self {
             ProvisionerKind::Token => "token",
             ProvisionerKind::Kubernetes => "kubernetes",
+            ProvisionerKind::Acme => "acme",
         }
     }
 }
@@ -96,6 +100,33 @@ pub struct ProvisionerConfig {
     /// `kubernetes`: the oldest token (by `iat`) accepted (default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_token_age: Option<signet_ca::Lifetime>,
+    /// `acme`: whether new accounts need an external account binding (`signet acme eab
+    /// create`). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab: Option<bool>,
+    /// `acme`: the identifier types accepted, `dns` and/or `ip` (default both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiers: Option<Vec<String>>,
+    /// `acme`: the profile certificates are issued under (default `server`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `acme`: the certificates' lifetime (default 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<signet_ca::Lifetime>,
+    /// `acme`: the DNS server (IP:PORT) every validation lookup goes to (default the
+    /// system's resolver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// `acme`: the port http-01 validation connects to (default 80).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http01_port: Option<u16>,
+    /// `acme`: the port tls-alpn-01 validation connects to (default 443).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_alpn01_port: Option<u16>,
+    /// `acme`: the addresses validation may connect to, as CIDR blocks (default everything
+    /// but loopback, link-local, unspecified and multicast).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_networks: Option<Vec<String>>,
     /// What requesters vouched for by this provisioner may be issued. For `kubernetes`, the
     /// template names are always allowed; `policy` says which names beyond them may be, and
     /// which profiles.
@@ -279,7 +310,30 @@ impl Provisioner {
             }
             (Some(rate), burst) => Some((rate, burst.unwrap_or(rate.saturating_mul(2)))),
         };
+        let acme_only = [
+            ("eab", cfg.eab.is_some()),
+            ("identifiers", cfg.identifiers.is_some()),
+            ("profile", cfg.profile.is_some()),
+            ("lifetime", cfg.lifetime.is_some()),
+            ("resolver", cfg.resolver.is_some()),
+            ("http01_port", cfg.http01_port.is_some()),
+            ("tls_alpn01_port", cfg.tls_alpn01_port.is_some()),
+            ("validation_networks", cfg.validation_networks.is_some()),
+        ];
+        if cfg.kind != ProvisionerKind::Acme
+            && let Some((key, _)) = acme_only.iter().find(|(_, set)| *set)
+        {
+            return Err(err(format!(
+                "{key} is a setting of type = \"acme\", not \"{}\"",
+                cfg.kind.as_str()
+            )));
+        }
         let (verifier, issuance) = match cfg.kind {
+            ProvisionerKind::Acme => {
+                return Err(err(
+                    "type = \"acme\" is served by the ACME server (/acme/NAME/directory), not the API".into(),
+                ));
+            }
             ProvisionerKind::Token => {
                 let k8s_only = [
                     ("issuer", cfg.issuer.is_some()),

@@ -332,6 +332,9 @@ impl Authority {
                 }
                 widen(provisioner, names)?
             }
+            // The ACME server has checked that the CSR's names are exactly the order's
+            // identifiers, each proven by a challenge; the provisioner's policy still applies.
+            Requester::Acme { provisioner, .. } => provisioner.policy().clone(),
             // The server names itself: its configured hostnames and addresses.
             Requester::Server => Policy::allow_all(),
             _ => self.policy.clone(),
@@ -492,6 +495,11 @@ impl Authority {
                 let names = k8s.names_for(namespace, service_account)?;
                 Ok((widen(&p, &names)?, provisioner.to_string()))
             }
+            // An ACME account proves control of its names again for each certificate.
+            RecordedRequester::Acme { provisioner, .. } => Err(Refusal::RenewalDenied(format!(
+                "this certificate was issued through the ACME provisioner {provisioner:?}: \
+                 renew it through ACME (a new order)"
+            ))),
             RecordedRequester::Renewal { .. } | RecordedRequester::CaWide => {
                 Ok((self.policy.clone(), "admin".to_string()))
             }
@@ -690,9 +698,10 @@ fn widen(
 /// A policy's refusal of names, saying whose policy it was, for requesters of the API.
 fn whose_policy(err: CaError, requester: &Requester, renewal: bool) -> Refusal {
     match requester {
-        Requester::Admin | Requester::Token { .. } | Requester::Kubernetes { .. } => {
-            name_denied_by(err, requester.provisioner_name(), renewal)
-        }
+        Requester::Admin
+        | Requester::Token { .. }
+        | Requester::Kubernetes { .. }
+        | Requester::Acme { .. } => name_denied_by(err, requester.provisioner_name(), renewal),
         // The CA holder and the server itself read the CA core's own words.
         _ => Refusal::Ca(err),
     }

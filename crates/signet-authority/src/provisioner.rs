@@ -37,6 +37,16 @@ impl Provisioner {
         }
     }
 
+    /// An `acme` provisioner: its accounts may be issued the identifiers they proved
+    /// control of (checked by the ACME server) that its `policy` allows.
+    pub fn acme(name: &str, policy: Policy) -> Provisioner {
+        Provisioner {
+            name: name.to_string(),
+            policy,
+            kubernetes: None,
+        }
+    }
+
     /// A `kubernetes` provisioner: its workloads may be issued their template names, and
     /// names its `policy` allows.
     pub fn kubernetes(name: &str, policy: Policy, names: KubernetesNames) -> Provisioner {

@@ -41,6 +41,14 @@ pub enum Requester {
         /// The names the provisioner's templates give the service account.
         names: BTreeSet<SubjectName>,
     },
+    /// An ACME account (RFC 8555) of an `acme` provisioner, whose order's identifiers were
+    /// validated by the ACME server. Recorded as `acme:<provisioner>:<account id>`.
+    Acme {
+        /// The `acme` provisioner the account belongs to.
+        provisioner: Arc<Provisioner>,
+        /// The account's id (the last segment of its URL).
+        account: String,
+    },
     /// The holder of a certificate this CA issued, renewing it. Recorded (as an audit actor)
     /// as `mtls:<serial>` or `x5c:<serial>`, by how it proved to hold the certificate.
     Holder {
@@ -91,9 +99,9 @@ impl Requester {
     /// The provisioner that vouches for this requester, if one does.
     pub fn provisioner(&self) -> Option<&Arc<Provisioner>> {
         match self {
-            Requester::Token { provisioner, .. } | Requester::Kubernetes { provisioner, .. } => {
-                Some(provisioner)
-            }
+            Requester::Token { provisioner, .. }
+            | Requester::Kubernetes { provisioner, .. }
+            | Requester::Acme { provisioner, .. } => Some(provisioner),
             _ => None,
         }
     }
@@ -113,6 +121,7 @@ impl Requester {
                 service_account,
                 ..
             } => Some(format!("{namespace}/{service_account}")),
+            Requester::Acme { account, .. } => Some(account.clone()),
             _ => None,
         }
     }
@@ -138,6 +147,10 @@ impl fmt::Display for Requester {
                 "k8s:{}:{namespace}/{service_account}",
                 provisioner.name()
             ),
+            Requester::Acme {
+                provisioner,
+                account,
+            } => write!(f, "acme:{}:{account}", provisioner.name()),
             Requester::Holder { serial, proof } => match proof {
                 HolderProof::Mtls => write!(f, "mtls:{serial}"),
                 HolderProof::RenewalToken => write!(f, "x5c:{serial}"),
@@ -173,6 +186,13 @@ pub enum RecordedRequester<'a> {
         /// The service account.
         service_account: &'a str,
     },
+    /// `acme:<provisioner>:<account id>`.
+    Acme {
+        /// The provisioner's name.
+        provisioner: &'a str,
+        /// The account's id.
+        account: &'a str,
+    },
     /// `mtls:<serial>`: records written before renewals recorded their line's origin name
     /// the certificate that renewed.
     Renewal {
@@ -194,6 +214,10 @@ impl<'a> RecordedRequester<'a> {
             (Some("token"), Some(provisioner), Some(subject)) => RecordedRequester::Token {
                 provisioner,
                 subject,
+            },
+            (Some("acme"), Some(provisioner), Some(account)) => RecordedRequester::Acme {
+                provisioner,
+                account,
             },
             (Some("k8s"), Some(provisioner), Some(workload)) => {
                 let (namespace, service_account) = workload
@@ -286,6 +310,13 @@ mod tests {
                 },
                 "local:unknown",
             ),
+            (
+                Requester::Acme {
+                    provisioner: Arc::new(Provisioner::acme("web", Policy::default())),
+                    account: "a1".into(),
+                },
+                "acme:web:a1",
+            ),
             (Requester::Server, "signet-serve"),
             (Requester::OcspSigner, "signet-responder"),
         ];
@@ -314,6 +345,13 @@ mod tests {
         assert_eq!(
             RecordedRequester::parse("mtls:0a1b"),
             Ok(RecordedRequester::Renewal { serial: "0a1b" })
+        );
+        assert_eq!(
+            RecordedRequester::parse("acme:web:a1"),
+            Ok(RecordedRequester::Acme {
+                provisioner: "web",
+                account: "a1"
+            })
         );
         assert!(RecordedRequester::parse("k8s:cluster:prod").is_err());
         for ca_wide in ["admin", "local:ops(uid 1)", "signet-serve", "token:ci"] {

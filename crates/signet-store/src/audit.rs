@@ -119,6 +119,20 @@ audit_enum! {
         BindDatabase = "bind-database",
         /// A CRL signed by the root published (`signet init`, `signet ca root-crl`).
         PublishRootCrl = "publish-root-crl",
+        /// An ACME account created (`newAccount`).
+        AcmeNewAccount = "acme-new-account",
+        /// An ACME account's contacts changed, or the account deactivated.
+        AcmeUpdateAccount = "acme-update-account",
+        /// An ACME account's key replaced (`keyChange`).
+        AcmeKeyChange = "acme-key-change",
+        /// An ACME order placed (`newOrder`).
+        AcmeNewOrder = "acme-new-order",
+        /// An ACME challenge validated or failed.
+        AcmeValidate = "acme-validate",
+        /// An ACME authorization deactivated by its account.
+        AcmeDeactivateAuthorization = "acme-deactivate-authz",
+        /// An ACME external account binding key created or revoked.
+        AcmeEabKey = "acme-eab-key",
     }
 }
 

@@ -31,6 +31,7 @@
 //! | `ocsp_signer` | requests for delegated OCSP signing certificates |
 //! | `binding` | which root CA a database belongs to |
 //! | `group` | group commit of certificates, tokens and audit rows |
+//! | `acme` | the ACME server's accounts, orders, authorizations, challenges, used nonces, shared nonce key and EAB keys |
 
 #![forbid(unsafe_code)]
 
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+mod acme;
 mod audit;
 mod binding;
 mod certificates;
@@ -51,6 +53,10 @@ mod revocation;
 mod serial;
 mod tokens;
 
+pub use acme::{
+    AcmeAccount, AcmeAccountCreated, AcmeAuthorization, AcmeChallenge, AcmeEabKey, AcmeOrder,
+    AcmePurged, ChallengeOutcome, NewAcmeAuthorization, NewAcmeOrder,
+};
 pub use audit::{AuditAction, AuditEntry, AuditOutcome, AuditRecord, UnknownAuditValue};
 pub use binding::{CaBinding, DatabaseContents, NewCaBinding};
 pub use certificates::{CertStatus, CertificateRecord, NewCertificate, SERVER_REQUESTER};

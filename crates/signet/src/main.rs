@@ -60,6 +60,8 @@ enum Command {
     /// Run only the OCSP responder and CRL download point (plain HTTP), without the CA key,
     /// next to a `signet serve` that shares its database.
     Responder(cmd::responder::ResponderArgs),
+    /// ACME: external account binding keys of `acme` provisioners (eab create|list|revoke).
+    Acme(cmd::acme::AcmeArgs),
     /// Add, list or remove provisioners in signet.toml (`serve` applies changes on SIGHUP).
     Provisioner(cmd::provisioner::ProvisionerArgs),
     /// Fetch and verify an OCSP response for a server certificate, for stapling
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
     // one-shot commands stay quiet.
     let default_filter = match cli.command {
         Command::Serve(_) | Command::Responder(_) => {
-            "warn,signet=info,signet_api=info,signet_responder=info"
+            "warn,signet=info,signet_api=info,signet_acme=info,signet_responder=info"
         }
         // The workload's init container and sidecar say what they did.
         Command::Bootstrap(_) | Command::Renew(_) => "warn,signet=info,signet_agent=info",
@@ -117,6 +119,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Responder(args) => cmd::responder::run(args).await,
             Command::Provisioner(args) => cmd::provisioner::run(args).await,
+            Command::Acme(args) => cmd::acme::run(args).await,
             Command::Staple(args) => cmd::staple::run(args).await,
             Command::Token(args) => cmd::token::run(args).await,
             Command::Certificate(args) => cmd::certificate::run(args).await,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod acme;
 pub mod audit;
 pub mod backup;
 pub mod bootstrap;

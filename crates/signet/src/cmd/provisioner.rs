@@ -44,6 +44,45 @@ enum AddKind {
     Kubernetes(AddKubernetesArgs),
     /// Clients holding one-time tokens signed with a provisioner key (`signet token`).
     Token(AddTokenArgs),
+    /// ACME clients (certbot, lego, Caddy, cert-manager...), at
+    /// `{server}/acme/NAME/directory`.
+    Acme(AddAcmeArgs),
+}
+
+#[derive(Debug, Args)]
+struct AddAcmeArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The provisioner's name (letters, digits, '-', '_', '.'): its directory is
+    /// /acme/NAME/directory.
+    #[arg(long)]
+    name: String,
+    /// New accounts need an external account binding; one key is made and printed now
+    /// (more with `signet acme eab create`).
+    #[arg(long)]
+    eab: bool,
+    /// The DNS server (IP:PORT) validation looks names up with [default: the system's].
+    #[arg(long, value_name = "IP:PORT")]
+    resolver: Option<String>,
+    /// The port http-01 validation connects to [default: 80].
+    #[arg(long, value_name = "PORT")]
+    http01_port: Option<u16>,
+    /// The port tls-alpn-01 validation connects to [default: 443].
+    #[arg(long, value_name = "PORT")]
+    tls_alpn01_port: Option<u16>,
+    /// The addresses validation may connect to [default: all but loopback, link-local,
+    /// unspecified and multicast].
+    #[arg(long, value_delimiter = ',', value_name = "CIDR,...")]
+    validation_networks: Vec<String>,
+    /// The identifier types accepted [default: dns,ip].
+    #[arg(long, value_delimiter = ',', value_name = "dns|ip,...")]
+    identifiers: Vec<String>,
+    /// The profile certificates are issued under [default: server].
+    #[arg(long)]
+    profile: Option<String>,
+    /// The certificates' lifetime [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    lifetime: Option<String>,
 }
 
 /// Which configuration to edit.
@@ -124,6 +163,7 @@ pub async fn run(args: ProvisionerArgs) -> anyhow::Result<()> {
     match args.command {
         ProvisionerCommand::Add(AddKind::Kubernetes(a)) => add_kubernetes(a),
         ProvisionerCommand::Add(AddKind::Token(a)) => add_token(a),
+        ProvisionerCommand::Add(AddKind::Acme(a)) => add_acme(a).await,
         ProvisionerCommand::List(l) => list(&l),
         ProvisionerCommand::Remove(r) => remove(&r),
     }
@@ -414,6 +454,79 @@ fn add_token(a: AddTokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn add_acme(a: AddAcmeArgs) -> anyhow::Result<()> {
+    check_name(&a.name)?;
+    let cur = current(&a.location)?;
+    cur.refuse_duplicate(&a.name)?;
+    let mut entry = Table::new();
+    entry.insert("name", value(&a.name));
+    entry.insert("type", value(ProvisionerKind::Acme.as_str()));
+    if a.eab {
+        entry.insert("eab", value(true));
+    }
+    if !a.identifiers.is_empty() {
+        entry.insert("identifiers", value(string_array(&a.identifiers)));
+    }
+    if let Some(profile) = &a.profile {
+        profile
+            .parse::<Profile>()
+            .map_err(|e| Refused(format!("--profile: {e}")))?;
+        entry.insert("profile", value(profile));
+    }
+    if let Some(lifetime) = &a.lifetime {
+        lifetime
+            .parse::<Lifetime>()
+            .map_err(|e| Refused(format!("--lifetime: {e}")))?;
+        entry.insert("lifetime", value(lifetime));
+    }
+    if let Some(resolver) = &a.resolver {
+        entry.insert("resolver", value(resolver));
+    }
+    if let Some(port) = a.http01_port {
+        entry.insert("http01_port", value(i64::from(port)));
+    }
+    if let Some(port) = a.tls_alpn01_port {
+        entry.insert("tls_alpn01_port", value(i64::from(port)));
+    }
+    if !a.validation_networks.is_empty() {
+        entry.insert(
+            "validation_networks",
+            value(string_array(&a.validation_networks)),
+        );
+    }
+    let policy_toml = toml::to_string(&cur.config.policy).context("writing the policy as TOML")?;
+    let policy = policy_toml
+        .parse::<DocumentMut>()
+        .context("reading the policy back")?
+        .as_table()
+        .clone();
+    entry.insert("policy", Item::Table(policy));
+    let mut doc = cur.document()?;
+    append_entry(
+        &mut doc,
+        entry,
+        "Added by `signet provisioner add acme`; the policy is the CA-wide [policy].",
+    )?;
+    let config = cur.commit(&doc)?;
+    println!(
+        "added ACME provisioner {:?} to {}: its directory is {}/acme/{}/directory",
+        a.name,
+        cur.path.display(),
+        config.server.url.as_deref().unwrap_or("https://HOST:PORT"),
+        a.name
+    );
+    if a.eab {
+        let store = super::open_store(&config.database_url()).await?;
+        let made = super::acme::create(&config, &store, &a.name).await;
+        store.close().await;
+        let (kid, hmac) = made?;
+        println!("external account binding: kid {kid}");
+        println!("external account binding: hmac_key {hmac}");
+    }
+    println!("a running `signet serve` applies it on restart");
+    Ok(())
+}
+
 fn list(location: &Location) -> anyhow::Result<()> {
     let cur = current(location)?;
     if cur.config.provisioners.is_empty() {
@@ -447,6 +560,20 @@ fn list(location: &Location) -> anyhow::Result<()> {
                         " service_accounts={}",
                         p.service_accounts.join(",")
                     ));
+                }
+                d
+            }
+            ProvisionerKind::Acme => {
+                let mut d = format!(
+                    "directory=/acme/{}/directory eab={}",
+                    p.name,
+                    p.eab.unwrap_or(false)
+                );
+                if let Some(r) = &p.resolver {
+                    d.push_str(&format!(" resolver={r}"));
+                }
+                if let Some(n) = &p.validation_networks {
+                    d.push_str(&format!(" validation_networks={}", n.join(",")));
                 }
                 d
             }

@@ -290,6 +290,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         provisioners,
         admin,
     } = load_credentials(&config_path, Config::load(&config_path)?)?;
+    let acme_settings = crate::serve::acme::settings(&cfg, &config_path)?;
     // The CA URL (the tokens' audience) names the address actually bound, so port 0 works.
     let bound = socket.local_addr().unwrap_or(listen);
     let ca_url = cfg.server.ca_url(bound, args.plain_http);
@@ -425,13 +426,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     background.spawn(responder.clone().watch_changes());
     background.spawn(publisher.run(first_crls));
     background.spawn(answer_signer_requests(
-        authority,
+        authority.clone(),
         store.clone(),
         rcfg.signer_lifetime.duration(),
     ));
+    // ACME (`acme` provisioners): one more front end over the same authority, store and
+    // revocation hook. Its nonce key is shared through the database.
+    let acme = signet_acme::AcmeServer::new(
+        authority,
+        store.clone(),
+        acme_settings,
+        !args.plain_http,
+        Some({
+            let publisher = publisher.clone();
+            Arc::new(move |serial: &Serial, reason: RevocationReason| {
+                publisher.revoked(serial, reason)
+            })
+        }),
+    )
+    .await
+    .context("setting up the ACME server")?;
+    background.spawn(acme.clone().run_cleanup());
     let reload_state = state.clone();
     let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
-    let router = signet_api::app(state);
+    let router = signet_api::app(state).merge(signet_acme::router(acme));
 
     // 8. Serve until SIGTERM or Ctrl-C: connections are taken from here on.
     let socket = socket

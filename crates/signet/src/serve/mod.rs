@@ -17,6 +17,7 @@
 //! The API crate owns routes, authentication and HTTP-level limits; nothing here looks inside
 //! a request except to attach what the connection proved ([`signet_api::ClientCertificate`]).
 
+pub mod acme;
 pub mod bootstrap;
 pub mod identity;
 pub mod listener;

@@ -15,9 +15,13 @@ use crate::config::Config;
 
 /// Build the provisioners of `cfg` and check that they can serve together.
 pub fn build_provisioners(cfg: &Config, config_path: &Path) -> anyhow::Result<Vec<Provisioner>> {
+    // `acme` provisioners are served by the ACME server, not the API: checked here, built
+    // by `serve`.
+    super::acme::settings(cfg, config_path)?;
     let provisioners = cfg
         .provisioners
         .iter()
+        .filter(|p| p.kind != signet_api::ProvisionerKind::Acme)
         .map(|p| {
             Provisioner::from_config(p, &cfg.base_dir)
                 .with_context(|| format!("provisioner {:?} in {}", p.name, config_path.display()))
