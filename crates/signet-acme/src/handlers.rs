@@ -50,7 +50,6 @@ pub fn router(server: AcmeServer) -> Router {
         .route("/acme/{p}/revoke-cert", post(revoke_cert))
         .route("/acme/{p}/key-change", post(key_change))
         .route("/acme/{p}/renewal-info/{id}", get(renewal_info))
-        .route("/acme/{*rest}", axum::routing::any(unknown_resource))
         .layer(middleware::from_fn_with_state(server.clone(), replay_nonce))
         .with_state(server)
 }
@@ -76,10 +75,6 @@ async fn replay_nonce(State(server): State<AcmeServer>, req: Request, next: Next
         headers.append(header::LINK, v);
     }
     resp
-}
-
-async fn unknown_resource() -> AcmeError {
-    AcmeError::not_found("ACME resource")
 }
 
 impl AcmeServer {

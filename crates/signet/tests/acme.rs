@@ -405,7 +405,7 @@ async fn instant_acme_obtains_and_openssl_verifies_over_https() {
     let old = account.clone();
     let mut account = account;
     let before_key = sqlite3(&db, "SELECT thumbprint FROM acme_accounts");
-    account.update_key().await.unwrap();
+    let _credentials = account.update_key().await.unwrap();
     assert_ne!(
         sqlite3(&db, "SELECT thumbprint FROM acme_accounts"),
         before_key

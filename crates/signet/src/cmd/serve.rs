@@ -424,6 +424,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut background = wiring::Background::default();
     background.spawn(responder.clone().run_signer(certifier));
     background.spawn(responder.clone().watch_changes());
+    let acme_publisher = publisher.clone();
     background.spawn(publisher.run(first_crls));
     background.spawn(answer_signer_requests(
         authority.clone(),
@@ -437,12 +438,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         acme_settings,
         !args.plain_http,
-        Some({
-            let publisher = publisher.clone();
-            Arc::new(move |serial: &Serial, reason: RevocationReason| {
-                publisher.revoked(serial, reason)
-            })
-        }),
+        Some(Arc::new(
+            move |serial: &Serial, reason: RevocationReason| acme_publisher.revoked(serial, reason),
+        )),
     )
     .await
     .context("setting up the ACME server")?;
