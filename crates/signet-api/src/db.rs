@@ -57,8 +57,10 @@ impl Bounded {
         }
     }
 
+    /// Readiness: the database answers and would accept a write (a read-only standby
+    /// would not).
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        self.bound(self.store.ping()).await
+        self.bound(self.store.ping_writable()).await
     }
 
     pub(crate) async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {

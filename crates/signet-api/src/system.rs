@@ -90,7 +90,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and accepts writes (not a read-only standby).
 #[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = String), (status = 503, body = crate::Problem)))]
 async fn readyz(State(st): State<AppState>) -> Result<&'static str, ApiError> {
     st.inner.store.ping().await?;

@@ -13,14 +13,25 @@
 //! CRL numbers come from the store's counter per CA key ([`Store::next_crl_number`]), taken
 //! before the entries are read, so numbers only grow, whichever process signs, and a larger
 //! number always covers at least the revocations a smaller one does.
+//!
+//! **One signer at a time.** Any number of `signet serve` replicas may share a database;
+//! each CA's CRLs are signed by one of them, the leader: whoever holds the store's
+//! [`Leadership`] `crl:<key id>` (a PostgreSQL advisory lock, released by the server when
+//! the leader's connection ends, `kill -9` included; always held on SQLite). The others
+//! ask for it every [`LEADER_POLL`]; the one that takes it publishes at once (covering
+//! whatever was revoked during the hand-over) and then on schedule. The leader hears of
+//! revocations made through other replicas by watching the revocation sequence every
+//! [`LEADER_POLL`], and of its own at once. Should two processes ever both believe they
+//! lead (a leader whose lost connection it has not yet noticed), each CRL still takes its
+//! own number from the counter and a number is stored once: two CRLs never share a number.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use signet_ca::{CaError, CrlSigner, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
-use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCrl, Store, StoreError};
-use tokio::sync::Notify;
+use signet_store::{AuditAction, AuditEntry, AuditOutcome, Leadership, NewCrl, Store, StoreError};
+use tokio::sync::{Mutex, Notify};
 
 /// Revoked certificates read from the store per query while building a CRL.
 const CRL_PAGE: u32 = 10_000;
@@ -28,6 +39,9 @@ const CRL_PAGE: u32 = 10_000;
 const ROOT_CRL_PAGE: u32 = 1000;
 /// How long to wait before retrying a failed publication.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How often a replica that does not lead asks for the leadership, and how often the
+/// leader looks for revocations made through other replicas.
+pub const LEADER_POLL: Duration = Duration::from_secs(1);
 
 /// Why a CRL was not published. Nothing is stored when signing or reading fails; the
 /// scheduled publisher retries.
@@ -329,6 +343,8 @@ struct IssuerCrls {
     listener: Option<Arc<dyn RevocationListener>>,
     schedule: CrlSchedule,
     wake: Arc<Notify>,
+    /// Whether this process signs this CA's CRLs (see the module's comment).
+    leadership: Arc<Mutex<Leadership>>,
 }
 
 impl IssuerCrls {
@@ -338,13 +354,43 @@ impl IssuerCrls {
         listener: Option<Arc<dyn RevocationListener>>,
         schedule: CrlSchedule,
     ) -> Self {
+        let leadership = store.leadership(&format!("crl:{}", hex::encode(signer.key_id())));
         IssuerCrls {
             signer,
             store,
             listener,
             schedule,
             wake: Arc::new(Notify::new()),
+            leadership: Arc::new(Mutex::new(leadership)),
         }
+    }
+
+    /// Whether this process leads (signs this CA's CRLs) now, taking the leadership if it
+    /// is free; a change is logged.
+    async fn lead(&self) -> bool {
+        let mut leadership = self.leadership.lock().await;
+        let before = leadership.is_held();
+        let now = match leadership.check().await {
+            Ok(held) => held,
+            Err(e) => {
+                // Said once when it stops this process signing, not every second after.
+                if before {
+                    tracing::warn!(error = %e, "cannot check the CRL leadership; not signing CRLs meanwhile");
+                } else {
+                    tracing::debug!(error = %e, "cannot check the CRL leadership");
+                }
+                false
+            }
+        };
+        if now != before {
+            let key_id = hex::encode(self.signer.key_id());
+            if now {
+                tracing::info!(issuer_key_id = %key_id, "this replica now signs the CA's CRLs (CRL leader)");
+            } else {
+                tracing::info!(issuer_key_id = %key_id, "this replica no longer signs the CA's CRLs");
+            }
+        }
+        now
     }
 
     /// Ask for a new CRL soon (after a revocation). Never blocks.
@@ -368,6 +414,10 @@ impl IssuerCrls {
         {
             let due = latest.this_update + self.schedule.interval;
             return Ok((due - now).try_into().unwrap_or(Duration::ZERO));
+        }
+        if !self.lead().await {
+            // Another replica signs; `run` takes over if it goes away.
+            return Ok(LEADER_POLL);
         }
         self.publish().await?;
         Ok(self.schedule.interval)
@@ -440,20 +490,52 @@ impl IssuerCrls {
 
     /// Publish on every trigger and every `interval`, until the task is dropped. `first_wait`
     /// is the time to the first scheduled publication.
+    ///
+    /// Only while this process leads: otherwise it asks for the leadership every
+    /// [`LEADER_POLL`], and on taking it publishes at once. The leader also publishes when
+    /// the revocation sequence has moved (a revocation made through another replica),
+    /// looked at every [`LEADER_POLL`].
     async fn run(self, first_wait: Duration) {
-        let mut wait = first_wait;
+        let mut due = tokio::time::Instant::now() + first_wait;
+        // None until this process has seen another replica lead: taking over from one
+        // publishes at once, while leading from the start keeps `first_wait`.
+        let mut leading = self.leadership.lock().await.is_held().then_some(true);
+        // The revocation sequence as of the last CRL this process published.
+        let mut covered = self.store.revocation_cursor().await.ok();
         loop {
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = match self.publish().await {
-                Ok(_) => self.schedule.interval,
-                Err(e) => {
-                    tracing::warn!(error = describe(&e), "publishing a CRL failed; retrying");
-                    RETRY_AFTER
-                }
+            let triggered = tokio::select! {
+                () = self.wake.notified() => true,
+                () = tokio::time::sleep_until(due.min(tokio::time::Instant::now() + LEADER_POLL)) => false,
             };
+            let was_leading = leading;
+            let now_leading = self.lead().await;
+            leading = Some(now_leading);
+            if !now_leading {
+                continue;
+            }
+            let took_over = was_leading == Some(false);
+            let cursor = self.store.revocation_cursor().await.ok();
+            let revoked_elsewhere = match (covered, cursor) {
+                (Some(before), Some(now)) => now > before,
+                // Unknown: publish rather than risk missing a revocation.
+                _ => true,
+            };
+            let publish_now =
+                took_over || triggered || revoked_elsewhere || tokio::time::Instant::now() >= due;
+            if !publish_now {
+                continue;
+            }
+            due = tokio::time::Instant::now()
+                + match self.publish().await {
+                    Ok(_) => {
+                        covered = cursor;
+                        self.schedule.interval
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = describe(&e), "publishing a CRL failed; retrying");
+                        RETRY_AFTER
+                    }
+                };
         }
     }
 }

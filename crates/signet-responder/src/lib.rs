@@ -19,7 +19,7 @@
 //! (DER) and `.pem`, `GET /crl/root.crl` and `.pem` (the root CA's CRL, signed offline with
 //! `signet ca root-crl`), `GET /crl/chain.pem` (the issuing CA's CRL then the root's: what
 //! nginx `ssl_crl` needs), `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`,
-//! `GET /readyz` (200 once a signer is installed).
+//! `GET /readyz` (200 while a signer is installed and the view of the database is fresh).
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, RwLock};
@@ -143,6 +143,51 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// Requests without a nonce already parsed, by their DER (see `ocsp.rs`).
     parsed: ocsp::ParsedRequests,
+    /// How fresh the view of the database is (see `watch.rs`).
+    view: ViewFreshness,
+}
+
+/// When [`Responder::watch_changes`] last saw the database up to date: a poll that
+/// succeeded on a primary, or on a standby streaming from its primary.
+#[derive(Debug, Default)]
+struct ViewFreshness {
+    /// Whether `watch_changes` runs at all (a responder without it answers from the
+    /// database per request and is as fresh as the database).
+    watching: std::sync::atomic::AtomicBool,
+    /// Unix milliseconds of the last fresh poll; 0 before the first.
+    fresh_at_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ViewFreshness {
+    fn start_watching(&self) {
+        self.watching
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn seen_fresh(&self) {
+        self.fresh_at_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long ago the view was last fresh; `None` if not watching, and `Duration::MAX`
+    /// if never.
+    fn age(&self) -> Option<Duration> {
+        if !self.watching.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let at = self.fresh_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if at == 0 {
+            return Some(Duration::MAX);
+        }
+        Some(Duration::from_millis(
+            u64::try_from(now_ms().saturating_sub(at)).unwrap_or(0),
+        ))
+    }
+}
+
+fn now_ms() -> i64 {
+    let now = OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The signer in use and when to replace it.
@@ -216,6 +261,7 @@ impl Responder {
                 root_crl_warned: std::sync::atomic::AtomicU64::new(0),
                 wake: tokio::sync::Notify::new(),
                 parsed: ocsp::ParsedRequests::default(),
+                view: ViewFreshness::default(),
             }),
         })
     }
@@ -315,9 +361,37 @@ impl Responder {
             .clone()
     }
 
-    /// Whether a signer is installed (what `/readyz` reports).
+    /// Whether it can answer from a fresh enough view (what `/readyz` reports): a signer is
+    /// installed and, while [`Responder::watch_changes`] runs, its last successful poll of
+    /// an up-to-date database (a primary, or a hot standby streaming from its primary) is
+    /// at most [`Responder::fresh_for`] old.
     pub fn is_ready(&self) -> bool {
-        self.signer().is_some()
+        self.not_ready_because().is_none()
+    }
+
+    /// How old the view of the database may grow before the responder reports itself not
+    /// ready: five poll intervals, and at least 2 s.
+    pub fn fresh_for(&self) -> Duration {
+        (self.inner.config.poll_interval * 5).max(Duration::from_secs(2))
+    }
+
+    /// Why `/readyz` fails, if it does.
+    fn not_ready_because(&self) -> Option<String> {
+        if self.signer().is_none() {
+            return Some("waiting for an OCSP signing certificate".into());
+        }
+        match self.inner.view.age() {
+            Some(age) if age > self.fresh_for() => Some(if age == Duration::MAX {
+                "no up-to-date view of the database yet".into()
+            } else {
+                format!(
+                    "the view of the database is {} ms old (the database cannot be read, or \
+                     is a standby not streaming from its primary)",
+                    age.as_millis()
+                )
+            }),
+            _ => None,
+        }
     }
 
     /// Tell the responder that `serial` was just revoked (by this process): its cached
@@ -360,13 +434,12 @@ pub fn app(responder: Responder) -> Router {
 
 async fn ready(
     axum::extract::State(r): axum::extract::State<Responder>,
-) -> (axum::http::StatusCode, &'static str) {
-    if r.is_ready() {
-        (axum::http::StatusCode::OK, "ready\n")
-    } else {
-        (
+) -> (axum::http::StatusCode, String) {
+    match r.not_ready_because() {
+        None => (axum::http::StatusCode::OK, "ready\n".into()),
+        Some(why) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "waiting for an OCSP signing certificate\n",
-        )
+            format!("{why}\n"),
+        ),
     }
 }

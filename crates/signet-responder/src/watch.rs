@@ -6,11 +6,19 @@
 //! empty) and drops their cached answers, and checks whether a newer CRL was stored. On
 //! PostgreSQL a `LISTEN` connection wakes it as soon as a revocation or a CRL commits, so the
 //! usual delay is a few milliseconds; when that connection is lost, polling carries on.
+//!
+//! On a read-only hot standby (PostgreSQL streaming replication) there is no `LISTEN`: the
+//! standby refuses it. The responder asks the server's role with every poll
+//! ([`Store::role`](signet_store::Store::role)) and, on a standby, polls only: a revocation
+//! is seen within one poll interval after the standby has replayed it (the replication
+//! lag). It writes nothing there. Each poll that succeeds on a primary, or on a standby
+//! whose WAL receiver is streaming, marks the view fresh; `/readyz` reports whether it still
+//! is ([`Responder::is_ready`]).
 
 use std::future::pending;
 use std::time::Duration;
 
-use signet_store::{ChangeListener, StoreError};
+use signet_store::{ChangeListener, DatabaseRole, StoreError};
 use tokio::time::Instant;
 
 use crate::Responder;
@@ -37,11 +45,30 @@ impl Responder {
         // Anything cached before the cursor was read could predate a revocation the cursor
         // already covers: start clean.
         self.inner.cache.clear();
-        let mut listener = listen(&self).await;
+        self.inner.view.start_watching();
+        let mut role = self.role_changed(None).await;
+        let mut listener = match role {
+            Some(DatabaseRole::Standby { .. }) => None,
+            _ => listen(&self).await,
+        };
         let mut listen_retry = Instant::now() + RELISTEN_AFTER;
         loop {
-            if let Err(e) = self.poll(&mut cursor).await {
-                tracing::warn!(error = %e, "polling for revocations failed");
+            let now_role = self.role_changed(role).await;
+            if now_role.is_some() {
+                role = now_role;
+            }
+            match self.poll(&mut cursor).await {
+                Ok(()) => {
+                    // Fresh only if the server itself is up to date: a primary, or a standby
+                    // streaming from one.
+                    if matches!(
+                        now_role,
+                        Some(DatabaseRole::Primary | DatabaseRole::Standby { streaming: true })
+                    ) {
+                        self.inner.view.seen_fresh();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "polling for revocations failed"),
             }
             if let Err(e) = self.refresh_crl().await {
                 tracing::warn!(error = %e, "checking for a new CRL failed");
@@ -64,11 +91,43 @@ impl Responder {
                     }
                 }
             }
-            if listener.is_none() && Instant::now() >= listen_retry {
+            if listener.is_none()
+                && Instant::now() >= listen_retry
+                && !matches!(role, Some(DatabaseRole::Standby { .. }))
+            {
                 listener = listen(&self).await;
                 listen_retry = Instant::now() + RELISTEN_AFTER;
             }
         }
+    }
+
+    /// The database server's role now (`None` if it cannot be asked), logging a change from
+    /// `before`: a standby found (polling only from now on), promoted, or cut off from its
+    /// primary.
+    async fn role_changed(&self, before: Option<DatabaseRole>) -> Option<DatabaseRole> {
+        let role = match self.inner.store.role().await {
+            Ok(role) => role,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot ask the database server's role");
+                return None;
+            }
+        };
+        if before != Some(role) {
+            match role {
+                DatabaseRole::Standby { streaming } => tracing::info!(
+                    streaming,
+                    poll_ms = self.inner.config.poll_interval.as_millis(),
+                    "the database is a read-only hot standby: following revocations by \
+                     polling (no LISTEN); answers are as fresh as its replay of the primary"
+                ),
+                DatabaseRole::Primary if before.is_some() => tracing::info!(
+                    "the database now accepts writes (a promoted standby): listening for \
+                     changes again"
+                ),
+                _ => {}
+            }
+        }
+        Some(role)
     }
 
     /// Drops the cached answers of every certificate revoked after `cursor`, advancing it.

@@ -12,7 +12,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
-use crate::{StoreError, group};
+use crate::{StoreError, group, hosts};
 
 /// Migrations for SQLite, embedded at compile time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -70,21 +70,28 @@ pub struct Store {
     /// Unix second before which [`Store::consume_token`] does not purge
     /// again; shared by clones.
     pub(crate) next_token_purge: Arc<AtomicI64>,
-    /// On PostgreSQL, the URL [`Store::change_listener`] opens its own
-    /// connection with.
+    /// On PostgreSQL, the URL [`Store::change_listener`] and [`Store::leadership`] open
+    /// their own connections with.
     pub(crate) listen_url: Option<Redacted>,
     /// Group commit for certificates, used tokens and audit rows (see
     /// `group.rs`); shared by clones.
     pub(crate) writer: Arc<group::GroupWriter>,
 }
 
-/// A connection URL, which may hold a password: never printed.
+/// A connection URL, which may hold a password: never printed. With a multi-host URL, the
+/// server in use now (see `hosts.rs`).
 #[derive(Clone)]
-pub(crate) struct Redacted(Arc<str>);
+pub(crate) enum Redacted {
+    Fixed(Arc<str>),
+    Following(Arc<hosts::Current>),
+}
 
 impl Redacted {
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Redacted::Fixed(url) => url.to_string(),
+            Redacted::Following(current) => current.url(),
+        }
     }
 }
 
@@ -103,13 +110,17 @@ impl Store {
     ///   `journal_mode=WAL`, `synchronous=FULL` (a commit is on disk before it
     ///   is reported), `busy_timeout=5000` and `foreign_keys=ON`.
     /// * `postgres://user:pass@host/db`, including unix sockets:
-    ///   `postgres://user@/db?host=/run/postgresql`.
+    ///   `postgres://user@/db?host=/run/postgresql`; and several servers in libpq's
+    ///   multi-host form with `target_session_attrs` (`postgres://u@h1,h2/db?target_session_attrs=read-write`
+    ///   or `host=/dir1,/dir2`): the first that suits is used, and a failover followed
+    ///   (see `hosts.rs`).
     ///
     /// Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        let mut following = None;
         let pool = match backend {
             Backend::Sqlite => {
                 create_sqlite_file(url)?;
@@ -149,20 +160,43 @@ impl Store {
                     .connect(url)
                     .await
             }
-            Backend::Postgres => {
-                // As for SQLite: one direct connection first, bounded, so that a server
-                // that cannot be reached is reported at once with where and why, rather
-                // than as "pool timed out" after the acquire timeout.
-                probe_postgres(&normalize_postgres_url(url)).await?;
-                options
-                    .max_connections(16)
-                    .connect(&normalize_postgres_url(url))
-                    .await
-            }
+            Backend::Postgres => match hosts::parse(url)? {
+                None => {
+                    // As for SQLite: one direct connection first, bounded, so that a server
+                    // that cannot be reached is reported at once with where and why, rather
+                    // than as "pool timed out" after the acquire timeout.
+                    probe_postgres(&normalize_postgres_url(url)).await?;
+                    options
+                        .max_connections(16)
+                        .connect(&normalize_postgres_url(url))
+                        .await
+                }
+                Some(mut list) => {
+                    // Several servers (or a kind of server asked for): the first that
+                    // suits, then followed (hosts.rs).
+                    for u in &mut list.urls {
+                        *u = normalize_postgres_url(u).into_owned();
+                    }
+                    let index = hosts::choose(&list, POSTGRES_CONNECT_TIMEOUT).await?;
+                    let current = hosts::Current::new(list, index);
+                    let pool = current
+                        .pool_options(options.max_connections(16))
+                        .connect(&current.url())
+                        .await;
+                    following = Some(current);
+                    pool
+                }
+            },
         };
         let pool = pool.map_err(connect_error)?;
-        let listen_url = (backend == Backend::Postgres)
-            .then(|| Redacted(Arc::from(normalize_postgres_url(url).as_ref())));
+        let listen_url = match following {
+            Some(current) => {
+                tokio::spawn(Arc::clone(&current).follow(pool.clone()));
+                Some(Redacted::Following(current))
+            }
+            None => (backend == Backend::Postgres)
+                .then(|| Redacted::Fixed(Arc::from(normalize_postgres_url(url).as_ref()))),
+        };
         Ok(Store {
             writer: group::GroupWriter::new(pool.clone(), backend),
             pool,
@@ -217,6 +251,30 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(StoreError::Unavailable)?;
+        Ok(())
+    }
+
+    /// Checks that the database answers and would accept a write now (for the readiness
+    /// of a process that writes): on PostgreSQL a hot standby, or a server set
+    /// `default_transaction_read_only`, is [`StoreError::Unavailable`]. With a multi-host
+    /// URL this asks the server a pooled connection is open to.
+    pub async fn ping_writable(&self) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return self.ping().await;
+        }
+        let row = sqlx::query("SELECT current_setting('transaction_read_only') AS ro")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let read_only: String = sqlx::Row::try_get(&row, "ro")?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(sqlx::Error::Io(
+                std::io::Error::other(
+                    "the PostgreSQL server is read-only (a hot standby, or a primary demoted \
+                     by a failover): writes would fail",
+                ),
+            )));
+        }
         Ok(())
     }
 

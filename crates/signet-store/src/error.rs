@@ -107,14 +107,18 @@ impl From<sqlx::Error> for StoreError {
 ///
 /// - PostgreSQL SQLSTATEs (five characters): class 08 (connection exception), 57P01-57P03
 ///   (administrator or crash shutdown, cannot connect now: a restart or failover), class 53
-///   (insufficient resources: disk full, out of memory, too many connections).
+///   (insufficient resources: disk full, out of memory, too many connections), 25006
+///   (read-only transaction: a hot standby, or a primary that a failover demoted).
 /// - SQLite result codes (numeric, extended codes carry the primary code in their low byte):
 ///   BUSY (5), LOCKED (6), READONLY (8: e.g. a read-only data directory), IOERR (10), FULL
 ///   (13: disk full), CANTOPEN (14).
 fn unavailable_code(code: &str) -> bool {
     if code.len() == 5 {
         // A PostgreSQL SQLSTATE (SQLite's extended codes have at most four digits).
-        return code.starts_with("08") || code.starts_with("57P0") || code.starts_with("53");
+        return code.starts_with("08")
+            || code.starts_with("57P0")
+            || code.starts_with("53")
+            || code == "25006";
     }
     code.parse::<u32>()
         .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
@@ -126,8 +130,8 @@ mod tests {
     #[test]
     fn outages_are_unavailable_and_statement_errors_are_not() {
         for code in [
-            "57P01", "57P02", "57P03", "08006", "08001", "53100", "53300", "5", "517", "8", "1032",
-            "10", "3338", "13", "14",
+            "57P01", "57P02", "57P03", "08006", "08001", "53100", "53300", "25006", "5", "517",
+            "8", "1032", "10", "3338", "13", "14",
         ] {
             assert!(unavailable_code(code), "{code}");
         }

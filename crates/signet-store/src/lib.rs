@@ -20,6 +20,7 @@
 //! | module | keeps |
 //! |---|---|
 //! | `connection` | the pool: URLs, opening (SQLite file mode, PRAGMAs, PostgreSQL probe), timeouts, migrations, ping, SQLite snapshots, close |
+//! | `hosts` | several PostgreSQL servers in one URL (libpq's multi-host form, `target_session_attrs`), and following a failover |
 //! | `error` | [`StoreError`] and how driver errors map onto it |
 //! | `serial` | the canonical spelling of a serial ([`validate_serial`], [`canonical_serial`]) |
 //! | `certificates` | issued certificates: [`NewCertificate`], [`CertificateRecord`], [`CertStatus`] |
@@ -32,6 +33,7 @@
 //! | `binding` | which root CA a database belongs to |
 //! | `group` | group commit of certificates, tokens and audit rows |
 //! | `acme` | the ACME server's accounts, orders, authorizations, challenges, used nonces, shared nonce key and EAB keys |
+//! | `replication` | the server's role (primary or hot standby) and leadership among processes ([`Leadership`], an advisory lock) |
 
 #![forbid(unsafe_code)]
 
@@ -47,8 +49,10 @@ mod connection;
 mod crl;
 mod error;
 mod group;
+mod hosts;
 mod listing;
 mod ocsp_signer;
+mod replication;
 mod revocation;
 mod serial;
 mod tokens;
@@ -67,6 +71,7 @@ pub use listing::{
     AuditFilter, AuditPage, CertificateFilter, CertificatePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use ocsp_signer::{OcspSignerRequest, OcspSignerRequestState};
+pub use replication::{DatabaseRole, Leadership};
 pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, MAX_REVOCATION_PAGE, RevocationEvent, RevocationStatus,
     RevokeOutcome,

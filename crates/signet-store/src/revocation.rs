@@ -287,7 +287,7 @@ impl Store {
         let Some(url) = &self.listen_url else {
             return Ok(None);
         };
-        let mut inner = sqlx::postgres::PgListener::connect(url.as_str())
+        let mut inner = sqlx::postgres::PgListener::connect(&url.url())
             .await
             .map_err(StoreError::Unavailable)?;
         inner.listen(CHANGE_CHANNEL).await?;

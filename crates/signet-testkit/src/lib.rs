@@ -197,6 +197,115 @@ impl TestDb {
         signal(&pids, "CONT");
     }
 
+    /// Stops a private cluster's server with `pg_ctl stop -m immediate`: every server
+    /// process quits at once without a checkpoint, as a crash would (the next start runs
+    /// crash recovery), and a standby streaming from it loses its primary. For failover
+    /// tests. Panics as [`TestDb::stop`] does.
+    pub fn stop_immediate(&self) {
+        self.cluster("stop_immediate").pg_ctl_stop("immediate");
+    }
+
+    /// Promotes a standby made by [`TestDb::replicated`] (`pg_ctl promote`), returning once
+    /// it accepts writes. Panics as [`TestDb::stop`] does, or if promotion fails (say, on a
+    /// server that is not a standby).
+    pub fn promote(&self) {
+        self.cluster("promote").promote();
+    }
+
+    /// The directory of a private cluster's unix socket, for `psql -h DIR` or for a
+    /// libpq multi-host list. Panics as [`TestDb::stop`] does.
+    pub fn socket_dir(&self) -> &Path {
+        self.cluster("socket_dir").dir()
+    }
+
+    /// A private PostgreSQL primary (an empty database, as [`TestDb::private_postgres`])
+    /// and a hot standby streaming from it (`pg_basebackup -R`), each in its own
+    /// temporary directory on its own unix socket. With [`Replication::Synchronous`] the
+    /// primary waits for the standby to have each commit on disk before reporting it
+    /// (`synchronous_standby_names = '*'`, `synchronous_commit = on`), so a commit the
+    /// primary acknowledged survives the primary's loss; with
+    /// [`Replication::Asynchronous`] (PostgreSQL's default) it does not wait.
+    ///
+    /// Returns once the standby accepts read-only connections and, for synchronous
+    /// replication, is the primary's synchronous standby. Panics (with the server logs)
+    /// if that takes more than 60 s or the binaries are missing.
+    pub async fn replicated(mode: Replication) -> Replicated {
+        let primary = Cluster::start();
+        let standby = Cluster::standby_of(&primary);
+        let primary = TestDb {
+            url: primary.url(),
+            name: "postgres",
+            inner: Inner::Cluster(primary),
+        };
+        let standby = TestDb {
+            url: standby.url(),
+            name: "postgres",
+            inner: Inner::Cluster(standby),
+        };
+        if mode == Replication::Synchronous {
+            // Two calls: ALTER SYSTEM refuses to run inside the implicit transaction of a
+            // multi-statement query.
+            execute(
+                primary.url(),
+                "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            )
+            .await;
+            execute(primary.url(), "SELECT pg_reload_conf()").await;
+        }
+        let want = match mode {
+            Replication::Synchronous => "sync",
+            Replication::Asynchronous => "async",
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let state = query_text(
+                primary.url(),
+                "SELECT COALESCE(string_agg(sync_state, ','), '') FROM pg_stat_replication \
+                 WHERE state = 'streaming'",
+            )
+            .await;
+            if state == want {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the standby is not a streaming {want} standby 60 s after it started \
+                 (pg_stat_replication says {state:?})\nprimary log:\n{}\nstandby log:\n{}",
+                primary.server_log(),
+                standby.server_log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Replicated { primary, standby }
+    }
+
+    /// Waits until this standby has replayed everything `primary` has written so far
+    /// (its current WAL position), at most `within`; returns how long that took. Panics if
+    /// it has not by then.
+    pub async fn wait_replayed(
+        &self,
+        primary: &TestDb,
+        within: std::time::Duration,
+    ) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        let target = query_text(primary.url(), "SELECT pg_current_wal_lsn()::text").await;
+        loop {
+            let caught_up = query_text(
+                self.url(),
+                &format!("SELECT (pg_last_wal_replay_lsn() >= '{target}'::pg_lsn)::text"),
+            )
+            .await;
+            if caught_up == "true" {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "the standby has not replayed up to the primary's {target} within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The server log of a private cluster (to check, say, that crash recovery ran).
     /// Panics as [`TestDb::stop`] does.
     pub fn server_log(&self) -> String {
@@ -246,6 +355,60 @@ impl Drop for TestDb {
         }
         // Cluster stops itself in its own Drop; TempDir removes itself.
     }
+}
+
+/// How a standby made by [`TestDb::replicated`] follows its primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// The primary reports a commit once it is on its own disk; the standby may lag.
+    Asynchronous,
+    /// The primary reports a commit once the standby has it on disk too.
+    Synchronous,
+}
+
+/// A primary and its streaming hot standby, from [`TestDb::replicated`]. Dropping it stops
+/// both and removes their directories.
+#[derive(Debug)]
+pub struct Replicated {
+    /// The primary: read-write (until stopped).
+    pub primary: TestDb,
+    /// The hot standby: read-only until [`TestDb::promote`]d.
+    pub standby: TestDb,
+}
+
+impl Replicated {
+    /// A libpq-style multi-host URL naming both servers, primary first:
+    /// `postgres:///postgres?host=PRIMARY_DIR,STANDBY_DIR&user=signet`, followed by
+    /// `extra` query parameters (say `target_session_attrs=read-write`) if not empty.
+    pub fn multi_host_url(&self, extra: &str) -> String {
+        let dir = |db: &TestDb| db.socket_dir().to_str().expect("UTF-8 path").to_owned();
+        let mut url = format!(
+            "postgres:///postgres?host={},{}&user=signet",
+            dir(&self.primary),
+            dir(&self.standby)
+        );
+        if !extra.is_empty() {
+            url.push('&');
+            url.push_str(extra);
+        }
+        url
+    }
+}
+
+/// The first column of the first row of `sql` on `url` (PostgreSQL), as text.
+/// Panics if the connection or the query fails.
+pub async fn query_text(url: &str, sql: &str) -> String {
+    use sqlx::Row;
+    let mut conn = sqlx::postgres::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql} on {url} failed: {e}"));
+    let value: Option<String> = row.try_get(0).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+    value.unwrap_or_default()
 }
 
 /// Runs `sql` (one or more statements, as written) on the database at `url`, SQLite or
@@ -347,11 +510,71 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A new primary: `initdb`, then `pg_ctl start`.
     fn start() -> Cluster {
+        let (cluster, bin) = Cluster::empty();
+        let data = cluster.dir().join("data");
+        let mut cmd = cluster.command(&bin.join("initdb"));
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-U", "signet", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .arg("--locale=C");
+        let out = run(&mut cmd);
+        if !out.status.success() {
+            panic!(
+                "initdb failed ({}): {}{}\n{INSTALL_HINT}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        cluster.first_start();
+        cluster
+    }
+
+    /// A hot standby of `primary`: `pg_basebackup -R` (which writes `standby.signal` and
+    /// the `primary_conninfo` to stream from the primary's socket), then `pg_ctl start`,
+    /// which returns once the standby accepts read-only connections.
+    fn standby_of(primary: &Cluster) -> Cluster {
+        let (cluster, bin) = Cluster::empty();
+        let data = cluster.dir().join("data");
+        // initdb and pg_ctl may be links on PATH (say in /usr/local/bin) to the directory
+        // that holds the rest of the server's programs.
+        let pg_basebackup = std::fs::canonicalize(bin.join("initdb"))
+            .ok()
+            .and_then(|real| Some(real.parent()?.join("pg_basebackup")))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| bin.join("pg_basebackup"));
+        let mut cmd = cluster.command(&pg_basebackup);
+        cmd.arg("-D").arg(&data).arg("-h").arg(primary.dir()).args([
+            "-U",
+            "signet",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ]);
+        let out = run(&mut cmd);
+        if !out.status.success() {
+            panic!(
+                "pg_basebackup -R failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        cluster.first_start();
+        cluster
+    }
+
+    /// A cluster directory with no data yet (owned by `run_as` when root), and the
+    /// directory of the PostgreSQL binaries.
+    fn empty() -> (Cluster, PathBuf) {
         let bin = find_pg_bin_dir().unwrap_or_else(|| {
             panic!("PostgreSQL binaries initdb and pg_ctl not found on PATH or under /usr/lib/postgresql/*/bin; {INSTALL_HINT}")
         });
-        let initdb = bin.join("initdb");
         let pg_ctl = bin.join("pg_ctl");
         let run_as = if is_root() { Some("nobody") } else { None };
 
@@ -373,45 +596,29 @@ impl Cluster {
                 "chown the PostgreSQL directory",
             );
         }
-
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             dir: Some(dir),
             frozen: std::sync::Mutex::default(),
             pg_ctl,
             run_as,
         };
-        let data = cluster.dir().join("data");
-        let log = cluster.dir().join("postgres.log");
+        (cluster, bin)
+    }
 
-        let mut cmd = cluster.command(&initdb);
-        cmd.arg("-D")
-            .arg(&data)
-            .args(["-U", "signet", "--auth=trust", "-E", "UTF8", "--no-sync"])
-            .arg("--locale=C");
-        let out = run(&mut cmd);
+    /// The first `pg_ctl start`; panics with the server log if it fails (the directory is
+    /// removed by the cluster's drop).
+    fn first_start(&self) {
+        let out = self.pg_ctl_start();
         if !out.status.success() {
+            let server_log =
+                std::fs::read_to_string(self.dir().join("postgres.log")).unwrap_or_default();
             panic!(
-                "initdb failed ({}): {}{}\n{INSTALL_HINT}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-
-        let out = cluster.pg_ctl_start();
-        if !out.status.success() {
-            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-            // Keep the directory for the panic message, then clean up.
-            let msg = format!(
                 "pg_ctl start failed ({}): {}{}\nserver log:\n{server_log}\n{INSTALL_HINT}",
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            cluster.stop();
-            panic!("{msg}");
         }
-        cluster
     }
 
     /// `pg_ctl start` on the cluster's data directory (waiting up to 60 s), with the same
@@ -437,19 +644,42 @@ impl Cluster {
     /// Stops the server with `pg_ctl stop -m fast` (waiting for it), keeping the data
     /// directory for [`Cluster::restart`]. Panics if pg_ctl fails.
     fn pause(&self) {
+        self.pg_ctl_stop("fast");
+    }
+
+    /// `pg_ctl stop -m MODE`, waiting up to 60 s; panics if pg_ctl fails.
+    fn pg_ctl_stop(&self, mode: &str) {
         let data = self.dir().join("data");
         let mut cmd = self.command(&self.pg_ctl);
         cmd.arg("-D")
             .arg(&data)
-            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+            .args(["-m", mode, "-w", "-t", "60", "stop"]);
         let out = run(&mut cmd);
         assert!(
             out.status.success(),
-            "pg_ctl stop -m fast failed ({}): {}{}",
+            "pg_ctl stop -m {mode} failed ({}): {}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `pg_ctl promote`, waiting (up to 60 s) until the standby accepts writes.
+    fn promote(&self) {
+        let data = self.dir().join("data");
+        let mut cmd = self.command(&self.pg_ctl);
+        cmd.arg("-D").arg(&data).args(["-w", "-t", "60", "promote"]);
+        let out = run(&mut cmd);
+        if !out.status.success() {
+            let server_log =
+                std::fs::read_to_string(self.dir().join("postgres.log")).unwrap_or_default();
+            panic!(
+                "pg_ctl promote failed ({}): {}{}\nserver log:\n{server_log}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// Starts the server again after [`Cluster::pause`]. Panics with the server log if

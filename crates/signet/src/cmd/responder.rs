@@ -5,6 +5,11 @@
 //! and it serves the CRLs those processes publish. It answers `tryLater` (and `/readyz` 503)
 //! until its first signing certificate arrives. Given the root CA certificate, it also serves
 //! the root's CRL (signed offline with `signet ca root-crl`) and `/crl/chain.pem`.
+//!
+//! On a read-only PostgreSQL hot standby it only reads: it polls for revocations (a standby
+//! refuses `LISTEN`) and files its signer request on the primary, named by
+//! `--signer-database-url`, whose answer it reads there too. Nothing is written to the
+//! standby; without that URL it refuses to start on one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +31,11 @@ pub struct ResponderArgs {
     /// The database `signet serve` uses [default: [database] url of DIR/signet.toml].
     #[arg(long, env = crate::config::DATABASE_URL_ENV, hide_env_values = true)]
     database_url: Option<String>,
+    /// Where the request for the OCSP signing certificate is filed and its answer read: the
+    /// primary, when --database-url is a read-only hot standby (nothing is written to the
+    /// standby) [default: the --database-url database].
+    #[arg(long, env = SIGNER_DATABASE_URL_ENV, hide_env_values = true)]
+    signer_database_url: Option<String>,
     /// Data directory: its signet.toml, if there is one, gives the [responder] settings, the
     /// database and the issuing CA certificate; without one, DIR/issuing_ca.crt is read.
     #[arg(long, default_value = crate::datadir::DEFAULT_DIR)]
@@ -45,6 +55,9 @@ pub struct ResponderArgs {
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
 }
+
+/// The environment variable that may hold `--signer-database-url`.
+pub const SIGNER_DATABASE_URL_ENV: &str = "SIGNET_SIGNER_DATABASE_URL";
 
 /// Everything the responder is started with, read from the command line, `signet.toml`
 /// and the certificate files: read at start, and again on SIGHUP to tell what changed.
@@ -284,6 +297,41 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
             return Err(e);
         }
     }
+    // 2b. Where the signer request goes: never to a standby, which refuses writes.
+    let on_standby = matches!(
+        store.role().await,
+        Ok(signet_store::DatabaseRole::Standby { .. })
+    );
+    let separate_signer_store = args.signer_database_url.is_some();
+    let signer_store = match &args.signer_database_url {
+        None if on_standby => {
+            store.close().await;
+            bail!(
+                "the database is a read-only PostgreSQL hot standby: give \
+                 --signer-database-url URL (or {SIGNER_DATABASE_URL_ENV}), the primary, where \
+                 the responder files the request for its OCSP signing certificate; nothing is \
+                 written to the standby"
+            );
+        }
+        None => store.clone(),
+        Some(url) => {
+            crate::config::check_database_url(url)?;
+            match signet_store::Store::connect(url).await {
+                Ok(s) => s,
+                Err(e) => {
+                    store.close().await;
+                    return Err(anyhow::anyhow!(super::connect_error_message(&e)))
+                        .context("opening the signer database (--signer-database-url)");
+                }
+            }
+        }
+    };
+    if on_standby {
+        tracing::info!(
+            "the database is a read-only hot standby: revocations are followed by polling, \
+             and the signer request goes to --signer-database-url"
+        );
+    }
     let key_id = issuer.key_id_hex().to_string();
     let responder = wiring::responder(
         store.clone(),
@@ -311,7 +359,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
     background.spawn(
         responder
             .clone()
-            .run_signer(StoreCertifier::new(store.clone(), &key_id)),
+            .run_signer(StoreCertifier::new(signer_store.clone(), &key_id)),
     );
     tracing::info!(
         listen = %bound,
@@ -338,6 +386,11 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
     .await;
     background.adopt(&reports);
     background.stop(&store).await;
+    if separate_signer_store {
+        // Bounded like the main database's close: a stuck primary must not keep a
+        // stopping responder alive.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), signer_store.close()).await;
+    }
     Ok(())
 }
 
