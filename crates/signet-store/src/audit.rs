@@ -289,6 +289,17 @@ mod tests {
             (AuditAction::RecordCaCertificate, "record-ca-certificate"),
             (AuditAction::BindDatabase, "bind-database"),
             (AuditAction::PublishRootCrl, "publish-root-crl"),
+            // The ACME server's actions (issue 16), new with it.
+            (AuditAction::AcmeNewAccount, "acme-new-account"),
+            (AuditAction::AcmeUpdateAccount, "acme-update-account"),
+            (AuditAction::AcmeKeyChange, "acme-key-change"),
+            (AuditAction::AcmeNewOrder, "acme-new-order"),
+            (AuditAction::AcmeValidate, "acme-validate"),
+            (
+                AuditAction::AcmeDeactivateAuthorization,
+                "acme-deactivate-authz",
+            ),
+            (AuditAction::AcmeEabKey, "acme-eab-key"),
         ];
         assert_eq!(want.len(), AuditAction::KNOWN.len());
         for (action, text) in want {

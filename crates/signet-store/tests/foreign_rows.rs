@@ -187,6 +187,13 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
                 "record-ca-certificate|ok",
                 "bind-database|refused",
                 "publish-root-crl|ok",
+                "acme-new-account|refused",
+                "acme-update-account|ok",
+                "acme-key-change|refused",
+                "acme-new-order|ok",
+                "acme-validate|refused",
+                "acme-deactivate-authz|ok",
+                "acme-eab-key|refused",
             ],
             "[{db}]"
         );

@@ -178,6 +178,21 @@ impl TestDb {
             {
                 panic!("removing the killed server's {}: {e}", lock.display());
             }
+            // The socket's lock file (`.s.PGSQL.<port>.lock`, beside the socket) names the
+            // same zombie, and the same check refuses the restart on it.
+            if let Ok(entries) = std::fs::read_dir(cluster.dir()) {
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(".s.PGSQL.") && name.ends_with(".lock") {
+                        if let Err(e) = std::fs::remove_file(entry.path())
+                            && e.kind() != std::io::ErrorKind::NotFound
+                        {
+                            panic!("removing the killed server's {name}: {e}");
+                        }
+                    }
+                }
+            }
         }
     }
 
