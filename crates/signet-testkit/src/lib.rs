@@ -184,12 +184,12 @@ impl TestDb {
                 for entry in entries.flatten() {
                     let name = entry.file_name();
                     let name = name.to_string_lossy();
-                    if name.starts_with(".s.PGSQL.") && name.ends_with(".lock") {
-                        if let Err(e) = std::fs::remove_file(entry.path())
-                            && e.kind() != std::io::ErrorKind::NotFound
-                        {
-                            panic!("removing the killed server's {name}: {e}");
-                        }
+                    if name.starts_with(".s.PGSQL.")
+                        && name.ends_with(".lock")
+                        && let Err(e) = std::fs::remove_file(entry.path())
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        panic!("removing the killed server's {name}: {e}");
                     }
                 }
             }
