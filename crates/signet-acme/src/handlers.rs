@@ -348,9 +348,9 @@ async fn new_account(
             "no account has this key",
         ));
     }
-    if payload.status.is_some() {
-        return Err(AcmeError::malformed("a new account has no status to set"));
-    }
+    // A `status` in newAccount is ignored, as `orders` is (RFC 8555 section 7.3: the server
+    // ignores what a new account cannot set): acmez (Caddy's client) sends its account
+    // object back with `"status": "valid"`. A new account is always valid.
     let contact = payload.contact.unwrap_or_default();
     check_contacts(&contact)?;
     let eab_kid = match (

@@ -44,7 +44,7 @@ pub struct AccountRequest {
     /// The external account binding (section 7.3.4).
     #[serde(default)]
     pub external_account_binding: Option<FlattenedJws>,
-    /// `deactivated` to deactivate (updates only).
+    /// `deactivated` to deactivate (updates only; ignored by newAccount).
     #[serde(default)]
     pub status: Option<String>,
     /// Ignored if sent (RFC 8555 section 7.3: the server's to set).
@@ -68,6 +68,27 @@ pub struct OrderRequest {
     /// The ARI CertID of the certificate this order replaces.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// The members of the order object (section 7.1.3) that only the server sets: ignored
+    /// if sent, as an account's `status` and `orders` are in newAccount. acmez (Caddy's
+    /// client) sends its whole order object, with an empty `status` and a zero `expires`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub status: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub expires: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub authorizations: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub finalize: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub certificate: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub error: Option<Value>,
 }
 
 /// finalize's payload (section 7.4).

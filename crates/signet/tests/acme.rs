@@ -562,11 +562,14 @@ async fn hostile_requests_get_problems_and_change_nothing() {
     c.kid = None;
     assert_eq!(counts(&db), before, "no refusal wrote anything");
 
-    // A nonce is good once, across requests.
+    // A nonce is good once, across requests. The members of the account and order objects
+    // that only the server sets are ignored when a client sends them back, as acmez
+    // (Caddy's client) does: `status` in newAccount; `status` and a zero `expires` in
+    // newOrder.
     let resp = c
         .post(
             &new_account,
-            Some(&json!({"contact": ["mailto:a@example.com"]})),
+            Some(&json!({"contact": ["mailto:a@example.com"], "status": "valid"})),
         )
         .await;
     assert_eq!(resp.status(), 201);
@@ -574,7 +577,11 @@ async fn hostile_requests_get_problems_and_change_nothing() {
     c.kid = Some(kid.clone());
     let nonce = c.nonce().await;
     let url = c.url("newOrder");
-    let payload = json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]});
+    let payload = json!({
+        "status": "",
+        "expires": "0001-01-01T00:00:00Z",
+        "identifiers": [{"type": "ip", "value": "127.0.0.1"}],
+    });
     let jws = c.sign(json!({"nonce": nonce, "url": url}), Some(&payload));
     let resp = c
         .post_raw(&url, jws.to_string().into_bytes(), "application/jose+json")
