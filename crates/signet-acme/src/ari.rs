@@ -52,8 +52,7 @@ impl CertId {
 
     /// Whether `record` is the certificate this CertID names.
     pub fn names(&self, record: &CertificateRecord) -> bool {
-        record.issuer_key_id.eq_ignore_ascii_case(&self.key_id_hex)
-            && record.serial == self.serial.to_hex()
+        record.issuer_key_id.eq_ignore_ascii_case(&self.key_id_hex) && record.serial == self.serial
     }
 }
 

@@ -798,7 +798,7 @@ async fn check_replaces(
     let record = server
         .inner
         .store
-        .get_certificate(&id.serial.to_hex())
+        .get_certificate(&id.serial)
         .await?
         .filter(|r| id.names(r))
         .ok_or_else(|| AcmeError::malformed("replaces names no certificate this CA issued"))?;
@@ -951,7 +951,7 @@ async fn certificate(
     let order = load_order(&server, &id, req.account()?).await?;
     let serial = order
         .certificate_serial
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| AcmeError::not_found("certificate"))?;
     let record = server
         .inner
@@ -1178,7 +1178,7 @@ async fn revoke_cert(
     let record = server
         .inner
         .store
-        .get_certificate(&serial.to_hex())
+        .get_certificate(&serial)
         .await?
         .filter(|r| r.der == der)
         .ok_or_else(|| AcmeError::not_found("certificate issued by this CA"))?;
@@ -1247,7 +1247,7 @@ async fn renewal_info(
     let record = server
         .inner
         .store
-        .get_certificate(&id.serial.to_hex())
+        .get_certificate(&id.serial)
         .await?
         .filter(|r| id.names(r))
         .ok_or_else(|| AcmeError::not_found("certificate issued by this CA"))?;

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::certificates::{canonical_serial, rfc3339};
+use crate::certificates::{parse_serial, rfc3339};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -107,7 +107,7 @@ async fn list(
         },
     };
     let filter = AuditFilter {
-        serial: q.serial.as_deref().map(canonical_serial).transpose()?,
+        serial: q.serial.as_deref().map(parse_serial).transpose()?,
         actor: q.actor,
         action: q.action.as_deref().map(AuditAction::parse),
         outcome: q.outcome.as_deref().map(AuditOutcome::parse),

@@ -144,13 +144,6 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-/// The name of a stored CRLReason code; a code RFC 5280 does not define (which the store
-/// never holds) is shown as `reason<N>`.
-fn reason_name(code: u8) -> String {
-    RevocationReason::from_code(code)
-        .map_or_else(|_| format!("reason{code}"), |r| r.name().to_string())
-}
-
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
@@ -163,7 +156,7 @@ fn view(rec: CertificateRecord, with_requester: bool) -> CertificateView {
         CertStatus::Expired => "expired",
     };
     CertificateView {
-        serial_number: rec.serial,
+        serial_number: rec.serial.to_hex(),
         status: status.into(),
         profile: rec.profile,
         subject: rec.subject,
@@ -171,7 +164,7 @@ fn view(rec: CertificateRecord, with_requester: bool) -> CertificateView {
         not_before: rfc3339(rec.not_before),
         not_after: rfc3339(rec.not_after),
         revoked_at: rec.revoked_at.map(rfc3339),
-        revocation_reason: rec.revocation_reason.map(reason_name),
+        revocation_reason: rec.revocation_reason.map(|r| r.name().to_string()),
         requester: with_requester.then_some(rec.requester),
         certificate: signet_ca::pem::certificate(&rec.der),
     }
@@ -335,7 +328,7 @@ impl AppState {
         &self,
         actor: &str,
         action: AuditAction,
-        serial: Option<String>,
+        serial: Option<Serial>,
         err: ApiError,
     ) -> ApiError {
         self.inner.metrics.refused(err.slug());
@@ -373,7 +366,7 @@ impl AppState {
             })
             .inc();
         IssueResponse {
-            serial_number: recorded.serial,
+            serial_number: recorded.serial.to_hex(),
             certificate: cert.pem(),
             chain: self.inner.ca.chain_pem(),
             not_before: rfc3339(cert.not_before),
@@ -509,7 +502,7 @@ async fn known_certificate(
     let rec = st
         .inner
         .store
-        .get_certificate(&info.serial.to_hex())
+        .get_certificate(&info.serial)
         .await?
         .ok_or_else(|| ApiError::Unauthorized(format!("the {what} is not in this CA's records")))?;
     if *rec.der != *der {
@@ -520,7 +513,7 @@ async fn known_certificate(
     if let Some(ca) = previous {
         // An earlier issuing CA the root has revoked (`signet ca root-crl --revoke`)
         // vouches for nothing any more.
-        let ca_rec = st.inner.store.get_certificate(&ca.serial.to_hex()).await?;
+        let ca_rec = st.inner.store.get_certificate(&ca.serial).await?;
         if ca_rec.is_some_and(|r| r.der == ca.der && r.revoked_at.is_some()) {
             return Err(ApiError::Forbidden(format!(
                 "the issuing CA that signed the {what} has been revoked by the root"
@@ -661,12 +654,8 @@ async fn renew_inner(
     Ok(st.issued(recorded, AuditAction::Renew))
 }
 
-pub(crate) fn canonical_serial(s: &str) -> Result<String, ApiError> {
-    Ok(parse_serial(s)?.to_hex())
-}
-
-/// A serial from a request path: hex, colons allowed.
-fn parse_serial(s: &str) -> Result<Serial, ApiError> {
+/// A serial from a request path or query: hex, colons allowed.
+pub(crate) fn parse_serial(s: &str) -> Result<Serial, ApiError> {
     if s.len() > 64 {
         return Err(CaError::InvalidSerial("too long".into()).into());
     }
@@ -680,7 +669,7 @@ async fn get_one(
     State(st): State<AppState>,
     Path(serial): Path<String>,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let serial = canonical_serial(&serial)?;
+    let serial = parse_serial(&serial)?;
     let rec = st
         .inner
         .store
@@ -807,8 +796,7 @@ async fn revoke(
                     proof: HolderProof::Mtls,
                 }
                 .to_string();
-                if canonical_serial(&serial).ok().as_deref() != Some(info.serial.to_hex().as_str())
-                {
+                if parse_serial(&serial).ok().as_ref() != Some(&info.serial) {
                     return Err(st
                         .refuse(
                             &actor,
@@ -826,12 +814,7 @@ async fn revoke(
     match revoke_inner(&st, &serial, &actor, &headers, body).await {
         Ok(v) => Ok(Json(v)),
         Err(e) => Err(st
-            .refuse(
-                &actor,
-                AuditAction::Revoke,
-                canonical_serial(&serial).ok(),
-                e,
-            )
+            .refuse(&actor, AuditAction::Revoke, parse_serial(&serial).ok(), e)
             .await),
     }
 }
@@ -851,8 +834,7 @@ async fn revoke_inner(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<CertificateView, ApiError> {
-    let parsed = parse_serial(serial)?;
-    let serial = parsed.to_hex();
+    let serial = parse_serial(serial)?;
     let req: RevokeRequest = json_body(headers, body, true)?;
     let reason = req
         .reason
@@ -895,7 +877,7 @@ async fn revoke_inner(
     }
     st.inner.metrics.revoked.inc();
     tracing::info!(%serial, actor, reason = %req.reason, "certificate revoked");
-    st.revoked(&parsed, reason);
+    st.revoked(&serial, reason);
     let rec = st
         .inner
         .store

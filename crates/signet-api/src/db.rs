@@ -69,14 +69,14 @@ impl Bounded {
 
     pub(crate) async fn get_certificate(
         &self,
-        serial: &str,
+        serial: &signet_ca::Serial,
     ) -> Result<Option<CertificateRecord>, StoreError> {
         self.bound(self.store.get_certificate(serial)).await
     }
 
     pub(crate) async fn revoke(
         &self,
-        serial: &str,
+        serial: &signet_ca::Serial,
         at: OffsetDateTime,
         reason: signet_ca::RevocationReason,
         audit: &AuditEntry,

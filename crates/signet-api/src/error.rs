@@ -161,9 +161,6 @@ impl ApiError {
                     "database-unavailable",
                     "Database unavailable",
                 ),
-                StoreError::InvalidSerial(_) => {
-                    (S::BAD_REQUEST, "invalid-serial", "Invalid serial number")
-                }
                 StoreError::InvalidInput(_) => {
                     (S::BAD_REQUEST, "invalid-request", "Invalid request")
                 }

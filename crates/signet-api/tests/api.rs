@@ -241,7 +241,12 @@ async fn token_issuance_then_lookup_list_revoke_on_both_backends() {
         );
 
         // Stored, with the token's identity, before the 201.
-        let rec = e.store.get_certificate(&serial).await.unwrap().unwrap();
+        let rec = e
+            .store
+            .get_certificate(&sn(&serial))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(rec.requester, "token:default:svc");
         assert_eq!(rec.der, pem_der(body["certificate"].as_str().unwrap()));
 
@@ -356,8 +361,16 @@ async fn token_issuance_then_lookup_list_revoke_on_both_backends() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "holds are not offered");
 
-        let rec = e.store.get_certificate(&serial).await.unwrap().unwrap();
-        assert_eq!(rec.revocation_reason, Some(1));
+        let rec = e
+            .store
+            .get_certificate(&sn(&serial))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            rec.revocation_reason,
+            Some(signet_ca::RevocationReason::KeyCompromise)
+        );
         let audit = e.store.list_audit(50).await.unwrap();
         assert!(
             audit
@@ -994,7 +1007,7 @@ async fn renewal_and_self_revocation_over_mtls() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
         let new = e
             .store
-            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .get_certificate(&sn(renewed["serial_number"].as_str().unwrap()))
             .await
             .unwrap()
             .unwrap();
@@ -1018,7 +1031,7 @@ async fn renewal_and_self_revocation_over_mtls() {
         assert_eq!(status, StatusCode::CREATED, "{rekeyed}");
         let rekeyed_rec = e
             .store
-            .get_certificate(rekeyed["serial_number"].as_str().unwrap())
+            .get_certificate(&sn(rekeyed["serial_number"].as_str().unwrap()))
             .await
             .unwrap()
             .unwrap();
@@ -1112,7 +1125,7 @@ fn peer_leaf(ca: &IssuingCa) -> signet_ca::IssuedCertificate {
 async fn record_leaf(e: &Env, ca: &IssuingCa, requester: String) -> Vec<u8> {
     let cert = peer_leaf(ca);
     let record = signet_store::NewCertificate {
-        serial: cert.serial.to_hex(),
+        serial: cert.serial.clone(),
         issuer: ca.subject().to_string(),
         issuer_key_id: hex::encode(ca.key_id()),
         subject: cert.subject.clone(),
@@ -1168,7 +1181,7 @@ async fn renewal_meets_the_first_issuers_current_policy() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {third}");
         let third_serial = third["serial_number"].as_str().unwrap().to_string();
         for serial in [&second_serial, &third_serial] {
-            let rec = e.store.get_certificate(serial).await.unwrap().unwrap();
+            let rec = e.store.get_certificate(&sn(serial)).await.unwrap().unwrap();
             assert_eq!(rec.requester, "token:default:svc", "{name}");
         }
         let audit = e.store.list_audit(10).await.unwrap();
@@ -1188,7 +1201,7 @@ async fn renewal_meets_the_first_issuers_current_policy() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
         let rec = e
             .store
-            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .get_certificate(&sn(renewed["serial_number"].as_str().unwrap()))
             .await
             .unwrap()
             .unwrap();
@@ -1261,7 +1274,7 @@ async fn renewal_meets_the_first_issuers_current_policy() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {r}");
         let rec = e
             .store
-            .get_certificate(r["serial_number"].as_str().unwrap())
+            .get_certificate(&sn(r["serial_number"].as_str().unwrap()))
             .await
             .unwrap()
             .unwrap();
@@ -1327,7 +1340,7 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
         );
         let rec = e
             .store
-            .get_certificate(&info.serial.to_hex())
+            .get_certificate(&info.serial)
             .await
             .unwrap()
             .unwrap();
@@ -1353,8 +1366,7 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
         // The root revokes the earlier CA: its certificates no longer authenticate.
         let ca_serial = signet_ca::CertificateInfo::from_der(old.cert_der())
             .unwrap()
-            .serial
-            .to_hex();
+            .serial;
         let ca_record = signet_store::NewCertificate {
             serial: ca_serial.clone(),
             issuer: root.subject().to_string(),
@@ -1612,4 +1624,9 @@ fn openapi_document_matches_the_committed_copy() {
         committed == generated,
         "openapi/signet.json is out of date: run SIGNET_UPDATE_OPENAPI=1 cargo test -p signet-api --test api openapi"
     );
+}
+
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> signet_ca::Serial {
+    signet_ca::Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
 }

@@ -386,7 +386,7 @@ async fn renewals_follow_the_kubernetes_provisioner_as_configured_now() {
         assert_eq!(status, StatusCode::CREATED, "{name}: {renewed}");
         let rec = e
             .store
-            .get_certificate(renewed["serial_number"].as_str().unwrap())
+            .get_certificate(&sn(renewed["serial_number"].as_str().unwrap()))
             .await
             .unwrap()
             .unwrap();
@@ -735,4 +735,9 @@ async fn provisioners_are_replaced_whole_or_not_at_all() {
     let (status, body) = e.issue(&token, json!({"csr": csr(&[])})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(e.state.provisioner_names().len(), 1);
+}
+
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> signet_ca::Serial {
+    signet_ca::Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use signet_ca::{
     CaError, Csr, IssuedCertificate, IssuingCa, Lifetime, OcspSignerCertificate, Policy, Profile,
-    ProfileLimits, SubjectName,
+    ProfileLimits, Serial, SubjectName,
 };
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, CertificateRecord, NewCertificate, Store, StoreError,
@@ -144,8 +144,8 @@ impl From<Option<Lifetime>> for Ttl {
 pub struct Recorded {
     /// The certificate.
     pub certificate: IssuedCertificate,
-    /// Its serial, lowercase hex, as recorded.
-    pub serial: String,
+    /// Its serial, as recorded.
+    pub serial: Serial,
     /// Whom the certificate's line was issued to, as recorded.
     pub requester: String,
     /// What it counts against: the provisioner's name, or `admin` (metrics).
@@ -156,8 +156,8 @@ pub struct Recorded {
 /// [`Authority::record`].
 #[derive(Debug)]
 pub struct ToRecord<'a> {
-    /// Serial, lowercase hex.
-    pub serial: String,
+    /// Its serial.
+    pub serial: Serial,
     /// The signer's subject DN and key identifier.
     pub issuer: &'a IssuingCa,
     /// The subject DN (RFC 4514).
@@ -446,8 +446,13 @@ impl Authority {
                      (there is no record of {parent}): request a new certificate"
                 ))
             };
+            // Recorded as the store spells a serial; anything else names no record.
+            let serial = Serial::from_hex(&parent)
+                .ok()
+                .filter(|s| s.to_hex() == parent)
+                .ok_or_else(untraceable)?;
             requester = self
-                .bound(self.store.get_certificate(&parent))
+                .bound(self.store.get_certificate(&serial))
                 .await?
                 .ok_or_else(untraceable)?
                 .requester;
@@ -515,11 +520,11 @@ impl Authority {
         requester: &str,
         action: AuditAction,
         burn: Option<&SingleUse>,
-    ) -> Result<(IssuedCertificate, String), Refusal> {
+    ) -> Result<(IssuedCertificate, Serial), Refusal> {
         let sans: Vec<String> = cert.names.iter().map(SubjectName::to_tagged).collect();
         let detail = format!("profile={} names={}", cert.profile, sans.join(","));
         let to_record = ToRecord {
-            serial: cert.serial.to_hex(),
+            serial: cert.serial.clone(),
             issuer: &self.ca,
             subject: cert.subject.clone(),
             sans,
@@ -565,7 +570,7 @@ impl Authority {
         };
         let requester = Requester::OcspSigner.to_string();
         let to_record = ToRecord {
-            serial: cert.serial.to_hex(),
+            serial: cert.serial.clone(),
             issuer: &self.ca,
             subject: cert.subject.clone(),
             sans: Vec::new(),
@@ -599,7 +604,7 @@ impl Authority {
         action: AuditAction,
         detail: String,
         also: AlsoCommit<'_>,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Serial, Refusal> {
         record(
             &self.store,
             self.database_timeout(),
@@ -626,7 +631,7 @@ pub async fn record(
     action: AuditAction,
     detail: String,
     also: AlsoCommit<'_>,
-) -> Result<String, Refusal> {
+) -> Result<Serial, Refusal> {
     let record = NewCertificate {
         serial: cert.serial,
         issuer: cert.issuer.subject().to_string(),

@@ -55,15 +55,6 @@ pub enum PublishError {
     /// order) or failed.
     #[error(transparent)]
     Ca(#[from] CaError),
-    /// The store holds a revoked serial that is not one (the CRL is not published).
-    #[error("{serial}")]
-    StoredSerial {
-        /// The serial as stored.
-        serial: String,
-        /// Why it is not one.
-        #[source]
-        source: CaError,
-    },
     /// The system clock gave a time that cannot be a CRL's.
     #[error("the time")]
     Time(#[source] time::error::ComponentRange),
@@ -237,19 +228,17 @@ impl RevocationPublisher {
             .await
             .map_err(|e| PublishError::during("taking the next root CRL number")(e.into()))?;
         let mut entries = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<Serial> = None;
         loop {
             let page = store
-                .revoked_for_crl(&key_id, this_update, after.as_deref(), ROOT_CRL_PAGE)
+                .revoked_for_crl(&key_id, this_update, after.as_ref(), ROOT_CRL_PAGE)
                 .await
                 .map_err(|e| {
                     PublishError::during("reading the certificates the root revoked")(e.into())
                 })?;
             let done = page.len() < ROOT_CRL_PAGE as usize;
             after = page.last().map(|r| r.serial.clone());
-            for r in page {
-                entries.push(crl_entry(r)?);
-            }
+            entries.extend(page.into_iter().map(crl_entry));
             if done {
                 break;
             }
@@ -541,22 +530,18 @@ impl IssuerCrls {
 }
 
 /// A CRL entry for a revoked certificate as the store gives it.
-fn crl_entry(r: signet_store::RevokedCertificate) -> Result<RevokedEntry, PublishError> {
-    match Serial::from_hex(&r.serial) {
-        Ok(serial) => Ok(RevokedEntry {
-            serial,
-            revoked_at: r.revoked_at,
-            // A reason a full CRL cannot carry (removeFromCRL, for delta CRLs only): list
-            // the entry as unspecified rather than fail the whole CRL. The one reason table
-            // decides which that is.
-            reason: Some(r.reason).filter(|&code| {
-                RevocationReason::from_code(code).map_or(true, RevocationReason::fits_full_status)
-            }),
-        }),
-        Err(e) => Err(PublishError::StoredSerial {
-            serial: r.serial,
-            source: e.into(),
-        }),
+fn crl_entry(r: signet_store::RevokedCertificate) -> RevokedEntry {
+    RevokedEntry {
+        serial: r.serial,
+        revoked_at: r.revoked_at,
+        // A reason a full CRL cannot carry (removeFromCRL, for delta CRLs only): list the
+        // entry as unspecified rather than fail the whole CRL. The one reason table decides
+        // which that is. A stored code outside the table reads as no reason (the store
+        // logs it), and the entry is listed without one.
+        reason: r
+            .reason
+            .filter(|r| r.fits_full_status())
+            .map(RevocationReason::code),
     }
 }
 
@@ -584,7 +569,7 @@ struct StoredEntries {
     handle: tokio::runtime::Handle,
     key_id: String,
     now: OffsetDateTime,
-    after: Option<String>,
+    after: Option<Serial>,
     page: VecDeque<RevokedEntry>,
     done: bool,
     count: usize,
@@ -600,7 +585,7 @@ impl Iterator for StoredEntries {
             let page = self.handle.block_on(self.store.revoked_for_crl(
                 &self.key_id,
                 self.now,
-                self.after.as_deref(),
+                self.after.as_ref(),
                 CRL_PAGE,
             ));
             let page = match page {
@@ -613,17 +598,7 @@ impl Iterator for StoredEntries {
             };
             self.done = page.len() < CRL_PAGE as usize;
             self.after = page.last().map(|r| r.serial.clone());
-            for r in page {
-                match crl_entry(r) {
-                    Ok(entry) => self.page.push_back(entry),
-                    Err(e) => {
-                        self.failure = Some(e);
-                        self.done = true;
-                        self.page.clear();
-                        return None;
-                    }
-                }
-            }
+            self.page.extend(page.into_iter().map(crl_entry));
         }
         let entry = self.page.pop_front()?;
         self.count += 1;

@@ -346,7 +346,7 @@ async fn the_server_and_ocsp_signers_are_recorded_as_themselves() {
         .unwrap();
     let rec = e
         .store
-        .get_certificate(&signer.serial.to_hex())
+        .get_certificate(&signer.serial)
         .await
         .unwrap()
         .expect("recorded before it is handed out");

@@ -70,11 +70,11 @@ fn new_ca(name: &str) -> IssuingCa {
     .unwrap()
 }
 
-fn audit(action: AuditAction, serial: &str) -> AuditEntry {
+fn audit(action: AuditAction, serial: &Serial) -> AuditEntry {
     AuditEntry {
         actor: "test".into(),
         action,
-        serial: Some(serial.into()),
+        serial: Some(serial.clone()),
         outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
@@ -87,6 +87,22 @@ async fn revoked_leaf(
     host: &str,
     reason: RevocationReason,
 ) -> Serial {
+    let serial = recorded_leaf(store, ca, host).await;
+    let outcome = store
+        .revoke(
+            &serial,
+            OffsetDateTime::now_utc(),
+            reason,
+            &audit(AuditAction::Revoke, &serial),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, RevokeOutcome::Revoked);
+    serial
+}
+
+/// A leaf of `ca`, recorded in the store.
+async fn recorded_leaf(store: &Store, ca: &IssuingCa, host: &str) -> Serial {
     let spki = KeyType::P256.generate().unwrap().subject_public_key_info();
     let csr = Csr::from_parts(&spki, None, vec![SubjectName::parse_loose(host).unwrap()]).unwrap();
     let cert = ca
@@ -100,7 +116,7 @@ async fn revoked_leaf(
         )
         .unwrap();
     let record = NewCertificate {
-        serial: cert.serial.to_hex(),
+        serial: cert.serial.clone(),
         issuer: ca.subject().to_string(),
         issuer_key_id: hex::encode(ca.key_id()),
         subject: cert.subject.clone(),
@@ -115,16 +131,6 @@ async fn revoked_leaf(
         .insert_certificate(&record, &audit(AuditAction::Issue, &record.serial))
         .await
         .unwrap();
-    let outcome = store
-        .revoke(
-            &record.serial,
-            OffsetDateTime::now_utc(),
-            reason,
-            &audit(AuditAction::Revoke, &record.serial),
-        )
-        .await
-        .unwrap();
-    assert_eq!(outcome, RevokeOutcome::Revoked);
     cert.serial
 }
 
@@ -357,6 +363,109 @@ async fn root_crls_are_numbered_stored_and_audited() {
             .await
             .unwrap();
         assert_eq!(again.number, 3, "[{name}]");
+        store.close().await;
+    }
+}
+
+/// Revocation reasons outside RFC 5280's table, written into the database directly (7,
+/// unused; 11, past the end; 300 and -1, not even a byte), never make CRL publishing fail
+/// nor drop the certificate from the CRL: each is listed, revoked, with no reasonCode entry
+/// extension (reason unknown), next to a normal keyCompromise entry. The CRL is read back
+/// with x509-cert (`describe_crl`) and with openssl, which also checks its signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_stored_reasons_are_listed_without_a_reason() {
+    for db in TestDb::all().await {
+        let name = db.name();
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let ca = new_ca("Odd Reasons");
+        let known = revoked_leaf(
+            &store,
+            &ca,
+            "known.example",
+            RevocationReason::KeyCompromise,
+        )
+        .await;
+        let mut odd = Vec::new();
+        for (i, code) in [7, 11, 300, -1].into_iter().enumerate() {
+            let serial = recorded_leaf(&store, &ca, &format!("odd{i}.example")).await;
+            signet_testkit::execute(
+                db.url(),
+                &format!(
+                    "UPDATE certificates SET revoked_at = {}, revocation_reason = {code} \
+                     WHERE serial = '{}'",
+                    OffsetDateTime::now_utc().unix_timestamp(),
+                    serial.to_hex()
+                ),
+            )
+            .await;
+            odd.push(serial);
+        }
+        let publisher = RevocationPublisher::new(
+            store.clone(),
+            ca.crl_signer().unwrap(),
+            vec![],
+            SCHEDULE,
+            None,
+        );
+        publisher.publish_if_stale().await.unwrap();
+        let crl = store
+            .latest_crl(&hex::encode(ca.key_id()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(crl.number, 1, "[{name}]");
+
+        let view = describe_crl(&crl.der).unwrap();
+        assert!(view.problems.is_empty(), "[{name}] {:?}", view.problems);
+        let mut listed: Vec<(String, Option<String>)> = view
+            .revoked
+            .into_iter()
+            .map(|e| (e.serial, e.reason))
+            .collect();
+        listed.sort();
+        let mut want: Vec<(String, Option<String>)> =
+            odd.iter().map(|s| (s.to_hex(), None)).collect();
+        want.push((known.to_hex(), Some("keyCompromise".into())));
+        want.sort();
+        assert_eq!(listed, want, "[{name}]");
+
+        // openssl: the signature verifies under the issuing CA, every serial is listed, and
+        // only the keyCompromise entry carries a reason.
+        let dir = tempfile::tempdir().unwrap();
+        let (crl_path, ca_path) = (dir.path().join("issuing.crl"), dir.path().join("ca.pem"));
+        std::fs::write(&crl_path, &crl.der).unwrap();
+        std::fs::write(&ca_path, ca.chain_pem().concat()).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(&crl_path)
+            .arg("-CAfile")
+            .arg(&ca_path)
+            .output()
+            .expect("openssl (apt-get install -y openssl)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "[{name}] {err}");
+        assert!(err.contains("verify OK"), "[{name}] {err}");
+        for serial in odd.iter().chain([&known]) {
+            assert!(
+                text.to_uppercase().contains(&format!(
+                    "SERIAL NUMBER: {}",
+                    serial.to_hex().to_uppercase()
+                )),
+                "[{name}] {serial:?} not listed:\n{text}"
+            );
+        }
+        assert_eq!(
+            text.matches("X509v3 CRL Reason Code").count(),
+            1,
+            "[{name}]\n{text}"
+        );
+        assert_eq!(
+            text.matches("Key Compromise").count(),
+            1,
+            "[{name}]\n{text}"
+        );
         store.close().await;
     }
 }

@@ -812,8 +812,18 @@ async fn store_load(db: &str, no_token: bool, combined: bool, load: &Load) -> an
                 }
                 // 0x7f prefix: positive, no leading zero byte.
                 let serial = format!("7f{run_id:08x}{w:04x}{i:08x}");
+                let parsed = match signet_ca::Serial::from_hex(&serial) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        r.errors += 1;
+                        if r.first_errors.len() < 3 {
+                            r.first_errors.push(format!("serial {serial}: {e}"));
+                        }
+                        continue;
+                    }
+                };
                 let cert = signet_store::NewCertificate {
-                    serial: serial.clone(),
+                    serial: parsed.clone(),
                     issuer: "CN=Bench Issuing CA".into(),
                     issuer_key_id: "00112233".into(),
                     subject: format!("CN={serial}.bench.internal"),
@@ -827,7 +837,7 @@ async fn store_load(db: &str, no_token: bool, combined: bool, load: &Load) -> an
                 let audit = signet_store::AuditEntry {
                     actor: "token:default:bench".into(),
                     action: signet_store::AuditAction::Issue,
-                    serial: Some(serial.clone()),
+                    serial: Some(parsed),
                     outcome: signet_store::AuditOutcome::Ok,
                     detail: String::new(),
                 };

@@ -251,12 +251,7 @@ impl Responder {
     /// The status of `serial` from the CA's own records (RFC 6960 section 2.2): unknown when
     /// this CA never recorded it, revoked when the database says so, else good.
     async fn status_of(&self, serial: &Serial) -> Result<CertStatusKind, signet_store::StoreError> {
-        let Some(rec) = self
-            .inner
-            .store
-            .certificate_status(&serial.to_hex())
-            .await?
-        else {
+        let Some(rec) = self.inner.store.certificate_status(serial).await? else {
             return Ok(CertStatusKind::Unknown);
         };
         if rec.issuer_key_id != self.inner.issuer.key_id_hex() {
@@ -274,12 +269,12 @@ impl Responder {
     }
 }
 
-/// The CRLReason to put in a response: the stored code, except unspecified and those RFC
-/// 5280 keeps out of full CRLs and OCSP (7 is unassigned, removeFromCRL (8) is for delta
-/// CRLs), which say nothing rather than fail the response. The table is
-/// [`signet_pkix::RevocationReason`]'s.
-pub(crate) fn reason_code(reason: Option<u8>) -> Option<u8> {
-    signet_pkix::RevocationReason::for_full_status(reason)
+/// The CRLReason to put in a response: the stored reason, except unspecified and
+/// removeFromCRL (8), which RFC 5280 keeps out of full CRLs and OCSP: those say nothing
+/// rather than fail the response, as does a stored code outside the table (the store reads
+/// it as no reason). The table is [`signet_pkix::RevocationReason`]'s.
+pub(crate) fn reason_code(reason: Option<signet_pkix::RevocationReason>) -> Option<u8> {
+    signet_pkix::RevocationReason::for_full_status(reason.map(signet_pkix::RevocationReason::code))
         .ok()
         .flatten()
         .map(signet_pkix::RevocationReason::code)
@@ -375,9 +370,10 @@ mod tests {
 
     #[test]
     fn reasons_outside_full_crls_are_dropped() {
-        assert_eq!(reason_code(Some(1)), Some(1));
-        assert_eq!(reason_code(Some(0)), None);
-        assert_eq!(reason_code(Some(8)), None);
+        use signet_pkix::RevocationReason as R;
+        assert_eq!(reason_code(Some(R::KeyCompromise)), Some(1));
+        assert_eq!(reason_code(Some(R::Unspecified)), None);
+        assert_eq!(reason_code(Some(R::RemoveFromCrl)), None);
         assert_eq!(reason_code(None), None);
     }
 }

@@ -135,10 +135,11 @@ impl Responder {
         loop {
             let events = self.inner.store.revocations_since(*cursor, PAGE).await?;
             for event in &events {
-                tracing::debug!(serial = %event.serial, "revocation seen");
-                match signet_pkix::Serial::from_hex(&event.serial) {
-                    Ok(serial) => self.inner.cache.invalidate(&serial),
-                    Err(_) => self.inner.cache.clear(),
+                tracing::debug!(serial = ?event.serial, "revocation seen");
+                match &event.serial {
+                    Some(serial) => self.inner.cache.invalidate(serial),
+                    // A serial the store does not spell: drop everything rather than miss it.
+                    None => self.inner.cache.clear(),
                 }
                 *cursor = (*cursor).max(event.seq);
             }

@@ -49,11 +49,11 @@ fn new_ca() -> Arc<IssuingCa> {
     )
 }
 
-fn audit(action: AuditAction, serial: &str) -> AuditEntry {
+fn audit(action: AuditAction, serial: &Serial) -> AuditEntry {
     AuditEntry {
         actor: "test".into(),
         action,
-        serial: Some(serial.into()),
+        serial: Some(serial.clone()),
         outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
@@ -67,7 +67,7 @@ struct Direct {
 
 fn signer_record(ca: &IssuingCa, c: &OcspSignerCertificate) -> NewCertificate {
     NewCertificate {
-        serial: c.serial.to_hex(),
+        serial: c.serial.clone(),
         issuer: ca.subject().to_string(),
         issuer_key_id: hex::encode(ca.key_id()),
         subject: c.subject.clone(),
@@ -90,11 +90,10 @@ impl CertifySigner for Direct {
                 OffsetDateTime::now_utc(),
             )
             .map_err(|e| ResponderError::Certifier(Box::new(e)))?;
-        let serial = c.serial.to_hex();
         self.store
             .insert_certificate(
                 &signer_record(&self.ca, &c),
-                &audit(AuditAction::IssueOcspSigner, &serial),
+                &audit(AuditAction::IssueOcspSigner, &c.serial),
             )
             .await?;
         Ok(c.der)
@@ -144,7 +143,7 @@ impl Fixture {
     async fn leaf(&self, host: &str) -> IssuedCertificate {
         let cert = self.unrecorded_leaf(host);
         let record = NewCertificate {
-            serial: cert.serial.to_hex(),
+            serial: cert.serial.clone(),
             issuer: self.ca.subject().to_string(),
             issuer_key_id: hex::encode(self.ca.key_id()),
             subject: cert.subject.clone(),
@@ -185,13 +184,12 @@ impl Fixture {
     }
 
     async fn revoke(&self, serial: &Serial, reason: RevocationReason) {
-        let s = serial.to_hex();
         self.store
             .revoke(
-                &s,
+                serial,
                 OffsetDateTime::now_utc(),
                 reason,
-                &audit(AuditAction::Revoke, &s),
+                &audit(AuditAction::Revoke, serial),
             )
             .await
             .unwrap();
@@ -512,6 +510,85 @@ async fn ocsp_answers_good_revoked_unknown_and_errors() {
     }
 }
 
+/// Revocation reasons outside RFC 5280's table, written into the database directly (7,
+/// unused; 11, past the end; 300 and -1, not even a byte): the certificate is still
+/// answered revoked, with no reason (reason unknown), never good and never an error; a
+/// normal keyCompromise next to them keeps its reason. Checked with x509-ocsp (signature
+/// checked with ring) and with openssl.
+#[tokio::test]
+async fn odd_stored_reasons_answer_revoked_without_a_reason() {
+    for db in TestDb::all().await {
+        let f = Fixture::new(db).await;
+        let name = f.db.name();
+        f.install_signer().await;
+        let known = f.leaf("known.internal").await;
+        f.revoke(&known.serial, RevocationReason::KeyCompromise)
+            .await;
+        let mut odd = Vec::new();
+        for (i, code) in [7, 11, 300, -1].into_iter().enumerate() {
+            let cert = f.leaf(&format!("odd{i}.internal")).await;
+            signet_testkit::execute(
+                f.db.url(),
+                &format!(
+                    "UPDATE certificates SET revoked_at = {}, revocation_reason = {code} \
+                     WHERE serial = '{}'",
+                    OffsetDateTime::now_utc().unix_timestamp(),
+                    cert.serial.to_hex()
+                ),
+            )
+            .await;
+            odd.push(cert.serial);
+        }
+        let ids: Vec<_> = std::iter::once(&known.serial)
+            .chain(&odd)
+            .map(|s| f.cert_id(s, false))
+            .collect();
+        let http = f.post(request(ids, None)).await;
+        let a = ok(&f.ca, &http);
+        assert_eq!(a.statuses.len(), 5, "[{name}]");
+        match &a.statuses[0] {
+            CertStatus::Revoked(info) => assert_eq!(
+                info.revocation_reason,
+                Some(x509_cert::ext::pkix::CrlReason::KeyCompromise),
+                "[{name}]"
+            ),
+            other => panic!("[{name}] expected revoked, got {other:?}"),
+        }
+        for (serial, status) in odd.iter().zip(&a.statuses[1..]) {
+            match status {
+                CertStatus::Revoked(info) => {
+                    assert_eq!(info.revocation_reason, None, "[{name}] {serial:?}");
+                }
+                other => panic!("[{name}] {serial:?}: expected revoked, got {other:?}"),
+            }
+        }
+
+        // openssl reads the same: revoked, a reason only for the keyCompromise one.
+        let dir = tempfile::tempdir().unwrap();
+        let (resp, ca) = (dir.path().join("resp.der"), dir.path().join("ca.pem"));
+        std::fs::write(&resp, &http.2).unwrap();
+        std::fs::write(&ca, f.ca.chain_pem().concat()).unwrap();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.args(["ocsp", "-noverify", "-respin"])
+            .arg(&resp)
+            .arg("-issuer")
+            .arg(&ca);
+        for serial in std::iter::once(&known.serial).chain(&odd) {
+            cmd.arg("-serial").arg(format!("0x{}", serial.to_hex()));
+        }
+        let out = cmd.output().expect("openssl (apt-get install -y openssl)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "[{name}] {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text.matches(": revoked").count(), 5, "[{name}]\n{text}");
+        assert_eq!(text.matches("Reason:").count(), 1, "[{name}]\n{text}");
+        assert!(text.contains("Reason: keyCompromise"), "[{name}]\n{text}");
+    }
+}
+
 #[tokio::test]
 async fn nonces_are_echoed_and_never_cached() {
     for db in TestDb::all().await {
@@ -622,10 +699,10 @@ async fn a_revocation_flips_the_cached_answer() {
         let other = Store::connect(f.db.url()).await.unwrap();
         other
             .revoke(
-                &b.serial.to_hex(),
+                &b.serial,
                 OffsetDateTime::now_utc(),
                 RevocationReason::KeyCompromise,
-                &audit(AuditAction::Revoke, &b.serial.to_hex()),
+                &audit(AuditAction::Revoke, &b.serial),
             )
             .await
             .unwrap();
@@ -669,9 +746,9 @@ async fn crls_and_the_ca_certificate_are_served_with_etags() {
             .unwrap()
             .into_iter()
             .map(|r| RevokedEntry {
-                serial: Serial::from_hex(&r.serial).unwrap(),
+                serial: r.serial,
                 revoked_at: r.revoked_at,
-                reason: Some(r.reason),
+                reason: r.reason.map(RevocationReason::code),
             });
         let number = f.store.next_crl_number(&key_id).await.unwrap();
         let der = build_crl(
@@ -770,12 +847,11 @@ async fn a_standalone_responder_gets_its_signer_through_the_database() {
                             OffsetDateTime::now_utc(),
                         )
                         .unwrap();
-                    let serial = c.serial.to_hex();
                     store
                         .fulfil_ocsp_signer_request(
                             req.id,
                             &signer_record(&ca, &c),
-                            &audit(AuditAction::IssueOcspSigner, &serial),
+                            &audit(AuditAction::IssueOcspSigner, &c.serial),
                         )
                         .await
                         .unwrap();

@@ -4,11 +4,13 @@
 //! and makes each state change one conditional statement or one transaction, so that
 //! several processes on one database never both win the same transition.
 
+use signet_pkix::Serial;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::audit::insert_audit;
+use crate::serial::{db_serial, serial_from_db};
 use crate::{AuditEntry, Store, StoreError, from_unix};
 
 /// An ACME account as stored.
@@ -57,7 +59,7 @@ pub struct AcmeOrder {
     /// Why it is invalid: a problem document, JSON.
     pub error: Option<String>,
     /// The certificate's serial, once valid.
-    pub certificate_serial: Option<String>,
+    pub certificate_serial: Option<Serial>,
     /// The ARI CertID of the certificate it replaces.
     pub replaces: Option<String>,
     /// When it was made.
@@ -527,7 +529,10 @@ impl Store {
             identifiers: row.try_get("identifiers")?,
             expires_at: from_unix("expires_at", row.try_get("expires_at")?)?,
             error: row.try_get("error")?,
-            certificate_serial: row.try_get("certificate_serial")?,
+            certificate_serial: row
+                .try_get::<Option<String>, _>("certificate_serial")?
+                .map(|s| serial_from_db("acme_orders.certificate_serial", &s))
+                .transpose()?,
             replaces: row.try_get("replaces")?,
             created_at: from_unix("created_at", row.try_get("created_at")?)?,
             authorizations,
@@ -746,7 +751,7 @@ impl Store {
     pub async fn acme_finish_order(
         &self,
         id: &str,
-        serial: Option<&str>,
+        serial: Option<&Serial>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let status = match (serial, error) {
@@ -759,7 +764,7 @@ impl Store {
              WHERE id = $4 AND status = 'processing'",
         )
         .bind(status)
-        .bind(serial)
+        .bind(serial.map(db_serial))
         .bind(error)
         .bind(id)
         .execute(&self.pool)

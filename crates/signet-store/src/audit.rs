@@ -14,13 +14,19 @@
 //! row would hide the rest of the log from the operator). `Other` is made only by
 //! [`AuditAction::parse`] / [`AuditOutcome::parse`], never from a known spelling, so
 //! `parse("issue")` is always [`AuditAction::Issue`].
+//!
+//! **Serials.** An entry names its certificate by a typed [`Serial`], written in the
+//! store's one spelling. A stored row's serial is read back as the text stored, for the
+//! same reason as above: a row written by hand with an odd serial must not hide the log.
 
 use std::fmt;
 
+use signet_pkix::Serial;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::serial::db_serial;
 use crate::{Store, StoreError, from_unix};
 
 /// A stored audit value that no variant of [`AuditAction`] or [`AuditOutcome`] spells,
@@ -153,9 +159,8 @@ pub struct AuditEntry {
     pub actor: String,
     /// What was done.
     pub action: AuditAction,
-    /// The certificate concerned, if any. Stored as given (not validated):
-    /// an audit row may record an attempt with a malformed serial.
-    pub serial: Option<String>,
+    /// The certificate concerned, if any.
+    pub serial: Option<Serial>,
     /// How it ended.
     pub outcome: AuditOutcome,
     /// Free text.
@@ -173,7 +178,8 @@ pub struct AuditRecord {
     pub actor: String,
     /// What was done (`Other` for a value this version does not know).
     pub action: AuditAction,
-    /// The certificate concerned, if any.
+    /// The certificate concerned, if any: its serial as stored (minimal lowercase hex for
+    /// every row the store wrote; a row written by hand is read as it is).
     pub serial: Option<String>,
     /// How it ended (`Other` for a value this version does not know).
     pub outcome: AuditOutcome,
@@ -214,7 +220,7 @@ pub(crate) async fn insert_audit(
     .bind(at)
     .bind(&audit.actor)
     .bind(audit.action.as_str())
-    .bind(audit.serial.as_deref())
+    .bind(audit.serial.as_ref().map(db_serial))
     .bind(audit.outcome.as_str())
     .bind(&audit.detail)
     .execute(conn)

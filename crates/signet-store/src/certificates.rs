@@ -5,18 +5,20 @@
 use std::fmt;
 use std::str::FromStr;
 
+use signet_pkix::{RevocationReason, Serial};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use crate::{AuditEntry, Store, StoreError, from_unix, validate_serial};
+use crate::revocation::reason_from_db;
+use crate::serial::{db_serial, serial_from_db};
+use crate::{AuditEntry, Store, StoreError, from_unix};
 
 /// A certificate to record, as issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCertificate {
-    /// Canonical serial (see [`validate_serial`]);
-    /// [`canonical_serial`](crate::canonical_serial) makes one from bytes.
-    pub serial: String,
+    /// Its serial number (stored as minimal lowercase hex).
+    pub serial: Serial,
     /// Issuer distinguished name, as a string.
     pub issuer: String,
     /// Key identifier of the issuing key, hex.
@@ -42,8 +44,8 @@ pub struct NewCertificate {
 /// A stored certificate with its bookkeeping columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRecord {
-    /// Canonical serial (lowercase hex, minimal).
-    pub serial: String,
+    /// Its serial number.
+    pub serial: Serial,
     /// Issuer distinguished name.
     pub issuer: String,
     /// Key identifier of the issuing key, hex.
@@ -66,8 +68,10 @@ pub struct CertificateRecord {
     pub created_at: OffsetDateTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
-    /// RFC 5280 CRLReason code, set together with `revoked_at`.
-    pub revocation_reason: Option<u8>,
+    /// Why it was revoked, set together with `revoked_at`. `None` for a revoked
+    /// certificate whose stored code is not an RFC 5280 CRLReason (written by hand or by
+    /// another program): revoked, reason unknown (see `revocation.rs`).
+    pub revocation_reason: Option<RevocationReason>,
 }
 
 impl CertificateRecord {
@@ -153,7 +157,6 @@ impl Store {
         cert: &NewCertificate,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        validate_serial(&cert.serial)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.writer
             .insert_certificate(Box::new(cert.clone()), audit.clone(), now)
@@ -163,16 +166,15 @@ impl Store {
     /// The certificate with this serial, if there is one.
     pub async fn get_certificate(
         &self,
-        serial: &str,
+        serial: &Serial,
     ) -> Result<Option<CertificateRecord>, StoreError> {
-        validate_serial(serial)?;
         let row = sqlx::query(
             "SELECT serial, issuer, issuer_key_id, subject, sans, profile, \
              not_before, not_after, requester, der, created_at, \
              revoked_at, revocation_reason \
              FROM certificates WHERE serial = $1",
         )
-        .bind(serial)
+        .bind(db_serial(serial))
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(certificate_from_row).transpose()
@@ -195,7 +197,6 @@ pub(crate) async fn insert_certificate_row(
     cert: &NewCertificate,
     now: i64,
 ) -> Result<(), StoreError> {
-    validate_serial(&cert.serial)?;
     let sans =
         serde_json::to_string(&cert.sans).map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
     sqlx::query(
@@ -204,7 +205,7 @@ pub(crate) async fn insert_certificate_row(
           not_before, not_after, requester, der, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-    .bind(&cert.serial)
+    .bind(db_serial(&cert.serial))
     .bind(&cert.issuer)
     .bind(&cert.issuer_key_id)
     .bind(&cert.subject)
@@ -230,16 +231,11 @@ pub(crate) fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord, St
     let sans: String = row.try_get("sans")?;
     let sans: Vec<String> =
         serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
+    let serial: String = row.try_get("serial")?;
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    let reason: Option<i64> = row.try_get("revocation_reason")?;
-    let revocation_reason = reason
-        .map(|r| {
-            u8::try_from(r)
-                .map_err(|_| StoreError::Corrupt(format!("revocation_reason {r} out of range")))
-        })
-        .transpose()?;
+    let revocation_reason = reason_from_db(&serial, row.try_get("revocation_reason")?);
     Ok(CertificateRecord {
-        serial: row.try_get("serial")?,
+        serial: serial_from_db("certificates.serial", &serial)?,
         issuer: row.try_get("issuer")?,
         issuer_key_id: row.try_get("issuer_key_id")?,
         subject: row.try_get("subject")?,

@@ -2,23 +2,26 @@
 //! certificates a CRL lists, and the signed CRLs themselves, stored and read back in
 //! slices (a CRL of a million entries is tens of megabytes).
 
+use signet_pkix::{RevocationReason, Serial};
 use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::revocation::{
-    MAX_REVOCATION_PAGE, bump_counter, notify_change, reason_from, validate_key_id,
+    MAX_REVOCATION_PAGE, bump_counter, notify_change, reason_from_db, validate_key_id,
 };
-use crate::{Backend, Store, StoreError, from_unix, validate_serial};
+use crate::serial::{db_serial, serial_from_db};
+use crate::{Backend, Store, StoreError, from_unix};
 
 /// One entry of a CRL: a revoked certificate that has not expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedCertificate {
-    /// Canonical serial (lowercase hex, minimal).
-    pub serial: String,
+    /// Its serial number.
+    pub serial: Serial,
     /// When it was revoked.
     pub revoked_at: OffsetDateTime,
-    /// RFC 5280 CRLReason code.
-    pub reason: u8,
+    /// Why: `None` when no code is stored or the stored code is not an RFC 5280 CRLReason
+    /// (reason unknown; the entry is listed all the same).
+    pub reason: Option<RevocationReason>,
 }
 
 /// A CRL to record.
@@ -117,13 +120,11 @@ impl Store {
         &self,
         issuer_key_id: &str,
         now: OffsetDateTime,
-        after: Option<&str>,
+        after: Option<&Serial>,
         limit: u32,
     ) -> Result<Vec<RevokedCertificate>, StoreError> {
         validate_key_id(issuer_key_id)?;
-        if let Some(after) = after {
-            validate_serial(after)?;
-        }
+        let after = after.map(db_serial);
         let limit = i64::from(limit.clamp(1, MAX_REVOCATION_PAGE));
         // "" sorts before every serial, so one statement serves the first page too.
         let rows = sqlx::query(
@@ -133,16 +134,17 @@ impl Store {
         )
         .bind(issuer_key_id)
         .bind(now.unix_timestamp())
-        .bind(after.unwrap_or(""))
+        .bind(after.as_deref().unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|row| {
+                let serial: String = row.try_get("serial")?;
                 Ok(RevokedCertificate {
-                    serial: row.try_get("serial")?,
                     revoked_at: from_unix("revoked_at", row.try_get("revoked_at")?)?,
-                    reason: reason_from("revocation_reason", row.try_get("revocation_reason")?)?,
+                    reason: reason_from_db(&serial, row.try_get("revocation_reason")?),
+                    serial: serial_from_db("certificates.serial", &serial)?,
                 })
             })
             .collect()

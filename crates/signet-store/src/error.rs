@@ -29,11 +29,6 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
 
-    /// A serial number string is not canonical lowercase hex (see
-    /// [`validate_serial`](crate::validate_serial)). No query was run.
-    #[error("invalid serial number: {0}")]
-    InvalidSerial(String),
-
     /// An argument is out of range or malformed: an over-long or empty token
     /// id or provisioner, a token expired too long ago, a bad page cursor or
     /// filter value. The message says which; it never holds secrets. No

@@ -39,6 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::audit::{audit_error, insert_audit};
 use crate::certificates::insert_certificate_row;
+use crate::serial::db_serial;
 use crate::{AuditEntry, Backend, NewCertificate, StoreError};
 
 /// Most jobs committed in one transaction.
@@ -491,7 +492,7 @@ struct TokenRow<'a> {
 struct CertRow<'a> {
     /// The job whose token must be new, or none.
     i: Option<usize>,
-    serial: &'a str,
+    serial: String,
     issuer: &'a str,
     issuer_key_id: &'a str,
     subject: &'a str,
@@ -515,7 +516,7 @@ struct AuditRow<'a> {
     at: i64,
     actor: &'a str,
     action: &'a str,
-    serial: Option<&'a str>,
+    serial: Option<String>,
     outcome: &'a str,
     detail: &'a str,
 }
@@ -527,12 +528,11 @@ fn cert_row<'a>(
     now: i64,
     ders: &mut Vec<u8>,
 ) -> Result<CertRow<'a>, StoreError> {
-    crate::validate_serial(&cert.serial)?;
     let der_at = ders.len();
     ders.extend_from_slice(&cert.der);
     Ok(CertRow {
         i,
-        serial: &cert.serial,
+        serial: db_serial(&cert.serial),
         issuer: &cert.issuer,
         issuer_key_id: &cert.issuer_key_id,
         subject: &cert.subject,
@@ -555,7 +555,7 @@ fn audit_row(n: usize, i: Option<usize>, audit: &AuditEntry, now: i64) -> AuditR
         at: now,
         actor: &audit.actor,
         action: audit.action.as_str(),
-        serial: audit.serial.as_deref(),
+        serial: audit.serial.as_ref().map(db_serial),
         outcome: audit.outcome.as_str(),
         detail: &audit.detail,
     }
@@ -729,7 +729,6 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
     if !certs.is_empty() {
         let mut sans = Vec::with_capacity(certs.len());
         for (cert, _) in &certs {
-            crate::validate_serial(&cert.serial)?;
             sans.push(
                 serde_json::to_string(&cert.sans)
                     .map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?,
@@ -748,7 +747,7 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((cert, now), sans) in chunk.iter().copied() {
                 query = query
-                    .bind(&cert.serial)
+                    .bind(db_serial(&cert.serial))
                     .bind(&cert.issuer)
                     .bind(&cert.issuer_key_id)
                     .bind(&cert.subject)
@@ -778,7 +777,7 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
                     .bind(*now)
                     .bind(&audit.actor)
                     .bind(audit.action.as_str())
-                    .bind(audit.serial.as_deref())
+                    .bind(audit.serial.as_ref().map(db_serial))
                     .bind(audit.outcome.as_str())
                     .bind(&audit.detail);
             }

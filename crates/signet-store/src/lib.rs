@@ -9,8 +9,11 @@
 //! * timestamps are `BIGINT` unix seconds (sub-second precision is dropped);
 //! * DER is `BLOB` (SQLite) / `BYTEA` (PostgreSQL), bound as `Vec<u8>`.
 //!
-//! Every value is bound, never formatted into SQL, and serials are validated
-//! before any query (see [`validate_serial`]).
+//! Every value is bound, never formatted into SQL. Values are typed at the boundary:
+//! certificate serials are signet-pkix's [`Serial`](signet_pkix::Serial) (the CA core's one
+//! length rule), revocation reasons its
+//! [`RevocationReason`](signet_pkix::RevocationReason), audit actions and outcomes
+//! [`AuditAction`] and [`AuditOutcome`].
 //!
 //! The schema lives in `migrations/sqlite` and `migrations/postgres` at the
 //! workspace root and is embedded at compile time; [`Store::migrate`] applies it.
@@ -22,7 +25,7 @@
 //! | `connection` | the pool: URLs, opening (SQLite file mode, PRAGMAs, PostgreSQL probe), timeouts, migrations, ping, SQLite snapshots, close |
 //! | `hosts` | several PostgreSQL servers in one URL (libpq's multi-host form, `target_session_attrs`), and following a failover |
 //! | `error` | [`StoreError`] and how driver errors map onto it |
-//! | `serial` | the canonical spelling of a serial ([`validate_serial`], [`canonical_serial`]) |
+//! | `serial` | how a [`Serial`](signet_pkix::Serial) is spelled in the database, and reading it back |
 //! | `certificates` | issued certificates: [`NewCertificate`], [`CertificateRecord`], [`CertStatus`] |
 //! | `audit` | the audit log: [`AuditEntry`], [`AuditRecord`] |
 //! | `tokens` | burnt one-time token ids (`jti`) and their purge |
@@ -76,7 +79,6 @@ pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, MAX_REVOCATION_PAGE, RevocationEvent, RevocationStatus,
     RevokeOutcome,
 };
-pub use serial::{canonical_serial, validate_serial};
 pub use tokens::{MAX_EXPIRED_TOKEN_AGE, MAX_JTI_LEN, MAX_PROVISIONER_LEN, USED_TOKEN_RETENTION};
 
 /// `secs` as a whole number of seconds for SQL arithmetic, saturating.

@@ -4,15 +4,17 @@
 
 use std::time::Duration;
 
+use signet_pkix::Serial;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::audit::audit_from_row;
 use crate::certificates::certificate_from_row;
+use crate::serial::{db_serial, parse_db_serial};
 use crate::{
     AuditAction, AuditOutcome, AuditRecord, CertStatus, CertificateRecord, SERVER_REQUESTER, Store,
-    StoreError, duration_secs, validate_serial,
+    StoreError, duration_secs,
 };
 
 /// Page size of a [`CertificateFilter::default`].
@@ -86,8 +88,8 @@ pub struct CertificatePage {
 /// given, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFilter {
-    /// Only rows about this certificate (canonical serial).
-    pub serial: Option<String>,
+    /// Only rows about this certificate.
+    pub serial: Option<Serial>,
     /// Only rows by this actor (exact), e.g. `admin` or `token:default:svc`.
     pub actor: Option<String>,
     /// Only this action (compared by its stored spelling). An `Other` value matches rows
@@ -155,7 +157,7 @@ impl Cursor {
     }
 
     /// Parses exactly what [`Cursor::encode`] produces: a non-negative
-    /// decimal without sign or leading zeros, `:`, a canonical serial.
+    /// decimal without sign or leading zeros, `:`, a serial as the store spells it.
     fn decode(s: &str) -> Result<Cursor, StoreError> {
         let bad = || StoreError::InvalidInput("malformed page cursor".to_owned());
         let (secs, serial) = s.split_once(':').ok_or_else(bad)?;
@@ -166,7 +168,7 @@ impl Cursor {
         if created_at.to_string() != secs {
             return Err(bad()); // leading zeros: not a cursor we made
         }
-        validate_serial(serial).map_err(|_| bad())?;
+        parse_db_serial(serial).ok_or_else(bad)?;
         Ok(Cursor {
             created_at,
             serial: serial.to_owned(),
@@ -328,7 +330,7 @@ impl Store {
             items.last().map(|last| {
                 Cursor {
                     created_at: last.created_at.unix_timestamp(),
-                    serial: last.serial.clone(),
+                    serial: db_serial(&last.serial),
                 }
                 .encode()
             })
@@ -345,8 +347,7 @@ impl Store {
         let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
         let mut cond = Conditions::default();
         if let Some(serial) = &filter.serial {
-            validate_serial(serial)?;
-            let p = cond.bind(Param::Text(serial.clone()));
+            let p = cond.bind(Param::Text(db_serial(serial)));
             cond.push(format!("serial = {p}"));
         }
         for (column, value) in [

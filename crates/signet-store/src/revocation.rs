@@ -4,13 +4,13 @@
 //! OCSP signer hand-off is `ocsp_signer.rs`.
 //!
 //! **Reasons.** [`Store::revoke`] takes a [`RevocationReason`], so only RFC 5280 codes are
-//! ever written. Reading gives the code as stored (a `u8`), not the enum: a database can
-//! hold a code outside the table (7, 11...: written by hand or by another program), and
-//! such a row must still read as revoked. A typed read error there would turn "revoked"
-//! into "cannot answer" for OCSP and the CRL, which relying parties that soft-fail accept;
-//! the raw code lets each reader decide (the API shows `reason<N>`, the OCSP responder
-//! leaves the reason out). A stored code that does not fit a `u8` (negative, above 255) is
-//! [`StoreError::Corrupt`].
+//! ever written, and every read gives a [`RevocationReason`] back (signet-pkix's one
+//! table). A database can still hold a code outside the table (7, 11, 300, -1: written by
+//! hand or by another program). Such a row must still read as revoked: a read error there
+//! would turn "revoked" into "cannot answer" for OCSP and would stop CRL publishing, and
+//! relying parties that soft-fail accept both. So an odd code reads as revoked with the
+//! reason unknown (`None`: no reason on the OCSP answer, no reasonCode on the CRL entry, as
+//! for `unspecified`), with a warning naming the serial; the row is not changed.
 //!
 //! Change signalling has two layers. Every responder polls [`Store::revocations_since`]
 //! (an indexed range scan that is empty almost always), which alone bounds how stale an
@@ -22,9 +22,10 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::audit::insert_audit;
-use signet_pkix::RevocationReason;
+use signet_pkix::{RevocationReason, Serial};
 
-use crate::{AuditEntry, Backend, Store, StoreError, from_unix, validate_serial};
+use crate::serial::{db_serial, parse_db_serial};
+use crate::{AuditEntry, Backend, Store, StoreError, from_unix};
 
 /// The PostgreSQL channel on which revocations and new CRLs are announced. The payload is
 /// informational (`revoke:<serial>` or `crl:<issuer_key_id>`); listeners re-read the
@@ -49,8 +50,9 @@ pub struct RevocationStatus {
     pub not_after: OffsetDateTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
-    /// RFC 5280 CRLReason code, set together with `revoked_at`.
-    pub reason: Option<u8>,
+    /// Why it was revoked, set together with `revoked_at`; `None` also for a revoked
+    /// certificate whose stored code is not an RFC 5280 CRLReason (reason unknown).
+    pub reason: Option<RevocationReason>,
 }
 
 /// One revocation, in commit order; see [`Store::revocations_since`].
@@ -58,8 +60,10 @@ pub struct RevocationStatus {
 pub struct RevocationEvent {
     /// Position in the revocation sequence; pass the largest seen back as the cursor.
     pub seq: i64,
-    /// The certificate revoked.
-    pub serial: String,
+    /// The certificate revoked; `None` if the stored serial is not one as the store
+    /// writes it (a row written by hand): the event still counts, and a cache keyed by
+    /// serial should drop everything rather than miss a revocation.
+    pub serial: Option<Serial>,
 }
 
 /// What [`Store::revoke`] did.
@@ -105,8 +109,23 @@ pub(crate) fn validate_key_id(key_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn reason_from(column: &str, r: i64) -> Result<u8, StoreError> {
-    u8::try_from(r).map_err(|_| StoreError::Corrupt(format!("{column} {r} out of range")))
+/// The revocation reason stored for the certificate `serial` (as stored, for the log):
+/// the RFC 5280 reason, or `None` for no code and for a code outside the table, which is
+/// logged (see the module's documentation: such a row still reads as revoked).
+pub(crate) fn reason_from_db(serial: &str, code: Option<i64>) -> Option<RevocationReason> {
+    let code = code?;
+    let reason = u8::try_from(code)
+        .ok()
+        .and_then(|c| RevocationReason::from_code(c).ok());
+    if reason.is_none() {
+        tracing::warn!(
+            serial = %serial.chars().take(64).collect::<String>(),
+            code,
+            "stored revocation reason is not an RFC 5280 CRLReason; \
+             the certificate reads as revoked with the reason unknown"
+        );
+    }
+    reason
 }
 
 /// Bumps the counter `name` (creating it at 1) and returns its new value. Inside a
@@ -161,12 +180,12 @@ impl Store {
     /// [`append_audit`]: Store::append_audit
     pub async fn revoke(
         &self,
-        serial: &str,
+        serial: &Serial,
         at: OffsetDateTime,
         reason: RevocationReason,
         audit: &AuditEntry,
     ) -> Result<RevokeOutcome, StoreError> {
-        validate_serial(serial)?;
+        let serial = db_serial(serial);
         let now = OffsetDateTime::now_utc().unix_timestamp();
 
         let mut tx = self.pool.begin().await?;
@@ -185,7 +204,7 @@ impl Store {
         .bind(at.unix_timestamp())
         .bind(i32::from(reason.code()))
         .bind(seq)
-        .bind(serial)
+        .bind(&serial)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -199,7 +218,7 @@ impl Store {
         }
 
         let exists = sqlx::query("SELECT 1 FROM certificates WHERE serial = $1")
-            .bind(serial)
+            .bind(&serial)
             .fetch_optional(&mut *tx)
             .await?
             .is_some();
@@ -215,28 +234,26 @@ impl Store {
     /// recorded it. One primary-key lookup; what an OCSP responder runs per answer.
     pub async fn certificate_status(
         &self,
-        serial: &str,
+        serial: &Serial,
     ) -> Result<Option<RevocationStatus>, StoreError> {
-        validate_serial(serial)?;
+        let serial = db_serial(serial);
         let row = sqlx::query(
             "SELECT issuer_key_id, not_after, revoked_at, revocation_reason \
              FROM certificates WHERE serial = $1",
         )
-        .bind(serial)
+        .bind(&serial)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-        let reason: Option<i64> = row.try_get("revocation_reason")?;
+        let reason = reason_from_db(&serial, row.try_get("revocation_reason")?);
         Ok(Some(RevocationStatus {
             issuer_key_id: row.try_get("issuer_key_id")?,
             not_after: from_unix("not_after", row.try_get("not_after")?)?,
             revoked_at: revoked_at.map(|s| from_unix("revoked_at", s)).transpose()?,
-            reason: reason
-                .map(|r| reason_from("revocation_reason", r))
-                .transpose()?,
+            reason,
         }))
     }
 
@@ -272,9 +289,10 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
+                let serial: String = row.try_get("serial")?;
                 Ok(RevocationEvent {
                     seq: row.try_get("revocation_seq")?,
-                    serial: row.try_get("serial")?,
+                    serial: parse_db_serial(&serial),
                 })
             })
             .collect()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::{AuditEntry, NewCertificate, Store, StoreError, duration_secs, validate_serial};
+use crate::{AuditEntry, NewCertificate, Store, StoreError, duration_secs};
 
 /// Longest accepted token id ([`Store::consume_token`]), in bytes.
 pub const MAX_JTI_LEN: usize = 256;
@@ -125,7 +125,6 @@ impl Store {
     ) -> Result<bool, StoreError> {
         validate_token_part("provisioner", provisioner, MAX_PROVISIONER_LEN)?;
         validate_token_part("jti", jti, MAX_JTI_LEN)?;
-        validate_serial(&cert.serial)?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let expires = expires_at.unix_timestamp();
         if expires < now.saturating_sub(duration_secs(MAX_EXPIRED_TOKEN_AGE)) {

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use signet_pkix::Serial;
 use signet_store::{
     AcmeAccount, AcmeAccountCreated, AuditAction, AuditEntry, AuditOutcome, ChallengeOutcome,
     NewAcmeAuthorization, NewAcmeOrder, Store, StoreError,
@@ -186,12 +187,15 @@ async fn acme_objects_on_both_backends() {
             "[{db}] once"
         );
         store
-            .acme_finish_order("o1", Some("0abc"), None)
+            .acme_finish_order("o1", Some(&"0abc".parse::<Serial>().unwrap()), None)
             .await
             .unwrap();
         let o = store.acme_order("o1").await.unwrap().unwrap();
         assert_eq!(
-            (o.status.as_str(), o.certificate_serial.as_deref()),
+            (
+                o.status.as_str(),
+                o.certificate_serial.as_ref().map(Serial::to_hex).as_deref()
+            ),
             ("valid", Some("0abc"))
         );
         assert_eq!(store.acme_order_ids("a1", None, 10).await.unwrap(), ["o1"]);

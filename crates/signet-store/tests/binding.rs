@@ -150,7 +150,7 @@ async fn a_failed_record_leaves_nothing_and_a_bad_binding_runs_no_query() {
         store
             .insert_certificate(
                 &NewCertificate {
-                    serial: "0123ab".into(),
+                    serial: "0123ab".parse().unwrap(),
                     issuer: "CN=Issuing".into(),
                     issuer_key_id: ISSUING.into(),
                     subject: "CN=a.internal".into(),

@@ -9,10 +9,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
+use signet_pkix::{RevocationReason, Serial};
 use signet_store::{
-    AuditAction, AuditEntry, AuditFilter, AuditOutcome, CertStatus, NewCertificate, Store,
-    StoreError,
+    AuditAction, AuditEntry, AuditFilter, AuditOutcome, CertStatus, CertificateFilter,
+    NewCertificate, Store, StoreError,
 };
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
@@ -45,6 +47,11 @@ fn run_sql(db: &TestDb, sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> Serial {
+    Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
 }
 
 async fn open(db: &TestDb) -> Store {
@@ -203,7 +210,7 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
 fn cert(serial: &str, issuer_key_id: &str) -> NewCertificate {
     let now = OffsetDateTime::now_utc();
     NewCertificate {
-        serial: serial.to_owned(),
+        serial: serial.parse().unwrap(),
         issuer: "CN=Test CA".to_owned(),
         issuer_key_id: issuer_key_id.to_owned(),
         subject: "CN=svc".to_owned(),
@@ -216,20 +223,66 @@ fn cert(serial: &str, issuer_key_id: &str) -> NewCertificate {
     }
 }
 
-/// Revocation reasons outside RFC 5280's table, written directly: a code that fits a byte
-/// (7, unused by the RFC; 11, past its end) still reads as revoked, with the code as
-/// stored, in every read an OCSP responder, a CRL publisher or the API makes; a code that
-/// does not fit a byte is a typed `Corrupt` error, never a panic.
+/// Collects what the store logs while a test runs (on the test's own thread: the tests
+/// below run on tokio's current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+/// Revocation reasons outside RFC 5280's table, written directly: a code that is no
+/// CRLReason (7, unused by the RFC; 11, past its end; 300 and -1, not even a byte) reads as
+/// revoked with the reason unknown, in every read an OCSP responder, a CRL publisher or the
+/// API makes, never as good and never as an error; each such read logs a warning naming the
+/// serial. A code in the table reads as its reason.
 #[tokio::test]
-async fn foreign_revocation_reasons_written_directly_still_read_as_revoked() {
+async fn foreign_revocation_reasons_written_directly_read_as_revoked_reason_unknown() {
+    let logs = Logs::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish(),
+    );
     for db in TestDb::all().await {
         let store = open(&db).await;
         let (kid, other_kid) = ("aa01", "bb02");
-        for (serial, key_id) in [("07", kid), ("0b", kid), ("012c", other_kid)] {
+        let odd = [("07", 7), ("0b", 11), ("012c", 300), ("01ff", -1)];
+        for (serial, key_id) in [
+            ("01", kid),
+            ("07", kid),
+            ("0b", kid),
+            ("012c", other_kid),
+            ("01ff", kid),
+        ] {
             let audit = AuditEntry {
                 actor: "test".into(),
                 action: AuditAction::Issue,
-                serial: Some(serial.into()),
+                serial: Some(serial.parse().unwrap()),
                 outcome: AuditOutcome::Ok,
                 detail: String::new(),
             };
@@ -241,30 +294,73 @@ async fn foreign_revocation_reasons_written_directly_still_read_as_revoked() {
         run_sql(
             &db,
             "UPDATE certificates SET revoked_at = 1700000000, revocation_reason = \
-             CASE serial WHEN '07' THEN 7 WHEN '0b' THEN 11 ELSE 300 END",
+             CASE serial WHEN '01' THEN 1 WHEN '07' THEN 7 WHEN '0b' THEN 11 \
+             WHEN '012c' THEN 300 ELSE -1 END",
         );
 
         let now = OffsetDateTime::now_utc();
-        for (serial, code) in [("07", 7u8), ("0b", 11)] {
-            let rec = store.get_certificate(serial).await.unwrap().unwrap();
-            assert_eq!(rec.revocation_reason, Some(code), "[{db}] {serial}");
+        let known = store.certificate_status(&sn("01")).await.unwrap().unwrap();
+        assert_eq!(
+            known.reason,
+            Some(RevocationReason::KeyCompromise),
+            "[{db}]"
+        );
+        for (serial, code) in odd {
+            let before = logs.text().len();
+            let rec = store.get_certificate(&sn(serial)).await.unwrap().unwrap();
             assert_eq!(rec.status(now), CertStatus::Revoked, "[{db}] {serial}");
-            let status = store.certificate_status(serial).await.unwrap().unwrap();
+            assert_eq!(rec.revocation_reason, None, "[{db}] {serial}");
+            let status = store
+                .certificate_status(&sn(serial))
+                .await
+                .unwrap()
+                .unwrap();
             assert!(status.revoked_at.is_some(), "[{db}] {serial}");
-            assert_eq!(status.reason, Some(code), "[{db}] {serial}");
+            assert_eq!(status.reason, None, "[{db}] {serial}");
+            let logged = logs.text()[before..].to_owned();
+            assert_eq!(
+                logged
+                    .matches(&format!("serial={serial} code={code}"))
+                    .count(),
+                2,
+                "[{db}] one warning per read, naming the serial and the code: {logged}"
+            );
+            assert!(logged.contains("WARN"), "[{db}] {logged}");
         }
+        // The CRL publisher's read lists every one, the odd ones without a reason.
         let listed = store.revoked_for_crl(kid, now, None, 100).await.unwrap();
-        let listed: Vec<(&str, u8)> = listed
+        let listed: Vec<(String, Option<RevocationReason>)> = listed
             .iter()
-            .map(|r| (r.serial.as_str(), r.reason))
+            .map(|r| (r.serial.to_hex(), r.reason))
             .collect();
-        assert_eq!(listed, [("07", 7), ("0b", 11)], "[{db}]");
-
-        // 300 does not fit a CRLReason at all: a typed error for that row, no panic.
-        let e = store.get_certificate("012c").await.unwrap_err();
-        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
-        let e = store.certificate_status("012c").await.unwrap_err();
-        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
+        assert_eq!(
+            listed,
+            [
+                ("01".to_owned(), Some(RevocationReason::KeyCompromise)),
+                ("01ff".to_owned(), None),
+                ("07".to_owned(), None),
+                ("0b".to_owned(), None),
+            ],
+            "[{db}]"
+        );
+        let listed = store
+            .revoked_for_crl(other_kid, now, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "[{db}]");
+        assert_eq!(
+            (listed[0].serial.to_hex(), listed[0].reason),
+            ("012c".to_owned(), None)
+        );
+        // The API's listing reads them too.
+        let page = store
+            .list_certificates(&CertificateFilter {
+                status: Some(CertStatus::Revoked),
+                ..CertificateFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 5, "[{db}]");
 
         // Reading changed nothing.
         assert_eq!(
@@ -274,8 +370,66 @@ async fn foreign_revocation_reasons_written_directly_still_read_as_revoked() {
             )
             .lines()
             .collect::<Vec<_>>(),
-            ["012c:300", "07:7", "0b:11"],
+            ["01:1", "012c:300", "01ff:-1", "07:7", "0b:11"],
             "[{db}]"
+        );
+        store.close().await;
+    }
+}
+
+/// Serials written directly in a spelling the store never writes (upper case, a leading
+/// zero octet, not hex): lookups by serial do not find them (the store looks a serial up by
+/// its one spelling); reads that return such a row are a typed `Corrupt` error, never a
+/// panic and never a different serial; the revocation sequence still counts it, without a
+/// serial, so a responder drops its whole cache rather than miss it.
+#[tokio::test]
+async fn foreign_serial_spellings_written_directly_are_corrupt_rows() {
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let start = store.revocation_cursor().await.unwrap();
+        for (i, serial) in ["ABCD", "00ef", "zz"].into_iter().enumerate() {
+            run_sql(
+                &db,
+                &format!(
+                    "INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, \
+                     profile, not_before, not_after, requester, der, created_at, revoked_at, \
+                     revocation_reason, revocation_seq) VALUES ('{serial}', 'CN=Test CA', \
+                     'aa01', 'CN=svc', '[]', 'server', 1700000000, 4000000000, 'test', \
+                     {blob}, 1700000000, 1700000000, 1, {seq})",
+                    blob = if db.name() == "postgres" {
+                        "'\\x3000'"
+                    } else {
+                        "x'3000'"
+                    },
+                    seq = 1_000_000 + i,
+                ),
+            );
+        }
+        assert_eq!(
+            store.get_certificate(&sn("abcd")).await.unwrap(),
+            None,
+            "[{db}]"
+        );
+        assert_eq!(
+            store.certificate_status(&sn("ef")).await.unwrap(),
+            None,
+            "[{db}]"
+        );
+        let e = store
+            .list_certificates(&CertificateFilter::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
+        let e = store
+            .revoked_for_crl("aa01", OffsetDateTime::now_utc(), None, 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt(_)), "[{db}] {e:?}");
+        let events = store.revocations_since(start, 100).await.unwrap();
+        assert_eq!(events.len(), 3, "[{db}]");
+        assert!(
+            events.iter().all(|e| e.serial.is_none()),
+            "[{db}] {events:?}"
         );
         store.close().await;
     }

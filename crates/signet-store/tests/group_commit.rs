@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use signet_pkix::Serial;
 use signet_store::{AuditAction, AuditEntry, AuditOutcome, NewCertificate, Store, StoreError};
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
@@ -16,9 +17,14 @@ fn ts(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).expect("valid timestamp")
 }
 
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> Serial {
+    Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
+}
+
 fn cert(serial: &str) -> NewCertificate {
     NewCertificate {
-        serial: serial.to_owned(),
+        serial: sn(serial),
         issuer: "CN=Signet Intermediate CA".to_owned(),
         issuer_key_id: "a1b2c3".to_owned(),
         subject: format!("CN={serial}.example"),
@@ -38,7 +44,7 @@ fn audit(serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "token:default:test".to_owned(),
         action: AuditAction::Issue,
-        serial: Some(serial.to_owned()),
+        serial: Some(sn(serial)),
         outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
@@ -84,7 +90,7 @@ async fn concurrent_inserts_all_land_and_are_visible_on_return() {
                 let s = serial(i);
                 store.insert_certificate(&cert(&s), &audit(&s)).await?;
                 // Committed by the time the call returned.
-                let got = reader.get_certificate(&s).await?;
+                let got = reader.get_certificate(&sn(&s)).await?;
                 Ok::<_, StoreError>((s, got))
             });
         }
@@ -305,7 +311,7 @@ async fn close_flushes_and_never_loses_an_acknowledged_row() {
         }
         for s in &acknowledged {
             assert!(
-                reader.get_certificate(s).await.unwrap().is_some(),
+                reader.get_certificate(&sn(s)).await.unwrap().is_some(),
                 "[{db}] {s} acknowledged but not stored"
             );
         }
@@ -408,7 +414,7 @@ async fn certificate_with_token_is_one_transaction() {
         while let Some(joined) = tasks.join_next().await {
             let (i, s, r) = joined.unwrap();
             let first = r.unwrap_or_else(|e| panic!("[{db}] {s}: {e}"));
-            let stored = reader.get_certificate(&s).await.unwrap().is_some();
+            let stored = reader.get_certificate(&sn(&s)).await.unwrap().is_some();
             assert_eq!(first, stored, "[{db}] {s}: answer and database disagree");
             match i {
                 _ if i % 50 == 0 => assert!(!first, "[{db}] replayed token accepted"),
@@ -426,7 +432,13 @@ async fn certificate_with_token_is_one_transaction() {
         assert_eq!(reader.list_audit(100_000).await.unwrap().len(), recorded);
         // A duplicate serial is a conflict and leaves its token unused.
         let e = store
-            .insert_certificate_with_token("default", "fresh", exp, &cert(&serial(1)), &audit("x"))
+            .insert_certificate_with_token(
+                "default",
+                "fresh",
+                exp,
+                &cert(&serial(1)),
+                &audit(&serial(1)),
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "[{db}] {e:?}");

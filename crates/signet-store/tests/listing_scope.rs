@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use signet_pkix::Serial;
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, CertificateFilter, NewCertificate, SERVER_REQUESTER,
     Store,
@@ -12,10 +13,15 @@ use signet_testkit::TestDb;
 use sqlx::Connection;
 use time::OffsetDateTime;
 
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> Serial {
+    Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
+}
+
 fn record(serial: &str, profile: &str, requester: &str) -> NewCertificate {
     let now = OffsetDateTime::now_utc();
     NewCertificate {
-        serial: serial.to_owned(),
+        serial: sn(serial),
         issuer: "CN=Signet Intermediate CA".to_owned(),
         issuer_key_id: "a1b2c3d4".to_owned(),
         subject: String::new(),
@@ -51,7 +57,7 @@ async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly()
             let audit = AuditEntry {
                 actor: (*requester).to_owned(),
                 action: AuditAction::Issue,
-                serial: Some((*serial).to_owned()),
+                serial: Some(sn(serial)),
                 outcome: AuditOutcome::Ok,
                 detail: String::new(),
             };
@@ -81,7 +87,7 @@ async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly()
                     .await
                     .unwrap();
                 assert!(page.items.len() <= limit as usize, "[{db}]");
-                seen.extend(page.items.into_iter().map(|r| r.serial));
+                seen.extend(page.items.into_iter().map(|r| r.serial.to_hex()));
                 match page.next_cursor {
                     Some(c) => cursor = Some(c),
                     None => break,
@@ -102,7 +108,7 @@ async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly()
             })
             .await
             .unwrap();
-        let serials: Vec<_> = signers.items.iter().map(|r| r.serial.as_str()).collect();
+        let serials: Vec<_> = signers.items.iter().map(|r| r.serial.to_hex()).collect();
         assert_eq!(serials, ["09", "03"], "[{db}]");
     }
 }

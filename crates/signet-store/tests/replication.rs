@@ -7,17 +7,22 @@
 
 use std::time::{Duration, Instant};
 
-use signet_pkix::RevocationReason;
+use signet_pkix::{RevocationReason, Serial};
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, DatabaseRole, NewCertificate, Store, StoreError,
 };
 use signet_testkit::{Replication, TestDb};
 use time::OffsetDateTime;
 
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> Serial {
+    Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
+}
+
 fn certificate(serial: &str) -> NewCertificate {
     let now = OffsetDateTime::now_utc();
     NewCertificate {
-        serial: serial.into(),
+        serial: sn(serial),
         issuer: "CN=Test Issuing CA".into(),
         issuer_key_id: "ab".into(),
         subject: format!("CN={serial}.internal"),
@@ -34,7 +39,7 @@ fn audit(action: AuditAction, serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "test".into(),
         action,
-        serial: Some(serial.into()),
+        serial: Some(sn(serial)),
         outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
@@ -60,7 +65,11 @@ async fn a_hot_standby_reads_refuses_writes_as_unavailable_and_writes_once_promo
         DatabaseRole::Standby { streaming: true }
     );
     // Reads: what an OCSP responder asks.
-    let status = standby.certificate_status("0a01").await.unwrap().unwrap();
+    let status = standby
+        .certificate_status(&sn("0a01"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.revoked_at, None);
     assert_eq!(standby.revocation_cursor().await.unwrap(), 0);
     // Readiness for writing: the standby is not ready, the primary is.
@@ -71,7 +80,7 @@ async fn a_hot_standby_reads_refuses_writes_as_unavailable_and_writes_once_promo
     // A write on the standby is refused by PostgreSQL (25006) and reported as unavailable.
     let write = standby
         .revoke(
-            "0a01",
+            &sn("0a01"),
             OffsetDateTime::now_utc(),
             RevocationReason::KeyCompromise,
             &audit(AuditAction::Revoke, "0a01"),
@@ -85,7 +94,7 @@ async fn a_hot_standby_reads_refuses_writes_as_unavailable_and_writes_once_promo
     // A revocation on the primary reaches the standby's revocation sequence.
     primary
         .revoke(
-            "0a01",
+            &sn("0a01"),
             OffsetDateTime::now_utc(),
             RevocationReason::KeyCompromise,
             &audit(AuditAction::Revoke, "0a01"),
@@ -99,7 +108,7 @@ async fn a_hot_standby_reads_refuses_writes_as_unavailable_and_writes_once_promo
     eprintln!("standby replayed the revocation after {lag:?}");
     let seen = standby.revocations_since(0, 10).await.unwrap();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].serial, "0a01");
+    assert_eq!(seen[0].serial, Some(sn("0a01")));
 
     // The primary goes; the standby, promoted, takes writes on the same pool.
     primary.close().await;

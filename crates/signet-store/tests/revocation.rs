@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use signet_pkix::RevocationReason;
+use signet_pkix::{RevocationReason, Serial};
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, NewCertificate, NewCrl, OcspSignerRequestState,
     RevokeOutcome, Store, StoreError,
@@ -21,13 +21,18 @@ fn ts(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap()
 }
 
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> Serial {
+    Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
 fn cert(serial: &str, key_id: &str, not_after: OffsetDateTime) -> NewCertificate {
     NewCertificate {
-        serial: serial.to_owned(),
+        serial: sn(serial),
         issuer: "CN=Signet Issuing CA".to_owned(),
         issuer_key_id: key_id.to_owned(),
         subject: format!("CN={serial}.internal"),
@@ -44,7 +49,7 @@ fn audit(action: AuditAction, serial: &str) -> AuditEntry {
     AuditEntry {
         actor: "test".to_owned(),
         action,
-        serial: Some(serial.to_owned()),
+        serial: Some(sn(serial)),
         outcome: AuditOutcome::Ok,
         detail: String::new(),
     }
@@ -74,7 +79,7 @@ async fn add(store: &Store, serial: &str, not_after: OffsetDateTime) {
 async fn revoke(store: &Store, serial: &str, at: i64, reason: u8) -> RevokeOutcome {
     store
         .revoke(
-            serial,
+            &sn(serial),
             ts(at),
             RevocationReason::from_code(reason).unwrap(),
             &audit(AuditAction::Revoke, serial),
@@ -90,11 +95,15 @@ async fn certificate_status_is_a_narrow_lookup() {
         let later = now() + Duration::from_secs(3600);
         add(&store, "0a01", later).await;
         assert_eq!(
-            store.certificate_status("0b02").await.unwrap(),
+            store.certificate_status(&sn("0b02")).await.unwrap(),
             None,
             "[{db}]"
         );
-        let good = store.certificate_status("0a01").await.unwrap().unwrap();
+        let good = store
+            .certificate_status(&sn("0a01"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(good.issuer_key_id, KEY_ID, "[{db}]");
         assert_eq!(good.not_after.unix_timestamp(), later.unix_timestamp());
         assert_eq!((good.revoked_at, good.reason), (None, None), "[{db}]");
@@ -102,13 +111,23 @@ async fn certificate_status_is_a_narrow_lookup() {
             revoke(&store, "0a01", 1_700_000_100, 1).await,
             RevokeOutcome::Revoked
         );
-        let revoked = store.certificate_status("0a01").await.unwrap().unwrap();
+        let revoked = store
+            .certificate_status(&sn("0a01"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(revoked.revoked_at, Some(ts(1_700_000_100)), "[{db}]");
-        assert_eq!(revoked.reason, Some(1), "[{db}]");
-        assert!(matches!(
-            store.certificate_status("00ff").await,
-            Err(StoreError::InvalidSerial(_))
-        ));
+        assert_eq!(
+            revoked.reason,
+            Some(RevocationReason::KeyCompromise),
+            "[{db}]"
+        );
+        // The lookup is by serial, however it was spelled.
+        assert_eq!(
+            store.certificate_status(&sn("0A:01")).await.unwrap(),
+            Some(revoked),
+            "[{db}]"
+        );
     }
 }
 
@@ -140,8 +159,8 @@ async fn revocations_are_sequenced_in_commit_order() {
             RevokeOutcome::Revoked
         );
         let events = store.revocations_since(start, 100).await.unwrap();
-        let serials: Vec<_> = events.iter().map(|e| e.serial.as_str()).collect();
-        assert_eq!(serials, ["02", "04"], "[{db}]");
+        let serials: Vec<_> = events.iter().map(|e| e.serial.clone()).collect();
+        assert_eq!(serials, [Some(sn("02")), Some(sn("04"))], "[{db}]");
         assert!(events[0].seq < events[1].seq, "[{db}]");
         assert_eq!(store.revocation_cursor().await.unwrap(), events[1].seq);
         assert!(
@@ -155,7 +174,7 @@ async fn revocations_are_sequenced_in_commit_order() {
         let first = store.revocations_since(start, 1).await.unwrap();
         assert_eq!(first.len(), 1);
         let rest = store.revocations_since(first[0].seq, 1).await.unwrap();
-        assert_eq!(rest[0].serial, "04", "[{db}]");
+        assert_eq!(rest[0].serial, Some(sn("04")), "[{db}]");
 
         // Concurrent revocations from separate pools each get a distinct number.
         let other = Store::connect(db.url()).await.unwrap();
@@ -172,7 +191,7 @@ async fn revocations_are_sequenced_in_commit_order() {
             tasks.push(tokio::spawn(async move {
                 let serial = format!("1{i:03x}");
                 s.revoke(
-                    &serial,
+                    &sn(&serial),
                     ts(1_700_000_000),
                     RevocationReason::Superseded,
                     &audit(AuditAction::Revoke, &serial),
@@ -317,10 +336,10 @@ async fn crl_entries_page_through_unexpired_revoked_certificates_of_one_issuer()
         revoke(&store, "7002", 1_700_000_000, 1).await;
 
         let mut got = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<Serial> = None;
         loop {
             let page = store
-                .revoked_for_crl(KEY_ID, t, after.as_deref(), 7)
+                .revoked_for_crl(KEY_ID, t, after.as_ref(), 7)
                 .await
                 .unwrap();
             let done = page.len() < 7;
@@ -331,12 +350,12 @@ async fn crl_entries_page_through_unexpired_revoked_certificates_of_one_issuer()
             }
         }
         want.sort();
-        let serials: Vec<_> = got.iter().map(|r| r.serial.clone()).collect();
+        let serials: Vec<_> = got.iter().map(|r| r.serial.to_hex()).collect();
         assert_eq!(serials, want, "[{db}]");
-        let one = got.iter().find(|r| r.serial == "1101").unwrap();
+        let one = got.iter().find(|r| r.serial == sn("1101")).unwrap();
         assert_eq!(
             (one.revoked_at, one.reason),
-            (ts(1_700_000_001), 1),
+            (ts(1_700_000_001), Some(RevocationReason::KeyCompromise)),
             "[{db}]"
         );
     }
@@ -433,12 +452,12 @@ async fn ocsp_signer_requests_are_fulfilled_once_and_recorded() {
                 .unwrap()
         );
         assert!(
-            store.get_certificate("5e02").await.unwrap().is_none(),
+            store.get_certificate(&sn("5e02")).await.unwrap().is_none(),
             "[{db}]"
         );
         assert_eq!(
             store
-                .get_certificate("5e01")
+                .get_certificate(&sn("5e01"))
                 .await
                 .unwrap()
                 .unwrap()

@@ -195,7 +195,7 @@ async fn init_issue_verify_and_record(db: Option<&TestDb>) {
         let store = store_for(&dir, db).await;
         let serial = serial_of(&leaf);
         let rec = store
-            .get_certificate(&serial)
+            .get_certificate(&sn(&serial))
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{backend}: {serial} not stored"));
@@ -847,7 +847,7 @@ async fn the_root_revokes_its_issuing_ca(db: Option<&TestDb>) {
     let issuing_serial = serial_of(&issuing);
     assert!(
         store
-            .get_certificate(&issuing_serial)
+            .get_certificate(&sn(&issuing_serial))
             .await
             .unwrap()
             .is_none(),
@@ -886,12 +886,16 @@ async fn the_root_revokes_its_issuing_ca(db: Option<&TestDb>) {
         text(&o)
     );
     let rec = store
-        .get_certificate(&issuing_serial)
+        .get_certificate(&sn(&issuing_serial))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(rec.profile, "ca", "{name}");
-    assert_eq!(rec.revocation_reason, Some(1), "{name}");
+    assert_eq!(
+        rec.revocation_reason,
+        Some(signet_ca::RevocationReason::KeyCompromise),
+        "{name}"
+    );
     assert_eq!(
         rec.der,
         std::fs::read(dir.join("issuing_ca.crt"))
@@ -1061,11 +1065,15 @@ async fn a_new_issuing_ca_replaces_the_old_one() {
 
     // Recorded under the root, with an audit row.
     let store = store_for(&dir, None).await;
-    let rec = store.get_certificate(&new_serial).await.unwrap().unwrap();
+    let rec = store
+        .get_certificate(&sn(&new_serial))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.profile, "ca");
     assert_eq!((rec.not_after - rec.not_before).whole_days(), 400);
     let root_key_id = store
-        .get_certificate(&new_serial)
+        .get_certificate(&sn(&new_serial))
         .await
         .unwrap()
         .unwrap()
@@ -1105,10 +1113,14 @@ async fn a_new_issuing_ca_replaces_the_old_one() {
         !listed.contains(&new_serial.to_ascii_uppercase()),
         "{listed}"
     );
-    let old = store.get_certificate(&old_serial).await.unwrap().unwrap();
+    let old = store
+        .get_certificate(&sn(&old_serial))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (old.issuer_key_id, old.revocation_reason),
-        (root_key_id, Some(4))
+        (root_key_id, Some(signet_ca::RevocationReason::Superseded))
     );
     store.close().await;
 
@@ -1194,7 +1206,10 @@ async fn backup_copies_the_sqlite_database_consistently_while_it_is_written() {
         .unwrap();
     store.migrate().await.unwrap();
     for s in &serials {
-        assert!(store.get_certificate(s).await.unwrap().is_some(), "{s}");
+        assert!(
+            store.get_certificate(&sn(s)).await.unwrap().is_some(),
+            "{s}"
+        );
     }
     store.close().await;
 
@@ -1257,4 +1272,9 @@ async fn new_issuing_with_encrypted_keys() {
     assert!(o.status.success(), "{}", text(&o));
     let o = verify(&dir, &leaf, "sslserver");
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> signet_ca::Serial {
+    signet_ca::Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
 }

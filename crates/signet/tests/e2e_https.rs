@@ -486,14 +486,14 @@ async fn scenario(backend: Backend) {
         .await
         .unwrap();
     assert!(page.next_cursor.is_none());
-    let mut in_store: Vec<String> = page.items.iter().map(|r| r.serial.clone()).collect();
+    let mut in_store: Vec<String> = page.items.iter().map(|r| r.serial.to_hex()).collect();
     let mut listed_sorted = listed.clone();
     in_store.sort();
     listed_sorted.sort();
     assert_eq!(in_store, listed_sorted, "[{backend:?}] store vs API");
     for serial in [&rsa_serial, &ec_serial, &new_serial] {
         assert!(
-            store.get_certificate(serial).await.unwrap().is_some(),
+            store.get_certificate(&sn(serial)).await.unwrap().is_some(),
             "[{backend:?}] {serial} not in the store"
         );
     }
@@ -519,4 +519,9 @@ async fn issue_refuse_and_renew_over_https_with_sqlite() {
 #[tokio::test]
 async fn issue_refuse_and_renew_over_https_with_postgres() {
     scenario(Backend::Postgres).await;
+}
+
+/// A serial from its hex spelling.
+fn sn(hex: &str) -> signet_ca::Serial {
+    signet_ca::Serial::from_hex(hex).unwrap_or_else(|e| panic!("serial {hex:?}: {e}"))
 }

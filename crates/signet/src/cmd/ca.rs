@@ -490,7 +490,7 @@ async fn record_ca_certificate(
 ) -> Result<(), signet_authority::Refusal> {
     let key_id = hex::encode(root.key_id());
     let cert = signet_authority::ToRecord {
-        serial: sub.serial.to_hex(),
+        serial: sub.serial.clone(),
         issuer: root,
         subject: sub.subject.clone(),
         sans: Vec::new(),
@@ -525,9 +525,9 @@ async fn revoke_subordinate(
     reason: RevocationReason,
     actor: &str,
 ) -> anyhow::Result<()> {
-    let serial = sub.serial.to_hex();
+    let serial = &sub.serial;
     let key_id = hex::encode(root.key_id());
-    match store.get_certificate(&serial).await? {
+    match store.get_certificate(serial).await? {
         Some(rec) if rec.der != der || rec.issuer_key_id != key_id => bail!(
             "the database already holds a different certificate with serial {serial}: \
              refusing to revoke it in its place"
@@ -553,7 +553,7 @@ async fn revoke_subordinate(
         detail: format!("CA certificate {} revoked by the root", sub.subject),
     };
     match store
-        .revoke(&serial, OffsetDateTime::now_utc(), reason, &audit)
+        .revoke(serial, OffsetDateTime::now_utc(), reason, &audit)
         .await
         .context("revoking the CA certificate")?
     {

@@ -671,9 +671,7 @@ async fn refuse_revoked_issuing_ca(
     ca: &signet_ca::IssuingCa,
     store: &signet_store::Store,
 ) -> anyhow::Result<()> {
-    let serial = signet_ca::CertificateInfo::from_der(ca.cert_der())?
-        .serial
-        .to_hex();
+    let serial = signet_ca::CertificateInfo::from_der(ca.cert_der())?.serial;
     let record = store
         .get_certificate(&serial)
         .await

@@ -34,7 +34,7 @@ pub struct ServerIdentity {
 #[derive(Debug)]
 pub struct Issued {
     pub key: Arc<CertifiedKey>,
-    pub serial: String,
+    pub serial: signet_ca::Serial,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
 }
