@@ -5,7 +5,7 @@
 
 use der::Decode;
 use signet_pkix::cert::find_extension;
-use signet_pkix::crl::{CrlSigner, RevokedEntry};
+use signet_pkix::crl::CrlSigner;
 use time::OffsetDateTime;
 
 use crate::CaError;
@@ -38,23 +38,6 @@ pub fn root_key_crl_signer(
     IssuingCa::root_key_for_crls(root_pem, key)?.crl_signer()
 }
 
-/// Build and sign an X.509 v2 CRL with the issuing CA's key: [`CrlSigner::sign_crl`] with
-/// `ca`'s [`IssuingCa::crl_signer`].
-pub fn build_crl<I>(
-    ca: &IssuingCa,
-    number: u64,
-    this_update: OffsetDateTime,
-    next_update: OffsetDateTime,
-    revoked: I,
-) -> Result<Vec<u8>, CaError>
-where
-    I: IntoIterator<Item = RevokedEntry>,
-{
-    Ok(ca
-        .crl_signer()?
-        .sign_crl(number, this_update, next_update, revoked)?)
-}
-
 impl IssuingCa {
     /// The longest a root CRL may be valid: a year and a day. A root CRL is signed with the
     /// offline root key, so it cannot be refreshed often; but relying parties that check
@@ -64,7 +47,8 @@ impl IssuingCa {
         std::time::Duration::from_secs(366 * 86_400);
 
     /// The self-signed root in `root_pem` (its first certificate), loaded with its key `key`
-    /// for one purpose: signing the root's own CRL with [`build_crl`], which lists the
+    /// for one purpose: signing the root's own CRL through its [`IssuingCa::crl_signer`],
+    /// which lists the
     /// intermediate CA certificates the root has revoked (usually none).
     ///
     /// Relying parties that check CRLs for the whole chain (OpenSSL with
@@ -181,6 +165,7 @@ impl IssuingCa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signet_pkix::crl::RevokedEntry;
 
     #[test]
     fn root_crls_are_signed_by_the_root_only() {
@@ -200,14 +185,11 @@ mod tests {
                 .contains("not self-signed")
         );
         let root = IssuingCa::root_for_crls(&a.root_cert_pem, a.root_key).expect("root");
-        let crl = build_crl(
-            &root,
-            7,
-            now,
-            now + time::Duration::days(90),
-            std::iter::empty(),
-        )
-        .expect("crl");
+        let crl = root
+            .crl_signer()
+            .expect("signer")
+            .sign_crl(7, now, now + time::Duration::days(90), std::iter::empty())
+            .expect("crl");
         let (root_subject, _) =
             signet_pkix::cert::raw_subject_and_key(root.cert_der()).expect("root");
         assert!(crl.windows(root_subject.len()).any(|w| w == root_subject));
@@ -216,8 +198,8 @@ mod tests {
 
     #[test]
     fn a_crl_signer_signs_what_its_ca_would() {
-        // Ed25519 signatures are deterministic, so the handle's CRL and the CA's are equal
-        // byte for byte when they sign the same list.
+        // Ed25519 signatures are deterministic, so two handles of one CA sign the same list
+        // into the same bytes, and one made by hand from the CA's certificate and key too.
         let mut opts = crate::InitOptions::new("CRL signer");
         opts.key_type = crate::KeyType::Ed25519;
         let now = OffsetDateTime::now_utc();
@@ -242,7 +224,10 @@ mod tests {
         let next = now + time::Duration::days(1);
         assert_eq!(
             signer.sign_crl(3, now, next, entries()).expect("handle"),
-            build_crl(&ca, 3, now, next, entries()).expect("ca")
+            CrlSigner::new(ca.cert_der(), ca.key_id().to_vec(), ca.key().signing_key())
+                .expect("by hand")
+                .sign_crl(3, now, next, entries())
+                .expect("ca")
         );
         // The key never shows in its Debug form.
         let shown = format!("{signer:?}");

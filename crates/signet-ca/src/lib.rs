@@ -31,7 +31,7 @@ mod names;
 mod policy;
 mod profile;
 
-pub use crl::{SubordinateCa, build_crl, root_crl_signer, root_key_crl_signer};
+pub use crl::{SubordinateCa, root_crl_signer, root_key_crl_signer};
 pub use csr::{Csr, CsrKeyType, PublicKey};
 pub use error::CaError;
 pub use files::{write_atomic, write_new};

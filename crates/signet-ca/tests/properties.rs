@@ -30,7 +30,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, EcdsaKeyPair};
 use signet_ca::{
     CertStatusKind, Csr, InitOptions, IssuanceUrls, IssuingCa, KeyType, OcspIssuerIds, OcspSigner,
-    OffsetDateTime, Policy, Profile, ProfileLimits, RevokedEntry, Serial, SubjectName, build_crl,
+    OffsetDateTime, Policy, Profile, ProfileLimits, RevokedEntry, Serial, SubjectName,
     build_response, generate_ca, parse_ocsp_request,
 };
 use x509_cert::ext::pkix::name::GeneralName;
@@ -588,9 +588,7 @@ proptest! {
                 reason: *reason,
             })
             .collect();
-        let der = build_crl(
-            &f.ca,
-            number,
+        let der = f.ca.crl_signer().unwrap().sign_crl(number,
             time(this_update),
             time(this_update + validity),
             list.clone(),

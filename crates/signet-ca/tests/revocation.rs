@@ -14,7 +14,7 @@ use signet_ca::{
     CaError, CertIdHash, CertStatusKind, Csr, InitOptions, IssuanceUrls, IssuedCertificate,
     IssuingCa, KeyType, OCSP_SIGNER_MAX_LIFETIME, OcspErrorStatus, OcspIssuerIds, OcspSigner,
     OcspSignerCertificate, OffsetDateTime, PkixError, Policy, Profile, ProfileLimits, RevokedEntry,
-    Serial, build_crl, build_response, error_response, generate_ca, parse_ocsp_request,
+    Serial, build_response, error_response, generate_ca, parse_ocsp_request,
 };
 
 struct Fixture {
@@ -741,14 +741,16 @@ fn crls_verify_with_openssl_and_revoke_what_they_list() {
                 reason: Some(4),
             },
         ];
-        let der = build_crl(
-            &f.ca,
-            42,
-            this_update,
-            this_update + time::Duration::days(1),
-            entries,
-        )
-        .unwrap();
+        let der =
+            f.ca.crl_signer()
+                .unwrap()
+                .sign_crl(
+                    42,
+                    this_update,
+                    this_update + time::Duration::days(1),
+                    entries,
+                )
+                .unwrap();
         let (der_path, pem_path) = write_crl(&f, &der);
         let text = openssl_crl_text(&f, &der_path);
         for expected in [
@@ -795,7 +797,11 @@ fn an_empty_crl_verifies_and_bad_input_is_refused() {
     let f = Fixture::new(KeyType::P256);
     let (_, good_pem) = f.leaf("good.internal");
     let t = now();
-    let der = build_crl(&f.ca, 0, t, t + time::Duration::days(1), Vec::new()).unwrap();
+    let der =
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(0, t, t + time::Duration::days(1), Vec::new())
+            .unwrap();
     let (der_path, pem_path) = write_crl(&f, &der);
     let text = openssl_crl_text(&f, &der_path);
     assert!(text.contains("No Revoked Certificates."), "{text}");
@@ -807,17 +813,32 @@ fn an_empty_crl_verifies_and_bad_input_is_refused() {
         reason,
     };
     assert!(matches!(
-        build_crl(&f.ca, 1, t, t + time::Duration::days(1), [entry(Some(7))]),
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(1, t, t + time::Duration::days(1), [entry(Some(7))])
+            .map_err(CaError::from),
         Err(CaError::InvalidRevocationReason(7))
     ));
     assert!(matches!(
-        build_crl(&f.ca, 1, t, t + time::Duration::days(1), [entry(Some(8))]),
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(1, t, t + time::Duration::days(1), [entry(Some(8))])
+            .map_err(CaError::from),
         Err(CaError::InvalidRevocationReason(8))
     ));
-    assert!(build_crl(&f.ca, 1, t, t, [entry(None)]).is_err());
+    assert!(
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(1, t, t, [entry(None)])
+            .is_err()
+    );
     // Dates from 2050 on are GeneralizedTime (RFC 5280 section 5.1.2.4).
     let far = OffsetDateTime::from_unix_timestamp(2_600_000_000).unwrap();
-    let der = build_crl(&f.ca, u64::MAX, t, far, [entry(Some(9))]).unwrap();
+    let der =
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(u64::MAX, t, far, [entry(Some(9))])
+            .unwrap();
     let (der_path, _) = write_crl(&f, &der);
     let text = openssl_crl_text(&f, &der_path);
     assert!(
@@ -841,7 +862,11 @@ fn a_crl_of_100k_entries_builds_and_openssl_reads_it() {
             reason: (i % 2 == 0).then_some(1),
         }
     });
-    let der = build_crl(&f.ca, 7, t, t + time::Duration::days(1), entries).unwrap();
+    let der =
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(7, t, t + time::Duration::days(1), entries)
+            .unwrap();
     let (der_path, _) = write_crl(&f, &der);
     let (ok, text) = openssl(&[
         "crl",

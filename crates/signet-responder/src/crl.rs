@@ -486,7 +486,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
-    use signet_ca::{InitOptions, IssuanceUrls, IssuingCa, build_crl, generate_ca};
+    use signet_ca::{InitOptions, IssuanceUrls, IssuingCa, generate_ca};
     use signet_store::NewCrl;
     use tower::ServiceExt;
 
@@ -522,7 +522,11 @@ mod tests {
         let number = store.next_crl_number(&key_id).await.unwrap();
         let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let next = now + time::Duration::days(30);
-        let der = build_crl(ca, number, now, next, std::iter::empty()).unwrap();
+        let der = ca
+            .crl_signer()
+            .unwrap()
+            .sign_crl(number, now, next, std::iter::empty())
+            .unwrap();
         store
             .store_crl(&NewCrl {
                 issuer_key_id: key_id,

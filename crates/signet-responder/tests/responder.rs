@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use signet_ca::{
     Csr, InitOptions, IssuanceUrls, IssuedCertificate, IssuingCa, OcspSignerCertificate,
     OffsetDateTime, Policy, Profile, ProfileLimits, RevocationReason, RevokedEntry, Serial,
-    build_crl, generate_ca,
+    generate_ca,
 };
 use signet_responder::{
     CertifySigner, IssuerCertificate, Responder, ResponderConfig, ResponderError, StoreCertifier,
@@ -751,14 +751,11 @@ async fn crls_and_the_ca_certificate_are_served_with_etags() {
                 reason: r.reason.map(RevocationReason::code),
             });
         let number = f.store.next_crl_number(&key_id).await.unwrap();
-        let der = build_crl(
-            &f.ca,
-            number,
-            now,
-            now + Duration::from_secs(86_400),
-            entries,
-        )
-        .unwrap();
+        let der =
+            f.ca.crl_signer()
+                .unwrap()
+                .sign_crl(number, now, now + Duration::from_secs(86_400), entries)
+                .unwrap();
         f.store
             .store_crl(&NewCrl {
                 issuer_key_id: key_id.clone(),
@@ -799,7 +796,11 @@ async fn crls_and_the_ca_certificate_are_served_with_etags() {
 
         // A newer CRL replaces it, and the old ETag no longer matches.
         let n2 = f.store.next_crl_number(&key_id).await.unwrap();
-        let der2 = build_crl(&f.ca, n2, now, now + Duration::from_secs(86_400), []).unwrap();
+        let der2 =
+            f.ca.crl_signer()
+                .unwrap()
+                .sign_crl(n2, now, now + Duration::from_secs(86_400), [])
+                .unwrap();
         f.store
             .store_crl(&NewCrl {
                 issuer_key_id: key_id.clone(),
@@ -966,7 +967,11 @@ async fn metrics_report_crl_signer_and_ca_deadlines() {
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let next_update = now + Duration::from_secs(7 * 86_400);
     let number = f.store.next_crl_number(&key_id).await.unwrap();
-    let der = build_crl(&f.ca, number, now, next_update, std::iter::empty()).unwrap();
+    let der =
+        f.ca.crl_signer()
+            .unwrap()
+            .sign_crl(number, now, next_update, std::iter::empty())
+            .unwrap();
     f.store
         .store_crl(&NewCrl {
             issuer_key_id: key_id,
