@@ -231,11 +231,11 @@ pub(crate) fn certificate_from_row(row: &AnyRow) -> Result<CertificateRecord, St
     let sans: String = row.try_get("sans")?;
     let sans: Vec<String> =
         serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt(format!("sans: {e}")))?;
-    let serial: String = row.try_get("serial")?;
+    let serial = serial_from_db("certificates.serial", &row.try_get::<String, _>("serial")?)?;
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
     let revocation_reason = reason_from_db(&serial, row.try_get("revocation_reason")?);
     Ok(CertificateRecord {
-        serial: serial_from_db("certificates.serial", &serial)?,
+        serial,
         issuer: row.try_get("issuer")?,
         issuer_key_id: row.try_get("issuer_key_id")?,
         subject: row.try_get("subject")?,

@@ -140,11 +140,12 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                let serial: String = row.try_get("serial")?;
+                let serial =
+                    serial_from_db("certificates.serial", &row.try_get::<String, _>("serial")?)?;
                 Ok(RevokedCertificate {
                     revoked_at: from_unix("revoked_at", row.try_get("revoked_at")?)?,
                     reason: reason_from_db(&serial, row.try_get("revocation_reason")?),
-                    serial: serial_from_db("certificates.serial", &serial)?,
+                    serial,
                 })
             })
             .collect()

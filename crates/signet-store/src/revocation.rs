@@ -109,17 +109,17 @@ pub(crate) fn validate_key_id(key_id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The revocation reason stored for the certificate `serial` (as stored, for the log):
-/// the RFC 5280 reason, or `None` for no code and for a code outside the table, which is
-/// logged (see the module's documentation: such a row still reads as revoked).
-pub(crate) fn reason_from_db(serial: &str, code: Option<i64>) -> Option<RevocationReason> {
+/// The revocation reason stored for the certificate `serial`: the RFC 5280 reason, or
+/// `None` for no code and for a code outside the table, which is logged (see the module's
+/// documentation: such a row still reads as revoked).
+pub(crate) fn reason_from_db(serial: &Serial, code: Option<i64>) -> Option<RevocationReason> {
     let code = code?;
     let reason = u8::try_from(code)
         .ok()
         .and_then(|c| RevocationReason::from_code(c).ok());
     if reason.is_none() {
         tracing::warn!(
-            serial = %serial.chars().take(64).collect::<String>(),
+            %serial,
             code,
             "stored revocation reason is not an RFC 5280 CRLReason; \
              the certificate reads as revoked with the reason unknown"
@@ -236,19 +236,18 @@ impl Store {
         &self,
         serial: &Serial,
     ) -> Result<Option<RevocationStatus>, StoreError> {
-        let serial = db_serial(serial);
         let row = sqlx::query(
             "SELECT issuer_key_id, not_after, revoked_at, revocation_reason \
              FROM certificates WHERE serial = $1",
         )
-        .bind(&serial)
+        .bind(db_serial(serial))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-        let reason = reason_from_db(&serial, row.try_get("revocation_reason")?);
+        let reason = reason_from_db(serial, row.try_get("revocation_reason")?);
         Ok(Some(RevocationStatus {
             issuer_key_id: row.try_get("issuer_key_id")?,
             not_after: from_unix("not_after", row.try_get("not_after")?)?,
