@@ -247,11 +247,30 @@ impl IdentityLimiter {
         self.limiter.shrink_to_fit();
     }
 
+    /// The (rate per second, burst) of each requester's bucket.
+    pub(crate) fn rate(&self) -> (u32, u32) {
+        self.rate
+    }
+
     /// Requesters tracked now.
     #[cfg(test)]
     fn tracked(&self) -> usize {
         self.limiter.len()
     }
+}
+
+/// The name of a provisioner's bucket shared through the database (see
+/// `signet_store::Store::take_rate_token`).
+pub(crate) fn provisioner_bucket(provisioner: &str) -> String {
+    format!("p/{provisioner}")
+}
+
+/// The name of one requester's shared bucket: the SHA-256 of its name, so that every
+/// bucket name is short whatever the length of a token's `sub`.
+pub(crate) fn requester_bucket(provisioner: &str, requester: &str) -> String {
+    let hash = digest::digest(&digest::SHA256, requester.as_bytes());
+    let hex: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("i/{provisioner}/{hex}")
 }
 
 /// How a provisioner's tokens are verified.
@@ -650,6 +669,9 @@ pub struct Identity {
 pub(crate) struct RateLimits {
     pub(crate) provisioner: Arc<DefaultDirectRateLimiter>,
     pub(crate) per_requester: Option<Arc<IdentityLimiter>>,
+    /// The provisioner's (rate per second, burst), for the bucket shared through the
+    /// database.
+    pub(crate) rate: (u32, u32),
 }
 
 impl Identity {
@@ -668,6 +690,7 @@ impl Identity {
             limits: Some(RateLimits {
                 provisioner: provisioner.limiter.clone(),
                 per_requester: provisioner.identity_limiter.clone(),
+                rate: provisioner.rate,
             }),
         }
     }

@@ -15,7 +15,7 @@ use signet_ca::{
 };
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, CertStatus, CertificateFilter, CertificateRecord,
-    RevokeOutcome,
+    RateDecision, RevokeOutcome,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -283,27 +283,55 @@ impl AppState {
         // The requester's own bucket first, so that a requester refused for flooding does
         // not also drain its provisioner's bucket and starve the provisioner's other
         // requesters. Nothing is burned here: a refused token stays usable.
+        //
+        // The process's own limiters come first, a cheap gate that costs no round trip:
+        // they hold the whole budget, so they refuse only what one process alone asks
+        // beyond it. On PostgreSQL the budget is then taken from the buckets every replica
+        // shares (`rate_limit_buckets`), so that N replicas together stay within the
+        // configured rate plus burst.
         if let Some(limits) = identity.limits() {
             let provisioner = identity.requester().provisioner_name();
+            let requester = identity.requester().provisioner_subject();
+            let requester_refused = |requester: &str, wait| ApiError::RateLimited {
+                who: format!(
+                    "requester {:?} of provisioner {provisioner}",
+                    requester.chars().take(128).collect::<String>()
+                ),
+                retry_after_secs: retry_after_secs(wait),
+            };
+            let provisioner_refused = |wait| ApiError::RateLimited {
+                who: format!("provisioner {provisioner}"),
+                retry_after_secs: retry_after_secs(wait),
+            };
             if let Some(per_identity) = &limits.per_requester
-                && let Some(requester) = identity.requester().provisioner_subject()
-                && let Err(wait) = per_identity.check(&requester)
+                && let Some(requester) = &requester
+                && let Err(wait) = per_identity.check(requester)
             {
-                return Err(ApiError::RateLimited {
-                    who: format!(
-                        "requester {:?} of provisioner {provisioner}",
-                        requester.chars().take(128).collect::<String>()
-                    ),
-                    retry_after_secs: retry_after_secs(wait),
-                });
+                return Err(requester_refused(requester, wait));
             }
             if let Err(not_until) = limits.provisioner.check() {
                 let now = governor::clock::Clock::now(&governor::clock::DefaultClock::default());
-                let wait = not_until.wait_time_from(now);
-                return Err(ApiError::RateLimited {
-                    who: format!("provisioner {provisioner}"),
-                    retry_after_secs: retry_after_secs(wait),
-                });
+                return Err(provisioner_refused(not_until.wait_time_from(now)));
+            }
+            if inner.store.shares_rate_limits() {
+                if let Some(per_identity) = &limits.per_requester
+                    && let Some(requester) = &requester
+                {
+                    let (rate, burst) = per_identity.rate();
+                    let bucket = auth::requester_bucket(provisioner, requester);
+                    if let RateDecision::Refused { retry_after } =
+                        inner.store.take_rate_token(&bucket, rate, burst).await?
+                    {
+                        return Err(requester_refused(requester, retry_after));
+                    }
+                }
+                let (rate, burst) = limits.rate;
+                let bucket = auth::provisioner_bucket(provisioner);
+                if let RateDecision::Refused { retry_after } =
+                    inner.store.take_rate_token(&bucket, rate, burst).await?
+                {
+                    return Err(provisioner_refused(retry_after));
+                }
             }
         }
         Ok((identity, consume))

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use signet_store::{
     AuditEntry, AuditFilter, AuditPage, CertificateFilter, CertificatePage, CertificateRecord,
-    RevokeOutcome, Store, StoreError,
+    RateDecision, RevokeOutcome, Store, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -61,6 +61,23 @@ impl Bounded {
     /// would not).
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         self.bound(self.store.ping_writable()).await
+    }
+
+    /// Whether rate limits are shared through the database: on PostgreSQL, where any
+    /// number of replicas may share it. SQLite serves one process, whose own limiters
+    /// already hold the whole budget.
+    pub(crate) fn shares_rate_limits(&self) -> bool {
+        self.store.backend() == signet_store::Backend::Postgres
+    }
+
+    pub(crate) async fn take_rate_token(
+        &self,
+        bucket: &str,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<RateDecision, StoreError> {
+        self.bound(self.store.take_rate_token(bucket, per_second, burst))
+            .await
     }
 
     pub(crate) async fn append_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {

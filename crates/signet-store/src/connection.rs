@@ -70,6 +70,9 @@ pub struct Store {
     /// Unix second before which [`Store::consume_token`] does not purge
     /// again; shared by clones.
     pub(crate) next_token_purge: Arc<AtomicI64>,
+    /// Unix second before which [`Store::take_rate_token`] does not purge full
+    /// buckets again; shared by clones.
+    pub(crate) next_bucket_purge: Arc<AtomicI64>,
     /// On PostgreSQL, the URL [`Store::change_listener`] and [`Store::leadership`] open
     /// their own connections with.
     pub(crate) listen_url: Option<Redacted>,
@@ -202,6 +205,7 @@ impl Store {
             pool,
             backend,
             next_token_purge: Arc::new(AtomicI64::new(0)),
+            next_bucket_purge: Arc::new(AtomicI64::new(0)),
             listen_url,
         })
     }

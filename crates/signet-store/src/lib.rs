@@ -29,6 +29,7 @@
 //! | `certificates` | issued certificates: [`NewCertificate`], [`CertificateRecord`], [`CertStatus`] |
 //! | `audit` | the audit log: [`AuditEntry`], [`AuditRecord`] |
 //! | `tokens` | burnt one-time token ids (`jti`) and their purge |
+//! | `rate_limit` | token buckets shared by every process on the database ([`Store::take_rate_token`]) |
 //! | `listing` | keyset-paginated listings of certificates and audit rows |
 //! | `revocation` | revoking, a certificate's revocation status, the revocation sequence and change notices |
 //! | `crl` | CRL numbers, the revoked certificates a CRL lists, stored CRLs |
@@ -54,6 +55,7 @@ mod error;
 mod group;
 mod hosts;
 mod listing;
+mod rate_limit;
 mod ocsp_signer;
 mod replication;
 mod revocation;
@@ -74,6 +76,7 @@ pub use listing::{
     AuditFilter, AuditPage, CertificateFilter, CertificatePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use ocsp_signer::{OcspSignerRequest, OcspSignerRequestState};
+pub use rate_limit::{MAX_BUCKET_LEN, RateDecision};
 pub use replication::{DatabaseRole, Leadership};
 pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, MAX_REVOCATION_PAGE, RevocationEvent, RevocationStatus,

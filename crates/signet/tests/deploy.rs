@@ -646,10 +646,45 @@ fn compose_ports_and_commands_agree() {
         "serve's default --dir in the image's WORKDIR"
     );
     assert!(dockerfile().contains(&format!("WORKDIR {smount}")));
-    assert_eq!(database_url(signet), database_url(responder));
+    // The API replicas name the primary and the standby (libpq's multi-host form), so they
+    // follow a promotion; the responder reads the primary, the other responder the standby
+    // (filing its signer request on the primary).
+    let both = "@postgres,postgres-standby/signet?target_session_attrs=read-write";
+    let signet_2 = service("signet-2");
+    for api in [signet, signet_2] {
+        assert!(database_url(api).ends_with(both), "{}", database_url(api));
+    }
+    assert_eq!(s(signet_2, &["image"]), s(signet, &["image"]));
     assert!(
-        database_url(signet).contains("@postgres/"),
+        database_url(responder).ends_with("@postgres/signet"),
         "the database is the postgres service"
+    );
+    let standby_responder = service("responder-standby");
+    assert!(database_url(standby_responder).ends_with("@postgres-standby/signet"));
+    assert_eq!(
+        s(standby_responder, &["environment", "SIGNET_SIGNER_DATABASE_URL"]),
+        database_url(responder)
+    );
+    let cmd = strings(standby_responder, "command");
+    assert_eq!(cmd[0], "responder");
+    assert_eq!(flag(&cmd, "--dir"), Some(dir.clone()));
+    assert_eq!(
+        published(standby_responder).keys().copied().collect::<Vec<_>>(),
+        [port_of(&flag(&cmd, "--listen").unwrap())]
+    );
+    // The standby is a copy of the primary (pg_basebackup -R) under the application name
+    // the primary waits for (synchronous replication).
+    let standby = service("postgres-standby");
+    let script = strings(standby, "entrypoint").join(" ");
+    assert!(
+        script.contains("pg_basebackup -h postgres ") && script.contains(" -R "),
+        "{script}"
+    );
+    let primary_args = strings(service("postgres"), "command").join(" ");
+    assert!(
+        primary_args.contains("synchronous_standby_names=standby")
+            && script.contains("application_name=standby"),
+        "{primary_args}"
     );
     // One image for both.
     assert_eq!(s(signet, &["image"]), s(responder, &["image"]));
@@ -793,4 +828,109 @@ fn the_init_container_script_copies_the_ca_files() {
             assert_eq!(mode("issuing_ca.4a5b.key"), 0o600);
         }
     }
+}
+
+/// `ha.yaml`, the replicated layout: a PostgreSQL primary and a standby copied from it with
+/// `pg_basebackup -R` under the name the primary waits for, Services selecting each, and
+/// responders reading the standby (signer requests on the primary) with the CA
+/// certificates only, on the port their Service, probes and arguments name. The API
+/// Deployment of signet.yaml has several replicas.
+#[test]
+fn the_replicated_layout_agrees() {
+    let docs = documents(&repo().join("deploy/kubernetes/ha.yaml"));
+    let ca_docs = documents(&repo().join("deploy/kubernetes/signet.yaml"));
+    let api = kind(&ca_docs, "Deployment", "signet");
+    assert!(get(api, &["spec", "replicas"]).as_u64().unwrap() >= 2);
+
+    // Each PostgreSQL Service selects its StatefulSet's pods.
+    for name in ["postgres-primary", "postgres-standby"] {
+        let set = kind(&docs, "StatefulSet", name);
+        let svc = kind(&docs, "Service", name);
+        let labels = get(set, &["spec", "template", "metadata", "labels"]);
+        for (k, v) in get(svc, &["spec", "selector"]).as_mapping().unwrap() {
+            assert_eq!(labels.get(k.as_str().unwrap()), Some(v), "{name}");
+        }
+        assert_eq!(s(set, &["spec", "serviceName"]), name);
+    }
+    let primary = pod_spec(kind(&docs, "StatefulSet", "postgres-primary"));
+    let primary_args = strings(container(primary, "postgres"), "args").join(" ");
+    let standby = pod_spec(kind(&docs, "StatefulSet", "postgres-standby"));
+    let copy = strings(container(standby, "basebackup"), "command").join(" ");
+    assert!(
+        copy.contains("pg_basebackup -h postgres-primary -U replicator") && copy.contains(" -R "),
+        "{copy}"
+    );
+    let app_name = primary_args
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("synchronous_standby_names="))
+        .expect("synchronous replication");
+    assert!(copy.contains(&format!("application_name={app_name}")), "{copy}");
+    // The primary's init script makes the role the standby copies with.
+    let init = kind(&docs, "ConfigMap", "postgres-primary-init");
+    let script = get(init, &["data"])
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap())
+        .collect::<String>();
+    assert!(script.contains("ROLE replicator WITH REPLICATION") && script.contains("replication replicator"));
+    assert_eq!(
+        mount_of(container(primary, "postgres"), "init").as_deref(),
+        Some("/docker-entrypoint-initdb.d")
+    );
+
+    // The responders: the standby for reads, the primary for the signer request, both
+    // from the Secret signet-env; listening where the Service and probes send.
+    let deployment = kind(&docs, "Deployment", "signet-responder");
+    let pod = pod_spec(deployment);
+    let responder = container(pod, "responder");
+    let args = strings(responder, "args");
+    assert_eq!(args[0], "responder");
+    let env = seq(responder, &["env"]);
+    let secret_key = |var: &str| {
+        let e = env
+            .iter()
+            .find(|e| s(e, &["name"]) == var)
+            .unwrap_or_else(|| panic!("{var}"));
+        assert_eq!(s(e, &["valueFrom", "secretKeyRef", "name"]), "signet-env");
+        s(e, &["valueFrom", "secretKeyRef", "key"]).to_string()
+    };
+    assert_eq!(secret_key("SIGNET_DATABASE_URL"), "standby-database-url");
+    assert_eq!(
+        secret_key("SIGNET_SIGNER_DATABASE_URL"),
+        "primary-database-url"
+    );
+    let port = port_of(&flag(&args, "--listen").unwrap());
+    assert_eq!(
+        container_ports(responder).values().copied().collect::<Vec<_>>(),
+        [port]
+    );
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            get(responder, &[probe, "httpGet", "port"]).as_u64(),
+            Some(u64::from(port))
+        );
+    }
+    assert_eq!(s(responder, &["readinessProbe", "httpGet", "path"]), "/readyz");
+    let svc = kind(&docs, "Service", "signet-responder");
+    let labels = get(deployment, &["spec", "template", "metadata", "labels"]);
+    for (k, v) in get(svc, &["spec", "selector"]).as_mapping().unwrap() {
+        assert_eq!(labels.get(k.as_str().unwrap()), Some(v));
+    }
+    for p in seq(svc, &["spec", "ports"]) {
+        assert_eq!(get(p, &["targetPort"]).as_u64(), Some(u64::from(port)));
+    }
+    // --dir is the Secret's certificates, and no key.
+    let dir = flag(&args, "--dir").unwrap();
+    let volume = volume_at(responder, &dir);
+    let volume = seq(pod, &["volumes"])
+        .into_iter()
+        .find(|v| s(v, &["name"]) == volume)
+        .unwrap();
+    assert_eq!(s(volume, &["secret", "secretName"]), "signet-ca");
+    let items: BTreeSet<&str> = seq(volume, &["secret", "items"])
+        .iter()
+        .map(|i| s(i, &["path"]))
+        .collect();
+    assert_eq!(items, BTreeSet::from(["issuing_ca.crt", "root_ca.crt"]));
 }

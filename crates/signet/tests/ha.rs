@@ -11,7 +11,14 @@
 //! - CRL leadership across `serve` replicas: one replica signs, revocations made through the
 //!   other are in its next CRL, and when the leader is killed with SIGKILL the other
 //!   publishes the next number within one `crl_interval`; CRL numbers are unique and grow
-//!   in the order the CRLs were stored, across replicas and restarts.
+//!   in the order the CRLs were stored, across replicas and restarts;
+//! - `serve` replicas following a failover to a promoted standby under load;
+//! - rate limits shared by three replicas: together within rate x time + burst;
+//! - load through three `serve` replicas and two `signet responder`s (one on the standby)
+//!   for over 30 s while one replica and one responder are killed with SIGKILL and
+//!   restarted: every 201 stored, no serial twice, every revocation answered `revoked` by
+//!   every live responder within 1 s plus the replication lag, judged by `openssl ocsp`,
+//!   and the CRLs they serve verified by `openssl crl`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -501,6 +508,8 @@ struct Told {
     issued: Vec<(String, Instant)>,
     /// Answers other than 201, by status (0: no answer, the connection failed).
     other: std::collections::BTreeMap<u16, usize>,
+    /// Every answer by (target index, status), with the last time each was seen.
+    by_target: std::collections::BTreeMap<(usize, u16), (usize, Option<Instant>)>,
 }
 
 /// Issuance load: `workers` clients, worker `i` sending to `targets[i % len]` (a replica's
@@ -518,7 +527,8 @@ fn start_load(
     (0..workers)
         .map(|i| {
             let https = common::client_with(root, None, Duration::from_secs(20));
-            let (base, minter) = targets[i % targets.len()].clone();
+            let target = i % targets.len();
+            let (base, minter) = targets[target].clone();
             let (csr_pem, told, stop) = (csr_pem.clone(), told.clone(), stop.clone());
             tokio::spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -535,6 +545,12 @@ fn start_load(
                         }
                         Err(_) => (0, String::new()),
                     };
+                    {
+                        let mut told = told.lock().unwrap();
+                        let seen = told.by_target.entry((target, status)).or_default();
+                        seen.0 += 1;
+                        seen.1 = Some(Instant::now());
+                    }
                     match status {
                         201 => {
                             let v: Value = serde_json::from_str(&body).unwrap();
@@ -664,5 +680,492 @@ async fn serve_follows_a_failover_to_the_promoted_standby_and_loses_no_acknowled
         );
         let (status, _) = server.terminate().await;
         assert!(status.success(), "{status}:\n{}", server.log());
+    }
+}
+
+/// `n` `signet serve` replicas of one CA on `url`: the first start makes the data directory
+/// (CA, default provisioner), `edit` then changes its signet.toml, and each replica runs on
+/// its own copy of the directory (`data`, `copy-1`, ...), as replicas behind a load balancer
+/// share one configuration and one database. Returns the replicas, ready, and the directories.
+async fn replicas(
+    tmp: &Path,
+    url: &str,
+    n: usize,
+    edit: impl Fn(&str) -> String,
+) -> (Vec<Server>, Vec<PathBuf>) {
+    let data = tmp.join("data");
+    let env = [("SIGNET_DATABASE_URL", url)];
+    let mut first = Server::start(tmp, &env, &["--dir", p(&data)]).await;
+    let https = client(&data.join("root_ca.crt"));
+    first.wait_for(&https, &first.url("/readyz")).await;
+    let (status, _) = first.terminate().await;
+    assert!(status.success(), "{status}:\n{}", first.log());
+    let config = data.join("signet.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, edit(&toml)).unwrap();
+    let mut dirs = vec![data.clone()];
+    for i in 1..n {
+        let copy = tmp.join(format!("copy-{i}"));
+        let o = Command::new("cp")
+            .args(["-a", p(&data), p(&copy)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        dirs.push(copy);
+    }
+    let mut servers = Vec::new();
+    for dir in &dirs {
+        let mut s = Server::start(tmp, &env, &["--dir", p(dir)]).await;
+        s.wait_for(&https, &s.url("/readyz")).await;
+        servers.push(s);
+    }
+    (servers, dirs)
+}
+
+/// Three replicas on one PostgreSQL, the provisioner limited to 5/s with a burst of 5:
+/// six clients flood them round-robin for 4 s. Together the replicas grant at most
+/// 5 + 5 x elapsed certificates (the budget is shared through the database, not kept per
+/// process, which would allow three times as much), refuse the rest with 429 rate-limited
+/// and a Retry-After, and every 201 is in the database (read with psql).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_hold_across_replicas() {
+    const RATE: f64 = 5.0;
+    const FLOOD: Duration = Duration::from_secs(4);
+    let db = TestDb::private_postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut servers, dirs) = replicas(tmp.path(), db.url(), 3, |toml| {
+        let entry = "name = \"default\"\ntype = \"token\"\n";
+        assert!(toml.contains(entry), "{toml}");
+        toml.replace(
+            entry,
+            &format!("{entry}rate_limit_per_second = 5\nrate_limit_burst = 5\n"),
+        )
+    })
+    .await;
+    let root = dirs[0].join("root_ca.crt");
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let csr_pem = std::sync::Arc::new(csr(&work, "load.internal"));
+    let targets: Vec<_> = servers
+        .iter()
+        .map(|s| {
+            (
+                s.base(),
+                std::sync::Arc::new(Minter::new(&dirs[0], &s.base())),
+            )
+        })
+        .collect();
+
+    let started = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let https = common::client_with(&root, None, Duration::from_secs(20));
+            let (base, minter) = targets[i % targets.len()].clone();
+            let csr_pem = csr_pem.clone();
+            tokio::spawn(async move {
+                let (mut issued, mut refused) = (Vec::new(), 0usize);
+                while started.elapsed() < FLOOD {
+                    let resp = https
+                        .post(format!("{base}/v1/certificates"))
+                        .bearer_auth(minter.token())
+                        .json(&json!({ "csr": *csr_pem }))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    let body: Value = resp.json().await.unwrap();
+                    match status {
+                        201 => issued.push(body["serial_number"].as_str().unwrap().to_string()),
+                        429 => {
+                            assert_eq!(
+                                body["type"], "urn:signet:problem:rate-limited",
+                                "{body}"
+                            );
+                            let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
+                            assert!((1..=2).contains(&secs), "Retry-After {secs}");
+                            refused += 1;
+                            // Bounded load: a refused client pauses a moment.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        _ => panic!("{base} answered {status}: {body}"),
+                    }
+                }
+                (issued, refused, Instant::now())
+            })
+        })
+        .collect();
+    let (mut issued, mut refused, mut end) = (Vec::new(), 0, started);
+    for c in clients {
+        let (i, r, e) = c.await.unwrap();
+        issued.extend(i);
+        refused += r;
+        end = end.max(e);
+    }
+    let elapsed = (end - started).as_secs_f64();
+    let budget = RATE + RATE * elapsed;
+    eprintln!(
+        "3 replicas: {} issued, {refused} refused in {elapsed:.2} s (shared budget {budget:.1})",
+        issued.len()
+    );
+    assert!(
+        issued.len() as f64 <= budget,
+        "{} issued in {elapsed:.2} s through 3 replicas, over the shared budget {budget:.1}",
+        issued.len()
+    );
+    assert!(
+        issued.len() as f64 >= 0.6 * budget,
+        "{} issued: the budget was not used",
+        issued.len()
+    );
+    assert!(
+        (issued.len() + refused) as f64 > 3.0 * budget,
+        "the flood ({} requests) would not have exceeded per-process budgets",
+        issued.len() + refused
+    );
+    common::db::assert_recorded(db.url(), "rate limits", &issued, &[]);
+    for server in &mut servers {
+        let (status, _) = server.terminate().await;
+        assert!(status.success(), "{status}:\n{}", server.log());
+    }
+}
+
+/// `openssl ocsp` against `url` as [`ocsp`] does, but `None` when it fails (the responder
+/// is down).
+fn try_ocsp(cert: &Issued, url: &str) -> Option<String> {
+    let o = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&cert.issuing),
+        "-cert",
+        p(&cert.leaf),
+        "-url",
+        url,
+        "-CAfile",
+        p(&cert.chain),
+        "-timeout",
+        "5",
+    ]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if !o.status.success() {
+        return None;
+    }
+    assert!(all.contains("Response verify OK"), "{all}");
+    Some(all)
+}
+
+/// A standalone responder reading `db` (and filing its signer request on `signer`, when
+/// given), over a certificates-only copy of `data` of its own, on `listen`.
+fn spawn_responder(
+    tmp: &Path,
+    data: &Path,
+    name: &str,
+    db: &str,
+    signer: Option<&str>,
+    listen: &str,
+) -> Server {
+    let dir = tmp.join(name);
+    if !dir.exists() {
+        certificates_only(data, &dir);
+    }
+    let mut args = vec!["--database-url", db, "--dir", p(&dir), "--listen", listen];
+    if let Some(signer) = signer {
+        args.extend_from_slice(&["--signer-database-url", signer]);
+    }
+    Server::spawn_responder(tmp, &[], &args)
+}
+
+/// One revocation made during the load, and how each responder came to say so.
+struct Revocation {
+    cert: Issued,
+    /// The replication lag measured after it (the standby's bound is 1 s plus this).
+    lag: Duration,
+    /// Per responder: how long after the revocation the first `revoked` was asked for
+    /// (None: the responder was down meanwhile).
+    seen: Vec<Option<Duration>>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_of_each() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    const LOAD: Duration = Duration::from_secs(32);
+    let pair = Arc::new(TestDb::replicated(Replication::Asynchronous).await);
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut servers, dirs) =
+        replicas(tmp.path(), pair.primary.url(), 3, |toml| toml.to_string()).await;
+    let data = dirs[0].clone();
+    let root = data.join("root_ca.crt");
+    let https = client(&root);
+    let admin = admin_token(&data);
+
+    // Responder 0 reads the primary; responder 1 the standby (its signer certificate comes
+    // through the primary).
+    let primary_url = pair.primary.url().to_string();
+    let standby_url = pair.standby.url().to_string();
+    let mut responders = vec![
+        spawn_responder(
+            tmp.path(),
+            &data,
+            "responder-0",
+            &primary_url,
+            None,
+            "127.0.0.1:0",
+        ),
+        spawn_responder(
+            tmp.path(),
+            &data,
+            "responder-1",
+            &standby_url,
+            Some(&primary_url),
+            "127.0.0.1:0",
+        ),
+    ];
+    let mut ports = Vec::new();
+    for r in &mut responders {
+        r.ready().await;
+        let port = r.ocsp_port();
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        wait_status(&https, r, &ready, 200, Duration::from_secs(60)).await;
+        ports.push(port);
+    }
+    let ocsp_urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/ocsp"))
+        .collect();
+    let down: Arc<Vec<AtomicBool>> = Arc::new(vec![AtomicBool::new(false), AtomicBool::new(false)]);
+
+    // Issuance load: four clients round-robin over the three replicas.
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let csr_pem = Arc::new(csr(&work, "load.internal"));
+    let told: Arc<Mutex<Told>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets: Vec<_> = servers
+        .iter()
+        .map(|s| (s.base(), Arc::new(Minter::new(&data, &s.base()))))
+        .collect();
+    let started = Instant::now();
+    let load = start_load(&targets, 4, &root, &csr_pem, &told, &stop);
+
+    // Revocations: about one a second, issued through replica 0 and revoked through
+    // replica 2 (neither is killed), each then asked of every live responder until it
+    // says revoked. A "good" asked for later than 1 s plus the replication lag after the
+    // revocation fails the test.
+    let revoker = {
+        let (pair, stop, down, ocsp_urls) =
+            (pair.clone(), stop.clone(), down.clone(), ocsp_urls.clone());
+        let (issue_base, revoke_base) = (servers[0].base(), servers[2].base());
+        let minter = Minter::new(&data, &issue_base);
+        let (data, admin, root) = (data.clone(), admin.clone(), root.clone());
+        let dir = tmp.path().join("revoked");
+        std::fs::create_dir(&dir).unwrap();
+        tokio::spawn(async move {
+            let https = client(&root);
+            let mut done: Vec<Revocation> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("rev-{}.internal", done.len());
+                let cert = issue(&https, &issue_base, &minter, &data, &dir, &name).await;
+                // The certificate is on the standby before the revocation, so that the
+                // standby's responder has something to say "good" about.
+                pair.standby
+                    .wait_replayed(&pair.primary, Duration::from_secs(10))
+                    .await;
+                revoke(&https, &revoke_base, &admin, &cert.serial).await;
+                let revoked_at = Instant::now();
+                let lag = pair
+                    .standby
+                    .wait_replayed(&pair.primary, Duration::from_secs(10))
+                    .await;
+                let bound = Duration::from_secs(1) + lag;
+                let cert = Arc::new(cert);
+                let mut seen = Vec::new();
+                for (i, url) in ocsp_urls.iter().enumerate() {
+                    let mut first = None;
+                    while !down[i].load(Ordering::Relaxed) {
+                        let asked = revoked_at.elapsed();
+                        let (c, u) = (cert.clone(), url.clone());
+                        let verdict = tokio::task::spawn_blocking(move || try_ocsp(&c, &u))
+                            .await
+                            .unwrap();
+                        match verdict {
+                            Some(v) if v.contains(": revoked") => {
+                                first = Some(asked);
+                                break;
+                            }
+                            Some(v) => {
+                                assert!(v.contains(": good"), "{v}");
+                                assert!(
+                                    asked < bound,
+                                    "responder {i} said good {asked:?} after the revocation of \
+                                     {} (bound {bound:?})",
+                                    cert.serial
+                                );
+                            }
+                            // Down (being killed): checked again after the restart.
+                            None => assert!(
+                                revoked_at.elapsed() < Duration::from_secs(30),
+                                "responder {i} does not answer"
+                            ),
+                        }
+                    }
+                    seen.push(first);
+                }
+                done.push(Revocation {
+                    cert: Arc::try_unwrap(cert).unwrap(),
+                    lag,
+                    seen,
+                });
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
+            done
+        })
+    };
+
+    // The faults: replica 1 and the standby's responder killed with SIGKILL, and restarted
+    // on the same addresses 5 s later.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let serve_port = servers[1].port();
+    down[1].store(true, Ordering::Relaxed);
+    responders[1].kill9();
+    servers[1].kill9();
+    let killed = Instant::now();
+    eprintln!("killed replica 1 and responder 1 at {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut restarted = Server::start(
+        tmp.path(),
+        &[("SIGNET_DATABASE_URL", pair.primary.url())],
+        &[
+            "--dir",
+            p(&dirs[1]),
+            "--listen",
+            &format!("127.0.0.1:{serve_port}"),
+        ],
+    )
+    .await;
+    restarted
+        .wait_for(&https, &restarted.url("/readyz"))
+        .await;
+    servers[1] = restarted;
+    let back = Instant::now();
+    let mut again = spawn_responder(
+        tmp.path(),
+        &data,
+        "responder-1",
+        &standby_url,
+        Some(&primary_url),
+        &format!("127.0.0.1:{}", ports[1]),
+    );
+    again.ready().await;
+    let ready = format!("http://127.0.0.1:{}/readyz", ports[1]);
+    wait_status(&https, &mut again, &ready, 200, Duration::from_secs(30)).await;
+    responders[1] = again;
+    down[1].store(false, Ordering::Relaxed);
+    eprintln!(
+        "replica 1 and responder 1 back {:?} after the kill",
+        killed.elapsed()
+    );
+
+    while started.elapsed() < LOAD {
+        for s in servers.iter_mut() {
+            s.alive();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in load {
+        w.await.unwrap();
+    }
+    let revocations = revoker.await.unwrap();
+    let ran = started.elapsed();
+    let told = std::mem::take(&mut *told.lock().unwrap());
+    eprintln!(
+        "{} issued in {ran:?} through 3 replicas, {} revoked; other answers {:?}; by replica \
+         and status {:?}",
+        told.issued.len(),
+        revocations.len(),
+        told.other,
+        told.by_target
+    );
+    assert!(ran >= Duration::from_secs(30));
+    // The replicas never killed answered every request; the killed one answered before
+    // its death and after its restart.
+    for t in [0, 2] {
+        assert!(
+            !told.by_target.contains_key(&(t, 0)),
+            "replica {t} did not answer: {:?}",
+            told.by_target
+        );
+    }
+    let last_201_of_1 = told.by_target.get(&(1, 201)).and_then(|s| s.1);
+    assert!(
+        last_201_of_1.is_some_and(|at| at > back),
+        "replica 1 issued nothing after its restart: {:?}",
+        told.by_target
+    );
+    assert!(
+        revocations.len() >= 10,
+        "only {} revocations",
+        revocations.len()
+    );
+
+    // Every 201 is on the primary once, whole, with its audit row; every revocation too.
+    let mut issued: Vec<String> = told.issued.iter().map(|(s, _)| s.clone()).collect();
+    issued.extend(revocations.iter().map(|r| r.cert.serial.clone()));
+    let revoked: Vec<String> = revocations.iter().map(|r| r.cert.serial.clone()).collect();
+    common::db::assert_recorded(pair.primary.url(), "load with faults", &issued, &revoked);
+
+    // Every revocation made during the run is answered revoked by both responders now
+    // (the restarted one included), and their CRLs verify and list every one.
+    pair.standby
+        .wait_replayed(&pair.primary, Duration::from_secs(10))
+        .await;
+    for r in &revocations {
+        for url in &ocsp_urls {
+            let verdict = ocsp(&r.cert, url);
+            assert!(verdict.contains(": revoked"), "{}: {verdict}", r.cert.serial);
+        }
+    }
+    let check = tmp.path().join("crl-check");
+    std::fs::create_dir(&check).unwrap();
+    for port in &ports {
+        let url = format!("http://127.0.0.1:{port}/crl/issuing.crl");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = crl_text(&https, &revocations[0].cert, &url, &check)
+                .await
+                .to_ascii_lowercase();
+            let missing: Vec<_> = revoked.iter().filter(|s| !text.contains(*s)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the CRL of {url} lacks {missing:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let worst: Vec<Option<Duration>> = (0..2)
+        .map(|i| revocations.iter().filter_map(|r| r.seen[i]).max())
+        .collect();
+    let max_lag = revocations.iter().map(|r| r.lag).max();
+    eprintln!(
+        "slowest first `revoked` per responder {worst:?} (max replication lag {max_lag:?}); \
+         seen while up: {:?}",
+        (0..2)
+            .map(|i| revocations.iter().filter(|r| r.seen[i].is_some()).count())
+            .collect::<Vec<_>>()
+    );
+    for s in servers.iter_mut().chain(responders.iter_mut()) {
+        let (status, _) = s.terminate().await;
+        assert!(status.success(), "{status}:\n{}", s.log());
     }
 }

@@ -1,0 +1,179 @@
+//! Rate limits shared by every process on one database: a token bucket per row of
+//! `rate_limit_buckets` (migration 0007), taken from in one statement.
+//!
+//! A bucket holds up to `burst` tokens and refills at `per_second`. Counts are kept in
+//! milli-tokens, so that a refill over whole milliseconds is exact in integers: `per_second`
+//! tokens a second is `per_second` milli-tokens a millisecond. One request takes one token
+//! (1000 milli-tokens) with a single `INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING`:
+//!
+//! * a missing row is a full bucket: the insert writes `burst − 1` tokens;
+//! * otherwise the row is refilled for the time since its last grant, capped at `burst`,
+//!   and one token taken, but only `WHERE` the refilled bucket holds a whole token; when
+//!   it does not, no row is returned and the request is refused, and the row is left as it
+//!   was (the refill is recomputed from its time next time, so nothing is lost).
+//!
+//! Time is the database's clock (PostgreSQL `statement_timestamp()`, SQLite `'now'`), so
+//! replicas whose clocks disagree still share one budget. The row lock serialises
+//! concurrent takers of one bucket, in this or any other process, and a taker whose
+//! statement started before the last grant refills nothing (the elapsed time is clamped at
+//! zero), so over any interval of `t` seconds at most `burst + per_second × t` requests are
+//! granted, whatever the number of processes.
+//!
+//! Rows whose bucket would be full again (`full_at_ms` in the past) mean the same as no
+//! row, and are deleted now and then.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::{Backend, Store, StoreError};
+
+/// Longest accepted bucket name ([`Store::take_rate_token`]), in bytes.
+pub const MAX_BUCKET_LEN: usize = 256;
+
+/// [`Store::take_rate_token`] deletes full buckets at most this often per [`Store`].
+const BUCKET_PURGE_INTERVAL_SECS: i64 = 60;
+
+/// One token, in the unit the table counts in.
+const TOKEN: i64 = 1000;
+
+/// The longest refill counted at once (a day), so that `elapsed × rate` cannot overflow.
+const MAX_REFILL_MS: i64 = 86_400_000;
+
+/// What [`Store::take_rate_token`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum RateDecision {
+    /// A token was taken.
+    Granted,
+    /// The bucket is empty; a token will be there after at most `retry_after`.
+    Refused {
+        /// An upper bound on the wait until the bucket holds a token again.
+        retry_after: Duration,
+    },
+}
+
+/// The statement, with `$NOW` the database's clock in unix milliseconds and `$MIN`/`$MAX`
+/// the backend's two-argument minimum and maximum. `$1` bucket, `$2` burst in
+/// milli-tokens, `$3` rate in milli-tokens per millisecond (= tokens per second), `$4` the
+/// longest refill, `$5` one token.
+const TAKE: &str = "INSERT INTO rate_limit_buckets AS b (bucket, milli_tokens, updated_ms, full_at_ms) \
+     VALUES ($1, $2 - $5, $NOW, $NOW + ($5 + $3 - 1) / $3) \
+     ON CONFLICT (bucket) DO UPDATE SET \
+       milli_tokens = $MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5, \
+       updated_ms = $MAX(excluded.updated_ms, b.updated_ms), \
+       full_at_ms = $MAX(excluded.updated_ms, b.updated_ms) \
+         + ($2 - ($MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5) + $3 - 1) / $3 \
+     WHERE $MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) >= $5 \
+     RETURNING milli_tokens";
+
+const POSTGRES_NOW: &str = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT";
+const SQLITE_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+
+fn take_sql(backend: Backend) -> String {
+    let (now, min, max) = match backend {
+        Backend::Postgres => (POSTGRES_NOW, "LEAST", "GREATEST"),
+        Backend::Sqlite => (SQLITE_NOW, "min", "max"),
+    };
+    TAKE.replace("$NOW", now)
+        .replace("$MIN", min)
+        .replace("$MAX", max)
+}
+
+fn purge_sql(backend: Backend) -> String {
+    let now = match backend {
+        Backend::Postgres => POSTGRES_NOW,
+        Backend::Sqlite => SQLITE_NOW,
+    };
+    format!("DELETE FROM rate_limit_buckets WHERE full_at_ms < {now}")
+}
+
+impl Store {
+    /// Takes one token from the shared bucket `bucket`, which holds up to `burst` tokens
+    /// (at least `per_second`, as governor's in-process limiter has it) and refills at
+    /// `per_second` tokens a second. Every process on the database shares the bucket (see
+    /// the module's documentation for how, and for the bound it keeps).
+    ///
+    /// The bucket's limits are not stored: each call passes them, so a configuration change
+    /// applies from the next call, to the tokens already in the bucket (capped at the new
+    /// burst).
+    ///
+    /// `bucket` must be 1 to [`MAX_BUCKET_LEN`] bytes without NUL, and `per_second` at
+    /// least 1, else [`StoreError::InvalidInput`] and no query is run.
+    ///
+    /// At most once a minute per [`Store`] this also deletes the rows of buckets that are
+    /// full again; a failure there is logged and does not affect the result.
+    pub async fn take_rate_token(
+        &self,
+        bucket: &str,
+        per_second: u32,
+        burst: u32,
+    ) -> Result<RateDecision, StoreError> {
+        if bucket.is_empty() || bucket.len() > MAX_BUCKET_LEN || bucket.contains('\0') {
+            return Err(StoreError::InvalidInput(format!(
+                "a rate-limit bucket name must be 1 to {MAX_BUCKET_LEN} bytes without NUL"
+            )));
+        }
+        if per_second == 0 {
+            return Err(StoreError::InvalidInput(
+                "a rate limit must allow at least 1 request per second".into(),
+            ));
+        }
+        let rate = i64::from(per_second);
+        let burst_milli = i64::from(burst.max(per_second)) * TOKEN;
+        let granted: Option<(i64,)> = sqlx::query_as(&take_sql(self.backend))
+            .bind(bucket)
+            .bind(burst_milli)
+            .bind(rate)
+            .bind(MAX_REFILL_MS)
+            .bind(TOKEN)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.maybe_purge_buckets().await;
+        Ok(match granted {
+            Some(_) => RateDecision::Granted,
+            // The bucket held less than one token, so one is there after at most
+            // 1000 / rate milliseconds.
+            None => RateDecision::Refused {
+                retry_after: Duration::from_millis(
+                    u64::try_from(TOKEN.div_ceil(rate)).unwrap_or(1000),
+                ),
+            },
+        })
+    }
+
+    /// Deletes the rows of buckets that are full again (the same as no row), returning how
+    /// many. [`Store::take_rate_token`] calls it by itself at most once a minute.
+    pub async fn purge_full_rate_buckets(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(&purge_sql(self.backend))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn maybe_purge_buckets(&self) {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let next = self.next_bucket_purge.load(Ordering::Relaxed);
+        if now < next {
+            return;
+        }
+        if self
+            .next_bucket_purge
+            .compare_exchange(
+                next,
+                now.saturating_add(BUCKET_PURGE_INTERVAL_SECS),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        match self.purge_full_rate_buckets().await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "purged full rate-limit buckets"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging full rate-limit buckets failed"),
+        }
+    }
+}

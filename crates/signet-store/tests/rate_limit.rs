@@ -1,0 +1,155 @@
+//! Shared rate-limit buckets (`Store::take_rate_token`, migration 0007) on both backends: a
+//! bucket grants its burst and then refuses, refills at its rate by the database's clock,
+//! keeps one budget for several stores (processes) hammering it at once, and its rows are
+//! purged once full again.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use signet_store::{RateDecision, Store, StoreError};
+use signet_testkit::TestDb;
+
+async fn store(db: &TestDb) -> Store {
+    let store = Store::connect(db.url()).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn a_bucket_grants_its_burst_then_refuses_then_refills() {
+    for db in TestDb::all().await {
+        let store = store(&db).await;
+        // Burst 5 at 1/s: five at once, the sixth refused with a wait of at most 1 s.
+        for i in 0..5 {
+            assert_eq!(
+                store.take_rate_token("p/slow", 1, 5).await.unwrap(),
+                RateDecision::Granted,
+                "{}: request {i} of the burst",
+                db.name()
+            );
+        }
+        match store.take_rate_token("p/slow", 1, 5).await.unwrap() {
+            RateDecision::Refused { retry_after } => {
+                assert!(retry_after <= Duration::from_secs(1), "{retry_after:?}")
+            }
+            RateDecision::Granted => panic!("{}: the sixth request was granted", db.name()),
+        }
+        // Another bucket is independent.
+        assert_eq!(
+            store.take_rate_token("p/other", 1, 5).await.unwrap(),
+            RateDecision::Granted
+        );
+
+        // 20/s with a burst of 1 (raised to the rate, 20): drain it, then one more token
+        // arrives within 50 ms.
+        let mut granted = 0;
+        while store.take_rate_token("p/fast", 20, 1).await.unwrap() == RateDecision::Granted {
+            granted += 1;
+            assert!(granted <= 40, "{}: the bucket never ran dry", db.name());
+        }
+        assert!(granted >= 20, "{}: burst below the rate: {granted}", db.name());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            store.take_rate_token("p/fast", 20, 1).await.unwrap(),
+            RateDecision::Granted,
+            "{}: no refill after 200 ms at 20/s",
+            db.name()
+        );
+
+        // Inputs are checked before any query.
+        for (bucket, rate) in [("", 1), ("a\0b", 1), (&*"x".repeat(257), 1), ("p/x", 0)] {
+            assert!(
+                matches!(
+                    store.take_rate_token(bucket, rate, 1).await,
+                    Err(StoreError::InvalidInput(_))
+                ),
+                "{}: {bucket:?} at {rate}/s was not refused",
+                db.name()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn full_buckets_are_purged() {
+    for db in TestDb::all().await {
+        let store = store(&db).await;
+        assert_eq!(
+            store.take_rate_token("p/quick", 1000, 1000).await.unwrap(),
+            RateDecision::Granted
+        );
+        assert_eq!(
+            store.take_rate_token("p/slow", 1, 10).await.unwrap(),
+            RateDecision::Granted
+        );
+        // "p/quick" is full again after 1 ms; "p/slow" only after 1 s.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.purge_full_rate_buckets().await.unwrap(), 1, "{}", db.name());
+        // A purged bucket is a full one.
+        for _ in 0..1000 {
+            assert_eq!(
+                store.take_rate_token("p/quick", 1, 1000).await.unwrap(),
+                RateDecision::Granted
+            );
+        }
+        assert!(matches!(
+            store.take_rate_token("p/quick", 1, 1000).await.unwrap(),
+            RateDecision::Refused { .. }
+        ));
+        // "p/slow" kept its state: 9 left.
+        let mut left = 0;
+        while store.take_rate_token("p/slow", 1, 10).await.unwrap() == RateDecision::Granted {
+            left += 1;
+            assert!(left <= 11);
+        }
+        assert!((9..=10).contains(&left), "{}: {left}", db.name());
+    }
+}
+
+/// Three stores (three pools, as three replicas have) and 4 tasks each take from one bucket
+/// for 2 s as fast as they can: together they are granted no more than burst + rate x
+/// elapsed, and not much less either (the budget is used, not just refused).
+#[tokio::test]
+async fn several_stores_share_one_budget() {
+    let db = TestDb::postgres().await;
+    let first = store(&db).await;
+    let mut stores = vec![first];
+    for _ in 0..2 {
+        stores.push(Store::connect(db.url()).await.unwrap());
+    }
+    let (rate, burst) = (25u32, 10u32);
+    let granted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let run = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for store in &stores {
+        for _ in 0..4 {
+            let (store, granted, refused) = (store.clone(), granted.clone(), refused.clone());
+            tasks.push(tokio::spawn(async move {
+                while start.elapsed() < run {
+                    match store.take_rate_token("p/shared", rate, burst).await.unwrap() {
+                        RateDecision::Granted => granted.fetch_add(1, Ordering::Relaxed),
+                        RateDecision::Refused { .. } => refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let granted = granted.load(Ordering::Relaxed) as f64;
+    let refused = refused.load(Ordering::Relaxed);
+    let bound = f64::from(burst.max(rate)) + f64::from(rate) * elapsed;
+    eprintln!("granted {granted}, refused {refused}, in {elapsed:.2} s, bound {bound:.1}");
+    assert!(granted <= bound, "granted {granted} > bound {bound:.1}");
+    assert!(refused > 0, "the bucket was never empty");
+    assert!(
+        granted >= 0.8 * (f64::from(burst.max(rate)) + f64::from(rate) * 2.0),
+        "granted {granted}: far below the budget {bound:.1}"
+    );
+}
