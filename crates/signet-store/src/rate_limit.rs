@@ -54,39 +54,85 @@ pub enum RateDecision {
     },
 }
 
-/// The statement, with `$NOW` the database's clock in unix milliseconds and `$MIN`/`$MAX`
+/// The statement, with `now` the database's clock in unix milliseconds and `min`/`max`
 /// the backend's two-argument minimum and maximum. `$1` bucket, `$2` burst in
 /// milli-tokens, `$3` rate in milli-tokens per millisecond (= tokens per second), `$4` the
-/// longest refill, `$5` one token.
-const TAKE: &str = "INSERT INTO rate_limit_buckets AS b (bucket, milli_tokens, updated_ms, full_at_ms) \
-     VALUES ($1, $2 - $5, $NOW, $NOW + ($5 + $3 - 1) / $3) \
-     ON CONFLICT (bucket) DO UPDATE SET \
-       milli_tokens = $MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5, \
-       updated_ms = $MAX(excluded.updated_ms, b.updated_ms), \
-       full_at_ms = $MAX(excluded.updated_ms, b.updated_ms) \
-         + ($2 - ($MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5) + $3 - 1) / $3 \
-     WHERE $MIN($2, b.milli_tokens + $MIN($MAX(excluded.updated_ms - b.updated_ms, 0), $4) * $3) >= $5 \
-     RETURNING milli_tokens";
-
-const POSTGRES_NOW: &str = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT";
-const SQLITE_NOW: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
-
-fn take_sql(backend: Backend) -> String {
-    let (now, min, max) = match backend {
-        Backend::Postgres => (POSTGRES_NOW, "LEAST", "GREATEST"),
-        Backend::Sqlite => (SQLITE_NOW, "min", "max"),
+/// longest refill, `$5` one token. Written out at compile time for each backend.
+macro_rules! take_sql {
+    ($now:expr, $min:literal, $max:literal) => {
+        concat!(
+            "INSERT INTO rate_limit_buckets AS b (bucket, milli_tokens, updated_ms, full_at_ms) ",
+            "VALUES ($1, $2 - $5, ",
+            $now,
+            ", ",
+            $now,
+            " + ($5 + $3 - 1) / $3) ",
+            "ON CONFLICT (bucket) DO UPDATE SET ",
+            "milli_tokens = ",
+            $min,
+            "($2, b.milli_tokens + ",
+            $min,
+            "(",
+            $max,
+            "(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5, ",
+            "updated_ms = ",
+            $max,
+            "(excluded.updated_ms, b.updated_ms), ",
+            "full_at_ms = ",
+            $max,
+            "(excluded.updated_ms, b.updated_ms) + ($2 - (",
+            $min,
+            "($2, b.milli_tokens + ",
+            $min,
+            "(",
+            $max,
+            "(excluded.updated_ms - b.updated_ms, 0), $4) * $3) - $5) + $3 - 1) / $3 ",
+            "WHERE ",
+            $min,
+            "($2, b.milli_tokens + ",
+            $min,
+            "(",
+            $max,
+            "(excluded.updated_ms - b.updated_ms, 0), $4) * $3) >= $5 ",
+            "RETURNING milli_tokens"
+        )
     };
-    TAKE.replace("$NOW", now)
-        .replace("$MIN", min)
-        .replace("$MAX", max)
 }
 
-fn purge_sql(backend: Backend) -> String {
-    let now = match backend {
-        Backend::Postgres => POSTGRES_NOW,
-        Backend::Sqlite => SQLITE_NOW,
+macro_rules! postgres_now {
+    () => {
+        "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000)::BIGINT"
     };
-    format!("DELETE FROM rate_limit_buckets WHERE full_at_ms < {now}")
+}
+macro_rules! sqlite_now {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
+}
+
+const POSTGRES_TAKE: &str = take_sql!(postgres_now!(), "LEAST", "GREATEST");
+const SQLITE_TAKE: &str = take_sql!(sqlite_now!(), "min", "max");
+const POSTGRES_PURGE: &str = concat!(
+    "DELETE FROM rate_limit_buckets WHERE full_at_ms < ",
+    postgres_now!()
+);
+const SQLITE_PURGE: &str = concat!(
+    "DELETE FROM rate_limit_buckets WHERE full_at_ms < ",
+    sqlite_now!()
+);
+
+fn take_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => POSTGRES_TAKE,
+        Backend::Sqlite => SQLITE_TAKE,
+    }
+}
+
+fn purge_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => POSTGRES_PURGE,
+        Backend::Sqlite => SQLITE_PURGE,
+    }
 }
 
 impl Store {
@@ -122,7 +168,7 @@ impl Store {
         }
         let rate = i64::from(per_second);
         let burst_milli = i64::from(burst.max(per_second)) * TOKEN;
-        let granted: Option<(i64,)> = sqlx::query_as(&take_sql(self.backend))
+        let granted: Option<(i64,)> = sqlx::query_as(take_sql(self.backend))
             .bind(bucket)
             .bind(burst_milli)
             .bind(rate)
@@ -137,7 +183,7 @@ impl Store {
             // 1000 / rate milliseconds.
             None => RateDecision::Refused {
                 retry_after: Duration::from_millis(
-                    u64::try_from(TOKEN.div_ceil(rate)).unwrap_or(1000),
+                    u64::try_from((TOKEN + rate - 1) / rate).unwrap_or(1000),
                 ),
             },
         })
@@ -146,7 +192,7 @@ impl Store {
     /// Deletes the rows of buckets that are full again (the same as no row), returning how
     /// many. [`Store::take_rate_token`] calls it by itself at most once a minute.
     pub async fn purge_full_rate_buckets(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query(&purge_sql(self.backend))
+        Ok(sqlx::query(purge_sql(self.backend))
             .execute(&self.pool)
             .await?
             .rows_affected())

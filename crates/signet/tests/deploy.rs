@@ -662,14 +662,20 @@ fn compose_ports_and_commands_agree() {
     let standby_responder = service("responder-standby");
     assert!(database_url(standby_responder).ends_with("@postgres-standby/signet"));
     assert_eq!(
-        s(standby_responder, &["environment", "SIGNET_SIGNER_DATABASE_URL"]),
+        s(
+            standby_responder,
+            &["environment", "SIGNET_SIGNER_DATABASE_URL"]
+        ),
         database_url(responder)
     );
     let cmd = strings(standby_responder, "command");
     assert_eq!(cmd[0], "responder");
     assert_eq!(flag(&cmd, "--dir"), Some(dir.clone()));
     assert_eq!(
-        published(standby_responder).keys().copied().collect::<Vec<_>>(),
+        published(standby_responder)
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
         [port_of(&flag(&cmd, "--listen").unwrap())]
     );
     // The standby is a copy of the primary (pg_basebackup -R) under the application name
@@ -864,7 +870,10 @@ fn the_replicated_layout_agrees() {
         .split_whitespace()
         .find_map(|a| a.strip_prefix("synchronous_standby_names="))
         .expect("synchronous replication");
-    assert!(copy.contains(&format!("application_name={app_name}")), "{copy}");
+    assert!(
+        copy.contains(&format!("application_name={app_name}")),
+        "{copy}"
+    );
     // The primary's init script makes the role the standby copies with.
     let init = kind(&docs, "ConfigMap", "postgres-primary-init");
     let script = get(init, &["data"])
@@ -873,7 +882,10 @@ fn the_replicated_layout_agrees() {
         .values()
         .map(|v| v.as_str().unwrap())
         .collect::<String>();
-    assert!(script.contains("ROLE replicator WITH REPLICATION") && script.contains("replication replicator"));
+    assert!(
+        script.contains("ROLE replicator WITH REPLICATION")
+            && script.contains("replication replicator")
+    );
     assert_eq!(
         mount_of(container(primary, "postgres"), "init").as_deref(),
         Some("/docker-entrypoint-initdb.d")
@@ -902,7 +914,10 @@ fn the_replicated_layout_agrees() {
     );
     let port = port_of(&flag(&args, "--listen").unwrap());
     assert_eq!(
-        container_ports(responder).values().copied().collect::<Vec<_>>(),
+        container_ports(responder)
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
         [port]
     );
     for probe in ["readinessProbe", "livenessProbe"] {
@@ -911,7 +926,10 @@ fn the_replicated_layout_agrees() {
             Some(u64::from(port))
         );
     }
-    assert_eq!(s(responder, &["readinessProbe", "httpGet", "path"]), "/readyz");
+    assert_eq!(
+        s(responder, &["readinessProbe", "httpGet", "path"]),
+        "/readyz"
+    );
     let svc = kind(&docs, "Service", "signet-responder");
     let labels = get(deployment, &["spec", "template", "metadata", "labels"]);
     for (k, v) in get(svc, &["spec", "selector"]).as_mapping().unwrap() {

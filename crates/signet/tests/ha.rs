@@ -33,6 +33,7 @@ use common::db::psql;
 use common::{Minter, Server, admin_token, client, csr, openssl, p, text};
 
 /// What a client keeps of an issued certificate, as files openssl reads.
+#[derive(Debug)]
 struct Issued {
     serial: String,
     leaf: PathBuf,
@@ -781,10 +782,7 @@ async fn rate_limits_hold_across_replicas() {
                     match status {
                         201 => issued.push(body["serial_number"].as_str().unwrap().to_string()),
                         429 => {
-                            assert_eq!(
-                                body["type"], "urn:signet:problem:rate-limited",
-                                "{body}"
-                            );
+                            assert_eq!(body["type"], "urn:signet:problem:rate-limited", "{body}");
                             let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
                             assert!((1..=2).contains(&secs), "Retry-After {secs}");
                             refused += 1;
@@ -1037,7 +1035,10 @@ async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_o
     responders[1].kill9();
     servers[1].kill9();
     let killed = Instant::now();
-    eprintln!("killed replica 1 and responder 1 at {:?}", started.elapsed());
+    eprintln!(
+        "killed replica 1 and responder 1 at {:?}",
+        started.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut restarted = Server::start(
         tmp.path(),
@@ -1050,9 +1051,7 @@ async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_o
         ],
     )
     .await;
-    restarted
-        .wait_for(&https, &restarted.url("/readyz"))
-        .await;
+    restarted.wait_for(&https, &restarted.url("/readyz")).await;
     servers[1] = restarted;
     let back = Instant::now();
     let mut again = spawn_responder(
@@ -1130,7 +1129,11 @@ async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_o
     for r in &revocations {
         for url in &ocsp_urls {
             let verdict = ocsp(&r.cert, url);
-            assert!(verdict.contains(": revoked"), "{}: {verdict}", r.cert.serial);
+            assert!(
+                verdict.contains(": revoked"),
+                "{}: {verdict}",
+                r.cert.serial
+            );
         }
     }
     let check = tmp.path().join("crl-check");
