@@ -25,7 +25,8 @@ const CA_URL: &str = "https://ca.test:8443";
 const ADMIN: &str = "sa_test-admin-token-0123456789abcdef";
 
 struct Env {
-    _db: TestDb,
+    /// The database, when this Env made it (a second instance on it holds none).
+    _db: Option<TestDb>,
     store: Store,
     state: AppState,
     router: axum::Router,
@@ -61,6 +62,20 @@ async fn env_from(
     store.migrate().await.unwrap();
     let prov_key = KeyType::P256.generate().unwrap();
     let prov = provisioner("default", &prov_key, default_policy(), rate);
+    let mut env = instance(store, ca, prov, prov_key, previous);
+    env._db = Some(db);
+    env
+}
+
+/// An API instance over `store` with the one provisioner `prov` (whose key is `prov_key`):
+/// what one `signet serve` replica holds.
+fn instance(
+    store: Store,
+    ca: Arc<IssuingCa>,
+    prov: Provisioner,
+    prov_key: rcgen::KeyPair,
+    previous: Vec<signet_ca::PreviousIssuer>,
+) -> Env {
     let profiles: BTreeMap<Profile, ProfileLimits> = Profile::ALL
         .iter()
         .map(|p| (*p, ProfileLimits::default()))
@@ -81,7 +96,7 @@ async fn env_from(
     )
     .with_previous_issuers(previous);
     Env {
-        _db: db,
+        _db: None,
         store,
         router: app(state.clone()),
         state,
@@ -976,6 +991,87 @@ async fn rate_limits_answer_429_with_retry_after() {
         (status, problem_type(&p)),
         (StatusCode::FORBIDDEN, "urn:signet:problem:name-denied"),
         "{p}"
+    );
+}
+
+/// Two API instances on one PostgreSQL (two replicas: each its own pool and in-process
+/// limiters), the provisioner limiting each requester to 2/s with a burst of 2: one
+/// requester's requests, alternating between the instances, are granted at most
+/// 2 + 2 x elapsed together (per-process buckets would grant twice that), the rest refused
+/// with 429 naming the requester; another requester is served all the while.
+#[tokio::test]
+async fn per_requester_limits_hold_across_two_instances_on_postgres() {
+    let db = TestDb::postgres().await;
+    let bundle = generate_ca(&InitOptions::new("Test CA"), OffsetDateTime::now_utc()).unwrap();
+    let ca = Arc::new(
+        IssuingCa::new(
+            &bundle.issuing_cert_pem,
+            &bundle.root_cert_pem,
+            bundle.issuing_key,
+            IssuanceUrls::default(),
+        )
+        .unwrap(),
+    );
+    let key_pem = KeyType::P256.generate().unwrap().serialize_pem();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+        let prov = provisioner("default", &key, default_policy(), 1000)
+            .with_identity_limit(2, 2)
+            .unwrap();
+        instances.push(instance(store, ca.clone(), prov, key, Vec::new()));
+    }
+    let (good, _) = csr(&["a.internal"]);
+    let token = |e: &Env, sub: &str| {
+        e.token_with(
+            json!({"iss": "default", "aud": CA_URL, "sub": sub, "sans": ["a.internal"],
+            "iat": now(), "nbf": now(), "exp": now() + 300, "jti": jti()}),
+        )
+    };
+    let started = std::time::Instant::now();
+    let (mut granted, mut refused, mut calm) = (0u32, 0u32, 0u32);
+    let (mut i, mut last_calm) = (0, None);
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        let e = &instances[i % 2];
+        i += 1;
+        let (status, p, headers) = e.issue(&token(e, "flooder"), &good, "server").await;
+        match status {
+            StatusCode::CREATED => granted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(problem_type(&p), "urn:signet:problem:rate-limited", "{p}");
+                assert!(p["detail"].as_str().unwrap().contains("\"flooder\""), "{p}");
+                assert_eq!(headers["retry-after"], "1");
+                refused += 1;
+            }
+            other => panic!("{other}: {p}"),
+        }
+        // Within its own 2/s: never refused, whatever the flooder does.
+        if last_calm.is_none_or(|at: std::time::Instant| at.elapsed().as_millis() >= 600) {
+            let (status, p, _) = e.issue(&token(e, "calm"), &good, "server").await;
+            assert_eq!(status, StatusCode::CREATED, "{p}");
+            calm += 1;
+            last_calm = Some(std::time::Instant::now());
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let budget = 2.0 + 2.0 * elapsed;
+    eprintln!(
+        "flooder: {granted} granted, {refused} refused in {elapsed:.2} s (budget {budget:.1}); calm: {calm}"
+    );
+    assert!(
+        f64::from(granted) <= budget,
+        "{granted} granted to one requester through two instances in {elapsed:.2} s, over \
+         its budget {budget:.1}"
+    );
+    assert!(granted >= 2, "{granted}");
+    assert!(refused > 4 * granted, "{refused} refused");
+    assert!(calm >= 2, "{calm}");
+    assert_eq!(
+        instances[0].count().await,
+        u64::from(granted + calm),
+        "the store holds exactly the 201s"
     );
 }
 

@@ -17,8 +17,9 @@
 //! - load through three `serve` replicas and two `signet responder`s (one on the standby)
 //!   for over 30 s while one replica and one responder are killed with SIGKILL and
 //!   restarted: every 201 stored, no serial twice, every revocation answered `revoked` by
-//!   every live responder within 1 s plus the replication lag, judged by `openssl ocsp`,
-//!   and the CRLs they serve verified by `openssl crl`.
+//!   every live standalone responder within 1 s plus the replication lag, judged by
+//!   `openssl ocsp`, and afterwards by every responder (the replicas' own too), with the
+//!   CRLs they serve verified by `openssl crl` and listing every revocation.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -926,6 +927,7 @@ async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_o
             "127.0.0.1:0",
         ),
     ];
+    // The standalone responders' ports (the replicas' own are added for the final checks).
     let mut ports = Vec::new();
     for r in &mut responders {
         r.ready().await;
@@ -1121,13 +1123,19 @@ async fn load_through_three_replicas_and_two_responders_survives_kill_9_of_one_o
     let revoked: Vec<String> = revocations.iter().map(|r| r.cert.serial.clone()).collect();
     common::db::assert_recorded(pair.primary.url(), "load with faults", &issued, &revoked);
 
-    // Every revocation made during the run is answered revoked by both responders now
-    // (the restarted one included), and their CRLs verify and list every one.
+    // Every revocation made during the run is answered revoked by every responder now:
+    // both standalone ones (the restarted one included) and the three replicas' own; and
+    // their CRLs verify and list every one.
     pair.standby
         .wait_replayed(&pair.primary, Duration::from_secs(10))
         .await;
+    ports.extend(servers.iter().map(|s| s.ocsp_port()));
+    let every_ocsp: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/ocsp"))
+        .collect();
     for r in &revocations {
-        for url in &ocsp_urls {
+        for url in &every_ocsp {
             let verdict = ocsp(&r.cert, url);
             assert!(
                 verdict.contains(": revoked"),
