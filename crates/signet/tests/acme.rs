@@ -828,3 +828,172 @@ async fn external_account_binding_is_required_and_single_use() {
     assert!(err.to_string().contains("unauthorized"), "{err}");
     server.terminate().await;
 }
+
+/// An instant-acme HTTP client that sends each request to the other of two replicas than
+/// the last one (HTTP/1.1, a new connection each time), keeping the `Host` the client
+/// addressed, as a round-robin load balancer in front of them would; and each newOrder to
+/// the other replica than the last newOrder, so that successive orders take every step on
+/// both. It records which replica answered each request.
+struct Alternating {
+    http: reqwest::Client,
+    replicas: [u16; 2],
+    next: std::sync::atomic::AtomicUsize,
+    new_orders: std::sync::atomic::AtomicUsize,
+    log: Arc<Mutex<Vec<(usize, String, String)>>>,
+}
+
+impl instant_acme::HttpClient for Alternating {
+    fn request(
+        &self,
+        req: axum::http::Request<instant_acme::BodyWrapper<axum::body::Bytes>>,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<instant_acme::BytesResponse, instant_acme::Error>,
+                > + Send,
+        >,
+    > {
+        use axum::body::HttpBody;
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = if req.uri().path().ends_with("/new-order") {
+            let n = self.new_orders.fetch_add(1, Relaxed) % 2;
+            self.next.store(n + 1, Relaxed);
+            n
+        } else {
+            self.next.fetch_add(1, Relaxed) % 2
+        };
+        let port = self.replicas[n];
+        let http = self.http.clone();
+        let log = self.log.clone();
+        Box::pin(async move {
+            let other = |e: Box<dyn std::error::Error + Send + Sync>| instant_acme::Error::Other(e);
+            let (parts, mut wrapped) = req.into_parts();
+            let mut body = Vec::new();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut wrapped).poll_frame(cx)).await
+            {
+                let frame = frame.map_err(|e| other(Box::new(e)))?;
+                if let Ok(data) = frame.into_data() {
+                    body.extend_from_slice(&data);
+                }
+            }
+            let host = parts
+                .uri
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            let path = parts.uri.path().to_string();
+            log.lock()
+                .unwrap()
+                .push((n, parts.method.to_string(), path.clone()));
+            let url = format!(
+                "https://127.0.0.1:{port}{}",
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let resp = http
+                .request(parts.method, url)
+                .headers(parts.headers)
+                .header(axum::http::header::HOST, host)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| other(Box::new(e)))?;
+            let mut answer = axum::http::Response::builder().status(resp.status());
+            for (name, value) in resp.headers() {
+                answer = answer.header(name, value);
+            }
+            let bytes = resp.bytes().await.map_err(|e| other(Box::new(e)))?;
+            let answer = answer
+                .body(axum::body::Body::from(bytes))
+                .map_err(|e| other(Box::new(e)))?;
+            Ok(instant_acme::BytesResponse::from(answer))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_alternating_between_two_replicas_on_postgresql_completes_orders() {
+    let db = signet_testkit::TestDb::postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let http = Http01::default();
+    let port = http.serve().await;
+    let env = [("SIGNET_DATABASE_URL", db.url())];
+    let data = tmp.path().join("data");
+    let o = signet_in(tmp.path(), &env, &["init", "--dir", p(&data)], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let (data, _) = ca_with_acme(tmp.path(), "web", port, &[]);
+    // Two replicas: the same CA (a copy of the directory: one server per directory) on one
+    // PostgreSQL database.
+    let copy = tmp.path().join("copy");
+    let o = std::process::Command::new("cp")
+        .args(["-a", p(&data), p(&copy)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut first = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
+    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&copy)]).await;
+    assert!(
+        !data.join("signet.db").exists(),
+        "SQLite was used instead of PostgreSQL"
+    );
+    let root = data.join("root_ca.crt");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let client = Alternating {
+        http: reqwest::Client::builder()
+            .use_preconfigured_tls(common::tls_config(&root, None, &[b"http/1.1"]))
+            .http1_only()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        replicas: [first.port(), second.port()],
+        next: Default::default(),
+        new_orders: Default::default(),
+        log: log.clone(),
+    };
+    // The client knows the CA by the first replica's address; each request goes to the
+    // other replica than the last one, so the nonce it carries was issued by the other
+    // replica.
+    let (account, _) = Account::builder_with_http(Box::new(client))
+        .create(
+            &NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            first.url("/acme/web/directory"),
+            None,
+        )
+        .await
+        .unwrap();
+    for n in 0..2 {
+        let (chain, _) = obtain(&account, &http, IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+        openssl_verifies(tmp.path(), &data, &chain, &format!("replicas-{n}"));
+    }
+    let log = log.lock().unwrap().clone();
+    // Each replica created an order and took a challenge response (the other replica then
+    // answered the polls that saw it valid), and answered other POSTs too.
+    for replica in 0..2 {
+        let posts: Vec<&str> = log
+            .iter()
+            .filter(|(r, method, _)| *r == replica && method == "POST")
+            .map(|(_, _, path)| path.as_str())
+            .collect();
+        assert!(posts.len() >= 5, "replica {replica} answered {log:?}");
+        for step in ["/new-order", "/chall/"] {
+            assert!(
+                posts.iter().any(|p| p.contains(step)),
+                "replica {replica}, {step}: {log:?}"
+            );
+        }
+    }
+    let issued = common::db::psql(
+        db.url(),
+        "SELECT count(*) FROM certificates WHERE requester LIKE 'acme:web:%'",
+    );
+    assert_eq!(issued, ["2"]);
+    for server in [&mut first, &mut second] {
+        let (status, _) = server.terminate().await;
+        assert!(status.success(), "{status}:\n{}", server.log());
+    }
+}
