@@ -56,13 +56,6 @@ fn run(cmd: &mut Command, limit: Duration) -> Output {
     out
 }
 
-/// Runs `cmd` and insists that it succeeds.
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = run(cmd, CLIENT_LIMIT);
-    assert!(out.status.success(), "{cmd:?}:\n{}", text(&out));
-    out
-}
-
 // ---------------------------------------------------------------------------------------
 // pebble-challtestsrv: the DNS server of every validation
 
@@ -191,6 +184,11 @@ impl Ca {
             provisioner: name.to_string(),
             printed,
         }
+    }
+
+    /// A client's output and the end of the server's log, for assertion messages.
+    fn explain(&self, o: &Output) -> String {
+        format!("{}\nsignet serve:\n{}", text(o), self.server.log_tail())
     }
 
     fn directory(&self) -> String {
@@ -361,7 +359,9 @@ fn lego(tmp: &Path, ca: &Ca, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    run_ok(&mut cmd)
+    let o = run(&mut cmd, CLIENT_LIMIT);
+    assert!(o.status.success(), "{}", ca.explain(&o));
+    o
 }
 
 /// The chain lego stored for `name` (leaf, then the issuing CA).
@@ -557,7 +557,7 @@ fn certbot_obtains_renews_and_revokes() {
     let name = "certbot.signet.internal";
 
     let o = certbot_certonly(tmp, &ca, name, http01, &[]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", ca.explain(&o));
     let fullchain = fs::read_to_string(live(tmp, name, "fullchain.pem")).unwrap();
     let first = openssl_verifies(tmp, &ca, &fullchain, &[name]);
 
@@ -567,7 +567,7 @@ fn certbot_obtains_renews_and_revokes() {
         &ca,
         &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", ca.explain(&o));
     let fullchain = fs::read_to_string(live(tmp, name, "fullchain.pem")).unwrap();
     let second = openssl_verifies(tmp, &ca, &fullchain, &[name]);
     assert_ne!(first, second, "renewal issued a new certificate");
@@ -596,7 +596,7 @@ fn certbot_obtains_renews_and_revokes() {
             "--no-delete-after-revoke",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", ca.explain(&o));
     let revoked = sqlite3(
         &ca.db(),
         "SELECT serial, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL",
@@ -633,11 +633,11 @@ fn certbot_needs_external_account_binding_when_the_provisioner_requires_it() {
     // Without a binding: certbot reads `externalAccountRequired` in the directory and stops;
     // nothing is recorded.
     let o = certbot_certonly(tmp, &ca, name, http01, &[]);
-    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", ca.explain(&o));
     assert!(
         text(&o).contains("external account binding"),
         "{}",
-        text(&o)
+        ca.explain(&o)
     );
     assert_eq!(
         sqlite3(&ca.db(), "SELECT count(*) FROM acme_accounts"),
@@ -654,11 +654,11 @@ fn certbot_needs_external_account_binding_when_the_provisioner_requires_it() {
         http01,
         &["--eab-kid", &kid, "--eab-hmac-key", &wrong],
     );
-    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!o.status.success(), "{}", ca.explain(&o));
     assert!(
         text(&o).contains("the external account binding's MAC does not verify"),
         "{}",
-        text(&o)
+        ca.explain(&o)
     );
     assert_eq!(
         sqlite3(&ca.db(), "SELECT count(*) FROM acme_accounts"),
@@ -673,7 +673,7 @@ fn certbot_needs_external_account_binding_when_the_provisioner_requires_it() {
         http01,
         &["--eab-kid", &kid, "--eab-hmac-key", &hmac],
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", ca.explain(&o));
     let fullchain = fs::read_to_string(live(tmp, name, "fullchain.pem")).unwrap();
     let serial = openssl_verifies(tmp, &ca, &fullchain, &[name]);
     let issued = ca.issued();
