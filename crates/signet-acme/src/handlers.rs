@@ -1019,11 +1019,23 @@ async fn authorization(
         .acme_authorization(&authz.id)
         .await?
         .ok_or_else(|| AcmeError::not_found("authorization"))?;
-    Ok(json_response(
+    let mut resp = json_response(
         StatusCode::OK,
         &objects::authorization(&req.urls, &authz),
         None,
-    ))
+    );
+    if authz.challenges.iter().any(|c| c.status == "processing") {
+        poll_soon(&mut resp);
+    }
+    Ok(resp)
+}
+
+/// `Retry-After: 1` on a challenge being validated and its authorization: validation takes
+/// a second or less, and a client without the header waits longer before it polls (lego
+/// 5 s per authorization).
+fn poll_soon(resp: &mut Response) {
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
 }
 
 async fn challenge(
@@ -1089,6 +1101,9 @@ async fn challenge(
         .await?
         .ok_or_else(|| AcmeError::not_found("challenge"))?;
     let mut resp = json_response(StatusCode::OK, &objects::challenge(&req.urls, &chall), None);
+    if chall.status == "processing" {
+        poll_soon(&mut resp);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("<{}>;rel=\"up\"", req.urls.authz(&authz.id))) {
         resp.headers_mut().append(header::LINK, v);
     }

@@ -652,6 +652,15 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         .post(chall["url"].as_str().unwrap(), Some(&json!({})))
         .await;
     assert_eq!(resp.status(), 200);
+    // While it is validated, the client is asked to poll again in a second (unless the
+    // validation already ended).
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let answered: Value = resp.json().await.unwrap();
+    if answered["status"] == "processing" {
+        assert_eq!(retry_after.unwrap(), "1");
+    } else {
+        assert_eq!(answered["status"], "valid", "{answered}");
+    }
     let mut ready = false;
     for _ in 0..100 {
         let o: Value = c.post(&order_url(&order), None).await.json().await.unwrap();

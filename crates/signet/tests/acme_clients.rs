@@ -2,6 +2,7 @@
 //! against a real `signet serve` on loopback ports in a temporary directory:
 //!
 //! - lego: http-01, tls-alpn-01, dns-01, and a wildcard (with its base name) through dns-01;
+//!   `renew` and `revoke`;
 //! - certbot: `certonly --standalone` (http-01), `renew --force-renewal`, `revoke`; and an
 //!   EAB-required provisioner, refused without `--eab-kid/--eab-hmac-key`, accepted with them;
 //! - Caddy: serves HTTPS with a certificate it obtained from Signet by itself, then renews it
@@ -344,9 +345,9 @@ fn ocsp_status(ca: &Ca, cert: &Path, issuer: &Path) -> String {
 // ---------------------------------------------------------------------------------------
 // lego
 
-/// `lego --server DIRECTORY ... ARGS run`, trusting Signet's root, its files under
-/// `tmp/lego`.
-fn lego(tmp: &Path, ca: &Ca, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `lego --server DIRECTORY ... ARGS COMMAND` (`run`, `renew`, `revoke` and their flags),
+/// trusting Signet's root, its files under `tmp/lego`.
+fn lego(tmp: &Path, ca: &Ca, args: &[&str], command: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(tool("lego", "lego"));
     cmd.current_dir(tmp)
         .env("HOME", tmp)
@@ -355,7 +356,7 @@ fn lego(tmp: &Path, ca: &Ca, args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(["--accept-tos", "--email", "ops@example.com"])
         .args(["--path", p(&tmp.join("lego"))])
         .args(args)
-        .arg("run");
+        .args(command);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -371,7 +372,7 @@ fn lego_chain(tmp: &Path, name: &str) -> String {
 }
 
 #[test]
-fn lego_obtains_through_http01_and_tls_alpn01() {
+fn lego_obtains_renews_and_revokes_through_http01_and_tls_alpn01() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     let dns = ChallTestSrv::start();
@@ -389,6 +390,7 @@ fn lego_obtains_through_http01_and_tls_alpn01() {
             "--http.port",
             &format!("127.0.0.1:{http01}"),
         ],
+        &["run"],
         &[],
     );
     let serial = openssl_verifies(tmp, &ca, &lego_chain(tmp, name), &[name]);
@@ -404,6 +406,7 @@ fn lego_obtains_through_http01_and_tls_alpn01() {
             "--tls.port",
             &format!("127.0.0.1:{tls_alpn01}"),
         ],
+        &["run"],
         &[],
     );
     let serial2 = openssl_verifies(tmp, &ca, &lego_chain(tmp, name2), &[name2]);
@@ -421,6 +424,32 @@ fn lego_obtains_through_http01_and_tls_alpn01() {
         "SELECT kind FROM acme_challenges WHERE status = 'valid' ORDER BY rowid",
     );
     assert_eq!(validated, ["http-01", "tls-alpn-01"]);
+
+    // Renewal (a 24 h certificate is within lego's default 30 days), then revocation by the
+    // account with a reason (superseded).
+    let http = [
+        "--domains",
+        name,
+        "--http",
+        "--http.port",
+        &format!("127.0.0.1:{http01}"),
+    ];
+    lego(tmp, &ca, &http, &["renew", "--no-random-sleep"], &[]);
+    let renewed = openssl_verifies(tmp, &ca, &lego_chain(tmp, name), &[name]);
+    assert_ne!(renewed, serial, "renewal issued a new certificate");
+    lego(tmp, &ca, &http, &["revoke", "--reason", "4"], &[]);
+    let revoked = sqlite3(
+        &ca.db(),
+        "SELECT serial, revocation_reason FROM certificates WHERE revoked_at IS NOT NULL",
+    );
+    let revoked: Vec<String> = revoked
+        .iter()
+        .map(|row| {
+            let (serial, reason) = row.split_once('|').unwrap();
+            format!("{}|{reason}", hex_serial(serial))
+        })
+        .collect();
+    assert_eq!(revoked, [format!("{renewed}|4")]);
 }
 
 #[test]
@@ -474,7 +503,7 @@ esac
     let name = "lego-dns.signet.internal";
     let mut args = vec!["--domains", name];
     args.extend_from_slice(&dns01);
-    lego(tmp, &ca, &args, &env);
+    lego(tmp, &ca, &args, &["run"], &env);
     let serial = openssl_verifies(tmp, &ca, &lego_chain(tmp, name), &[name]);
 
     // A wildcard and its base name in one order: two authorizations whose TXT records
@@ -482,7 +511,7 @@ esac
     let (wildcard, base) = ("*.wild.signet.internal", "wild.signet.internal");
     let mut args = vec!["--domains", wildcard, "--domains", base];
     args.extend_from_slice(&dns01);
-    lego(tmp, &ca, &args, &env);
+    lego(tmp, &ca, &args, &["run"], &env);
     let serial2 = openssl_verifies(tmp, &ca, &lego_chain(tmp, wildcard), &[wildcard, base]);
 
     let issued = ca.issued();
