@@ -186,8 +186,10 @@ async fn on_sqlite_leadership_is_always_held_and_the_database_is_a_primary() {
     store.migrate().await.unwrap();
     let mut one = store.leadership("crl:ab");
     let mut two = store.leadership("crl:ab");
+    assert!(!one.is_held(), "not before the first check");
     assert!(one.check().await.unwrap());
     assert!(two.check().await.unwrap());
+    assert!(one.is_held() && two.is_held());
     assert_eq!(store.role().await.unwrap(), DatabaseRole::Primary);
     store.ping_writable().await.unwrap();
     store.close().await;
