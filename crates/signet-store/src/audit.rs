@@ -139,6 +139,9 @@ audit_enum! {
         AcmeDeactivateAuthorization = "acme-deactivate-authz",
         /// An ACME external account binding key created or revoked.
         AcmeEabKey = "acme-eab-key",
+        /// Expired certificates taken out of the hot tables by the retention sweep
+        /// (archived or deleted); the detail holds the counts.
+        RetentionSweep = "retention-sweep",
     }
 }
 
@@ -306,6 +309,8 @@ mod tests {
                 "acme-deactivate-authz",
             ),
             (AuditAction::AcmeEabKey, "acme-eab-key"),
+            // The retention sweep (issue 19), new with it.
+            (AuditAction::RetentionSweep, "retention-sweep"),
         ];
         assert_eq!(want.len(), AuditAction::KNOWN.len());
         for (action, text) in want {

@@ -37,6 +37,7 @@
 //! | `binding` | which root CA a database belongs to |
 //! | `group` | group commit of certificates, tokens and audit rows |
 //! | `acme` | the ACME server's accounts, orders, authorizations, challenges, used nonces, shared nonce key and EAB keys |
+//! | `retention` | taking certificates long expired out of the hot tables ([`Store::sweep_retention`]: archived or deleted, in batches) |
 //! | `replication` | the server's role (primary or hot standby) and leadership among processes ([`Leadership`], an advisory lock) |
 
 #![forbid(unsafe_code)]
@@ -58,6 +59,7 @@ mod listing;
 mod ocsp_signer;
 mod rate_limit;
 mod replication;
+mod retention;
 mod revocation;
 mod serial;
 mod tokens;
@@ -78,6 +80,7 @@ pub use listing::{
 pub use ocsp_signer::{OcspSignerRequest, OcspSignerRequestState};
 pub use rate_limit::{MAX_BUCKET_LEN, RateDecision};
 pub use replication::{DatabaseRole, Leadership};
+pub use retention::{DEFAULT_RETENTION_BATCH, RetentionMode, RetentionSwept};
 pub use revocation::{
     CHANGE_CHANNEL, ChangeListener, MAX_REVOCATION_PAGE, RevocationEvent, RevocationStatus,
     RevokeOutcome,

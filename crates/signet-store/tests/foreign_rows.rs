@@ -201,6 +201,7 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
                 "acme-validate|refused",
                 "acme-deactivate-authz|ok",
                 "acme-eab-key|refused",
+                "retention-sweep|ok",
             ],
             "[{db}]"
         );
