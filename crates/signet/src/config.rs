@@ -30,6 +30,9 @@ pub struct Config {
     pub server: ServerSection,
     #[serde(default)]
     pub responder: ResponderSection,
+    /// How long certificates stay in the hot tables after they expire.
+    #[serde(default)]
+    pub retention: RetentionSection,
     /// The PKCS#11 module holding CA keys named by `pkcs11:` URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<Pkcs11Section>,
@@ -508,6 +511,63 @@ impl ResponderSection {
     }
 }
 
+/// What `[retention] mode` does with certificates expired longer than `expired_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionModeSetting {
+    /// Moved to the `certificates_archive` table.
+    Archive,
+    /// Deleted.
+    Delete,
+    /// Kept in the hot tables for ever (no sweep).
+    Off,
+}
+
+/// `[retention]`: certificates whose notAfter lies more than `expired_after` back leave the
+/// hot tables (`signet serve` sweeps every `interval`, on one replica at a time).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    #[serde(default = "default_retention_mode")]
+    pub mode: RetentionModeSetting,
+    #[serde(default = "default_expired_after")]
+    pub expired_after: Lifetime,
+    #[serde(default = "default_retention_interval")]
+    pub interval: ConfigDuration,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            mode: default_retention_mode(),
+            expired_after: default_expired_after(),
+            interval: default_retention_interval(),
+        }
+    }
+}
+
+fn default_retention_mode() -> RetentionModeSetting {
+    RetentionModeSetting::Archive
+}
+fn default_expired_after() -> Lifetime {
+    Lifetime::from_hours(30 * 24)
+}
+fn default_retention_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(3600))
+}
+
+impl RetentionSection {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.interval.0 < Duration::from_secs(1) {
+            bail!(
+                "[retention] interval = \"{}\" must be at least 1s",
+                self.interval
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Checks that `url` is an absolute http(s) URL in plain ASCII.
 fn check_http_url(key: &str, url: &str) -> anyhow::Result<()> {
     let rest = url
@@ -719,6 +779,7 @@ impl Config {
             bail!("[database] timeout = \"{timeout}\" must be 100ms to 1h");
         }
         self.responder.validate()?;
+        self.retention.validate()?;
         if let Some(url) = &self.server.url {
             check_http_url("[server] url", url)?;
         }
@@ -1019,6 +1080,17 @@ crl_validity = "24h"
 # larger machines or when many requests carry a nonce.
 # threads = 1
 
+# Retention: certificates whose notAfter lies more than expired_after back leave the hot
+# tables, so the database stops growing at a steady issuance rate. OCSP then answers
+# "unknown" for them and CRLs no longer list them (RFC 5280 allows dropping expired
+# entries); the audit log keeps every row. `signet serve` sweeps every interval, in
+# batches of 1000 rows, on one replica at a time.
+[retention]
+# "archive" (moved to the certificates_archive table), "delete", or "off" (kept for ever).
+mode = "archive"
+expired_after = "30d"
+interval = "1h"
+
 # Provisioners: who may request certificates from the API, each under its own policy.
 # When there is none, `signet serve` creates a token provisioner named "default" (its key
 # in provisioners/default.key, its public key in provisioners/default.pub) and adds it here.
@@ -1074,6 +1146,13 @@ mod tests {
             }
         );
         assert_eq!(cfg.responder, ResponderSection::default());
+        assert_eq!(cfg.retention, RetentionSection::default());
+        assert_eq!(cfg.retention.mode, RetentionModeSetting::Archive);
+        assert_eq!(
+            cfg.retention.expired_after.duration(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(cfg.retention.interval.duration(), Duration::from_secs(3600));
         assert_eq!(
             cfg.responder.listen_addr().expect("responder listen"),
             ResponderListen::Default("127.0.0.1:8080".parse().expect("addr"))
@@ -1272,6 +1351,12 @@ mod tests {
             "[ca]\nname = \"x\"\n[responder]\nocsp_validity = \"13h\"\n",
             "[ca]\nname = \"x\"\n[responder]\nsigner_lifetime = \"100d\"\n",
             "[ca]\nname = \"x\"\n[responder]\ncrl_interval = \"2d\"\n",
+            "[ca]\nname = \"x\"\n[retention]\nmode = \"forever\"\n",
+            "[ca]\nname = \"x\"\n[retention]\nmode = \"Archive\"\n",
+            "[ca]\nname = \"x\"\n[retention]\nexpired_after = \"10s\"\n",
+            "[ca]\nname = \"x\"\n[retention]\ninterval = \"500ms\"\n",
+            "[ca]\nname = \"x\"\n[retention]\ninterval = \"400d\"\n",
+            "[ca]\nname = \"x\"\n[retention]\nbatch = 10\n",
             "[ca]\nname = \"x\"\n[server.limits]\nmax_connections = 0\n",
             "[ca]\nname = \"x\"\n[server.limits]\nrequest_timeout = \"10ms\"\n",
             "[ca]\nname = \"x\"\n[server.limits]\nhandshake_timeout = \"2h\"\n",
@@ -1286,6 +1371,39 @@ mod tests {
         ] {
             std::fs::write(&path, bad).expect("write");
             assert!(Config::load(&path).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn retention_settings_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        for (text, mode, after, interval) in [
+            (
+                "mode = \"delete\"\nexpired_after = \"2d 12h\"\ninterval = \"90s\"",
+                RetentionModeSetting::Delete,
+                60 * 3600,
+                90,
+            ),
+            (
+                "mode = \"off\"",
+                RetentionModeSetting::Off,
+                30 * 86_400,
+                3600,
+            ),
+        ] {
+            std::fs::write(&path, format!("[ca]\nname = \"x\"\n[retention]\n{text}\n"))
+                .expect("write");
+            let cfg = Config::load(&path).expect("parses");
+            assert_eq!(cfg.retention.mode, mode, "{text}");
+            assert_eq!(
+                cfg.retention.expired_after.duration(),
+                Duration::from_secs(after)
+            );
+            assert_eq!(
+                cfg.retention.interval.duration(),
+                Duration::from_secs(interval)
+            );
         }
     }
 

@@ -445,6 +445,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("setting up the ACME server")?;
     background.spawn(acme.clone().run_cleanup());
+    background.spawn(crate::serve::retention::sweep_retention(
+        store.clone(),
+        cfg.retention.clone(),
+    ));
     let reload_state = state.clone();
     let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
     let router = signet_api::app(state).merge(signet_acme::router(acme));

@@ -23,6 +23,7 @@ pub mod identity;
 pub mod listener;
 pub mod lock;
 pub mod reload;
+pub mod retention;
 pub mod revocation;
 pub mod tls;
 pub mod wiring;

@@ -1,0 +1,157 @@
+//! Retention through the real `signet serve` (issue 19): with `[retention] interval = "1s"`
+//! the server's own sweep moves certificates whose notAfter lies more than `expired_after`
+//! back into `certificates_archive`, with their names-index rows gone and one audit row
+//! added, while valid certificates stay; the API then answers 404 for a swept serial. The
+//! database is read with the sqlite3 CLI, never through Signet.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{Server, client, p, sqlite3};
+
+#[tokio::test]
+async fn serve_archives_long_expired_certificates_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // A first start makes the CA and writes signet.toml with every default.
+    let first = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    drop(first);
+    let db = data.join("signet.db");
+    let config = data.join("signet.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    let defaults = "[retention]\n";
+    assert!(text.contains(defaults), "{text}");
+    let defaults = "mode = \"archive\"\nexpired_after = \"30d\"\ninterval = \"1h\"\n";
+    assert!(text.contains(defaults), "{text}");
+    fs::write(
+        &config,
+        text.replace(
+            defaults,
+            "mode = \"archive\"\nexpired_after = \"30d\"\ninterval = \"1s\"\n",
+        ),
+    )
+    .unwrap();
+
+    // Two certificates expired 40 days ago (one of them revoked) and one that expired
+    // 20 days ago, as rows copied from the server's own certificate with new serials.
+    let kept_before: Vec<String> = sqlite3(&db, "SELECT serial FROM certificates ORDER BY serial");
+    assert!(!kept_before.is_empty());
+    for (serial, days, revoked) in [
+        ("7a0001", 40, true),
+        ("7a0002", 40, false),
+        ("7a0003", 20, false),
+    ] {
+        let (revoked_at, reason) = if revoked {
+            ("strftime('%s','now') - 50 * 86400", "1")
+        } else {
+            ("NULL", "NULL")
+        };
+        sqlite3(
+            &db,
+            &format!(
+                "INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, profile, \
+                 not_before, not_after, requester, der, created_at, revoked_at, revocation_reason) \
+                 SELECT '{serial}', issuer, issuer_key_id, subject, '[\"dns:old{serial}.internal\"]', \
+                 profile, strftime('%s','now') - ({days} + 1) * 86400, \
+                 strftime('%s','now') - {days} * 86400, requester, der, created_at, \
+                 {revoked_at}, {reason} FROM certificates LIMIT 1"
+            ),
+        );
+    }
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT COUNT(*) FROM certificate_names WHERE name LIKE 'dns:old%'"
+        ),
+        ["3"]
+    );
+
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if sqlite3(&db, "SELECT COUNT(*) FROM certificates_archive") == ["2"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing archived within 30 s: {}",
+            server.log_tail()
+        );
+        server.alive();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT serial, revocation_reason FROM certificates_archive ORDER BY serial"
+        ),
+        ["7a0001|1", "7a0002|"]
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT name FROM certificate_names WHERE name LIKE 'dns:old%'"
+        ),
+        ["dns:old7a0003.internal"]
+    );
+    let now: Vec<String> = sqlite3(
+        &db,
+        "SELECT serial FROM certificates WHERE serial NOT LIKE '7a000%' ORDER BY serial",
+    );
+    // Every certificate of the first start (and any the second start issued itself) stays.
+    for serial in &kept_before {
+        assert!(now.contains(serial), "{serial} left: {now:?}");
+    }
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT serial FROM certificates WHERE serial LIKE '7a000%'"
+        ),
+        ["7a0003"]
+    );
+    let audit = sqlite3(
+        &db,
+        "SELECT actor || '|' || outcome || '|' || detail FROM audit_log \
+         WHERE action = 'retention-sweep'",
+    );
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(
+        audit[0].starts_with("signet-serve|ok|archived 2 certificates"),
+        "{audit:?}"
+    );
+
+    // The API no longer knows the swept serial; it still knows the kept one.
+    let https = client(&data.join("root_ca.crt"));
+    let gone = https
+        .get(server.url("/v1/certificates/7a0001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    let kept = https
+        .get(server.url("/v1/certificates/7a0003"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200);
+    assert!(
+        server
+            .log()
+            .contains("retention: expired certificates left the hot tables"),
+        "{}",
+        server.log_tail()
+    );
+
+    // Later sweeps (one a second) find nothing more and write no audit row.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.alive();
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'retention-sweep'"
+        ),
+        ["1"]
+    );
+}
