@@ -1,11 +1,13 @@
 //! Retention through the real `signet serve` (issue 19): with `[retention] interval = "1s"`
 //! the server's own sweep moves certificates whose notAfter lies more than `expired_after`
 //! back into `certificates_archive`, with their names-index rows gone and one audit row
-//! added, while valid certificates stay; the API then answers 404 for a swept serial. The
+//! added, while valid certificates stay; the API then answers 404 for a swept serial and
+//! OCSP (asked by `openssl ocsp`) `unknown`. The
 //! database is read with the sqlite3 CLI, never through Signet.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -143,6 +145,39 @@ async fn serve_archives_long_expired_certificates_and_keeps_the_rest() {
         "{}",
         server.log_tail()
     );
+
+    // OCSP, asked by openssl by serial: the swept serial is unknown, the kept one (expired,
+    // never revoked) good; the responses verify against the root.
+    let chain = tmp.path().join("chain.pem");
+    fs::write(
+        &chain,
+        format!(
+            "{}{}",
+            fs::read_to_string(data.join("root_ca.crt")).unwrap(),
+            fs::read_to_string(data.join("issuing_ca.crt")).unwrap()
+        ),
+    )
+    .unwrap();
+    for (serial, status) in [("7a0001", "unknown"), ("7a0003", "good")] {
+        let out = Command::new("openssl")
+            .args(["ocsp", "-issuer", p(&data.join("issuing_ca.crt"))])
+            .args(["-serial", &format!("0x{serial}")])
+            .args(["-url", &server.ocsp_url("/ocsp"), "-CAfile", p(&chain)])
+            .output()
+            .expect("the openssl CLI must be installed (apt-get install openssl)");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("Response verify OK"), "{said}");
+        assert!(
+            said.to_ascii_lowercase()
+                .contains(&format!("0x{serial}: {status}")),
+            "{serial}: {said}"
+        );
+    }
 
     // Later sweeps (one a second) find nothing more and write no audit row.
     tokio::time::sleep(Duration::from_secs(3)).await;
