@@ -1,7 +1,8 @@
 //! The retention sweep `signet serve` runs every `[retention] interval`: certificates whose
 //! notAfter lies more than `expired_after` back leave the hot tables (archived or deleted,
 //! [`Store::sweep_retention`]). On PostgreSQL one replica at a time sweeps (a leadership of
-//! its own, `retention`); on SQLite the one process does.
+//! its own, `retention`, taken for the sweep and released after it, so no replica keeps a
+//! database connection open for it between sweeps); on SQLite the one process does.
 
 use signet_ca::OffsetDateTime;
 use signet_store::{DEFAULT_RETENTION_BATCH, RetentionMode, SERVER_REQUESTER, Store};
@@ -30,7 +31,11 @@ pub async fn sweep_retention(store: Store, settings: RetentionSection) {
         tick.tick().await;
         match leader.check().await {
             Ok(true) => {}
-            Ok(false) => continue, // another replica sweeps
+            Ok(false) => {
+                // Another replica sweeps now; this one asks again next time.
+                leader.release().await;
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "retention: checking the sweep's leadership failed");
                 continue;
@@ -52,5 +57,6 @@ pub async fn sweep_retention(store: Store, settings: RetentionSection) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention: the sweep failed"),
         }
+        leader.release().await;
     }
 }
