@@ -10,7 +10,10 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use signet_testkit::TestDb;
+
 mod common;
+use common::db::psql;
 use common::{Server, client, p, sqlite3};
 
 #[tokio::test]
@@ -189,4 +192,110 @@ async fn serve_archives_long_expired_certificates_and_keeps_the_rest() {
         ),
         ["1"]
     );
+}
+
+/// Two `signet serve` replicas of one CA on one PostgreSQL database, each sweeping every
+/// second under the `retention` leadership: the long expired rows are archived once (no
+/// conflict, no error in either log), the rest stay, and exactly one `retention-sweep`
+/// audit row is written (a sweep that finds nothing writes none). Read with psql.
+#[tokio::test]
+async fn two_replicas_on_postgresql_archive_once() {
+    let db = TestDb::postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let env = [("SIGNET_DATABASE_URL", db.url())];
+    let o = common::signet_in(tmp.path(), &env, &["init", "--dir", p(&data)], "");
+    assert!(o.status.success(), "{}", common::text(&o));
+    let config = data.join("signet.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    let defaults = "mode = \"archive\"\nexpired_after = \"30d\"\ninterval = \"1h\"\n";
+    assert!(text.contains(defaults), "{text}");
+    fs::write(
+        &config,
+        text.replace(
+            defaults,
+            "mode = \"archive\"\nexpired_after = \"30d\"\ninterval = \"1s\"\n",
+        ),
+    )
+    .unwrap();
+    let copy = tmp.path().join("copy");
+    let o = Command::new("cp")
+        .args(["-a", p(&data), p(&copy)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+
+    // The first replica makes its own certificate; then 30 rows expired 40 days ago (every
+    // third revoked) and one expired 20 days ago, copied from it with new serials.
+    let mut first = Server::start(tmp.path(), &env, &["--dir", p(&data)]).await;
+    first.alive();
+    // One statement, so a sweep sees all of them or none.
+    psql(
+        db.url(),
+        "INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, profile, \
+         not_before, not_after, requester, der, created_at, revoked_at, revocation_reason) \
+         SELECT '7b' || lpad(to_hex(i), 4, '0'), c.issuer, c.issuer_key_id, c.subject, \
+         '[\"dns:old' || i || '.internal\"]', c.profile, \
+         EXTRACT(EPOCH FROM now())::bigint - 41 * 86400, \
+         EXTRACT(EPOCH FROM now())::bigint - (CASE WHEN i = 30 THEN 20 ELSE 40 END) * 86400, \
+         c.requester, c.der, c.created_at, \
+         CASE WHEN i % 3 = 0 AND i <> 30 THEN EXTRACT(EPOCH FROM now())::bigint - 50 * 86400 END, \
+         CASE WHEN i % 3 = 0 AND i <> 30 THEN 1 END \
+         FROM generate_series(0, 30) AS i, (SELECT * FROM certificates LIMIT 1) AS c",
+    );
+    let mut second = Server::start(tmp.path(), &env, &["--dir", p(&copy)]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while psql(db.url(), "SELECT COUNT(*) FROM certificates_archive") != ["30"] {
+        assert!(
+            Instant::now() < deadline,
+            "not archived within 30 s:\n{}\n{}",
+            first.log_tail(),
+            second.log_tail()
+        );
+        first.alive();
+        second.alive();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few more sweeps by both.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.alive();
+    second.alive();
+    assert_eq!(
+        psql(
+            db.url(),
+            "SELECT COUNT(*) FROM certificates_archive WHERE revocation_reason = 1"
+        ),
+        ["10"]
+    );
+    assert_eq!(
+        psql(
+            db.url(),
+            "SELECT serial FROM certificates WHERE serial LIKE '7b%'"
+        ),
+        ["7b001e"]
+    );
+    assert_eq!(
+        psql(
+            db.url(),
+            "SELECT name FROM certificate_names WHERE name LIKE 'dns:old%'"
+        ),
+        ["dns:old30.internal"]
+    );
+    let audit = psql(
+        db.url(),
+        "SELECT detail FROM audit_log WHERE action = 'retention-sweep'",
+    );
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(
+        audit[0].starts_with("archived 30 certificates"),
+        "{audit:?}"
+    );
+    for server in [&first, &second] {
+        assert!(
+            !server.log().contains("retention: the sweep failed"),
+            "{}",
+            server.log_tail()
+        );
+    }
 }
