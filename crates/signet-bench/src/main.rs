@@ -6,6 +6,9 @@
 //! * `ocsp`: GET (cached, RFC 5019) or `--post`, optionally `--nonce`. Every answer must be a
 //!   signed OCSP response for the asked CertID with the expected status (signature checked;
 //!   a byte-identical repeat of an already verified answer is accepted without re-verifying).
+//! * `acme`: complete ACME orders (new order, http-01 answered by the tool's own responder,
+//!   finalize, download) with the `instant-acme` client, distinct accounts and names, every
+//!   answer checked; per-step latencies (`acme.rs`).
 //! * `crl`: GET a CRL repeatedly; it must parse and list at least `--min-entries`.
 //!
 //! Everything a request needs (CSRs, tokens, OCSP requests) is made before the timed loop.
@@ -13,6 +16,7 @@
 //! through hyper's connection API (`conn.rs`) to keep the generator's own CPU cost low. Prints rate, p50,
 //! p99, max latency and errors.
 
+mod acme;
 mod conn;
 
 use std::path::PathBuf;
@@ -121,6 +125,9 @@ enum Cmd {
         #[command(flatten)]
         load: Load,
     },
+    /// Complete ACME orders (newOrder, http-01 answered by this tool, finalize, download)
+    /// with the instant-acme client, every answer checked.
+    Acme(acme::AcmeArgs),
     /// Download a CRL repeatedly.
     Crl {
         #[arg(long)]
@@ -190,6 +197,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
+        Cmd::Acme(a) => acme::run(a).await,
         Cmd::Issue {
             url,
             target,
