@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -49,7 +49,7 @@ enum Answer {
 pub(crate) async fn post(State(r): State<Responder>, body: Body) -> Response {
     // One byte over the limit is enough to know the request is too long.
     let answer = match axum::body::to_bytes(body, MAX_OCSP_REQUEST_LEN + 1).await {
-        Ok(der) => r.answer(&der).await,
+        Ok(der) => r.answer(&der, None).await,
         Err(_) => Answer::Error(OcspErrorStatus::MalformedRequest),
     };
     match answer {
@@ -64,29 +64,30 @@ pub(crate) async fn post(State(r): State<Responder>, body: Body) -> Response {
 /// extractor.
 /// The router's fallback: `GET` (or `HEAD`) `/ocsp/{request}` goes to [`get`]; anything
 /// else is 404, or 405 for another method on `/ocsp/…`.
-pub(crate) async fn get_or_not_found(
-    State(r): State<Responder>,
-    method: axum::http::Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+pub(crate) async fn get_or_not_found(State(r): State<Responder>, req: Request) -> Response {
+    let (method, uri, headers) = (req.method(), req.uri(), req.headers());
     if !uri.path().starts_with("/ocsp/") || uri.path() == "/ocsp/" {
         return StatusCode::NOT_FOUND.into_response();
     }
-    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+    if method != Method::GET && method != Method::HEAD {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, HeaderValue::from_static("GET,HEAD"))],
         )
             .into_response();
     }
-    get(State(r), uri, headers).await
+    get(&r, uri, headers).await
 }
 
-pub(crate) async fn get(State(r): State<Responder>, uri: Uri, headers: HeaderMap) -> Response {
-    let der = uri.path().strip_prefix("/ocsp/").and_then(decode_get_path);
+async fn get(r: &Responder, uri: &Uri, headers: &HeaderMap) -> Response {
+    let path = uri.path();
+    let now = OffsetDateTime::now_utc();
+    if let Some(signed) = r.inner.cache.by_path(path, whole_seconds(now)) {
+        return cached_answer(&signed, now, headers);
+    }
+    let der = path.strip_prefix("/ocsp/").and_then(decode_get_path);
     let answer = match der {
-        Some(der) => r.answer(&der).await,
+        Some(der) => r.answer(&der, Some(path)).await,
         None => Answer::Error(OcspErrorStatus::MalformedRequest),
     };
     match answer {
@@ -98,23 +99,79 @@ pub(crate) async fn get(State(r): State<Responder>, uri: Uri, headers: HeaderMap
         Answer::Signed {
             signed,
             cacheable: true,
-        } => {
-            let now = OffsetDateTime::now_utc();
-            let mut h = HeaderMap::new();
-            let max_age = seconds_until(now, signed.refresh_at);
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_str(&format!("max-age={max_age}, public, no-transform"))
-                    .unwrap_or_else(|_| HeaderValue::from_static("no-store")),
-            );
-            for (name, value) in &signed.fixed_headers {
-                h.insert(name, value.clone());
-            }
-            if not_modified(&headers, &signed.etag) {
-                return (StatusCode::NOT_MODIFIED, h).into_response();
-            }
-            ocsp_body(signed.body.clone(), h)
+        } => cached_answer(&signed, OffsetDateTime::now_utc(), headers),
+    }
+}
+
+/// A nonce-less GET answered with `signed` at `now` (RFC 5019 section 6): 200 with the body,
+/// or 304 when `If-None-Match` names its ETag; either with the caching headers. The one place
+/// such an answer is made, for the router and for [`Responder::cached_get`] alike; built in
+/// place, as it is most of what the responder does.
+fn cached_answer(signed: &Signed, now: OffsetDateTime, request_headers: &HeaderMap) -> Response {
+    let fresh = not_modified(request_headers, &signed.etag);
+    let mut response = if fresh {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(Body::from(signed.body.clone()))
+    };
+    let h = response.headers_mut();
+    if !fresh {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(OCSP_RESPONSE),
+        );
+    }
+    let max_age = seconds_until(now, signed.refresh_at);
+    h.insert(header::CACHE_CONTROL, cache_control(max_age));
+    for (name, value) in &signed.fixed_headers {
+        h.insert(name, value.clone());
+    }
+    response
+}
+
+/// `max-age=N, public, no-transform`, written without the formatting machinery.
+fn cache_control(max_age: i64) -> HeaderValue {
+    const HEAD: &[u8] = b"max-age=";
+    const TAIL: &[u8] = b", public, no-transform";
+    let mut digits = [0u8; 20];
+    let mut n = max_age.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
         }
+    }
+    let mut text = [0u8; HEAD.len() + 20 + TAIL.len()];
+    let mut len = 0;
+    for part in [HEAD, &digits[at..], TAIL] {
+        text[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    // ASCII digits and letters only.
+    HeaderValue::from_bytes(&text[..len]).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+}
+
+impl Responder {
+    /// A `GET /ocsp/{request}` answered at once from the cache, if its path (exactly as
+    /// received) was answered before and that answer is still cached: no decoding, no
+    /// parsing, no routing. `None` for anything else (another method or path, a request not
+    /// seen, an answer dropped by a revocation or due for re-signing), which [`app`]
+    /// answers as usual. A server may call this before its router; the answer is the one
+    /// the router would give.
+    ///
+    /// [`app`]: crate::app
+    pub fn cached_get(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+        if method != Method::GET {
+            return None;
+        }
+        let now = OffsetDateTime::now_utc();
+        let signed = self.inner.cache.by_path(uri.path(), whole_seconds(now))?;
+        Some(cached_answer(&signed, now, headers))
     }
 }
 
@@ -167,7 +224,9 @@ fn error(status: OcspErrorStatus) -> Response {
 }
 
 impl Responder {
-    async fn answer(&self, der: &[u8]) -> Answer {
+    /// The answer to the DER request `der`. `get_path`: the path of the GET it came in, to be
+    /// remembered with a cacheable answer (see [`Responder::cached_get`]).
+    async fn answer(&self, der: &[u8], get_path: Option<&str>) -> Answer {
         let req = match self.inner.parsed.parse(der) {
             Ok(req) => req,
             Err(e) => {
@@ -191,6 +250,9 @@ impl Responder {
         if let Some(id) = single
             && let Some(signed) = self.inner.cache.get(id.serial(), id.der(), now)
         {
+            if let Some(path) = get_path {
+                self.inner.cache.remember_path(path, id.serial(), &signed);
+            }
             return Answer::Signed { signed, cacheable };
         }
 
@@ -244,6 +306,10 @@ impl Responder {
             self.inner
                 .cache
                 .insert(id.serial().clone(), signed.clone(), epoch);
+            if let Some(path) = get_path {
+                // Only if it was cached: not when a revocation came in since `epoch`.
+                self.inner.cache.remember_path(path, id.serial(), &signed);
+            }
         }
         Answer::Signed { signed, cacheable }
     }
@@ -365,6 +431,16 @@ mod tests {
             other[last - 1] = u8::try_from((i / 256) % 256).expect("byte");
             memo.parse(&other).expect("parses");
             assert!(len() <= ParsedRequests::CAPACITY);
+        }
+    }
+
+    #[test]
+    fn cache_control_is_written_as_format_would() {
+        for n in [0_i64, 1, 9, 10, 7199, 14_400, i64::MAX] {
+            assert_eq!(
+                cache_control(n).to_str().expect("ascii"),
+                format!("max-age={n}, public, no-transform")
+            );
         }
     }
 

@@ -405,8 +405,9 @@ pub struct ResponderSection {
     /// nextUpdate − thisUpdate of each CRL.
     #[serde(default = "default_crl_validity")]
     pub crl_validity: Lifetime,
-    /// Threads of the responder's own runtime in `signet serve` (OCSP and CRL requests are
-    /// served apart from the API's, so issuance load does not delay them).
+    /// Threads serving OCSP and CRL requests, in `signet serve` (apart from the API's
+    /// runtime, so issuance load does not delay them) and in `signet responder`; each
+    /// connection is served wholly on one of them.
     #[serde(default = "default_responder_threads")]
     pub threads: usize,
 }
@@ -1075,9 +1076,10 @@ signer_lifetime = "24h"
 crl_interval = "1h"
 # nextUpdate - thisUpdate of each CRL.
 crl_validity = "24h"
-# Threads serving OCSP and CRL requests in `signet serve`, apart from the API's. One thread
-# answers about 120,000 cached OCSP GETs/s on 2 shared cores (BENCHMARKS.md); more help on
-# larger machines or when many requests carry a nonce.
+# Threads serving OCSP and CRL requests (in `signet serve` apart from the API's, and in
+# `signet responder`), each connection wholly on one of them. One thread answers about as
+# many cached OCSP GETs as one nginx worker serving the same bytes (BENCHMARKS.md); more
+# help on larger machines or when many requests carry a nonce.
 # threads = 1
 
 # Retention: certificates whose notAfter lies more than expired_after back leave the hot

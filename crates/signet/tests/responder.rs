@@ -401,6 +401,63 @@ fn openssl_sees_good_then_revoked_over_ocsp_and_crl() {
     );
 }
 
+/// `[responder] threads = 2`: two responder threads, which take the accepted connections in
+/// turn, so consecutive connections are answered by different threads. Every answer by GET
+/// is byte-identical and verified by openssl; after a revocation, the next connections (on
+/// both threads) say revoked, as does the path answered before from the cache.
+#[test]
+fn two_responder_threads_answer_alike_and_both_see_a_revocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ocsp_port = free_port();
+    let data = init_dir(tmp.path(), ocsp_port, &[]);
+    let config = data.join("signet.toml");
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.contains("\n# threads = 1\n"), "{toml}");
+    std::fs::write(
+        &config,
+        toml.replace("\n# threads = 1\n", "\nthreads = 2\n"),
+    )
+    .unwrap();
+    let mut serve = Server::spawn_with(
+        tmp.path(),
+        &[],
+        &["serve", "--dir", p(&data), "--listen", "127.0.0.1:0"],
+    );
+    serve.ready_blocking();
+    let api = serve.base();
+    wait_ready(&mut serve, ocsp_port, "/readyz");
+    let threads = std::fs::read_dir(format!("/proc/{}/task", serve.pid()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        // The kernel keeps 15 bytes of a thread's name.
+        .filter(|name| name.trim() == "signet-responde")
+        .count();
+    assert_eq!(threads, 2, "responder threads");
+    let client = tmp.path().join("client");
+    std::fs::create_dir(&client).unwrap();
+    let cert = issue(&data, &api, &client, "two.internal");
+
+    // Each GET is a connection of its own (Connection: close): four cover both threads.
+    let mut first = None;
+    for _ in 0..4 {
+        let (verdict, headers) = ocsp_get(&cert, ocsp_port, &client);
+        assert_good(&verdict, &cert.leaf);
+        assert!(headers.contains("cache-control: max-age="), "{headers}");
+        let body = std::fs::read(client.join("get-resp.der")).unwrap();
+        assert_eq!(
+            first.get_or_insert_with(|| body.clone()),
+            &body,
+            "same answer"
+        );
+    }
+    revoke(&data, &api, &cert.serial);
+    for _ in 0..4 {
+        assert_revoked(&ocsp_get(&cert, ocsp_port, &client).0, &cert.leaf);
+    }
+    let status = serve.terminate_blocking();
+    assert!(status.success(), "{status}:\n{}", serve.log());
+}
+
 #[tokio::test]
 async fn a_standalone_responder_on_postgresql_sees_revocations_within_a_second() {
     let db = TestDb::postgres().await;

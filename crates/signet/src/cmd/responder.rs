@@ -186,6 +186,9 @@ impl Loaded {
         if self.section.ocsp_validity != new.section.ocsp_validity {
             out.push("[responder] ocsp_validity".to_string());
         }
+        if self.section.threads != new.section.threads {
+            out.push("[responder] threads".to_string());
+        }
         let limits = |l: &Loaded| l.cfg.as_ref().map(|c| c.server.limits.clone());
         if limits(self) != limits(new) {
             out.push("[server.limits]".to_string());
@@ -367,23 +370,31 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         issuer_key_id = key_id,
         "signet responder is listening over HTTP; waiting for a signing certificate from signet serve"
     );
-    let shutdown = crate::serve::shutdown_signal()?;
+    let shutdown = crate::serve::shutdown_broadcast(crate::serve::shutdown_signal()?);
     if let Some(path) = &args.ready_file {
         crate::serve::write_ready_file(
             path,
             &serde_json::json!({ "responder": bound.to_string() }),
         )?;
     }
+    let threads = loaded.section.threads;
     let reports = tokio::spawn(reload_on_sighup(hangup, args, loaded, responder.clone()));
-    listener::serve(
+    // Served on its own threads, as inside `signet serve`; this runtime keeps the database
+    // pool, the signer and the watch on revocations.
+    let serving = super::serve::spawn_responder_runtime(
         socket,
-        signet_responder::app(responder),
-        None,
+        signet_responder::app(responder.clone()),
+        Some(super::serve::responder_shortcut(&responder)),
         limits,
-        listener::Refusals::PlainText,
         shutdown,
-    )
-    .await;
+        threads,
+    )?;
+    if !matches!(
+        tokio::task::spawn_blocking(move || serving.join()).await,
+        Ok(Ok(()))
+    ) {
+        tracing::warn!("the responder's threads ended abnormally");
+    }
     background.adopt(&reports);
     background.stop(&store).await;
     if separate_signer_store {

@@ -509,6 +509,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api = listener::serve(
         socket,
         router,
+        None,
+        Vec::new(),
         acceptor,
         limits,
         listener::Refusals::Problem,
@@ -518,6 +520,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(socket) => Some(spawn_responder_runtime(
             socket,
             signet_responder::app(responder.clone()),
+            Some(responder_shortcut(&responder)),
             limits,
             shutdown.clone(),
             rcfg.threads,
@@ -555,15 +558,18 @@ fn create_data_dir(dir: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Serves the responder on its own runtime and threads: OCSP and CRL answers then never wait
-/// behind the API's work (signature checks and signing under an issuance burst), and a
-/// cached answer is read, written and completed on one thread without cross-thread
-/// wake-ups, which is what lets one thread keep up with nginx serving the same bytes from a
-/// file (BENCHMARKS.md). Its database queries use the store's pool, whose connections stay
+/// Serves the responder on its own threads, apart from the API's runtime: OCSP and CRL
+/// answers then never wait behind the API's work (signature checks and signing under an
+/// issuance burst). Each of the `threads` threads runs its own single-thread runtime; the
+/// first also accepts, and hands the connections to the threads in turn, each connection
+/// served wholly on one thread (read, answered and written with no cross-thread wake-ups,
+/// as in each of nginx's worker processes), so a second thread adds throughput
+/// (BENCHMARKS.md). Its database queries use the store's pool, whose connections stay
 /// driven by the main runtime.
-fn spawn_responder_runtime(
+pub(crate) fn spawn_responder_runtime(
     socket: TcpListener,
     app: axum::Router,
+    shortcut: Option<listener::Shortcut>,
     limits: listener::Limits,
     shutdown: crate::serve::Shutdown,
     threads: usize,
@@ -573,32 +579,62 @@ fn spawn_responder_runtime(
     let socket = socket
         .into_std()
         .context("moving the responder's socket to its runtime")?;
-    let runtime = if threads <= 1 {
+    let runtime = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("signet-responder")
-            .enable_all()
-            .build()
+            .context("starting the responder's runtime")
+    };
+    // The other threads serve until the accepting thread has drained its connections (the
+    // sender is dropped then).
+    let (done, done_rx) = tokio::sync::watch::channel(());
+    let mut workers = Vec::new();
+    let mut others = Vec::new();
+    for _ in 1..threads.max(1) {
+        let rt = runtime()?;
+        workers.push(rt.handle().clone());
+        let mut done_rx = done_rx.clone();
+        others.push(
+            std::thread::Builder::new()
+                .name("signet-responder".into())
+                .spawn(move || rt.block_on(async move { while done_rx.changed().await.is_ok() {} }))
+                .context("starting the responder's threads")?,
+        );
     }
-    .context("starting the responder's runtime")?;
+    let rt = runtime()?;
+    if !workers.is_empty() {
+        workers.push(rt.handle().clone());
+    }
     std::thread::Builder::new()
         .name("signet-responder".into())
         .spawn(move || {
-            runtime.block_on(async move {
+            rt.block_on(async move {
                 match TcpListener::from_std(socket) {
                     Ok(socket) => {
                         let plain = listener::Refusals::PlainText;
-                        listener::serve(socket, app, None, limits, plain, shutdown.wait()).await;
+                        let stop = shutdown.wait();
+                        listener::serve(socket, app, shortcut, workers, None, limits, plain, stop)
+                            .await;
                     }
                     Err(e) => tracing::error!(error = %e, "the responder cannot listen"),
                 }
             });
+            drop(done);
+            for other in others {
+                if other.join().is_err() {
+                    tracing::warn!("a responder thread ended abnormally");
+                }
+            }
         })
         .context("starting the responder's thread")
+}
+
+/// The shortcut that answers the responder's cached GETs before its router.
+pub(crate) fn responder_shortcut(responder: &signet_responder::Responder) -> listener::Shortcut {
+    let responder = responder.clone();
+    std::sync::Arc::new(move |req: &hyper::Request<hyper::body::Incoming>| {
+        responder.cached_get(req.method(), req.uri(), req.headers())
+    })
 }
 
 /// Connections waiting to be accepted, per listener (as tokio's `TcpListener::bind`).

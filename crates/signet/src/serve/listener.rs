@@ -73,6 +73,11 @@ impl From<&crate::config::LimitsSection> for Limits {
     }
 }
 
+/// Answers some requests before the router, or `None` to route them: the OCSP responder's
+/// cached GETs ([`signet_responder::Responder::cached_get`]), which then cost no routing.
+/// Called after the `Host` check, before anything is added to the request.
+pub type Shortcut = Arc<dyn Fn(&hyper::Request<Incoming>) -> Option<Response> + Send + Sync>;
+
 /// How a listener words the requests it refuses itself, before they reach its router.
 #[derive(Clone, Copy, Debug)]
 pub enum Refusals {
@@ -134,10 +139,16 @@ fn check_host<B>(req: &hyper::Request<B>) -> Result<(), &'static str> {
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves, then drain. `tls: None` serves
-/// plain HTTP. `refusals` says how to word what the listener refuses before routing.
+/// plain HTTP. `refusals` says how to word what the listener refuses before routing;
+/// `shortcut` answers what it can before the router. `workers`: the runtimes that serve
+/// the accepted connections, in turn, each connection wholly on one of them (its socket
+/// moved to that runtime's reactor, so its reads, writes and wake-ups stay on that thread);
+/// empty, the current runtime serves them all.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    shortcut: Option<Shortcut>,
+    workers: Vec<tokio::runtime::Handle>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     refusals: Refusals,
@@ -163,6 +174,7 @@ pub async fn serve(
     // Tells connections still in their TLS handshake to give up.
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -187,14 +199,34 @@ pub async fn serve(
         let conn = Connection {
             peer,
             router: router.clone(),
+            shortcut: shortcut.clone(),
             refusals,
             http: http.clone(),
             watcher: graceful.watcher(),
             stop: stop_rx.clone(),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
-            conn.run(stream, tls, limits.handshake_timeout).await;
+        let Some(worker) = workers.get(turn % workers.len().max(1)) else {
+            tokio::spawn(async move {
+                conn.run(stream, tls, limits.handshake_timeout).await;
+                drop(permit);
+            });
+            continue;
+        };
+        turn = turn.wrapping_add(1);
+        // Registered again, with the worker's reactor, from a task running there.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "handing a connection over failed");
+                continue;
+            }
+        };
+        worker.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => conn.run(stream, tls, limits.handshake_timeout).await,
+                Err(e) => tracing::debug!(%peer, error = %e, "taking a connection over failed"),
+            }
             drop(permit);
         });
     }
@@ -217,6 +249,7 @@ pub async fn serve(
 struct Connection {
     peer: SocketAddr,
     router: Router,
+    shortcut: Option<Shortcut>,
     refusals: Refusals,
     http: auto::Builder<TokioExecutor>,
     watcher: Watcher,
@@ -262,15 +295,37 @@ impl Connection {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
-        let (router, refusals) = (self.router, self.refusals);
+        let (router, refusals, shortcut) = (self.router, self.refusals, self.shortcut);
+        // The first Host value found valid on this connection: a client sends the same one
+        // with every request, which then needs no parsing. (The service is cloned for each
+        // request, so this is shared rather than kept in the closure.)
+        let valid_host: Arc<std::sync::OnceLock<HeaderValue>> = Arc::default();
         let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let router = router.clone();
-            let client_cert = client_cert.clone();
-            async move {
-                if let Err(detail) = check_host(&req) {
+            let mut hosts = req.headers().get_all(header::HOST).iter();
+            let checked = match (hosts.next(), hosts.next()) {
+                (Some(host), None) if valid_host.get() == Some(host) => Ok(()),
+                (Some(host), None) => check_host(&req).inspect(|()| {
+                    let _ = valid_host.set(host.clone());
+                }),
+                _ => check_host(&req),
+            };
+            // Answered here, or routed (which needs the router and the certificate).
+            let early = match checked {
+                Err(detail) => {
                     tracing::debug!(peer = %peer, detail, "refused a request before routing");
-                    return Ok(refusals.bad_request(detail));
+                    Some(refusals.bad_request(detail))
                 }
+                Ok(()) => shortcut.as_ref().and_then(|answer| answer(&req)),
+            };
+            let routed = match early {
+                Some(answer) => Err(answer),
+                None => Ok((router.clone(), client_cert.clone())),
+            };
+            async move {
+                let (router, client_cert) = match routed {
+                    Ok(routed) => routed,
+                    Err(answer) => return Ok(answer),
+                };
                 req.extensions_mut().insert(ConnectInfo(peer));
                 if let Some(cert) = client_cert {
                     req.extensions_mut().insert(cert);
