@@ -144,6 +144,8 @@ fn check_host<B>(req: &hyper::Request<B>) -> Result<(), &'static str> {
 /// the accepted connections, in turn, each connection wholly on one of them (its socket
 /// moved to that runtime's reactor, so its reads, writes and wake-ups stay on that thread);
 /// empty, the current runtime serves them all.
+// Each argument is one independent setting of the loop; three call sites name them all.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     router: Router,
