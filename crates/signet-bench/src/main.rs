@@ -10,6 +10,8 @@
 //!   finalize, download) with the `instant-acme` client, distinct accounts and names, every
 //!   answer checked; per-step latencies (`acme.rs`).
 //! * `crl`: GET a CRL repeatedly; it must parse and list at least `--min-entries`.
+//! * `sign`: no HTTP: one CA key (a file, or a PKCS#11 token) signing in a loop on `-c`
+//!   threads, every signature verified afterwards (`sign.rs`).
 //!
 //! Everything a request needs (CSRs, tokens, OCSP requests) is made before the timed loop.
 //! Each of the `-c` clients has its own HTTP/1.1 (or `--http2`) keep-alive connection, driven
@@ -18,6 +20,7 @@
 
 mod acme;
 mod conn;
+mod sign;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,7 +66,8 @@ struct Load {
 enum Cmd {
     /// Issue certificates: Signet POST /v1/certificates, or cfssl's sign endpoint.
     Issue {
-        /// Base URL (Signet: https://127.0.0.1:8443) or, for cfssl, the full sign URL.
+        /// Base URL (Signet: https://127.0.0.1:8443; several replicas comma-separated, dealt
+        /// out to the clients in turn, with --aud) or, for cfssl, the full sign URL.
         #[arg(long)]
         url: String,
         /// signet | cfssl
@@ -137,6 +141,29 @@ enum Cmd {
         min_entries: usize,
         #[command(flatten)]
         load: Load,
+    },
+    /// Sign with one CA key in a loop, no HTTP: a key file (`--key-file`) or a PKCS#11 key
+    /// (`--pkcs11-module` and `--key`, PIN from SIGNET_PKCS11_PIN). Every signature is
+    /// verified afterwards.
+    Sign {
+        /// A PKCS#8 PEM key file (unencrypted), as `signet init` writes CA keys.
+        #[arg(long, conflicts_with_all = ["pkcs11_module", "key"])]
+        key_file: Option<PathBuf>,
+        /// The PKCS#11 module (e.g. SoftHSM2's libsofthsm2.so).
+        #[arg(long, requires = "key")]
+        pkcs11_module: Option<PathBuf>,
+        /// The key's PKCS#11 URI (RFC 7512), e.g. pkcs11:token=signet;object=issuing-ca.
+        #[arg(long, requires = "pkcs11_module")]
+        key: Option<String>,
+        /// Signing threads (and, for PKCS#11, sessions).
+        #[arg(short = 'c', long, default_value_t = 2)]
+        threads: usize,
+        /// Signatures in all.
+        #[arg(short = 'n', long, default_value_t = 100_000)]
+        signatures: usize,
+        /// Stop after this long even if signatures remain, e.g. 8s.
+        #[arg(short = 'd', long, value_parser = humantime_secs)]
+        duration: Option<Duration>,
     },
 }
 
@@ -213,12 +240,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "cfssl" => true,
                 other => bail!("--target {other}: expected signet or cfssl"),
             };
-            let base = url.trim_end_matches('/').to_string();
-            let endpoint = if cfssl {
-                base.clone()
-            } else {
-                format!("{base}/v1/certificates")
-            };
+            // Several replicas: comma-separated base URLs, dealt out to the clients in
+            // turn (client i talks to replica i mod n), all under one token audience.
+            let bases: Vec<String> = url
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .collect();
+            if bases.len() > 1 && aud.is_none() && !cfssl && token_key.is_some() {
+                bail!("several --url replicas need --aud (the [server] url they share)");
+            }
+            let base = bases[0].clone();
+            let endpoint = bases
+                .iter()
+                .map(|b| {
+                    if cfssl {
+                        b.clone()
+                    } else {
+                        format!("{b}/v1/certificates")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",");
             let signer = match (&token_key, &admin_token, cfssl) {
                 (_, _, true) => Bearer::None,
                 (_, Some(path), false) => Bearer::Admin(Arc::from(
@@ -338,6 +380,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             combined,
             load,
         } => store_load(&db, no_token, combined, &load).await,
+        Cmd::Sign {
+            key_file,
+            pkcs11_module,
+            key,
+            threads,
+            signatures,
+            duration,
+        } => {
+            let source = match (key_file, pkcs11_module, key) {
+                (Some(path), None, None) => sign::KeySource::File(path),
+                (None, Some(module), Some(uri)) => sign::KeySource::Pkcs11 { module, uri },
+                _ => bail!("give --key-file, or --pkcs11-module with --key"),
+            };
+            tokio::task::block_in_place(|| sign::run(&source, threads, signatures, duration))
+        }
         Cmd::Crl {
             url,
             min_entries,
@@ -562,28 +619,32 @@ async fn drive(
     for (i, p) in prepared.into_iter().enumerate() {
         per[i % c].push(p);
     }
-    let target = spec.target(url)?;
-    let url: Arc<str> = Arc::from(url);
+    // `url` may list several replicas, comma-separated: client i talks to replica i mod n.
+    let replicas = url
+        .split(',')
+        .map(|u| Ok((spec.target(u)?, Arc::<str>::from(u))))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // Warm-up: open every connection and send a few untimed requests.
     let mut warm = tokio::task::JoinSet::new();
-    for reqs in per.iter_mut() {
+    for (i, reqs) in per.iter_mut().enumerate() {
         let take = load.warmup.min(reqs.len());
         let warmups: Vec<Prepared> = reqs.drain(..take).collect();
-        let mut client = conn::Conn::new(Arc::clone(&target));
-        let url = Arc::clone(&url);
+        let (target, url) = &replicas[i % replicas.len()];
+        let mut client = conn::Conn::new(Arc::clone(target));
+        let url = Arc::clone(url);
         warm.spawn(async move {
             let mut r = WorkerResult::default();
             for p in warmups {
                 one(&mut client, &url, &p, &mut r).await;
             }
-            (client, r)
+            (i, client, url, r)
         });
     }
     let mut warm_errors = 0;
     let mut clients = Vec::with_capacity(c);
     while let Some(done) = warm.join_next().await {
-        let (client, r) = done?;
-        clients.push(client);
+        let (i, client, url, r) = done?;
+        clients.push((i, client, url));
         warm_errors += r.errors;
         for e in r.first_errors.iter().take(3) {
             eprintln!("warm-up error: {e}");
@@ -596,8 +657,8 @@ async fn drive(
     let deadline = load.duration.map(|d| Instant::now() + d);
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
-    for (mut client, reqs) in clients.into_iter().zip(per) {
-        let url = Arc::clone(&url);
+    clients.sort_by_key(|(i, _, _)| *i);
+    for ((_, mut client, url), reqs) in clients.into_iter().zip(per) {
         set.spawn(async move {
             let mut r = WorkerResult {
                 latencies_us: Vec::with_capacity(reqs.len()),

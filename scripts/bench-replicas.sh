@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Issue 18's issuance benchmark: one `signet serve` against two replicas of it on one
+# PostgreSQL database, alternating (A B A B), with the CPU each certificate cost
+# (BENCHMARKS.md, "Replicas"). Not part of the test suite.
+#
+#   scripts/bench-replicas.sh BUILD_DIR PG_SOCKET_DIR [PAIRS]
+#
+# BUILD_DIR holds a release `signet` and `signet-bench`; PG_SOCKET_DIR is the unix socket
+# directory of a PostgreSQL server whose user `signet` may create databases. One CA is made
+# (`signet init`), with `[server] url = "https://127.0.0.1:18443"` (the tokens' audience,
+# shared by every replica) and the provisioner's rate limits raised to 1,000,000 (they stay
+# on, so every request still takes a token from its shared bucket row). Each run: a fresh
+# database; replica 1 on 127.0.0.1:18443 (with the responder on :18080), and for the
+# two-replica runs replica 2 on :18444 (no responder); then `signet-bench issue -c 64 -n N`
+# with every answer checked (201 and a certificate for the CSR's key), its clients dealt
+# round-robin to the replicas. CPU: utime+stime of every signet and postgres process, from
+# /proc, before and after the load, divided by the certificates issued.
+set -euo pipefail
+BIN=$1 SOCK=$2 PAIRS=${3:-3} N=${N:-20000}
+S=$BIN/signet B=$BIN/signet-bench
+W=$(mktemp -d /tmp/signet-bench-replicas.XXXXXX)
+URL="postgres:///rep?host=$SOCK&user=signet"
+cd "$W"
+"$S" init --dir data >/dev/null
+"$S" provisioner add token --dir data --name default >/dev/null
+python3 - data/signet.toml <<'PY'
+import sys, re
+p = sys.argv[1]; s = open(p).read()
+key = 'public_key_file = "provisioners/default.pub"\n'
+assert key in s, "no default provisioner in signet.toml"
+s = s.replace(key, key + 'rate_limit_per_second = 1000000\nrate_limit_burst = 1000000\n', 1)
+if re.search(r'^\[server\]$', s, re.M):
+    s = re.sub(r'^\[server\]$', '[server]\nurl = "https://127.0.0.1:18443"', s, count=1, flags=re.M)
+else:
+    s += '\n[server]\nurl = "https://127.0.0.1:18443"\n'
+open(p, 'w').write(s)
+PY
+ticks() { # utime+stime (clock ticks) of every signet serve and postgres process
+  local t=0 pid f
+  for pid in $(pgrep -f "$S serve" || true) $(pgrep -x postgres || true); do
+    f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    f=${f##*) }; set -- $f; t=$((t + ${12} + ${13}))
+  done
+  echo "$t"
+}
+start() { # start replica N on PORT [responder]
+  local port=$1 resp=$2 tag=$3
+  rm -f "ready-$tag"
+  SIGNET_DATABASE_URL=$URL setsid "$S" serve --dir data --listen "127.0.0.1:$port" \
+    --responder-listen "$resp" --ready-file "ready-$tag" >"serve-$tag.log" 2>&1 &
+  for _ in $(seq 150); do [ -s "ready-$tag" ] && break; sleep 0.2; done
+  [ -s "ready-$tag" ] || { cat "serve-$tag.log"; exit 1; }
+}
+run() {
+  local replicas=$1 n=$2 urls=https://127.0.0.1:18443
+  psql -q -h "$SOCK" -U signet -d postgres -c 'drop database if exists rep' -c 'create database rep' 2>/dev/null
+  start 18443 127.0.0.1:18080 one
+  if [ "$replicas" = 2 ]; then start 18444 off two; urls="$urls,https://127.0.0.1:18444"; fi
+  local t0; t0=$(ticks)
+  local out; out=$("$B" issue --url "$urls" --aud https://127.0.0.1:18443 \
+    --token-key data/provisioners/default.key --cacert data/root_ca.crt -c 64 -n "$N" | tail -1)
+  local t1; t1=$(ticks)
+  local hz; hz=$(getconf CLK_TCK)
+  echo "$replicas replica(s) run$n: $out | CPU $(python3 -c "print(f'{($t1-$t0)/$hz*1e6/$N:.0f}')") us/cert (signet+postgres)"
+  pkill -f "$S serve --dir data" || true; sleep 1
+}
+for n in $(seq "$PAIRS"); do run 1 "$n"; run 2 "$n"; done
+rm -rf "$W"
