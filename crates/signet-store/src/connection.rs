@@ -73,6 +73,9 @@ pub struct Store {
     /// Unix second before which [`Store::take_rate_token`] does not purge full
     /// buckets again; shared by clones.
     pub(crate) next_bucket_purge: Arc<AtomicI64>,
+    /// This process's leases on shared rate-limit buckets (`rate_limit.rs`); shared by
+    /// clones.
+    pub(crate) leases: Arc<crate::rate_limit::Leases>,
     /// On PostgreSQL, the URL [`Store::change_listener`] and [`Store::leadership`] open
     /// their own connections with.
     pub(crate) listen_url: Option<Redacted>,
@@ -206,6 +209,7 @@ impl Store {
             backend,
             next_token_purge: Arc::new(AtomicI64::new(0)),
             next_bucket_purge: Arc::new(AtomicI64::new(0)),
+            leases: Arc::default(),
             listen_url,
         })
     }

@@ -19,11 +19,20 @@
 //! zero), so over any interval of `t` seconds at most `burst + per_second × t` requests are
 //! granted, whatever the number of processes.
 //!
+//! A process does not go to the database for every request: it takes a lease of several
+//! tokens at once when the limit is large (a twentieth of a second's worth, at most a
+//! quarter of the burst; see `lease_size`), spends them locally, and drops what it has not
+//! spent when the time they stand for is over. Every token granted was taken from the
+//! shared bucket first, so the bound above holds as it is; limits under 40 a second take
+//! one token at a time.
+//!
 //! Rows whose bucket would be full again (`full_at_ms` in the past) mean the same as no
 //! row, and are deleted now and then.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -40,6 +49,66 @@ const TOKEN: i64 = 1000;
 
 /// The longest refill counted at once (a day), so that `elapsed × rate` cannot overflow.
 const MAX_REFILL_MS: i64 = 86_400_000;
+
+/// How many tokens one replica takes from a shared bucket at once (its lease): a
+/// twentieth of a second's worth, at most a quarter of the burst, at least one. A
+/// provisioner allowed 1,000 a second then costs the database one statement per 50
+/// requests instead of one per request; small limits (under 40 a second) keep taking one
+/// token at a time, so they are shared exactly.
+fn lease_size(per_second: u32, burst: u32) -> u64 {
+    u64::from((per_second / 20).min(burst.max(per_second) / 4).max(1))
+}
+
+/// How long a lease's unspent tokens may be spent: the time they stand for (`size` at
+/// `per_second`), at least 10 ms. Tokens left after it are dropped, never spent late, so a
+/// replica cannot add an old lease to a burst the bucket grants again later.
+fn lease_lifetime(size: u64, per_second: u32) -> Duration {
+    Duration::from_secs_f64(size as f64 / f64::from(per_second.max(1)))
+        .max(Duration::from_millis(10))
+}
+
+/// This process's leases on shared buckets ([`lease_size`]), by bucket name; shared by a
+/// [`Store`]'s clones. A lease's lock is held while it is refilled from the database, so
+/// concurrent requests of one process refill it once, not once each.
+#[derive(Debug, Default)]
+pub(crate) struct Leases {
+    by_bucket: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Lease>>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Lease {
+    tokens: u64,
+    until: Instant,
+}
+
+/// Buckets tracked before the expired leases are forgotten.
+const MAX_LEASES: usize = 10_000;
+
+impl Leases {
+    fn get(&self, bucket: &str) -> Arc<tokio::sync::Mutex<Lease>> {
+        let mut map = self
+            .by_bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lease) = map.get(bucket) {
+            return Arc::clone(lease);
+        }
+        if map.len() >= MAX_LEASES {
+            let now = Instant::now();
+            map.retain(|_, lease| {
+                lease
+                    .try_lock()
+                    .map_or(true, |l| l.tokens > 0 && now < l.until)
+            });
+        }
+        let lease = Arc::new(tokio::sync::Mutex::new(Lease {
+            tokens: 0,
+            until: Instant::now(),
+        }));
+        map.insert(bucket.to_owned(), Arc::clone(&lease));
+        lease
+    }
+}
 
 /// What [`Store::take_rate_token`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,19 +237,61 @@ impl Store {
         }
         let rate = i64::from(per_second);
         let burst_milli = i64::from(burst.max(per_second)) * TOKEN;
+        let refused = RateDecision::Refused {
+            // The bucket held less than one token, so one is there after at most
+            // 1000 / rate milliseconds.
+            retry_after: Duration::from_millis(
+                u64::try_from((TOKEN + rate - 1) / rate).unwrap_or(1000),
+            ),
+        };
+        let size = lease_size(per_second, burst);
+        let lease = self.leases.get(bucket);
+        let mut lease = lease.lock().await;
+        if lease.tokens > 0 && Instant::now() < lease.until {
+            lease.tokens -= 1;
+            return Ok(RateDecision::Granted);
+        }
+        lease.tokens = 0;
+        let mut taken = 0;
+        if size > 1
+            && self
+                .take_from_bucket(bucket, burst_milli, rate, size)
+                .await?
+        {
+            taken = size;
+        } else if self.take_from_bucket(bucket, burst_milli, rate, 1).await? {
+            taken = 1;
+        }
+        self.maybe_purge_buckets().await;
+        if taken == 0 {
+            return Ok(refused);
+        }
+        lease.tokens = taken - 1;
+        lease.until = Instant::now() + lease_lifetime(size, per_second);
+        Ok(RateDecision::Granted)
+    }
+
+    /// Takes `tokens` whole tokens from the shared bucket in one statement, or none.
+    async fn take_from_bucket(
+        &self,
+        bucket: &str,
+        burst_milli: i64,
+        rate: i64,
+        tokens: u64,
+    ) -> Result<bool, StoreError> {
         let take = sqlx::query_as(take_sql(self.backend))
             .bind(bucket)
             .bind(burst_milli)
             .bind(rate)
             .bind(MAX_REFILL_MS)
-            .bind(TOKEN);
+            .bind(i64::try_from(tokens).unwrap_or(i64::MAX / TOKEN) * TOKEN);
         let granted: Option<(i64,)> = match self.backend {
             // Every request of a provisioner updates its one bucket row, and the row stays
             // locked until the commit: a synchronous commit would make all replicas queue
-            // on that row for one WAL flush each (a disk's fdatasync, 0.1 to 0.6 ms here),
-            // capping issuance at one flush per request. A bucket needs no durability (a
-            // crash loses at most the last instants of spending, which only grants a few
-            // tokens more), so its commit does not wait for the flush.
+            // on that row for one WAL flush each (a disk's fdatasync, 0.1 to 0.6 ms here).
+            // A bucket needs no durability (a crash loses at most the last instants of
+            // spending, which only grants a few tokens more), so its commit does not wait
+            // for the flush.
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SET LOCAL synchronous_commit TO OFF")
@@ -192,17 +303,7 @@ impl Store {
             }
             Backend::Sqlite => take.fetch_optional(&self.pool).await?,
         };
-        self.maybe_purge_buckets().await;
-        Ok(match granted {
-            Some(_) => RateDecision::Granted,
-            // The bucket held less than one token, so one is there after at most
-            // 1000 / rate milliseconds.
-            None => RateDecision::Refused {
-                retry_after: Duration::from_millis(
-                    u64::try_from((TOKEN + rate - 1) / rate).unwrap_or(1000),
-                ),
-            },
-        })
+        Ok(granted.is_some())
     }
 
     /// Deletes the rows of buckets that are full again (the same as no row), returning how

@@ -93,8 +93,10 @@ async fn full_buckets_are_purged() {
             store.take_rate_token("p/slow", 1, 10).await.unwrap(),
             RateDecision::Granted
         );
-        // "p/quick" is full again after 1 ms; "p/slow" and "p/warm-up" only after 1 s.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // "p/quick" is full again after 50 ms (its take was a lease of 50 tokens, a
+        // twentieth of a second's worth, which this store drops unspent after those 50 ms);
+        // "p/slow" and "p/warm-up" only after 1 s.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert_eq!(
             store.purge_full_rate_buckets().await.unwrap(),
             1,
@@ -170,6 +172,55 @@ async fn several_stores_share_one_budget() {
     assert!(refused > 0, "the bucket was never empty");
     assert!(
         granted >= 0.8 * (f64::from(burst.max(rate)) + f64::from(rate) * 2.0),
+        "granted {granted}: far below the budget {bound:.1}"
+    );
+}
+
+#[tokio::test]
+async fn large_limits_are_taken_in_leases_and_still_shared() {
+    let db = TestDb::postgres().await;
+    let first = store(&db).await;
+    let mut stores = vec![first];
+    for _ in 0..2 {
+        stores.push(Store::connect(db.url()).await.unwrap());
+    }
+    // 800 a second: each store takes leases of 40 tokens (a twentieth of a second's worth).
+    let (rate, burst) = (800u32, 400u32);
+    let granted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let run = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for store in &stores {
+        for _ in 0..4 {
+            let (store, granted, refused) = (store.clone(), granted.clone(), refused.clone());
+            tasks.push(tokio::spawn(async move {
+                while start.elapsed() < run {
+                    match store
+                        .take_rate_token("p/leased", rate, burst)
+                        .await
+                        .unwrap()
+                    {
+                        RateDecision::Granted => granted.fetch_add(1, Ordering::Relaxed),
+                        RateDecision::Refused { .. } => refused.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let granted = granted.load(Ordering::Relaxed) as f64;
+    let refused = refused.load(Ordering::Relaxed);
+    let bound = f64::from(burst.max(rate)) + f64::from(rate) * elapsed;
+    eprintln!("granted {granted}, refused {refused}, in {elapsed:.2} s, bound {bound:.1}");
+    // Every token granted was taken from the shared bucket first: the same bound.
+    assert!(granted <= bound, "granted {granted} > bound {bound:.1}");
+    assert!(refused > 0, "the bucket was never empty");
+    assert!(
+        granted >= 0.5 * (f64::from(burst.max(rate)) + f64::from(rate) * 2.0),
         "granted {granted}: far below the budget {bound:.1}"
     );
 }
