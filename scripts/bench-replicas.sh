@@ -9,8 +9,8 @@
 # directory of a PostgreSQL server whose user `signet` may create databases. One CA is made
 # (`signet init`), with `[server] url = "https://127.0.0.1:18443"` (the tokens' audience,
 # shared by every replica) and the provisioner's rate limits raised to 1,000,000 (they stay
-# on, so every request still takes a token from its shared bucket row). Each run: a fresh
-# database; replica 1 on 127.0.0.1:18443 (with the responder on :18080), and for the
+# on, so every request still takes tokens from its shared bucket row), on one database kept
+# across runs. Each run: replica 1 on 127.0.0.1:18443 (with the responder on :18080), and for the
 # two-replica runs replica 2 on :18444 (no responder); then `signet-bench issue -c 64 -n N`
 # with every answer checked (201 and a certificate for the CSR's key), its clients dealt
 # round-robin to the replicas. CPU: utime+stime of every signet and postgres process, from
@@ -21,7 +21,10 @@ S=$BIN/signet B=$BIN/signet-bench
 W=$(mktemp -d /tmp/signet-bench-replicas.XXXXXX)
 URL="postgres:///rep?host=$SOCK&user=signet"
 cd "$W"
-"$S" init --dir data >/dev/null
+# The database is made before `init` (which records the CA's first CRLs in it) and kept
+# across runs: a CA with history refuses an empty one.
+psql -q -h "$SOCK" -U signet -d postgres -c 'drop database if exists rep' -c 'create database rep' 2>/dev/null
+SIGNET_DATABASE_URL=$URL "$S" init --dir data >/dev/null
 "$S" provisioner add token --dir data --name default >/dev/null
 python3 - data/signet.toml <<'PY'
 import sys, re
@@ -35,6 +38,9 @@ else:
     s += '\n[server]\nurl = "https://127.0.0.1:18443"\n'
 open(p, 'w').write(s)
 PY
+# Each replica has a data directory of its own (a copy: the same CA, keys and settings), as
+# separate machines would; one directory cannot be served twice.
+cp -a data data2
 ticks() { # utime+stime (clock ticks) of every signet serve and postgres process
   local t=0 pid f
   for pid in $(pgrep -f "$S serve" || true) $(pgrep -x postgres || true); do
@@ -43,19 +49,18 @@ ticks() { # utime+stime (clock ticks) of every signet serve and postgres process
   done
   echo "$t"
 }
-start() { # start replica N on PORT [responder]
-  local port=$1 resp=$2 tag=$3
+start() { # start a replica: PORT, responder address (or off), tag, data directory
+  local port=$1 resp=$2 tag=$3 dir=$4
   rm -f "ready-$tag"
-  SIGNET_DATABASE_URL=$URL setsid "$S" serve --dir data --listen "127.0.0.1:$port" \
+  SIGNET_DATABASE_URL=$URL setsid "$S" serve --dir "$dir" --listen "127.0.0.1:$port" \
     --responder-listen "$resp" --ready-file "ready-$tag" >"serve-$tag.log" 2>&1 &
   for _ in $(seq 150); do [ -s "ready-$tag" ] && break; sleep 0.2; done
   [ -s "ready-$tag" ] || { cat "serve-$tag.log"; exit 1; }
 }
 run() {
   local replicas=$1 n=$2 urls=https://127.0.0.1:18443
-  psql -q -h "$SOCK" -U signet -d postgres -c 'drop database if exists rep' -c 'create database rep' 2>/dev/null
-  start 18443 127.0.0.1:18080 one
-  if [ "$replicas" = 2 ]; then start 18444 off two; urls="$urls,https://127.0.0.1:18444"; fi
+  start 18443 127.0.0.1:18080 one data
+  if [ "$replicas" = 2 ]; then start 18444 off two data2; urls="$urls,https://127.0.0.1:18444"; fi
   local t0; t0=$(ticks)
   local out; out=$("$B" issue --url "$urls" --aud https://127.0.0.1:18443 \
     --token-key data/provisioners/default.key --cacert data/root_ca.crt -c 64 -n "$N" | tail -1)
