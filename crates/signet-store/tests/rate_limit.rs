@@ -126,18 +126,20 @@ async fn full_buckets_are_purged() {
     }
 }
 
-/// Three stores (three pools, as three replicas have) and 4 tasks each take from one bucket
-/// for 2 s as fast as they can: together they are granted no more than burst + rate x
-/// elapsed, and not much less either (the budget is used, not just refused).
-#[tokio::test]
-async fn several_stores_share_one_budget() {
+/// Three stores (three pools, as three replicas have) and 4 tasks each take from `bucket`
+/// for 2 s as fast as they can: what they were granted and refused together, and the budget
+/// bound burst + rate x elapsed.
+async fn three_stores_take_for_two_seconds(
+    bucket: &'static str,
+    rate: u32,
+    burst: u32,
+) -> (f64, u64, f64) {
     let db = TestDb::postgres().await;
     let first = store(&db).await;
     let mut stores = vec![first];
     for _ in 0..2 {
         stores.push(Store::connect(db.url()).await.unwrap());
     }
-    let (rate, burst) = (25u32, 10u32);
     let granted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let run = Duration::from_secs(2);
@@ -148,11 +150,7 @@ async fn several_stores_share_one_budget() {
             let (store, granted, refused) = (store.clone(), granted.clone(), refused.clone());
             tasks.push(tokio::spawn(async move {
                 while start.elapsed() < run {
-                    match store
-                        .take_rate_token("p/shared", rate, burst)
-                        .await
-                        .unwrap()
-                    {
+                    match store.take_rate_token(bucket, rate, burst).await.unwrap() {
                         RateDecision::Granted => granted.fetch_add(1, Ordering::Relaxed),
                         RateDecision::Refused { .. } => refused.fetch_add(1, Ordering::Relaxed),
                     };
@@ -168,6 +166,16 @@ async fn several_stores_share_one_budget() {
     let refused = refused.load(Ordering::Relaxed);
     let bound = f64::from(burst.max(rate)) + f64::from(rate) * elapsed;
     eprintln!("granted {granted}, refused {refused}, in {elapsed:.2} s, bound {bound:.1}");
+    (granted, refused, bound)
+}
+
+/// Three stores together are granted no more than burst + rate x elapsed, and not much
+/// less either (the budget is used, not just refused).
+#[tokio::test]
+async fn several_stores_share_one_budget() {
+    let (rate, burst) = (25u32, 10u32);
+    let (granted, refused, bound) =
+        three_stores_take_for_two_seconds("p/shared", rate, burst).await;
     assert!(granted <= bound, "granted {granted} > bound {bound:.1}");
     assert!(refused > 0, "the bucket was never empty");
     assert!(
@@ -178,44 +186,10 @@ async fn several_stores_share_one_budget() {
 
 #[tokio::test]
 async fn large_limits_are_taken_in_leases_and_still_shared() {
-    let db = TestDb::postgres().await;
-    let first = store(&db).await;
-    let mut stores = vec![first];
-    for _ in 0..2 {
-        stores.push(Store::connect(db.url()).await.unwrap());
-    }
     // 800 a second: each store takes leases of 40 tokens (a twentieth of a second's worth).
     let (rate, burst) = (800u32, 400u32);
-    let granted = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
-    let run = Duration::from_secs(2);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for store in &stores {
-        for _ in 0..4 {
-            let (store, granted, refused) = (store.clone(), granted.clone(), refused.clone());
-            tasks.push(tokio::spawn(async move {
-                while start.elapsed() < run {
-                    match store
-                        .take_rate_token("p/leased", rate, burst)
-                        .await
-                        .unwrap()
-                    {
-                        RateDecision::Granted => granted.fetch_add(1, Ordering::Relaxed),
-                        RateDecision::Refused { .. } => refused.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            }));
-        }
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let granted = granted.load(Ordering::Relaxed) as f64;
-    let refused = refused.load(Ordering::Relaxed);
-    let bound = f64::from(burst.max(rate)) + f64::from(rate) * elapsed;
-    eprintln!("granted {granted}, refused {refused}, in {elapsed:.2} s, bound {bound:.1}");
+    let (granted, refused, bound) =
+        three_stores_take_for_two_seconds("p/leased", rate, burst).await;
     // Every token granted was taken from the shared bucket first: the same bound.
     assert!(granted <= bound, "granted {granted} > bound {bound:.1}");
     assert!(refused > 0, "the bucket was never empty");
