@@ -1231,6 +1231,7 @@ async fn record_leaf(e: &Env, ca: &IssuingCa, requester: String) -> Vec<u8> {
         not_after: cert.not_after,
         requester,
         der: cert.der.clone(),
+        crl_shard: None,
     };
     let audit = signet_store::AuditEntry {
         actor: record.requester.clone(),
@@ -1474,6 +1475,7 @@ async fn certificates_of_an_earlier_issuing_ca_renew_onto_the_current_one() {
             not_after: old.not_after(),
             requester: "local:test".into(),
             der: old.cert_der().to_vec(),
+            crl_shard: None,
         };
         let audit = |action| signet_store::AuditEntry {
             actor: "local:test".into(),

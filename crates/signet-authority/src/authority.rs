@@ -172,6 +172,8 @@ pub struct ToRecord<'a> {
     pub not_after: OffsetDateTime,
     /// The certificate, DER.
     pub der: Vec<u8>,
+    /// The CRL shard its CRL distribution point names (`None`: the full CRL, or none).
+    pub crl_shard: Option<u32>,
 }
 
 impl Authority {
@@ -532,6 +534,7 @@ impl Authority {
             not_before: cert.not_before,
             not_after: cert.not_after,
             der: cert.der.clone(),
+            crl_shard: cert.crl_shard,
         };
         let serial = self
             .record(
@@ -578,6 +581,7 @@ impl Authority {
             not_before: cert.not_before,
             not_after: cert.not_after,
             der: cert.der.clone(),
+            crl_shard: None,
         };
         self.record(
             to_record,
@@ -643,6 +647,7 @@ pub async fn record(
         not_after: cert.not_after,
         requester: requester.to_string(),
         der: cert.der,
+        crl_shard: cert.crl_shard,
     };
     let audit = AuditEntry {
         actor: actor.to_string(),

@@ -43,5 +43,6 @@ pub use requester::{
     HolderProof, MalformedRequester, OCSP_SIGNER_REQUESTER, RecordedRequester, Requester,
 };
 pub use revocation::{
-    CrlSchedule, FirstWaits, PublishError, RevocationListener, RevocationPublisher, RootCrl,
+    CrlLayout, CrlSchedule, FirstWaits, PublishError, PublishedPartition, RevocationListener,
+    RevocationPublisher, RootCrl,
 };

@@ -25,12 +25,16 @@
 //! lead (a leader whose lost connection it has not yet noticed), each CRL still takes its
 //! own number from the counter and a number is stored once: two CRLs never share a number.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use signet_ca::{CaError, CrlSigner, OffsetDateTime, RevocationReason, RevokedEntry, Serial};
-use signet_store::{AuditAction, AuditEntry, AuditOutcome, Leadership, NewCrl, Store, StoreError};
+use signet_ca::{CrlScope, delta_url, shard_url};
+use signet_store::{
+    AuditAction, AuditEntry, AuditOutcome, CrlEntries, Leadership, NewCrl, ScopedCrl,
+    ScopedCrlInfo, Store, StoreError,
+};
 use tokio::sync::{Mutex, Notify};
 
 /// Revoked certificates read from the store per query while building a CRL.
@@ -114,6 +118,83 @@ pub trait RevocationListener: Send + Sync + std::fmt::Debug + 'static {
         next_update: OffsetDateTime,
         der: Vec<u8>,
     );
+
+    /// One of the current issuing CA's shard or delta CRLs (see [`CrlLayout`]) was just
+    /// stored: serve these bytes. `shard` is `None` for the full CRL's delta; `delta_base`
+    /// is the base CRL's number for a delta. Listeners that serve no shards ignore it.
+    fn partition_published(&self, published: PublishedPartition) {
+        let _ = published;
+    }
+}
+
+/// A shard or delta CRL just stored, for [`RevocationListener::partition_published`].
+#[derive(Clone, Debug)]
+pub struct PublishedPartition {
+    /// Its shard, or `None` for the CA's full CRL (then it is a delta).
+    pub shard: Option<u32>,
+    /// For a delta CRL, its base CRL's number.
+    pub delta_base: Option<u64>,
+    /// Its CRL Number.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+}
+
+/// How a CA's revocations are split into CRLs (`[crl]` and `[urls] crl`).
+///
+/// - With no shards, one full CRL of complete scope lists every revoked, unexpired
+///   certificate of the CA (no Issuing Distribution Point), as before issue 19.
+/// - With `shards` N > 0, a certificate's CRL distribution point names shard
+///   `shard_of(serial, N)` (fixed at issuance and stored with it); each shard's CRL lists
+///   that shard's revoked certificates and carries a critical Issuing Distribution Point
+///   with the shard's URL, and a revocation re-signs only its shard. The full CRL then
+///   lists only the certificates of no shard (issued before), with the full CRL's URL as
+///   its Issuing Distribution Point, and is published only while one of them is unexpired.
+///   Shards beyond N that unexpired certificates still name (N was lowered) stay published.
+/// - With `delta`, each of those CRLs is a base CRL (with a Freshest CRL pointer) re-signed
+///   on schedule, and a revocation re-signs only the delta CRL of its partition (a Delta
+///   CRL Indicator naming the base, listing what was revoked since the base was built).
+///
+/// Every CRL of a CA, of any partition, takes the next number of the CA's one counter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrlLayout {
+    /// The full CRL's URL (`[urls] crl`); shard and delta URLs are made from it. Without
+    /// it neither shards nor deltas are published.
+    pub full_url: Option<String>,
+    /// `[crl] shards`; 0 for none.
+    pub shards: u32,
+    /// `[crl] delta`.
+    pub delta: bool,
+}
+
+impl CrlLayout {
+    fn sharded(&self) -> bool {
+        self.shards > 0 && self.full_url.is_some()
+    }
+
+    fn deltas(&self) -> bool {
+        self.delta && self.full_url.is_some()
+    }
+}
+
+/// One CRL partition of a CA: its full CRL or one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Part {
+    Full,
+    Shard(u32),
+}
+
+impl Part {
+    fn shard(self) -> Option<u32> {
+        match self {
+            Part::Full => None,
+            Part::Shard(n) => Some(n),
+        }
+    }
 }
 
 /// Publishes the CRLs of the current issuing CA and of the kept earlier ones (whose
@@ -156,6 +237,16 @@ impl RevocationPublisher {
         }
     }
 
+    /// Partition the CRLs as `layout` says (the default: one full CRL per CA).
+    pub fn with_layout(mut self, layout: CrlLayout) -> Self {
+        let layout = Arc::new(layout);
+        self.current.layout = layout.clone();
+        for p in &mut self.previous {
+            p.layout = layout.clone();
+        }
+        self
+    }
+
     /// Before serving: publish now each CRL that is missing or expired (a due but still
     /// valid one is replaced by [`Self::run`] at once, in the background: building a CRL of
     /// a million entries takes seconds). Returns when each is next due.
@@ -188,9 +279,9 @@ impl RevocationPublisher {
         if let Some(l) = &self.listener {
             l.certificate_revoked(serial);
         }
-        self.current.trigger();
+        self.current.note_revoked(serial);
         for p in &self.previous {
-            p.trigger();
+            p.note_revoked(serial);
         }
     }
 
@@ -321,9 +412,9 @@ pub struct RootCrl {
     pub der: Vec<u8>,
 }
 
-/// One CA's CRLs: one per call of [`IssuerCrls::trigger`] (coalesced: revocations that
-/// arrive during a build are covered by the next one) and one every `interval`. It holds
-/// the CA's [`CrlSigner`], never the CA: it can sign CRLs and nothing else.
+/// One CA's CRLs: re-signed after revocations (coalesced: revocations that arrive during a
+/// build are covered by the next one) and every `interval`. It holds the CA's
+/// [`CrlSigner`], never the CA: it can sign CRLs and nothing else.
 #[derive(Clone, Debug)]
 struct IssuerCrls {
     signer: CrlSigner,
@@ -331,9 +422,36 @@ struct IssuerCrls {
     /// Told at once about each new CRL (the current CA's only).
     listener: Option<Arc<dyn RevocationListener>>,
     schedule: CrlSchedule,
+    layout: Arc<CrlLayout>,
     wake: Arc<Notify>,
+    /// Revocations heard of through the hook and not yet published.
+    pending: Arc<std::sync::Mutex<Pending>>,
+    /// The newest base CRL of each partition this process knows of: (number, revocation
+    /// cursor), what its deltas extend.
+    bases: Arc<std::sync::Mutex<HashMap<Part, (u64, i64)>>>,
     /// Whether this process signs this CA's CRLs (see the module's comment).
     leadership: Arc<Mutex<Leadership>>,
+}
+
+/// Revocations to publish: their serials, or everything when too many were heard of.
+#[derive(Debug, Default)]
+struct Pending {
+    serials: Vec<Serial>,
+    everything: bool,
+}
+
+/// More pending serials than this and every CRL of the CA is re-signed instead.
+const MAX_PENDING: usize = 10_000;
+
+impl Pending {
+    fn add(&mut self, serial: Serial) {
+        if self.serials.len() >= MAX_PENDING {
+            self.everything = true;
+            self.serials.clear();
+        } else if !self.everything {
+            self.serials.push(serial);
+        }
+    }
 }
 
 impl IssuerCrls {
@@ -349,9 +467,16 @@ impl IssuerCrls {
             store,
             listener,
             schedule,
+            layout: Arc::new(CrlLayout::default()),
             wake: Arc::new(Notify::new()),
+            pending: Arc::default(),
+            bases: Arc::default(),
             leadership: Arc::new(Mutex::new(leadership)),
         }
+    }
+
+    fn key_id(&self) -> String {
+        hex::encode(self.signer.key_id())
     }
 
     /// Whether this process leads (signs this CA's CRLs) now, taking the leadership if it
@@ -372,7 +497,7 @@ impl IssuerCrls {
             }
         };
         if now != before {
-            let key_id = hex::encode(self.signer.key_id());
+            let key_id = self.key_id();
             if now {
                 tracing::info!(issuer_key_id = %key_id, "this replica now signs the CA's CRLs (CRL leader)");
             } else {
@@ -382,39 +507,240 @@ impl IssuerCrls {
         now
     }
 
-    /// Ask for a new CRL soon (after a revocation). Never blocks.
-    fn trigger(&self) {
+    /// `serial` was revoked: publish what lists it soon. Never blocks.
+    fn note_revoked(&self, serial: &Serial) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(serial.clone());
         self.wake.notify_one();
     }
 
-    /// Publish now unless a still valid CRL of this CA is stored; returns when the next
-    /// scheduled publication is due (zero when it is overdue).
+    fn take_pending(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The partitions this CA publishes at `now`: the full CRL (unless the CA shards and no
+    /// unexpired certificate names it any more), and every shard up to the largest shard
+    /// count ever configured for the CA (certificates issued before the count was lowered
+    /// still name the higher ones; an empty shard's CRL is a few hundred bytes).
+    async fn parts(&self, now: OffsetDateTime) -> Result<Vec<Part>, PublishError> {
+        let key_id = self.key_id();
+        let mut parts = Vec::new();
+        let shards = if self.layout.sharded() {
+            self.layout.shards
+        } else {
+            0
+        };
+        if shards == 0
+            || self
+                .store
+                .has_unexpired_unsharded(&key_id, now, signet_ca::OcspSignerCertificate::PROFILE)
+                .await?
+        {
+            parts.push(Part::Full);
+        }
+        let span = if self.layout.full_url.is_some() {
+            self.store.crl_shard_span(&key_id, shards).await?
+        } else {
+            0
+        };
+        parts.extend((0..span).map(Part::Shard));
+        Ok(parts)
+    }
+
+    /// The URL of `part`'s CRL, if the layout has URLs.
+    fn part_url(&self, part: Part) -> Option<String> {
+        let full = self.layout.full_url.as_deref()?;
+        Some(match part {
+            Part::Full => full.to_string(),
+            Part::Shard(n) => shard_url(full, self.signer.key_id(), n),
+        })
+    }
+
+    /// Which revoked certificates `part`'s CRL lists.
+    fn entries(&self, part: Part) -> CrlEntries {
+        match part {
+            Part::Full if self.layout.sharded() => CrlEntries::Unsharded,
+            Part::Full => CrlEntries::All,
+            Part::Shard(n) => CrlEntries::Shard(n),
+        }
+    }
+
+    /// The base CRL's scope: an IDP for a shard (and for the full CRL of a sharded CA), a
+    /// Freshest CRL pointer with deltas.
+    fn base_scope(&self, part: Part) -> CrlScope {
+        let url = self.part_url(part);
+        CrlScope {
+            distribution_point: match part {
+                Part::Full if !self.layout.sharded() => None,
+                _ => url.clone(),
+            },
+            delta_of: None,
+            freshest: url.filter(|_| self.layout.deltas()).map(|u| delta_url(&u)),
+        }
+    }
+
+    /// Publish now unless a still valid CRL of each partition is stored; returns when the
+    /// next scheduled publication is due (zero when it is overdue).
     async fn publish_if_stale(&self) -> Result<Duration, PublishError> {
-        let key_id = hex::encode(self.signer.key_id());
+        let key_id = self.key_id();
         let now = OffsetDateTime::now_utc();
-        // Only the number and dates: the responder loads the DER itself (`watch_changes`,
+        // Only the numbers and dates: the responder loads the DER itself (`watch_changes`,
         // or the first request), after the listeners are up, so a large CRL does not delay
         // the start.
         // A CRL that is due but still valid is replaced by `run` at once, in the background
         // (building one of a million entries takes seconds); only a missing or expired one
         // is published before serving.
-        if let Some(latest) = self.store.latest_crl_info(&key_id).await?
-            && latest.next_update > now
-        {
-            let due = latest.this_update + self.schedule.interval;
+        let stored = if self.layout.sharded() || self.layout.deltas() {
+            self.store.scoped_crls(&key_id).await?
+        } else {
+            self.store
+                .latest_crl_info(&key_id)
+                .await?
+                .map(|i| ScopedCrlInfo {
+                    shard: None,
+                    delta_base: None,
+                    number: i.number,
+                    this_update: i.this_update,
+                    next_update: i.next_update,
+                    revocation_cursor: 0,
+                })
+                .into_iter()
+                .collect()
+        };
+        let parts = self.parts(now).await?;
+        let mut oldest: Option<OffsetDateTime> = None;
+        let mut complete = true;
+        for part in &parts {
+            let base = stored
+                .iter()
+                .find(|i| i.shard == part.shard() && i.delta_base.is_none());
+            match base {
+                Some(b) if b.next_update > now => {
+                    oldest = Some(oldest.map_or(b.this_update, |o| o.min(b.this_update)));
+                    self.remember_base(*part, b.number, b.revocation_cursor);
+                }
+                _ => complete = false,
+            }
+        }
+        if complete && let Some(oldest) = oldest {
+            let due = oldest + self.schedule.interval;
             return Ok((due - now).try_into().unwrap_or(Duration::ZERO));
         }
         if !self.lead().await {
             // Another replica signs; `run` takes over if it goes away.
             return Ok(LEADER_POLL);
         }
-        self.publish().await?;
+        self.publish_all().await?;
         Ok(self.schedule.interval)
     }
 
-    /// Build, sign and store a CRL of every unexpired revoked certificate; returns its number.
-    async fn publish(&self) -> Result<u64, PublishError> {
-        let key_id = hex::encode(self.signer.key_id());
+    fn remember_base(&self, part: Part, number: u64, cursor: i64) {
+        let mut bases = self.bases.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = bases.entry(part).or_insert((number, cursor));
+        if entry.0 < number {
+            *entry = (number, cursor);
+        }
+    }
+
+    fn known_base(&self, part: Part) -> Option<(u64, i64)> {
+        self.bases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&part)
+            .copied()
+    }
+
+    /// Every partition's base CRL (and, with deltas, a fresh delta after each): on
+    /// schedule, at start and on taking over.
+    async fn publish_all(&self) -> Result<(), PublishError> {
+        let started = std::time::Instant::now();
+        let parts = self.parts(OffsetDateTime::now_utc()).await?;
+        for part in &parts {
+            self.publish_base(*part).await?;
+            if self.layout.deltas() {
+                self.publish_delta(*part).await?;
+            }
+        }
+        if parts.len() > 1 {
+            tracing::info!(
+                issuer_key_id = %self.key_id(),
+                crls = parts.len(),
+                total_ms = started.elapsed().as_millis(),
+                "published every CRL partition"
+            );
+        }
+        Ok(())
+    }
+
+    /// After revocations of `serials`: re-sign what lists them (their partitions' deltas
+    /// with deltas, else their partitions' CRLs). Serials of other CAs are skipped.
+    async fn publish_for(&self, serials: &[Serial]) -> Result<(), PublishError> {
+        let key_id = self.key_id();
+        let mut parts = BTreeSet::new();
+        if !self.layout.sharded() && !self.layout.deltas() {
+            // One full CRL of every revocation: no need to look the serials up.
+            parts.insert(Part::Full);
+        } else {
+            for serial in serials {
+                match self.store.certificate_crl_shard(serial).await? {
+                    Some((key, shard)) if key == key_id => {
+                        parts.insert(match shard {
+                            Some(n) if self.layout.full_url.is_some() => Part::Shard(n),
+                            _ => Part::Full,
+                        });
+                    }
+                    // Another CA's certificate, or gone: nothing of this CA lists it.
+                    _ => {}
+                }
+            }
+        }
+        for part in parts {
+            if self.layout.deltas() && self.known_base(part).is_some() {
+                self.publish_delta(part).await?;
+            } else {
+                self.publish_base(part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Build, sign and store `part`'s base CRL of every unexpired revoked certificate in it;
+    /// returns its number.
+    async fn publish_base(&self, part: Part) -> Result<u64, PublishError> {
+        let scope = self.base_scope(part);
+        // Read before the number and the entries: every revocation up to it is listed.
+        let cursor = self.store.revocation_cursor().await?;
+        let number = self.publish_crl(part, scope, None, cursor).await?;
+        self.remember_base(part, number, cursor);
+        Ok(number)
+    }
+
+    /// Build, sign and store `part`'s delta CRL: what was revoked since its newest base.
+    /// Publishes a base instead when there is none yet.
+    async fn publish_delta(&self, part: Part) -> Result<u64, PublishError> {
+        let Some((base, base_cursor)) = self.known_base(part) else {
+            return self.publish_base(part).await;
+        };
+        let mut scope = self.base_scope(part);
+        scope.freshest = None;
+        scope.delta_of = Some(base);
+        let cursor = self.store.revocation_cursor().await?;
+        self.publish_crl(part, scope, Some(base_cursor), cursor)
+            .await
+    }
+
+    /// Build, sign and store one CRL of `part` with `scope` (listing the revocations after
+    /// `since` in the revocation sequence, for a delta); returns its number.
+    async fn publish_crl(
+        &self,
+        part: Part,
+        scope: CrlScope,
+        since: Option<i64>,
+        cursor: i64,
+    ) -> Result<u64, PublishError> {
+        let key_id = self.key_id();
         let this_update = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .map_err(PublishError::Time)?;
@@ -422,17 +748,21 @@ impl IssuerCrls {
         // Taken before the entries are read, so that a larger number always covers at least
         // the revocations a smaller one does (see Store::next_crl_number).
         let number = self.store.next_crl_number(&key_id).await?;
+        let delta_base = scope.delta_of;
 
         // The entries stream from the store a page at a time into the one buffer that
         // becomes the CRL, on a blocking thread since sign_crl reads a plain iterator.
         let started = std::time::Instant::now();
         let (signer, store, key) = (self.signer.clone(), self.store.clone(), key_id.clone());
+        let entries_of = self.entries(part);
         let handle = tokio::runtime::Handle::current();
         let (der, count) = tokio::task::spawn_blocking(move || {
             let mut entries = StoredEntries {
                 store,
                 handle,
                 key_id: key,
+                entries: entries_of,
+                since,
                 now: this_update,
                 after: None,
                 page: VecDeque::new(),
@@ -440,7 +770,8 @@ impl IssuerCrls {
                 count: 0,
                 failure: None,
             };
-            let der = signer.sign_crl(number, this_update, next_update, &mut entries)?;
+            let der =
+                signer.sign_scoped_crl(number, this_update, next_update, &scope, &mut entries)?;
             match entries.failure {
                 Some(e) => Err(PublishError::during("reading revoked certificates")(e)),
                 None => Ok((der, entries.count)),
@@ -457,12 +788,24 @@ impl IssuerCrls {
             der,
         };
         let built = started.elapsed();
-        self.store
-            .store_crl(&crl)
-            .await
-            .map_err(|e| PublishError::during("storing the CRL")(e.into()))?;
+        let scoped = ScopedCrl {
+            crl,
+            shard: part.shard(),
+            delta_base,
+            revocation_cursor: cursor,
+        };
+        let plain = part == Part::Full && delta_base.is_none();
+        if plain && !self.layout.sharded() && !self.layout.deltas() {
+            self.store.store_crl(&scoped.crl).await
+        } else {
+            self.store.store_scoped_crl(&scoped).await
+        }
+        .map_err(|e| PublishError::during("storing the CRL")(e.into()))?;
+        let crl = scoped.crl;
         tracing::info!(
             number,
+            shard = part.shard().map(i64::from).unwrap_or(-1),
+            delta = delta_base.is_some(),
             entries = count,
             bytes = crl.der.len(),
             build_ms = built.as_millis(),
@@ -472,59 +815,97 @@ impl IssuerCrls {
         // Stored first, then served: the in-process responder takes the bytes just built
         // rather than reading them back (one copy of a large CRL in memory, not two).
         if let Some(l) = &self.listener {
-            l.crl_published(number, this_update, next_update, crl.der);
+            if plain {
+                l.crl_published(number, this_update, next_update, crl.der);
+            } else {
+                l.partition_published(PublishedPartition {
+                    shard: part.shard(),
+                    delta_base,
+                    number,
+                    this_update,
+                    next_update,
+                    der: crl.der,
+                });
+            }
         }
         Ok(number)
     }
 
-    /// Publish on every trigger and every `interval`, until the task is dropped. `first_wait`
-    /// is the time to the first scheduled publication.
+    /// Publish after revocations and every `interval`, until the task is dropped.
+    /// `first_wait` is the time to the first scheduled publication.
     ///
     /// Only while this process leads: otherwise it asks for the leadership every
-    /// [`LEADER_POLL`], and on taking it publishes at once. The leader also publishes when
-    /// the revocation sequence has moved (a revocation made through another replica),
-    /// looked at every [`LEADER_POLL`].
+    /// [`LEADER_POLL`], and on taking it publishes everything at once. The leader also
+    /// publishes when the revocation sequence has moved (a revocation made through another
+    /// replica), looked at every [`LEADER_POLL`]: the partitions of the serials revoked.
     async fn run(self, first_wait: Duration) {
         let mut due = tokio::time::Instant::now() + first_wait;
         // None until this process has seen another replica lead: taking over from one
         // publishes at once, while leading from the start keeps `first_wait`.
         let mut leading = self.leadership.lock().await.is_held().then_some(true);
-        // The revocation sequence as of the last CRL this process published.
+        // The revocation sequence as of the last CRLs this process published.
         let mut covered = self.store.revocation_cursor().await.ok();
         loop {
-            let triggered = tokio::select! {
-                () = self.wake.notified() => true,
-                () = tokio::time::sleep_until(due.min(tokio::time::Instant::now() + LEADER_POLL)) => false,
-            };
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(due.min(tokio::time::Instant::now() + LEADER_POLL)) => {}
+            }
             let was_leading = leading;
             let now_leading = self.lead().await;
             leading = Some(now_leading);
+            let mut pending = self.take_pending();
             if !now_leading {
+                // The leader hears of these through the revocation sequence.
                 continue;
             }
             let took_over = was_leading == Some(false);
             let cursor = self.store.revocation_cursor().await.ok();
-            let revoked_elsewhere = match (covered, cursor) {
-                (Some(before), Some(now)) => now > before,
-                // Unknown: publish rather than risk missing a revocation.
-                _ => true,
-            };
-            let publish_now =
-                took_over || triggered || revoked_elsewhere || tokio::time::Instant::now() >= due;
-            if !publish_now {
+            match (covered, cursor) {
+                (Some(before), Some(now)) if now > before => {
+                    // Revoked through another replica (or this one: listed twice, published
+                    // once).
+                    match self
+                        .store
+                        .revocations_since(before, MAX_PENDING as u32)
+                        .await
+                    {
+                        Ok(events) if events.len() < MAX_PENDING => {
+                            for e in events {
+                                match e.serial {
+                                    Some(s) => pending.add(s),
+                                    None => pending.everything = true,
+                                }
+                            }
+                        }
+                        _ => pending.everything = true,
+                    }
+                }
+                (Some(_), Some(_)) => {}
+                // Unknown: publish everything rather than risk missing a revocation.
+                _ => pending.everything = true,
+            }
+            let scheduled = took_over || tokio::time::Instant::now() >= due || pending.everything;
+            if !scheduled && pending.serials.is_empty() {
                 continue;
             }
-            due = tokio::time::Instant::now()
-                + match self.publish().await {
-                    Ok(_) => {
-                        covered = cursor;
-                        self.schedule.interval
+            let result = if scheduled {
+                self.publish_all().await
+            } else {
+                self.publish_for(&pending.serials).await
+            };
+            match result {
+                Ok(()) => {
+                    covered = cursor;
+                    if scheduled {
+                        due = tokio::time::Instant::now() + self.schedule.interval;
                     }
-                    Err(e) => {
-                        tracing::warn!(error = describe(&e), "publishing a CRL failed; retrying");
-                        RETRY_AFTER
-                    }
-                };
+                }
+                Err(e) => {
+                    tracing::warn!(error = describe(&e), "publishing a CRL failed; retrying");
+                    // Everything, at the retry: which partitions were done is not known.
+                    due = tokio::time::Instant::now() + RETRY_AFTER;
+                }
+            }
         }
     }
 }
@@ -568,6 +949,9 @@ struct StoredEntries {
     store: Store,
     handle: tokio::runtime::Handle,
     key_id: String,
+    entries: CrlEntries,
+    /// For a delta CRL: only revocations after this point of the revocation sequence.
+    since: Option<i64>,
     now: OffsetDateTime,
     after: Option<Serial>,
     page: VecDeque<RevokedEntry>,
@@ -582,9 +966,11 @@ impl Iterator for StoredEntries {
 
     fn next(&mut self) -> Option<RevokedEntry> {
         if self.page.is_empty() && !self.done {
-            let page = self.handle.block_on(self.store.revoked_for_crl(
+            let page = self.handle.block_on(self.store.revoked_in(
                 &self.key_id,
+                self.entries,
                 self.now,
+                self.since,
                 self.after.as_ref(),
                 CRL_PAGE,
             ));

@@ -126,6 +126,7 @@ async fn recorded_leaf(store: &Store, ca: &IssuingCa, host: &str) -> Serial {
         not_after: cert.not_after,
         requester: "test".into(),
         der: cert.der.clone(),
+        crl_shard: None,
     };
     store
         .insert_certificate(&record, &audit(AuditAction::Issue, &record.serial))

@@ -129,6 +129,39 @@ enum Cmd {
         #[command(flatten)]
         load: Load,
     },
+    /// Fill a database through the store's bulk path (`Store::insert_bulk`): COUNT
+    /// certificate records of one issuing key, each with its audit row, REVOKED of them
+    /// revoked, spread over SHARDS CRL shards by serial as issuance would. No HTTP.
+    Fill {
+        /// Database URL (sqlite://… or postgres://…); the schema is migrated first.
+        #[arg(long)]
+        db: String,
+        /// The issuing key's identifier (hex), as `certificates.issuer_key_id`.
+        #[arg(long)]
+        issuer_key_id: String,
+        /// Certificates to record.
+        #[arg(long)]
+        count: u64,
+        /// How many of them are revoked (spread evenly).
+        #[arg(long, default_value_t = 0)]
+        revoked: u64,
+        /// CRL shards (`[crl] shards`); 0: every certificate names the full CRL.
+        #[arg(long, default_value_t = 0)]
+        shards: u32,
+        /// Certificates per transaction.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Transactions in flight at once.
+        #[arg(long, default_value_t = 2)]
+        writers: usize,
+        /// Bytes of DER stored per certificate (a P-256 leaf with SANs, AIA and CDP is
+        /// about 700).
+        #[arg(long, default_value_t = 700)]
+        der_len: usize,
+        /// Lifetime of the certificates from now, e.g. 24h.
+        #[arg(long, value_parser = humantime_secs, default_value = "24h")]
+        lifetime: Duration,
+    },
     /// Complete ACME orders (newOrder, http-01 answered by this tool, finalize, download)
     /// with the instant-acme client, every answer checked.
     Acme(acme::AcmeArgs),
@@ -380,6 +413,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             combined,
             load,
         } => store_load(&db, no_token, combined, &load).await,
+        Cmd::Fill {
+            db,
+            issuer_key_id,
+            count,
+            revoked,
+            shards,
+            batch,
+            writers,
+            der_len,
+            lifetime,
+        } => {
+            let spec = FillSpec {
+                issuer_key_id,
+                count,
+                revoked,
+                shards,
+                batch: batch.max(1),
+                writers: writers.max(1),
+                der_len,
+                lifetime,
+            };
+            fill(&db, &spec).await
+        }
         Cmd::Sign {
             key_file,
             pkcs11_module,
@@ -853,6 +909,106 @@ fn verify(status: u16, body: &[u8], check: &Check) -> Result<(), String> {
     }
 }
 
+/// What `signet-bench fill` writes.
+struct FillSpec {
+    issuer_key_id: String,
+    count: u64,
+    revoked: u64,
+    shards: u32,
+    batch: usize,
+    writers: usize,
+    der_len: usize,
+    lifetime: Duration,
+}
+
+/// `signet-bench fill`: batches of `spec.batch` records through `Store::insert_bulk`, with
+/// `spec.writers` transactions in flight; prints the rate.
+async fn fill(db: &str, spec: &FillSpec) -> anyhow::Result<()> {
+    let store = signet_store::Store::connect(db).await?;
+    store.migrate().await?;
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    let not_after = now + spec.lifetime;
+    // Every k-th certificate is revoked (k >= 1), the first `revoked` such.
+    let every = if spec.revoked == 0 {
+        u64::MAX
+    } else {
+        (spec.count / spec.revoked).max(1)
+    };
+    let batches = spec.count.div_ceil(spec.batch as u64);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let revoked_so_far = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..spec.writers {
+        let (store, next, revoked_so_far) = (store.clone(), next.clone(), revoked_so_far.clone());
+        let (key, batch, count, shards, der_len, want_revoked) = (
+            spec.issuer_key_id.clone(),
+            spec.batch as u64,
+            spec.count,
+            spec.shards,
+            spec.der_len,
+            spec.revoked,
+        );
+        set.spawn(async move {
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= batches {
+                    return anyhow::Ok(());
+                }
+                let first = b * batch;
+                let last = (first + batch).min(count);
+                let mut rows = Vec::with_capacity((last - first) as usize);
+                for i in first..last {
+                    let serial = signet_ca::Serial::random()?;
+                    let revoked = (i % every == 0
+                        && revoked_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                            < want_revoked)
+                        .then_some((now - time::Duration::seconds(30), revocation_reason(i)));
+                    let name = format!("{}.fill.internal", serial.to_hex());
+                    rows.push(signet_store::BulkCertificate {
+                        cert: signet_store::NewCertificate {
+                            crl_shard: (shards > 0).then(|| signet_ca::shard_of(&serial, shards)),
+                            serial,
+                            issuer: "CN=Signet Issuing CA".into(),
+                            issuer_key_id: key.clone(),
+                            subject: format!("CN={name}"),
+                            sans: vec![format!("dns:{name}")],
+                            profile: "server".into(),
+                            not_before: now - time::Duration::seconds(60),
+                            not_after,
+                            requester: "token:default:fill".into(),
+                            der: vec![0x30; der_len],
+                        },
+                        revoked,
+                    });
+                }
+                store.insert_bulk(&rows, "token:default:fill").await?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "filled {} certificates ({} revoked, {} shards) in {secs:.1} s: {:.0} certificates/s",
+        spec.count,
+        revoked_so_far
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(spec.revoked),
+        spec.shards,
+        spec.count as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+/// A spread of reasons: unspecified, keyCompromise, cACompromise, affiliationChanged,
+/// superseded, cessationOfOperation.
+fn revocation_reason(i: u64) -> signet_ca::RevocationReason {
+    let code = [0u8, 1, 2, 3, 4, 5][(i % 6) as usize];
+    signet_ca::RevocationReason::from_code(code).unwrap_or(signet_ca::RevocationReason::Unspecified)
+}
+
 async fn store_load(db: &str, no_token: bool, combined: bool, load: &Load) -> anyhow::Result<()> {
     let store = signet_store::Store::connect(db).await?;
     store.migrate().await?;
@@ -902,6 +1058,7 @@ async fn store_load(db: &str, no_token: bool, combined: bool, load: &Load) -> an
                     not_after: now + time::Duration::days(1),
                     requester: "token:default:bench".into(),
                     der: der.as_ref().clone(),
+                    crl_shard: None,
                 };
                 let audit = signet_store::AuditEntry {
                     actor: "token:default:bench".into(),

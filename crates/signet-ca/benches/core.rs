@@ -30,6 +30,7 @@ fn issuing_ca(key_type: KeyType) -> IssuingCa {
             ocsp: Some("http://ocsp.bench/ocsp".into()),
             ca_issuers: Some("http://ocsp.bench/ca.crt".into()),
             crl: Some("http://ocsp.bench/ca.crl".into()),
+            ..Default::default()
         },
     )
     .unwrap()

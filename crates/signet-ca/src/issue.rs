@@ -41,8 +41,37 @@ pub struct IssuanceUrls {
     pub ocsp: Option<String>,
     /// Where the issuing CA certificate can be fetched.
     pub ca_issuers: Option<String>,
-    /// Where the CRL can be fetched.
+    /// Where the CA's full CRL can be fetched.
     pub crl: Option<String>,
+    /// How many CRL partitions (shards) new certificates are spread over (`[crl] shards`);
+    /// 0 for none. With `crl` set, each certificate's CRL distribution point then names its
+    /// shard's CRL ([`signet_pkix::crl::shard_url`], shard [`signet_pkix::crl::shard_of`]
+    /// of its serial) rather than the full CRL.
+    pub crl_shards: u32,
+    /// Whether delta CRLs are published (`[crl] delta`): with `crl` set, certificates then
+    /// carry a Freshest CRL extension naming the deltas of the CRL their distribution point
+    /// names.
+    pub delta_crls: bool,
+}
+
+impl IssuanceUrls {
+    /// The CRL distribution point of a certificate with `serial` issued by the CA whose key
+    /// identifier is `key_id`, and its shard (`None`: the full CRL, or no CRL URL).
+    pub fn crl_distribution_point(
+        &self,
+        key_id: &[u8],
+        serial: &Serial,
+    ) -> Option<(String, Option<u32>)> {
+        let full = self.crl.as_ref()?;
+        if self.crl_shards == 0 {
+            return Some((full.clone(), None));
+        }
+        let shard = signet_pkix::crl::shard_of(serial, self.crl_shards);
+        Some((
+            signet_pkix::crl::shard_url(full, key_id, shard),
+            Some(shard),
+        ))
+    }
 }
 
 /// A signed certificate and what the store needs to record about it.
@@ -62,6 +91,8 @@ pub struct IssuedCertificate {
     pub names: Vec<SubjectName>,
     /// The profile it was issued under.
     pub profile: Profile,
+    /// The CRL shard its CRL distribution point names (`None`: the full CRL, or none).
+    pub crl_shard: Option<u32>,
 }
 
 impl IssuedCertificate {
@@ -240,10 +271,21 @@ impl IssuingCa {
                 .push(ExtendedKeyUsagePurpose::ClientAuth);
         }
         params.use_authority_key_identifier_extension = true;
-        if let Some(crl) = &self.urls.crl {
-            params.crl_distribution_points = vec![CrlDistributionPoint {
-                uris: vec![crl.clone()],
-            }];
+        let cdp = self.urls.crl_distribution_point(&self.key_id, &serial);
+        let crl_shard = cdp.as_ref().and_then(|(_, shard)| *shard);
+        if let Some((uri, _)) = cdp {
+            if self.urls.delta_crls {
+                // id-ce-freshestCRL (RFC 5280 section 4.2.1.15): same syntax as the CDP.
+                params
+                    .custom_extensions
+                    .push(CustomExtension::from_oid_content(
+                        &[2, 5, 29, 46],
+                        signet_pkix::crl::distribution_points_der(&signet_pkix::crl::delta_url(
+                            &uri,
+                        ))?,
+                    ));
+            }
+            params.crl_distribution_points = vec![CrlDistributionPoint { uris: vec![uri] }];
         }
         if let Some(aia) = self.aia_extension()? {
             params.custom_extensions.push(aia);
@@ -270,6 +312,7 @@ impl IssuingCa {
             subject,
             names: csr.names().to_vec(),
             profile,
+            crl_shard,
         })
     }
 

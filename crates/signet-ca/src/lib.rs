@@ -58,7 +58,9 @@ pub use policy::{DnsPattern, Policy};
 pub use profile::{Lifetime, Profile, ProfileLimits, format_duration, parse_duration};
 /// CRL encoding and its narrow signing handle live in `signet-pkix`; re-exported for the CA
 /// core's callers.
-pub use signet_pkix::crl::{CrlSigner, RevokedEntry};
+pub use signet_pkix::crl::{
+    CrlScope, CrlSigner, RevokedEntry, delta_url, distribution_points_der, shard_of, shard_url,
+};
 /// OCSP (responder and client side) lives in `signet-pkix`; re-exported for the CA core's
 /// callers. Its errors are [`PkixError`]s, which convert into [`CaError`].
 pub use signet_pkix::ocsp::{

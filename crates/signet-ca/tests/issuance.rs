@@ -25,6 +25,7 @@ fn urls() -> IssuanceUrls {
         ocsp: Some("http://ocsp.test:8080/ocsp".into()),
         ca_issuers: Some("http://ocsp.test:8080/ca/issuing.crt".into()),
         crl: Some("http://ocsp.test:8080/crl/issuing.crl".into()),
+        ..Default::default()
     }
 }
 

@@ -67,6 +67,7 @@ fn cas() -> &'static [Ca] {
                         ocsp: Some("http://ocsp.test/ocsp".into()),
                         ca_issuers: Some("http://ocsp.test/ca.crt".into()),
                         crl: Some("http://ocsp.test/crl".into()),
+                        ..Default::default()
                     },
                 )
                 .unwrap();

@@ -39,6 +39,7 @@ impl Fixture {
                 ocsp: Some("http://ocsp.test/ocsp".into()),
                 ca_issuers: None,
                 crl: Some("http://ocsp.test/crl".into()),
+                ..Default::default()
             },
         )
         .unwrap();

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::cert::raw_subject_and_key;
 use crate::der_writer::{
-    MAX_HEADER, TAG_INTEGER, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
+    MAX_HEADER, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
     push_header, push_time, push_tlv, push_unsigned_integer, uses_utc_time, whole_seconds,
 };
 use crate::{PkixError, RevocationReason, Serial, SigningKey};
@@ -131,11 +131,38 @@ impl CrlSigner {
     ///      crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
     /// ```
     /// (RFC 5280 section 5.1, <https://www.rfc-editor.org/rfc/rfc5280#section-5.1>.)
+    ///
+    /// The CRL's scope is complete (no Issuing Distribution Point): every certificate of
+    /// the CA. [`CrlSigner::sign_scoped_crl`] signs a partition or a delta CRL.
     pub fn sign_crl<I>(
         &self,
         number: u64,
         this_update: OffsetDateTime,
         next_update: OffsetDateTime,
+        revoked: I,
+    ) -> Result<Vec<u8>, PkixError>
+    where
+        I: IntoIterator<Item = RevokedEntry>,
+    {
+        self.sign_scoped_crl(
+            number,
+            this_update,
+            next_update,
+            &CrlScope::default(),
+            revoked,
+        )
+    }
+
+    /// [`CrlSigner::sign_crl`] with the extensions of `scope`: an Issuing Distribution
+    /// Point (a partitioned CRL, RFC 5280 section 5.2.5), a Delta CRL Indicator (section
+    /// 5.2.4) and a Freshest CRL pointer (section 5.2.6). A URI that is not printable ASCII
+    /// (IA5String without controls) is refused with [`PkixError::Encoding`].
+    pub fn sign_scoped_crl<I>(
+        &self,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        scope: &CrlScope,
         revoked: I,
     ) -> Result<Vec<u8>, PkixError>
     where
@@ -159,7 +186,7 @@ impl CrlSigner {
         push_time(&mut prefix, this_update)?;
         push_time(&mut prefix, next_update)?;
 
-        let suffix = crl_extensions(&self.key_id, number);
+        let suffix = crl_extensions(&self.key_id, number, scope)?;
 
         // One buffer: room for the outer and TBS headers, the prefix and the revokedCertificates
         // header, then the entries streamed in, then the extensions. The headers are filled in
@@ -209,14 +236,96 @@ impl CrlSigner {
     }
 }
 
+/// What a CRL covers and where its deltas are, beyond the CA's name: the extensions
+/// [`CrlSigner::sign_scoped_crl`] adds. The default is a complete CRL (every certificate of
+/// the CA, no deltas).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrlScope {
+    /// A partitioned CRL (RFC 5280 section 5.2.5): the URI of its distribution point,
+    /// written as the only fullName of a critical Issuing Distribution Point with
+    /// onlyContainsUserCerts TRUE. The CRL then covers exactly the end-entity certificates
+    /// whose CRL distribution point names this URI, byte for byte.
+    pub distribution_point: Option<String>,
+    /// A delta CRL (RFC 5280 section 5.2.4): the CRL Number of its base CRL, written as a
+    /// critical Delta CRL Indicator. The delta lists what was revoked since that base.
+    pub delta_of: Option<u64>,
+    /// Where the delta CRLs of this (base) CRL are published: a Freshest CRL extension
+    /// (RFC 5280 section 5.2.6) with this URI.
+    pub freshest: Option<String>,
+}
+
+/// An IA5String URI as the CDP, IDP and Freshest CRL extensions carry it
+/// (`[6] IMPLICIT IA5String`), checked to be printable ASCII.
+fn uri_general_name(uri: &str) -> Result<Vec<u8>, PkixError> {
+    if uri.is_empty() || !uri.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(PkixError::Encoding(format!(
+            "a distribution point URI must be printable ASCII without spaces: {uri:?}"
+        )));
+    }
+    let mut out = Vec::with_capacity(uri.len() + 4);
+    push_tlv(&mut out, 0x86, uri.as_bytes());
+    Ok(out)
+}
+
+/// `DistributionPointName ::= CHOICE { fullName [0] GeneralNames, ... }` holding one URI,
+/// as the `[0]` field of a DistributionPoint or an IssuingDistributionPoint:
+/// `[0] { [0] { [6] uri } }` (the CHOICE's tag is explicit, GeneralNames' implicit).
+fn distribution_point_name(uri: &str) -> Result<Vec<u8>, PkixError> {
+    let name = uri_general_name(uri)?;
+    let mut full_name = Vec::with_capacity(name.len() + 4);
+    push_tlv(&mut full_name, 0xa0, &name);
+    let mut out = Vec::with_capacity(full_name.len() + 4);
+    push_tlv(&mut out, 0xa0, &full_name);
+    Ok(out)
+}
+
+/// The DER of a `CRLDistributionPoints` (RFC 5280 section 4.2.1.13) naming `uri` only: the
+/// value of a certificate's CRL distribution points and of the Freshest CRL extension
+/// (section 4.2.1.15) of certificates and CRLs.
+pub fn distribution_points_der(uri: &str) -> Result<Vec<u8>, PkixError> {
+    let dp_name = distribution_point_name(uri)?;
+    let mut dp = Vec::with_capacity(dp_name.len() + 4);
+    push_tlv(&mut dp, TAG_SEQUENCE, &dp_name);
+    let mut out = Vec::with_capacity(dp.len() + 4);
+    push_tlv(&mut out, TAG_SEQUENCE, &dp);
+    Ok(out)
+}
+
+/// The DER of the Issuing Distribution Point a partition's CRL carries:
+///
+/// ```text
+/// IssuingDistributionPoint ::= SEQUENCE {
+///      distributionPoint          [0] DistributionPointName OPTIONAL,
+///      onlyContainsUserCerts      [1] BOOLEAN DEFAULT FALSE, ... }
+/// ```
+pub fn issuing_distribution_point_der(uri: &str) -> Result<Vec<u8>, PkixError> {
+    let mut content = distribution_point_name(uri)?;
+    content.extend_from_slice(&[0x81, 0x01, 0xff]);
+    let mut out = Vec::with_capacity(content.len() + 4);
+    push_tlv(&mut out, TAG_SEQUENCE, &content);
+    Ok(out)
+}
+
+/// An Extension with `critical` TRUE.
+fn push_critical_extension(out: &mut Vec<u8>, oid_content: &[u8], value_der: &[u8]) {
+    let len = 2 + oid_content.len() + 3 + header_len(value_der.len()) + value_der.len();
+    push_header(out, TAG_SEQUENCE, len);
+    push_tlv(out, 0x06, oid_content);
+    out.extend_from_slice(&[0x01, 0x01, 0xff]);
+    push_tlv(out, TAG_OCTET_STRING, value_der);
+}
+
 /// crlExtensions `[0] EXPLICIT Extensions` with the authority key identifier and the CRL
-/// number, both non-critical (RFC 5280 sections 5.2.1 and 5.2.3):
+/// number, both non-critical (RFC 5280 sections 5.2.1 and 5.2.3), then what `scope` asks
+/// for: the Delta CRL Indicator and the Issuing Distribution Point (both critical) and the
+/// Freshest CRL (non-critical):
 ///
 /// ```text
 /// AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] KeyIdentifier OPTIONAL, ... }
 /// CRLNumber ::= INTEGER (0..MAX)
+/// BaseCRLNumber ::= CRLNumber
 /// ```
-fn crl_extensions(key_id: &[u8], number: u64) -> Vec<u8> {
+fn crl_extensions(key_id: &[u8], number: u64, scope: &CrlScope) -> Result<Vec<u8>, PkixError> {
     let mut aki = Vec::with_capacity(key_id.len() + 4);
     push_tlv(&mut aki, 0x80, key_id); // [0] IMPLICIT OCTET STRING
     let mut aki_seq = Vec::with_capacity(aki.len() + 2);
@@ -228,11 +337,31 @@ fn crl_extensions(key_id: &[u8], number: u64) -> Vec<u8> {
     let mut exts = Vec::with_capacity(aki_seq.len() + crl_number.len() + 24);
     push_extension(&mut exts, OID_AUTHORITY_KEY_IDENTIFIER, &aki_seq);
     push_extension(&mut exts, OID_CRL_NUMBER, &crl_number);
+    if let Some(base) = scope.delta_of {
+        if base >= number {
+            return Err(PkixError::InvalidResponse(format!(
+                "a delta CRL's number ({number}) must be larger than its base's ({base})"
+            )));
+        }
+        let mut base_number = Vec::with_capacity(11);
+        push_unsigned_integer(&mut base_number, &base.to_be_bytes());
+        push_critical_extension(&mut exts, OID_DELTA_CRL_INDICATOR, &base_number);
+    }
+    if let Some(uri) = &scope.distribution_point {
+        push_critical_extension(
+            &mut exts,
+            OID_ISSUING_DISTRIBUTION_POINT,
+            &issuing_distribution_point_der(uri)?,
+        );
+    }
+    if let Some(uri) = &scope.freshest {
+        push_extension(&mut exts, OID_FRESHEST_CRL, &distribution_points_der(uri)?);
+    }
     let mut seq = Vec::with_capacity(exts.len() + 4);
     push_tlv(&mut seq, TAG_SEQUENCE, &exts);
     let mut out = Vec::with_capacity(seq.len() + 4);
     push_tlv(&mut out, 0xa0, &seq);
-    out
+    Ok(out)
 }
 
 /// The longest entry [`push_entry`] writes: SEQUENCE header 2, serial 2 + 21, Time 2 + 15,
@@ -288,10 +417,129 @@ fn checked_reason(reason: Option<u8>) -> Result<Option<u8>, PkixError> {
 const OID_AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
 /// id-ce-cRLNumber (2.5.29.20), content octets.
 const OID_CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+/// id-ce-deltaCRLIndicator (2.5.29.27), content octets.
+const OID_DELTA_CRL_INDICATOR: &[u8] = &[0x55, 0x1d, 0x1b];
+/// id-ce-issuingDistributionPoint (2.5.29.28), content octets.
+const OID_ISSUING_DISTRIBUTION_POINT: &[u8] = &[0x55, 0x1d, 0x1c];
+/// id-ce-freshestCRL (2.5.29.46), content octets.
+const OID_FRESHEST_CRL: &[u8] = &[0x55, 0x1d, 0x2e];
+
+/// Where a CA's CRLs are published, derived from its full CRL's URL (`[urls] crl`, e.g.
+/// `http://ca.example:8080/crl/issuing.crl`) so that every part of Signet spells them alike:
+///
+/// - shard `n` of the CA whose key identifier is `key_id`:
+///   `http://ca.example:8080/crl/shard/<first 8 octets of key_id, hex>/<n>.crl`; the key
+///   identifier keeps the shards of an earlier issuing CA (after `ca new-issuing`) apart;
+/// - a CRL's deltas ([`delta_url`]): `…/issuing-delta.crl`, `…/<n>-delta.crl`.
+pub fn shard_url(full_crl_url: &str, key_id: &[u8], shard: u32) -> String {
+    let dir = full_crl_url
+        .rsplit_once('/')
+        .map_or(full_crl_url, |(dir, _)| dir);
+    let kid = hex::encode(&key_id[..key_id.len().min(8)]);
+    format!("{dir}/shard/{kid}/{shard}.crl")
+}
+
+/// The URL of the delta CRLs of the CRL at `crl_url`: `-delta` before its `.crl`
+/// extension (appended when it has none).
+pub fn delta_url(crl_url: &str) -> String {
+    match crl_url.strip_suffix(".crl") {
+        Some(stem) => format!("{stem}-delta.crl"),
+        None => format!("{crl_url}-delta"),
+    }
+}
+
+/// The CRL partition (shard) a certificate with serial `serial` belongs to, of `shards`
+/// (at least 1): the serial's last four octets (big-endian, fewer for a shorter serial)
+/// modulo `shards`. Signet's serials are random, so shards fill evenly; the function only
+/// reads the serial, so the shard is known when the certificate is issued (its CRL
+/// distribution point names it) and never changes.
+pub fn shard_of(serial: &Serial, shards: u32) -> u32 {
+    let bytes = serial.as_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(4)..];
+    let n = tail.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+    n % shards.max(1)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_extensions_read_back_as_rfc_5280_says() {
+        use der::Decode;
+        use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+        use x509_cert::ext::pkix::{CrlDistributionPoints, crl::IssuingDistributionPoint};
+        let uri = "http://ca.example:8080/crl/shard/7.crl";
+
+        let idp =
+            IssuingDistributionPoint::from_der(&issuing_distribution_point_der(uri).expect("idp"))
+                .expect("decodes");
+        assert!(idp.only_contains_user_certs);
+        assert!(!idp.only_contains_ca_certs && !idp.indirect_crl);
+        match idp.distribution_point {
+            Some(DistributionPointName::FullName(names)) => match names.as_slice() {
+                [GeneralName::UniformResourceIdentifier(u)] => assert_eq!(u.as_str(), uri),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        let cdp = CrlDistributionPoints::from_der(&distribution_points_der(uri).expect("cdp"))
+            .expect("decodes");
+        assert_eq!(cdp.0.len(), 1);
+        // The certificate's CDP and the shard's IDP carry the URI in the same bytes.
+        let needle = uri_general_name(uri).expect("uri");
+        for der in [
+            distribution_points_der(uri).expect("cdp"),
+            issuing_distribution_point_der(uri).expect("idp"),
+        ] {
+            assert!(der.windows(needle.len()).any(|w| w == needle));
+        }
+        for bad in ["", "http://a b", "http://é.example"] {
+            assert!(matches!(
+                issuing_distribution_point_der(bad),
+                Err(PkixError::Encoding(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn urls_follow_the_full_crls() {
+        let full = "http://ca.example:8080/crl/issuing.crl";
+        let kid = [0xabu8; 20];
+        assert_eq!(
+            shard_url(full, &kid, 7),
+            "http://ca.example:8080/crl/shard/abababababababab/7.crl"
+        );
+        assert_eq!(
+            delta_url(&shard_url(full, &kid, 7)),
+            "http://ca.example:8080/crl/shard/abababababababab/7-delta.crl"
+        );
+        assert_eq!(
+            delta_url(full),
+            "http://ca.example:8080/crl/issuing-delta.crl"
+        );
+        assert_eq!(delta_url("http://x/c"), "http://x/c-delta");
+        assert_eq!(
+            shard_url(full, &[1, 2], 0),
+            "http://ca.example:8080/crl/shard/0102/0.crl"
+        );
+    }
+
+    #[test]
+    fn shards_come_from_the_serial_alone() {
+        let s = |h: &str| Serial::from_hex(h).expect("serial");
+        assert_eq!(shard_of(&s("01"), 64), 1);
+        assert_eq!(shard_of(&s("0140"), 64), 0);
+        assert_eq!(shard_of(&s("7fffffffffff00000041"), 64), 1);
+        assert_eq!(shard_of(&s("ffffffff"), 0), 0);
+        assert_eq!(shard_of(&s("ffffffff"), 1), 0);
+        // Even: 64,000 random serials over 64 shards, each within 25% of 1,000.
+        let mut counts = [0u32; 64];
+        for _ in 0..64_000 {
+            counts[shard_of(&Serial::random().expect("random"), 64) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (750..1250).contains(c)), "{counts:?}");
+    }
 
     #[test]
     fn reason_codes() {

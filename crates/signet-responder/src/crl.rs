@@ -13,6 +13,7 @@
 //! `ssl_crl`) wants a CRL for every certificate in the chain, so `/crl/chain.pem` gives the
 //! issuing CA's CRL followed by the root's: the one file `ssl_crl` needs.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
@@ -41,6 +42,8 @@ pub(crate) struct PublishedCrl {
     pem: std::sync::OnceLock<Bytes>,
     /// Hex of the first 16 bytes of the DER's SHA-256: the ETags are built from it.
     tag: String,
+    /// Hex of the DER's SHA-256, for `/crl/index.json`.
+    sha256: String,
     der_etag: String,
     pem_etag: String,
     this_update: OffsetDateTime,
@@ -62,6 +65,57 @@ pub(crate) struct PreviousCrl {
     pub(crate) name: String,
     pub(crate) issuer: crate::IssuerCertificate,
     pub(crate) slot: RwLock<Option<Arc<PublishedCrl>>>,
+    pub(crate) partitions: Partitions,
+}
+
+/// Which shard or delta CRL: (shard, `None` for the full CRL; whether a delta).
+pub(crate) type PartitionKey = (Option<u32>, bool);
+
+/// A CA's newest shard and delta CRLs, replaced whole on each change (requests take a
+/// snapshot).
+#[derive(Debug, Default)]
+pub(crate) struct Partitions(RwLock<Arc<BTreeMap<PartitionKey, Arc<PublishedCrl>>>>);
+
+impl Partitions {
+    fn snapshot(&self) -> Arc<BTreeMap<PartitionKey, Arc<PublishedCrl>>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn get(&self, key: PartitionKey) -> Option<Arc<PublishedCrl>> {
+        self.snapshot().get(&key).cloned()
+    }
+
+    /// Serves `crl` as `key` unless a newer one is there.
+    fn install(&self, key_id: &str, key: PartitionKey, crl: PublishedCrl) {
+        let mut slot = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if slot.get(&key).is_none_or(|c| c.number < crl.number) {
+            tracing::debug!(key_id, shard = ?key.0, delta = key.1, number = crl.number, "serving a new CRL");
+            let mut map = BTreeMap::clone(&slot);
+            map.insert(key, Arc::new(crl));
+            *slot = Arc::new(map);
+        }
+    }
+
+    /// Loads the stored shard and delta CRLs of `key_id` newer than those served.
+    async fn refresh(&self, store: &Store, key_id: &str) -> Result<(), ResponderError> {
+        let stored = store.partition_crls(key_id).await?;
+        let served = self.snapshot();
+        for info in stored {
+            let key = (info.shard, info.delta_base.is_some());
+            if served.get(&key).is_some_and(|c| c.number >= info.number) {
+                continue;
+            }
+            // Gone meanwhile (superseded): the next refresh loads its successor.
+            if let Some(der) = store.crl_der(key_id, info.number).await? {
+                self.install(
+                    key_id,
+                    key,
+                    PublishedCrl::new(info.number, info.this_update, info.next_update, der),
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Responder {
@@ -86,12 +140,43 @@ impl Responder {
     }
 
     /// Load the latest stored CRL of each earlier issuing CA
-    /// ([`Responder::set_previous_issuers`]) that is newer than the one served.
+    /// ([`Responder::set_previous_issuers`]) that is newer than the one served, and their
+    /// shard and delta CRLs.
     pub async fn refresh_previous_crls(&self) -> Result<(), ResponderError> {
         for p in self.previous().iter() {
             refresh(&self.inner.store, p.issuer.key_id_hex(), &p.slot).await?;
+            p.partitions
+                .refresh(&self.inner.store, p.issuer.key_id_hex())
+                .await?;
         }
         Ok(())
+    }
+
+    /// Load the issuing CA's stored shard and delta CRLs that are newer than those served.
+    pub async fn refresh_partition_crls(&self) -> Result<(), ResponderError> {
+        self.inner
+            .partitions
+            .refresh(&self.inner.store, self.inner.issuer.key_id_hex())
+            .await
+    }
+
+    /// Serve a shard or delta CRL of the issuing CA that the caller has just stored (see
+    /// [`Responder::install_crl`]): `shard` `None` is the full CRL's delta; `delta` says
+    /// whether it is a delta CRL. An older one than that served is ignored.
+    pub fn install_partition_crl(
+        &self,
+        shard: Option<u32>,
+        delta: bool,
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        der: Vec<u8>,
+    ) {
+        self.inner.partitions.install(
+            self.inner.issuer.key_id_hex(),
+            (shard, delta),
+            PublishedCrl::new(number, this_update, next_update, der),
+        );
     }
 
     pub(crate) fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
@@ -215,6 +300,7 @@ impl PublishedCrl {
         let digest = ring::digest::digest(&ring::digest::SHA256, &der);
         let tag = hex::encode(&digest.as_ref()[..16]);
         PublishedCrl {
+            sha256: hex::encode(digest.as_ref()),
             number,
             der: Bytes::from(der),
             pem: std::sync::OnceLock::new(),
@@ -273,9 +359,18 @@ enum CrlFile {
         pem: bool,
     },
     Chain,
+    /// The issuing CA's full CRL's delta.
+    FullDelta {
+        pem: bool,
+    },
+    /// `/crl/index.json`.
+    Index,
 }
 
 fn crl_file(r: &Responder, file: &str) -> Option<CrlFile> {
+    if file == INDEX_NAME {
+        return Some(CrlFile::Index);
+    }
     let (name, ext) = file.rsplit_once('.')?;
     let pem = match ext {
         "crl" => false,
@@ -284,6 +379,8 @@ fn crl_file(r: &Responder, file: &str) -> Option<CrlFile> {
     };
     if name == r.inner.config.issuer_name {
         Some(CrlFile::Issuing { pem })
+    } else if name.strip_suffix("-delta") == Some(r.inner.config.issuer_name.as_str()) {
+        Some(CrlFile::FullDelta { pem })
     } else if name == ROOT_CRL_NAME {
         Some(CrlFile::Root { pem })
     } else if name == CHAIN_CRL_NAME && pem {
@@ -367,42 +464,220 @@ pub(crate) async fn get_crl(
         CrlFile::Issuing { pem } => issuing_crl(&r).await.map(|c| one(&c, pem)),
         CrlFile::Root { pem } => root_crl(&r).await.map(|c| one(&c, pem)),
         CrlFile::Previous { crl, pem } => previous_crl(&r, &crl).await.map(|c| one(&c, pem)),
-        // The root first: without it, the chain file cannot exist (404), while a missing
-        // issuing CRL is only not published yet (503). Earlier issuing CAs' CRLs go in
-        // when there are some.
-        CrlFile::Chain => match root_crl(&r).await {
-            Err(e) => Err(e),
-            Ok(root) => match issuing_crl(&r).await {
-                Err(e) => Err(e),
-                Ok(issuing) => {
-                    // Only what is loaded: the watch loop keeps these fresh, and a request
-                    // must not cost a database query per earlier CA that has no CRL.
-                    let mut crls = vec![issuing];
-                    crls.extend(r.previous().iter().filter_map(|p| read(&p.slot)));
-                    crls.push(root);
-                    let tags: Vec<&str> = crls.iter().map(|c| c.tag.as_str()).collect();
-                    Ok(Served {
-                        body: r.chain_crl(&crls).pem.clone(),
-                        etag: format!("\"{}-chain\"", tags.join("-")),
-                        content_type: "application/x-pem-file",
-                        this_update: crls
-                            .iter()
-                            .map(|c| c.this_update)
-                            .max()
-                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                        next_update: crls
-                            .iter()
-                            .map(|c| c.next_update)
-                            .min()
-                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                    })
-                }
-            },
+        CrlFile::Chain => chain(&r).await,
+        CrlFile::FullDelta { pem } => match r.inner.partitions.get((None, true)) {
+            Some(c) => Ok(one(&c, pem)),
+            None => Err((StatusCode::NOT_FOUND, "no delta CRL is published\n").into_response()),
         },
+        CrlFile::Index => Ok(index(&r)),
     };
     match result {
         Ok(served) => served.respond(&headers),
         Err(response) => response,
+    }
+}
+
+/// `/crl/index.json`: every CRL file.
+const INDEX_NAME: &str = "index.json";
+
+/// `/crl/chain.pem`: for OpenSSL-based relying parties (nginx `ssl_crl`), which take every
+/// CRL in the file and pick, for each certificate, a CRL of its issuer whose Issuing
+/// Distribution Point matches the certificate's CRL distribution point. So: the issuing
+/// CA's full CRL (while valid, or when there are no shards), every shard's base CRL, the
+/// same for earlier issuing CAs, then the root's. Delta CRLs are left out: nginx does not
+/// use them (OpenSSL's `X509_V_FLAG_USE_DELTAS` is not set).
+async fn chain(r: &Responder) -> Result<Served, Response> {
+    // The root first: without it, the chain file cannot exist (404), while a missing
+    // issuing CRL is only not published yet (503).
+    let root = root_crl(r).await?;
+    let now = OffsetDateTime::now_utc();
+    let bases = |parts: &Partitions| -> Vec<Arc<PublishedCrl>> {
+        parts
+            .snapshot()
+            .iter()
+            .filter(|((shard, delta), _)| shard.is_some() && !delta)
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    let shards = bases(&r.inner.partitions);
+    let mut crls = Vec::with_capacity(shards.len() + 2);
+    if shards.is_empty() {
+        crls.push(issuing_crl(r).await?);
+    } else if let Some(full) = r.current_crl().filter(|c| c.next_update > now) {
+        crls.push(full);
+    }
+    crls.extend(shards);
+    // Only what is loaded: the watch loop keeps these fresh, and a request must not cost a
+    // database query per earlier CA that has no CRL.
+    for p in r.previous().iter() {
+        crls.extend(read(&p.slot));
+        crls.extend(bases(&p.partitions));
+    }
+    crls.push(root);
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for c in &crls {
+        digest.update(c.tag.as_bytes());
+    }
+    let tag = hex::encode(&digest.finish().as_ref()[..16]);
+    Ok(Served {
+        body: r.chain_crl(&crls).pem.clone(),
+        etag: format!("\"{tag}-chain\""),
+        content_type: "application/x-pem-file",
+        this_update: crls
+            .iter()
+            .map(|c| c.this_update)
+            .max()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        next_update: crls
+            .iter()
+            .map(|c| c.next_update)
+            .min()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    })
+}
+
+/// `/crl/index.json`: each CRL served (the issuing CA's full CRL, shards and deltas, those
+/// of earlier issuing CAs, the root's) with its URL, shard, whether it is a delta, number,
+/// thisUpdate, nextUpdate, size and SHA-256. Only what is loaded; not cached by HTTP caches
+/// for longer than the CRLs it lists.
+fn index(r: &Responder) -> Served {
+    let full_url = r.inner.config.crl_url.clone();
+    let issuing_path = format!("/crl/{}.crl", r.inner.config.issuer_name);
+    let url_of = |key_id: &[u8], shard: Option<u32>, delta: bool, full: &str| {
+        let base = match (&full_url, shard) {
+            (Some(u), Some(n)) => signet_pkix::crl::shard_url(u, key_id, n),
+            (Some(u), None) if full == issuing_path => u.clone(),
+            (_, Some(n)) => format!(
+                "/crl/shard/{}/{n}.crl",
+                hex::encode(&key_id[..key_id.len().min(8)])
+            ),
+            (_, None) => full.to_string(),
+        };
+        if delta {
+            signet_pkix::crl::delta_url(&base)
+        } else {
+            base
+        }
+    };
+    let entry = |c: &PublishedCrl, url: String, issuer: &str, shard: Option<u32>, delta: bool| {
+        serde_json::json!({
+            "url": url,
+            "issuer_key_id": issuer,
+            "shard": shard,
+            "delta": delta,
+            "number": c.number,
+            "this_update": signet_pkix::rfc3339(c.this_update),
+            "next_update": signet_pkix::rfc3339(c.next_update),
+            "size": c.der.len(),
+            "sha256": c.sha256,
+        })
+    };
+    let mut crls = Vec::new();
+    let mut add_ca = |issuer: &crate::IssuerCertificate,
+                      full: Option<Arc<PublishedCrl>>,
+                      full_path: String,
+                      parts: &Partitions| {
+        let key_id = hex::decode(issuer.key_id_hex()).unwrap_or_default();
+        if let Some(c) = full {
+            crls.push(entry(
+                &c,
+                url_of(&key_id, None, false, &full_path),
+                issuer.key_id_hex(),
+                None,
+                false,
+            ));
+        }
+        for ((shard, delta), c) in parts.snapshot().iter() {
+            crls.push(entry(
+                c,
+                url_of(&key_id, *shard, *delta, &full_path),
+                issuer.key_id_hex(),
+                *shard,
+                *delta,
+            ));
+        }
+    };
+    add_ca(
+        &r.inner.issuer,
+        r.current_crl(),
+        issuing_path.clone(),
+        &r.inner.partitions,
+    );
+    for p in r.previous().iter() {
+        add_ca(
+            &p.issuer,
+            read(&p.slot),
+            format!("/crl/{}.crl", p.name),
+            &p.partitions,
+        );
+    }
+    if let (Some(root), Some(c)) = (&r.inner.root, r.current_root_crl()) {
+        crls.push(entry(
+            &c,
+            format!("/crl/{ROOT_CRL_NAME}.crl"),
+            root.key_id_hex(),
+            None,
+            false,
+        ));
+    }
+    let body = serde_json::to_vec_pretty(&serde_json::json!({ "crls": crls }))
+        .unwrap_or_else(|_| b"{}".to_vec());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+    Served {
+        etag: format!("\"{}-index\"", hex::encode(&digest.as_ref()[..16])),
+        body: Bytes::from(body),
+        content_type: "application/json",
+        this_update: OffsetDateTime::now_utc(),
+        next_update: OffsetDateTime::now_utc() + time::Duration::seconds(CRL_MAX_AGE_SECS),
+    }
+}
+
+/// `GET /crl/shard/{kid}/{file}`: shard `n` of the CA whose key identifier starts with
+/// `kid` (16 hex digits: current or earlier issuing CA), `{n}.crl`, `{n}.pem`,
+/// `{n}-delta.crl` or `{n}-delta.pem`.
+pub(crate) async fn get_shard(
+    State(r): State<Responder>,
+    Path((kid, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "no such CRL\n").into_response();
+    let Some((name, ext)) = file.rsplit_once('.') else {
+        return not_found();
+    };
+    let pem = match ext {
+        "crl" => false,
+        "pem" => true,
+        _ => return not_found(),
+    };
+    let (number, delta) = match name.strip_suffix("-delta") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    // Digits only, no sign or leading zero: one spelling per shard.
+    if number.is_empty()
+        || !number.bytes().all(|b| b.is_ascii_digit())
+        || (number.len() > 1 && number.starts_with('0'))
+    {
+        return not_found();
+    }
+    let Ok(shard) = number.parse::<u32>() else {
+        return not_found();
+    };
+    let matches = |issuer: &crate::IssuerCertificate| {
+        let hex = issuer.key_id_hex();
+        kid.len() == hex.len().min(16) && hex.starts_with(kid.as_str())
+    };
+    let crl = if matches(&r.inner.issuer) {
+        r.inner.partitions.get((Some(shard), delta))
+    } else {
+        r.previous()
+            .iter()
+            .find(|p| matches(&p.issuer))
+            .and_then(|p| p.partitions.get((Some(shard), delta)))
+    };
+    match crl {
+        Some(c) => one(&c, pem).respond(&headers),
+        None => not_found(),
     }
 }
 

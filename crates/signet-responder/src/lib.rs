@@ -18,7 +18,9 @@
 //! Routes ([`app`]): `POST /ocsp`, `GET /ocsp/{base64 request}`, `GET /crl/{issuer}.crl`
 //! (DER) and `.pem`, `GET /crl/root.crl` and `.pem` (the root CA's CRL, signed offline with
 //! `signet ca root-crl`), `GET /crl/chain.pem` (the issuing CA's CRL then the root's: what
-//! nginx `ssl_crl` needs), `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`,
+//! nginx `ssl_crl` needs), the partitioned and delta CRLs (`GET /crl/shard/{key id}/{n}.crl`,
+//! `{n}-delta.crl`, `/crl/{issuer}-delta.crl`, all also `.pem`) and their index
+//! (`GET /crl/index.json`), `GET /ca/{issuer}.crt` (DER) and `.pem`, `GET /healthz`,
 //! `GET /readyz` (200 while a signer is installed and the view of the database is fresh).
 #![forbid(unsafe_code)]
 
@@ -69,6 +71,9 @@ pub struct ResponderConfig {
     pub poll_interval: Duration,
     /// The most cached OCSP responses kept (default 100,000; about 1 KiB each).
     pub max_cached: usize,
+    /// The full CRL's public URL (`[urls] crl`), from which `/crl/index.json` writes the
+    /// shard and delta CRLs' URLs; without it the index gives their paths.
+    pub crl_url: Option<String>,
 }
 
 impl Default for ResponderConfig {
@@ -78,6 +83,7 @@ impl Default for ResponderConfig {
             ocsp_validity: Duration::from_secs(4 * 3600),
             poll_interval: Duration::from_millis(200),
             max_cached: 100_000,
+            crl_url: None,
         }
     }
 }
@@ -131,6 +137,8 @@ struct Inner {
     signer: RwLock<Option<Arc<ActiveSigner>>>,
     cache: cache::OcspCache,
     crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
+    /// The issuing CA's shard and delta CRLs.
+    partitions: crl::Partitions,
     root_crl: RwLock<Option<Arc<crl::PublishedCrl>>>,
     /// Earlier issuing CAs of the same root whose CRLs are still served; replaced whole
     /// (see [`Responder::set_previous_issuers`]), so requests take a snapshot.
@@ -255,6 +263,7 @@ impl Responder {
                 signer: RwLock::new(None),
                 cache,
                 crl: RwLock::new(None),
+                partitions: crl::Partitions::default(),
                 root_crl: RwLock::new(None),
                 previous: RwLock::new(Arc::new(Vec::new())),
                 chain_crl: RwLock::new(None),
@@ -296,6 +305,7 @@ impl Responder {
                             ),
                             issuer,
                             slot: RwLock::new(None),
+                            partitions: crl::Partitions::default(),
                         })
                     })
             })
@@ -420,6 +430,7 @@ pub fn app(responder: Responder) -> Router {
         .route("/ocsp", post(ocsp::post))
         .route("/ocsp/", post(ocsp::post))
         .route("/crl/{file}", get(crl::get_crl))
+        .route("/crl/shard/{kid}/{file}", get(crl::get_shard))
         .route("/ca/{file}", get(crl::get_ca))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))

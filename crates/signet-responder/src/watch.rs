@@ -73,6 +73,9 @@ impl Responder {
             if let Err(e) = self.refresh_crl().await {
                 tracing::warn!(error = %e, "checking for a new CRL failed");
             }
+            if let Err(e) = self.refresh_partition_crls().await {
+                tracing::warn!(error = %e, "checking for new shard or delta CRLs failed");
+            }
             if let Err(e) = self.refresh_root_crl().await {
                 tracing::warn!(error = %e, "checking for a new root CRL failed");
             }

@@ -77,6 +77,7 @@ fn signer_record(ca: &IssuingCa, c: &OcspSignerCertificate) -> NewCertificate {
         not_after: c.not_after,
         requester: "signet-responder".into(),
         der: c.der.clone(),
+        crl_shard: None,
     }
 }
 
@@ -153,6 +154,7 @@ impl Fixture {
             not_after: cert.not_after,
             requester: "test".into(),
             der: cert.der.clone(),
+            crl_shard: None,
         };
         self.store
             .insert_certificate(&record, &audit(AuditAction::Issue, &record.serial))

@@ -39,6 +39,9 @@ pub struct NewCertificate {
     pub requester: String,
     /// The certificate, DER encoded.
     pub der: Vec<u8>,
+    /// The CRL partition (shard) its CRL distribution point names, or `None` when it names
+    /// the CA's full CRL (or none): which CRL lists it once revoked (migration 0009).
+    pub crl_shard: Option<u32>,
 }
 
 /// A stored certificate with its bookkeeping columns.
@@ -202,8 +205,8 @@ pub(crate) async fn insert_certificate_row(
     sqlx::query(
         "INSERT INTO certificates \
          (serial, issuer, issuer_key_id, subject, sans, profile, \
-          not_before, not_after, requester, der, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+          not_before, not_after, requester, der, created_at, crl_shard) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(db_serial(&cert.serial))
     .bind(&cert.issuer)
@@ -216,6 +219,7 @@ pub(crate) async fn insert_certificate_row(
     .bind(&cert.requester)
     .bind(&cert.der)
     .bind(now)
+    .bind(cert.crl_shard.map(i64::from))
     .execute(conn)
     .await
     .map_err(|e| match StoreError::from(e) {

@@ -40,7 +40,7 @@ pub struct NewCrl {
 }
 
 /// How much of a stored CRL's DER [`Store::latest_crl`] reads per query.
-const CRL_READ_CHUNK: usize = 4 << 20;
+pub(crate) const CRL_READ_CHUNK: usize = 4 << 20;
 
 /// A stored CRL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub(crate) async fn insert_crl_row(
     Ok(())
 }
 
-fn u64_from(column: &str, n: i64) -> Result<u64, StoreError> {
+pub(crate) fn u64_from(column: &str, n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} {n} is negative")))
 }
 
@@ -175,7 +175,8 @@ impl Store {
         Ok(())
     }
 
-    /// The CRL of `issuer_key_id` with the largest number, if one was ever stored.
+    /// The full (complete, not delta) CRL of `issuer_key_id` with the largest number, if one
+    /// was ever stored; shard and delta CRLs are `crl_shards.rs`.
     ///
     /// The DER is read in slices of [`CRL_READ_CHUNK`] bytes into one buffer of the exact
     /// size: a CRL of a million entries is about 45 MB, and reading it as one value would
@@ -187,12 +188,14 @@ impl Store {
             Backend::Postgres => {
                 "SELECT issuer_key_id, number, this_update, next_update, created_at, \
                  octet_length(der)::BIGINT AS der_len \
-                 FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1"
+                 FROM crls WHERE issuer_key_id = $1 AND shard = -1 AND delta_base = 0 \
+                 ORDER BY number DESC LIMIT 1"
             }
             Backend::Sqlite => {
                 "SELECT issuer_key_id, number, this_update, next_update, created_at, \
                  length(der) AS der_len \
-                 FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1"
+                 FROM crls WHERE issuer_key_id = $1 AND shard = -1 AND delta_base = 0 \
+                 ORDER BY number DESC LIMIT 1"
             }
         };
         // One connection, one transaction: the slices all come from the same row version.
@@ -246,7 +249,7 @@ impl Store {
         }))
     }
 
-    /// Number and validity of the latest CRL of `issuer_key_id`, without its DER (which
+    /// Number and validity of the latest full CRL of `issuer_key_id`, without its DER (which
     /// may be tens of megabytes): what deciding whether to publish needs.
     pub async fn latest_crl_info(
         &self,
@@ -255,7 +258,8 @@ impl Store {
         validate_key_id(issuer_key_id)?;
         let row = sqlx::query(
             "SELECT number, this_update, next_update \
-             FROM crls WHERE issuer_key_id = $1 ORDER BY number DESC LIMIT 1",
+             FROM crls WHERE issuer_key_id = $1 AND shard = -1 AND delta_base = 0 \
+                 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_key_id)
         .fetch_optional(&self.pool)
@@ -270,14 +274,17 @@ impl Store {
         .transpose()
     }
 
-    /// The number of the latest CRL of `issuer_key_id`: a cheap check of whether
+    /// The number of the latest full CRL of `issuer_key_id`: a cheap check of whether
     /// [`Store::latest_crl`] has anything new.
     pub async fn latest_crl_number(&self, issuer_key_id: &str) -> Result<Option<u64>, StoreError> {
         validate_key_id(issuer_key_id)?;
-        let row = sqlx::query("SELECT MAX(number) AS number FROM crls WHERE issuer_key_id = $1")
-            .bind(issuer_key_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT MAX(number) AS number FROM crls \
+             WHERE issuer_key_id = $1 AND shard = -1 AND delta_base = 0",
+        )
+        .bind(issuer_key_id)
+        .fetch_one(&self.pool)
+        .await?;
         let n: Option<i64> = row.try_get("number")?;
         n.map(|n| u64_from("number", n)).transpose()
     }

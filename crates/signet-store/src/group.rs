@@ -460,14 +460,14 @@ WITH tok AS (\
 ), ins_cert AS (\
     INSERT INTO certificates \
         (serial, issuer, issuer_key_id, subject, sans, profile, \
-         not_before, not_after, requester, der, created_at) \
+         not_before, not_after, requester, der, created_at, crl_shard) \
     SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
         c.not_before, c.not_after, c.requester, \
-        substring($4::bytea FROM c.der_at + 1 FOR c.der_len), c.created_at \
+        substring($4::bytea FROM c.der_at + 1 FOR c.der_len), c.created_at, c.crl_shard \
     FROM json_to_recordset($2::json) AS c(i integer, serial text, issuer text, \
         issuer_key_id text, subject text, sans text, profile text, not_before bigint, \
         not_after bigint, requester text, der_at integer, der_len integer, \
-        created_at bigint) \
+        created_at bigint, crl_shard integer) \
     WHERE c.i IS NULL OR c.i IN (SELECT i FROM first_use)\
 ), ins_audit AS (\
     INSERT INTO audit_log (at, actor, action, serial, outcome, detail) \
@@ -506,6 +506,7 @@ struct CertRow<'a> {
     der_at: usize,
     der_len: usize,
     created_at: i64,
+    crl_shard: Option<u32>,
 }
 
 #[derive(serde::Serialize)]
@@ -545,6 +546,7 @@ fn cert_row<'a>(
         der_at,
         der_len: cert.der.len(),
         created_at: now,
+        crl_shard: cert.crl_shard,
     })
 }
 
@@ -739,8 +741,8 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
             let sql = values_sql(
                 "INSERT INTO certificates \
                  (serial, issuer, issuer_key_id, subject, sans, profile, \
-                  not_before, not_after, requester, der, created_at) VALUES ",
-                11,
+                  not_before, not_after, requester, der, created_at, crl_shard) VALUES ",
+                12,
                 chunk.len(),
                 "",
             );
@@ -757,7 +759,8 @@ async fn write_batch(pool: &AnyPool, jobs: &[Job]) -> Result<Vec<Option<bool>>, 
                     .bind(cert.not_after.unix_timestamp())
                     .bind(&cert.requester)
                     .bind(&cert.der)
-                    .bind(*now);
+                    .bind(*now)
+                    .bind(cert.crl_shard.map(i64::from));
             }
             query.execute(&mut *tx).await?;
         }

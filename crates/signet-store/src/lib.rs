@@ -49,9 +49,11 @@ use time::OffsetDateTime;
 mod acme;
 mod audit;
 mod binding;
+mod bulk;
 mod certificates;
 mod connection;
 mod crl;
+mod crl_shards;
 mod error;
 mod group;
 mod hosts;
@@ -70,9 +72,11 @@ pub use acme::{
 };
 pub use audit::{AuditAction, AuditEntry, AuditOutcome, AuditRecord, UnknownAuditValue};
 pub use binding::{CaBinding, DatabaseContents, NewCaBinding};
+pub use bulk::BulkCertificate;
 pub use certificates::{CertStatus, CertificateRecord, NewCertificate, SERVER_REQUESTER};
 pub use connection::{Backend, POSTGRES_CONNECT_TIMEOUT, Store};
 pub use crl::{CrlInfo, CrlRecord, NewCrl, RevokedCertificate};
+pub use crl_shards::{CrlEntries, ScopedCrl, ScopedCrlInfo};
 pub use error::StoreError;
 pub use listing::{
     AuditFilter, AuditPage, CertificateFilter, CertificatePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,

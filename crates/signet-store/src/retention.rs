@@ -72,9 +72,9 @@ const SELECT_BATCH_POSTGRES: &str = "SELECT not_after, serial FROM certificates 
      WHERE not_after < $1 ORDER BY not_after, serial LIMIT $2 FOR UPDATE";
 const ARCHIVE_BATCH: &str = "INSERT INTO certificates_archive \
      (serial, issuer, issuer_key_id, subject, sans, profile, not_before, not_after, requester, \
-      der, created_at, revoked_at, revocation_reason, revocation_seq, archived_at) \
+      der, created_at, revoked_at, revocation_reason, revocation_seq, crl_shard, archived_at) \
      SELECT serial, issuer, issuer_key_id, subject, sans, profile, not_before, not_after, \
-      requester, der, created_at, revoked_at, revocation_reason, revocation_seq, $4 \
+      requester, der, created_at, revoked_at, revocation_reason, revocation_seq, crl_shard, $4 \
      FROM certificates \
      WHERE not_after < $1 AND (not_after < $2 OR (not_after = $2 AND serial <= $3))";
 const DELETE_NAMES_BATCH: &str = "DELETE FROM certificate_names WHERE serial IN \

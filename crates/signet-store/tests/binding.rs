@@ -160,6 +160,7 @@ async fn a_failed_record_leaves_nothing_and_a_bad_binding_runs_no_query() {
                     not_after: now + time::Duration::days(1),
                     requester: "test".into(),
                     der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+                    crl_shard: None,
                 },
                 &audit(AuditAction::Issue),
             )

@@ -221,6 +221,7 @@ fn cert(serial: &str, issuer_key_id: &str) -> NewCertificate {
         not_after: now + time::Duration::days(1),
         requester: "test".to_owned(),
         der: vec![0x30, 0x00],
+        crl_shard: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn cert(serial: &str) -> NewCertificate {
         not_after: ts(4_000_000_000),
         requester: "token:default:test".to_owned(),
         der: serial.as_bytes().repeat(40),
+        crl_shard: None,
     }
 }
 

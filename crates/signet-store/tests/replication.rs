@@ -32,6 +32,7 @@ fn certificate(serial: &str) -> NewCertificate {
         not_after: now + Duration::from_secs(3600),
         requester: "test".into(),
         der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        crl_shard: None,
     }
 }
 

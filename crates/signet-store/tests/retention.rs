@@ -41,6 +41,7 @@ fn cert(n: u32, not_after: OffsetDateTime) -> NewCertificate {
         not_after,
         requester: "test".to_owned(),
         der: vec![0x30, 0x03, 0x02, 0x01, u8::try_from(n % 256).unwrap()],
+        crl_shard: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn cert(serial: &str, key_id: &str, not_after: OffsetDateTime) -> NewCertificate
         not_after,
         requester: "test".to_owned(),
         der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        crl_shard: None,
     }
 }
 

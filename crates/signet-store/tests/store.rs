@@ -45,6 +45,7 @@ fn cert(serial: &str) -> NewCertificate {
         not_after: ts(1_700_000_000 + 90 * 86_400),
         requester: "user:alice".to_owned(),
         der,
+        crl_shard: None,
     }
 }
 

@@ -177,6 +177,11 @@ struct Ca {
 
 impl Ca {
     fn start(tmp: &Path) -> Ca {
+        Ca::start_with_crl(tmp, "shards = 0\ndelta = false")
+    }
+
+    /// [`Ca::start`] with `[crl]` holding `crl` (TOML lines).
+    fn start_with_crl(tmp: &Path, crl: &str) -> Ca {
         // The certificates name the responder's address, so it is picked before the server
         // starts (bind-then-release, see `common::free_port`); the API binds port 0.
         let ocsp_port = free_port();
@@ -191,6 +196,8 @@ impl Ca {
             &format!("listen = \"{here}\""),
         );
         assert!(toml.contains(&format!("\nlisten = \"{here}\"")), "{toml}");
+        let toml = toml.replace("[crl]\nshards = 0\ndelta = false", &format!("[crl]\n{crl}"));
+        assert!(toml.contains(&format!("[crl]\n{crl}")), "{toml}");
         std::fs::write(&config, toml).unwrap();
         Ca::serve(tmp, data, ocsp_port)
     }
@@ -1154,4 +1161,331 @@ fn the_root_crl_is_served_with_etags_and_replaced_by_ca_root_crl() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("missing.crt"), "{}", text(&o));
+}
+
+/// The one URI of `leaf`'s extension `ext` (crlDistributionPoints, freshestCRL), as openssl
+/// prints it.
+fn extension_uri(leaf: &Path, ext: &str) -> String {
+    let out = openssl_text(&["x509", "-in", p(leaf), "-noout", "-ext", ext]);
+    let uris: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("URI:"))
+        .collect();
+    assert_eq!(uris.len(), 1, "{out}");
+    uris[0].to_string()
+}
+
+/// The path of an http URL on the responder.
+fn url_path(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    rest[rest.find('/').unwrap()..].to_string()
+}
+
+/// `der` holds `uri` as a `[6] IA5String` (a GeneralName URI), byte for byte.
+fn holds_uri(der: &[u8], uri: &str) -> bool {
+    let mut tlv = vec![0x86, u8::try_from(uri.len()).unwrap()];
+    tlv.extend_from_slice(uri.as_bytes());
+    der.windows(tlv.len()).any(|w| w == tlv)
+}
+
+/// The CRL at `path` (PEM and DER) once it lists every serial in `listing`: (PEM file, DER,
+/// `openssl crl -text`).
+fn crl_listing(
+    port: u16,
+    path: &str,
+    dir: &Path,
+    chain: &Path,
+    listing: &[&str],
+) -> (PathBuf, Vec<u8>, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pem_path = path.replace(".crl", ".pem");
+    let file = dir.join(format!(
+        "{}.pem",
+        pem_path.trim_start_matches('/').replace('/', "_")
+    ));
+    loop {
+        let (status, head, body) = http_get(port, &pem_path).unwrap();
+        if status == 200 {
+            std::fs::write(&file, &body).unwrap();
+            let text = openssl_text(&[
+                "crl",
+                "-in",
+                p(&file),
+                "-CAfile",
+                p(chain),
+                "-verify",
+                "-noout",
+                "-text",
+            ]);
+            assert!(text.contains("verify OK"), "{text}");
+            let lower = text.to_ascii_lowercase();
+            if listing.iter().all(|s| lower.contains(s)) {
+                let (status, head, der) = http_get(port, path).unwrap();
+                assert_eq!(status, 200, "{head}");
+                return (file, der, text);
+            }
+        } else {
+            assert_eq!(status, 404, "{head}");
+        }
+        assert!(Instant::now() < deadline, "{path} never listed {listing:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `openssl verify -crl_check` of `leaf` against `chain` with the CRL files `crls`: its
+/// whole output (success or not).
+fn verify_with_crls(chain: &Path, leaf: &Path, crls: &[&Path], extra: &[&str]) -> String {
+    let mut args = vec!["verify", "-crl_check", "-CAfile", p(chain)];
+    args.extend_from_slice(extra);
+    for c in crls {
+        args.extend(["-CRLfile", p(c)]);
+    }
+    args.push(p(leaf));
+    let o = openssl(&args);
+    text(&o)
+}
+
+/// Partitioned CRLs end to end (issue 19): with `[crl] shards = 4`, each certificate's CRL
+/// distribution point names its shard, whose CRL carries that URL byte for byte as a
+/// critical Issuing Distribution Point with onlyContainsUserCerts; `openssl verify
+/// -crl_check` with the shard a certificate names decides, and a shard of another
+/// certificate is out of scope for it; nginx with `ssl_crl` over `/crl/chain.pem` (every
+/// shard and the root's CRL in one file) or over the shard files alone accepts a client of
+/// one shard and refuses a revoked one of another; shards have ETags and 304s and are
+/// listed in `/crl/index.json`.
+#[test]
+fn nginx_and_openssl_check_clients_against_their_crl_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::start_with_crl(tmp.path(), "shards = 4\ndelta = false");
+    let dir = tmp.path().join("shards");
+    std::fs::create_dir(&dir).unwrap();
+    let chain = ca.chain(&dir);
+    let root_crl = ca.data.join("root_ca.crl");
+    let web = ca.issue(&dir, "web.internal", "server");
+    // Two clients whose CDPs name different shards.
+    let alice = ca.issue(&dir, "alice.internal", "client");
+    let alice_cdp = extension_uri(&alice.leaf, "crlDistributionPoints");
+    let mut mallory = None;
+    for i in 0..40 {
+        let c = ca.issue(&dir, &format!("mallory{i}.internal"), "client");
+        if extension_uri(&c.leaf, "crlDistributionPoints") != alice_cdp {
+            mallory = Some(c);
+            break;
+        }
+    }
+    let mallory = mallory.expect("40 certificates all in alice's shard");
+    let mallory_cdp = extension_uri(&mallory.leaf, "crlDistributionPoints");
+    let kid_prefix = format!("http://127.0.0.1:{}/crl/shard/", ca.ocsp_port);
+    for cdp in [&alice_cdp, &mallory_cdp] {
+        let rest = cdp
+            .strip_prefix(&kid_prefix)
+            .unwrap_or_else(|| panic!("{cdp}"));
+        let (kid, file) = rest.split_once('/').unwrap();
+        assert_eq!(kid.len(), 16, "{cdp}");
+        let n: u32 = file.strip_suffix(".crl").unwrap().parse().unwrap();
+        assert!(n < 4, "{cdp}");
+    }
+
+    ca.revoke(&mallory.serial);
+    let (mallory_crl, mallory_der, text_m) = crl_listing(
+        ca.ocsp_port,
+        &url_path(&mallory_cdp),
+        &dir,
+        &chain,
+        &[&mallory.serial],
+    );
+    let (alice_crl, alice_der, text_a) =
+        crl_listing(ca.ocsp_port, &url_path(&alice_cdp), &dir, &chain, &[]);
+    assert!(
+        !text_a.to_ascii_lowercase().contains(&mallory.serial),
+        "{text_a}"
+    );
+    for (text, cdp) in [(&text_m, &mallory_cdp), (&text_a, &alice_cdp)] {
+        assert!(
+            text.contains("X509v3 Issuing Distribution Point: critical"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("URI:{cdp}")), "{text}");
+        assert!(text.contains("Only User Certificates"), "{text}");
+    }
+    // The certificate's CDP and its shard's IDP: the same URI bytes.
+    for (leaf, der, cdp) in [
+        (&alice.leaf, &alice_der, &alice_cdp),
+        (&mallory.leaf, &mallory_der, &mallory_cdp),
+    ] {
+        let leaf_der = std::fs::read(leaf).unwrap();
+        let leaf_der = pem_rfc7468_der(&leaf_der);
+        assert!(holds_uri(&leaf_der, cdp), "{cdp}");
+        assert!(holds_uri(der, cdp), "{cdp}");
+    }
+
+    // openssl verify -crl_check with the shard each certificate names (and the root's CRL
+    // for -crl_check_all).
+    let ok = verify_with_crls(
+        &chain,
+        &alice.leaf,
+        &[&alice_crl, &root_crl],
+        &["-crl_check_all"],
+    );
+    assert!(ok.contains(": OK"), "{ok}");
+    let revoked = verify_with_crls(
+        &chain,
+        &mallory.leaf,
+        &[&mallory_crl, &root_crl],
+        &["-crl_check_all"],
+    );
+    assert!(revoked.contains("certificate revoked"), "{revoked}");
+    // Alice's shard does not cover mallory: no CRL in scope for her.
+    let out_of_scope = verify_with_crls(&chain, &mallory.leaf, &[&alice_crl], &[]);
+    assert!(
+        out_of_scope.contains("unable to get certificate CRL"),
+        "{out_of_scope}"
+    );
+
+    // nginx, ssl_crl over /crl/chain.pem: every shard and the root's CRL in one file.
+    let server = |crl: &Path| {
+        format!(
+            "ssl_certificate {bundle};
+        ssl_certificate_key {key};
+        ssl_verify_client on;
+        ssl_client_certificate {chain};
+        ssl_verify_depth 2;
+        ssl_crl {crl};",
+            bundle = p(&web.bundle),
+            key = p(&web.key),
+            chain = p(&chain),
+            crl = p(crl),
+        )
+    };
+    let (status, head, body) = http_get(ca.ocsp_port, "/crl/chain.pem").unwrap();
+    assert_eq!(status, 200, "{head}");
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(
+        body.matches("-----BEGIN X509 CRL-----").count(),
+        4 + 1,
+        "{body}"
+    );
+    let chain_crl = dir.join("chain.crl.pem");
+    std::fs::write(&chain_crl, &body).unwrap();
+    let nginx = Nginx::start(tmp.path(), "crl-shards-chain", &server(&chain_crl));
+    assert_eq!(
+        mtls_get(nginx.port, &chain, Some(&alice)),
+        Ok((200, "hello from nginx\n".to_string())),
+        "{}",
+        nginx.error_log()
+    );
+    assert_refused(mtls_get(nginx.port, &chain, Some(&mallory)));
+    assert!(
+        nginx
+            .error_log()
+            .contains("client SSL certificate verify error: (23:certificate revoked)"),
+        "{}",
+        nginx.error_log()
+    );
+    drop(nginx);
+    // ssl_crl over the two shard files and the root's CRL, nothing else.
+    let shards_only = dir.join("two-shards.crl.pem");
+    std::fs::write(
+        &shards_only,
+        [&alice_crl, &mallory_crl, &root_crl]
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect::<String>(),
+    )
+    .unwrap();
+    let nginx = Nginx::start(tmp.path(), "crl-shards-files", &server(&shards_only));
+    assert_eq!(
+        mtls_get(nginx.port, &chain, Some(&alice)),
+        Ok((200, "hello from nginx\n".to_string())),
+        "{}",
+        nginx.error_log()
+    );
+    assert_refused(mtls_get(nginx.port, &chain, Some(&mallory)));
+    drop(nginx);
+
+    // ETag and 304 on a shard; the index lists every shard with its URL, size and SHA-256.
+    let path = url_path(&alice_cdp);
+    let (etag, _) = fetch_crl(ca.ocsp_port, &path, &dir.join("alice.der"), &chain, true);
+    assert_eq!(conditional_status(ca.ocsp_port, &path, &etag), 304);
+    let (status, head, index) = http_get(ca.ocsp_port, "/crl/index.json").unwrap();
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let crls = index["crls"].as_array().unwrap();
+    let shards: Vec<&serde_json::Value> = crls.iter().filter(|c| c["shard"].is_u64()).collect();
+    assert_eq!(shards.len(), 4, "{index}");
+    for (cdp, der) in [(&alice_cdp, &alice_der), (&mallory_cdp, &mallory_der)] {
+        let entry = shards.iter().find(|c| c["url"] == cdp.as_str()).unwrap();
+        assert_eq!(entry["size"].as_u64(), Some(der.len() as u64));
+        let sha = ring::digest::digest(&ring::digest::SHA256, der);
+        assert_eq!(entry["sha256"].as_str(), Some(hex::encode(sha).as_str()));
+        assert_eq!(entry["delta"], false);
+    }
+    assert!(crls.iter().any(|c| c["url"] == "/crl/root.crl"), "{index}");
+}
+
+/// Delta CRLs (issue 19, RFC 5280 5.2.4) with `[crl] delta = true`: new certificates carry a
+/// Freshest CRL pointer to the delta of the CRL their CDP names; a revocation re-signs only
+/// the delta (critical Delta CRL Indicator naming the base), so `openssl verify -crl_check
+/// -use_deltas` with base and delta refuses the certificate while the base alone still
+/// passes it.
+#[test]
+fn openssl_uses_delta_crls_with_use_deltas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::start_with_crl(tmp.path(), "shards = 2\ndelta = true");
+    let dir = tmp.path().join("deltas");
+    std::fs::create_dir(&dir).unwrap();
+    let chain = ca.chain(&dir);
+    let bob = ca.issue(&dir, "bob.internal", "client");
+    let cdp = extension_uri(&bob.leaf, "crlDistributionPoints");
+    let freshest = extension_uri(&bob.leaf, "freshestCRL");
+    assert_eq!(freshest, cdp.replace(".crl", "-delta.crl"));
+
+    let (base, _, base_text) = crl_listing(ca.ocsp_port, &url_path(&cdp), &dir, &chain, &[]);
+    assert!(base_text.contains("X509v3 Freshest CRL"), "{base_text}");
+    assert!(
+        base_text.contains(&format!("URI:{freshest}")),
+        "{base_text}"
+    );
+    let before = verify_with_crls(&chain, &bob.leaf, &[&base], &["-use_deltas"]);
+    assert!(before.contains(": OK"), "{before}");
+
+    ca.revoke(&bob.serial);
+    let (delta, _, delta_text) = crl_listing(
+        ca.ocsp_port,
+        &url_path(&freshest),
+        &dir,
+        &chain,
+        &[&bob.serial],
+    );
+    assert!(
+        delta_text.contains("X509v3 Delta CRL Indicator: critical"),
+        "{delta_text}"
+    );
+    assert!(delta_text.contains(&format!("URI:{cdp}")), "{delta_text}");
+    // The base is not re-signed on a revocation: it still does not list bob.
+    let (base_again, _, base_text) = crl_listing(ca.ocsp_port, &url_path(&cdp), &dir, &chain, &[]);
+    assert!(
+        !base_text.to_ascii_lowercase().contains(&bob.serial),
+        "{base_text}"
+    );
+    let with_delta = verify_with_crls(&chain, &bob.leaf, &[&base_again, &delta], &["-use_deltas"]);
+    assert!(with_delta.contains("certificate revoked"), "{with_delta}");
+    let base_only = verify_with_crls(&chain, &bob.leaf, &[&base_again], &["-use_deltas"]);
+    assert!(base_only.contains(": OK"), "{base_only}");
+}
+
+/// The DER of the first PEM block in `pem`.
+fn pem_rfc7468_der(pem: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(pem);
+    let b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
 }

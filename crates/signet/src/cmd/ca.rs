@@ -498,6 +498,7 @@ async fn record_ca_certificate(
         not_before: sub.not_before,
         not_after: sub.not_after,
         der: der.to_vec(),
+        crl_shard: None,
     };
     let detail = format!("{} signed by root {key_id}, {note}", sub.subject);
     signet_authority::record(

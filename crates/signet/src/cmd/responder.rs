@@ -342,6 +342,7 @@ pub async fn run(args: ResponderArgs) -> anyhow::Result<()> {
         loaded.root.clone(),
         loaded.previous.clone(),
         loaded.section.ocsp_validity.duration(),
+        loaded.cfg.as_ref().and_then(|c| c.urls.crl.clone()),
     )?;
     let limits = loaded
         .cfg

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use signet_api::{AdminCredential, ApiConfig, AppState};
-use signet_authority::{CrlSchedule, RevocationPublisher};
+use signet_authority::{CrlLayout, CrlSchedule, RevocationPublisher};
 use signet_ca::{KeyType, Profile, RevocationReason, Serial, sha256_fingerprint};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -394,6 +394,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|k| signet_responder::IssuerCertificate::from_der(&k.previous.der))
             .collect::<Result<_, _>>()?,
         rcfg.ocsp_validity.duration(),
+        cfg.urls.crl.clone(),
     )?;
     let certifier = CaCertifier::new(authority.clone(), rcfg.signer_lifetime.duration());
     responder
@@ -415,7 +416,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             validity: rcfg.crl_validity.duration(),
         },
         Some(Arc::new(ResponderListener(responder.clone()))),
-    );
+    )
+    .with_layout(CrlLayout {
+        full_url: cfg.urls.crl.clone(),
+        shards: cfg.crl.shards,
+        delta: cfg.crl.delta,
+    });
     let first_crls = publisher.publish_if_stale().await?;
     let state = state.with_revocation_hook({
         let publisher = publisher.clone();

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_authority::{Authority, Refusal, RevocationListener};
+use signet_authority::{Authority, PublishedPartition, Refusal, RevocationListener};
 use signet_ca::{OffsetDateTime, Serial};
 use signet_responder::{CertifySigner, Responder, ResponderError};
 use signet_store::Store;
@@ -42,6 +42,17 @@ impl RevocationListener for ResponderListener {
         der: Vec<u8>,
     ) {
         self.0.install_crl(number, this_update, next_update, der);
+    }
+
+    fn partition_published(&self, p: PublishedPartition) {
+        self.0.install_partition_crl(
+            p.shard,
+            p.delta_base.is_some(),
+            p.number,
+            p.this_update,
+            p.next_update,
+            p.der,
+        );
     }
 }
 

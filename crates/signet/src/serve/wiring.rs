@@ -17,13 +17,15 @@ use tokio::task::{AbortHandle, JoinHandle};
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The responder for `issuer` (and the earlier issuing CAs in `previous`), answering from
-/// `store`; with `root`, it also serves the root's CRL and `/crl/chain.pem`.
+/// `store`; with `root`, it also serves the root's CRL and `/crl/chain.pem`. `crl_url`
+/// (`[urls] crl`) gives `/crl/index.json` its URLs.
 pub fn responder(
     store: Store,
     issuer: IssuerCertificate,
     root: Option<IssuerCertificate>,
     previous: Vec<IssuerCertificate>,
     ocsp_validity: Duration,
+    crl_url: Option<String>,
 ) -> anyhow::Result<Responder> {
     let responder = Responder::with_root(
         store,
@@ -31,6 +33,7 @@ pub fn responder(
         root,
         ResponderConfig {
             ocsp_validity,
+            crl_url,
             ..Default::default()
         },
     )?;
