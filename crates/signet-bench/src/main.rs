@@ -929,11 +929,10 @@ async fn fill(db: &str, spec: &FillSpec) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().replace_nanosecond(0)?;
     let not_after = now + spec.lifetime;
     // Every k-th certificate is revoked (k >= 1), the first `revoked` such.
-    let every = if spec.revoked == 0 {
-        u64::MAX
-    } else {
-        (spec.count / spec.revoked).max(1)
-    };
+    let every = spec
+        .count
+        .checked_div(spec.revoked)
+        .map_or(u64::MAX, |k| k.max(1));
     let batches = spec.count.div_ceil(spec.batch as u64);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let revoked_so_far = Arc::new(std::sync::atomic::AtomicU64::new(0));

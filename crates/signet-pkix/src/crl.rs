@@ -19,8 +19,9 @@ use time::OffsetDateTime;
 
 use crate::cert::raw_subject_and_key;
 use crate::der_writer::{
-    MAX_HEADER, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string, push_extension,
-    push_header, push_time, push_tlv, push_unsigned_integer, uses_utc_time, whole_seconds,
+    MAX_HEADER, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, header_len, push_bit_string,
+    push_extension, push_header, push_time, push_tlv, push_unsigned_integer, uses_utc_time,
+    whole_seconds,
 };
 use crate::{PkixError, RevocationReason, Serial, SigningKey};
 

@@ -206,7 +206,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        notify_change(&mut *tx, self.backend, &crl_counter(&crl.issuer_key_id)).await?;
+        notify_change(&mut tx, self.backend, &crl_counter(&crl.issuer_key_id)).await?;
         tx.commit().await?;
         Ok(())
     }

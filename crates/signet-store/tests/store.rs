@@ -1540,25 +1540,30 @@ async fn migration_0002_backfills_names() {
             .await
             .unwrap_or_else(|e| panic!("[{db}] apply 0001: {e}"));
 
-        store
-            .insert_certificate(
-                &cert_with(
-                    "01",
-                    "server",
-                    &["dns:x.example", "dns:x.example", "ip:10.0.0.9"],
-                    in_an_hour(),
-                ),
-                &audit(AuditAction::Issue, Some("01"), ""),
+        // Rows as 0001 knew them, written with 0001's columns (the store's own INSERT names
+        // columns of later migrations).
+        for (serial, sans, created) in [
+            (
+                "01",
+                r#"["dns:x.example","dns:x.example","ip:10.0.0.9"]"#,
+                1_000i64,
+            ),
+            ("02", "[]", 1_001),
+        ] {
+            sqlx::query(
+                "INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, \
+                 profile, not_before, not_after, requester, der, created_at) \
+                 VALUES ($1, 'CN=x', '00', '', $2, 'server', 0, $3, 'test', $4, $5)",
             )
+            .bind(serial)
+            .bind(sans)
+            .bind(in_an_hour().unix_timestamp())
+            .bind(vec![0x30u8, 0x00])
+            .bind(created)
+            .execute(&mut conn)
             .await
             .unwrap_or_else(|e| panic!("[{db}] insert before 0002: {e}"));
-        store
-            .insert_certificate(
-                &cert_with("02", "server", &[], in_an_hour()),
-                &audit(AuditAction::Issue, Some("02"), ""),
-            )
-            .await
-            .unwrap();
+        }
 
         store
             .migrate()

@@ -1202,6 +1202,8 @@ mod tests {
         );
         assert_eq!(cfg.responder, ResponderSection::default());
         assert_eq!(cfg.retention, RetentionSection::default());
+        assert_eq!(cfg.crl, CrlSection::default());
+        assert_eq!((cfg.crl.shards, cfg.crl.delta), (0, false));
         assert_eq!(cfg.retention.mode, RetentionModeSetting::Archive);
         assert_eq!(
             cfg.retention.expired_after.duration(),
@@ -1387,6 +1389,20 @@ mod tests {
     }
 
     #[test]
+    fn crl_shards_and_deltas_reach_issuance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signet.toml");
+        let doc = "[ca]\nname = \"x\"\n[crl]\nshards = 64\ndelta = true\n";
+        let cfg = Config::parse(doc, &path).expect("parses");
+        assert_eq!((cfg.crl.shards, cfg.crl.delta), (64, true));
+        let urls = cfg.issuance_urls();
+        assert_eq!((urls.crl_shards, urls.delta_crls), (64, true));
+        assert_eq!(urls.crl.as_deref(), cfg.urls.crl.as_deref());
+        let doc = "[ca]\nname = \"x\"\n[crl]\nshards = 4096\n";
+        assert_eq!(Config::parse(doc, &path).expect("parses").crl.shards, 4096);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("signet.toml");
@@ -1412,6 +1428,10 @@ mod tests {
             "[ca]\nname = \"x\"\n[retention]\ninterval = \"500ms\"\n",
             "[ca]\nname = \"x\"\n[retention]\ninterval = \"400d\"\n",
             "[ca]\nname = \"x\"\n[retention]\nbatch = 10\n",
+            "[ca]\nname = \"x\"\n[crl]\nshards = 5000\n",
+            "[ca]\nname = \"x\"\n[crl]\nshards = -1\n",
+            "[ca]\nname = \"x\"\n[crl]\nsharding = 4\n",
+            "[ca]\nname = \"x\"\n[crl]\ndelta = \"yes\"\n",
             "[ca]\nname = \"x\"\n[server.limits]\nmax_connections = 0\n",
             "[ca]\nname = \"x\"\n[server.limits]\nrequest_timeout = \"10ms\"\n",
             "[ca]\nname = \"x\"\n[server.limits]\nhandshake_timeout = \"2h\"\n",
