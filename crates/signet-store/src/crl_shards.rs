@@ -230,7 +230,7 @@ impl Store {
     }
 
     /// [`Store::scoped_crls`] without the full CRL's base: the newest shard and delta CRLs
-    /// only (one range of `crls_partition_idx`; about one row per partition).
+    /// only (two ranges of `crls_partition_idx`; about one row per partition).
     pub async fn partition_crls(
         &self,
         issuer_key_id: &str,
@@ -239,8 +239,13 @@ impl Store {
         // Shards and deltas keep one row each (older ones are removed when a newer one is
         // stored); the full CRL keeps its history, so only its newest is read.
         let rows = sqlx::query(
+            // Two ranges of crls_partition_idx, so that the full CRL's history (one row
+            // per revocation without shards) is never read.
             "SELECT shard, delta_base, number, this_update, next_update, revocation_cursor \
-             FROM crls WHERE issuer_key_id = $1 AND (shard >= 0 OR delta_base > 0)",
+             FROM crls WHERE issuer_key_id = $1 AND shard >= 0 \
+             UNION ALL \
+             SELECT shard, delta_base, number, this_update, next_update, revocation_cursor \
+             FROM crls WHERE issuer_key_id = $1 AND shard = -1 AND delta_base > 0",
         )
         .bind(issuer_key_id)
         .fetch_all(&self.pool)
