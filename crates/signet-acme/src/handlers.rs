@@ -20,7 +20,8 @@ use signet_authority::{Requester, Ttl};
 use signet_ca::{Csr, DnsName, RevocationReason, Serial, SubjectName};
 use signet_store::{
     AcmeAccount, AcmeAccountCreated, AcmeChallenge, AcmeOrder, AuditAction, AuditEntry,
-    AuditOutcome, ChallengeOutcome, NewAcmeAuthorization, NewAcmeOrder, RevokeOutcome, StoreError,
+    AuditOutcome, ChallengeOutcome, NewAcmeAuthorization, NewAcmeOrder, RateDecision,
+    RevokeOutcome, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -50,8 +51,41 @@ pub fn router(server: AcmeServer) -> Router {
         .route("/acme/{p}/revoke-cert", post(revoke_cert))
         .route("/acme/{p}/key-change", post(key_change))
         .route("/acme/{p}/renewal-info/{id}", get(renewal_info))
+        .layer(middleware::from_fn_with_state(server.clone(), deadline))
         .layer(middleware::from_fn_with_state(server.clone(), replay_nonce))
         .with_state(server)
+}
+
+/// The request timeout (as the REST API's): a request not answered within it (in practice,
+/// one whose body stalls) is dropped and answered 408 with a `malformed` problem document
+/// (and, from [`replay_nonce`], a fresh nonce). Counted, not audited: the sender is not
+/// authenticated yet, and a flood of stalled requests must not become a flood of database
+/// writes. Over HTTP/1 the answer says `Connection: close`.
+async fn deadline(State(server): State<AcmeServer>, req: Request, next: Next) -> Response {
+    let limit = server.request_timeout();
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let uri = req.uri().clone();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let err = AcmeError::malformed(format!(
+                "the request was not completed within {} s",
+                limit.as_secs_f64()
+            ))
+            .with_status(StatusCode::REQUEST_TIMEOUT);
+            if let Some(hook) = server.inner.refusal_hook.get() {
+                hook("requestTimeout");
+            }
+            let path = uri.path().chars().take(128).collect::<String>();
+            tracing::info!(path, "ACME request timed out");
+            let mut resp = err.into_response();
+            if http1 {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }
 }
 
 /// Every response: a fresh nonce (RFC 8555 section 6.5: also on errors, so a `badNonce`
@@ -77,13 +111,242 @@ async fn replay_nonce(State(server): State<AcmeServer>, req: Request, next: Next
     resp
 }
 
+/// What the audit row of a refused POST says, filled in as the pipeline learns it: the
+/// action (by endpoint; a POST-as-GET of an account, authorization or challenge is
+/// `acme-read`), the provisioner, the account once a signature by its key has verified, the
+/// key that signed, and the certificate concerned (revokeCert).
+pub(crate) struct Audit {
+    action: AuditAction,
+    /// The endpoint both reads (POST-as-GET, empty payload) and writes.
+    read_if_empty: bool,
+    provisioner: Option<String>,
+    account: Option<String>,
+    key: Option<String>,
+    serial: Option<Serial>,
+}
+
+impl Audit {
+    fn new(action: AuditAction, read_if_empty: bool) -> Audit {
+        Audit {
+            action,
+            read_if_empty,
+            provisioner: None,
+            account: None,
+            key: None,
+            serial: None,
+        }
+    }
+
+    /// `acme:<provisioner>:<account>` (the actor of the account's own audit rows and the
+    /// requester of its certificates) once the account's signature verified;
+    /// `acme:<provisioner>:anonymous` before that; `anonymous` when the provisioner named
+    /// in the URL does not exist.
+    fn actor(&self) -> String {
+        match (&self.provisioner, &self.account) {
+            (Some(p), Some(a)) => format!("acme:{p}:{a}"),
+            (Some(p), None) => format!("acme:{p}:anonymous"),
+            (None, _) => "anonymous".to_string(),
+        }
+    }
+}
+
+/// Longest audit detail written for a refusal (the problem's detail quotes what the client
+/// sent, which is bounded by the body limit but need not be kept whole).
+const MAX_REFUSAL_DETAIL: usize = 1024;
+
+/// A POST endpoint whose every refusal is audited: `$inner` does the work and fills in the
+/// [`Audit`] it is given; an error is recorded by [`AcmeServer::refused`] and answered as
+/// its problem document.
+macro_rules! audited {
+    ($name:ident, $inner:ident, $path:ty, $action:expr, $read_if_empty:expr) => {
+        async fn $name(
+            State(server): State<AcmeServer>,
+            Path(path): Path<$path>,
+            headers: HeaderMap,
+            uri: Uri,
+            body: Body,
+        ) -> Response {
+            let mut audit = Audit::new($action, $read_if_empty);
+            let result = $inner(server.clone(), &mut audit, path, headers, uri.clone(), body).await;
+            match result {
+                Ok(resp) => resp,
+                Err(err) => {
+                    server.refused(&audit, &uri, &err).await;
+                    err.into_response()
+                }
+            }
+        }
+    };
+}
+
+audited!(
+    new_account,
+    new_account_inner,
+    String,
+    AuditAction::AcmeNewAccount,
+    false
+);
+audited!(
+    account,
+    account_inner,
+    (String, String),
+    AuditAction::AcmeUpdateAccount,
+    true
+);
+audited!(
+    key_change,
+    key_change_inner,
+    String,
+    AuditAction::AcmeKeyChange,
+    false
+);
+audited!(
+    orders,
+    orders_inner,
+    (String, String),
+    AuditAction::AcmeRead,
+    false
+);
+audited!(
+    new_order,
+    new_order_inner,
+    String,
+    AuditAction::AcmeNewOrder,
+    false
+);
+audited!(
+    order,
+    order_inner,
+    (String, String),
+    AuditAction::AcmeRead,
+    false
+);
+audited!(
+    finalize,
+    finalize_inner,
+    (String, String),
+    AuditAction::Issue,
+    false
+);
+audited!(
+    certificate,
+    certificate_inner,
+    (String, String),
+    AuditAction::AcmeRead,
+    false
+);
+audited!(
+    authorization,
+    authorization_inner,
+    (String, String),
+    AuditAction::AcmeDeactivateAuthorization,
+    true
+);
+audited!(
+    challenge,
+    challenge_inner,
+    (String, String),
+    AuditAction::AcmeValidate,
+    true
+);
+audited!(
+    revoke_cert,
+    revoke_cert_inner,
+    String,
+    AuditAction::Revoke,
+    false
+);
+
 impl AcmeServer {
+    /// Record a refused request, as the REST API records its refusals: an audit row with
+    /// outcome `refused`, the actor and action as far as the request was understood, and
+    /// the problem's type and detail; and a log line. Not when the database is unavailable
+    /// (the answer is then 503 and the row could not be written either).
+    async fn refused(&self, audit: &Audit, uri: &Uri, err: &AcmeError) {
+        if let Some(hook) = self.inner.refusal_hook.get() {
+            hook(err.kind.name());
+        }
+        if err.status == StatusCode::SERVICE_UNAVAILABLE {
+            return;
+        }
+        let actor = audit.actor();
+        let path: String = uri.path().chars().take(200).collect();
+        let mut detail = format!("{}: {}", err.kind.name(), err.detail);
+        if audit.account.is_none()
+            && let Some(key) = &audit.key
+        {
+            detail.push_str(&format!(" (key {key})"));
+        }
+        if detail.chars().count() > MAX_REFUSAL_DETAIL {
+            detail = detail.chars().take(MAX_REFUSAL_DETAIL).collect::<String>() + "...";
+        }
+        detail.push_str(&format!(" [POST {path}]"));
+        tracing::info!(
+            actor,
+            action = %audit.action,
+            problem = err.kind.name(),
+            detail = %err.detail,
+            path,
+            "ACME request refused"
+        );
+        let entry = AuditEntry {
+            actor,
+            action: audit.action.clone(),
+            serial: audit.serial.clone(),
+            outcome: AuditOutcome::Refused,
+            detail,
+        };
+        if let Err(e) = self.inner.store.append_audit(&entry).await {
+            tracing::error!(error = %e, "could not write the audit record of a refused ACME request");
+        }
+    }
+
     fn provisioner(&self, name: &str) -> Result<Arc<AcmeProvisioner>> {
         self.inner
             .provisioners
             .get(name)
             .cloned()
             .ok_or_else(|| AcmeError::not_found("ACME provisioner"))
+    }
+
+    /// Take one request from `account`'s bucket (when the provisioner limits accounts) and
+    /// then from the provisioner's, or refuse with `rateLimited` and `Retry-After`. The
+    /// buckets are the store's, shared by every `signet serve` on the database (large
+    /// limits are taken in leases, so this is rarely a statement of its own).
+    async fn rate_limit(&self, prov: &AcmeProvisioner, account: Option<&str>) -> Result<()> {
+        let settings = &prov.settings;
+        let store = &self.inner.store;
+        if let (Some(account), Some((rate, burst))) = (account, settings.rate_limit_per_account) {
+            let hash = ring::digest::digest(&ring::digest::SHA256, account.as_bytes());
+            let bucket = format!("a/{}/{}", settings.name, hex::encode(hash.as_ref()));
+            if let RateDecision::Refused { retry_after } =
+                store.take_rate_token(&bucket, rate, burst).await?
+            {
+                return Err(AcmeError::rate_limited(
+                    format!(
+                        "account {account} of ACME provisioner {:?} is over its limit of {rate} new orders a second",
+                        settings.name
+                    ),
+                    retry_after,
+                ));
+            }
+        }
+        let (rate, burst) = settings.rate_limit;
+        // The same bucket the API would use for a provisioner of this name (names are
+        // unique across kinds).
+        let bucket = format!("p/{}", settings.name);
+        if let RateDecision::Refused { retry_after } =
+            store.take_rate_token(&bucket, rate, burst).await?
+        {
+            return Err(AcmeError::rate_limited(
+                format!(
+                    "ACME provisioner {:?} is over its limit of {rate} new accounts and orders a second",
+                    settings.name
+                ),
+                retry_after,
+            ));
+        }
+        Ok(())
     }
 
     fn urls(&self, headers: &HeaderMap, uri: &Uri, provisioner: &str) -> Result<Urls> {
@@ -141,6 +404,7 @@ enum KeyMode {
 /// The pipeline: body, JWS, url, key, signature, nonce.
 async fn authenticate(
     server: &AcmeServer,
+    audit: &mut Audit,
     provisioner: &str,
     headers: &HeaderMap,
     uri: &Uri,
@@ -148,6 +412,7 @@ async fn authenticate(
     mode: KeyMode,
 ) -> Result<Authenticated> {
     let prov = server.provisioner(provisioner)?;
+    audit.provisioner = Some(prov.settings.name.clone());
     let urls = server.urls(headers, uri, provisioner)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -168,6 +433,9 @@ async fn authenticate(
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
         })?;
     let jws = ParsedJws::parse(&body)?;
+    if audit.read_if_empty && jws.payload.is_empty() {
+        audit.action = AuditAction::AcmeRead;
+    }
     let url = urls.request_url(uri.path_and_query().map_or(uri.path(), |p| p.as_str()));
     if jws.header.url != url {
         return Err(AcmeError::unauthorized(format!(
@@ -193,6 +461,9 @@ async fn authenticate(
         }
     };
     jws.verify(&key)?;
+    // From here on the request is the key's (the account's, by kid): a refusal names it.
+    audit.key = Some(key.thumbprint.clone());
+    audit.account = account.as_ref().map(|a| a.id.clone());
     let nonce = jws
         .header
         .nonce
@@ -321,14 +592,15 @@ fn check_contacts(contact: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn new_account(
-    State(server): State<AcmeServer>,
-    Path(p): Path<String>,
+async fn new_account_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    p: String,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Jwk).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Jwk).await?;
     let payload: objects::AccountRequest = req.jws.json()?;
     let store = &server.inner.store;
     if let Some(existing) = store
@@ -348,6 +620,7 @@ async fn new_account(
             "no account has this key",
         ));
     }
+    server.rate_limit(&req.prov, None).await?;
     // A `status` in newAccount is ignored, as `orders` is (RFC 8555 section 7.3: the server
     // ignores what a new account cannot set): acmez (Caddy's client) sends its account
     // object back with `"status": "valid"`. A new account is always valid.
@@ -448,14 +721,15 @@ async fn check_eab(
     Ok(kid)
 }
 
-async fn account(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn account_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?;
     if account.id != checked_id(&id)? {
         return Err(AcmeError::unauthorized("this is another account"));
@@ -515,14 +789,15 @@ async fn account(
     ))
 }
 
-async fn key_change(
-    State(server): State<AcmeServer>,
-    Path(p): Path<String>,
+async fn key_change_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    p: String,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?;
     let outer_kid = req.jws.header.kid.clone().unwrap_or_default();
     let inner_jws: crate::jws::FlattenedJws = req.jws.json()?;
@@ -559,13 +834,10 @@ async fn key_change(
         .acme_account_by_key(req.urls.provisioner(), &new_key.thumbprint)
         .await?
     {
-        let mut resp = AcmeError::malformed("the new key already belongs to an account")
-            .with_status(StatusCode::CONFLICT)
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&req.urls.account(&other.id)) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        return Ok(resp);
+        let mut err = AcmeError::malformed("the new key already belongs to an account")
+            .with_status(StatusCode::CONFLICT);
+        err.location = Some(req.urls.account(&other.id));
+        return Err(err);
     }
     let audit = req.audit(
         &account.id,
@@ -602,14 +874,15 @@ async fn key_change(
     ))
 }
 
-async fn orders(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn orders_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     req.jws.expect_post_as_get()?;
     let account = req.account()?;
     if account.id != checked_id(&id)? {
@@ -709,15 +982,17 @@ fn challenge_kinds(id: &IdentifierObject) -> &'static [&'static str] {
     }
 }
 
-async fn new_order(
-    State(server): State<AcmeServer>,
-    Path(p): Path<String>,
+async fn new_order_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    p: String,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?;
+    server.rate_limit(&req.prov, Some(&account.id)).await?;
     let payload: objects::OrderRequest = req.jws.json()?;
     if payload.not_before.is_some() || payload.not_after.is_some() {
         return Err(AcmeError::malformed(
@@ -827,14 +1102,15 @@ async fn load_order(server: &AcmeServer, id: &str, account: &AcmeAccount) -> Res
         .ok_or_else(|| AcmeError::not_found("order"))
 }
 
-async fn order(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn order_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     req.jws.expect_post_as_get()?;
     let order = load_order(&server, &id, req.account()?).await?;
     Ok(json_response(
@@ -844,14 +1120,15 @@ async fn order(
     ))
 }
 
-async fn finalize(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn finalize_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?;
     let order = load_order(&server, &id, account).await?;
     let payload: objects::FinalizeRequest = req.jws.json()?;
@@ -939,14 +1216,15 @@ async fn finalize(
     ))
 }
 
-async fn certificate(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn certificate_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     req.jws.expect_post_as_get()?;
     let order = load_order(&server, &id, req.account()?).await?;
     let serial = order
@@ -975,17 +1253,18 @@ async fn certificate(
 
 // ---- authorizations and challenges ----
 
-async fn authorization(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn authorization_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?;
     let store = &server.inner.store;
-    let authz = store
+    let mut authz = store
         .acme_authorization(checked_id(&id)?)
         .await?
         .filter(|a| a.account_id == account.id)
@@ -1014,11 +1293,11 @@ async fn authorization(
                 authz.status
             )));
         }
+        authz = store
+            .acme_authorization(&authz.id)
+            .await?
+            .ok_or_else(|| AcmeError::not_found("authorization"))?;
     }
-    let authz = store
-        .acme_authorization(&authz.id)
-        .await?
-        .ok_or_else(|| AcmeError::not_found("authorization"))?;
     let mut resp = json_response(
         StatusCode::OK,
         &objects::authorization(&req.urls, &authz),
@@ -1038,14 +1317,15 @@ fn poll_soon(resp: &mut Response) {
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
 }
 
-async fn challenge(
-    State(server): State<AcmeServer>,
-    Path((p, id)): Path<(String, String)>,
+async fn challenge_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    (p, id): (String, String),
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Kid).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Kid).await?;
     let account = req.account()?.clone();
     let store = &server.inner.store;
     let chall = store
@@ -1096,10 +1376,15 @@ async fn challenge(
             ));
         }
     }
-    let chall = store
-        .acme_challenge(&chall.id)
-        .await?
-        .ok_or_else(|| AcmeError::not_found("challenge"))?;
+    // Read again after an answer: the challenge is processing now (or done already).
+    let chall = if req.jws.payload.is_empty() {
+        chall
+    } else {
+        store
+            .acme_challenge(&chall.id)
+            .await?
+            .ok_or_else(|| AcmeError::not_found("challenge"))?
+    };
     let mut resp = json_response(StatusCode::OK, &objects::challenge(&req.urls, &chall), None);
     if chall.status == "processing" {
         poll_soon(&mut resp);
@@ -1164,14 +1449,15 @@ async fn validate(
 
 // ---- revocation and renewal information ----
 
-async fn revoke_cert(
-    State(server): State<AcmeServer>,
-    Path(p): Path<String>,
+async fn revoke_cert_inner(
+    server: AcmeServer,
+    audit: &mut Audit,
+    p: String,
     headers: HeaderMap,
     uri: Uri,
     body: Body,
 ) -> Result<Response> {
-    let req = authenticate(&server, &p, &headers, &uri, body, KeyMode::Either).await?;
+    let req = authenticate(&server, audit, &p, &headers, &uri, body, KeyMode::Either).await?;
     let payload: objects::RevokeRequest = req.jws.json()?;
     let der = from_b64url("certificate", &payload.certificate)?;
     let reason = match payload.reason {
@@ -1190,6 +1476,7 @@ async fn revoke_cert(
         .map_err(|e| AcmeError::malformed(format!("the certificate does not parse: {e}")))?;
     let serial = Serial::from_be_bytes(cert.tbs_certificate.serial_number.as_bytes())
         .map_err(|e| AcmeError::malformed(format!("the certificate's serial: {e}")))?;
+    audit.serial = Some(serial.clone());
     let record = server
         .inner
         .store

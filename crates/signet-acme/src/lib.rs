@@ -59,6 +59,14 @@ pub const MAX_IDENTIFIERS: usize = 100;
 /// revocation is committed (the binary gives the revocation publisher's, as to the API).
 pub type RevocationHook = Arc<dyn Fn(&Serial, RevocationReason) + Send + Sync>;
 
+/// Called with the problem type's name (`badNonce`) of each refused ACME request (the
+/// binary counts them in the API's `signet_refusals_total`).
+pub type RefusalHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Longest an ACME request may take, by default, before it is answered 408 (see
+/// [`AcmeServer::with_request_timeout`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Which identifier types a provisioner accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdentifierTypes {
@@ -94,6 +102,12 @@ pub struct ProvisionerSettings {
     pub identifiers: IdentifierTypes,
     /// How its challenges are validated.
     pub va: signet_va::VaConfig,
+    /// Its rate limit (requests per second, burst): every newAccount and newOrder takes
+    /// one request from it. Shared by every `signet serve` on the database.
+    pub rate_limit: (u32, u32),
+    /// Each account's own limit on newOrder (per second, burst), taken before the
+    /// provisioner's; `None`: none.
+    pub rate_limit_per_account: Option<(u32, u32)>,
 }
 
 /// A provisioner ready to serve.
@@ -138,6 +152,10 @@ pub(crate) struct Inner {
     pub(crate) nonces: nonce::Nonces,
     pub(crate) https: bool,
     pub(crate) revocation_hook: Option<RevocationHook>,
+    /// Set at most once, before serving.
+    pub(crate) refusal_hook: std::sync::OnceLock<RefusalHook>,
+    /// Set at most once, before serving; [`REQUEST_TIMEOUT`] when unset.
+    pub(crate) request_timeout: std::sync::OnceLock<Duration>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -194,8 +212,34 @@ impl AcmeServer {
                 nonces,
                 https,
                 revocation_hook,
+                refusal_hook: std::sync::OnceLock::new(),
+                request_timeout: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Call `hook` with each refusal's problem type (see [`RefusalHook`]). Set once; a
+    /// second hook is ignored.
+    pub fn with_refusal_hook(self, hook: RefusalHook) -> Self {
+        let _ = self.inner.refusal_hook.set(hook);
+        self
+    }
+
+    /// Answer 408 (a `malformed` problem document) to any ACME request not completed
+    /// within `timeout` (default [`REQUEST_TIMEOUT`]): a client whose body stalls. Set
+    /// once; a second value is ignored.
+    pub fn with_request_timeout(self, timeout: Duration) -> Self {
+        let _ = self.inner.request_timeout.set(timeout);
+        self
+    }
+
+    /// The request timeout in force.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner
+            .request_timeout
+            .get()
+            .copied()
+            .unwrap_or(REQUEST_TIMEOUT)
     }
 
     /// The names of the provisioners served.

@@ -86,6 +86,12 @@ impl ProblemType {
         }
     }
 
+    /// The type's name, the URN's last part (`badNonce`), as audit rows and metrics say it.
+    pub fn name(self) -> &'static str {
+        let urn = self.urn();
+        urn.rsplit(':').next().unwrap_or(urn)
+    }
+
     fn default_status(self) -> StatusCode {
         match self {
             ProblemType::Unauthorized => StatusCode::FORBIDDEN,
@@ -109,6 +115,11 @@ pub struct AcmeError {
     pub detail: String,
     /// The HTTP status.
     pub status: StatusCode,
+    /// `Location` sent with the problem (a `keyChange` to a key another account has: that
+    /// account's URL, RFC 8555 section 7.3.5).
+    pub location: Option<String>,
+    /// `Retry-After` sent with the problem, in seconds (`rateLimited`).
+    pub retry_after: Option<u64>,
 }
 
 /// A problem document as sent, and as stored on an invalid challenge or order.
@@ -130,6 +141,8 @@ impl AcmeError {
             kind,
             detail: detail.into(),
             status: kind.default_status(),
+            location: None,
+            retry_after: None,
         }
     }
 
@@ -152,6 +165,14 @@ impl AcmeError {
     /// 404 `malformed`: no such object (or not this account's).
     pub fn not_found(what: &str) -> AcmeError {
         AcmeError::malformed(format!("no such {what}")).with_status(StatusCode::NOT_FOUND)
+    }
+
+    /// `rateLimited`, to be retried after `retry_after` (rounded up to whole seconds).
+    pub fn rate_limited(detail: impl Into<String>, retry_after: std::time::Duration) -> AcmeError {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let mut err = AcmeError::new(ProblemType::RateLimited, detail);
+        err.retry_after = Some(secs.max(1));
+        err
     }
 
     /// `serverInternal`, logging `detail` and answering without it.
@@ -212,10 +233,17 @@ impl IntoResponse for AcmeError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.document()).unwrap_or_default();
         let mut resp = (self.status, body).into_response();
-        resp.headers_mut().insert(
+        let headers = resp.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(Ok(v)) = self.location.as_deref().map(HeaderValue::from_str) {
+            headers.insert(header::LOCATION, v);
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -269,6 +269,12 @@ impl AppState {
             .collect()
     }
 
+    /// Count a refusal made beside the API (the ACME server's) in `signet_refusals_total`,
+    /// under `problem` (e.g. `acme:badNonce`).
+    pub fn count_refusal(&self, problem: &str) {
+        self.inner.metrics.refused(problem);
+    }
+
     fn revoked(&self, serial: &Serial, reason: RevocationReason) {
         if let Some(Hook(hook)) = self.inner.revocation_hook.get() {
             hook(serial, reason);
@@ -319,14 +325,26 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole API as an axum router.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The API with `extra` routes served beside it (the binary's: the ACME server's), under
+/// the same outer layers: `Strict-Transport-Security` and `X-Content-Type-Options` on every
+/// response, and latency by route and status in `signet_http_request_duration_seconds`.
+/// The request timeout and body limit below them are the API's own, answered as its
+/// problem documents; `extra` applies its own, answered in its own format (an ACME
+/// problem document), so a client of either gets errors it can read.
+pub fn app_with(state: AppState, extra: Router) -> Router {
     let (router, api) = routes().split_for_parts();
     router
         // Serves the document at /openapi.json and names that URL in the page's
         // swagger-initializer.js; without a URL the page says "No API definition provided."
         .merge(SwaggerUi::new("/docs").url("/openapi.json", api))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(middleware::from_fn_with_state(state, observe))
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
@@ -335,7 +353,6 @@ pub fn app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .with_state(state)
 }
 
 /// The request timeout: a request not answered within it (in practice, one whose body

@@ -142,6 +142,9 @@ audit_enum! {
         /// Expired certificates taken out of the hot tables by the retention sweep
         /// (archived or deleted); the detail holds the counts.
         RetentionSweep = "retention-sweep",
+        /// An ACME object read (POST-as-GET of an account, its orders, an order, an
+        /// authorization, a challenge or a certificate). Recorded only when refused.
+        AcmeRead = "acme-read",
     }
 }
 
@@ -311,6 +314,8 @@ mod tests {
             (AuditAction::AcmeEabKey, "acme-eab-key"),
             // The retention sweep (issue 19), new with it.
             (AuditAction::RetentionSweep, "retention-sweep"),
+            // Refused ACME reads (POST-as-GET).
+            (AuditAction::AcmeRead, "acme-read"),
         ];
         assert_eq!(want.len(), AuditAction::KNOWN.len());
         for (action, text) in want {

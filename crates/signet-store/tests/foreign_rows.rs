@@ -202,6 +202,7 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
                 "acme-deactivate-authz|ok",
                 "acme-eab-key|refused",
                 "retention-sweep|ok",
+                "acme-read|refused",
             ],
             "[{db}]"
         );

@@ -282,15 +282,6 @@ async fn problem(resp: reqwest::Response, status: u16, acme_type: &str) -> Value
     body
 }
 
-/// Counts of what ACME and issuance wrote (accounts, orders, certificates, audit rows).
-fn counts(db: &Path) -> Vec<String> {
-    sqlite3(
-        db,
-        "SELECT (SELECT count(*) FROM acme_accounts), (SELECT count(*) FROM acme_orders), \
-         (SELECT count(*) FROM certificates), (SELECT count(*) FROM audit_log)",
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instant_acme_obtains_and_openssl_verifies_over_https() {
     let tmp = tempfile::tempdir().unwrap();
@@ -431,19 +422,125 @@ fn pem_der(chain: &str) -> rustls::pki_types::CertificateDer<'static> {
     rustls::pki_types::CertificateDer::from_pem_slice(chain.as_bytes()).unwrap()
 }
 
+/// Follows the database across refusals: each refusal must add exactly one audit row
+/// (outcome `refused`, the action and actor expected, the problem type first in its
+/// detail) and change nothing else that ACME or issuance keeps (accounts and their keys
+/// and contacts, orders, authorizations and challenges with their states, certificates,
+/// revocations, EAB keys).
+struct Watch {
+    db: PathBuf,
+    state: Vec<String>,
+    audit_rows: usize,
+}
+
+impl Watch {
+    fn new(db: &Path) -> Watch {
+        let mut w = Watch {
+            db: db.to_path_buf(),
+            state: Vec::new(),
+            audit_rows: 0,
+        };
+        w.rebase();
+        w
+    }
+
+    fn state(&self) -> Vec<String> {
+        sqlite3(
+            &self.db,
+            "SELECT (SELECT count(*) FROM acme_accounts), \
+             (SELECT group_concat(id || status || contact || thumbprint, ',') FROM acme_accounts), \
+             (SELECT group_concat(id || status || coalesce(certificate_serial, ''), ',') FROM acme_orders), \
+             (SELECT group_concat(id || status, ',') FROM acme_authorizations), \
+             (SELECT group_concat(id || status, ',') FROM acme_challenges), \
+             (SELECT count(*) FROM certificates), \
+             (SELECT count(*) FROM certificates WHERE revoked_at IS NOT NULL), \
+             (SELECT group_concat(kid || coalesce(account_id, '') || coalesce(revoked_at, ''), ',') FROM acme_eab_keys)",
+        )
+    }
+
+    fn audit_count(&self) -> usize {
+        sqlite3(&self.db, "SELECT count(*) FROM audit_log")[0]
+            .parse()
+            .unwrap()
+    }
+
+    /// Accept what a successful request changed.
+    fn rebase(&mut self) {
+        self.state = self.state();
+        self.audit_rows = self.audit_count();
+    }
+
+    /// The refusal just answered: one audit row `action`, `refused`, by `actor`, its detail
+    /// starting with the problem type `acme_type`; nothing else changed. Returns the detail.
+    #[track_caller]
+    fn refused(&mut self, action: &str, actor: &str, acme_type: &str) -> String {
+        assert_eq!(self.state(), self.state, "a refusal changed nothing");
+        assert_eq!(
+            self.audit_count(),
+            self.audit_rows + 1,
+            "one audit row for the refusal ({action} {acme_type})"
+        );
+        self.audit_rows += 1;
+        let row = sqlite3(
+            &self.db,
+            "SELECT action || '|' || outcome || '|' || actor || '|' || coalesce(serial, '') || '|' || detail \
+             FROM audit_log ORDER BY id DESC LIMIT 1",
+        )
+        .join("\n");
+        let fields: Vec<&str> = row.splitn(5, '|').collect();
+        assert_eq!(fields[..3], [action, "refused", actor], "{row}");
+        assert!(
+            fields[4].starts_with(&format!("{acme_type}: ")),
+            "the detail names {acme_type}: {row}"
+        );
+        fields[4].to_string()
+    }
+}
+
+/// The account id at the end of a `kid` URL.
+fn account_id(kid: &str) -> String {
+    kid.rsplit('/').next().unwrap().to_string()
+}
+
+/// Append `lines` to the `[[provisioners]]` entry `name` of `data`'s signet.toml.
+fn set_provisioner_keys(data: &Path, name: &str, keys: &[(&str, i64)]) {
+    let path = data.join("signet.toml");
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let provisioners = doc["provisioners"].as_array_of_tables_mut().unwrap();
+    let entry = provisioners
+        .iter_mut()
+        .find(|t| t["name"].as_str() == Some(name))
+        .unwrap();
+    for (key, value) in keys {
+        entry[key] = toml_edit::value(*value);
+    }
+    std::fs::write(&path, doc.to_string()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_requests_get_problems_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let http = Http01::default();
     let port = http.serve().await;
     let (data, _) = ca_with_acme(tmp.path(), "web", port, &[]);
+    // A second provisioner whose accounts may place one order a second (burst 1).
+    ca_with_acme(tmp.path(), "slow", port, &[]);
+    set_provisioner_keys(
+        &data,
+        "slow",
+        &[
+            ("rate_limit_per_identity_per_second", 1),
+            ("rate_limit_per_identity_burst", 1),
+        ],
+    );
     let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
     let root = data.join("root_ca.crt");
     let db = data.join("signet.db");
     let mut c = RawClient::new(&root, &server.url("/acme/web/directory")).await;
     let new_account = c.url("newAccount");
+    const ANON: &str = "acme:web:anonymous";
 
-    // An unknown provisioner's directory.
+    // An unknown provisioner's directory (a lookup: not audited), and a POST to it.
     let resp = c
         .http
         .get(server.url("/acme/nope/directory"))
@@ -451,8 +548,12 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         .await
         .unwrap();
     problem(resp, 404, "malformed").await;
+    let mut w = Watch::new(&db);
+    let nope = server.url("/acme/nope/new-account");
+    let resp = c.post(&nope, Some(&json!({}))).await;
+    problem(resp, 404, "malformed").await;
+    w.refused("acme-new-account", "anonymous", "malformed");
 
-    let before = counts(&db);
     // The wrong media type.
     let jws = c.sign(
         json!({"nonce": c.nonce().await, "url": new_account}),
@@ -466,6 +567,7 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 415, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     // A url that is not the request's.
     let other = c.url("newOrder");
     let jws = c.sign(
@@ -480,7 +582,9 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 403, "unauthorized").await;
-    // A forged nonce, a missing one, a replayed one.
+    w.refused("acme-new-account", ANON, "unauthorized");
+    // A forged nonce, a missing one, a replayed one. The signature verified, so the
+    // refusal names the key.
     let jws = c.sign(
         json!({"nonce": B64.encode([7u8; 32]), "url": new_account}),
         Some(&json!({})),
@@ -493,6 +597,8 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 400, "badNonce").await;
+    let detail = w.refused("acme-new-account", ANON, "badNonce");
+    assert!(detail.contains("(key "), "{detail}");
     let jws = c.sign(json!({"url": new_account}), Some(&json!({})));
     let resp = c
         .post_raw(
@@ -502,6 +608,7 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 400, "badNonce").await;
+    w.refused("acme-new-account", ANON, "badNonce");
     // A signature that does not verify; an unknown header member; an unprotected header.
     let mut jws = c.sign(
         json!({"nonce": c.nonce().await, "url": new_account}),
@@ -516,6 +623,11 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 400, "malformed").await;
+    let detail = w.refused("acme-new-account", ANON, "malformed");
+    assert!(
+        !detail.contains("(key "),
+        "an unverified key is not named: {detail}"
+    );
     let jws = c.sign(
         json!({"nonce": c.nonce().await, "url": new_account, "crit": ["exp"]}),
         Some(&json!({})),
@@ -528,6 +640,7 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 400, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     // Unknown payload members, a bad contact, an oversized body, not JSON at all.
     let resp = c
         .post(
@@ -536,31 +649,36 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         )
         .await;
     problem(resp, 400, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     let resp = c
         .post(&new_account, Some(&json!({"contact": ["tel:+1555"]})))
         .await;
     problem(resp, 400, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     let resp = c
         .post_raw(&new_account, vec![b' '; 70 * 1024], "application/jose+json")
         .await;
     problem(resp, 413, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     let resp = c
         .post_raw(&new_account, b"{not json".to_vec(), "application/jose+json")
         .await;
     problem(resp, 400, "malformed").await;
+    w.refused("acme-new-account", ANON, "malformed");
     // onlyReturnExisting for a key without an account.
     let resp = c
         .post(&new_account, Some(&json!({"onlyReturnExisting": true})))
         .await;
     problem(resp, 400, "accountDoesNotExist").await;
+    w.refused("acme-new-account", ANON, "accountDoesNotExist");
     // An unknown kid.
     c.kid = Some(server.url("/acme/web/account/AAAAAAAAAAAAAAAAAAAAAA"));
     let resp = c
         .post(&c.url("newOrder"), Some(&json!({"identifiers": []})))
         .await;
     problem(resp, 400, "accountDoesNotExist").await;
+    w.refused("acme-new-order", ANON, "accountDoesNotExist");
     c.kid = None;
-    assert_eq!(counts(&db), before, "no refusal wrote anything");
 
     // A nonce is good once, across requests. The members of the account and order objects
     // that only the server sets are ignored when a client sends them back, as acmez
@@ -574,6 +692,7 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         .await;
     assert_eq!(resp.status(), 201);
     let kid = resp.headers()["location"].to_str().unwrap().to_string();
+    let me = format!("acme:web:{}", account_id(&kid));
     c.kid = Some(kid.clone());
     let nonce = c.nonce().await;
     let url = c.url("newOrder");
@@ -588,11 +707,12 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         .await;
     assert_eq!(resp.status(), 201);
     let order: Value = resp.json().await.unwrap();
-    let after_order = counts(&db);
+    w.rebase();
     let resp = c
         .post_raw(&url, jws.to_string().into_bytes(), "application/jose+json")
         .await;
     problem(resp, 400, "badNonce").await;
+    w.refused("acme-new-order", &me, "badNonce");
     // Identifiers outside the policy, of an unknown type, not canonical, notAfter.
     for (payload, acme_type) in [
         (
@@ -615,7 +735,27 @@ async fn hostile_requests_get_problems_and_change_nothing() {
     ] {
         let resp = c.post(&url, Some(&payload)).await;
         problem(resp, 400, acme_type).await;
+        w.refused("acme-new-order", &me, acme_type);
     }
+    // Another account's URL, an unknown order (POST-as-GET reads), a bad authorization
+    // update.
+    let resp = c
+        .post(
+            &server.url("/acme/web/account/AAAAAAAAAAAAAAAAAAAAAA"),
+            None,
+        )
+        .await;
+    problem(resp, 403, "unauthorized").await;
+    w.refused("acme-read", &me, "unauthorized");
+    let resp = c
+        .post(&server.url("/acme/web/order/AAAAAAAAAAAAAAAAAAAAAA"), None)
+        .await;
+    problem(resp, 404, "malformed").await;
+    w.refused("acme-read", &me, "malformed");
+    let authz_url = order["authorizations"][0].as_str().unwrap();
+    let resp = c.post(authz_url, Some(&json!({"status": "valid"}))).await;
+    problem(resp, 400, "malformed").await;
+    w.refused("acme-deactivate-authz", &me, "malformed");
     // Finalizing before the challenge is done.
     let finalize = order["finalize"].as_str().unwrap();
     let (csr, _) = csr_for(&["127.0.0.1"]);
@@ -623,10 +763,9 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         .post(finalize, Some(&json!({"csr": B64.encode(&csr)})))
         .await;
     problem(resp, 403, "orderNotReady").await;
-    assert_eq!(counts(&db), after_order, "no refusal wrote anything");
+    w.refused("issue", &me, "orderNotReady");
 
     // Validate, then finalize with a CSR whose names differ, and one with the account key.
-    let authz_url = order["authorizations"][0].as_str().unwrap();
     let authz: Value = c.post(authz_url, None).await.json().await.unwrap();
     let chall = authz["challenges"]
         .as_array()
@@ -647,6 +786,12 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         ))
     };
     let token = chall["token"].as_str().unwrap();
+    // A challenge answered with something other than an object.
+    let resp = c
+        .post(chall["url"].as_str().unwrap(), Some(&json!([])))
+        .await;
+    problem(resp, 400, "malformed").await;
+    w.refused("acme-validate", &me, "malformed");
     http.answer(token, &format!("{token}.{thumb}"));
     let resp = c
         .post(chall["url"].as_str().unwrap(), Some(&json!({})))
@@ -671,11 +816,13 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ready, "the order became ready");
+    w.rebase();
     let (csr, _) = csr_for(&["127.0.0.2"]);
     let resp = c
         .post(finalize, Some(&json!({"csr": B64.encode(&csr)})))
         .await;
     problem(resp, 400, "badCSR").await;
+    w.refused("issue", &me, "badCSR");
     let account_key_csr = {
         // The account key as a CSR's key: rcgen over the same PKCS#8.
         let pkcs8 = c.pkcs8.clone();
@@ -695,19 +842,97 @@ async fn hostile_requests_get_problems_and_change_nothing() {
         body["detail"].as_str().unwrap().contains("account key"),
         "{body}"
     );
+    w.refused("issue", &me, "badCSR");
     let resp = c.post(finalize, Some(&json!({"csr": "!!"}))).await;
     problem(resp, 400, "malformed").await;
+    w.refused("issue", &me, "malformed");
     let certs = sqlite3(
         &db,
         "SELECT count(*) FROM certificates WHERE requester LIKE 'acme:%'",
     );
     assert_eq!(certs, ["0"], "no certificate for a refused CSR");
+    // Revoking a certificate this account was not issued (the server's own), with a
+    // reason a certificate cannot be revoked for, and a certificate that does not parse.
+    let server_cert = sqlite3(
+        &db,
+        "SELECT hex(der), serial FROM certificates WHERE profile = 'server' LIMIT 1",
+    );
+    let (der_hex, serial) = server_cert[0].split_once('|').unwrap();
+    let der = hex::decode(der_hex).unwrap();
+    let revoke = c.url("revokeCert");
+    let resp = c
+        .post(&revoke, Some(&json!({"certificate": B64.encode(&der)})))
+        .await;
+    problem(resp, 403, "unauthorized").await;
+    w.refused("revoke", &me, "unauthorized");
+    let row = sqlite3(&db, "SELECT serial FROM audit_log ORDER BY id DESC LIMIT 1");
+    assert_eq!(row, [serial], "the refusal names the certificate");
+    let resp = c
+        .post(
+            &revoke,
+            Some(&json!({"certificate": B64.encode(&der), "reason": 8})),
+        )
+        .await;
+    problem(resp, 400, "badRevocationReason").await;
+    w.refused("revoke", &me, "badRevocationReason");
+    let resp = c
+        .post(&revoke, Some(&json!({"certificate": B64.encode(b"junk")})))
+        .await;
+    problem(resp, 400, "malformed").await;
+    w.refused("revoke", &me, "malformed");
     // Another account cannot read this account's order.
     let mut other = RawClient::new(&root, &server.url("/acme/web/directory")).await;
     let resp = other.post(&new_account, Some(&json!({}))).await;
-    other.kid = Some(resp.headers()["location"].to_str().unwrap().to_string());
+    let other_kid = resp.headers()["location"].to_str().unwrap().to_string();
+    other.kid = Some(other_kid.clone());
+    w.rebase();
     let resp = other.post(&order_url(&order), None).await;
     problem(resp, 404, "malformed").await;
+    w.refused(
+        "acme-read",
+        &format!("acme:web:{}", account_id(&other_kid)),
+        "malformed",
+    );
+
+    // A rate limit: an account of `slow` may place one order a second. Orders placed
+    // back to back are refused within a few with `rateLimited` and Retry-After.
+    let mut s = RawClient::new(&root, &server.url("/acme/slow/directory")).await;
+    let resp = s.post(&s.url("newAccount"), Some(&json!({}))).await;
+    assert_eq!(resp.status(), 201);
+    let slow_kid = resp.headers()["location"].to_str().unwrap().to_string();
+    s.kid = Some(slow_kid.clone());
+    let slow_order = s.url("newOrder");
+    let mut limited = false;
+    for _ in 0..10 {
+        w.rebase();
+        let resp = s
+            .post(
+                &slow_order,
+                Some(&json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
+            )
+            .await;
+        if resp.status() == 201 {
+            continue;
+        }
+        let retry_after: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&retry_after), "{retry_after}");
+        problem(resp, 429, "rateLimited").await;
+        w.refused(
+            "acme-new-order",
+            &format!("acme:slow:{}", account_id(&slow_kid)),
+            "rateLimited",
+        );
+        limited = true;
+        break;
+    }
+    assert!(
+        limited,
+        "ten orders back to back were not rate-limited at 1/s"
+    );
     server.terminate().await;
 }
 
@@ -1005,4 +1230,156 @@ async fn a_client_alternating_between_two_replicas_on_postgresql_completes_order
         let (status, _) = server.terminate().await;
         assert!(status.success(), "{status}:\n{}", server.log());
     }
+}
+
+/// The REST API's outer layers cover the ACME routes (one stack for both, in
+/// `signet_api::app_with`): HSTS and nosniff on every ACME answer, problems included;
+/// ACME requests and refusals in the metrics by route; an oversized body answered 413
+/// with an ACME `malformed` document; a client whose body stalls answered 408 with an
+/// ACME problem document, a fresh nonce and `Connection: close` within twice the
+/// configured `request_timeout`, then disconnected, nothing stored but its count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_layers_cover_the_acme_routes() {
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, _) = ca_with_acme(tmp.path(), "web", 9, &[]);
+    let path = data.join("signet.toml");
+    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    doc["server"]["limits"]["request_timeout"] = toml_edit::value("2s");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let mut server = Server::start(tmp.path(), &[], &["--dir", p(&data)]).await;
+    let root = data.join("root_ca.crt");
+    let db = data.join("signet.db");
+    let c = RawClient::new(&root, &server.url("/acme/web/directory")).await;
+    let security_headers = |resp: &reqwest::Response| {
+        assert_eq!(
+            resp.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{resp:?}"
+        );
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    };
+    let resp = c
+        .http
+        .get(server.url("/acme/web/directory"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    security_headers(&resp);
+    let resp = c.http.head(c.url("newNonce")).send().await.unwrap();
+    security_headers(&resp);
+    let new_account = c.url("newAccount");
+    let resp = c
+        .post_raw(&new_account, vec![b' '; 70 * 1024], "application/jose+json")
+        .await;
+    security_headers(&resp);
+    problem(resp, 413, "malformed").await;
+    let resp = c.post(&new_account, Some(&json!({}))).await;
+    assert_eq!(resp.status(), 201);
+    security_headers(&resp);
+
+    // A stalled body on an ACME route.
+    let w = Watch::new(&db);
+    let addr = server.addr();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(common::tls_config(&root, None, &[b"http/1.1"])));
+    let mut tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let head = "POST /acme/web/new-order HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/jose+json\r\nContent-Length: 1000\r\n\r\n{\"protected\": \"";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(4 * TIMEOUT, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match tls.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&buf).into_owned();
+    assert!(closed.is_ok(), "the connection stayed open: {said:?}");
+    assert!(
+        took >= TIMEOUT - Duration::from_millis(100) && took <= 2 * TIMEOUT,
+        "answered after {took:?}"
+    );
+    assert!(said.starts_with("HTTP/1.1 408 "), "{said:?}");
+    let end = said.find("\r\n\r\n").unwrap();
+    let head = said[..end].to_ascii_lowercase();
+    for line in [
+        "content-type: application/problem+json",
+        "connection: close",
+        "replay-nonce: ",
+        "strict-transport-security: max-age=31536000",
+    ] {
+        assert!(head.contains(&format!("\r\n{line}")), "{line} in {head}");
+    }
+    let body: Value = serde_json::from_str(&said[end + 4..]).unwrap();
+    assert_eq!(
+        body["type"], "urn:ietf:params:acme:error:malformed",
+        "{body}"
+    );
+    assert_eq!(body["status"], 408);
+    // Not audited (its sender is unknown), and nothing else stored.
+    assert_eq!(w.state(), w.state);
+    assert_eq!(w.audit_count(), w.audit_rows);
+
+    // The metrics count ACME requests by route and status, and ACME refusals by type.
+    let metrics = c
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &[&str]| {
+        metrics
+            .lines()
+            .any(|l| needle.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        has(&[
+            "signet_http_request_duration_seconds_count{",
+            "route=\"/acme/{p}/new-account\"",
+            "status=\"201\""
+        ]),
+        "{metrics}"
+    );
+    assert!(
+        has(&[
+            "signet_http_request_duration_seconds_count{",
+            "route=\"/acme/{p}/new-account\"",
+            "status=\"413\""
+        ]),
+        "{metrics}"
+    );
+    assert!(
+        has(&[
+            "signet_http_request_duration_seconds_count{",
+            "route=\"/acme/{p}/directory\""
+        ]),
+        "{metrics}"
+    );
+    assert!(
+        has(&["signet_refusals_total{", "acme:malformed"]),
+        "{metrics}"
+    );
+    assert!(
+        has(&["signet_refusals_total{", "acme:requestTimeout"]),
+        "{metrics}"
+    );
+    server.terminate().await;
 }

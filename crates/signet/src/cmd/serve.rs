@@ -449,7 +449,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )),
     )
     .await
-    .context("setting up the ACME server")?;
+    .context("setting up the ACME server")?
+    .with_request_timeout(cfg.server.limits.request_timeout.duration())
+    .with_refusal_hook({
+        let state = state.clone();
+        Arc::new(move |problem: &str| state.count_refusal(&format!("acme:{problem}")))
+    });
     background.spawn(acme.clone().run_cleanup());
     background.spawn(crate::serve::retention::sweep_retention(
         store.clone(),
@@ -457,7 +462,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     let reload_state = state.clone();
     let state = state.with_request_timeout(cfg.server.limits.request_timeout.duration());
-    let router = signet_api::app(state).merge(signet_acme::router(acme));
+    // The API's outer layers (HSTS, nosniff, latency by route) cover the ACME routes too;
+    // each applies its own request timeout and body limit, answered in its own format.
+    let router = signet_api::app_with(state, signet_acme::router(acme));
 
     // 8. Serve until SIGTERM or Ctrl-C: connections are taken from here on.
     let socket = socket

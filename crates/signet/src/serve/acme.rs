@@ -101,6 +101,15 @@ fn one(p: &ProvisionerConfig) -> anyhow::Result<ProvisionerSettings> {
             signet_va::NetworkPolicy::parse_list(&nets.join(",")).context("validation_networks")?;
     }
     va.timeout = Duration::from_secs(10);
+    if p.rate_limit_per_second == 0 {
+        bail!("rate_limit_per_second must be at least 1");
+    }
+    if p.rate_limit_per_identity_per_second == Some(0) {
+        bail!("rate_limit_per_identity_per_second must be at least 1");
+    }
+    if p.rate_limit_per_identity_burst.is_some() && p.rate_limit_per_identity_per_second.is_none() {
+        bail!("rate_limit_per_identity_burst needs rate_limit_per_identity_per_second");
+    }
     Ok(ProvisionerSettings {
         name: p.name.clone(),
         policy: p.policy.clone(),
@@ -109,5 +118,13 @@ fn one(p: &ProvisionerConfig) -> anyhow::Result<ProvisionerSettings> {
         eab_required: p.eab.unwrap_or(false),
         identifiers,
         va,
+        rate_limit: (p.rate_limit_per_second, p.rate_limit_burst),
+        rate_limit_per_account: p.rate_limit_per_identity_per_second.map(|rate| {
+            (
+                rate,
+                p.rate_limit_per_identity_burst
+                    .unwrap_or(rate.saturating_mul(2)),
+            )
+        }),
     })
 }
