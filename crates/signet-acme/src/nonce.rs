@@ -2,7 +2,8 @@
 //! random bytes, authenticated by an HMAC-SHA-256 under a key every `signet serve` on the
 //! database shares (`acme_secrets`), so any replica accepts any replica's nonces without
 //! asking the others. A nonce is good for [`NONCE_LIFETIME`]; within it, its first use is
-//! recorded in the database's replay filter (`acme_used_nonces`, purged after the lifetime),
+//! recorded in the database's replay filter (a `used_tokens` row, group-committed, purged after
+//! the lifetime),
 //! so a second use is refused by every replica.
 
 use std::time::Duration;

@@ -158,7 +158,8 @@ pub struct AcmeEabKey {
 /// Rows removed by [`Store::acme_purge`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AcmePurged {
-    /// Used nonces past their validity.
+    /// Used nonces past their retention (with the other burnt single-use ids: see
+    /// [`Store::purge_used_tokens`]), and rows of the table nonces were kept in before.
     pub nonces: u64,
     /// Orders (with their authorizations and challenges) expired before the cut-off.
     pub orders: u64,
@@ -232,6 +233,9 @@ macro_rules! challenge_columns {
     };
 }
 
+/// The `used_tokens` namespace of used ACME nonces: a `:` is in no provisioner's name.
+pub const ACME_NONCE_NAMESPACE: &str = "acme:nonce";
+
 impl Store {
     /// The server-wide secret `name`: the one stored, or `candidate` if none was (the first
     /// process to ask stores its candidate; every process then reads the same value).
@@ -253,7 +257,16 @@ impl Store {
     }
 
     /// Mark `nonce` used; `false` if it already was (a replay), by this or any process.
-    /// The row is kept until `expires_at`, after which the nonce is refused by its age.
+    /// The row is kept until [`USED_TOKEN_RETENTION`](crate::USED_TOKEN_RETENTION) after
+    /// `expires_at`; from `expires_at` on the nonce is refused by its age.
+    ///
+    /// A used nonce is a burnt single-use id like a token's `jti`: it is a row of
+    /// `used_tokens` under [`ACME_NONCE_NAMESPACE`] (which no provisioner name can spell),
+    /// group-committed with concurrent writes (see `group.rs`). Each caller still hears
+    /// only after the commit (durable, seen by every process), but the used nonces of
+    /// concurrent requests share one transaction, one WAL flush: an ACME order makes
+    /// 7 or more requests, each with a nonce (`acme_used_nonces`, migration 0006, is no
+    /// longer written).
     pub async fn acme_use_nonce(
         &self,
         nonce: &str,
@@ -262,16 +275,8 @@ impl Store {
         if nonce.is_empty() || nonce.len() > 128 {
             return Err(StoreError::InvalidInput("a nonce is 1 to 128 bytes".into()));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO acme_used_nonces (nonce, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (nonce) DO NOTHING",
-        )
-        .bind(nonce)
-        .bind(expires_at.unix_timestamp())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+        self.consume_token(ACME_NONCE_NAMESPACE, nonce, expires_at)
+            .await
     }
 
     /// The account `id`.
@@ -861,18 +866,19 @@ impl Store {
         Ok(true)
     }
 
-    /// Remove used nonces past their validity, and orders (with their authorizations and
+    /// Remove used nonces past their retention, and orders (with their authorizations and
     /// challenges) that expired before `orders_expired_before`. Accounts, EAB keys and the
     /// certificates orders produced are kept.
     pub async fn acme_purge(
         &self,
         orders_expired_before: OffsetDateTime,
     ) -> Result<AcmePurged, StoreError> {
-        let nonces = sqlx::query("DELETE FROM acme_used_nonces WHERE expires_at < $1")
+        let legacy = sqlx::query("DELETE FROM acme_used_nonces WHERE expires_at < $1")
             .bind(now())
             .execute(&self.pool)
             .await?
             .rows_affected();
+        let nonces = legacy + self.purge_used_tokens().await?;
         let cutoff = orders_expired_before.unix_timestamp();
         let mut tx = self.pool.begin().await?;
         // Children first: both backends then work whatever their foreign-key settings.

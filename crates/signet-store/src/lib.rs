@@ -67,8 +67,8 @@ mod serial;
 mod tokens;
 
 pub use acme::{
-    AcmeAccount, AcmeAccountCreated, AcmeAuthorization, AcmeChallenge, AcmeEabKey, AcmeOrder,
-    AcmePurged, ChallengeOutcome, NewAcmeAuthorization, NewAcmeOrder,
+    ACME_NONCE_NAMESPACE, AcmeAccount, AcmeAccountCreated, AcmeAuthorization, AcmeChallenge,
+    AcmeEabKey, AcmeOrder, AcmePurged, ChallengeOutcome, NewAcmeAuthorization, NewAcmeOrder,
 };
 pub use audit::{AuditAction, AuditEntry, AuditOutcome, AuditRecord, UnknownAuditValue};
 pub use binding::{CaBinding, DatabaseContents, NewCaBinding};

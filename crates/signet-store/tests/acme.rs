@@ -287,8 +287,8 @@ async fn acme_objects_on_both_backends() {
             "[{db}] a deactivated account stays so"
         );
 
-        // Cleanup: expired orders go with their authorizations and challenges; used nonces
-        // past their lifetime go.
+        // Cleanup: expired orders go with their authorizations and challenges. A used nonce
+        // stays in the replay filter until USED_TOKEN_RETENTION after its expiry.
         store
             .acme_create_order(
                 &order("old", "a4", OffsetDateTime::now_utc() - Duration::days(2)),
@@ -302,11 +302,25 @@ async fn acme_objects_on_both_backends() {
                 .await
                 .unwrap()
         );
+        assert!(
+            !store
+                .acme_use_nonce("stale", OffsetDateTime::now_utc() - Duration::minutes(1))
+                .await
+                .unwrap(),
+            "[{db}] a nonce is used once"
+        );
         let purged = store
             .acme_purge(OffsetDateTime::now_utc() - Duration::days(1))
             .await
             .unwrap();
-        assert_eq!((purged.orders, purged.nonces), (1, 1), "[{db}]");
+        assert_eq!((purged.orders, purged.nonces), (1, 0), "[{db}]");
+        assert!(
+            !store
+                .acme_use_nonce("stale", OffsetDateTime::now_utc() - Duration::minutes(1))
+                .await
+                .unwrap(),
+            "[{db}] still used after the cleanup"
+        );
         assert!(store.acme_order("old").await.unwrap().is_none());
         assert!(
             store
