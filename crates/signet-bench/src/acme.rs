@@ -65,6 +65,11 @@ pub struct AcmeArgs {
     /// Wait between two polls of an order that is not ready (or still processing), e.g. 5ms.
     #[arg(long, default_value = "5ms", value_parser = crate::humantime_secs)]
     pub poll_interval: Duration,
+    /// Longest one order may take (every step and poll included) before it counts as
+    /// failed, so that a server that never validates or never issues ends the run with
+    /// errors instead of hanging it.
+    #[arg(long, default_value = "60s", value_parser = crate::humantime_secs)]
+    pub order_timeout: Duration,
 }
 
 fn parse_loopback(s: &str) -> Result<Ipv4Addr, String> {
@@ -247,6 +252,7 @@ pub async fn run(a: AcmeArgs) -> anyhow::Result<()> {
         );
         let responder = responder.clone();
         let interval = a.poll_interval;
+        let order_timeout = a.order_timeout;
         set.spawn(async move {
             let mut r = WorkerResult::default();
             loop {
@@ -254,7 +260,18 @@ pub async fn run(a: AcmeArgs) -> anyhow::Result<()> {
                 let Some(p) = prepared.get(i) else { break };
                 let account = &accounts[i % accounts.len()];
                 let t = Instant::now();
-                match one_order(account, p, &responder, interval, &mut r).await {
+                let done = tokio::time::timeout(
+                    order_timeout,
+                    one_order(account, p, &responder, interval, &mut r),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "not complete after {:?} (the server never validated or issued?)",
+                        order_timeout
+                    ))
+                });
+                match done {
                     Ok(()) => r.orders_us.push(micros(t)),
                     Err(e) => {
                         r.errors += 1;
