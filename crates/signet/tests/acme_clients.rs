@@ -28,6 +28,46 @@ use common::{Server, Watched, free_port, openssl, p, signet_in, sqlite3, text};
 /// How long one client run (an order from account to certificate) may take.
 const CLIENT_LIMIT: Duration = Duration::from_secs(40);
 
+/// A loopback port for a client to listen on later (certbot's and lego's http-01 and
+/// tls-alpn-01 servers, Caddy's sites): free now, and outside the kernel's ephemeral range
+/// (`ip_local_port_range`), from which `free_port` (a bind to port 0) draws. A port of that
+/// range, released by the probe and bound by the client seconds later, may meanwhile have
+/// become the local port of some outgoing connection (every test running in parallel
+/// makes many, and so do the servers under test) or of another test's `bind(0)`; the
+/// client then cannot bind it and the run fails. Ports below the range are never handed
+/// out by the kernel; picking them at random keeps two tests apart.
+fn client_port() -> u16 {
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_100));
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761)
+        ^ CALLS
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_mul(40_503);
+    // Never the same port twice in one process.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    seed |= 1;
+    for _ in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let port = from + u16::try_from(seed % u32::from(to - from)).unwrap();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    free_port()
+}
+
 /// `name` on PATH or in the usual Debian directories, or a panic naming the package.
 fn tool(name: &str, package: &str) -> PathBuf {
     let on_path = std::env::var_os("PATH")
@@ -70,7 +110,7 @@ struct ChallTestSrv {
 
 impl ChallTestSrv {
     fn start() -> ChallTestSrv {
-        let (dns, management) = (free_port(), free_port());
+        let (dns, management) = (client_port(), client_port());
         let child = Command::new(tool("pebble-challtestsrv", "pebble"))
             .args(["-dns01", &format!("127.0.0.1:{dns}")])
             .args(["-management", &format!("127.0.0.1:{management}")])
@@ -376,7 +416,7 @@ fn lego_obtains_renews_and_revokes_through_http01_and_tls_alpn01() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     let dns = ChallTestSrv::start();
-    let (http01, tls_alpn01) = (free_port(), free_port());
+    let (http01, tls_alpn01) = (client_port(), client_port());
     let ca = Ca::start(tmp, "lego", &dns, http01, tls_alpn01, &[], false);
 
     let name = "lego-http.signet.internal";
@@ -581,8 +621,8 @@ fn certbot_obtains_renews_and_revokes() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     let dns = ChallTestSrv::start();
-    let http01 = free_port();
-    let ca = Ca::start(tmp, "certbot", &dns, http01, free_port(), &[], false);
+    let http01 = client_port();
+    let ca = Ca::start(tmp, "certbot", &dns, http01, client_port(), &[], false);
     let name = "certbot.signet.internal";
 
     let o = certbot_certonly(tmp, &ca, name, http01, &[]);
@@ -647,8 +687,8 @@ fn certbot_needs_external_account_binding_when_the_provisioner_requires_it() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     let dns = ChallTestSrv::start();
-    let http01 = free_port();
-    let ca = Ca::start(tmp, "bound", &dns, http01, free_port(), &["--eab"], false);
+    let http01 = client_port();
+    let ca = Ca::start(tmp, "bound", &dns, http01, client_port(), &["--eab"], false);
     let field = |label: &str| {
         ca.printed
             .lines()
@@ -750,7 +790,7 @@ fn caddy_serves_https_with_a_certificate_it_obtained_and_renews_it() {
     let tmp = tempfile::tempdir().unwrap();
     let tmp = tmp.path();
     let dns = ChallTestSrv::start();
-    let (http_port, https_port) = (free_port(), free_port());
+    let (http_port, https_port) = (client_port(), client_port());
     // A one-minute lifetime (plus the 60 s backdate): Caddy renews when a third of the
     // validity is left, 20 s after issuance.
     let ca = Ca::start(
