@@ -1189,12 +1189,13 @@ async fn finalize_inner(
         )
         .await;
     let store = &server.inner.store;
-    match issued {
+    let serial = match issued {
         Ok(recorded) => {
             store
                 .acme_finish_order(&order.id, Some(&recorded.serial), None)
                 .await?;
             tracing::info!(provisioner = %p, account = %account.id, order = %order.id, serial = %recorded.serial, "ACME order finalized");
+            recorded.serial
         }
         Err(refusal) => {
             let err = AcmeError::from(refusal);
@@ -1207,8 +1208,11 @@ async fn finalize_inner(
                 .await?;
             return Err(err);
         }
-    }
-    let order = load_order(&server, &order.id, account).await?;
+    };
+    // The order is valid now, with this certificate: answered without reading it again.
+    let mut order = order;
+    order.status = "valid".to_string();
+    order.certificate_serial = Some(serial);
     Ok(json_response(
         StatusCode::OK,
         &objects::order(&req.urls, &order),
@@ -1337,6 +1341,7 @@ async fn challenge_inner(
         .await?
         .filter(|a| a.account_id == account.id)
         .ok_or_else(|| AcmeError::not_found("challenge"))?;
+    let mut started = false;
     if !req.jws.payload.is_empty() {
         // RFC 8555 section 7.5.1: the client says it is ready with an empty object.
         let answer: Value = req.jws.json()?;
@@ -1348,7 +1353,8 @@ async fn challenge_inner(
         if authz.expires_at <= OffsetDateTime::now_utc() {
             return Err(AcmeError::malformed("the authorization has expired"));
         }
-        if store.acme_start_challenge(&chall.id).await? {
+        started = store.acme_start_challenge(&chall.id).await?;
+        if started {
             let identifier = match authz.identifier_type.as_str() {
                 "ip" => authz
                     .identifier_value
@@ -1376,15 +1382,11 @@ async fn challenge_inner(
             ));
         }
     }
-    // Read again after an answer: the challenge is processing now (or done already).
-    let chall = if req.jws.payload.is_empty() {
-        chall
-    } else {
-        store
-            .acme_challenge(&chall.id)
-            .await?
-            .ok_or_else(|| AcmeError::not_found("challenge"))?
-    };
+    // Started now: processing (answered without reading it again; the client polls).
+    let mut chall = chall;
+    if started {
+        chall.status = "processing".to_string();
+    }
     let mut resp = json_response(StatusCode::OK, &objects::challenge(&req.urls, &chall), None);
     if chall.status == "processing" {
         poll_soon(&mut resp);
