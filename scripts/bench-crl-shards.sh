@@ -54,7 +54,7 @@ export SIGNET_DATABASE_URL="postgres:///signet?host=$SOCK&user=signet"
 PSQL=(psql -q -At -h "$SOCK" -U signet -d signet)
 
 serve() {
-  "$SIGNET" serve --dir "$D" --listen 127.0.0.1:18443 --responder-listen 127.0.0.1:18080 \
+  "$SIGNET" serve --dir "$D" --listen 127.0.0.1:18443 --responder-listen 127.0.0.1:18080 "$@" \
     >>"$W/serve.log" 2>&1 &
   SERVE_PID=$!
 }
@@ -70,7 +70,7 @@ stop() { kill "$SERVE_PID"; wait "$SERVE_PID" || true; SERVE_PID=; }
 set_shards() { sed -i -E "s/^shards = [0-9]+/shards = $1/" "$D/signet.toml"; grep -q "^shards = $1\$" "$D/signet.toml"; }
 hwm() { awk '/VmHWM/ {print $2, $3}' /proc/$SERVE_PID/status; }
 
-serve
+serve --init
 wait_for https://127.0.0.1:18443/healthz --cacert "$D/root_ca.crt"
 stop
 KEY_ID=$("${PSQL[@]}" -c "select issuer_key_id from certificates limit 1")
@@ -79,7 +79,7 @@ before_size=$("${PSQL[@]}" -c "select pg_database_size('signet')")
 echo "== fill: $TOTAL certificates, $REVOKED revoked, $SHARDS shards, key $KEY_ID"
 t0=$(ms)
 "$BENCH" fill --db "$SIGNET_DATABASE_URL" --issuer-key-id "$KEY_ID" --count "$TOTAL" \
-  --revoked "$REVOKED" --shards "$SHARDS"
+  --revoked "$REVOKED" --shards "$SHARDS" --lifetime 86400s
 t_fill=$(( $(ms) - t0 ))
 "${PSQL[@]}" -c "VACUUM ANALYZE certificates"
 size=$("${PSQL[@]}" -c "select pg_database_size('signet')")
