@@ -84,9 +84,9 @@ async fn list(
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditList>, ApiError> {
     let identity = st.authenticate(&headers).await?;
-    if !identity.is_admin() {
+    if !identity.may_read() {
         return Err(ApiError::Forbidden(
-            "reading the audit log needs the admin credential".into(),
+            "reading the audit log needs the admin or auditor credential".into(),
         ));
     }
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -113,6 +113,7 @@ async fn list(
         outcome: q.outcome.as_deref().map(AuditOutcome::parse),
         before,
         limit: q.limit.unwrap_or(100),
+        ..AuditFilter::default()
     };
     let page = st.inner.store.list_audit_page(&filter).await?;
     Ok(Json(AuditList {

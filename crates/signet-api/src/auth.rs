@@ -498,6 +498,16 @@ impl Provisioner {
         self.issuance.name()
     }
 
+    /// Its rate limit: tokens per second and burst.
+    pub(crate) fn rate(&self) -> (u32, u32) {
+        self.rate
+    }
+
+    /// Its per-requester rate limit, if configured: tokens per second and burst.
+    pub(crate) fn per_requester_rate(&self) -> Option<(u32, u32)> {
+        self.identity_limiter.as_ref().map(|l| l.rate())
+    }
+
     /// The provisioner's kind.
     pub fn kind(&self) -> ProvisionerKind {
         match self.verifier {
@@ -644,7 +654,7 @@ impl AdminCredential {
         Ok(Self::from_token(&token))
     }
 
-    fn matches(&self, token: &str) -> bool {
+    pub(crate) fn matches(&self, token: &str) -> bool {
         let presented = ring::digest::digest(&digest::SHA256, token.as_bytes());
         // Comparing digests, not the secret: timing reveals nothing useful about the token.
         presented
@@ -700,9 +710,23 @@ impl Identity {
         &self.requester
     }
 
+    /// The read-only auditor credential.
+    fn auditor() -> Identity {
+        Identity {
+            requester: Requester::Auditor,
+            limits: None,
+        }
+    }
+
     /// Whether this is the admin credential.
     pub fn is_admin(&self) -> bool {
         matches!(self.requester, Requester::Admin)
+    }
+
+    /// Whether this credential may read what only operators read (listings, the audit
+    /// log): the admin's or the auditor's.
+    pub fn may_read(&self) -> bool {
+        matches!(self.requester, Requester::Admin | Requester::Auditor)
     }
 
     /// The rate limits the request counts against, if a provisioner vouched for it.
@@ -814,14 +838,19 @@ pub(crate) fn reject_critical_extensions(token: &str) -> Result<(), ApiError> {
 pub(crate) fn verify(
     token: &str,
     admin: &AdminCredential,
+    auditor: Option<&AdminCredential>,
     provisioners: &[Provisioner],
     audience: &Audience,
 ) -> Result<(Identity, Option<SingleUse>), ApiError> {
     if !token.contains('.') {
         return if admin.matches(token) {
             Ok((Identity::admin(), None))
+        } else if auditor.is_some_and(|a| a.matches(token)) {
+            Ok((Identity::auditor(), None))
         } else if token.starts_with("sa_") {
             Err(ApiError::Unauthorized("invalid admin token".into()))
+        } else if token.starts_with("sr_") {
+            Err(ApiError::Unauthorized("invalid auditor token".into()))
         } else {
             // Not every credential without a dot is an attempt at the admin token.
             Err(ApiError::Unauthorized(

@@ -278,8 +278,13 @@ impl AppState {
         })?;
         let inner = &self.inner;
         let provisioners = self.provisioners();
-        let (identity, consume) =
-            auth::verify(token, &inner.admin, &provisioners, self.audience())?;
+        let (identity, consume) = auth::verify(
+            token,
+            &inner.admin,
+            inner.auditor.get(),
+            &provisioners,
+            self.audience(),
+        )?;
         // The requester's own bucket first, so that a requester refused for flooding does
         // not also drain its provisioner's bucket and starve the provisioner's other
         // requesters. Nothing is burned here: a refused token stays usable.
@@ -352,7 +357,7 @@ impl AppState {
     }
 
     /// Record a refusal: metrics, audit (best effort when the database itself is the problem).
-    async fn refuse(
+    pub(crate) async fn refuse(
         &self,
         actor: &str,
         action: AuditAction,
@@ -716,9 +721,9 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<CertificateList>, ApiError> {
     let identity = st.authenticate(&headers).await?;
-    if !identity.is_admin() {
+    if !identity.may_read() {
         return Err(ApiError::Forbidden(
-            "listing certificates needs the admin credential".into(),
+            "listing certificates needs the admin or auditor credential".into(),
         ));
     }
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -770,6 +775,7 @@ async fn list(
         requested_only,
         limit: q.limit.unwrap_or(100).clamp(1, 500),
         cursor: q.cursor,
+        ..CertificateFilter::default()
     };
     let page = st.inner.store.list_certificates(&filter).await?;
     Ok(Json(CertificateList {
@@ -801,10 +807,15 @@ async fn revoke(
     let actor = if auth::bearer(&headers).ok().flatten().is_some() {
         match st.authenticate(&headers).await {
             Ok(identity) if identity.is_admin() => "admin".to_string(),
-            Ok(_) => {
+            Ok(identity) => {
+                let actor = if identity.may_read() {
+                    identity.audit_name()
+                } else {
+                    "token".to_string()
+                };
                 return Err(st
                     .refuse(
-                        "token",
+                        &actor,
                         AuditAction::Revoke,
                         None,
                         ApiError::Forbidden(
@@ -878,12 +889,26 @@ async fn revoke_inner(
                     .join(", ")
             ))
         })?;
+    let rec = revoke_certificate(st, &serial, reason, actor).await?;
+    Ok(view(rec, false))
+}
+
+/// Revoke `serial` for `reason` as `actor`: the store revokes and audits in one transaction,
+/// then the revocation hook tells the responder and the CRL publisher. The one path of
+/// every revocation the API and the console make; the certificate as now recorded.
+pub(crate) async fn revoke_certificate(
+    st: &AppState,
+    serial: &Serial,
+    reason: RevocationReason,
+    actor: &str,
+) -> Result<CertificateRecord, ApiError> {
+    let serial = serial.clone();
     let audit = AuditEntry {
         actor: actor.into(),
         action: AuditAction::Revoke,
         serial: Some(serial.clone()),
         outcome: AuditOutcome::Ok,
-        detail: format!("reason={}", req.reason),
+        detail: format!("reason={}", reason.name()),
     };
     match st
         .inner
@@ -904,13 +929,11 @@ async fn revoke_inner(
         }
     }
     st.inner.metrics.revoked.inc();
-    tracing::info!(%serial, actor, reason = %req.reason, "certificate revoked");
+    tracing::info!(%serial, actor, reason = reason.name(), "certificate revoked");
     st.revoked(&serial, reason);
-    let rec = st
-        .inner
+    st.inner
         .store
         .get_certificate(&serial)
         .await?
-        .ok_or_else(|| ApiError::Internal("revoked certificate vanished".into()))?;
-    Ok(view(rec, false))
+        .ok_or_else(|| ApiError::Internal("revoked certificate vanished".into()))
 }

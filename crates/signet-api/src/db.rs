@@ -41,6 +41,19 @@ impl Bounded {
         }
     }
 
+    /// The store itself, for an operation run through [`Bounded::bounded`].
+    pub(crate) fn raw(&self) -> &Store {
+        &self.store
+    }
+
+    /// Run `op` (an operation of [`Bounded::raw`]) within the bound.
+    pub(crate) async fn bounded<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.bound(op).await
+    }
+
     /// The bound in force.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout.get().copied().unwrap_or(DATABASE_TIMEOUT)

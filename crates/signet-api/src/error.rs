@@ -204,19 +204,12 @@ impl ApiError {
         }
     }
 
-    /// The stable slug (the part after [`PROBLEM_PREFIX`]), for metrics and audit.
-    pub fn slug(&self) -> &'static str {
-        self.classify().1
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, slug, title) = self.classify();
-        let detail = if status.is_server_error() {
-            // Log the cause; tell the client only what kind of failure it was.
-            tracing::error!(error = %self, problem = slug, "request failed");
-            match &self {
+    /// What the client is told: the error itself, or for a server error only what kind of
+    /// failure it was (the cause is logged here).
+    pub(crate) fn client_detail(&self, status: StatusCode) -> String {
+        if status.is_server_error() {
+            tracing::error!(error = %self, problem = self.slug(), "request failed");
+            match self {
                 ApiError::Store(StoreError::Unavailable(_)) => {
                     "the database is unavailable; retry later".to_string()
                 }
@@ -233,7 +226,19 @@ impl IntoResponse for ApiError {
             }
         } else {
             self.to_string()
-        };
+        }
+    }
+
+    /// The stable slug (the part after [`PROBLEM_PREFIX`]), for metrics and audit.
+    pub fn slug(&self) -> &'static str {
+        self.classify().1
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.classify();
+        let detail = self.client_detail(status);
         let body = Problem {
             kind: format!("{PROBLEM_PREFIX}{slug}"),
             title: title.to_string(),
@@ -285,6 +290,7 @@ impl From<signet_authority::Refusal> for ApiError {
             R::ServiceAccountDenied(why) => ApiError::ServiceAccountDenied(why),
             R::RenewalDenied(why) => ApiError::Forbidden(why),
             R::TokenReplayed => ApiError::TokenReplayed,
+            R::ReadOnly => ApiError::Forbidden(R::ReadOnly.to_string()),
             R::Internal(why) => ApiError::Internal(why),
             other => ApiError::Internal(other.to_string()),
         }

@@ -28,6 +28,7 @@ mod audit;
 mod auth;
 mod certificates;
 mod claims;
+mod console;
 mod db;
 mod error;
 mod jwt_crypto;
@@ -38,6 +39,10 @@ mod system;
 
 pub use auth::{
     AdminCredential, Identity, Provisioner, ProvisionerConfig, ProvisionerKind, check_provisioners,
+};
+pub use console::{
+    ABSOLUTE_TIMEOUT as CONSOLE_ABSOLUTE_TIMEOUT, CONTENT_SECURITY_POLICY as CONSOLE_CSP,
+    ConsoleConfig, IDLE_TIMEOUT as CONSOLE_IDLE_TIMEOUT,
 };
 pub use db::DATABASE_TIMEOUT;
 pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
@@ -101,6 +106,8 @@ struct Inner {
     /// Replaced whole on a configuration reload; requests take a snapshot.
     provisioners: std::sync::RwLock<Arc<Vec<Provisioner>>>,
     admin: AdminCredential,
+    /// The read-only auditor credential, if one is configured. Set at most once.
+    auditor: std::sync::OnceLock<AdminCredential>,
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
     revocation_hook: std::sync::OnceLock<Hook>,
@@ -109,6 +116,10 @@ struct Inner {
     /// What provisioner tokens' `aud` may name; `config.ca_url` alone until
     /// [`AppState::with_server_names`] adds the server's other names and ports.
     audience: std::sync::OnceLock<audience::Audience>,
+    /// The console's settings; [`ConsoleConfig::default`] (served) when unset.
+    console: std::sync::OnceLock<ConsoleConfig>,
+    /// Sign-in attempts to the console, per client address and overall.
+    console_limits: console::SignInLimits,
     /// Earlier issuing CAs of the same root whose certificates may still authenticate
     /// (renew onto the current CA, revoke themselves). Set at most once before serving.
     previous_issuers: std::sync::OnceLock<Vec<signet_ca::PreviousIssuer>>,
@@ -143,11 +154,14 @@ impl AppState {
                 store: db::Bounded::new(store),
                 provisioners: std::sync::RwLock::new(Arc::new(provisioners)),
                 admin,
+                auditor: std::sync::OnceLock::new(),
                 config,
                 metrics,
                 revocation_hook: std::sync::OnceLock::new(),
                 request_timeout: std::sync::OnceLock::new(),
                 audience: std::sync::OnceLock::new(),
+                console: std::sync::OnceLock::new(),
+                console_limits: console::SignInLimits::new(),
                 previous_issuers: std::sync::OnceLock::new(),
             }),
         }
@@ -157,6 +171,20 @@ impl AppState {
     /// a second hook is ignored.
     pub fn with_revocation_hook(self, hook: RevocationHook) -> Self {
         let _ = self.inner.revocation_hook.set(Hook(hook));
+        self
+    }
+
+    /// Accept this read-only credential (its token's SHA-256, like the admin's): it may
+    /// list certificates, read the audit log and use the console, and never issue, renew
+    /// or revoke. Set once, before [`app`]; a second value is ignored.
+    pub fn with_auditor(self, auditor: AdminCredential) -> Self {
+        let _ = self.inner.auditor.set(auditor);
+        self
+    }
+
+    /// Serve the operator console at `/ui` (or not). Set once, before [`app`]; default on.
+    pub fn with_console(self, console: ConsoleConfig) -> Self {
+        let _ = self.inner.console.set(console);
         self
     }
 
@@ -335,7 +363,10 @@ pub fn app(state: AppState) -> Router {
 /// problem documents; `extra` applies its own, answered in its own format (an ACME
 /// problem document), so a client of either gets errors it can read.
 pub fn app_with(state: AppState, extra: Router) -> Router {
-    let (router, api) = routes().split_for_parts();
+    let (mut router, api) = routes().split_for_parts();
+    if state.inner.console.get().is_none_or(|c| c.enabled) {
+        router = router.merge(console::router());
+    }
     router
         // Serves the document at /openapi.json and names that URL in the page's
         // swagger-initializer.js; without a URL the page says "No API definition provided."
@@ -427,7 +458,7 @@ pub mod fuzzing {
             .map_err(|e| e.slug())?
             .ok_or("unauthorized")?;
         let audience = crate::audience::Audience::new(audience);
-        crate::auth::verify(token, admin, provisioners, &audience)
+        crate::auth::verify(token, admin, None, provisioners, &audience)
             .map(|(identity, _)| identity.audit_name())
             .map_err(|e| e.slug())
     }

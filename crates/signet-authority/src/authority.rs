@@ -291,6 +291,9 @@ impl Authority {
         requester: &Requester,
         burn: Option<&SingleUse>,
     ) -> Result<Recorded, Refusal> {
+        if matches!(requester, Requester::Auditor) {
+            return Err(Refusal::ReadOnly);
+        }
         self.admit(requester)?;
         let policy = match requester {
             Requester::Token {
@@ -371,6 +374,9 @@ impl Authority {
         provisioners: impl Fn(&str) -> Option<Arc<Provisioner>>,
         burn: Option<&SingleUse>,
     ) -> Result<Recorded, Refusal> {
+        if matches!(holder, Requester::Auditor) {
+            return Err(Refusal::ReadOnly);
+        }
         let rec = request.record;
         let profile: Profile = rec.profile.parse()?;
         let ttl = Ttl::parse(request.ttl)?;

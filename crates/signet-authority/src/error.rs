@@ -38,6 +38,9 @@ pub enum Refusal {
     /// nothing recorded.
     #[error("the signer request was already answered")]
     AlreadyAnswered,
+    /// A read-only credential (the auditor) asked for a certificate: nothing recorded.
+    #[error("the auditor credential is read-only: it cannot request or change certificates")]
+    ReadOnly,
     /// A bug or an inconsistency in the records (logged, answered without detail).
     #[error("{0}")]
     Internal(String),

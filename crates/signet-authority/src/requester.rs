@@ -19,6 +19,10 @@ use crate::provisioner::Provisioner;
 pub enum Requester {
     /// The API's admin credential. Recorded as `admin`.
     Admin,
+    /// The read-only `auditor` credential: it may read (listings, the audit log, the
+    /// console) and never asks for anything, so the authority refuses it every request
+    /// ([`crate::Refusal::ReadOnly`]). Recorded as `auditor`.
+    Auditor,
     /// A requester vouched for by a `token` provisioner's one-time token. Recorded as
     /// `token:<provisioner>:<sub>`.
     Token {
@@ -132,6 +136,7 @@ impl fmt::Display for Requester {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Requester::Admin => f.write_str("admin"),
+            Requester::Auditor => f.write_str("auditor"),
             Requester::Token {
                 provisioner,
                 subject,

@@ -145,6 +145,12 @@ audit_enum! {
         /// An ACME object read (POST-as-GET of an account, its orders, an order, an
         /// authorization, a challenge or a certificate). Recorded only when refused.
         AcmeRead = "acme-read",
+        /// Signing in to the operator console (`/ui`), or a refused attempt.
+        ConsoleSignIn = "console-sign-in",
+        /// Signing out of the operator console.
+        ConsoleSignOut = "console-sign-out",
+        /// A search or a certificate opened in the operator console (what was asked).
+        ConsoleView = "console-view",
     }
 }
 

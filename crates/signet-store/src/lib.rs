@@ -37,6 +37,7 @@
 //! | `binding` | which root CA a database belongs to |
 //! | `group` | group commit of certificates, tokens and audit rows |
 //! | `acme` | the ACME server's accounts, orders, authorizations, challenges, used nonces, shared nonce key and EAB keys |
+//! | `console` | the operator console's sessions (hashed ids) and the overview's counts and hourly activity, from aggregates triggers keep |
 //! | `retention` | taking certificates long expired out of the hot tables ([`Store::sweep_retention`]: archived or deleted, in batches) |
 //! | `replication` | the server's role (primary or hot standby) and leadership among processes ([`Leadership`], an advisory lock) |
 
@@ -52,6 +53,7 @@ mod binding;
 mod bulk;
 mod certificates;
 mod connection;
+mod console;
 mod crl;
 mod crl_shards;
 mod error;
@@ -75,11 +77,13 @@ pub use binding::{CaBinding, DatabaseContents, NewCaBinding};
 pub use bulk::BulkCertificate;
 pub use certificates::{CertStatus, CertificateRecord, NewCertificate, SERVER_REQUESTER};
 pub use connection::{Backend, POSTGRES_CONNECT_TIMEOUT, Store};
+pub use console::{CertificateCounts, ConsoleSession, HourlyActivity};
 pub use crl::{CrlInfo, CrlRecord, NewCrl, RevokedCertificate};
 pub use crl_shards::{CrlEntries, ScopedCrl, ScopedCrlInfo};
 pub use error::StoreError;
 pub use listing::{
-    AuditFilter, AuditPage, CertificateFilter, CertificatePage, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+    AuditFilter, AuditPage, CertificateFilter, CertificateOrder, CertificatePage,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use ocsp_signer::{OcspSignerRequest, OcspSignerRequestState};
 pub use rate_limit::{MAX_BUCKET_LEN, RateDecision};

@@ -50,6 +50,18 @@ pub struct CertificateFilter {
     /// certificates, the OCSP responders' signer certificates (profile `ocsp-signer`) and
     /// CA certificates recorded under the root (profile `ca`).
     pub requested_only: bool,
+    /// Only certificates whose recorded requester is exactly this (`admin`,
+    /// `token:<provisioner>:<subject>`…).
+    pub requester: Option<String>,
+    /// Only certificates requested through this provisioner: a requester recorded as
+    /// `token:<name>:…`, `k8s:<name>:…` or `acme:<name>:…`.
+    pub provisioner: Option<String>,
+    /// Only certificates whose `not_after` is at or after this.
+    pub not_after_from: Option<OffsetDateTime>,
+    /// Only certificates whose `not_after` is at or before this.
+    pub not_after_until: Option<OffsetDateTime>,
+    /// The order of the listing (and so of its cursors).
+    pub order: CertificateOrder,
     /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
     pub limit: u32,
     /// Where to continue: the [`CertificatePage::next_cursor`] of the
@@ -66,10 +78,27 @@ impl Default for CertificateFilter {
             name: None,
             expiring_within: None,
             requested_only: false,
+            requester: None,
+            provisioner: None,
+            not_after_from: None,
+            not_after_until: None,
+            order: CertificateOrder::Newest,
             limit: DEFAULT_PAGE_SIZE,
             cursor: None,
         }
     }
+}
+
+/// The order of [`Store::list_certificates`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CertificateOrder {
+    /// Newest first: `created_at`, then serial, descending.
+    #[default]
+    Newest,
+    /// Soonest expiry first: `not_after`, then serial, ascending.
+    ExpiringFirst,
+    /// Latest expiry first: `not_after`, then serial, descending.
+    ExpiringLast,
 }
 
 /// One page of [`Store::list_certificates`].
@@ -97,6 +126,10 @@ pub struct AuditFilter {
     pub action: Option<AuditAction>,
     /// Only this outcome (compared by its stored spelling).
     pub outcome: Option<AuditOutcome>,
+    /// Only rows recorded at or after this time.
+    pub at_from: Option<OffsetDateTime>,
+    /// Only rows recorded at or before this time.
+    pub at_until: Option<OffsetDateTime>,
     /// Only rows older than this id: the previous page's [`AuditPage::next_before`].
     pub before: Option<i64>,
     /// Page size; clamped to `1..=`[`MAX_PAGE_SIZE`].
@@ -110,6 +143,8 @@ impl Default for AuditFilter {
             actor: None,
             action: None,
             outcome: None,
+            at_from: None,
+            at_until: None,
             before: None,
             limit: 100,
         }
@@ -143,7 +178,8 @@ fn validate_filter_text(what: &str, value: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A position in the listing order: the last row of a page.
+/// A position in the listing order: the last row of a page (its `created_at`, or its
+/// `not_after` when ordered by expiry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     created_at: i64,
@@ -151,15 +187,26 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// `"<created_at unix seconds>:<serial>"`, e.g. `"1700000000:7fa3c901"`.
-    fn encode(&self) -> String {
-        format!("{}:{}", self.created_at, self.serial)
+    /// `"<unix seconds>:<serial>"`, e.g. `"1700000000:7fa3c901"`; ordered by expiry, the
+    /// same behind `e:`, so that a cursor of one order is refused by the other.
+    fn encode(&self, order: CertificateOrder) -> String {
+        let prefix = match order {
+            CertificateOrder::Newest => "",
+            CertificateOrder::ExpiringFirst => "e:",
+            CertificateOrder::ExpiringLast => "l:",
+        };
+        format!("{prefix}{}:{}", self.created_at, self.serial)
     }
 
     /// Parses exactly what [`Cursor::encode`] produces: a non-negative
     /// decimal without sign or leading zeros, `:`, a serial as the store spells it.
-    fn decode(s: &str) -> Result<Cursor, StoreError> {
+    fn decode(s: &str, order: CertificateOrder) -> Result<Cursor, StoreError> {
         let bad = || StoreError::InvalidInput("malformed page cursor".to_owned());
+        let s = match order {
+            CertificateOrder::Newest => s,
+            CertificateOrder::ExpiringFirst => s.strip_prefix("e:").ok_or_else(bad)?,
+            CertificateOrder::ExpiringLast => s.strip_prefix("l:").ok_or_else(bad)?,
+        };
         let (secs, serial) = s.split_once(':').ok_or_else(bad)?;
         if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
@@ -252,9 +299,19 @@ impl Store {
         filter: &CertificateFilter,
     ) -> Result<CertificatePage, StoreError> {
         let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
-        let cursor = filter.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let cursor = filter
+            .cursor
+            .as_deref()
+            .map(|c| Cursor::decode(c, filter.order))
+            .transpose()?;
         if let Some(profile) = &filter.profile {
             validate_filter_text("profile", profile)?;
+        }
+        if let Some(requester) = &filter.requester {
+            validate_filter_text("requester", requester)?;
+        }
+        if let Some(provisioner) = &filter.provisioner {
+            validate_filter_text("provisioner", provisioner)?;
         }
         if let Some(name) = &filter.name {
             validate_filter_text("name", name)?;
@@ -293,18 +350,52 @@ impl Store {
         }
         if let Some(name) = &filter.name {
             // certificate_names is kept in step with sans by triggers
-            // (migration 0002): an exact, indexed match on one element.
+            // (migration 0002): an exact, indexed match on one element. Written as IN, so
+            // that SQLite starts from the name's few rows: as EXISTS it walked the listing
+            // order's index and probed every row (a second for a name held by one
+            // certificate among a million; BENCHMARKS.md, "Console").
             let p = cond.bind(Param::Text(name.clone()));
             cond.push(format!(
-                "EXISTS (SELECT 1 FROM certificate_names AS n \
-                 WHERE n.name = {p} AND n.serial = c.serial)"
+                "c.serial IN (SELECT n.serial FROM certificate_names AS n WHERE n.name = {p})"
             ));
         }
+        if let Some(requester) = &filter.requester {
+            let p = cond.bind(Param::Text(requester.clone()));
+            cond.push(format!("c.requester = {p}"));
+        }
+        if let Some(provisioner) = &filter.provisioner {
+            // A prefix as a range (`>= 'token:ci:'` and `< 'token:ci;'`), with no LIKE
+            // pattern to escape.
+            let mut ranges = Vec::new();
+            for kind in ["token", "k8s", "acme"] {
+                let lo = cond.bind(Param::Text(format!("{kind}:{provisioner}:")));
+                let hi = cond.bind(Param::Text(format!("{kind}:{provisioner};")));
+                ranges.push(format!("(c.requester >= {lo} AND c.requester < {hi})"));
+            }
+            cond.push(ranges.join(" OR "));
+        }
+        if let Some(from) = filter.not_after_from {
+            let p = cond.bind(Param::Int(from.unix_timestamp()));
+            cond.push(format!("c.not_after >= {p}"));
+        }
+        if let Some(until) = filter.not_after_until {
+            let p = cond.bind(Param::Int(until.unix_timestamp()));
+            cond.push(format!("c.not_after <= {p}"));
+        }
+        let (key, cmp, order) = match filter.order {
+            CertificateOrder::Newest => ("c.created_at", "<", "c.created_at DESC, c.serial DESC"),
+            CertificateOrder::ExpiringFirst => {
+                ("c.not_after", ">", "c.not_after ASC, c.serial ASC")
+            }
+            CertificateOrder::ExpiringLast => {
+                ("c.not_after", "<", "c.not_after DESC, c.serial DESC")
+            }
+        };
         if let Some(cursor) = cursor {
             let at = cond.bind(Param::Int(cursor.created_at));
             let serial = cond.bind(Param::Text(cursor.serial));
             cond.push(format!(
-                "(c.created_at < {at} OR (c.created_at = {at} AND c.serial < {serial}))"
+                "({key} {cmp} {at} OR ({key} = {at} AND c.serial {cmp} {serial}))"
             ));
         }
         // One extra row tells whether another page exists.
@@ -315,7 +406,7 @@ impl Store {
                  c.not_before, c.not_after, c.requester, c.der, c.created_at, \
                  c.revoked_at, c.revocation_reason \
                  FROM certificates AS c",
-                "c.created_at DESC, c.serial DESC",
+                order,
                 i64::from(limit) + 1,
             )
             .await?;
@@ -328,11 +419,17 @@ impl Store {
         let next_cursor = if items.len() > page_len {
             items.truncate(page_len);
             items.last().map(|last| {
+                let at = match filter.order {
+                    CertificateOrder::Newest => last.created_at,
+                    CertificateOrder::ExpiringFirst | CertificateOrder::ExpiringLast => {
+                        last.not_after
+                    }
+                };
                 Cursor {
-                    created_at: last.created_at.unix_timestamp(),
+                    created_at: at.unix_timestamp(),
                     serial: db_serial(&last.serial),
                 }
-                .encode()
+                .encode(filter.order)
             })
         } else {
             None
@@ -360,6 +457,14 @@ impl Store {
                 let p = cond.bind(Param::Text(v.to_owned()));
                 cond.push(format!("{column} = {p}"));
             }
+        }
+        if let Some(from) = filter.at_from {
+            let p = cond.bind(Param::Int(from.unix_timestamp()));
+            cond.push(format!("at >= {p}"));
+        }
+        if let Some(until) = filter.at_until {
+            let p = cond.bind(Param::Int(until.unix_timestamp()));
+            cond.push(format!("at <= {p}"));
         }
         if let Some(before) = filter.before {
             let p = cond.bind(Param::Int(before));

@@ -36,6 +36,9 @@ pub struct Config {
     /// Partitioned (sharded) and delta CRLs.
     #[serde(default)]
     pub crl: CrlSection,
+    /// The operator console at `/ui`.
+    #[serde(default)]
+    pub console: ConsoleSection,
     /// The PKCS#11 module holding CA keys named by `pkcs11:` URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<Pkcs11Section>,
@@ -196,6 +199,11 @@ pub struct ServerSection {
     /// The admin bearer token; relative to the configuration's directory.
     #[serde(default = "default_admin_token_file")]
     pub admin_token_file: PathBuf,
+    /// The read-only auditor token (the console and the admin API's listings and audit
+    /// log, never a change); relative to the configuration's directory. Unset: no auditor.
+    /// `signet serve` creates it (0600) when it is set and missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor_token_file: Option<PathBuf>,
     /// `[server.limits]`: connection and request limits.
     #[serde(default, skip_serializing_if = "LimitsSection::is_default")]
     pub limits: LimitsSection,
@@ -208,6 +216,7 @@ impl Default for ServerSection {
             url: None,
             hostnames: vec![],
             admin_token_file: default_admin_token_file(),
+            auditor_token_file: None,
             limits: LimitsSection::default(),
         }
     }
@@ -561,6 +570,25 @@ pub enum RetentionModeSetting {
     Off,
 }
 
+/// `[console]`: the operator console `signet serve` serves at `/ui` on its HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Whether `/ui` is served (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
 /// `[retention]`: certificates whose notAfter lies more than `expired_after` back leave the
 /// hot tables (`signet serve` sweeps every `interval`, on one replica at a time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -747,6 +775,7 @@ impl Config {
             Some(&mut self.ca.issuing_cert),
             issuing_key,
             Some(&mut self.server.admin_token_file),
+            self.server.auditor_token_file.as_mut(),
             pin_file,
         ]
         .into_iter()
@@ -1091,6 +1120,9 @@ profiles = ["server", "client", "peer"]
 @HOSTNAMES@
 # The admin bearer token (mode 0600). `signet serve` creates it when it is missing.
 admin_token_file = "admin.token"
+# A read-only auditor token (mode 0600): signs in to the console and reads the admin API's
+# listings and audit log, but can never issue or revoke. Created when set and missing.
+# auditor_token_file = "auditor.token"
 
 # Connection and request limits (of the API's listener and the responder's).
 # [server.limits]
@@ -1145,6 +1177,11 @@ interval = "1h"
 [crl]
 shards = 0
 delta = false
+
+# The operator console at /ui on the HTTPS listener: sign in with the admin token (or the
+# auditor token above) for the overview, certificate search, revocation and the audit log.
+[console]
+enabled = true
 
 # Provisioners: who may request certificates from the API, each under its own policy.
 # When there is none, `signet serve` creates a token provisioner named "default" (its key

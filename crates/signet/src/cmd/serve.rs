@@ -78,6 +78,7 @@ struct Loaded {
     cfg: Config,
     provisioners: Vec<signet_api::Provisioner>,
     admin: AdminCredential,
+    auditor: Option<AdminCredential>,
 }
 
 /// Checks the admin token and the provisioners the directory has (file modes, public keys),
@@ -93,6 +94,12 @@ fn check_credentials(config_path: &Path, cfg: &Config) -> anyhow::Result<()> {
                 cfg.server.admin_token_file.display()
             )
         })?;
+    }
+    if let Some(path) = &cfg.server.auditor_token_file
+        && path.exists()
+    {
+        AdminCredential::from_token_file(path)
+            .with_context(|| format!("reading the auditor token {}", path.display()))?;
     }
     Ok(())
 }
@@ -123,10 +130,23 @@ fn load_credentials(config_path: &Path, mut cfg: Config) -> anyhow::Result<Loade
                 cfg.server.admin_token_file.display()
             )
         })?;
+    let auditor = match &cfg.server.auditor_token_file {
+        None => None,
+        Some(path) => {
+            if bootstrap::ensure_auditor_token(path)? {
+                tracing::info!(path = %path.display(), "created the auditor token");
+            }
+            Some(
+                AdminCredential::from_token_file(path)
+                    .with_context(|| format!("reading the auditor token {}", path.display()))?,
+            )
+        }
+    };
     Ok(Loaded {
         cfg,
         provisioners,
         admin,
+        auditor,
     })
 }
 
@@ -289,6 +309,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cfg,
         provisioners,
         admin,
+        auditor,
     } = load_credentials(&config_path, Config::load(&config_path)?)?;
     let acme_settings = crate::serve::acme::settings(&cfg, &config_path)?;
     // The CA URL (the tokens' audience) names the address actually bound, so port 0 works.
@@ -328,7 +349,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     // Every store operation of the authority (the API's, the server certificate's, the OCSP
     // signers') is bounded by `[database] timeout` from the first one on.
-    .with_database_timeout(cfg.database.timeout.duration());
+    .with_database_timeout(cfg.database.timeout.duration())
+    .with_console(signet_api::ConsoleConfig {
+        enabled: cfg.console.enabled,
+    });
+    let state = match auditor {
+        Some(auditor) => state.with_auditor(auditor),
+        None => state,
+    };
     // The one authority: the API, the server's own certificate and the OCSP signers'
     // certificates all issue and record through it.
     let authority = state.authority().clone();

@@ -22,18 +22,21 @@ use crate::files::write_atomic;
 
 /// The admin token's prefix: makes a leaked token easy to recognise (and to scan for).
 pub const ADMIN_TOKEN_PREFIX: &str = "sa_";
+/// The read-only auditor token's prefix.
+pub const AUDITOR_TOKEN_PREFIX: &str = "sr_";
 /// The provisioner created for a directory that has none.
 pub const DEFAULT_PROVISIONER: &str = "default";
 
-/// A fresh admin token: `sa_` then 32 random bytes, base64url without padding (so no dots,
-/// and nothing a shell or an HTTP header would mangle).
-pub fn generate_admin_token() -> anyhow::Result<Zeroizing<String>> {
+/// A fresh token: `prefix` (`sa_` for the admin's, `sr_` for the auditor's) then 32 random
+/// bytes, base64url without padding (so no dots, and nothing a shell or an HTTP header would
+/// mangle).
+fn generate_token(prefix: &str) -> anyhow::Result<Zeroizing<String>> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     SystemRandom::new()
         .fill(bytes.as_mut())
         .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     Ok(Zeroizing::new(format!(
-        "{ADMIN_TOKEN_PREFIX}{}",
+        "{prefix}{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
     )))
 }
@@ -45,10 +48,20 @@ pub fn generate_admin_token() -> anyhow::Result<Zeroizing<String>> {
 /// another process created the file first, so the token on disk is never replaced or seen
 /// half-written.
 pub fn ensure_admin_token(path: &Path) -> anyhow::Result<bool> {
+    ensure_token(path, ADMIN_TOKEN_PREFIX, "admin")
+}
+
+/// Create the read-only auditor token file (mode 0600, `sr_`...) unless it exists, as
+/// [`ensure_admin_token`] does the admin's. Returns whether it was created.
+pub fn ensure_auditor_token(path: &Path) -> anyhow::Result<bool> {
+    ensure_token(path, AUDITOR_TOKEN_PREFIX, "auditor")
+}
+
+fn ensure_token(path: &Path, prefix: &str, what: &str) -> anyhow::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
-    let token = generate_admin_token()?;
+    let token = generate_token(prefix)?;
     let mut text = Zeroizing::new(token.to_string());
     text.push('\n');
     let result = match signet_ca::files::write_new(path, text.as_bytes(), 0o600) {
@@ -56,7 +69,7 @@ pub fn ensure_admin_token(path: &Path) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
     };
-    result.with_context(|| format!("creating the admin token {}", path.display()))
+    result.with_context(|| format!("creating the {what} token {}", path.display()))
 }
 
 /// The files of the `default` provisioner, under `base_dir`.
@@ -151,8 +164,8 @@ mod tests {
 
     #[test]
     fn admin_tokens_are_prefixed_base64url_without_dots() {
-        let a = generate_admin_token().expect("token");
-        let b = generate_admin_token().expect("token");
+        let a = generate_token(ADMIN_TOKEN_PREFIX).expect("token");
+        let b = generate_token(ADMIN_TOKEN_PREFIX).expect("token");
         assert_ne!(*a, *b);
         let body = a.strip_prefix(ADMIN_TOKEN_PREFIX).expect("prefix");
         assert_eq!(body.len(), 43, "32 bytes of base64url without padding");
