@@ -55,6 +55,17 @@ for n in $(seq "$PAIRS"); do
   echo "hsm  run$n sign: $("$B" sign --pkcs11-module "$MODULE" --key "$ISSUING_URI" -c 2 -d 8s | tail -1)"
 done
 
+ticks() { # utime+stime (clock ticks) of PID, or of every postgres process with -x postgres
+  local t=0 pid f
+  for pid in "$@"; do
+    f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    f=${f##*) }; set -- $f; t=$((t + ${12} + ${13}))
+  done
+  echo "$t"
+}
+# A run: serve CA D, issue N certificates; prints the load tool's line and the CPU per
+# certificate of signet serve and of PostgreSQL (from /proc: valid on a busy machine, where
+# the wall-clock rate is not).
 run() {
   local D=$1 n=$2
   rm -f ready
@@ -63,8 +74,12 @@ run() {
   local pid=$!
   for _ in $(seq 150); do [ -s ready ] && break; sleep 0.2; done
   [ -s ready ] || { cat "serve-$D.log"; exit 1; }
-  echo "$D run$n issue: $("$B" issue --url https://127.0.0.1:18443 --token-key "$D/provisioners/default.key" \
-    --cacert "$D/root_ca.crt" -c 64 -n "$N" | tail -1)"
+  local s0 p0 s1 p1 out hz
+  s0=$(ticks "$pid"); p0=$(ticks $(pgrep -x postgres))
+  out=$("$B" issue --url https://127.0.0.1:18443 --token-key "$D/provisioners/default.key" \
+    --cacert "$D/root_ca.crt" -c 64 -n "$N" | tail -1)
+  s1=$(ticks "$pid"); p1=$(ticks $(pgrep -x postgres)); hz=$(getconf CLK_TCK)
+  echo "$D run$n issue: $out | CPU per cert: signet $(((s1 - s0) * 1000000 / hz / N)) us, postgres $(((p1 - p0) * 1000000 / hz / N)) us"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 for n in $(seq "$PAIRS"); do run file "$n"; run hsm "$n"; done

@@ -13,8 +13,9 @@
 # across runs. Each run: replica 1 on 127.0.0.1:18443 (with the responder on :18080), and for the
 # two-replica runs replica 2 on :18444 (no responder); then `signet-bench issue -c 64 -n N`
 # with every answer checked (201 and a certificate for the CSR's key), its clients dealt
-# round-robin to the replicas. CPU: utime+stime of every signet and postgres process, from
-# /proc, before and after the load, divided by the certificates issued.
+# round-robin to the replicas. CPU: utime+stime of the signet processes and of the postgres
+# processes, each from /proc before and after the load, divided by the certificates issued.
+# Each pair also runs two replicas with one tokio worker thread each (TOKIO_WORKER_THREADS=1).
 set -euo pipefail
 BIN=$1 SOCK=$2 PAIRS=${3:-3} N=${N:-20000}
 S=$BIN/signet B=$BIN/signet-bench
@@ -41,33 +42,50 @@ PY
 # Each replica has a data directory of its own (a copy: the same CA, keys and settings), as
 # separate machines would; one directory cannot be served twice.
 cp -a data data2
-ticks() { # utime+stime (clock ticks) of every signet serve and postgres process
+ticks() { # utime+stime (clock ticks) of every process matching pgrep ARGS
   local t=0 pid f
-  for pid in $(pgrep -f "$S serve" || true) $(pgrep -x postgres || true); do
+  for pid in $(pgrep "$@" || true); do
     f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
     f=${f##*) }; set -- $f; t=$((t + ${12} + ${13}))
   done
   echo "$t"
 }
+xacts() { # write transactions so far in the cluster: the next transaction id (itself one)
+  psql -qAt -h "$SOCK" -U signet -d rep -c "select pg_current_xact_id()"
+}
 start() { # start a replica: PORT, responder address (or off), tag, data directory
   local port=$1 resp=$2 tag=$3 dir=$4
   rm -f "ready-$tag"
-  SIGNET_DATABASE_URL=$URL setsid "$S" serve --dir "$dir" --listen "127.0.0.1:$port" \
+  env ${WORKERS:+TOKIO_WORKER_THREADS=$WORKERS} SIGNET_DATABASE_URL="$URL" setsid "$S" serve --dir "$dir" --listen "127.0.0.1:$port" \
     --responder-listen "$resp" --ready-file "ready-$tag" >"serve-$tag.log" 2>&1 &
   for _ in $(seq 150); do [ -s "ready-$tag" ] && break; sleep 0.2; done
   [ -s "ready-$tag" ] || { cat "serve-$tag.log"; exit 1; }
 }
+# A run: REPLICAS (1 or 2), run number, tokio worker threads per replica (TOKIO_WORKER_THREADS;
+# empty = tokio's default, one per core). CPU is reported per certificate for the signet
+# processes and the postgres processes apart (the load tool's own CPU is not counted).
 run() {
   local replicas=$1 n=$2 urls=https://127.0.0.1:18443
+  WORKERS=${3:-}
   start 18443 127.0.0.1:18080 one data
   if [ "$replicas" = 2 ]; then start 18444 off two data2; urls="$urls,https://127.0.0.1:18444"; fi
-  local t0; t0=$(ticks)
+  local s0 p0 s1 p1 x0 x1
+  s0=$(ticks -f "$S serve"); p0=$(ticks -x postgres); x0=$(xacts)
   local out; out=$("$B" issue --url "$urls" --aud https://127.0.0.1:18443 \
     --token-key data/provisioners/default.key --cacert data/root_ca.crt -c 64 -n "$N" | tail -1)
-  local t1; t1=$(ticks)
+  s1=$(ticks -f "$S serve"); p1=$(ticks -x postgres); x1=$(xacts)
   local hz; hz=$(getconf CLK_TCK)
-  echo "$replicas replica(s) run$n: $out | CPU $(python3 -c "print(f'{($t1-$t0)/$hz*1e6/$N:.0f}')") us/cert (signet+postgres)"
+  echo "$replicas replica(s)${WORKERS:+, $WORKERS worker(s) each} run$n: $out | CPU per cert: $(python3 -c "
+s, p = ($s1-$s0)/$hz*1e6/$N, ($p1-$p0)/$hz*1e6/$N
+print(f'signet {s:.0f} us + postgres {p:.0f} us = {s+p:.0f} us; {($x1-$x0)/$N:.2f} write transactions')")"
   pkill -f "$S serve --dir data" || true; sleep 1
 }
-for n in $(seq "$PAIRS"); do run 1 "$n"; run 2 "$n"; done
+for n in $(seq "$PAIRS"); do
+  run 1 "$n"
+  run 2 "$n"
+  # Two replicas with one worker thread each: as many runtime threads as one replica has on
+  # a 2-core machine, so what is left of the difference is the second process and its
+  # database sessions, not oversubscribed cores.
+  run 2 "$n" 1
+done
 rm -rf "$W"
