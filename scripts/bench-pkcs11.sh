@@ -55,7 +55,14 @@ for n in $(seq "$PAIRS"); do
   echo "hsm  run$n sign: $("$B" sign --pkcs11-module "$MODULE" --key "$ISSUING_URI" -c 2 -d 8s | tail -1)"
 done
 
-ticks() { # utime+stime (clock ticks) of PID, or of every postgres process with -x postgres
+# The benchmark's PostgreSQL processes: its postmaster and that postmaster's children (other
+# clusters on the machine, such as test suites' throwaway ones, are not counted).
+pg_pids() {
+  local pm
+  pm=$(head -1 "$(psql -qAt -h "$SOCK" -U signet -d postgres -c 'show data_directory')/postmaster.pid")
+  echo "$pm" $(pgrep -P "$pm")
+}
+ticks() { # utime+stime (clock ticks) of every process in PIDS
   local t=0 pid f
   for pid in "$@"; do
     f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
@@ -75,10 +82,10 @@ run() {
   for _ in $(seq 150); do [ -s ready ] && break; sleep 0.2; done
   [ -s ready ] || { cat "serve-$D.log"; exit 1; }
   local s0 p0 s1 p1 out hz
-  s0=$(ticks "$pid"); p0=$(ticks $(pgrep -x postgres))
+  s0=$(ticks "$pid"); p0=$(ticks $(pg_pids))
   out=$("$B" issue --url https://127.0.0.1:18443 --token-key "$D/provisioners/default.key" \
     --cacert "$D/root_ca.crt" -c 64 -n "$N" | tail -1)
-  s1=$(ticks "$pid"); p1=$(ticks $(pgrep -x postgres)); hz=$(getconf CLK_TCK)
+  s1=$(ticks "$pid"); p1=$(ticks $(pg_pids)); hz=$(getconf CLK_TCK)
   echo "$D run$n issue: $out | CPU per cert: signet $(((s1 - s0) * 1000000 / hz / N)) us, postgres $(((p1 - p0) * 1000000 / hz / N)) us"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }

@@ -42,9 +42,16 @@ PY
 # Each replica has a data directory of its own (a copy: the same CA, keys and settings), as
 # separate machines would; one directory cannot be served twice.
 cp -a data data2
-ticks() { # utime+stime (clock ticks) of every process matching pgrep ARGS
+# The benchmark's PostgreSQL processes: its postmaster and that postmaster's children (other
+# clusters on the machine, such as test suites' throwaway ones, are not counted).
+pg_pids() {
+  local pm
+  pm=$(head -1 "$(psql -qAt -h "$SOCK" -U signet -d postgres -c 'show data_directory')/postmaster.pid")
+  echo "$pm" $(pgrep -P "$pm")
+}
+ticks() { # utime+stime (clock ticks) of every process in PIDS
   local t=0 pid f
-  for pid in $(pgrep "$@" || true); do
+  for pid in "$@"; do
     f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
     f=${f##*) }; set -- $f; t=$((t + ${12} + ${13}))
   done
@@ -70,10 +77,10 @@ run() {
   start 18443 127.0.0.1:18080 one data
   if [ "$replicas" = 2 ]; then start 18444 off two data2; urls="$urls,https://127.0.0.1:18444"; fi
   local s0 p0 s1 p1 x0 x1
-  s0=$(ticks -f "$S serve"); p0=$(ticks -x postgres); x0=$(xacts)
+  s0=$(ticks $(pgrep -f "$S serve")); p0=$(ticks $(pg_pids)); x0=$(xacts)
   local out; out=$("$B" issue --url "$urls" --aud https://127.0.0.1:18443 \
     --token-key data/provisioners/default.key --cacert data/root_ca.crt -c 64 -n "$N" | tail -1)
-  s1=$(ticks -f "$S serve"); p1=$(ticks -x postgres); x1=$(xacts)
+  s1=$(ticks $(pgrep -f "$S serve")); p1=$(ticks $(pg_pids)); x1=$(xacts)
   local hz; hz=$(getconf CLK_TCK)
   echo "$replicas replica(s)${WORKERS:+, $WORKERS worker(s) each} run$n: $out | CPU per cert: $(python3 -c "
 s, p = ($s1-$s0)/$hz*1e6/$N, ($p1-$p0)/$hz*1e6/$N
