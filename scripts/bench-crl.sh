@@ -42,8 +42,8 @@ psql -q -h "$SOCK" -U signet -d postgres -c 'create database signet'
 export SIGNET_DATABASE_URL="postgres:///signet?host=$SOCK&user=signet"
 PSQL=(psql -q -At -h "$SOCK" -U signet -d signet)
 
-serve() {
-  "$SIGNET" serve --dir "$D" --listen 127.0.0.1:18443 --responder-listen 127.0.0.1:18080 \
+serve() { # [--init]: the first start makes the data directory (serve refuses a missing one)
+  "$SIGNET" serve --dir "$D" --listen 127.0.0.1:18443 --responder-listen 127.0.0.1:18080 "$@" \
     >>"$W/serve.log" 2>&1 &
   SERVE_PID=$!
 }
@@ -57,7 +57,7 @@ wait_for() { # URL [curl args...]
 }
 stop() { kill "$SERVE_PID"; wait "$SERVE_PID" || true; SERVE_PID=; }
 
-serve
+serve --init
 wait_for https://127.0.0.1:18443/healthz --cacert "$D/root_ca.crt"
 stop
 
