@@ -43,6 +43,7 @@ pub use auth::{
 pub use console::{
     ABSOLUTE_TIMEOUT as CONSOLE_ABSOLUTE_TIMEOUT, CONTENT_SECURITY_POLICY as CONSOLE_CSP,
     ConsoleConfig, IDLE_TIMEOUT as CONSOLE_IDLE_TIMEOUT,
+    ocsp::{LiveOcsp, OCSP_LOOKUP_TIMEOUT, live_ocsp_status},
 };
 pub use db::DATABASE_TIMEOUT;
 pub use error::{ApiError, ConfigError, PROBLEM_PREFIX, Problem};
@@ -82,6 +83,29 @@ pub struct ClientCertificate {
 /// cached answer and schedules new CRLs.
 pub type RevocationHook = Arc<dyn Fn(&Serial, RevocationReason) + Send + Sync>;
 
+/// Asks Signet's own OCSP responder: given a DER OCSPRequest, the DER OCSPResponse it
+/// answers (whatever its status), or why there is none. The console's certificate page
+/// builds the request from the certificate and its issuer and verifies the answer as a
+/// relying party would (`signet_ca::verify_ocsp_response`). The binary gives the in-process
+/// responder's answer path (`signet_responder::Responder::ocsp_response`), the one that
+/// serves `POST /ocsp`; the API never depends on the responder crate.
+pub type OcspLookup = Arc<
+    dyn Fn(
+            Vec<u8>,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+pub(crate) struct Lookup(pub(crate) OcspLookup);
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OcspLookup")
+    }
+}
+
 struct Hook(RevocationHook);
 
 impl std::fmt::Debug for Hook {
@@ -111,6 +135,9 @@ struct Inner {
     config: ApiConfig,
     metrics: Arc<metrics::Metrics>,
     revocation_hook: std::sync::OnceLock<Hook>,
+    /// The OCSP responder the console asks for a certificate's live status; none: the
+    /// console says so.
+    ocsp_lookup: std::sync::OnceLock<Lookup>,
     /// Set at most once before serving; [`REQUEST_TIMEOUT`] when unset.
     request_timeout: std::sync::OnceLock<Duration>,
     /// What provisioner tokens' `aud` may name; `config.ca_url` alone until
@@ -158,6 +185,7 @@ impl AppState {
                 config,
                 metrics,
                 revocation_hook: std::sync::OnceLock::new(),
+                ocsp_lookup: std::sync::OnceLock::new(),
                 request_timeout: std::sync::OnceLock::new(),
                 audience: std::sync::OnceLock::new(),
                 console: std::sync::OnceLock::new(),
@@ -171,6 +199,14 @@ impl AppState {
     /// a second hook is ignored.
     pub fn with_revocation_hook(self, hook: RevocationHook) -> Self {
         let _ = self.inner.revocation_hook.set(Hook(hook));
+        self
+    }
+
+    /// Let the console's certificate page ask `lookup` (Signet's own OCSP responder) for the
+    /// certificate's live status (see [`OcspLookup`]). Set once; a second lookup is ignored.
+    /// Without one, the page says that no responder is connected.
+    pub fn with_ocsp_lookup(self, lookup: OcspLookup) -> Self {
+        let _ = self.inner.ocsp_lookup.set(Lookup(lookup));
         self
     }
 

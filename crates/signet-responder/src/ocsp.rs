@@ -224,6 +224,21 @@ fn error(status: OcspErrorStatus) -> Response {
 }
 
 impl Responder {
+    /// The DER OCSPResponse that `POST /ocsp` with `request_der` as its body is answered
+    /// with: the same parsing, limits, cache and signer, so an in-process caller (the
+    /// operator console of `signet serve`) sees exactly what a relying party sees. Error
+    /// statuses (`malformedRequest`, `unauthorized`, `tryLater`, `internalError`) come back
+    /// as unsigned OCSPResponses, as over HTTP.
+    pub async fn ocsp_response(&self, request_der: &[u8]) -> Bytes {
+        if request_der.len() > MAX_OCSP_REQUEST_LEN {
+            return Bytes::from(error_response(OcspErrorStatus::MalformedRequest));
+        }
+        match self.answer(request_der, None).await {
+            Answer::Error(status) => Bytes::from(error_response(status)),
+            Answer::Signed { signed, .. } => signed.body.clone(),
+        }
+    }
+
     /// The answer to the DER request `der`. `get_path`: the path of the GET it came in, to be
     /// remembered with a cacheable answer (see [`Responder::cached_get`]).
     async fn answer(&self, der: &[u8], get_path: Option<&str>) -> Answer {

@@ -1025,3 +1025,45 @@ async fn metrics_report_crl_signer_and_ca_deadlines() {
         "{after}"
     );
 }
+
+/// `Responder::ocsp_response` (the operator console's in-process lookup) answers exactly
+/// what `POST /ocsp` answers: the same error statuses before a signer and for what does not
+/// parse or is too long, and the same signed bytes, revoked included.
+#[tokio::test]
+async fn the_in_process_answer_is_the_post_answer() {
+    let f = Fixture::new(TestDb::sqlite().await).await;
+    let leaf = f.leaf("console.internal").await;
+    let req = request(vec![f.cert_id(&leaf.serial, false)], None);
+    let direct = f.responder.ocsp_response(&req).await;
+    assert_eq!(direct.as_ref(), f.post(req.clone()).await.2.as_slice());
+    assert_eq!(parse(&f.ca, &direct).0, OcspResponseStatus::TryLater);
+    let garbage = f.responder.ocsp_response(b"not an OCSP request").await;
+    assert_eq!(
+        parse(&f.ca, &garbage).0,
+        OcspResponseStatus::MalformedRequest
+    );
+    let long = vec![0x30; signet_ca::MAX_OCSP_REQUEST_LEN + 1];
+    let too_long = f.responder.ocsp_response(&long).await;
+    assert_eq!(too_long.as_ref(), f.post(long).await.2.as_slice());
+    assert_eq!(
+        parse(&f.ca, &too_long).0,
+        OcspResponseStatus::MalformedRequest
+    );
+
+    f.install_signer().await;
+    let direct = f.responder.ocsp_response(&req).await;
+    let (status, answer) = parse(&f.ca, &direct);
+    assert_eq!(status, OcspResponseStatus::Successful);
+    assert!(is_good(&answer.unwrap().statuses[0]));
+    assert_eq!(direct.as_ref(), f.post(req.clone()).await.2.as_slice());
+
+    f.revoke(&leaf.serial, RevocationReason::KeyCompromise)
+        .await;
+    f.responder.certificate_revoked(&leaf.serial);
+    let direct = f.responder.ocsp_response(&req).await;
+    let over_http = f.post(req.clone()).await.2;
+    assert_eq!(direct.as_ref(), over_http.as_slice());
+    let (_, a) = parse(&f.ca, &over_http);
+    let a = a.unwrap();
+    assert!(matches!(a.statuses[0], CertStatus::Revoked(_)), "{a:?}");
+}

@@ -9,8 +9,9 @@
 //! also checks every resource the pages loaded came from the server's own origin.
 //!
 //! Each step of the proof is an assertion of its own: sign in, search a certificate
-//! by name, open it, revoke it with a reason, see it revoked in the list and in
-//! `openssl ocsp`; a cross-site form post refused (from a page of another origin in the
+//! by name, open it (its live OCSP status, asked of Signet's own responder, good and
+//! verified), revoke it with a reason (the live status revoked, with that reason), see it
+//! revoked in the list and in `openssl ocsp`; a cross-site form post refused (from a page of another origin in the
 //! browser, and by `Origin` with a valid session and CSRF token); sign out and the old
 //! session cookie refused when replayed with a raw HTTPS client; the auditor sees but has no
 //! revoke button, and a forged revoke POST of the auditor's session is refused 403.
@@ -199,6 +200,11 @@ async fn wait_text(c: &Client, css: &str, want: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The text of the element with id `id`.
+async fn element_text(c: &Client, id: &str) -> String {
+    c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
 }
 
 /// The text of the page's `<h1>`.
@@ -528,6 +534,15 @@ async fn run(tmp: &Path) {
             .unwrap(),
         "Valid"
     );
+    // The live OCSP status, asked of Signet's own responder: good, with a verified answer.
+    assert_eq!(element_text(&c, "ocsp-status").await, "good");
+    let signature = element_text(&c, "ocsp-signature").await;
+    assert!(
+        signature.starts_with("verified: signed by the delegated responder"),
+        "{signature}"
+    );
+    assert!(detail.contains("This update"), "{detail}");
+    assert!(detail.contains("Next update"), "{detail}");
     // The audit trail shows its issuance.
     let trail = c
         .find(Locator::Css("#trail + .scroll table"))
@@ -563,6 +578,16 @@ async fn run(tmp: &Path) {
     let detail = page_text(&c).await;
     assert!(detail.contains("keyCompromise"), "{detail}");
     assert_eq!(api_status(&https, &base, &web).await, "revoked");
+    // The responder's live answer flipped too, with the reason and a verified signature.
+    assert_eq!(element_text(&c, "ocsp-status").await, "revoked");
+    assert_eq!(element_text(&c, "ocsp-reason").await, "keyCompromise");
+    assert!(
+        element_text(&c, "ocsp-signature")
+            .await
+            .starts_with("verified:"),
+        "{detail}"
+    );
+    assert!(detail.contains("Revoked at"), "{detail}");
 
     // Revoked in the list.
     c.goto(&format!("{base}/ui/certificates?status=revoked"))

@@ -38,6 +38,7 @@ use crate::{ApiError, AppState};
 
 mod chart;
 mod html;
+pub(crate) mod ocsp;
 mod pages;
 
 /// The session cookie. `__Host-` makes browsers keep it only if it is `Secure`, has

@@ -724,6 +724,16 @@ fn dl_row(out: &mut String, term: &str, value_html: &str) {
     let _ = write!(out, "<dt>{}</dt><dd>{value_html}</dd>", esc(term));
 }
 
+/// The DER certificate of the CA that issued `rec`: the current issuing CA, or an earlier
+/// one still accepted (by the key identifier recorded with the certificate).
+fn issuer_der_of<'a>(st: &'a AppState, rec: &CertificateRecord) -> Option<&'a [u8]> {
+    let key_id = hex::decode(&rec.issuer_key_id).ok()?;
+    if key_id == st.inner.ca.key_id() {
+        return Some(st.inner.ca.cert_der());
+    }
+    st.previous_issuer(&key_id).map(|p| p.der.as_slice())
+}
+
 async fn certificate_body(
     st: &AppState,
     session: &Session,
@@ -825,6 +835,12 @@ async fn certificate_body(
         dl_row(&mut body, "OCSP and CRL URLs", &join(&ocsp));
     }
     body.push_str("</dl></section>");
+
+    // The live OCSP status: Signet's own responder asked now, its answer verified.
+    let issuer_der = issuer_der_of(st, &rec);
+    let lookup = st.inner.ocsp_lookup.get().map(|l| &l.0);
+    let live = super::ocsp::live_ocsp_status(lookup, &rec.der, issuer_der, now).await;
+    body.push_str(&super::ocsp::render(&live, now));
 
     // The chain: this certificate, the issuing CA (and intermediates), the root.
     body.push_str(

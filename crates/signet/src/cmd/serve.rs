@@ -451,6 +451,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         delta: cfg.crl.delta,
     });
     let first_crls = publisher.publish_if_stale().await?;
+    // The console's certificate page asks this responder, in process, for live status.
+    let state = state.with_ocsp_lookup(wiring::ocsp_lookup(&responder));
     let state = state.with_revocation_hook({
         let publisher = publisher.clone();
         Arc::new(move |serial: &Serial, reason: RevocationReason| publisher.revoked(serial, reason))
