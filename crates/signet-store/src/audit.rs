@@ -322,6 +322,10 @@ mod tests {
             (AuditAction::RetentionSweep, "retention-sweep"),
             // Refused ACME reads (POST-as-GET).
             (AuditAction::AcmeRead, "acme-read"),
+            // The operator console (issue 20), new with it.
+            (AuditAction::ConsoleSignIn, "console-sign-in"),
+            (AuditAction::ConsoleSignOut, "console-sign-out"),
+            (AuditAction::ConsoleView, "console-view"),
         ];
         assert_eq!(want.len(), AuditAction::KNOWN.len());
         for (action, text) in want {

@@ -203,6 +203,9 @@ async fn typed_audit_values_are_stored_as_the_same_strings() {
                 "acme-eab-key|refused",
                 "retention-sweep|ok",
                 "acme-read|refused",
+                "console-sign-in|ok",
+                "console-sign-out|refused",
+                "console-view|ok",
             ],
             "[{db}]"
         );
