@@ -5,18 +5,13 @@
 //! for P-384), and the token's raw `r || s` is written as the DER `Ecdsa-Sig-Value` X.509
 //! wants. RSA keys sign with CKM_SHA256_RSA_PKCS (PKCS#1 v1.5, the token hashes).
 //!
-//! The module is a blocking C library. A signature from a module that answers fast (a
-//! smoothed signing time under [`INLINE_SIGN_LIMIT`], as SoftHSM2's ~40-80 µs) with a
-//! session idle in the pool is made on the calling runtime worker, as a file key's is:
-//! handing the worker's core to another thread (`block_in_place`) costs more than such a
-//! signature. Anything that may wait (no idle session, a slow or network module, a
-//! re-login or a module reset) tells a multi-threaded tokio runtime it is about to block
-//! (`block_in_place`), so other tasks move to other workers while the token works.
+//! The module is a blocking C library, so [`Pkcs11Key::sign`] tells a multi-threaded tokio
+//! runtime it is about to block (`block_in_place`): other tasks move to other workers
+//! while the token works.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -36,11 +31,6 @@ const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// How long a signature waits for a free session before the key counts as unavailable.
 const SESSION_WAIT: Duration = Duration::from_secs(30);
 
-/// Signatures whose smoothed time is at most this are made on the calling runtime worker
-/// (when a session is idle); slower modules sign under `block_in_place`. Tokio's guidance is
-/// to block a worker no longer than 10-100 µs between awaits; this bound is a few of them.
-pub const INLINE_SIGN_LIMIT: Duration = Duration::from_micros(250);
-
 /// The message a key signs when it is opened, to prove the token's private key matches the
 /// public key it reports and that the signature is encoded as verifiers expect.
 const SELF_TEST: &[u8] = b"signet: PKCS#11 key self-test";
@@ -55,9 +45,6 @@ pub struct Pkcs11Key {
     pool: Mutex<Pool>,
     freed: Condvar,
     max_sessions: usize,
-    /// Smoothed time of one `C_SignInit` + `C_Sign`, in nanoseconds (an exponentially
-    /// weighted average over the last signatures, weight 1/8).
-    sign_nanos: AtomicU64,
 }
 
 impl fmt::Debug for Pkcs11Key {
@@ -125,8 +112,6 @@ impl Pkcs11Key {
             }),
             freed: Condvar::new(),
             max_sessions: max_sessions.max(1),
-            // Until the first signatures are timed, as if slow: nothing inline.
-            sign_nanos: AtomicU64::new(u64::MAX),
         };
         let signature = key
             .sign_blocking(SELF_TEST)
@@ -150,18 +135,9 @@ impl Pkcs11Key {
         &self.uri
     }
 
-    /// The smoothed signing time, once the key has signed (the self-test's time first).
-    pub fn smoothed_sign_time(&self) -> Option<Duration> {
-        match self.sign_nanos.load(Ordering::Relaxed) {
-            u64::MAX => None,
-            n => Some(Duration::from_nanos(n)),
-        }
-    }
-
-    /// The mechanism and the bytes handed to the token for `message`.
-    fn mechanism_input(&self, message: &[u8]) -> (Mechanism<'static>, Vec<u8>) {
+    fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
         use SignatureAlgorithm as A;
-        match self.algorithm {
+        let (mechanism, input) = match self.algorithm {
             A::EcdsaP256Sha256 => (
                 Mechanism::Ecdsa,
                 digest::digest(&digest::SHA256, message).as_ref().to_vec(),
@@ -171,13 +147,7 @@ impl Pkcs11Key {
                 digest::digest(&digest::SHA384, message).as_ref().to_vec(),
             ),
             _ => (Mechanism::Sha256RsaPkcs, message.to_vec()),
-        }
-    }
-
-    /// Signs `message` with a session from the pool, trying once more after a re-login or
-    /// a module reset. May wait for a session (up to [`SESSION_WAIT`]).
-    fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
-        let (mechanism, input) = self.mechanism_input(message);
+        };
         let mut last = String::new();
         // A second try after a re-login or a module reset; a third would only wait longer
         // for a token that is not there.
@@ -185,107 +155,48 @@ impl Pkcs11Key {
             let pooled = self
                 .checkout()
                 .map_err(|e| SigningError::KeyUnavailable(format!("{}: {e}", self.uri)))?;
-            match self.attempt(pooled, &mechanism, &input) {
-                Ok(signature) => return Ok(signature),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Retry(why)) => last = why,
+            let signed = self
+                .module
+                .call(|| pooled.session.sign(&mechanism, pooled.key, &input));
+            match signed {
+                Ok(signature) => {
+                    self.checkin(pooled);
+                    return match self.algorithm {
+                        A::EcdsaP256Sha256 | A::EcdsaP384Sha384 => ecdsa_sig_value(&signature),
+                        _ => Ok(signature),
+                    };
+                }
+                Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => {
+                    // The token forgot the login (a reset, another application logging out):
+                    // log in again and retry.
+                    last = "the token is not logged in".into();
+                    match self.module.call(|| self.relogin(&pooled.session)) {
+                        Ok(()) => self.checkin(pooled),
+                        Err(e) => {
+                            self.discard(pooled);
+                            return Err(SigningError::KeyUnavailable(format!(
+                                "{}: logging in again: {e}",
+                                self.uri
+                            )));
+                        }
+                    }
+                }
+                Err(e) if token_gone(&e) => {
+                    last = short(&e);
+                    let generation = pooled.generation;
+                    self.discard(pooled);
+                    self.module.reset(generation, &last);
+                }
+                Err(e) => {
+                    self.discard(pooled);
+                    return Err(SigningError::Failed(format!("{}: {}", self.uri, short(&e))));
+                }
             }
         }
         Err(SigningError::KeyUnavailable(format!(
             "{}: {last}",
             self.uri
         )))
-    }
-
-    /// One signature with `pooled`, which goes back to the pool (or is discarded, after a
-    /// failure that killed it). A lost login is restored and a dead module reset before
-    /// [`Failure::Retry`] is returned.
-    fn attempt(
-        &self,
-        pooled: Pooled,
-        mechanism: &Mechanism<'_>,
-        input: &[u8],
-    ) -> Result<Vec<u8>, Failure> {
-        use SignatureAlgorithm as A;
-        let started = Instant::now();
-        let signed = self
-            .module
-            .call(|| pooled.session.sign(mechanism, pooled.key, input));
-        match signed {
-            Ok(signature) => {
-                self.record_sign_time(started.elapsed());
-                self.checkin(pooled);
-                match self.algorithm {
-                    A::EcdsaP256Sha256 | A::EcdsaP384Sha384 => {
-                        ecdsa_sig_value(&signature).map_err(Failure::Final)
-                    }
-                    _ => Ok(signature),
-                }
-            }
-            Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => {
-                // The token forgot the login (a reset, another application logging out):
-                // log in again and retry.
-                match self.module.call(|| self.relogin(&pooled.session)) {
-                    Ok(()) => {
-                        self.checkin(pooled);
-                        Err(Failure::Retry("the token is not logged in".into()))
-                    }
-                    Err(e) => {
-                        self.discard(pooled);
-                        Err(Failure::Final(SigningError::KeyUnavailable(format!(
-                            "{}: logging in again: {e}",
-                            self.uri
-                        ))))
-                    }
-                }
-            }
-            Err(e) if token_gone(&e) => {
-                let why = short(&e);
-                let generation = pooled.generation;
-                self.discard(pooled);
-                self.module.reset(generation, &why);
-                Err(Failure::Retry(why))
-            }
-            Err(e) => {
-                self.discard(pooled);
-                Err(Failure::Final(SigningError::Failed(format!(
-                    "{}: {}",
-                    self.uri,
-                    short(&e)
-                ))))
-            }
-        }
-    }
-
-    /// Folds one successful signature's time into the smoothed signing time.
-    fn record_sign_time(&self, took: Duration) {
-        // One signature held up by the machine (a preempted thread) counts as at most four
-        // times the inline limit, so a lone outlier cannot keep fast signatures off the
-        // inline path for long; a module that is slow every time still averages above it.
-        let sample = u64::try_from(took.min(INLINE_SIGN_LIMIT * 4).as_nanos()).unwrap_or(0);
-        // A lost update under a race only skips one sample of an average.
-        let old = self.sign_nanos.load(Ordering::Relaxed);
-        let new = if old == u64::MAX {
-            sample
-        } else {
-            old - old / 8 + sample / 8
-        };
-        self.sign_nanos
-            .store(new.min(u64::MAX - 1), Ordering::Relaxed);
-    }
-
-    /// An idle session of the current generation, if one is there right now; never waits
-    /// for the pool (a contended lock or an empty pool is `None`) and never opens one.
-    fn try_idle(&self) -> Option<Pooled> {
-        let mut pool = self.pool.try_lock().ok()?;
-        let current = self.module.generation();
-        while let Some(pooled) = pool.idle.pop() {
-            if pooled.generation == current {
-                return Some(pooled);
-            }
-            pool.open -= 1;
-        }
-        None
     }
 
     fn relogin(&self, session: &Session) -> Result<(), Pkcs11Error> {
@@ -396,30 +307,11 @@ impl SigningKey for Pkcs11Key {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                let fast =
-                    self.sign_nanos.load(Ordering::Relaxed) <= INLINE_SIGN_LIMIT.as_nanos() as u64;
-                if let Some(pooled) = fast.then(|| self.try_idle()).flatten() {
-                    let (mechanism, input) = self.mechanism_input(message);
-                    match self.attempt(pooled, &mechanism, &input) {
-                        Ok(signature) => return Ok(signature),
-                        Err(Failure::Final(e)) => return Err(e),
-                        // Recovered from a lost login or a reset: the retries may wait.
-                        Err(Failure::Retry(_)) => {}
-                    }
-                }
                 tokio::task::block_in_place(|| self.sign_blocking(message))
             }
             _ => self.sign_blocking(message),
         }
     }
-}
-
-/// Why a signature attempt did not give a signature.
-enum Failure {
-    /// The signature is refused or the key cannot be reached: the caller's answer.
-    Final(SigningError),
-    /// A lost login was restored or a dead module reset: another try may succeed.
-    Retry(String),
 }
 
 /// Whether `e` means the token (or the module's hold on it) is gone, so sessions and
