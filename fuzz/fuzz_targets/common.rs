@@ -30,6 +30,7 @@ pub fn fixture() -> &'static Fixture {
                 ocsp: Some("http://127.0.0.1:8080/ocsp".into()),
                 ca_issuers: Some("http://127.0.0.1:8080/ca/issuing.crt".into()),
                 crl: Some("http://127.0.0.1:8080/crl/issuing.crl".into()),
+                ..IssuanceUrls::default()
             },
         )
         .expect("load the CA");
