@@ -106,6 +106,56 @@ pub(crate) async fn insert_crl_row(
     Ok(())
 }
 
+/// Removes the stored CRLs of `issuer_key_id` that one just stored (number `number`, in
+/// partition `shard`, -1 for the full CRL, base or `delta`) supersedes: the same partition
+/// and kind with smaller numbers. Only the newest of each is ever served or read (a delta
+/// names its base by number, and each new base is followed by a new delta), so the table
+/// holds about one row per partition however often CRLs are re-signed; before issue 19's
+/// pruning every revocation kept another full CRL (41.7 MB at 1,000,000 revoked).
+///
+/// A reader part-way through a removed CRL's slices is not cut short: [`begin_snapshot`]
+/// reads every slice from the snapshot the first one saw.
+pub(crate) async fn prune_superseded(
+    conn: &mut sqlx::AnyConnection,
+    issuer_key_id: &str,
+    shard: i64,
+    delta: bool,
+    number: u64,
+) -> Result<u64, StoreError> {
+    let number = i64::try_from(number)
+        .map_err(|_| StoreError::InvalidInput("CRL number out of range".into()))?;
+    let kind = if delta {
+        "delta_base > 0"
+    } else {
+        "delta_base = 0"
+    };
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM crls WHERE issuer_key_id = $1 AND shard = $2 AND {kind} AND number < $3"
+    )))
+    .bind(issuer_key_id)
+    .bind(shard)
+    .bind(number)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Begins a transaction whose statements all read one snapshot: on PostgreSQL repeatable
+/// read (read committed, the default, takes a new snapshot per statement, so a CRL removed
+/// by a newer one between two slice reads would vanish half-read); a SQLite read
+/// transaction already keeps its first snapshot.
+pub(crate) async fn begin_snapshot(
+    store: &Store,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
 pub(crate) fn u64_from(column: &str, n: i64) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{column} {n} is negative")))
 }
@@ -170,6 +220,7 @@ impl Store {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut tx = self.pool.begin().await?;
         insert_crl_row(&mut tx, crl, now).await?;
+        prune_superseded(&mut tx, &crl.issuer_key_id, -1, false, crl.number).await?;
         notify_change(&mut tx, self.backend, &crl_counter(&crl.issuer_key_id)).await?;
         tx.commit().await?;
         Ok(())
@@ -198,8 +249,9 @@ impl Store {
                  ORDER BY number DESC LIMIT 1"
             }
         };
-        // One connection, one transaction: the slices all come from the same row version.
-        let mut tx = self.pool.begin().await?;
+        // One connection, one snapshot: the slices all come from the same row version, even
+        // if a newer CRL removes this one meanwhile.
+        let mut tx = begin_snapshot(self).await?;
         let row = sqlx::query(head)
             .bind(issuer_key_id)
             .fetch_optional(&mut *tx)

@@ -10,14 +10,17 @@
 //! Shard and delta CRLs are stored in `crls` beside the full ones, told apart by `shard`
 //! (-1 for the full CRL) and `delta_base` (0 for a base CRL). Storing one removes the
 //! superseded CRLs of the same partition and kind in the same transaction, so the table
-//! holds about one row per partition however often they are re-signed. (The full CRL's
-//! history is kept as before.)
+//! holds about one row per partition however often they are re-signed; the full CRL's
+//! history is pruned the same way ([`crate::crl::prune_superseded`]).
 
 use signet_pkix::Serial;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::crl::{CRL_READ_CHUNK, NewCrl, RevokedCertificate, crl_counter, u64_from};
+use crate::crl::{
+    CRL_READ_CHUNK, NewCrl, RevokedCertificate, begin_snapshot, crl_counter, prune_superseded,
+    u64_from,
+};
 use crate::revocation::{MAX_REVOCATION_PAGE, notify_change, reason_from_db, validate_key_id};
 use crate::serial::{db_serial, serial_from_db};
 use crate::{Backend, Store, StoreError, from_unix};
@@ -190,22 +193,7 @@ impl Store {
             )),
             other => other,
         })?;
-        if scoped.shard.is_some() || scoped.delta_base.is_some() {
-            let kind = if base > 0 {
-                "delta_base > 0"
-            } else {
-                "delta_base = 0"
-            };
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM crls WHERE issuer_key_id = $1 AND shard = $2 AND {kind} \
-                 AND number < $3"
-            )))
-            .bind(&crl.issuer_key_id)
-            .bind(shard)
-            .bind(number)
-            .execute(&mut *tx)
-            .await?;
-        }
+        prune_superseded(&mut tx, &crl.issuer_key_id, shard, base > 0, crl.number).await?;
         notify_change(&mut tx, self.backend, &crl_counter(&crl.issuer_key_id)).await?;
         tx.commit().await?;
         Ok(())
@@ -289,7 +277,7 @@ impl Store {
                  WHERE issuer_key_id = $1 AND number = $2",
             ),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin_snapshot(self).await?;
         let Some(row) = sqlx::query(len_sql)
             .bind(issuer_key_id)
             .bind(number)

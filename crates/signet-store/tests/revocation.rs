@@ -10,7 +10,7 @@ use std::time::Duration;
 use signet_pkix::{RevocationReason, Serial};
 use signet_store::{
     AuditAction, AuditEntry, AuditOutcome, NewCertificate, NewCrl, OcspSignerRequestState,
-    RevokeOutcome, Store, StoreError,
+    RevokeOutcome, ScopedCrl, Store, StoreError,
 };
 use signet_testkit::TestDb;
 use time::OffsetDateTime;
@@ -274,6 +274,146 @@ async fn crls_are_stored_and_the_latest_is_served() {
             "[{db}]"
         );
         assert_eq!(store.latest_crl("ff").await.unwrap(), None, "[{db}]");
+    }
+}
+
+/// Rows of `crls` for KEY_ID with `shard` and base (`delta` false) or delta kind.
+async fn crl_rows(url: &str, shard: i64, delta: bool) -> Vec<i64> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let kind = if delta { "delta_base > 0" } else { "delta_base = 0" };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT number FROM crls WHERE issuer_key_id = $1 AND shard = $2 AND {kind} \
+         ORDER BY number"
+    )))
+    .bind(KEY_ID)
+    .bind(shard)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get::<i64, _>("number").unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn superseded_crls_are_removed_as_newer_ones_are_stored() {
+    sqlx::any::install_default_drivers();
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        let crl = |n: u64| NewCrl {
+            issuer_key_id: KEY_ID.to_owned(),
+            number: n,
+            this_update: ts(1_700_000_000 + n as i64),
+            next_update: ts(1_700_086_400 + n as i64),
+            der: vec![0x30, 0x01, n as u8],
+        };
+        let scoped = |n: u64, shard: Option<u32>, delta_base: Option<u64>| ScopedCrl {
+            crl: crl(n),
+            shard,
+            delta_base,
+            revocation_cursor: 0,
+        };
+        // Full CRLs, stored one after another as a CA without shards does on every
+        // revocation: one row stays, the newest.
+        let mut numbers = Vec::new();
+        for _ in 0..5 {
+            let n = store.next_crl_number(KEY_ID).await.unwrap();
+            store.store_crl(&crl(n)).await.unwrap();
+            numbers.push(n);
+        }
+        let newest = *numbers.last().unwrap() as i64;
+        assert_eq!(crl_rows(db.url(), -1, false).await, [newest], "[{db}]");
+        // One stored late (a smaller number after a larger one, as two replicas both
+        // believing they lead could) removes nothing newer and is not served.
+        let late = numbers[0] + 100;
+        let later = late + 1;
+        store.store_crl(&crl(later)).await.unwrap();
+        store.store_crl(&crl(late)).await.unwrap();
+        assert_eq!(
+            crl_rows(db.url(), -1, false).await,
+            [late as i64, later as i64],
+            "[{db}]"
+        );
+        assert_eq!(store.latest_crl(KEY_ID).await.unwrap().unwrap().number, later);
+        // The full CRL through the scoped path (a sharded CA's full CRL), its delta, and a
+        // shard's base and delta: each keeps only its newest, and none touches another.
+        store.store_scoped_crl(&scoped(later + 1, None, None)).await.unwrap();
+        store.store_scoped_crl(&scoped(later + 2, None, Some(later + 1))).await.unwrap();
+        store.store_scoped_crl(&scoped(later + 3, Some(7), None)).await.unwrap();
+        store.store_scoped_crl(&scoped(later + 4, Some(7), Some(later + 3))).await.unwrap();
+        store.store_scoped_crl(&scoped(later + 5, None, Some(later + 1))).await.unwrap();
+        store.store_scoped_crl(&scoped(later + 6, Some(7), None)).await.unwrap();
+        let n = |k: u64| (later + k) as i64;
+        assert_eq!(crl_rows(db.url(), -1, false).await, [n(1)], "[{db}]");
+        assert_eq!(crl_rows(db.url(), -1, true).await, [n(5)], "[{db}]");
+        assert_eq!(crl_rows(db.url(), 7, false).await, [n(6)], "[{db}]");
+        assert_eq!(crl_rows(db.url(), 7, true).await, [n(4)], "[{db}]");
+        // Another CA's CRLs are its own.
+        let other = NewCrl {
+            issuer_key_id: "ff".to_owned(),
+            ..crl(1)
+        };
+        store.store_crl(&other).await.unwrap();
+        assert_eq!(crl_rows(db.url(), -1, false).await, [n(1)], "[{db}]");
+        assert_eq!(store.latest_crl("ff").await.unwrap().unwrap().number, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_crl_being_read_while_a_newer_one_replaces_it_reads_whole() {
+    // A reader takes the newest CRL's length, then its slices; meanwhile newer CRLs are
+    // stored, each removing the one before. Every read must give one CRL whole (its
+    // bytes all its number's), never an error or a mix.
+    for db in TestDb::all().await {
+        let store = open(&db).await;
+        // Three read slices (4 MiB each), so each read spans several statements.
+        let der_of = |n: u64| -> Vec<u8> {
+            let mut der = vec![n as u8; (9 << 20) + 7];
+            der[0] = 0x30;
+            der
+        };
+        let first = store.next_crl_number(KEY_ID).await.unwrap();
+        store
+            .store_crl(&NewCrl {
+                issuer_key_id: KEY_ID.to_owned(),
+                number: first,
+                this_update: ts(1_700_000_000),
+                next_update: ts(1_700_086_400),
+                der: der_of(first),
+            })
+            .await
+            .unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..8 {
+                    let n = store.next_crl_number(KEY_ID).await.unwrap();
+                    store
+                        .store_crl(&NewCrl {
+                            issuer_key_id: KEY_ID.to_owned(),
+                            number: n,
+                            this_update: ts(1_700_000_000),
+                            next_update: ts(1_700_086_400),
+                            der: der_of(n),
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() || reads == 0 {
+            let crl = store
+                .latest_crl(KEY_ID)
+                .await
+                .unwrap_or_else(|e| panic!("[{db}] read {reads}: {e}"))
+                .unwrap();
+            assert!(crl.der == der_of(crl.number), "[{db}] CRL {} mixed", crl.number);
+            reads += 1;
+        }
+        writer.await.unwrap();
+        assert!(reads > 0);
     }
 }
 

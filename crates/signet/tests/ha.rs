@@ -477,15 +477,15 @@ async fn one_replica_signs_the_crls_and_another_takes_over_within_one_interval_w
     assert!(!leads(&again), "{}", again.log());
     assert!(!again.log().contains("published a CRL"), "{}", again.log());
 
-    // Numbers: unique (the table's key), growing in the order they were stored, and the
-    // newest verifies and lists the revocation.
+    // Numbers: unique (the table's key), growing in the order they were stored (each
+    // seen along the way was newer than the one before), only the newest kept (a new CRL
+    // removes the one it supersedes), and the newest verifies and lists the revocation.
     let all = stored_crls(db.url(), &key_id);
-    for pair in all.windows(2) {
-        assert!(
-            pair[0].0 < pair[1].0 && pair[0].1 <= pair[1].1,
-            "CRL numbers out of order: {all:?}"
-        );
-    }
+    assert_eq!(all.len(), 1, "superseded CRLs are removed: {all:?}");
+    assert!(
+        initial[0].0 <= last && last < all[0].0 && initial[0].1 <= all[0].1,
+        "CRL numbers out of order: {initial:?}, then {last}, then {all:?}"
+    );
     let newest = crl_text(
         &https,
         &cert,
