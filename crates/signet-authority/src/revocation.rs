@@ -39,6 +39,9 @@ use tokio::sync::{Mutex, Notify};
 
 /// Revoked certificates read from the store per query while building a CRL.
 const CRL_PAGE: u32 = 10_000;
+/// At most this many of a CA's CRL partitions are built at once by
+/// [`IssuerCrls::publish_all`] (fewer on fewer cores).
+const BUILDERS: usize = 4;
 /// Revoked certificates read per query for the root's CRL (a root revokes a handful at most).
 const ROOT_CRL_PAGE: u32 = 1000;
 /// How long to wait before retrying a failed publication.
@@ -657,11 +660,42 @@ impl IssuerCrls {
     async fn publish_all(&self) -> Result<(), PublishError> {
         let started = std::time::Instant::now();
         let parts = self.parts(OffsetDateTime::now_utc()).await?;
-        for part in &parts {
-            self.publish_base(*part).await?;
-            if self.layout.deltas() {
-                self.publish_delta(*part).await?;
+        // Partitions are independent (each takes its own number from the CA's counter), so
+        // they are built side by side: while one waits for the database, another encodes
+        // and signs. One task per core, at most BUILDERS.
+        let width = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, BUILDERS);
+        let mut todo = parts.iter().copied();
+        let mut running = tokio::task::JoinSet::new();
+        let mut failure: Option<PublishError> = None;
+        loop {
+            while failure.is_none() && running.len() < width {
+                let Some(part) = todo.next() else { break };
+                let me = self.clone();
+                running.spawn(async move {
+                    me.publish_base(part).await?;
+                    if me.layout.deltas() {
+                        me.publish_delta(part).await?;
+                    }
+                    Ok::<(), PublishError>(())
+                });
             }
+            // On a failure nothing more is started; those running finish (each stores a
+            // complete CRL or nothing) and the first error is returned.
+            match running.join_next().await {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => {
+                    failure.get_or_insert(e);
+                }
+                Some(Err(e)) => {
+                    failure.get_or_insert(PublishError::Builder(e));
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         if parts.len() > 1 {
             tracing::info!(
