@@ -281,7 +281,11 @@ async fn crls_are_stored_and_the_latest_is_served() {
 async fn crl_rows(url: &str, shard: i64, delta: bool) -> Vec<i64> {
     use sqlx::{Connection, Row};
     let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    let kind = if delta { "delta_base > 0" } else { "delta_base = 0" };
+    let kind = if delta {
+        "delta_base > 0"
+    } else {
+        "delta_base = 0"
+    };
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT number FROM crls WHERE issuer_key_id = $1 AND shard = $2 AND {kind} \
          ORDER BY number"
@@ -335,15 +339,36 @@ async fn superseded_crls_are_removed_as_newer_ones_are_stored() {
             [late as i64, later as i64],
             "[{db}]"
         );
-        assert_eq!(store.latest_crl(KEY_ID).await.unwrap().unwrap().number, later);
+        assert_eq!(
+            store.latest_crl(KEY_ID).await.unwrap().unwrap().number,
+            later
+        );
         // The full CRL through the scoped path (a sharded CA's full CRL), its delta, and a
         // shard's base and delta: each keeps only its newest, and none touches another.
-        store.store_scoped_crl(&scoped(later + 1, None, None)).await.unwrap();
-        store.store_scoped_crl(&scoped(later + 2, None, Some(later + 1))).await.unwrap();
-        store.store_scoped_crl(&scoped(later + 3, Some(7), None)).await.unwrap();
-        store.store_scoped_crl(&scoped(later + 4, Some(7), Some(later + 3))).await.unwrap();
-        store.store_scoped_crl(&scoped(later + 5, None, Some(later + 1))).await.unwrap();
-        store.store_scoped_crl(&scoped(later + 6, Some(7), None)).await.unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 1, None, None))
+            .await
+            .unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 2, None, Some(later + 1)))
+            .await
+            .unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 3, Some(7), None))
+            .await
+            .unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 4, Some(7), Some(later + 3)))
+            .await
+            .unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 5, None, Some(later + 1)))
+            .await
+            .unwrap();
+        store
+            .store_scoped_crl(&scoped(later + 6, Some(7), None))
+            .await
+            .unwrap();
         let n = |k: u64| (later + k) as i64;
         assert_eq!(crl_rows(db.url(), -1, false).await, [n(1)], "[{db}]");
         assert_eq!(crl_rows(db.url(), -1, true).await, [n(5)], "[{db}]");
@@ -409,7 +434,11 @@ async fn a_crl_being_read_while_a_newer_one_replaces_it_reads_whole() {
                 .await
                 .unwrap_or_else(|e| panic!("[{db}] read {reads}: {e}"))
                 .unwrap();
-            assert!(crl.der == der_of(crl.number), "[{db}] CRL {} mixed", crl.number);
+            assert!(
+                crl.der == der_of(crl.number),
+                "[{db}] CRL {} mixed",
+                crl.number
+            );
             reads += 1;
         }
         writer.await.unwrap();
