@@ -161,6 +161,16 @@ enum Cmd {
         /// Lifetime of the certificates from now, e.g. 24h.
         #[arg(long, value_parser = humantime_secs, default_value = "24h")]
         lifetime: Duration,
+        /// Spread the notAfter dates evenly over this much time before now + lifetime (in
+        /// 1000 steps), so that expiry filters select part of the population; shorter than
+        /// the lifetime. 0: every certificate expires at now + lifetime.
+        #[arg(long, value_parser = humantime_secs, default_value = "0s")]
+        spread: Duration,
+        /// Distinct names: certificate i is named `svc-<i mod NAMES>.fill.internal` (as
+        /// renewals of the same services), so a name filter selects COUNT/NAMES of them.
+        /// 0: a name of its own each (`<serial>.fill.internal`).
+        #[arg(long, default_value_t = 0)]
+        names: u64,
     },
     /// Complete ACME orders (newOrder, http-01 answered by this tool, finalize, download)
     /// with the instant-acme client, every answer checked.
@@ -425,7 +435,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             writers,
             der_len,
             lifetime,
+            spread,
+            names,
         } => {
+            anyhow::ensure!(
+                spread < lifetime || spread.is_zero(),
+                "--spread must be shorter than --lifetime"
+            );
             let spec = FillSpec {
                 issuer_key_id,
                 count,
@@ -435,6 +451,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 writers: writers.max(1),
                 der_len,
                 lifetime,
+                spread,
+                names,
             };
             fill(&db, &spec).await
         }
@@ -921,6 +939,8 @@ struct FillSpec {
     writers: usize,
     der_len: usize,
     lifetime: Duration,
+    spread: Duration,
+    names: u64,
 }
 
 /// `signet-bench fill`: batches of `spec.batch` records through `Store::insert_bulk`, with
@@ -950,6 +970,7 @@ async fn fill(db: &str, spec: &FillSpec) -> anyhow::Result<()> {
             spec.der_len,
             spec.revoked,
         );
+        let (spread, names) = (time::Duration::try_from(spec.spread)?, spec.names);
         set.spawn(async move {
             loop {
                 let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -965,7 +986,12 @@ async fn fill(db: &str, spec: &FillSpec) -> anyhow::Result<()> {
                         && revoked_so_far.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                             < want_revoked)
                         .then_some((now - time::Duration::seconds(30), revocation_reason(i)));
-                    let name = format!("{}.fill.internal", serial.to_hex());
+                    let name = match i.checked_rem(names) {
+                        Some(n) => format!("svc-{n}.fill.internal"),
+                        None => format!("{}.fill.internal", serial.to_hex()),
+                    };
+                    // Step (i mod 1000) of 1000 back from now + lifetime.
+                    let not_after = not_after - spread * ((i % 1000) as f64 / 1000.0);
                     rows.push(signet_store::BulkCertificate {
                         cert: signet_store::NewCertificate {
                             crl_shard: (shards > 0).then(|| signet_ca::shard_of(&serial, shards)),
