@@ -9,8 +9,11 @@
 # What it does, in a scratch directory (kept; its path is printed):
 #   1. `signet serve` once to initialise the CA, then stops it;
 #   2. bulk-inserts ENTRIES certificates of that CA through SQL (created over the last 30
-#      days, expiring over the next 30, 1% revoked, one DNS name each), so the triggers of
-#      migration 0011 keep the console's aggregates as they would for real issuance;
+#      days, expiring from a day ago to 29 days ahead, 1% revoked, one DNS name each;
+#      profiles 95% server, 4% client, 1% peer; requesters token:default:bench-0..99 (most),
+#      k8s:cluster:ns/sa-0..49 (10%), admin (1%) and token:rare:x (30 certificates)), so
+#      the triggers of migration 0011 keep the console's aggregates as they would for real
+#      issuance, then ANALYZE;
 #   3. starts `signet serve` again, signs in to the console with the admin token (curl),
 #      and asks each page 21 times over one kept-alive connection: the first answer is
 #      dropped, the others' time to first byte (server time plus a loopback round trip) is
@@ -76,7 +79,10 @@ INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, profile,
   not_after, requester, der, created_at, revoked_at, revocation_reason)
 SELECT '5e' || lpad(to_hex(g), 8, '0') || lpad(to_hex(g::bigint * 7919), 12, '0'), 'CN=bench',
   '$KEY_ID', 'CN=host-' || g || '.bench.internal', '["dns:host-' || g || '.bench.internal"]',
-  'server', $NOW - 60, $NOW + (g::bigint * 2592000 / $ENTRIES), 'token:default:bench-' || (g % 100),
+  CASE WHEN g % 100 < 95 THEN 'server' WHEN g % 100 < 99 THEN 'client' ELSE 'peer' END,
+  $NOW - 2592000 + (g::bigint * 2592000 / $ENTRIES), $NOW - 86400 + (g::bigint * 2592000 / $ENTRIES),
+  CASE WHEN g % 33333 = 7 THEN 'token:rare:x' WHEN g % 10 = 9 THEN 'k8s:cluster:ns/sa-' || (g % 50)
+       WHEN g % 101 = 0 THEN 'admin' ELSE 'token:default:bench-' || (g % 100) END,
   '\x00', $NOW - 2592000 + (g::bigint * 2592000 / $ENTRIES),
   CASE WHEN g % 100 = 0 THEN $NOW - 30 END, CASE WHEN g % 100 = 0 THEN 1 END
 FROM generate_series(1, $ENTRIES) AS g;
@@ -88,8 +94,11 @@ WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < $ENTRIE
 INSERT INTO certificates (serial, issuer, issuer_key_id, subject, sans, profile, not_before,
   not_after, requester, der, created_at, revoked_at, revocation_reason)
 SELECT printf('5e%08x%012x', g, g * 7919), 'CN=bench', '$KEY_ID',
-  'CN=host-' || g || '.bench.internal', '["dns:host-' || g || '.bench.internal"]', 'server',
-  $NOW - 60, $NOW + (g * 2592000 / $ENTRIES), 'token:default:bench-' || (g % 100), x'00',
+  'CN=host-' || g || '.bench.internal', '["dns:host-' || g || '.bench.internal"]',
+  CASE WHEN g % 100 < 95 THEN 'server' WHEN g % 100 < 99 THEN 'client' ELSE 'peer' END,
+  $NOW - 2592000 + (g * 2592000 / $ENTRIES), $NOW - 86400 + (g * 2592000 / $ENTRIES),
+  CASE WHEN g % 33333 = 7 THEN 'token:rare:x' WHEN g % 10 = 9 THEN 'k8s:cluster:ns/sa-' || (g % 50)
+       WHEN g % 101 = 0 THEN 'admin' ELSE 'token:default:bench-' || (g % 100) END, x'00',
   $NOW - 2592000 + (g * 2592000 / $ENTRIES),
   CASE WHEN g % 100 = 0 THEN $NOW - 30 END, CASE WHEN g % 100 = 0 THEN 1 END
 FROM s;
@@ -117,7 +126,19 @@ timing "certificates, first page" "/ui/certificates"
 timing "search by name" "/ui/certificates?q=host-4242.bench.internal"
 timing "search by serial" "/ui/certificates?q=$(printf '5e%08x%012x' 4242 $((4242 * 7919)))"
 timing "valid, expiring within 24 h, by expiry" "/ui/certificates?status=good&expiring=24h&sort=expiry"
+timing "expired (most recently expired first)" "/ui/certificates?status=expired"
+timing "expiring within 7 d (soonest first)" "/ui/certificates?expiring=7d"
+timing "expiry range, 2 days" "/ui/certificates?expires_from=$(date -u -d '+3 days' +%F)&expires_until=$(date -u -d '+4 days' +%F)"
 timing "revoked" "/ui/certificates?status=revoked"
-timing "by provisioner" "/ui/certificates?provisioner=default"
+timing "revoked, by expiry" "/ui/certificates?status=revoked&sort=expiry"
+timing "by provisioner (90%)" "/ui/certificates?provisioner=default"
+timing "by provisioner (90%), by expiry" "/ui/certificates?provisioner=default&sort=expiry"
+timing "by provisioner (30 certificates)" "/ui/certificates?provisioner=rare"
+timing "by provisioner (none)" "/ui/certificates?provisioner=nobody"
+timing "by requester (30 certificates)" "/ui/certificates?requester=token:rare:x"
+timing "by requester (9,000), by expiry" "/ui/certificates?requester=token:default:bench-5&sort=expiry-desc"
+timing "by requester (none)" "/ui/certificates?requester=nobody"
+timing "by profile peer (1%)" "/ui/certificates?profile=peer"
+timing "by profile client (4%), by expiry" "/ui/certificates?profile=client&sort=expiry"
 timing "audit log" "/ui/audit"
 stop

@@ -13,8 +13,8 @@ use crate::audit::audit_from_row;
 use crate::certificates::certificate_from_row;
 use crate::serial::{db_serial, parse_db_serial};
 use crate::{
-    AuditAction, AuditOutcome, AuditRecord, CertStatus, CertificateRecord, SERVER_REQUESTER, Store,
-    StoreError, duration_secs,
+    AuditAction, AuditOutcome, AuditRecord, Backend, CertStatus, CertificateRecord,
+    SERVER_REQUESTER, Store, StoreError, duration_secs,
 };
 
 /// Page size of a [`CertificateFilter::default`].
@@ -223,6 +223,21 @@ impl Cursor {
     }
 }
 
+/// The provisioner of the requester `c.requester` (`token:<name>:…`, `k8s:<name>:…`,
+/// `acme:<name>:…`: the text between the first and the second colon, not empty), else
+/// NULL, as SQLite spells it. It must stay exactly the expression of migration 0012's
+/// `certificates_provisioner_idx` and `certificates_provisioner_expiry_idx`: SQLite uses an
+/// index on an expression only for the very same expression.
+const PROVISIONER_SQLITE: &str = "(CASE WHEN substr(c.requester, 1, instr(c.requester, ':') - 1) \
+     IN ('token', 'k8s', 'acme') \
+     AND instr(substr(c.requester, instr(c.requester, ':') + 1), ':') > 1 \
+     THEN substr(c.requester, instr(c.requester, ':') + 1, \
+     instr(substr(c.requester, instr(c.requester, ':') + 1), ':') - 1) END)";
+
+/// [`PROVISIONER_SQLITE`] as PostgreSQL spells it (the same value for every requester),
+/// exactly as migration 0012 indexes it there.
+const PROVISIONER_POSTGRES: &str = "(substring(c.requester from '^(?:token|k8s|acme):([^:]+):'))";
+
 /// A value bound to a dynamically assembled listing query.
 enum Param {
     Int(i64),
@@ -249,15 +264,9 @@ impl Conditions {
         self.clauses.push(clause);
     }
 
-    /// Runs `select` with these conditions, then `ORDER BY order LIMIT limit`, binding every
-    /// value; returns the rows.
-    async fn fetch_all(
-        mut self,
-        pool: &AnyPool,
-        select: &str,
-        order: &str,
-        limit: i64,
-    ) -> Result<Vec<AnyRow>, StoreError> {
+    /// `select` with these conditions, then `ORDER BY order LIMIT limit` (the limit bound
+    /// last), and the values to bind in order.
+    fn into_sql(mut self, select: &str, order: &str, limit: i64) -> (String, Vec<Param>) {
         let fetch = self.bind(Param::Int(limit));
         let mut sql = String::from(select);
         if !self.clauses.is_empty() {
@@ -269,17 +278,38 @@ impl Conditions {
         sql.push_str(order);
         sql.push_str(" LIMIT ");
         sql.push_str(&fetch);
-        // Safe to run as built: `sql` is made only of the callers' constant fragments and
-        // `$N` placeholders; every value is bound below.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for param in self.params {
-            query = match param {
-                Param::Int(v) => query.bind(v),
-                Param::Text(v) => query.bind(v),
-            };
-        }
-        Ok(query.fetch_all(pool).await?)
+        (sql, self.params)
     }
+
+    /// Runs `select` with these conditions, then `ORDER BY order LIMIT limit`, binding every
+    /// value; returns the rows.
+    async fn fetch_all(
+        self,
+        pool: &AnyPool,
+        select: &str,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let (sql, params) = self.into_sql(select, order, limit);
+        Ok(bind_all(&sql, params).fetch_all(pool).await?)
+    }
+}
+
+/// `sql` with `params` bound in order.
+fn bind_all(
+    sql: &str,
+    params: Vec<Param>,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    // Safe to run as built: `sql` is made only of the callers' constant fragments and
+    // `$N` placeholders; every value is bound here.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for param in params {
+        query = match param {
+            Param::Int(v) => query.bind(v),
+            Param::Text(v) => query.bind(v),
+        };
+    }
+    query
 }
 
 impl Store {
@@ -298,6 +328,42 @@ impl Store {
         &self,
         filter: &CertificateFilter,
     ) -> Result<CertificatePage, StoreError> {
+        let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
+        let (sql, params) = self.certificate_listing_sql(filter)?;
+        let rows = bind_all(&sql, params).fetch_all(&self.pool).await?;
+
+        let mut items = rows
+            .iter()
+            .map(certificate_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let page_len = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > page_len {
+            items.truncate(page_len);
+            items.last().map(|last| {
+                let at = match filter.order {
+                    CertificateOrder::Newest => last.created_at,
+                    CertificateOrder::ExpiringFirst | CertificateOrder::ExpiringLast => {
+                        last.not_after
+                    }
+                };
+                Cursor {
+                    created_at: at.unix_timestamp(),
+                    serial: db_serial(&last.serial),
+                }
+                .encode(filter.order)
+            })
+        } else {
+            None
+        };
+        Ok(CertificatePage { items, next_cursor })
+    }
+
+    /// The query of [`Store::list_certificates`] for `filter` (a page and one row more),
+    /// with its values to bind.
+    fn certificate_listing_sql(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<(String, Vec<Param>), StoreError> {
         let limit = filter.limit.clamp(1, MAX_PAGE_SIZE);
         let cursor = filter
             .cursor
@@ -363,9 +429,19 @@ impl Store {
             let p = cond.bind(Param::Text(requester.clone()));
             cond.push(format!("c.requester = {p}"));
         }
-        if let Some(provisioner) = &filter.provisioner {
-            // A prefix as a range (`>= 'token:ci:'` and `< 'token:ci;'`), with no LIKE
-            // pattern to escape.
+        if let Some(provisioner) = filter.provisioner.as_ref().filter(|p| !p.contains(':')) {
+            // The provisioner part of the requester, as migration 0012 indexes it (with
+            // created_at and with not_after): one range of one index in either order.
+            let p = cond.bind(Param::Text(provisioner.clone()));
+            let expr = match self.backend {
+                Backend::Sqlite => PROVISIONER_SQLITE,
+                Backend::Postgres => PROVISIONER_POSTGRES,
+            };
+            cond.push(format!("{expr} = {p}"));
+        } else if let Some(provisioner) = &filter.provisioner {
+            // A name with a colon: a prefix as a range (`>= 'token:a:b:'` and
+            // `< 'token:a:b;'`), with no LIKE pattern to escape, over
+            // certificates_requester_idx (then sorted: no index keeps this order).
             let mut ranges = Vec::new();
             for kind in ["token", "k8s", "acme"] {
                 let lo = cond.bind(Param::Text(format!("{kind}:{provisioner}:")));
@@ -399,42 +475,14 @@ impl Store {
             ));
         }
         // One extra row tells whether another page exists.
-        let rows = cond
-            .fetch_all(
-                &self.pool,
-                "SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
-                 c.not_before, c.not_after, c.requester, c.der, c.created_at, \
-                 c.revoked_at, c.revocation_reason \
-                 FROM certificates AS c",
-                order,
-                i64::from(limit) + 1,
-            )
-            .await?;
-
-        let mut items = rows
-            .iter()
-            .map(certificate_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let page_len = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_cursor = if items.len() > page_len {
-            items.truncate(page_len);
-            items.last().map(|last| {
-                let at = match filter.order {
-                    CertificateOrder::Newest => last.created_at,
-                    CertificateOrder::ExpiringFirst | CertificateOrder::ExpiringLast => {
-                        last.not_after
-                    }
-                };
-                Cursor {
-                    created_at: at.unix_timestamp(),
-                    serial: db_serial(&last.serial),
-                }
-                .encode(filter.order)
-            })
-        } else {
-            None
-        };
-        Ok(CertificatePage { items, next_cursor })
+        Ok(cond.into_sql(
+            "SELECT c.serial, c.issuer, c.issuer_key_id, c.subject, c.sans, c.profile, \
+             c.not_before, c.not_after, c.requester, c.der, c.created_at, \
+             c.revoked_at, c.revocation_reason \
+             FROM certificates AS c",
+            order,
+            i64::from(limit) + 1,
+        ))
     }
 
     /// A page of audit rows matching `filter`, newest first. Keyset pagination on the id,
@@ -492,5 +540,245 @@ impl Store {
             None
         };
         Ok(AuditPage { items, next_before })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The plans of the certificate listing: every filter of the console and of
+    //! `GET /api/v1/certificates`, alone, in each order it is asked in, is one range of an
+    //! index that keeps that order (migration 0012), on both backends. The EXPLAIN output
+    //! names the index; PostgreSQL is asked with sequential scans, bitmap scans and full
+    //! sorts disabled, so a plan that needs one still shows it. Plans at 1,000,000 rows
+    //! with real statistics: BENCHMARKS.md, "Listing indexes".
+
+    use super::*;
+    use sqlx::Row;
+
+    async fn plan(store: &Store, filter: &CertificateFilter) -> String {
+        let (sql, params) = store.certificate_listing_sql(filter).expect("listing sql");
+        let mut conn = store.pool.acquire().await.expect("connection");
+        let explain = match store.backend {
+            Backend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
+            Backend::Postgres => {
+                for set in [
+                    "SET enable_seqscan = off",
+                    "SET enable_bitmapscan = off",
+                    "SET enable_sort = off",
+                ] {
+                    sqlx::query(set).execute(&mut *conn).await.expect(set);
+                }
+                format!("EXPLAIN {sql}")
+            }
+        };
+        let rows = bind_all(&explain, params)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("explain");
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| match store.backend {
+                Backend::Sqlite => r.try_get::<String, _>("detail").expect("detail"),
+                Backend::Postgres => r.try_get::<String, _>(0).expect("plan line"),
+            })
+            .collect();
+        if store.backend == Backend::Postgres {
+            for reset in [
+                "RESET enable_seqscan",
+                "RESET enable_bitmapscan",
+                "RESET enable_sort",
+            ] {
+                sqlx::query(reset).execute(&mut *conn).await.expect(reset);
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// A filter's name, the filter, and each order asked with the index expected to serve it.
+    type Case = (
+        &'static str,
+        CertificateFilter,
+        &'static [(CertificateOrder, &'static str)],
+    );
+
+    /// Whether `plan` sorts whole rows (not only the ties of an index's order).
+    fn sorts(plan: &str) -> bool {
+        plan.lines().any(|l| {
+            let l = l.trim_start().trim_start_matches("->").trim_start();
+            l.starts_with("USE TEMP B-TREE FOR ORDER BY") || l.starts_with("Sort  (")
+        })
+    }
+
+    #[tokio::test]
+    async fn every_listing_filter_is_an_index_walk_in_its_order() {
+        for db in signet_testkit::TestDb::all().await {
+            let store = Store::connect(db.url()).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            let base = CertificateFilter {
+                limit: 50,
+                ..CertificateFilter::default()
+            };
+            let day = Some(Duration::from_secs(86_400));
+            let now = OffsetDateTime::now_utc();
+            let cases: Vec<Case> = vec![
+                (
+                    "requester",
+                    CertificateFilter {
+                        requester: Some("token:default:web-1".into()),
+                        ..base.clone()
+                    },
+                    &[
+                        (CertificateOrder::Newest, "certificates_requester_idx"),
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_requester_expiry_idx",
+                        ),
+                        (
+                            CertificateOrder::ExpiringLast,
+                            "certificates_requester_expiry_idx",
+                        ),
+                    ],
+                ),
+                (
+                    "provisioner",
+                    CertificateFilter {
+                        provisioner: Some("default".into()),
+                        ..base.clone()
+                    },
+                    &[
+                        (CertificateOrder::Newest, "certificates_provisioner_idx"),
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_provisioner_expiry_idx",
+                        ),
+                        (
+                            CertificateOrder::ExpiringLast,
+                            "certificates_provisioner_expiry_idx",
+                        ),
+                    ],
+                ),
+                (
+                    "profile",
+                    CertificateFilter {
+                        profile: Some("client".into()),
+                        ..base.clone()
+                    },
+                    &[
+                        (CertificateOrder::Newest, "certificates_profile_idx"),
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_profile_expiry_idx",
+                        ),
+                        (
+                            CertificateOrder::ExpiringLast,
+                            "certificates_profile_expiry_idx",
+                        ),
+                    ],
+                ),
+                (
+                    "status revoked",
+                    CertificateFilter {
+                        status: Some(CertStatus::Revoked),
+                        ..base.clone()
+                    },
+                    &[
+                        (CertificateOrder::Newest, "certificates_revoked_created_idx"),
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_revoked_not_after_idx",
+                        ),
+                        (
+                            CertificateOrder::ExpiringLast,
+                            "certificates_revoked_not_after_idx",
+                        ),
+                    ],
+                ),
+                (
+                    "status valid",
+                    CertificateFilter {
+                        status: Some(CertStatus::Good),
+                        ..base.clone()
+                    },
+                    &[
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_not_after_idx",
+                        ),
+                        (CertificateOrder::ExpiringLast, "certificates_not_after_idx"),
+                    ],
+                ),
+                (
+                    "status expired",
+                    CertificateFilter {
+                        status: Some(CertStatus::Expired),
+                        ..base.clone()
+                    },
+                    &[
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_not_after_idx",
+                        ),
+                        (CertificateOrder::ExpiringLast, "certificates_not_after_idx"),
+                    ],
+                ),
+                (
+                    "expiring within a day",
+                    CertificateFilter {
+                        expiring_within: day,
+                        ..base.clone()
+                    },
+                    &[
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_not_after_idx",
+                        ),
+                        (CertificateOrder::ExpiringLast, "certificates_not_after_idx"),
+                    ],
+                ),
+                (
+                    "expiry range",
+                    CertificateFilter {
+                        not_after_from: Some(now),
+                        not_after_until: Some(now + time::Duration::days(7)),
+                        ..base.clone()
+                    },
+                    &[
+                        (
+                            CertificateOrder::ExpiringFirst,
+                            "certificates_not_after_idx",
+                        ),
+                        (CertificateOrder::ExpiringLast, "certificates_not_after_idx"),
+                    ],
+                ),
+            ];
+            for (what, filter, orders) in cases {
+                for (order, index) in orders {
+                    let f = CertificateFilter {
+                        order: *order,
+                        ..filter.clone()
+                    };
+                    let plan = plan(&store, &f).await;
+                    assert!(
+                        plan.contains(index) && !sorts(&plan) && !plan.contains("Seq Scan"),
+                        "{:?}: {what}, {order:?}: expected a walk of {index}, got\n{plan}",
+                        store.backend
+                    );
+                }
+            }
+            // A name: the certificate_names rows of that name (few), then sorted.
+            for order in [CertificateOrder::Newest, CertificateOrder::ExpiringFirst] {
+                let f = CertificateFilter {
+                    name: Some("dns:api.internal".into()),
+                    order,
+                    ..base.clone()
+                };
+                let plan = plan(&store, &f).await;
+                assert!(
+                    !plan.contains("Seq Scan") && !plan.lines().any(|l| l.starts_with("SCAN ")),
+                    "{:?}: name, {order:?}: a scan\n{plan}",
+                    store.backend
+                );
+            }
+        }
     }
 }

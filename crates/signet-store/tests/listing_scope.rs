@@ -113,3 +113,72 @@ async fn requested_only_leaves_out_the_ca_s_own_certificates_and_pages_cleanly()
         assert_eq!(serials, ["09", "03"], "[{db}]");
     }
 }
+
+/// The provisioner filter (migration 0012's indexed expression for a name without a
+/// colon, prefix ranges for one with a colon) matches exactly the requesters recorded as
+/// `token:<name>:…`, `k8s:<name>:…` or `acme:<name>:…`, on both backends.
+#[tokio::test]
+async fn provisioner_filter_matches_exactly_that_provisioner_s_requesters() {
+    for db in TestDb::all().await {
+        let store = Store::connect(db.url()).await.unwrap();
+        store.migrate().await.unwrap();
+        let rows = [
+            ("01", "token:ci:build-1"),
+            ("02", "k8s:ci:prod/api"),
+            ("03", "acme:ci:17"),
+            ("04", "token:ci2:build-1"),
+            ("05", "token:c:i:x"),
+            ("06", "token:ci"),
+            ("07", "mtls:ci:01"),
+            ("08", "local:ci:x"),
+            ("09", "admin"),
+            ("0a", "token::ci:x"),
+            ("0b", "TOKEN:ci:x"),
+            ("0c", "token:ci:"),
+        ];
+        for (serial, requester) in rows {
+            let audit = AuditEntry {
+                actor: requester.to_owned(),
+                action: AuditAction::Issue,
+                serial: Some(sn(serial)),
+                outcome: AuditOutcome::Ok,
+                detail: String::new(),
+            };
+            store
+                .insert_certificate(&record(serial, "server", requester), &audit)
+                .await
+                .unwrap();
+        }
+        for (provisioner, want) in [
+            ("ci", vec!["01", "02", "03", "0c"]),
+            ("ci2", vec!["04"]),
+            ("c", vec!["05"]),
+            ("c:i", vec!["05"]),
+            ("i", vec![]),
+            ("CI", vec![]),
+        ] {
+            for order in [
+                signet_store::CertificateOrder::Newest,
+                signet_store::CertificateOrder::ExpiringFirst,
+            ] {
+                let page = store
+                    .list_certificates(&CertificateFilter {
+                        provisioner: Some(provisioner.to_owned()),
+                        order,
+                        ..CertificateFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                let mut got: Vec<String> = page.items.iter().map(|c| c.serial.to_hex()).collect();
+                got.sort();
+                let want: Vec<String> = want.iter().map(|s| sn(s).to_hex()).collect();
+                assert_eq!(
+                    got,
+                    want,
+                    "provisioner {provisioner:?}, {order:?} on {}",
+                    db.url()
+                );
+            }
+        }
+    }
+}

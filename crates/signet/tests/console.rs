@@ -280,8 +280,10 @@ fn screenshot_dir() -> Option<PathBuf> {
 }
 
 /// Screenshots of the current page at desktop and phone widths, if asked for.
-async fn screenshots(c: &Client, name: &str) {
-    let Some(dir) = screenshot_dir() else { return };
+async fn screenshots(c: &Client, shots: bool, name: &str) {
+    let Some(dir) = screenshot_dir().filter(|_| shots) else {
+        return;
+    };
     std::fs::create_dir_all(&dir).unwrap();
     for (suffix, w, h) in [("desktop", 1280u32, 900u32), ("phone", 390, 844)] {
         c.set_window_size(w, h).await.unwrap();
@@ -365,10 +367,13 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
     wait_path(c, "/ui").await;
 }
 
-async fn run(tmp: &Path) {
+/// The whole walk-through, on the database `env` names (SQLite in the data directory when
+/// empty); screenshots (if asked for) on SQLite only.
+async fn run(tmp: &Path, env: &[(&str, &str)]) {
+    let shots = env.is_empty();
     // A CA with an auditor token configured.
     let data = tmp.join("data");
-    let init = signet_in(tmp, &[], &["init", "--dir", p(&data)], "");
+    let init = signet_in(tmp, env, &["init", "--dir", p(&data)], "");
     assert!(init.status.success(), "{}", text(&init));
     let config = data.join("signet.toml");
     let toml = std::fs::read_to_string(&config).unwrap();
@@ -378,7 +383,12 @@ async fn run(tmp: &Path) {
         1,
     );
     std::fs::write(&config, toml).unwrap();
-    let mut server = Server::start(tmp, &[], &["--dir", p(&data)]).await;
+    let mut server = Server::start(tmp, env, &["--dir", p(&data)]).await;
+    assert_eq!(
+        data.join("signet.db").exists(),
+        env.is_empty(),
+        "the wrong database was used"
+    );
     let base = server.base();
     let origin = base.clone();
     let root = data.join("root_ca.crt");
@@ -437,7 +447,7 @@ async fn run(tmp: &Path) {
 
     // Sign in with the admin token.
     c.goto(&format!("{base}/ui/sign-in")).await.unwrap();
-    screenshots(&c, "sign-in").await;
+    screenshots(&c, shots, "sign-in").await;
     sign_in(&c, &base, &admin).await;
     assert_eq!(c.current_url().await.unwrap().path(), "/ui");
     assert_eq!(heading(&c).await, "Overview");
@@ -468,7 +478,7 @@ async fn run(tmp: &Path) {
         .unwrap();
     assert_eq!(bars.len(), 72, "one bar per hour of the last 72");
     assert_only_own_origin(&c, &origin).await;
-    screenshots(&c, "overview").await;
+    screenshots(&c, shots, "overview").await;
 
     // Search a certificate by name, submitted with Enter.
     c.find(Locator::LinkText("Certificates"))
@@ -508,7 +518,7 @@ async fn run(tmp: &Path) {
         "the search found {api} too:\n{results}"
     );
     assert_only_own_origin(&c, &origin).await;
-    screenshots(&c, "certificates").await;
+    screenshots(&c, shots, "certificates").await;
 
     // Open it.
     c.find(Locator::LinkText(&web))
@@ -552,7 +562,7 @@ async fn run(tmp: &Path) {
         .await
         .unwrap();
     assert!(trail.contains("issue"), "{trail}");
-    screenshots(&c, "certificate").await;
+    screenshots(&c, shots, "certificate").await;
 
     // Revoke it with a reason, confirming explicitly.
     c.find(Locator::Css("#reason option[value=keyCompromise]"))
@@ -638,14 +648,14 @@ async fn run(tmp: &Path) {
     );
     assert_only_own_origin(&c, &origin).await;
     c.goto(&format!("{base}/ui/audit")).await.unwrap();
-    screenshots(&c, "audit").await;
+    screenshots(&c, shots, "audit").await;
     c.goto(&format!("{base}/ui/provisioners")).await.unwrap();
     let provisioners = page_text(&c).await;
     assert!(
         provisioners.contains("default") && provisioners.contains("Rate limit"),
         "{provisioners}"
     );
-    screenshots(&c, "provisioners").await;
+    screenshots(&c, shots, "provisioners").await;
 
     // A cross-site form post: a page of another origin (a data: URL) posts a revocation to
     // the console. The SameSite=Strict cookie is not sent and the request is refused.
@@ -826,7 +836,20 @@ async fn run(tmp: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_uses_the_console_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
-    tokio::time::timeout(DEADLINE, run(tmp.path()))
+    tokio::time::timeout(DEADLINE, run(tmp.path(), &[]))
+        .await
+        .unwrap_or_else(|_| panic!("the console test did not finish within {DEADLINE:?}"));
+}
+
+/// The same on PostgreSQL (a throwaway cluster): sessions, searches, the certificate page's
+/// live OCSP status (good, then revoked with its reason, from the in-process responder over
+/// PostgreSQL), revocation, sign-out and the auditor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_uses_the_console_on_postgresql() {
+    let db = signet_testkit::TestDb::postgres().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("SIGNET_DATABASE_URL", db.url())];
+    tokio::time::timeout(DEADLINE, run(tmp.path(), &env))
         .await
         .unwrap_or_else(|_| panic!("the console test did not finish within {DEADLINE:?}"));
 }

@@ -350,6 +350,24 @@ impl CertQuery {
         parts.join("&")
     }
 
+    /// The order asked for, or when none is: by expiry if the search is about expiry
+    /// (soonest first; for expired certificates, the most recently expired first), else
+    /// newest first. An expiry filter in newest-first order has no index that keeps it
+    /// (BENCHMARKS.md, "Listing indexes"); by expiry it is one range of the notAfter index.
+    fn sort(&self) -> &str {
+        match self.sort.as_str() {
+            "" if self.status == "expired" => "expiry-desc",
+            "" if !self.expiring.is_empty()
+                || !self.expires_from.is_empty()
+                || !self.expires_until.is_empty() =>
+            {
+                "expiry"
+            }
+            "" => "newest",
+            sort => sort,
+        }
+    }
+
     fn is_search(&self) -> bool {
         !self.link().is_empty() || !self.cursor.is_empty()
     }
@@ -448,8 +466,8 @@ fn certificate_filter(q: &CertQuery) -> Result<CertificateFilter, ApiError> {
     if !q.expires_until.is_empty() {
         filter.not_after_until = Some(parse_date(&q.expires_until, true)?);
     }
-    filter.order = match q.sort.as_str() {
-        "" | "newest" => CertificateOrder::Newest,
+    filter.order = match q.sort() {
+        "newest" => CertificateOrder::Newest,
         "expiry" => CertificateOrder::ExpiringFirst,
         "expiry-desc" => CertificateOrder::ExpiringLast,
         other => {
@@ -581,7 +599,7 @@ fn search_form(st: &AppState, q: &CertQuery) -> String {
                 ("expiry", "expiry, soonest first"),
                 ("expiry-desc", "expiry, latest first")
             ],
-            if q.sort.is_empty() { "newest" } else { &q.sort }
+            q.sort()
         ),
     )
 }
