@@ -279,16 +279,59 @@ fn screenshot_dir() -> Option<PathBuf> {
     std::env::var_os("SIGNET_SCREENSHOTS").map(PathBuf::from)
 }
 
-/// Screenshots of the current page at desktop and phone widths, if asked for.
+/// What the current page gets wrong for keyboards, assistive technology and phones, at
+/// this window size: form controls without a label (`<label for>` or `aria-label`), a
+/// control that acts without being a `<button>` or a link (`input type=submit/button`, an
+/// element with `onclick`, a positive `tabindex` that reorders the keyboard's path), and
+/// content wider than the window (the page scrolling sideways; wide tables scroll in their
+/// own box instead).
+async fn page_problems(c: &Client) -> Vec<String> {
+    let v = c
+        .execute(
+            "const out = [];\
+             for (const el of document.querySelectorAll('input, select, textarea')) {\
+               if (el.type === 'hidden') continue;\
+               if (!(el.labels && el.labels.length) && !el.getAttribute('aria-label'))\
+                 out.push('unlabelled ' + el.outerHTML.slice(0, 80));\
+             }\
+             for (const el of document.querySelectorAll('input[type=submit], input[type=button], [onclick]'))\
+               out.push('not a button: ' + el.outerHTML.slice(0, 80));\
+             for (const el of document.querySelectorAll('[tabindex]'))\
+               if (el.tabIndex > 0) out.push('positive tabindex: ' + el.outerHTML.slice(0, 80));\
+             const w = document.documentElement.scrollWidth, vw = window.innerWidth;\
+             if (w > vw) {\
+               const wide = [...document.querySelectorAll('body *')]\
+                 .filter(e => e.getBoundingClientRect().right > vw)\
+                 .slice(0, 3).map(e => e.outerHTML.slice(0, 80));\
+               out.push('wider than the window: ' + w + ' > ' + vw + ': ' + wide.join(' | '));\
+             }\
+             return out;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Checks the current page at desktop and phone widths ([`page_problems`]) and takes
+/// screenshots at both, if asked for.
 async fn screenshots(c: &Client, shots: bool, name: &str) {
-    let Some(dir) = screenshot_dir().filter(|_| shots) else {
-        return;
-    };
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = screenshot_dir().filter(|_| shots);
+    if let Some(dir) = &dir {
+        std::fs::create_dir_all(dir).unwrap();
+    }
     for (suffix, w, h) in [("desktop", 1280u32, 900u32), ("phone", 390, 844)] {
         c.set_window_size(w, h).await.unwrap();
-        let png = c.screenshot().await.unwrap();
-        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).unwrap();
+        let problems = page_problems(c).await;
+        assert!(problems.is_empty(), "{name} page at {w}x{h}: {problems:#?}");
+        if let Some(dir) = &dir {
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).unwrap();
+        }
     }
     c.set_window_size(1280, 900).await.unwrap();
 }

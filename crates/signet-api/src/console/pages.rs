@@ -277,7 +277,7 @@ async fn overview_body(st: &AppState) -> Result<String, ApiError> {
     ];
     body.push_str(
         "<section aria-labelledby=\"deadlines\"><h2 id=\"deadlines\">CA and CRL deadlines</h2>\
-         <table><thead><tr><th scope=\"col\">Deadline</th><th scope=\"col\">When</th>\
+         <div class=\"scroll\"><table><thead><tr><th scope=\"col\">Deadline</th><th scope=\"col\">When</th>\
          <th scope=\"col\">Status</th></tr></thead><tbody>",
     );
     for d in deadlines {
@@ -297,7 +297,7 @@ async fn overview_body(st: &AppState) -> Result<String, ApiError> {
             esc(&status)
         );
     }
-    body.push_str("</tbody></table></section>");
+    body.push_str("</tbody></table></div></section>");
     Ok(body)
 }
 
