@@ -5,13 +5,30 @@
 //! for P-384), and the token's raw `r || s` is written as the DER `Ecdsa-Sig-Value` X.509
 //! wants. RSA keys sign with CKM_SHA256_RSA_PKCS (PKCS#1 v1.5, the token hashes).
 //!
-//! The module is a blocking C library, so [`Pkcs11Key::sign`] tells a multi-threaded tokio
-//! runtime it is about to block (`block_in_place`): other tasks move to other workers
-//! while the token works.
+//! The module is a blocking C library. A signature from a module that answers fast (a
+//! smoothed signing time under [`INLINE_SIGN_LIMIT`], as SoftHSM2's ~40-80 µs) with a
+//! session idle in the pool is made on the calling runtime worker, as a file key's is:
+//! handing the worker's core to another thread (`block_in_place`) costs more than such a
+//! signature. Anything that may wait (no idle session, a slow or network module, a
+//! re-login or a module reset) tells a multi-threaded tokio runtime it is about to block
+//! (`block_in_place`), so other tasks move to other workers while the token works.
+//!
+//! Each pooled session signs with its own session copy of the key (`C_CopyObject` with
+//! `CKA_TOKEN` false; sensitive and not extractable as the original is): the copy lives in
+//! the module, dies with its session, and never leaves the token any more than the original.
+//! A module keeps token objects in its store and may re-read them for every use (SoftHSM2
+//! opens, locks and reads two files of its file store on each `C_SignInit` of a token key:
+//! 14 system calls and about a quarter of its CPU time per signature); a session object is
+//! held in memory. A module that refuses the copy (`CKA_COPYABLE` false, or no
+//! `C_CopyObject`) signs with the token object as before. Because a copy would go on signing
+//! after the token object is gone (its store removed, the key deleted), the token object is
+//! looked at (`C_GetAttributeValue`) at least every [`TOKEN_CHECK_INTERVAL`] while the key
+//! signs; a token that went away makes the key unavailable within that interval.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -31,6 +48,15 @@ const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 /// How long a signature waits for a free session before the key counts as unavailable.
 const SESSION_WAIT: Duration = Duration::from_secs(30);
 
+/// Signatures whose smoothed time is at most this are made on the calling runtime worker
+/// (when a session is idle); slower modules sign under `block_in_place`. Tokio's guidance is
+/// to block a worker no longer than 10-100 µs between awaits; this bound is a few of them.
+pub const INLINE_SIGN_LIMIT: Duration = Duration::from_micros(250);
+
+/// While a key signs with session copies, how often its token object is checked for (the
+/// longest a copy may go on signing after the token's key or store is gone).
+pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
 /// The message a key signs when it is opened, to prove the token's private key matches the
 /// public key it reports and that the signature is encoded as verifiers expect.
 const SELF_TEST: &[u8] = b"signet: PKCS#11 key self-test";
@@ -45,6 +71,13 @@ pub struct Pkcs11Key {
     pool: Mutex<Pool>,
     freed: Condvar,
     max_sessions: usize,
+    /// Smoothed time of one `C_SignInit` + `C_Sign`, in nanoseconds (an exponentially
+    /// weighted average over the last signatures, weight 1/8).
+    sign_nanos: AtomicU64,
+    /// When the token object was last seen, in nanoseconds since `epoch` (while sessions
+    /// sign with copies; see [`TOKEN_CHECK_INTERVAL`]).
+    token_seen: AtomicU64,
+    epoch: Instant,
 }
 
 impl fmt::Debug for Pkcs11Key {
@@ -66,7 +99,11 @@ struct Pool {
 /// A session logged in to the key's token, with the key's handle in it.
 struct Pooled {
     session: Session,
+    /// The key in the token.
     key: ObjectHandle,
+    /// What signs: the session's copy of `key`, or `key` itself if the module refused to
+    /// copy it.
+    signer: ObjectHandle,
     generation: u64,
 }
 
@@ -87,9 +124,10 @@ impl Pkcs11Key {
             Module::login(&session, &token, &pin)?;
             let key = find_private_key(&session, &uri)?;
             let (algorithm, public_key) = read_public_key(&session, key, &uri)?;
-            Ok::<_, Pkcs11Error>((key, algorithm, public_key))
+            let signer = session_copy(&session, key, &uri);
+            Ok::<_, Pkcs11Error>((key, signer, algorithm, public_key))
         })();
-        let (key, algorithm, public_key) = match found {
+        let (key, signer, algorithm, public_key) = match found {
             Ok(found) => found,
             Err(e) => {
                 let _ = session.close();
@@ -106,12 +144,17 @@ impl Pkcs11Key {
                 idle: vec![Pooled {
                     session,
                     key,
+                    signer,
                     generation,
                 }],
                 open: 1,
             }),
             freed: Condvar::new(),
             max_sessions: max_sessions.max(1),
+            // Until the first signatures are timed, as if slow: nothing inline.
+            sign_nanos: AtomicU64::new(u64::MAX),
+            token_seen: AtomicU64::new(0),
+            epoch: Instant::now(),
         };
         let signature = key
             .sign_blocking(SELF_TEST)
@@ -135,9 +178,18 @@ impl Pkcs11Key {
         &self.uri
     }
 
-    fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+    /// The smoothed signing time, once the key has signed (the self-test's time first).
+    pub fn smoothed_sign_time(&self) -> Option<Duration> {
+        match self.sign_nanos.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+
+    /// The mechanism and the bytes handed to the token for `message`.
+    fn mechanism_input(&self, message: &[u8]) -> (Mechanism<'static>, Vec<u8>) {
         use SignatureAlgorithm as A;
-        let (mechanism, input) = match self.algorithm {
+        match self.algorithm {
             A::EcdsaP256Sha256 => (
                 Mechanism::Ecdsa,
                 digest::digest(&digest::SHA256, message).as_ref().to_vec(),
@@ -147,7 +199,13 @@ impl Pkcs11Key {
                 digest::digest(&digest::SHA384, message).as_ref().to_vec(),
             ),
             _ => (Mechanism::Sha256RsaPkcs, message.to_vec()),
-        };
+        }
+    }
+
+    /// Signs `message` with a session from the pool, trying once more after a re-login or
+    /// a module reset. May wait for a session (up to [`SESSION_WAIT`]).
+    fn sign_blocking(&self, message: &[u8]) -> Result<Vec<u8>, SigningError> {
+        let (mechanism, input) = self.mechanism_input(message);
         let mut last = String::new();
         // A second try after a re-login or a module reset; a third would only wait longer
         // for a token that is not there.
@@ -155,42 +213,10 @@ impl Pkcs11Key {
             let pooled = self
                 .checkout()
                 .map_err(|e| SigningError::KeyUnavailable(format!("{}: {e}", self.uri)))?;
-            let signed = self
-                .module
-                .call(|| pooled.session.sign(&mechanism, pooled.key, &input));
-            match signed {
-                Ok(signature) => {
-                    self.checkin(pooled);
-                    return match self.algorithm {
-                        A::EcdsaP256Sha256 | A::EcdsaP384Sha384 => ecdsa_sig_value(&signature),
-                        _ => Ok(signature),
-                    };
-                }
-                Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => {
-                    // The token forgot the login (a reset, another application logging out):
-                    // log in again and retry.
-                    last = "the token is not logged in".into();
-                    match self.module.call(|| self.relogin(&pooled.session)) {
-                        Ok(()) => self.checkin(pooled),
-                        Err(e) => {
-                            self.discard(pooled);
-                            return Err(SigningError::KeyUnavailable(format!(
-                                "{}: logging in again: {e}",
-                                self.uri
-                            )));
-                        }
-                    }
-                }
-                Err(e) if token_gone(&e) => {
-                    last = short(&e);
-                    let generation = pooled.generation;
-                    self.discard(pooled);
-                    self.module.reset(generation, &last);
-                }
-                Err(e) => {
-                    self.discard(pooled);
-                    return Err(SigningError::Failed(format!("{}: {}", self.uri, short(&e))));
-                }
+            match self.attempt(pooled, &mechanism, &input) {
+                Ok(signature) => return Ok(signature),
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Retry(why)) => last = why,
             }
         }
         Err(SigningError::KeyUnavailable(format!(
@@ -199,9 +225,151 @@ impl Pkcs11Key {
         )))
     }
 
+    /// One signature with `pooled`, which goes back to the pool (or is discarded, after a
+    /// failure that killed it). A lost login is restored and a dead module reset before
+    /// [`Failure::Retry`] is returned.
+    fn attempt(
+        &self,
+        pooled: Pooled,
+        mechanism: &Mechanism<'_>,
+        input: &[u8],
+    ) -> Result<Vec<u8>, Failure> {
+        use SignatureAlgorithm as A;
+        let started = Instant::now();
+        let signed = self.module.call(|| {
+            if pooled.signer != pooled.key && self.token_check_due() {
+                pooled
+                    .session
+                    .get_attributes(pooled.key, &[AttributeType::Sign])?;
+            }
+            pooled.session.sign(mechanism, pooled.signer, input)
+        });
+        match signed {
+            Ok(signature) => {
+                self.record_sign_time(started.elapsed());
+                self.checkin(pooled);
+                match self.algorithm {
+                    A::EcdsaP256Sha256 | A::EcdsaP384Sha384 => {
+                        ecdsa_sig_value(&signature).map_err(Failure::Final)
+                    }
+                    _ => Ok(signature),
+                }
+            }
+            Err(CkError::Pkcs11(RvError::UserNotLoggedIn, _)) => {
+                // The token forgot the login (a reset, another application logging out):
+                // log in again (and copy the key again: a logout may end private session
+                // objects) and retry.
+                let mut pooled = pooled;
+                match self.module.call(|| self.relogin_and_copy(&mut pooled)) {
+                    Ok(()) => {
+                        self.checkin(pooled);
+                        Err(Failure::Retry("the token is not logged in".into()))
+                    }
+                    Err(e) => {
+                        self.discard(pooled);
+                        Err(Failure::Final(SigningError::KeyUnavailable(format!(
+                            "{}: logging in again: {e}",
+                            self.uri
+                        ))))
+                    }
+                }
+            }
+            Err(
+                e @ CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _),
+            ) if pooled.signer != pooled.key => {
+                // The session copy is gone (a logout ends private session objects) or the
+                // token object is: log in again and copy again; if that fails too, the
+                // token is gone.
+                let mut pooled = pooled;
+                match self.module.call(|| self.relogin_and_copy(&mut pooled)) {
+                    Ok(()) if pooled.signer != pooled.key => {
+                        self.checkin(pooled);
+                        Err(Failure::Retry("the key's session copy was lost".into()))
+                    }
+                    _ => Err(self.token_failed(pooled, &e)),
+                }
+            }
+            Err(e) if token_gone(&e) => Err(self.token_failed(pooled, &e)),
+            Err(e) => {
+                self.discard(pooled);
+                Err(Failure::Final(SigningError::Failed(format!(
+                    "{}: {}",
+                    self.uri,
+                    short(&e)
+                ))))
+            }
+        }
+    }
+
+    /// Drops `pooled` after `e` said its token is gone, and has the module reset.
+    fn token_failed(&self, pooled: Pooled, e: &CkError) -> Failure {
+        let why = short(e);
+        let generation = pooled.generation;
+        self.discard(pooled);
+        self.module.reset(generation, &why);
+        Failure::Retry(why)
+    }
+
+    /// Whether this signature should first check that the token object is still there: true
+    /// for one caller once [`TOKEN_CHECK_INTERVAL`] has passed since the last check.
+    fn token_check_due(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let seen = self.token_seen.load(Ordering::Relaxed);
+        let interval = u64::try_from(TOKEN_CHECK_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
+        now.saturating_sub(seen) >= interval
+            && self
+                .token_seen
+                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Folds one successful signature's time into the smoothed signing time.
+    fn record_sign_time(&self, took: Duration) {
+        // One signature held up by the machine (a preempted thread) counts as at most four
+        // times the inline limit, so a lone outlier cannot keep fast signatures off the
+        // inline path for long; a module that is slow every time still averages above it.
+        let sample = u64::try_from(took.min(INLINE_SIGN_LIMIT * 4).as_nanos()).unwrap_or(0);
+        // A lost update under a race only skips one sample of an average.
+        let old = self.sign_nanos.load(Ordering::Relaxed);
+        let new = if old == u64::MAX {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.sign_nanos
+            .store(new.min(u64::MAX - 1), Ordering::Relaxed);
+    }
+
+    /// An idle session of the current generation, if one is there right now; never waits
+    /// for the pool (a contended lock or an empty pool is `None`) and never opens one.
+    fn try_idle(&self) -> Option<Pooled> {
+        let mut pool = self.pool.try_lock().ok()?;
+        let current = self.module.generation();
+        while let Some(pooled) = pool.idle.pop() {
+            if pooled.generation == current {
+                return Some(pooled);
+            }
+            pool.open -= 1;
+        }
+        None
+    }
+
     fn relogin(&self, session: &Session) -> Result<(), Pkcs11Error> {
         let token = self.uri.token.clone().unwrap_or_default();
         Module::login(session, &token, &self.pin)
+    }
+
+    /// Logs in again through `pooled`'s session and, if it signs with a session copy,
+    /// replaces the copy (with the token object itself if the module no longer copies it).
+    fn relogin_and_copy(&self, pooled: &mut Pooled) -> Result<(), Pkcs11Error> {
+        self.relogin(&pooled.session)?;
+        if pooled.signer != pooled.key {
+            // The old copy may be dead already; if not, it goes now rather than with the
+            // session.
+            let _ = pooled.session.destroy_object(pooled.signer);
+            pooled.signer = session_copy(&pooled.session, pooled.key, &self.uri);
+        }
+        Ok(())
     }
 
     /// A session of the current generation: an idle one, a new one, or (at the limit) the
@@ -251,6 +419,7 @@ impl Pkcs11Key {
             .and_then(|()| find_private_key(&session, &self.uri));
         match found {
             Ok(key) => Ok(Pooled {
+                signer: session_copy(&session, key, &self.uri),
                 session,
                 key,
                 generation,
@@ -307,11 +476,30 @@ impl SigningKey for Pkcs11Key {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                let fast =
+                    self.sign_nanos.load(Ordering::Relaxed) <= INLINE_SIGN_LIMIT.as_nanos() as u64;
+                if let Some(pooled) = fast.then(|| self.try_idle()).flatten() {
+                    let (mechanism, input) = self.mechanism_input(message);
+                    match self.attempt(pooled, &mechanism, &input) {
+                        Ok(signature) => return Ok(signature),
+                        Err(Failure::Final(e)) => return Err(e),
+                        // Recovered from a lost login or a reset: the retries may wait.
+                        Err(Failure::Retry(_)) => {}
+                    }
+                }
                 tokio::task::block_in_place(|| self.sign_blocking(message))
             }
             _ => self.sign_blocking(message),
         }
     }
+}
+
+/// Why a signature attempt did not give a signature.
+enum Failure {
+    /// The signature is refused or the key cannot be reached: the caller's answer.
+    Final(SigningError),
+    /// A lost login was restored or a dead module reset: another try may succeed.
+    Retry(String),
 }
 
 /// Whether `e` means the token (or the module's hold on it) is gone, so sessions and
@@ -338,9 +526,33 @@ fn token_gone(e: &CkError) -> bool {
     )
 }
 
+/// A copy of the private key `key` as an object of `session` (see the module notes), or
+/// `key` itself if the module will not copy it.
+fn session_copy(session: &Session, key: ObjectHandle, uri: &Pkcs11Uri) -> ObjectHandle {
+    match copy_key(session, key) {
+        Ok(copy) => copy,
+        Err(e) => {
+            tracing::debug!(key = %uri, error = %short(&e), "the module did not copy the key into a session object: signing with the token object");
+            key
+        }
+    }
+}
+
+/// `C_CopyObject` of `key` into a session object. The copy keeps every other attribute of
+/// the original (`CKA_SENSITIVE`, `CKA_EXTRACTABLE`, `CKA_PRIVATE`...): PKCS#11 lets a copy
+/// only tighten them, and SoftHSM2 refuses even naming them (CKR_ATTRIBUTE_READ_ONLY).
+fn copy_key(session: &Session, key: ObjectHandle) -> Result<ObjectHandle, CkError> {
+    session.copy_object(key, &[Attribute::Token(false)])
+}
+
 /// The one private key `uri` names (by label and/or id) in the session's token.
 fn find_private_key(session: &Session, uri: &Pkcs11Uri) -> Result<ObjectHandle, Pkcs11Error> {
-    let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+    // Token objects only: the key's session copies (in this application's other sessions)
+    // have the same label and id.
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Token(true),
+    ];
     if let Some(label) = &uri.object {
         template.push(Attribute::Label(label.as_bytes().to_vec()));
     }

@@ -19,7 +19,10 @@ mod key;
 mod module;
 mod uri;
 
-pub use key::{KeyKind, Pkcs11Key, destroy_key_pair, generate_key_pair};
+pub use key::{
+    INLINE_SIGN_LIMIT, KeyKind, Pkcs11Key, TOKEN_CHECK_INTERVAL, destroy_key_pair,
+    generate_key_pair,
+};
 pub use module::{Module, Pin};
 pub use uri::Pkcs11Uri;
 

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,8 @@ pub struct Module {
     /// C_Finalize must not run while another thread is inside the module (a module may free
     /// what that call is using).
     calls: RwLock<()>,
+    /// `State::generation`, readable without the state lock (every signature asks for it).
+    generation: AtomicU64,
 }
 
 struct State {
@@ -118,6 +121,7 @@ impl Module {
                 last_error: String::new(),
             }),
             calls: RwLock::new(()),
+            generation: AtomicU64::new(0),
         });
         modules.insert(path.to_path_buf(), module.clone());
         Ok(module)
@@ -166,7 +170,7 @@ impl Module {
 
     /// The current generation (sessions of older ones are dead).
     pub(crate) fn generation(&self) -> u64 {
-        self.state.lock().map(|s| s.generation).unwrap_or(u64::MAX)
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Finalise the module after a failure seen by a session of `generation`, unless that
@@ -187,6 +191,7 @@ impl Module {
             "the PKCS#11 token failed: re-initialising the module"
         );
         state.generation += 1;
+        self.generation.store(state.generation, Ordering::Release);
         state.last_attempt = None;
         state.last_error = why.to_string();
         if let Some(ctx) = state.ctx.take()

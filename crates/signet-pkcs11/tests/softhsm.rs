@@ -14,7 +14,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signet_pkcs11::{KeyKind, Module, Pin, Pkcs11Error, Pkcs11Key, Pkcs11Uri, generate_key_pair};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use signet_pkcs11::{
+    KeyKind, Module, Pin, Pkcs11Error, Pkcs11Key, Pkcs11Uri, TOKEN_CHECK_INTERVAL,
+    generate_key_pair,
+};
 use signet_pkix::{SigningError, SigningKey};
 use signet_testkit::softhsm::{self, SoftHsm, USER_PIN};
 
@@ -222,6 +226,9 @@ fn a_token_that_goes_away_is_unavailable_then_comes_back() {
             let tokens = dir.join("tokens");
             let away = dir.join("tokens-away");
             std::fs::rename(&tokens, &away).unwrap();
+            // Signatures go through the key's session copies, which the token object is
+            // checked behind at least every TOKEN_CHECK_INTERVAL: from then on, refused.
+            std::thread::sleep(TOKEN_CHECK_INTERVAL);
             let mut refused = 0;
             for _ in 0..5 {
                 match key.sign(b"while away") {
@@ -252,4 +259,168 @@ fn a_token_that_goes_away_is_unavailable_then_comes_back() {
             }
         },
     );
+}
+
+/// On a multi-threaded runtime's workers (where `signet serve` signs), a fast module signs
+/// inline when a session is idle and under `block_in_place` otherwise; either way every
+/// signature verifies, a logout is recovered from, and a token that goes away is
+/// `KeyUnavailable` until it comes back, with the worker never stuck.
+#[test]
+fn runtime_workers_sign_inline_and_recover() {
+    in_token("runtime_workers_sign_inline_and_recover", |dir| {
+        let module = module();
+        let uri = generate_key_pair(&module, &pin(), &token(), "k", KeyKind::P256).unwrap();
+        let key = Arc::new(Pkcs11Key::open(module, pin(), uri, 2).unwrap());
+        // The self-test signature was timed.
+        assert!(key.smoothed_sign_time().is_some());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        // More concurrent signers than sessions: some find none idle and wait for one.
+        let sign_many = |key: &Arc<Pkcs11Key>, tag: &'static str| {
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let key = Arc::clone(key);
+                    rt.spawn(async move {
+                        for i in 0..25 {
+                            let message = format!("{tag} {t} {i}");
+                            let signature = key.sign(message.as_bytes()).unwrap();
+                            assert!(verifies(&key, message.as_bytes(), &signature));
+                        }
+                    })
+                })
+                .collect();
+            rt.block_on(async {
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            });
+        };
+        sign_many(&key, "before");
+
+        // Logged out by another part of the process: the next signature on a worker logs in
+        // again.
+        let ctx = cryptoki::context::Pkcs11::new(softhsm::module_path()).unwrap();
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == TOKEN)
+            .unwrap();
+        let session = ctx.open_ro_session_no_drop(slot).unwrap();
+        session.logout().unwrap();
+        let _ = session.close();
+        sign_many(&key, "after logout");
+
+        // The token goes away, then comes back.
+        let tokens = dir.join("tokens");
+        let away = dir.join("tokens-away");
+        std::fs::rename(&tokens, &away).unwrap();
+        std::thread::sleep(TOKEN_CHECK_INTERVAL);
+        let k = Arc::clone(&key);
+        let while_away = rt
+            .block_on(rt.spawn(async move { k.sign(b"while away") }))
+            .unwrap();
+        match while_away {
+            Err(SigningError::KeyUnavailable(why)) => assert!(!why.contains(USER_PIN)),
+            other => panic!("expected KeyUnavailable, got {other:?}"),
+        }
+        std::fs::rename(&away, &tokens).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let k = Arc::clone(&key);
+            match rt
+                .block_on(rt.spawn(async move { k.sign(b"back") }))
+                .unwrap()
+            {
+                Ok(signature) => {
+                    assert!(verifies(&key, b"back", &signature));
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("the key did not come back: {e}"),
+            }
+        }
+        sign_many(&key, "back");
+    });
+}
+
+/// The key signs with a copy of itself in each of its sessions: a session object, sensitive
+/// and not extractable like the token's key, gone when the key is closed; the token holds
+/// only the key it had.
+#[test]
+fn sessions_sign_with_protected_session_copies() {
+    in_token("sessions_sign_with_protected_session_copies", |_| {
+        let module = module();
+        let uri = generate_key_pair(&module, &pin(), &token(), "k", KeyKind::P256).unwrap();
+        let key = Arc::new(Pkcs11Key::open(module, pin(), uri, 2).unwrap());
+        // Two threads at once: the pool opens its second session (and copy).
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let key = key.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let message = format!("{t} {i}");
+                        let signature = key.sign(message.as_bytes()).unwrap();
+                        assert!(verifies(&*key, message.as_bytes(), &signature));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Another session of this process (session objects are visible to all of an
+        // application's sessions; the login is shared too).
+        let ctx = cryptoki::context::Pkcs11::new(softhsm::module_path()).unwrap();
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == TOKEN)
+            .unwrap();
+        let session = ctx.open_ro_session_no_drop(slot).unwrap();
+        let private = |token: bool| {
+            session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Token(token),
+                ])
+                .unwrap()
+        };
+        let copies = private(false);
+        assert!(
+            (1..=2).contains(&copies.len()),
+            "{} session copies",
+            copies.len()
+        );
+        for copy in &copies {
+            let attrs = session
+                .get_attributes(
+                    *copy,
+                    &[
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                        AttributeType::Label,
+                    ],
+                )
+                .unwrap();
+            assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+            assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+            assert!(
+                attrs.contains(&Attribute::Label(b"k".to_vec())),
+                "{attrs:?}"
+            );
+        }
+        assert_eq!(private(true).len(), 1);
+        // Closing the key closes its sessions, and their copies go with them.
+        drop(key);
+        assert!(private(false).is_empty());
+        assert_eq!(private(true).len(), 1);
+        let _ = session.close();
+    });
 }
