@@ -875,22 +875,27 @@ async fn revoke_inner(
 ) -> Result<CertificateView, ApiError> {
     let serial = parse_serial(serial)?;
     let req: RevokeRequest = json_body(headers, body, true)?;
-    let reason = req
-        .reason
+    let reason = parse_leaf_reason(&req.reason)?;
+    let rec = revoke_certificate(st, &serial, reason, actor).await?;
+    Ok(view(rec, false))
+}
+
+/// A revocation reason a leaf certificate may be revoked for (RFC 5280's CRLReason by name,
+/// [`RevocationReason::FOR_LEAF`]), as the API and the console take it.
+pub(crate) fn parse_leaf_reason(reason: &str) -> Result<RevocationReason, ApiError> {
+    reason
         .parse::<RevocationReason>()
         .ok()
         .filter(|r| RevocationReason::FOR_LEAF.contains(r))
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "reason {:?}: expected one of {}",
-                req.reason.chars().take(32).collect::<String>(),
+                reason.chars().take(32).collect::<String>(),
                 RevocationReason::FOR_LEAF
                     .map(RevocationReason::name)
                     .join(", ")
             ))
-        })?;
-    let rec = revoke_certificate(st, &serial, reason, actor).await?;
-    Ok(view(rec, false))
+        })
 }
 
 /// Revoke `serial` for `reason` as `actor`: the store revokes and audits in one transaction,

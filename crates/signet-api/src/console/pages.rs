@@ -331,8 +331,7 @@ pub(crate) struct CertQuery {
 impl CertQuery {
     /// This query as a URL query string (without the cursor), for paging links.
     fn link(&self) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in [
+        query_string(&[
             ("q", &self.q),
             ("status", &self.status),
             ("profile", &self.profile),
@@ -342,12 +341,7 @@ impl CertQuery {
             ("expires_from", &self.expires_from),
             ("expires_until", &self.expires_until),
             ("sort", &self.sort),
-        ] {
-            if !v.is_empty() {
-                parts.push(format!("{k}={}", url_enc(v)));
-            }
-        }
-        parts.join("&")
+        ])
     }
 
     /// The order asked for, or when none is: by expiry if the search is about expiry
@@ -1037,20 +1031,7 @@ pub(crate) async fn revoke(
                 "tick the confirmation box to revoke".into(),
             ));
         }
-        let reason = form
-            .reason
-            .parse::<RevocationReason>()
-            .ok()
-            .filter(|r| RevocationReason::FOR_LEAF.contains(r))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "reason {:?}: expected one of {}",
-                    form.reason.chars().take(32).collect::<String>(),
-                    RevocationReason::FOR_LEAF
-                        .map(RevocationReason::name)
-                        .join(", ")
-                ))
-            })?;
+        let reason = crate::certificates::parse_leaf_reason(&form.reason)?;
         let serial = parse_serial(&serial)?;
         crate::certificates::revoke_certificate(&st, &serial, reason, actor).await
     }
@@ -1087,21 +1068,25 @@ pub(crate) struct AuditQuery {
 
 impl AuditQuery {
     fn link(&self) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in [
+        query_string(&[
             ("actor", &self.actor),
             ("action", &self.action),
             ("outcome", &self.outcome),
             ("from", &self.from),
             ("until", &self.until),
             ("serial", &self.serial),
-        ] {
-            if !v.is_empty() {
-                parts.push(format!("{k}={}", url_enc(v)));
-            }
-        }
-        parts.join("&")
+        ])
     }
+}
+
+/// `k=v&...` of the non-empty `fields`, values URL-encoded: a filter form's query as a link.
+fn query_string(fields: &[(&str, &String)]) -> String {
+    fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", url_enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn audit_table(rows: &[AuditRecord], compact: bool) -> String {
